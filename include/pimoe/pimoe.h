@@ -1,0 +1,328 @@
+/*
+ * libpimoe: token-level routed Mixture-of-Experts layers, fast, behind one stable C ABI.
+ *
+ * This header is the whole public interface and its documentation. It is strict C99.
+ *
+ * ---------------------------------------------------------------------------------------------------------------
+ * THREADING
+ *   - One pimoe_model may be shared by any number of threads. pimoe_forward() and every read-only call
+ *     (pimoe_stats_get, pimoe_tensor_*, pimoe_model_*) may run concurrently on the same handle: weights are
+ *     immutable after creation, scratch memory is per call, statistics are updated under a lock.
+ *   - pimoe_destroy() must not race with any other call on the same handle (as with free()).
+ *   - pimoe_options objects are NOT thread-safe: build one in one thread, then hand it to pimoe_create(), which
+ *     copies what it needs (the options object may be destroyed or reused right after).
+ *
+ * OWNERSHIP
+ *   - Every object you create (pimoe_options, pimoe_model) is yours to destroy with the matching destroy call.
+ *     Destroy calls accept NULL and do nothing.
+ *   - Buffers passed in are borrowed for the duration of the call only; the library never keeps a pointer to them.
+ *   - Strings returned as `const char *` are owned by the library. Static strings (status text, names, version) live
+ *     for the whole process; error messages stay valid until the next pimoe_* call on the same thread.
+ *
+ * ERRORS
+ *   - Every fallible call returns a pimoe_status. PIMOE_OK (0) is success; codes are never renumbered.
+ *   - After a failure, pimoe_last_error() gives a message with context, e.g. "top_k (9) exceeds num_experts (8)".
+ *     It is per thread, and is cleared (set to "") by every entry point that can fail. pimoe_model_last_error()
+ *     gives the last failure recorded on one model handle, from whichever thread it came.
+ *   - A failed call leaves its out-parameters untouched and the model usable. No C++ exception crosses this ABI.
+ *
+ * TENSORS
+ *   - Activations are fp32, row-major, shape [batch, seq, hidden], passed as caller-owned buffers together with
+ *     their element count, which the library checks.
+ *   - Weights follow PyTorch's nn.Linear layout ([out_features, in_features], row-major) and are named as listed at
+ *     pimoe_tensor_count().
+ * ---------------------------------------------------------------------------------------------------------------
+ */
+#ifndef PIMOE_PIMOE_H
+#define PIMOE_PIMOE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <pimoe/pimoe_export.h>
+#include <pimoe/pimoe_version.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ============================================ version ============================================ */
+
+/* PIMOE_VERSION_MAJOR/MINOR/PATCH, PIMOE_VERSION_STRING and PIMOE_ABI_VERSION come from pimoe_version.h.
+ * PIMOE_VERSION_NUMBER is major*10000 + minor*100 + patch, as in zstd. */
+
+/* The library's version as "MAJOR.MINOR.PATCH". Compare with PIMOE_VERSION_STRING to detect a header/library skew. */
+PIMOE_API const char *pimoe_version_string(void);
+/* The library's PIMOE_VERSION_NUMBER. */
+PIMOE_API uint32_t pimoe_version_number(void);
+/* The library's ABI major version (the number in its SONAME, libpimoe.so.N). */
+PIMOE_API uint32_t pimoe_abi_version(void);
+/* One line describing the build: compiled backends, BLAS vendor and core, compiler. Static string. */
+PIMOE_API const char *pimoe_build_info(void);
+
+/* ============================================ status ============================================= */
+
+typedef enum pimoe_status {
+  PIMOE_OK = 0,
+  PIMOE_ERR_NULL_POINTER = 1,        /* a required pointer argument was NULL */
+  PIMOE_ERR_INVALID_ARGUMENT = 2,    /* a size or value is out of range (zero, negative, absurdly large) */
+  PIMOE_ERR_SIZE_MISMATCH = 3,       /* a buffer's element count does not match the shape it must hold */
+  PIMOE_ERR_UNKNOWN_OPTION = 4,      /* an option key (enum value or name) this library does not know */
+  PIMOE_ERR_INVALID_OPTION = 5,      /* a known option given a value of the wrong type or out of range */
+  PIMOE_ERR_NON_FINITE_INPUT = 6,    /* the input held NaN or Inf */
+  PIMOE_ERR_BACKEND_UNAVAILABLE = 7, /* the requested backend is not compiled in or has no usable device */
+  PIMOE_ERR_OUT_OF_MEMORY = 8,       /* an allocation (host or device) failed */
+  PIMOE_ERR_NOT_FOUND = 9,           /* a named thing (tensor, expert, backend) does not exist */
+  PIMOE_ERR_IO = 10,                 /* reading or writing a file failed */
+  PIMOE_ERR_FORMAT = 11,             /* a file's contents are malformed or inconsistent */
+  PIMOE_ERR_UNSUPPORTED = 12,        /* valid request that this build or backend cannot do */
+  PIMOE_ERR_INTERNAL = 13            /* a bug in libpimoe: please report it with the message */
+} pimoe_status;
+
+/* Static English text for a status code ("unknown status" for codes this library does not know). */
+PIMOE_API const char *pimoe_status_string(pimoe_status status);
+
+/* The message of the last failed call on this thread, or "" if the last call succeeded. Never NULL. */
+PIMOE_API const char *pimoe_last_error(void);
+
+/* ============================================ options ============================================ */
+
+/* Activation functions of an expert FFN: y = down(act(up(x))), or SwiGLU: y = down(silu(gate(x)) * up(x)). */
+typedef enum pimoe_activation {
+  PIMOE_ACT_GELU = 0,      /* x/2 * (1 + erf(x/sqrt(2)))            (PyTorch GELU(approximate='none')) */
+  PIMOE_ACT_GELU_TANH = 1, /* x/2 * (1 + tanh(sqrt(2/pi)(x + 0.044715 x^3)))   (approximate='tanh') */
+  PIMOE_ACT_SILU = 2,      /* x * sigmoid(x) */
+  PIMOE_ACT_RELU = 3,      /* max(x, 0) */
+  PIMOE_ACT_TANH = 4,      /* tanh(x) */
+  PIMOE_ACT_SWIGLU = 5     /* gated: silu(gate(x)) * up(x); the expert has a third projection "gate" */
+} pimoe_activation;
+
+/* Named expert presets (the wishlist's expert types). Each is a fixed (activation, width, pre-LayerNorm) triple;
+ * "width" is a multiple of the layer's intermediate size (PIMOE_OPT_INTERMEDIATE):
+ *
+ *   preset         activation    width   pre-LayerNorm   why
+ *   GENERIC        layer default  1x     layer default   whatever PIMOE_OPT_ACTIVATION / PIMOE_OPT_PRE_NORM say
+ *   REASONING      GELU (erf)     1x     yes             normalised input, smooth activation (BERT/GPT-2 block)
+ *   COMPUTATION    GELU (erf)     2x     no              the "wider" expert: twice the FLOPs and capacity
+ *   MATHEMATICAL   SiLU           1x     no              smooth, non-saturating, unbounded above
+ *   LOGICAL        tanh           1x     no              saturating, sign-like responses
+ *   LANGUAGE       SwiGLU         1x     no              the gated FFN of current language models (Llama, Mixtral)
+ *   CREATIVE       GELU (tanh)    1x     yes             the approximate GELU of GPT-2 with a normalised input
+ *   ANALYTICAL     ReLU           1x     yes             sparse, piecewise-linear responses on a normalised input
+ */
+typedef enum pimoe_expert_preset {
+  PIMOE_PRESET_GENERIC = 0,
+  PIMOE_PRESET_REASONING = 1,
+  PIMOE_PRESET_COMPUTATION = 2,
+  PIMOE_PRESET_MATHEMATICAL = 3,
+  PIMOE_PRESET_LOGICAL = 4,
+  PIMOE_PRESET_LANGUAGE = 5,
+  PIMOE_PRESET_CREATIVE = 6,
+  PIMOE_PRESET_ANALYTICAL = 7
+} pimoe_expert_preset;
+
+/* Layer-wide option keys. Each key has one type; setting it through the wrong typed setter is
+ * PIMOE_ERR_INVALID_OPTION. New keys are only ever appended. The same options are settable by name (the name is
+ * given in quotes) through pimoe_options_set_by_name(), which parses the value from a string.
+ *
+ *   key                          type    default   meaning
+ *   HIDDEN "hidden"              int     512       model width H (1 .. 65536)
+ *   NUM_EXPERTS "num_experts"    int     8         routed experts E (1 .. 4096)
+ *   TOP_K "top_k"                int     2         experts per token k (1 .. E)
+ *   INTERMEDIATE "intermediate"  int     2048      expert FFN width I (1 .. 262144); presets scale it
+ *   ACTIVATION "activation"      int     GELU      pimoe_activation of GENERIC experts; by name: "gelu",
+ *                                                  "gelu_tanh", "silu", "relu", "tanh", "swiglu"
+ *   PRE_NORM "pre_norm"          int     0         1: GENERIC experts apply LayerNorm (eps below) to their input
+ *   EXPERT_BIAS "expert_bias"    int     0         1: expert projections have bias vectors
+ *   TEMPERATURE "temperature"    float   1.0       router softmax temperature tau > 0: p = softmax(z / tau)
+ *   RENORMALIZE "renormalize"    int     1         1: the k chosen weights are divided by their sum (Mixtral);
+ *                                                  0: raw softmax probabilities (Qwen2-MoE, OLMoE)
+ *   CAPACITY_FACTOR "capacity_factor" float 0.0    0: dropless. cf > 0: each expert takes at most
+ *                                                  C = ceil(T*k*cf/E) (token, slot) assignments per call, T the
+ *                                                  call's tokens; assignments are admitted first-choice-first (all
+ *                                                  tokens' 1st choice in token order, then all 2nd choices, ...);
+ *                                                  an assignment past C is dropped: it adds 0 to the output
+ *                                                  (the kept weights are not renormalised) and is counted.
+ *   AUX_LOSS_COEF "aux_loss_coef" float  1.0       alpha in the reported aux loss (see pimoe_stats_snapshot)
+ *   LAYER_NORM_EPS "layer_norm_eps" float 1e-5     epsilon of the experts' LayerNorm
+ *   SEED "seed"                  int     0         seed of the deterministic weight initialisation (see below)
+ *   THREADS "threads"            int     0         CPU worker threads for this model; 0 = the machine's cores
+ *   BACKEND "backend"            string  "auto"    "auto", "cpu", "cuda", "vulkan" or "vulkan:N"; "auto" picks the
+ *                                                  best usable one and never a software Vulkan device
+ *
+ * Weight initialisation from SEED: every tensor is filled from its own stream of the SplitMix64 generator started at
+ * seed XOR fnv1a64(tensor name); each 64-bit output u gives the float ((u >> 40) * 2^-24) in [0, 1), mapped to
+ * U(-b, b) with b = 1/sqrt(fan_in) for linear weights and biases (as PyTorch's nn.Linear), and to
+ * 1 + U(-0.1, 0.1) / U(-0.1, 0.1) for LayerNorm weight / bias. Same seed and options: same weights, on every
+ * platform and backend. */
+typedef enum pimoe_option {
+  PIMOE_OPT_HIDDEN = 0,
+  PIMOE_OPT_NUM_EXPERTS = 1,
+  PIMOE_OPT_TOP_K = 2,
+  PIMOE_OPT_INTERMEDIATE = 3,
+  PIMOE_OPT_ACTIVATION = 4,
+  PIMOE_OPT_PRE_NORM = 5,
+  PIMOE_OPT_EXPERT_BIAS = 6,
+  PIMOE_OPT_TEMPERATURE = 7,
+  PIMOE_OPT_RENORMALIZE = 8,
+  PIMOE_OPT_CAPACITY_FACTOR = 9,
+  PIMOE_OPT_AUX_LOSS_COEF = 10,
+  PIMOE_OPT_LAYER_NORM_EPS = 11,
+  PIMOE_OPT_SEED = 12,
+  PIMOE_OPT_THREADS = 13,
+  PIMOE_OPT_BACKEND = 14
+} pimoe_option;
+
+/* Opaque, growable set of options (zstd/ONNX Runtime style: typed setters keyed by an enum, so new options never
+ * change a struct layout). An unknown key or a wrong value fails at the setter, naming the key. */
+typedef struct pimoe_options pimoe_options;
+
+/* Creates options holding every default listed above. *out is set only on success. */
+PIMOE_API pimoe_status pimoe_options_create(pimoe_options **out);
+/* Destroys options. NULL is a no-op. */
+PIMOE_API void pimoe_options_destroy(pimoe_options *options);
+
+PIMOE_API pimoe_status pimoe_options_set_int(pimoe_options *options, pimoe_option key, int64_t value);
+PIMOE_API pimoe_status pimoe_options_set_float(pimoe_options *options, pimoe_option key, double value);
+PIMOE_API pimoe_status pimoe_options_set_string(pimoe_options *options, pimoe_option key, const char *value);
+/* Sets any layer-wide option by its quoted name, parsing value as the key's type, e.g. ("top_k", "2"),
+ * ("activation", "swiglu"), ("temperature", "0.7"), ("backend", "cpu"). */
+PIMOE_API pimoe_status pimoe_options_set_by_name(pimoe_options *options, const char *key, const char *value);
+
+/* Per-expert overrides. expert is an index in [0, num_experts) as known at pimoe_create(), or -1 for every expert.
+ * An index >= num_experts is reported by pimoe_create() (the expert count may be set after the override).
+ * Later calls win over earlier ones for the same expert and field. A preset sets activation, width and norm; an
+ * explicit activation, width (absolute intermediate size) or norm flag given for that expert overrides the preset's
+ * value whatever the call order. */
+PIMOE_API pimoe_status pimoe_options_set_expert_preset(pimoe_options *options, int32_t expert,
+                                                       pimoe_expert_preset preset);
+PIMOE_API pimoe_status pimoe_options_set_expert_activation(pimoe_options *options, int32_t expert,
+                                                           pimoe_activation activation);
+PIMOE_API pimoe_status pimoe_options_set_expert_width(pimoe_options *options, int32_t expert, int64_t intermediate);
+PIMOE_API pimoe_status pimoe_options_set_expert_pre_norm(pimoe_options *options, int32_t expert, int32_t enabled);
+
+/* ============================================= model ============================================= */
+
+typedef struct pimoe_model pimoe_model;
+
+/* Creates a model from options, weights initialised from PIMOE_OPT_SEED. options may be NULL (all defaults).
+ * *out is set only on success; on failure pimoe_last_error() names the offending option. */
+PIMOE_API pimoe_status pimoe_create(const pimoe_options *options, pimoe_model **out);
+/* Destroys a model and everything it owns. NULL is a no-op. Must not race with other calls on the same model. */
+PIMOE_API void pimoe_destroy(pimoe_model *model);
+
+/* The last failure recorded on this model from any thread, or "". Valid until this thread's next pimoe_* call. */
+PIMOE_API const char *pimoe_model_last_error(const pimoe_model *model);
+
+/* Layer dimensions and routing settings of a model. Any out-pointer may be NULL. */
+PIMOE_API pimoe_status pimoe_model_dims(const pimoe_model *model, int64_t *hidden, int32_t *num_experts,
+                                        int32_t *top_k);
+/* Resolved spec of one expert (after presets and overrides). Any out-pointer may be NULL. */
+PIMOE_API pimoe_status pimoe_model_expert(const pimoe_model *model, int32_t expert, pimoe_activation *activation,
+                                          int64_t *intermediate, int32_t *pre_norm);
+/* Name of the backend this model runs on ("cpu", ...). Static string. */
+PIMOE_API const char *pimoe_model_backend(const pimoe_model *model);
+
+/* Runs the MoE layer on input [batch, seq, hidden] into output of the same shape.
+ *   input_count and output_count are the buffers' element counts and must equal batch*seq*hidden.
+ *   expert_ids / expert_weights (both NULL, or both non-NULL with routing_count == batch*seq*top_k elements)
+ *   receive, per token t and slot j (index t*top_k + j, slots in descending router probability), the chosen expert
+ *   and the weight its output was combined with; a slot dropped by the capacity limit reports its expert with
+ *   weight 0. Every token is routed independently: one token's result does not depend on the others in the call
+ *   (except through the capacity limit, when set).
+ * Input with NaN or Inf is rejected (PIMOE_ERR_NON_FINITE_INPUT, naming the first bad element) before any work.
+ * On failure the output and routing buffers may hold partial results; the model and its statistics are unchanged. */
+PIMOE_API pimoe_status pimoe_forward(pimoe_model *model, const float *input, size_t input_count, int64_t batch,
+                                     int64_t seq, float *output, size_t output_count, int32_t *expert_ids,
+                                     float *expert_weights, size_t routing_count);
+
+/* ============================================= stats ============================================= */
+
+/* A snapshot of a model's statistics since creation or the last pimoe_stats_reset(). Versioned by its first field:
+ * set struct_size = sizeof(pimoe_stats_snapshot) before the call; fields only ever get appended, and the library
+ * fills exactly the fields that fit in struct_size, so old and new programs both work.
+ *
+ * Loads count (token, expert) assignments that were computed (dropped ones excluded), summed over calls. With
+ * l_i the load of expert i, L = sum l_i, mean m = L/E and sd the population standard deviation of the l_i:
+ *   load_cv                 = sd / m                             (0 when L = 0)
+ *   load_max_violation      = (max_i l_i - m) / m                (0 when L = 0)
+ *   load_jain_index         = L^2 / (E * sum l_i^2)               in [1/E, 1]; 1 when L = 0
+ *   load_normalized_entropy = -sum p_i log p_i / log E, p_i = l_i/L (0*log 0 = 0; 1 when E = 1; 0 when L = 0)
+ *   expert_utilization      = fraction of experts with l_i > 0
+ *   routing_confidence      = mean over tokens of the top-1 router probability (at the temperature)
+ * Losses of the LAST call (reported, never trained on), with p = softmax(z/tau) per token and T the call's tokens:
+ *   aux_loss = alpha * E * sum_i f_i * P_i, f_i = (number of the call's (token, slot) choices of expert i) / T
+ *              (before capacity drops, as Hugging Face's load_balancing_loss_func), P_i = mean over tokens of p_i
+ *   z_loss   = mean over tokens of (logsumexp(z))^2, z the raw router logits (no temperature)
+ * Latency is wall time inside pimoe_forward; percentiles are over the most recent 1024 calls (nearest-rank).
+ * tokens_per_second = tokens / (sum of latencies): throughput of forward time, not of wall time between calls. */
+typedef struct pimoe_stats_snapshot {
+  uint32_t struct_size;
+  uint32_t num_experts;
+  uint64_t forward_calls;
+  uint64_t tokens;
+  uint64_t dropped_tokens; /* (token, slot) assignments dropped by the capacity limit */
+  double latency_last_ms;
+  double latency_mean_ms;
+  double latency_p50_ms;
+  double latency_p95_ms;
+  double latency_p99_ms;
+  double tokens_per_second;
+  uint64_t weight_bytes;    /* memory held by weights */
+  uint64_t workspace_bytes; /* scratch memory currently held for reuse by forward calls */
+  double expert_utilization;
+  double load_cv;
+  double load_max_violation;
+  double load_jain_index;
+  double load_normalized_entropy;
+  double routing_confidence;
+  double aux_loss;
+  double z_loss;
+} pimoe_stats_snapshot;
+
+/* Fills the first out->struct_size bytes of *out (struct_size must be at least 8 bytes: the first two fields). */
+PIMOE_API pimoe_status pimoe_stats_get(const pimoe_model *model, pimoe_stats_snapshot *out);
+/* Per-expert loads (see above) into counts[0 .. num_experts-1]; count must be >= num_experts. */
+PIMOE_API pimoe_status pimoe_stats_expert_loads(const pimoe_model *model, uint64_t *counts, size_t count);
+/* Clears every statistic. Safe while forwards run (they land before or after the reset, never half). */
+PIMOE_API pimoe_status pimoe_stats_reset(pimoe_model *model);
+
+/* ============================================ tensors ============================================ */
+
+/* The model's weight tensors, all fp32, in this order and with these names (e in [0, E), I_e the expert's width):
+ *   "router.weight"               [E, H]
+ *   "experts.<e>.norm.weight"     [H]      only for experts with pre-LayerNorm
+ *   "experts.<e>.norm.bias"       [H]      only for experts with pre-LayerNorm
+ *   "experts.<e>.gate.weight"     [I_e, H] only for SwiGLU experts
+ *   "experts.<e>.up.weight"       [I_e, H]
+ *   "experts.<e>.up.bias"         [I_e]    only with PIMOE_OPT_EXPERT_BIAS
+ *   "experts.<e>.down.weight"     [H, I_e]
+ *   "experts.<e>.down.bias"       [H]      only with PIMOE_OPT_EXPERT_BIAS
+ * (A SwiGLU expert's gate and up projections have no biases.) */
+PIMOE_API int64_t pimoe_tensor_count(const pimoe_model *model);
+/* Name of tensor i, or NULL when i is out of range. Valid for the model's lifetime. */
+PIMOE_API const char *pimoe_tensor_name(const pimoe_model *model, int64_t index);
+/* Shape of a tensor: *ndim receives the rank (1 or 2), dims[0 .. rank-1] its extents; dims must hold 4 values. */
+PIMOE_API pimoe_status pimoe_tensor_shape(const pimoe_model *model, const char *name, int32_t *ndim,
+                                          int64_t dims[4]);
+/* Copies a tensor's values (row-major fp32) into out; count must equal the tensor's element count. */
+PIMOE_API pimoe_status pimoe_tensor_read(const pimoe_model *model, const char *name, float *out, size_t count);
+
+/* ============================================ backends =========================================== */
+
+/* Backends compiled into this build, in order of preference ("cuda", "vulkan", "cpu"). */
+PIMOE_API int32_t pimoe_backend_count(void);
+/* Name of compiled-in backend i, or NULL when out of range. Static string. */
+PIMOE_API const char *pimoe_backend_name(int32_t index);
+/* Whether a backend ("cpu", "cuda", "vulkan", "vulkan:N", "auto") can run here: *usable receives 1 or 0. When 0,
+ * pimoe_last_error() says why (not compiled in, no device, no driver...). An unknown name is PIMOE_ERR_NOT_FOUND. */
+PIMOE_API pimoe_status pimoe_backend_probe(const char *name, int32_t *usable);
+/* Human-readable description of the device a backend would use here (e.g. "cpu: 2 threads, OpenBLAS 0.3.21
+ * (SkylakeX)"), or NULL if the backend is unknown or unusable. Valid until the next call on this thread. */
+PIMOE_API const char *pimoe_backend_device(const char *name);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PIMOE_PIMOE_H */

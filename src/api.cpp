@@ -1,0 +1,257 @@
+// C shims for version, errors, model lifetime, forward, stats and backend queries.
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "api_guard.h"
+#include "backend_registry.h"
+#include "backends/cpu/gemm.h"
+#include "pimoe/pimoe.h"
+
+using namespace pimoe;
+
+namespace {
+
+constexpr int64_t kMaxTokensPerCall = int64_t{1} << 24;
+
+const char *kStatusText[] = {
+    "success",
+    "a required pointer argument was NULL",
+    "invalid argument",
+    "buffer size does not match the shape",
+    "unknown option",
+    "invalid option value",
+    "input contains NaN or Inf",
+    "backend unavailable",
+    "out of memory",
+    "not found",
+    "I/O error",
+    "malformed file",
+    "unsupported",
+    "internal error",
+};
+
+// Checks everything pimoe_forward promises to check, before any work is done.
+int64_t validate_forward(const Model &m, const float *input, size_t input_count, int64_t batch, int64_t seq,
+                         const float *output, size_t output_count, const int32_t *ids, const float *weights,
+                         size_t routing_count) {
+  require(input, "pimoe_forward", "input");
+  require(output, "pimoe_forward", "output");
+  if (batch < 1) fail(PIMOE_ERR_INVALID_ARGUMENT, "pimoe_forward: batch (", batch, ") must be >= 1");
+  if (seq < 1) fail(PIMOE_ERR_INVALID_ARGUMENT, "pimoe_forward: seq (", seq, ") must be >= 1");
+  if (batch > kMaxTokensPerCall / seq) {
+    fail(PIMOE_ERR_INVALID_ARGUMENT, "pimoe_forward: batch*seq (", batch, "*", seq, ") exceeds the limit of ",
+         kMaxTokensPerCall, " tokens per call");
+  }
+  const int64_t tokens = batch * seq;
+  const int64_t H = m.config().hidden;
+  const auto expected = static_cast<size_t>(tokens * H);
+  if (input_count != expected) {
+    fail(PIMOE_ERR_SIZE_MISMATCH, "pimoe_forward: input_count (", input_count, ") != batch*seq*hidden (", batch,
+         "*", seq, "*", H, " = ", expected, ")");
+  }
+  if (output_count != expected) {
+    fail(PIMOE_ERR_SIZE_MISMATCH, "pimoe_forward: output_count (", output_count, ") != batch*seq*hidden (",
+         expected, ")");
+  }
+  if ((ids == nullptr) != (weights == nullptr)) {
+    fail(PIMOE_ERR_INVALID_ARGUMENT, "pimoe_forward: expert_ids and expert_weights must both be NULL or both set (",
+         ids ? "expert_weights" : "expert_ids", " is NULL)");
+  }
+  if (ids) {
+    const auto routing_expected = static_cast<size_t>(tokens * m.config().router.top_k);
+    if (routing_count != routing_expected) {
+      fail(PIMOE_ERR_SIZE_MISMATCH, "pimoe_forward: routing_count (", routing_count, ") != batch*seq*top_k (",
+           routing_expected, ")");
+    }
+  }
+  for (size_t i = 0; i < expected; ++i) {
+    if (!std::isfinite(input[i])) {
+      fail(PIMOE_ERR_NON_FINITE_INPUT, "pimoe_forward: input[", i, "] (token ", static_cast<int64_t>(i) / H,
+           ", feature ", static_cast<int64_t>(i) % H, ") is ", std::isnan(input[i]) ? "NaN" : "Inf");
+    }
+  }
+  return tokens;
+}
+
+// Storage for strings handed out per thread (messages copied out of a model, device descriptions).
+std::string &thread_string() {
+  thread_local std::string text;
+  return text;
+}
+
+}  // namespace
+
+extern "C" {
+
+const char *pimoe_version_string(void) { return PIMOE_VERSION_STRING; }
+uint32_t pimoe_version_number(void) { return PIMOE_VERSION_NUMBER; }
+uint32_t pimoe_abi_version(void) { return PIMOE_ABI_VERSION; }
+
+const char *pimoe_build_info(void) {
+  static const std::string info = [] {
+    std::string backends;
+    for (const char *name : compiled_backends()) backends += (backends.empty() ? "" : ",") + std::string(name);
+    return "libpimoe " PIMOE_VERSION_STRING " backends=" + backends + " gemm=" + cpu::gemm_description() +
+           " compiler=" PIMOE_COMPILER;
+  }();
+  return info.c_str();
+}
+
+const char *pimoe_status_string(pimoe_status status) {
+  const auto index = static_cast<int>(status);
+  if (index < 0 || index >= static_cast<int>(sizeof kStatusText / sizeof kStatusText[0])) return "unknown status";
+  return kStatusText[index];
+}
+
+const char *pimoe_last_error(void) { return thread_error(); }
+
+const char *pimoe_model_last_error(const pimoe_model *model) {
+  if (!model) return "";
+  thread_string() = model->model.last_error();
+  return thread_string().c_str();
+}
+
+pimoe_status pimoe_create(const pimoe_options *options, pimoe_model **out) {
+  return guarded(nullptr, [&] {
+    require(out, "pimoe_create", "out");
+    const Options defaults;
+    const LayerConfig config = resolve_layer_config(options ? options->options : defaults);
+    *out = new pimoe_model(config);
+  });
+}
+
+void pimoe_destroy(pimoe_model *model) { delete model; }
+
+pimoe_status pimoe_model_dims(const pimoe_model *model, int64_t *hidden, int32_t *num_experts, int32_t *top_k) {
+  return guarded(model, [&] {
+    require(model, "pimoe_model_dims", "model");
+    const LayerConfig &c = model->model.config();
+    if (hidden) *hidden = c.hidden;
+    if (num_experts) *num_experts = static_cast<int32_t>(c.router.num_experts);
+    if (top_k) *top_k = static_cast<int32_t>(c.router.top_k);
+  });
+}
+
+pimoe_status pimoe_model_expert(const pimoe_model *model, int32_t expert, pimoe_activation *activation,
+                                int64_t *intermediate, int32_t *pre_norm) {
+  return guarded(model, [&] {
+    require(model, "pimoe_model_expert", "model");
+    const LayerConfig &c = model->model.config();
+    if (expert < 0 || expert >= c.router.num_experts) {
+      fail(PIMOE_ERR_NOT_FOUND, "pimoe_model_expert: expert ", expert, " is out of range [0, ",
+           c.router.num_experts, ")");
+    }
+    const ExpertSpec &spec = c.experts[static_cast<size_t>(expert)];
+    if (activation) *activation = spec.activation;
+    if (intermediate) *intermediate = spec.intermediate;
+    if (pre_norm) *pre_norm = spec.pre_norm ? 1 : 0;
+  });
+}
+
+const char *pimoe_model_backend(const pimoe_model *model) { return model ? model->model.backend().name() : ""; }
+
+pimoe_status pimoe_forward(pimoe_model *model, const float *input, size_t input_count, int64_t batch, int64_t seq,
+                           float *output, size_t output_count, int32_t *expert_ids, float *expert_weights,
+                           size_t routing_count) {
+  return guarded(model, [&] {
+    require(model, "pimoe_forward", "model");
+    const int64_t tokens = validate_forward(model->model, input, input_count, batch, seq, output, output_count,
+                                            expert_ids, expert_weights, routing_count);
+    model->model.forward(input, tokens, output, expert_ids, expert_weights);
+  });
+}
+
+pimoe_status pimoe_stats_get(const pimoe_model *model, pimoe_stats_snapshot *out) {
+  return guarded(model, [&] {
+    require(model, "pimoe_stats_get", "model");
+    require(out, "pimoe_stats_get", "out");
+    constexpr size_t kMinimum = offsetof(pimoe_stats_snapshot, forward_calls);
+    const size_t size = out->struct_size;
+    if (size < kMinimum) {
+      fail(PIMOE_ERR_INVALID_ARGUMENT, "pimoe_stats_get: out->struct_size (", size, ") is below the minimum of ",
+           kMinimum, " bytes; set it to sizeof(pimoe_stats_snapshot)");
+    }
+    pimoe_stats_snapshot full = model->model.stats().snapshot();
+    full.weight_bytes = model->model.weight_bytes();
+    full.workspace_bytes = model->model.workspace_bytes();
+    const size_t copied = std::min(size, sizeof full);
+    full.struct_size = static_cast<uint32_t>(copied);
+    std::memcpy(out, &full, copied);
+  });
+}
+
+pimoe_status pimoe_stats_expert_loads(const pimoe_model *model, uint64_t *counts, size_t count) {
+  return guarded(model, [&] {
+    require(model, "pimoe_stats_expert_loads", "model");
+    require(counts, "pimoe_stats_expert_loads", "counts");
+    const auto E = static_cast<size_t>(model->model.config().router.num_experts);
+    if (count < E) {
+      fail(PIMOE_ERR_SIZE_MISMATCH, "pimoe_stats_expert_loads: count (", count, ") is less than num_experts (", E,
+           ")");
+    }
+    model->model.stats().expert_loads(counts);
+  });
+}
+
+pimoe_status pimoe_stats_reset(pimoe_model *model) {
+  return guarded(model, [&] {
+    require(model, "pimoe_stats_reset", "model");
+    model->model.stats().reset();
+  });
+}
+
+int32_t pimoe_backend_count(void) { return static_cast<int32_t>(compiled_backends().size()); }
+
+const char *pimoe_backend_name(int32_t index) {
+  if (index < 0 || index >= pimoe_backend_count()) return nullptr;
+  return compiled_backends()[static_cast<size_t>(index)];
+}
+
+pimoe_status pimoe_backend_probe(const char *name, int32_t *usable) {
+  return guarded(nullptr, [&] {
+    require(name, "pimoe_backend_probe", "name");
+    require(usable, "pimoe_backend_probe", "usable");
+    BackendName parsed;
+    try {
+      parsed = parse_backend_name(name);
+    } catch (const Error &e) {
+      throw Error(PIMOE_ERR_NOT_FOUND, e.what());
+    }
+    std::string why;
+    const bool ok = backend_usable(parsed, why);
+    *usable = ok ? 1 : 0;
+    if (!ok) set_thread_error(why);
+  });
+}
+
+const char *pimoe_backend_device(const char *name) {
+  clear_thread_error();
+  if (!name) return nullptr;
+  try {
+    BackendName parsed = parse_backend_name(name);
+    std::string why;
+    if (!backend_usable(parsed, why)) {
+      set_thread_error(why);
+      return nullptr;
+    }
+    if (parsed.kind == "auto") parsed.kind = resolve_auto_backend();
+    if (parsed.kind == "cpu") {
+      LayerConfig probe;  // describing the device needs no real layer
+      probe.hidden = 1;
+      probe.router.num_experts = 1;
+      probe.router.top_k = 1;
+      probe.experts.assign(1, ExpertSpec{PIMOE_ACT_GELU, 1, false, false});
+      LayerWeights weights;
+      allocate_weights(probe, weights);
+      thread_string() = create_backend("cpu", probe, weights)->device_description();
+      return thread_string().c_str();
+    }
+    return nullptr;
+  } catch (const std::exception &e) {
+    set_thread_error(e.what());
+    return nullptr;
+  }
+}
+
+}  // extern "C"

@@ -1,0 +1,40 @@
+// The one place where C++ errors become C status codes: every exported function runs its body through guarded().
+#pragma once
+
+#include <new>
+
+#include "error.h"
+#include "model.h"
+
+namespace pimoe {
+
+inline pimoe_status report(const pimoe_model *model, pimoe_status status, const std::string &message) {
+  set_thread_error(message);
+  if (model) const_cast<pimoe_model *>(model)->model.record_error(message);
+  return status;
+}
+
+// Clears the thread's last error, runs body, and converts anything it throws into a status and a message.
+template <typename Body>
+pimoe_status guarded(const pimoe_model *model, Body &&body) noexcept {
+  clear_thread_error();
+  try {
+    body();
+    return PIMOE_OK;
+  } catch (const Error &e) {
+    return report(model, e.status(), e.what());
+  } catch (const std::bad_alloc &) {
+    return report(model, PIMOE_ERR_OUT_OF_MEMORY, "out of memory");
+  } catch (const std::exception &e) {
+    return report(model, PIMOE_ERR_INTERNAL, std::string("internal error: ") + e.what());
+  } catch (...) {
+    return report(model, PIMOE_ERR_INTERNAL, "internal error: unknown exception");
+  }
+}
+
+template <typename T>
+void require(const T *pointer, const char *function, const char *parameter) {
+  if (!pointer) fail(PIMOE_ERR_NULL_POINTER, function, ": ", parameter, " is NULL");
+}
+
+}  // namespace pimoe

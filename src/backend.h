@@ -1,0 +1,45 @@
+// The internal interface every compute backend implements. A backend sees this header, the layer config, the
+// weights and the plan it is handed; nothing else of src/.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "expert_spec.h"
+#include "route_plan.h"
+#include "weights.h"
+
+namespace pimoe {
+
+// Per-call scratch memory of a backend. The model keeps a pool of these so a steady stream of calls allocates
+// nothing, and hands each concurrent call its own.
+class BackendScratch {
+ public:
+  virtual ~BackendScratch() = default;
+  virtual size_t bytes() const = 0;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  virtual const char *name() const = 0;
+  virtual std::string device_description() const = 0;
+
+  virtual std::unique_ptr<BackendScratch> make_scratch() const = 0;
+
+  // logits[T, E] = x[T, H] * router_weight^T.
+  virtual void router_logits(const float *x, int64_t tokens, float *logits, BackendScratch &scratch) const = 0;
+
+  // y[T, H] = sum over each token's kept assignments of weight * expert(x_token).
+  virtual void run_experts(const RoutePlan &plan, const float *x, float *y, BackendScratch &scratch) const = 0;
+};
+
+// Creates the backend a name asks for ("auto", "cpu", ...) over the given config and weights (which outlive it).
+// Throws PIMOE_ERR_BACKEND_UNAVAILABLE with the reason when it cannot run here.
+std::unique_ptr<Backend> create_backend(const std::string &name, const LayerConfig &config,
+                                        const LayerWeights &weights);
+
+}  // namespace pimoe

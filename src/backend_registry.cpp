@@ -1,0 +1,47 @@
+#include "backend_registry.h"
+
+#include <cstdlib>
+
+#include "backend.h"
+#include "backends/cpu/cpu_backend.h"
+#include "error.h"
+
+namespace pimoe {
+
+BackendName parse_backend_name(const std::string &name) {
+  if (name == "auto" || name == "cpu" || name == "cuda" || name == "vulkan") return {name, -1};
+  const std::string vulkan_prefix = "vulkan:";
+  if (name.compare(0, vulkan_prefix.size(), vulkan_prefix) == 0 && name.size() > vulkan_prefix.size()) {
+    const std::string digits = name.substr(vulkan_prefix.size());
+    if (digits.size() <= 4 && digits.find_first_not_of("0123456789") == std::string::npos) {
+      return {"vulkan", std::atoi(digits.c_str())};
+    }
+  }
+  fail(PIMOE_ERR_INVALID_OPTION, "backend '", name, "' is not a backend name (expected auto, cpu, cuda, vulkan or vulkan:N)");
+}
+
+const std::vector<const char *> &compiled_backends() {
+  static const std::vector<const char *> names = {"cpu"};
+  return names;
+}
+
+bool backend_usable(const BackendName &name, std::string &why) {
+  if (name.kind == "auto" || name.kind == "cpu") return true;
+  why = "backend '" + name.kind + "' is not compiled into this build of libpimoe (" + std::string("compiled: cpu") +
+        ")";
+  return false;
+}
+
+std::string resolve_auto_backend() { return "cpu"; }
+
+std::unique_ptr<Backend> create_backend(const std::string &requested, const LayerConfig &config,
+                                        const LayerWeights &weights) {
+  BackendName name = parse_backend_name(requested);
+  std::string why;
+  if (!backend_usable(name, why)) fail(PIMOE_ERR_BACKEND_UNAVAILABLE, why);
+  if (name.kind == "auto") name.kind = resolve_auto_backend();
+  if (name.kind == "cpu") return make_cpu_backend(config, weights);
+  fail(PIMOE_ERR_BACKEND_UNAVAILABLE, "backend '", requested, "' is not available");
+}
+
+}  // namespace pimoe

@@ -1,0 +1,203 @@
+#include "options.h"
+
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+
+#include "backend_registry.h"
+#include "error.h"
+
+namespace pimoe {
+namespace {
+
+enum class KeyType { Int, Float, String };
+
+struct KeyInfo {
+  pimoe_option key;
+  const char *name;
+  KeyType type;
+  double min;  // inclusive bounds for numeric keys
+  double max;
+};
+
+// The single table of layer-wide options: name, type and range. Order follows the enum.
+constexpr KeyInfo kKeys[] = {
+    {PIMOE_OPT_HIDDEN, "hidden", KeyType::Int, 1, 65536},
+    {PIMOE_OPT_NUM_EXPERTS, "num_experts", KeyType::Int, 1, 4096},
+    {PIMOE_OPT_TOP_K, "top_k", KeyType::Int, 1, 4096},
+    {PIMOE_OPT_INTERMEDIATE, "intermediate", KeyType::Int, 1, 262144},
+    {PIMOE_OPT_ACTIVATION, "activation", KeyType::Int, 0, 5},
+    {PIMOE_OPT_PRE_NORM, "pre_norm", KeyType::Int, 0, 1},
+    {PIMOE_OPT_EXPERT_BIAS, "expert_bias", KeyType::Int, 0, 1},
+    {PIMOE_OPT_TEMPERATURE, "temperature", KeyType::Float, 1e-6, 1e6},
+    {PIMOE_OPT_RENORMALIZE, "renormalize", KeyType::Int, 0, 1},
+    {PIMOE_OPT_CAPACITY_FACTOR, "capacity_factor", KeyType::Float, 0, 1e6},
+    {PIMOE_OPT_AUX_LOSS_COEF, "aux_loss_coef", KeyType::Float, -1e12, 1e12},
+    {PIMOE_OPT_LAYER_NORM_EPS, "layer_norm_eps", KeyType::Float, 0, 1},
+    {PIMOE_OPT_SEED, "seed", KeyType::Int, 0, 9.2e18},
+    {PIMOE_OPT_THREADS, "threads", KeyType::Int, 0, 1024},
+    {PIMOE_OPT_BACKEND, "backend", KeyType::String, 0, 0},
+};
+
+const KeyInfo &key_info(pimoe_option key) {
+  for (const KeyInfo &info : kKeys) {
+    if (info.key == key) return info;
+  }
+  fail(PIMOE_ERR_UNKNOWN_OPTION, "unknown option key ", static_cast<int>(key));
+}
+
+const char *type_name(KeyType type) {
+  switch (type) {
+    case KeyType::Int:
+      return "an integer";
+    case KeyType::Float:
+      return "a number";
+    case KeyType::String:
+      return "a string";
+  }
+  return "?";
+}
+
+void expect_type(const KeyInfo &info, KeyType given) {
+  if (info.type == given) return;
+  // An integer is a fine value for a floating-point option; the reverse would silently truncate.
+  if (info.type == KeyType::Float && given == KeyType::Int) return;
+  fail(PIMOE_ERR_INVALID_OPTION, "option '", info.name, "' takes ", type_name(info.type), ", not ",
+       type_name(given));
+}
+
+void check_range(const KeyInfo &info, double value) {
+  if (!std::isfinite(value) || value < info.min || value > info.max) {
+    fail(PIMOE_ERR_INVALID_OPTION, "option '", info.name, "' = ", value, " is out of range [", info.min, ", ",
+         info.max, "]");
+  }
+}
+
+constexpr const char *kActivationNames[] = {"gelu", "gelu_tanh", "silu", "relu", "tanh", "swiglu"};
+
+}  // namespace
+
+bool is_valid_activation(int64_t value) { return value >= PIMOE_ACT_GELU && value <= PIMOE_ACT_SWIGLU; }
+
+const char *activation_name(pimoe_activation activation) {
+  return is_valid_activation(activation) ? kActivationNames[activation] : "unknown";
+}
+
+pimoe_activation parse_activation(const std::string &name, const char *what) {
+  for (int i = 0; i <= PIMOE_ACT_SWIGLU; ++i) {
+    if (name == kActivationNames[i]) return static_cast<pimoe_activation>(i);
+  }
+  fail(PIMOE_ERR_INVALID_OPTION, what, ": unknown activation '", name,
+       "' (expected gelu, gelu_tanh, silu, relu, tanh or swiglu)");
+}
+
+void Options::set_int(pimoe_option key, int64_t value) {
+  const KeyInfo &info = key_info(key);
+  expect_type(info, KeyType::Int);
+  if (info.type == KeyType::Float) return set_float(key, static_cast<double>(value));
+  check_range(info, static_cast<double>(value));
+  switch (key) {
+    case PIMOE_OPT_HIDDEN:
+      hidden = value;
+      break;
+    case PIMOE_OPT_NUM_EXPERTS:
+      num_experts = value;
+      break;
+    case PIMOE_OPT_TOP_K:
+      top_k = value;
+      break;
+    case PIMOE_OPT_INTERMEDIATE:
+      intermediate = value;
+      break;
+    case PIMOE_OPT_ACTIVATION:
+      activation = static_cast<pimoe_activation>(value);
+      break;
+    case PIMOE_OPT_PRE_NORM:
+      pre_norm = value != 0;
+      break;
+    case PIMOE_OPT_EXPERT_BIAS:
+      expert_bias = value != 0;
+      break;
+    case PIMOE_OPT_RENORMALIZE:
+      renormalize = value != 0;
+      break;
+    case PIMOE_OPT_SEED:
+      seed = static_cast<uint64_t>(value);
+      break;
+    case PIMOE_OPT_THREADS:
+      threads = value;
+      break;
+    default:
+      fail(PIMOE_ERR_INTERNAL, "integer option '", info.name, "' has no field");
+  }
+}
+
+void Options::set_float(pimoe_option key, double value) {
+  const KeyInfo &info = key_info(key);
+  expect_type(info, KeyType::Float);
+  check_range(info, value);
+  switch (key) {
+    case PIMOE_OPT_TEMPERATURE:
+      temperature = value;
+      break;
+    case PIMOE_OPT_CAPACITY_FACTOR:
+      capacity_factor = value;
+      break;
+    case PIMOE_OPT_AUX_LOSS_COEF:
+      aux_loss_coef = value;
+      break;
+    case PIMOE_OPT_LAYER_NORM_EPS:
+      layer_norm_eps = value;
+      break;
+    default:
+      fail(PIMOE_ERR_INTERNAL, "float option '", info.name, "' has no field");
+  }
+}
+
+void Options::set_string(pimoe_option key, const char *value) {
+  const KeyInfo &info = key_info(key);
+  expect_type(info, KeyType::String);
+  if (!value) fail(PIMOE_ERR_NULL_POINTER, "option '", info.name, "': value is NULL");
+  if (key == PIMOE_OPT_BACKEND) {
+    parse_backend_name(value);  // throws on a malformed name; availability is checked at pimoe_create
+    backend = value;
+  }
+}
+
+void Options::set_by_name(const char *key, const char *value) {
+  if (!key) fail(PIMOE_ERR_NULL_POINTER, "option name is NULL");
+  if (!value) fail(PIMOE_ERR_NULL_POINTER, "option '", key, "': value is NULL");
+  const KeyInfo *found = nullptr;
+  for (const KeyInfo &info : kKeys) {
+    if (std::strcmp(info.name, key) == 0) found = &info;
+  }
+  if (!found) fail(PIMOE_ERR_UNKNOWN_OPTION, "unknown option '", key, "'");
+
+  if (found->type == KeyType::String) return set_string(found->key, value);
+  if (found->key == PIMOE_OPT_ACTIVATION) {
+    return set_int(found->key, parse_activation(value, "option 'activation'"));
+  }
+  char *end = nullptr;
+  errno = 0;
+  if (found->type == KeyType::Int) {
+    long long parsed = std::strtoll(value, &end, 10);
+    if (end == value || *end != '\0' || errno == ERANGE) {
+      fail(PIMOE_ERR_INVALID_OPTION, "option '", key, "': '", value, "' is not an integer");
+    }
+    return set_int(found->key, parsed);
+  }
+  double parsed = std::strtod(value, &end);
+  if (end == value || *end != '\0') {
+    fail(PIMOE_ERR_INVALID_OPTION, "option '", key, "': '", value, "' is not a number");
+  }
+  set_float(found->key, parsed);
+}
+
+ExpertOverride &Options::expert_override(int32_t expert) {
+  if (expert == -1) return every_expert;
+  if (expert < 0) fail(PIMOE_ERR_INVALID_ARGUMENT, "expert index ", expert, " is negative (use -1 for every expert)");
+  return per_expert[expert];
+}
+
+}  // namespace pimoe

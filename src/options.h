@@ -1,0 +1,59 @@
+// Layer options as set through the C API, and their validation.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+
+#include "pimoe/pimoe.h"
+
+namespace pimoe {
+
+// What one pimoe_options_set_expert_* call sequence said about an expert (or about every expert).
+struct ExpertOverride {
+  std::optional<pimoe_expert_preset> preset;
+  std::optional<pimoe_activation> activation;
+  std::optional<int64_t> width;
+  std::optional<bool> pre_norm;
+};
+
+struct Options {
+  int64_t hidden = 512;
+  int64_t num_experts = 8;
+  int64_t top_k = 2;
+  int64_t intermediate = 2048;
+  pimoe_activation activation = PIMOE_ACT_GELU;
+  bool pre_norm = false;
+  bool expert_bias = false;
+  double temperature = 1.0;
+  bool renormalize = true;
+  double capacity_factor = 0.0;
+  double aux_loss_coef = 1.0;
+  double layer_norm_eps = 1e-5;
+  uint64_t seed = 0;
+  int64_t threads = 0;
+  std::string backend = "auto";
+
+  ExpertOverride every_expert;
+  std::map<int32_t, ExpertOverride> per_expert;
+
+  void set_int(pimoe_option key, int64_t value);
+  void set_float(pimoe_option key, double value);
+  void set_string(pimoe_option key, const char *value);
+  void set_by_name(const char *key, const char *value);
+
+  ExpertOverride &expert_override(int32_t expert);
+};
+
+// Parses an activation name ("gelu", "swiglu", ...); throws PIMOE_ERR_INVALID_OPTION naming `what`.
+pimoe_activation parse_activation(const std::string &name, const char *what);
+const char *activation_name(pimoe_activation activation);
+bool is_valid_activation(int64_t value);
+
+}  // namespace pimoe
+
+// The opaque C handle is the C++ options object itself.
+struct pimoe_options {
+  pimoe::Options options;
+};

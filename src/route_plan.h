@@ -1,0 +1,39 @@
+// The dispatch plan of one forward call: which experts each token goes to, with which weights, grouped by expert.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace pimoe {
+
+struct RoutePlan {
+  int64_t tokens = 0;
+  int64_t top_k = 0;
+  int64_t num_experts = 0;
+
+  // Per assignment a = t*top_k + j (slot j of token t, slots in descending probability).
+  std::vector<int32_t> expert;    // chosen expert
+  std::vector<float> weight;      // combine weight; 0 when dropped
+  std::vector<uint8_t> dropped;   // 1 when the capacity limit dropped it
+  std::vector<int64_t> position;  // index of the assignment in `order`, or -1 when dropped
+
+  // Counting sort of the kept assignments by expert: expert e owns order[offsets[e] .. offsets[e+1]).
+  std::vector<int64_t> counts;   // [E]
+  std::vector<int64_t> offsets;  // [E+1]
+  std::vector<int64_t> order;    // kept assignment indices, grouped by expert, token order inside a group
+
+  // Per-call routing statistics.
+  int64_t dropped_count = 0;
+  double aux_loss = 0.0;
+  double z_loss = 0.0;
+  double top1_probability_sum = 0.0;
+
+  // Scratch of the router, kept here so that a reused plan allocates nothing.
+  std::vector<double> probability;   // [E] one token's probabilities
+  std::vector<double> probability_sum;  // [E]
+  std::vector<double> choice_count;  // [E]
+
+  int64_t kept() const { return offsets.empty() ? 0 : offsets.back(); }
+};
+
+}  // namespace pimoe

@@ -1,0 +1,127 @@
+#include "router.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace pimoe {
+namespace {
+
+// Selects the k largest of p[0..E) in descending order; ties go to the lower index (as torch.topk on CPU).
+void top_k(const double *p, int64_t E, int64_t k, int32_t *ids) {
+  for (int64_t j = 0; j < k; ++j) {
+    int64_t best = -1;
+    for (int64_t e = 0; e < E; ++e) {
+      bool taken = false;
+      for (int64_t i = 0; i < j; ++i) taken = taken || ids[i] == e;
+      if (!taken && (best < 0 || p[e] > p[best])) best = e;
+    }
+    ids[j] = static_cast<int32_t>(best);
+  }
+}
+
+void apply_capacity(const RouterConfig &config, RoutePlan &plan) {
+  const int64_t T = plan.tokens, k = plan.top_k, E = plan.num_experts;
+  plan.dropped_count = 0;
+  if (config.capacity_factor <= 0.0) return;
+  const auto capacity =
+      static_cast<int64_t>(std::ceil(static_cast<double>(T * k) * config.capacity_factor / static_cast<double>(E)));
+  // counts doubles as the admitted-so-far tally here; it is recomputed by the counting sort afterwards.
+  std::fill(plan.counts.begin(), plan.counts.end(), 0);
+  for (int64_t j = 0; j < k; ++j) {  // first choices of every token before any second choice (GShard order)
+    for (int64_t t = 0; t < T; ++t) {
+      const int64_t a = t * k + j;
+      int64_t &admitted = plan.counts[static_cast<size_t>(plan.expert[a])];
+      if (admitted < capacity) {
+        ++admitted;
+      } else {
+        plan.dropped[a] = 1;
+        plan.weight[a] = 0.0f;
+        ++plan.dropped_count;
+      }
+    }
+  }
+}
+
+void sort_by_expert(RoutePlan &plan) {
+  const int64_t A = plan.tokens * plan.top_k, E = plan.num_experts;
+  std::fill(plan.counts.begin(), plan.counts.end(), 0);
+  for (int64_t a = 0; a < A; ++a) {
+    if (!plan.dropped[a]) ++plan.counts[static_cast<size_t>(plan.expert[a])];
+  }
+  plan.offsets[0] = 0;
+  for (int64_t e = 0; e < E; ++e) plan.offsets[e + 1] = plan.offsets[e] + plan.counts[e];
+  // `position` serves first as the per-expert fill cursor, then receives each assignment's place in `order`.
+  std::vector<int64_t> &cursor = plan.position;
+  for (int64_t e = 0; e < E; ++e) cursor[e] = plan.offsets[e];
+  for (int64_t a = 0; a < A; ++a) {
+    if (!plan.dropped[a]) plan.order[cursor[plan.expert[a]]++] = a;
+  }
+  for (int64_t a = 0; a < A; ++a) plan.position[a] = -1;
+  for (int64_t p = 0; p < plan.kept(); ++p) plan.position[plan.order[p]] = p;
+}
+
+}  // namespace
+
+void build_route_plan(const RouterConfig &config, const float *logits, int64_t tokens, RoutePlan &plan) {
+  const int64_t E = config.num_experts, k = config.top_k, A = tokens * k;
+  plan.tokens = tokens;
+  plan.top_k = k;
+  plan.num_experts = E;
+  plan.expert.resize(A);
+  plan.weight.resize(A);
+  plan.dropped.assign(A, 0);
+  plan.position.resize(std::max(A, E));
+  plan.counts.resize(E);
+  plan.offsets.resize(E + 1);
+  plan.order.resize(A);
+
+  // Per-call sums for the aux loss: f_i counts choices, P_i sums probabilities.
+  std::vector<double> &prob = plan.probability, &prob_sum = plan.probability_sum, &choice_count = plan.choice_count;
+  prob.resize(E);
+  prob_sum.assign(E, 0.0);
+  choice_count.assign(E, 0.0);
+  double z_loss_sum = 0.0, top1_sum = 0.0;
+  const double inv_tau = 1.0 / config.temperature;
+
+  for (int64_t t = 0; t < tokens; ++t) {
+    const float *z = logits + t * E;
+    double z_max = z[0];
+    for (int64_t e = 1; e < E; ++e) z_max = std::max(z_max, static_cast<double>(z[e]));
+    double sum_tau = 0.0, sum_raw = 0.0;
+    for (int64_t e = 0; e < E; ++e) {
+      prob[e] = std::exp((z[e] - z_max) * inv_tau);
+      sum_tau += prob[e];
+      if (inv_tau != 1.0) sum_raw += std::exp(z[e] - z_max);
+    }
+    if (inv_tau == 1.0) sum_raw = sum_tau;
+    const double lse = z_max + std::log(sum_raw);
+    z_loss_sum += lse * lse;
+    for (int64_t e = 0; e < E; ++e) {
+      prob[e] /= sum_tau;
+      prob_sum[e] += prob[e];
+    }
+
+    int32_t *ids = plan.expert.data() + t * k;
+    top_k(prob.data(), E, k, ids);
+    top1_sum += prob[ids[0]];
+    double chosen_sum = 0.0;
+    for (int64_t j = 0; j < k; ++j) {
+      chosen_sum += prob[ids[j]];
+      choice_count[ids[j]] += 1.0;
+    }
+    const double scale = config.renormalize ? 1.0 / chosen_sum : 1.0;
+    for (int64_t j = 0; j < k; ++j) plan.weight[t * k + j] = static_cast<float>(prob[ids[j]] * scale);
+  }
+
+  double aux = 0.0;
+  const double T = static_cast<double>(tokens);
+  for (int64_t e = 0; e < E; ++e) aux += (choice_count[e] / T) * (prob_sum[e] / T);
+  plan.aux_loss = config.aux_loss_coef * static_cast<double>(E) * aux;
+  plan.z_loss = z_loss_sum / T;
+  plan.top1_probability_sum = top1_sum;
+
+  apply_capacity(config, plan);
+  sort_by_expert(plan);
+}
+
+}  // namespace pimoe

@@ -1,0 +1,111 @@
+#include "thread_pool.h"
+
+#include <algorithm>
+#include <atomic>
+
+namespace pimoe {
+
+struct ThreadPool::Loop {
+  const std::function<void(int64_t)> *body;
+  int64_t n;
+  std::atomic<int64_t> next{0};
+  std::atomic<int64_t> finished{0};
+  std::atomic<int> active_workers{0};
+  std::mutex error_mutex;
+  std::exception_ptr error;
+  std::mutex done_mutex;
+  std::condition_variable done;
+};
+
+ThreadPool::ThreadPool(int threads) {
+  const int workers = std::max(threads, 1) - 1;
+  loops_.reserve(64);
+  workers_.reserve(static_cast<size_t>(workers));
+  for (int i = 0; i < workers; ++i) workers_.emplace_back([this] { worker_main(); });
+}
+
+ThreadPool::~ThreadPool() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = true;
+  }
+  work_available_.notify_all();
+  for (std::thread &worker : workers_) worker.join();
+}
+
+void ThreadPool::run_iterations(Loop &loop) {
+  for (;;) {
+    const int64_t i = loop.next.fetch_add(1, std::memory_order_relaxed);
+    if (i >= loop.n) return;
+    try {
+      (*loop.body)(i);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(loop.error_mutex);
+      if (!loop.error) loop.error = std::current_exception();
+    }
+    if (loop.finished.fetch_add(1, std::memory_order_acq_rel) + 1 == loop.n) {
+      std::lock_guard<std::mutex> lock(loop.done_mutex);
+      loop.done.notify_all();
+    }
+  }
+}
+
+void ThreadPool::worker_main() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  for (;;) {
+    Loop *loop = nullptr;
+    work_available_.wait(lock, [&] {
+      if (stopping_) return true;
+      for (Loop *candidate : loops_) {
+        if (candidate->next.load(std::memory_order_relaxed) < candidate->n) {
+          loop = candidate;
+          return true;
+        }
+      }
+      return false;
+    });
+    if (stopping_) return;
+    // The owner removes its loop only after active_workers drops to zero, so `loop` stays alive while we use it.
+    loop->active_workers.fetch_add(1, std::memory_order_acq_rel);
+    lock.unlock();
+    run_iterations(*loop);
+    lock.lock();
+    loop->active_workers.fetch_sub(1, std::memory_order_acq_rel);
+    {
+      std::lock_guard<std::mutex> done_lock(loop->done_mutex);
+      loop->done.notify_all();
+    }
+  }
+}
+
+void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t)> &body) {
+  if (n <= 0) return;
+  if (workers_.empty() || n == 1) {
+    for (int64_t i = 0; i < n; ++i) body(i);
+    return;
+  }
+  Loop loop;
+  loop.body = &body;
+  loop.n = n;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    loops_.push_back(&loop);
+  }
+  work_available_.notify_all();
+  run_iterations(loop);
+  {
+    std::unique_lock<std::mutex> lock(mutex_);
+    loops_.erase(std::find(loops_.begin(), loops_.end(), &loop));
+  }
+  {
+    // After removal no new worker can join; wait for every iteration and every worker that joined to leave.
+    std::unique_lock<std::mutex> lock(loop.done_mutex);
+    loop.done.wait(lock, [&] {
+      return loop.finished.load(std::memory_order_acquire) == n &&
+             loop.active_workers.load(std::memory_order_acquire) == 0;
+    });
+  }
+  if (loop.error) std::rethrow_exception(loop.error);
+}
+
+}  // namespace pimoe

@@ -1,0 +1,42 @@
+// A fixed set of worker threads that runs parallel loops. Several callers may run loops at the same time (concurrent
+// pimoe_forward calls share one model's pool); each caller also works on its own loop, so progress never depends on
+// a free worker.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace pimoe {
+
+class ThreadPool {
+ public:
+  // threads = total parallelism including the calling thread; threads - 1 workers are started.
+  explicit ThreadPool(int threads);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool &) = delete;
+  ThreadPool &operator=(const ThreadPool &) = delete;
+
+  int size() const { return static_cast<int>(workers_.size()) + 1; }
+
+  // Calls body(i) for every i in [0, n), on the workers and the calling thread, and returns when all are done.
+  // The first exception thrown by a body is rethrown here after the loop has drained.
+  void parallel_for(int64_t n, const std::function<void(int64_t)> &body);
+
+ private:
+  struct Loop;
+  void worker_main();
+  static void run_iterations(Loop &loop);
+
+  std::mutex mutex_;
+  std::condition_variable work_available_;
+  std::vector<Loop *> loops_;  // loops that may still have unclaimed iterations
+  bool stopping_ = false;
+  std::vector<std::thread> workers_;
+};
+
+}  // namespace pimoe

@@ -1,0 +1,86 @@
+#include <cmath>
+
+#include "weights.h"
+
+namespace pimoe {
+namespace {
+
+uint64_t fnv1a64(const std::string &text) {
+  uint64_t hash = 0xcbf29ce484222325ull;
+  for (unsigned char c : text) {
+    hash ^= c;
+    hash *= 0x100000001b3ull;
+  }
+  return hash;
+}
+
+class SplitMix64 {
+ public:
+  explicit SplitMix64(uint64_t state) : state_(state) {}
+  uint64_t next() {
+    uint64_t z = (state_ += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  }
+  // 24 random bits: exactly representable in a float, so every platform gets the same values.
+  float uniform01() { return static_cast<float>(next() >> 40) * (1.0f / 16777216.0f); }
+
+ private:
+  uint64_t state_;
+};
+
+bool ends_with(const std::string &s, const char *suffix) {
+  std::string tail(suffix);
+  return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+}
+
+}  // namespace
+
+std::vector<NamedTensor> allocate_weights(const LayerConfig &config, LayerWeights &weights) {
+  const int64_t H = config.hidden;
+  const int64_t E = config.router.num_experts;
+  std::vector<NamedTensor> tensors;
+  auto add = [&](std::string name, std::vector<int64_t> shape, std::vector<float> &data, int64_t fan_in) {
+    int64_t count = 1;
+    for (int64_t d : shape) count *= d;
+    data.assign(static_cast<size_t>(count), 0.0f);
+    tensors.push_back({std::move(name), std::move(shape), &data, fan_in});
+  };
+
+  weights.experts.resize(static_cast<size_t>(E));
+  add("router.weight", {E, H}, weights.router_weight, H);
+  for (int64_t e = 0; e < E; ++e) {
+    const ExpertSpec &spec = config.experts[static_cast<size_t>(e)];
+    ExpertWeights &w = weights.experts[static_cast<size_t>(e)];
+    const std::string prefix = "experts." + std::to_string(e) + ".";
+    const int64_t I = spec.intermediate;
+    if (spec.pre_norm) {
+      add(prefix + "norm.weight", {H}, w.norm_weight, 0);
+      add(prefix + "norm.bias", {H}, w.norm_bias, 0);
+    }
+    if (spec.gated()) add(prefix + "gate.weight", {I, H}, w.gate_weight, H);
+    add(prefix + "up.weight", {I, H}, w.up_weight, H);
+    if (spec.bias && !spec.gated()) add(prefix + "up.bias", {I}, w.up_bias, H);
+    add(prefix + "down.weight", {H, I}, w.down_weight, I);
+    if (spec.bias) add(prefix + "down.bias", {H}, w.down_bias, I);
+  }
+  return tensors;
+}
+
+void initialize_weights(uint64_t seed, const std::vector<NamedTensor> &tensors) {
+  for (const NamedTensor &t : tensors) {
+    SplitMix64 rng(seed ^ fnv1a64(t.name));
+    std::vector<float> &data = *t.data;
+    if (t.fan_in == 0) {  // LayerNorm: weight near 1, bias near 0, so the test oracle sees non-trivial values
+      const float offset = ends_with(t.name, "norm.weight") ? 1.0f : 0.0f;
+      for (float &v : data) v = offset + 0.1f * (2.0f * rng.uniform01() - 1.0f);
+      continue;
+    }
+    // nn.Linear's default bound 1/sqrt(fan_in) for weight and bias alike.
+    const float bound = 1.0f / std::sqrt(static_cast<float>(t.fan_in));
+    for (float &v : data) v = bound * (2.0f * rng.uniform01() - 1.0f);
+  }
+}
+
+}  // namespace pimoe
