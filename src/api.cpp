@@ -5,6 +5,7 @@
 
 #include "api_guard.h"
 #include "backend_registry.h"
+#include "backends/cpu/cpu_backend.h"
 #include "backends/cpu/gemm.h"
 #include "pimoe/pimoe.h"
 
@@ -237,14 +238,7 @@ const char *pimoe_backend_device(const char *name) {
     }
     if (parsed.kind == "auto") parsed.kind = resolve_auto_backend();
     if (parsed.kind == "cpu") {
-      LayerConfig probe;  // describing the device needs no real layer
-      probe.hidden = 1;
-      probe.router.num_experts = 1;
-      probe.router.top_k = 1;
-      probe.experts.assign(1, ExpertSpec{PIMOE_ACT_GELU, 1, false, false});
-      LayerWeights weights;
-      allocate_weights(probe, weights);
-      thread_string() = create_backend("cpu", probe, weights)->device_description();
+      thread_string() = cpu_device_description(0);
       return thread_string().c_str();
     }
     return nullptr;

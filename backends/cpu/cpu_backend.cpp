@@ -11,6 +11,11 @@
 namespace pimoe {
 namespace {
 
+int pool_threads(int64_t requested) {
+  return requested > 0 ? static_cast<int>(requested)
+                       : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
 struct CpuScratch final : BackendScratch {
   std::vector<float> rows;    // [kept, H]  gathered (and normalised) inputs, grouped by expert
   std::vector<float> hidden;  // [sum count_e * I_e]  up projection, then activation
@@ -29,13 +34,12 @@ class CpuBackend final : public Backend {
   CpuBackend(const LayerConfig &config, const LayerWeights &weights)
       : config_(config),
         weights_(weights),
-        pool_(config.threads > 0 ? static_cast<int>(config.threads)
-                                 : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))) {}
+        pool_(pool_threads(config.threads)) {}
 
   const char *name() const override { return "cpu"; }
 
   std::string device_description() const override {
-    return "cpu: " + std::to_string(pool_.size()) + " threads, " + cpu::gemm_description();
+    return cpu_device_description(pool_.size());
   }
 
   std::unique_ptr<BackendScratch> make_scratch() const override { return std::make_unique<CpuScratch>(); }
@@ -165,6 +169,10 @@ class CpuBackend final : public Backend {
 };
 
 }  // namespace
+
+std::string cpu_device_description(int64_t threads) {
+  return "cpu: " + std::to_string(pool_threads(threads)) + " threads, " + cpu::gemm_description();
+}
 
 std::unique_ptr<Backend> make_cpu_backend(const LayerConfig &config, const LayerWeights &weights) {
   return std::make_unique<CpuBackend>(config, weights);

@@ -191,9 +191,10 @@ PIMOE_API pimoe_status pimoe_options_set_by_name(pimoe_options *options, const c
 
 /* Per-expert overrides. expert is an index in [0, num_experts) as known at pimoe_create(), or -1 for every expert.
  * An index >= num_experts is reported by pimoe_create() (the expert count may be set after the override).
- * Later calls win over earlier ones for the same expert and field. A preset sets activation, width and norm; an
- * explicit activation, width (absolute intermediate size) or norm flag given for that expert overrides the preset's
- * value whatever the call order. */
+ * At pimoe_create() each expert starts from the layer defaults; then the settings given for every expert (-1) are
+ * applied, then those given for that expert. Within one of these two steps, a preset is applied first (it sets
+ * activation, width and norm), then any explicit activation, width (absolute intermediate size) or norm flag,
+ * whatever the order of the calls; a later call replaces an earlier one for the same field. */
 PIMOE_API pimoe_status pimoe_options_set_expert_preset(pimoe_options *options, int32_t expert,
                                                        pimoe_expert_preset preset);
 PIMOE_API pimoe_status pimoe_options_set_expert_activation(pimoe_options *options, int32_t expert,

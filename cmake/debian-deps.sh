@@ -1,0 +1,22 @@
+#!/bin/sh
+# Installs the Debian packages libpimoe's build and tests need, but only those that are missing.
+# Usage: cmake/debian-deps.sh [extra-package ...]
+set -eu
+
+packages="cmake make g++ pkg-config libopenblas-dev libgtest-dev binutils $*"
+missing=""
+for p in $packages; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" != 0 ]; then
+  echo "libpimoe needs these Debian packages:$missing" >&2
+  echo "install them as root: apt-get install -y$missing" >&2
+  exit 1
+fi
+echo "== installing Debian packages:$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing >/dev/null

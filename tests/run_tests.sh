@@ -1,0 +1,31 @@
+#!/bin/sh
+# The README's test command: installs what is missing, then builds and runs the whole suite three times:
+#   1. Release build with OpenBLAS           (build/)        every test
+#   2. ASan + UBSan build                    (build-asan/)   every test
+#   3. TSan build with the built-in GEMM     (build-tsan/)   every test (OpenBLAS is not TSan-instrumented)
+# Set PIMOE_QUICK=1 to run only the first.
+set -eu
+root=$(cd "$(dirname "$0")/.." && pwd)
+"$root/cmake/debian-deps.sh"
+jobs=$(nproc)
+
+run_suite() {  # name build-dir cmake-args...
+  name=$1; dir=$2; shift 2
+  echo "== [$name] configure and build in $dir"
+  cmake -S "$root" -B "$dir" -DPIMOE_BUILD_BENCH=OFF "$@" >"$dir.configure.log" 2>&1 || { cat "$dir.configure.log"; exit 1; }
+  cmake --build "$dir" -j "$jobs" >"$dir.build.log" 2>&1 || { tail -n 60 "$dir.build.log"; exit 1; }
+  echo "== [$name] ctest"
+  (cd "$dir" && ctest --output-on-failure -j "$jobs")
+}
+
+mkdir -p "$root/build"
+run_suite release "$root/build" -DCMAKE_BUILD_TYPE=Release
+if [ "${PIMOE_QUICK:-0}" != 1 ]; then
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+    run_suite asan+ubsan "$root/build-asan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPIMOE_SANITIZE=address,undefined \
+    -DPIMOE_BUILD_EXAMPLES=ON
+  TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+    run_suite tsan "$root/build-tsan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPIMOE_SANITIZE=thread \
+    -DPIMOE_WITH_OPENBLAS=OFF
+fi
+echo "== all suites passed"
