@@ -48,12 +48,12 @@ int64_t validate_forward(const Model &m, const float *input, size_t input_count,
   const int64_t H = m.config().hidden;
   const auto expected = static_cast<size_t>(tokens * H);
   if (input_count != expected) {
-    fail(PIMOE_ERR_SIZE_MISMATCH, "pimoe_forward: input_count (", input_count, ") != batch*seq*hidden (", batch,
-         "*", seq, "*", H, " = ", expected, ")");
+    fail(PIMOE_ERR_SIZE_MISMATCH, "pimoe_forward: input_count (", input_count, ") != batch*seq*hidden (", batch, "*",
+         seq, "*", H, " = ", expected, ")");
   }
   if (output_count != expected) {
-    fail(PIMOE_ERR_SIZE_MISMATCH, "pimoe_forward: output_count (", output_count, ") != batch*seq*hidden (",
-         expected, ")");
+    fail(PIMOE_ERR_SIZE_MISMATCH, "pimoe_forward: output_count (", output_count, ") != batch*seq*hidden (", expected,
+         ")");
   }
   if ((ids == nullptr) != (weights == nullptr)) {
     fail(PIMOE_ERR_INVALID_ARGUMENT, "pimoe_forward: expert_ids and expert_weights must both be NULL or both set (",
@@ -85,15 +85,22 @@ std::string &thread_string() {
 
 extern "C" {
 
-const char *pimoe_version_string(void) { return PIMOE_VERSION_STRING; }
-uint32_t pimoe_version_number(void) { return PIMOE_VERSION_NUMBER; }
-uint32_t pimoe_abi_version(void) { return PIMOE_ABI_VERSION; }
+const char *pimoe_version_string(void) {
+  return PIMOE_VERSION_STRING;
+}
+uint32_t pimoe_version_number(void) {
+  return PIMOE_VERSION_NUMBER;
+}
+uint32_t pimoe_abi_version(void) {
+  return PIMOE_ABI_VERSION;
+}
 
 const char *pimoe_build_info(void) {
   static const std::string info = [] {
     std::string backends;
     for (const char *name : compiled_backends()) backends += (backends.empty() ? "" : ",") + std::string(name);
-    return "libpimoe " PIMOE_VERSION_STRING " backends=" + backends + " gemm=" + cpu::gemm_description() +
+    return "libpimoe " PIMOE_VERSION_STRING " backends=" + backends +
+           " gemm=" + cpu::gemm_description(cpu::blas_available() ? cpu::GemmKind::Blas : cpu::GemmKind::BuiltIn) +
            " compiler=" PIMOE_COMPILER;
   }();
   return info.c_str();
@@ -105,7 +112,9 @@ const char *pimoe_status_string(pimoe_status status) {
   return kStatusText[index];
 }
 
-const char *pimoe_last_error(void) { return thread_error(); }
+const char *pimoe_last_error(void) {
+  return thread_error();
+}
 
 const char *pimoe_model_last_error(const pimoe_model *model) {
   if (!model) return "";
@@ -122,7 +131,9 @@ pimoe_status pimoe_create(const pimoe_options *options, pimoe_model **out) {
   });
 }
 
-void pimoe_destroy(pimoe_model *model) { delete model; }
+void pimoe_destroy(pimoe_model *model) {
+  delete model;
+}
 
 pimoe_status pimoe_model_dims(const pimoe_model *model, int64_t *hidden, int32_t *num_experts, int32_t *top_k) {
   return guarded(model, [&] {
@@ -140,8 +151,8 @@ pimoe_status pimoe_model_expert(const pimoe_model *model, int32_t expert, pimoe_
     require(model, "pimoe_model_expert", "model");
     const LayerConfig &c = model->model.config();
     if (expert < 0 || expert >= c.router.num_experts) {
-      fail(PIMOE_ERR_NOT_FOUND, "pimoe_model_expert: expert ", expert, " is out of range [0, ",
-           c.router.num_experts, ")");
+      fail(PIMOE_ERR_NOT_FOUND, "pimoe_model_expert: expert ", expert, " is out of range [0, ", c.router.num_experts,
+           ")");
     }
     const ExpertSpec &spec = c.experts[static_cast<size_t>(expert)];
     if (activation) *activation = spec.activation;
@@ -150,7 +161,9 @@ pimoe_status pimoe_model_expert(const pimoe_model *model, int32_t expert, pimoe_
   });
 }
 
-const char *pimoe_model_backend(const pimoe_model *model) { return model ? model->model.backend().name() : ""; }
+const char *pimoe_model_backend(const pimoe_model *model) {
+  return model ? model->model.backend().name() : "";
+}
 
 pimoe_status pimoe_forward(pimoe_model *model, const float *input, size_t input_count, int64_t batch, int64_t seq,
                            float *output, size_t output_count, int32_t *expert_ids, float *expert_weights,
@@ -188,8 +201,7 @@ pimoe_status pimoe_stats_expert_loads(const pimoe_model *model, uint64_t *counts
     require(counts, "pimoe_stats_expert_loads", "counts");
     const auto E = static_cast<size_t>(model->model.config().router.num_experts);
     if (count < E) {
-      fail(PIMOE_ERR_SIZE_MISMATCH, "pimoe_stats_expert_loads: count (", count, ") is less than num_experts (", E,
-           ")");
+      fail(PIMOE_ERR_SIZE_MISMATCH, "pimoe_stats_expert_loads: count (", count, ") is less than num_experts (", E, ")");
     }
     model->model.stats().expert_loads(counts);
   });
@@ -202,7 +214,9 @@ pimoe_status pimoe_stats_reset(pimoe_model *model) {
   });
 }
 
-int32_t pimoe_backend_count(void) { return static_cast<int32_t>(compiled_backends().size()); }
+int32_t pimoe_backend_count(void) {
+  return static_cast<int32_t>(compiled_backends().size());
+}
 
 const char *pimoe_backend_name(int32_t index) {
   if (index < 0 || index >= pimoe_backend_count()) return nullptr;

@@ -30,7 +30,9 @@ pimoe_status pimoe_options_create(pimoe_options **out) {
   });
 }
 
-void pimoe_options_destroy(pimoe_options *options) { delete options; }
+void pimoe_options_destroy(pimoe_options *options) {
+  delete options;
+}
 
 pimoe_status pimoe_options_set_int(pimoe_options *options, pimoe_option key, int64_t value) {
   return guarded(nullptr, [&] { options_of(options, "pimoe_options_set_int").set_int(key, value); });
@@ -59,8 +61,7 @@ pimoe_status pimoe_options_set_expert_preset(pimoe_options *options, int32_t exp
   });
 }
 
-pimoe_status pimoe_options_set_expert_activation(pimoe_options *options, int32_t expert,
-                                                 pimoe_activation activation) {
+pimoe_status pimoe_options_set_expert_activation(pimoe_options *options, int32_t expert, pimoe_activation activation) {
   return guarded(nullptr, [&] {
     Options &o = options_of(options, "pimoe_options_set_expert_activation");
     check_expert_index(expert, "pimoe_options_set_expert_activation");

@@ -17,7 +17,8 @@ BackendName parse_backend_name(const std::string &name) {
       return {"vulkan", std::atoi(digits.c_str())};
     }
   }
-  fail(PIMOE_ERR_INVALID_OPTION, "backend '", name, "' is not a backend name (expected auto, cpu, cuda, vulkan or vulkan:N)");
+  fail(PIMOE_ERR_INVALID_OPTION, "backend '", name,
+       "' is not a backend name (expected auto, cpu, cuda, vulkan or vulkan:N)");
 }
 
 const std::vector<const char *> &compiled_backends() {
@@ -27,12 +28,14 @@ const std::vector<const char *> &compiled_backends() {
 
 bool backend_usable(const BackendName &name, std::string &why) {
   if (name.kind == "auto" || name.kind == "cpu") return true;
-  why = "backend '" + name.kind + "' is not compiled into this build of libpimoe (" + std::string("compiled: cpu") +
-        ")";
+  why =
+      "backend '" + name.kind + "' is not compiled into this build of libpimoe (" + std::string("compiled: cpu") + ")";
   return false;
 }
 
-std::string resolve_auto_backend() { return "cpu"; }
+std::string resolve_auto_backend() {
+  return "cpu";
+}
 
 std::unique_ptr<Backend> create_backend(const std::string &requested, const LayerConfig &config,
                                         const LayerWeights &weights) {

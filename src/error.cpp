@@ -14,8 +14,14 @@ std::string to_message_part(double value) {
   return text;
 }
 
-void set_thread_error(const std::string &message) { t_last_error = message; }
-void clear_thread_error() { t_last_error.clear(); }
-const char *thread_error() { return t_last_error.c_str(); }
+void set_thread_error(const std::string &message) {
+  t_last_error = message;
+}
+void clear_thread_error() {
+  t_last_error.clear();
+}
+const char *thread_error() {
+  return t_last_error.c_str();
+}
 
 }  // namespace pimoe

@@ -19,8 +19,12 @@ class Error : public std::runtime_error {
   pimoe_status status_;
 };
 
-inline std::string to_message_part(const std::string &s) { return s; }
-inline std::string to_message_part(const char *s) { return s ? s : "(null)"; }
+inline std::string to_message_part(const std::string &s) {
+  return s;
+}
+inline std::string to_message_part(const char *s) {
+  return s ? s : "(null)";
+}
 std::string to_message_part(double value);
 template <typename T>
 std::string to_message_part(const T &value) {
@@ -34,7 +38,6 @@ template <typename... Parts>
   ((message += to_message_part(parts)), ...);
   throw Error(status, std::move(message));
 }
-
 
 // The calling thread's last error message ("" after a success).
 void set_thread_error(const std::string &message);

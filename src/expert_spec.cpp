@@ -8,9 +8,11 @@ namespace {
 constexpr int64_t kMaxIntermediate = 262144;
 
 // The preset table documented in pimoe.h. GENERIC keeps the layer's own defaults.
-void apply_preset(pimoe_expert_preset preset, int64_t base_width, ExpertSpec &spec) {
+void apply_preset(pimoe_expert_preset preset, const ExpertSpec &layer_default, ExpertSpec &spec) {
+  const int64_t base_width = layer_default.intermediate;
   switch (preset) {
     case PIMOE_PRESET_GENERIC:
+      spec = layer_default;
       return;
     case PIMOE_PRESET_REASONING:
       spec = {PIMOE_ACT_GELU, base_width, true, spec.bias};
@@ -36,8 +38,8 @@ void apply_preset(pimoe_expert_preset preset, int64_t base_width, ExpertSpec &sp
   }
 }
 
-void apply_override(const ExpertOverride &o, int64_t base_width, ExpertSpec &spec) {
-  if (o.preset) apply_preset(*o.preset, base_width, spec);
+void apply_override(const ExpertOverride &o, const ExpertSpec &layer_default, ExpertSpec &spec) {
+  if (o.preset) apply_preset(*o.preset, layer_default, spec);
   if (o.activation) spec.activation = *o.activation;
   if (o.width) spec.intermediate = *o.width;
   if (o.pre_norm) spec.pre_norm = *o.pre_norm;
@@ -60,6 +62,7 @@ LayerConfig resolve_layer_config(const Options &options) {
   config.layer_norm_eps = options.layer_norm_eps;
   config.seed = options.seed;
   config.threads = options.threads;
+  config.deterministic = options.deterministic;
   config.backend = options.backend;
 
   if (!options.per_expert.empty()) {
@@ -73,9 +76,9 @@ LayerConfig resolve_layer_config(const Options &options) {
   config.experts.assign(static_cast<size_t>(options.num_experts), layer_default);
   for (int64_t e = 0; e < options.num_experts; ++e) {
     ExpertSpec &spec = config.experts[static_cast<size_t>(e)];
-    apply_override(options.every_expert, options.intermediate, spec);
+    apply_override(options.every_expert, layer_default, spec);
     auto it = options.per_expert.find(static_cast<int32_t>(e));
-    if (it != options.per_expert.end()) apply_override(it->second, options.intermediate, spec);
+    if (it != options.per_expert.end()) apply_override(it->second, layer_default, spec);
     if (spec.intermediate < 1 || spec.intermediate > kMaxIntermediate) {
       fail(PIMOE_ERR_INVALID_OPTION, "expert ", e, ": width ", spec.intermediate, " is out of range [1, ",
            kMaxIntermediate, "]");

@@ -34,6 +34,7 @@ struct LayerConfig {
   double layer_norm_eps = 1e-5;
   uint64_t seed = 0;
   int64_t threads = 0;
+  bool deterministic = false;
   std::string backend;
 };
 

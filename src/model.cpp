@@ -26,10 +26,10 @@ Workspace &WorkspacePool::acquire() {
 
 void WorkspacePool::release(Workspace &w) {
   const RoutePlan &p = w.plan;
-  const size_t plan_bytes = (p.expert.capacity() + p.weight.capacity()) * 4 + p.dropped.capacity() +
-                            (p.position.capacity() + p.counts.capacity() + p.offsets.capacity() + p.order.capacity()) *
-                                8 +
-                            (p.probability.capacity() + p.probability_sum.capacity() + p.choice_count.capacity()) * 8;
+  const size_t plan_bytes =
+      (p.expert.capacity() + p.weight.capacity()) * 4 + p.dropped.capacity() +
+      (p.position.capacity() + p.counts.capacity() + p.offsets.capacity() + p.order.capacity()) * 8 +
+      (p.probability.capacity() + p.probability_sum.capacity() + p.choice_count.capacity()) * 8;
   w.bytes_when_idle = plan_bytes + w.logits.capacity() * sizeof(float) + w.scratch->bytes();
   std::lock_guard<std::mutex> lock(mutex_);
   idle_.push_back(&w);

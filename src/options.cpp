@@ -38,6 +38,7 @@ constexpr KeyInfo kKeys[] = {
     {PIMOE_OPT_SEED, "seed", KeyType::Int, 0, 9.2e18},
     {PIMOE_OPT_THREADS, "threads", KeyType::Int, 0, 1024},
     {PIMOE_OPT_BACKEND, "backend", KeyType::String, 0, 0},
+    {PIMOE_OPT_DETERMINISTIC, "deterministic", KeyType::Int, 0, 1},
 };
 
 const KeyInfo &key_info(pimoe_option key) {
@@ -63,14 +64,13 @@ void expect_type(const KeyInfo &info, KeyType given) {
   if (info.type == given) return;
   // An integer is a fine value for a floating-point option; the reverse would silently truncate.
   if (info.type == KeyType::Float && given == KeyType::Int) return;
-  fail(PIMOE_ERR_INVALID_OPTION, "option '", info.name, "' takes ", type_name(info.type), ", not ",
-       type_name(given));
+  fail(PIMOE_ERR_INVALID_OPTION, "option '", info.name, "' takes ", type_name(info.type), ", not ", type_name(given));
 }
 
 void check_range(const KeyInfo &info, double value) {
   if (!std::isfinite(value) || value < info.min || value > info.max) {
-    fail(PIMOE_ERR_INVALID_OPTION, "option '", info.name, "' = ", value, " is out of range [", info.min, ", ",
-         info.max, "]");
+    fail(PIMOE_ERR_INVALID_OPTION, "option '", info.name, "' = ", value, " is out of range [", info.min, ", ", info.max,
+         "]");
   }
 }
 
@@ -78,7 +78,9 @@ constexpr const char *kActivationNames[] = {"gelu", "gelu_tanh", "silu", "relu",
 
 }  // namespace
 
-bool is_valid_activation(int64_t value) { return value >= PIMOE_ACT_GELU && value <= PIMOE_ACT_SWIGLU; }
+bool is_valid_activation(int64_t value) {
+  return value >= PIMOE_ACT_GELU && value <= PIMOE_ACT_SWIGLU;
+}
 
 const char *activation_name(pimoe_activation activation) {
   return is_valid_activation(activation) ? kActivationNames[activation] : "unknown";
@@ -127,6 +129,9 @@ void Options::set_int(pimoe_option key, int64_t value) {
       break;
     case PIMOE_OPT_THREADS:
       threads = value;
+      break;
+    case PIMOE_OPT_DETERMINISTIC:
+      deterministic = value != 0;
       break;
     default:
       fail(PIMOE_ERR_INTERNAL, "integer option '", info.name, "' has no field");

@@ -34,6 +34,7 @@ struct Options {
   uint64_t seed = 0;
   int64_t threads = 0;
   std::string backend = "auto";
+  bool deterministic = false;
 
   ExpertOverride every_expert;
   std::map<int32_t, ExpertOverride> per_expert;

@@ -29,9 +29,9 @@ struct RoutePlan {
   double top1_probability_sum = 0.0;
 
   // Scratch of the router, kept here so that a reused plan allocates nothing.
-  std::vector<double> probability;   // [E] one token's probabilities
+  std::vector<double> probability;      // [E] one token's probabilities
   std::vector<double> probability_sum;  // [E]
-  std::vector<double> choice_count;  // [E]
+  std::vector<double> choice_count;     // [E]
 
   int64_t kept() const { return offsets.empty() ? 0 : offsets.back(); }
 };

@@ -25,10 +25,16 @@ inline float fast_exp(float x) {
   return p * scale;
 }
 
-inline float sigmoid(float x) { return 1.0f / (1.0f + fast_exp(-x)); }
-inline float silu(float x) { return x * sigmoid(x); }
+inline float sigmoid(float x) {
+  return 1.0f / (1.0f + fast_exp(-x));
+}
+inline float silu(float x) {
+  return x * sigmoid(x);
+}
 // tanh(x) = 2 sigmoid(2x) - 1: absolute error near 1e-7, which is what matters once it is scaled into the output.
-inline float fast_tanh(float x) { return 2.0f * sigmoid(2.0f * x) - 1.0f; }
+inline float fast_tanh(float x) {
+  return 2.0f * sigmoid(2.0f * x) - 1.0f;
+}
 
 // erf by Abramowitz & Stegun 7.1.26 (absolute error <= 1.5e-7), vectorisable.
 inline float fast_erf(float x) {
@@ -43,11 +49,15 @@ inline float fast_erf(float x) {
   return sign * (1.0f - poly * t * fast_exp(-ax * ax));
 }
 
-inline float gelu(float x) { return 0.5f * x * (1.0f + fast_erf(x * 0.70710678118654752f)); }
+inline float gelu(float x) {
+  return 0.5f * x * (1.0f + fast_erf(x * 0.70710678118654752f));
+}
 inline float gelu_tanh(float x) {
   return 0.5f * x * (1.0f + fast_tanh(0.79788456080286536f * (x + 0.044715f * x * x * x)));
 }
-inline float relu(float x) { return x > 0.0f ? x : 0.0f; }
+inline float relu(float x) {
+  return x > 0.0f ? x : 0.0f;
+}
 
 template <typename Fn>
 __attribute__((always_inline)) inline void apply(float *h, const float *bias, int64_t n, int64_t width, Fn fn) {
@@ -62,9 +72,9 @@ __attribute__((always_inline)) inline void apply(float *h, const float *bias, in
 
 }  // namespace
 
-__attribute__((target_clones("avx512f", "avx2,fma", "default"))) void activate(pimoe_activation activation,
-                                                                                float *h, const float *bias,
-                                                                                int64_t n, int64_t width) {
+__attribute__((target_clones("avx512f", "avx2,fma", "default"))) void activate(pimoe_activation activation, float *h,
+                                                                               const float *bias, int64_t n,
+                                                                               int64_t width) {
   switch (activation) {
     case PIMOE_ACT_GELU:
       return apply(h, bias, n, width, gelu);
@@ -81,10 +91,8 @@ __attribute__((target_clones("avx512f", "avx2,fma", "default"))) void activate(p
   }
 }
 
-__attribute__((target_clones("avx512f", "avx2,fma", "default"))) void swiglu(const float *gate, float *h,
-                                                                              int64_t n) {
+__attribute__((target_clones("avx512f", "avx2,fma", "default"))) void swiglu(const float *gate, float *h, int64_t n) {
   for (int64_t i = 0; i < n; ++i) h[i] *= silu(gate[i]);
 }
 
 }  // namespace pimoe::cpu
-

@@ -17,10 +17,10 @@ int pool_threads(int64_t requested) {
 }
 
 struct CpuScratch final : BackendScratch {
-  std::vector<float> rows;    // [kept, H]  gathered (and normalised) inputs, grouped by expert
-  std::vector<float> hidden;  // [sum count_e * I_e]  up projection, then activation
-  std::vector<float> gate;    // [sum count_e * I_e]  SwiGLU gate projection
-  std::vector<float> out;     // [kept, H]  expert outputs before weighting
+  std::vector<float> rows;             // [kept, H]  gathered (and normalised) inputs, grouped by expert
+  std::vector<float> hidden;           // [sum count_e * I_e]  up projection, then activation
+  std::vector<float> gate;             // [sum count_e * I_e]  SwiGLU gate projection
+  std::vector<float> out;              // [kept, H]  expert outputs before weighting
   std::vector<int64_t> hidden_offset;  // [E] where expert e's block starts in hidden/gate
 
   size_t bytes() const override {
@@ -34,18 +34,19 @@ class CpuBackend final : public Backend {
   CpuBackend(const LayerConfig &config, const LayerWeights &weights)
       : config_(config),
         weights_(weights),
+        gemm_(config.deterministic || !cpu::blas_available() ? cpu::GemmKind::BuiltIn : cpu::GemmKind::Blas),
         pool_(pool_threads(config.threads)) {}
 
   const char *name() const override { return "cpu"; }
 
   std::string device_description() const override {
-    return cpu_device_description(pool_.size());
+    return "cpu: " + std::to_string(pool_.size()) + " threads, " + cpu::gemm_description(gemm_);
   }
 
   std::unique_ptr<BackendScratch> make_scratch() const override { return std::make_unique<CpuScratch>(); }
 
   void router_logits(const float *x, int64_t tokens, float *logits, BackendScratch &) const override {
-    cpu::gemm_abt(x, weights_.router_weight.data(), logits, tokens, config_.router.num_experts, config_.hidden,
+    cpu::gemm_abt(gemm_, x, weights_.router_weight.data(), logits, tokens, config_.router.num_experts, config_.hidden,
                   pool_);
   }
 
@@ -122,10 +123,10 @@ class CpuBackend final : public Backend {
     float *hidden = s.hidden.data() + s.hidden_offset[e];
     float *out = s.out.data() + plan.offsets[e] * H;
 
-    cpu::gemm_abt(rows, w.up_weight.data(), hidden, M, I, H, pool_);
+    cpu::gemm_abt(gemm_, rows, w.up_weight.data(), hidden, M, I, H, pool_);
     if (spec(e).gated()) {
       float *gate = s.gate.data() + s.hidden_offset[e];
-      cpu::gemm_abt(rows, w.gate_weight.data(), gate, M, I, H, pool_);
+      cpu::gemm_abt(gemm_, rows, w.gate_weight.data(), gate, M, I, H, pool_);
       parallel_chunks(M, 8, [&](int64_t begin, int64_t end) {
         cpu::swiglu(gate + begin * I, hidden + begin * I, (end - begin) * I);
       });
@@ -135,7 +136,7 @@ class CpuBackend final : public Backend {
         cpu::activate(spec(e).activation, hidden + begin * I, bias, (end - begin) * I, I);
       });
     }
-    cpu::gemm_abt(hidden, w.down_weight.data(), out, M, H, I, pool_);
+    cpu::gemm_abt(gemm_, hidden, w.down_weight.data(), out, M, H, I, pool_);
   }
 
   // y[t] = sum_j weight(t, j) * (out[position(t, j)] + down_bias), slots in order, so that a token's result does not
@@ -165,13 +166,15 @@ class CpuBackend final : public Backend {
 
   const LayerConfig &config_;
   const LayerWeights &weights_;
+  const cpu::GemmKind gemm_;
   mutable ThreadPool pool_;
 };
 
 }  // namespace
 
 std::string cpu_device_description(int64_t threads) {
-  return "cpu: " + std::to_string(pool_threads(threads)) + " threads, " + cpu::gemm_description();
+  const auto kind = cpu::blas_available() ? cpu::GemmKind::Blas : cpu::GemmKind::BuiltIn;
+  return "cpu: " + std::to_string(pool_threads(threads)) + " threads, " + cpu::gemm_description(kind);
 }
 
 std::unique_ptr<Backend> make_cpu_backend(const LayerConfig &config, const LayerWeights &weights) {

@@ -8,31 +8,31 @@
 
 namespace pimoe::cpu {
 
+namespace {
+
 #ifdef PIMOE_HAVE_CBLAS
 
-void gemm_abt(const float *A, const float *B, float *C, int64_t M, int64_t N, int64_t K, ThreadPool &) {
+void gemm_abt_blas(const float *A, const float *B, float *C, int64_t M, int64_t N, int64_t K) {
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<blasint>(M), static_cast<blasint>(N),
               static_cast<blasint>(K), 1.0f, A, static_cast<blasint>(K), B, static_cast<blasint>(K), 0.0f, C,
               static_cast<blasint>(N));
 }
 
-std::string gemm_description() {
+std::string blas_description() {
   std::string config = openblas_get_config();
   std::string core = openblas_get_corename();
   return config.substr(0, config.find(' ', config.find(' ') + 1)) + " (" + core + ", " +
          std::to_string(openblas_get_num_threads()) + " threads)";
 }
 
-#else
-
-namespace {
+#endif
 
 constexpr int64_t kLanes = 16;  // independent partial sums per dot product, so the compiler can vectorise
 
 // C[i0..i1, j0..j1) of A * B^T, four output columns at a time sharing each A row load.
-__attribute__((target_clones("avx512f", "avx2", "default"))) void gemm_block(const float *A, const float *B,
-                                                                               float *C, int64_t M, int64_t j0,
-                                                                               int64_t j1, int64_t N, int64_t K) {
+__attribute__((target_clones("avx512f", "avx2", "default"))) void gemm_block(const float *A, const float *B, float *C,
+                                                                             int64_t M, int64_t j0, int64_t j1,
+                                                                             int64_t N, int64_t K) {
   for (int64_t i = 0; i < M; ++i) {
     const float *a = A + i * K;
     int64_t j = j0;
@@ -77,9 +77,7 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void gemm_block(con
   }
 }
 
-}  // namespace
-
-void gemm_abt(const float *A, const float *B, float *C, int64_t M, int64_t N, int64_t K, ThreadPool &pool) {
+void gemm_abt_builtin(const float *A, const float *B, float *C, int64_t M, int64_t N, int64_t K, ThreadPool &pool) {
   // Column blocks keep a slab of B hot in cache while every row of A streams past it. The block split depends only
   // on N, so each output element is computed the same way whatever the thread count.
   constexpr int64_t kBlock = 64;
@@ -94,8 +92,33 @@ void gemm_abt(const float *A, const float *B, float *C, int64_t M, int64_t N, in
   });
 }
 
-std::string gemm_description() { return "built-in GEMM"; }
+}  // namespace
 
+#ifdef PIMOE_HAVE_CBLAS
+bool blas_available() {
+  return true;
+}
+#else
+bool blas_available() {
+  return false;
+}
 #endif
+
+void gemm_abt(GemmKind kind, const float *A, const float *B, float *C, int64_t M, int64_t N, int64_t K,
+              ThreadPool &pool) {
+#ifdef PIMOE_HAVE_CBLAS
+  if (kind == GemmKind::Blas) return gemm_abt_blas(A, B, C, M, N, K);
+#endif
+  (void)kind;
+  gemm_abt_builtin(A, B, C, M, N, K, pool);
+}
+
+std::string gemm_description(GemmKind kind) {
+#ifdef PIMOE_HAVE_CBLAS
+  if (kind == GemmKind::Blas) return blas_description();
+#endif
+  (void)kind;
+  return "built-in GEMM";
+}
 
 }  // namespace pimoe::cpu

@@ -149,6 +149,11 @@ typedef enum pimoe_expert_preset {
  *   THREADS "threads"            int     0         CPU worker threads for this model; 0 = the machine's cores
  *   BACKEND "backend"            string  "auto"    "auto", "cpu", "cuda", "vulkan" or "vulkan:N"; "auto" picks the
  *                                                  best usable one and never a software Vulkan device
+ *   DETERMINISTIC "deterministic" int  0         1: a token's output bits do not depend on the other tokens in the
+ *                                                  call nor on the thread count (the CPU backend then uses its
+ *                                                  built-in GEMM instead of OpenBLAS, whose rounding depends on the
+ *                                                  number of rows). 0: the thread count still never changes the
+ *                                                  bits, but batch composition may change the last bit or so.
  *
  * Weight initialisation from SEED: every tensor is filled from its own stream of the SplitMix64 generator started at
  * seed XOR fnv1a64(tensor name); each 64-bit output u gives the float ((u >> 40) * 2^-24) in [0, 1), mapped to
@@ -170,7 +175,8 @@ typedef enum pimoe_option {
   PIMOE_OPT_LAYER_NORM_EPS = 11,
   PIMOE_OPT_SEED = 12,
   PIMOE_OPT_THREADS = 13,
-  PIMOE_OPT_BACKEND = 14
+  PIMOE_OPT_BACKEND = 14,
+  PIMOE_OPT_DETERMINISTIC = 15
 } pimoe_option;
 
 /* Opaque, growable set of options (zstd/ONNX Runtime style: typed setters keyed by an enum, so new options never

@@ -28,6 +28,9 @@
 #include "pimoe.h"
 
 namespace pimoe {
+// The inline namespace keeps this wrapper's symbols (pimoe::cxx_v0::Model, ...) apart from libpimoe's own C++
+// internals, which a static libpimoe.a exposes to the linker: users still write pimoe::Model.
+inline namespace cxx_v0 {
 
 // ------------------------------------------------------------------------------------------------------- errors
 
@@ -401,6 +404,7 @@ class Model {
   pimoe_model *handle_ = nullptr;
 };
 
+}  // namespace cxx_v0
 }  // namespace pimoe
 
 #endif  // PIMOE_PIMOE_HPP

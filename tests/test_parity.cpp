@@ -1,0 +1,1044 @@
+// Parity of libpimoe against the reference oracle (tests/oracle), at fp32: every router option, activation, expert
+// preset and override rule, thread counts and shapes, determinism, and the statistics the header defines.
+//
+// Tolerances (DESIGN.md section 7): output max |lib - oracle| <= 1e-5 * RMS(oracle output) per call; routing weights
+// within 1e-6 + 1e-5 * w; losses and confidence within 1e-5 relative.
+//
+// Near ties: when two ranked router probabilities of a token differ by less than kTieProb (or their z/tau by less
+// than kTieLogit), fp32 rounding may legitimately order them either way. Such tokens are skipped, and only them: a
+// near tie between ranks k and k+1 skips the token's output and routing checks; a near tie inside the top k skips
+// only its per-slot routing check (the set of chosen experts is still compared). Every comparison also requires that
+// at most a quarter of a call's tokens were skipped (none for a single token), so a check cannot pass vacuously.
+// Under a capacity limit a near tie would change which later assignments are dropped, so those tests draw inputs
+// without near ties (TieFreeInput) and fail if one slips through.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "oracle.h"
+#include "pimoe/pimoe.h"
+
+namespace {
+
+namespace po = pimoe_oracle;
+
+constexpr double kOutputTol = 1e-5;  // relative to the RMS of the oracle output
+constexpr double kTieProb = 1e-6;
+constexpr double kTieLogit = 1e-5;
+
+#define PIMOE_ASSERT_OK(expr) ASSERT_EQ((expr), PIMOE_OK) << #expr << ": " << pimoe_last_error()
+
+struct ModelDeleter {
+  void operator()(pimoe_model *m) const { pimoe_destroy(m); }
+};
+struct OptionsDeleter {
+  void operator()(pimoe_options *o) const { pimoe_options_destroy(o); }
+};
+using ModelPtr = std::unique_ptr<pimoe_model, ModelDeleter>;
+using OptionsPtr = std::unique_ptr<pimoe_options, OptionsDeleter>;
+
+// The backend under test: "cpu", or $PIMOE_TEST_BACKEND.
+const char *Backend() {
+  const char *b = std::getenv("PIMOE_TEST_BACKEND");
+  return (b != nullptr && *b != '\0') ? b : "cpu";
+}
+
+// A layer configuration. Defaults are small; header defaults are in DefaultLayer().
+struct Layer {
+  int64_t hidden = 16;
+  int32_t experts = 4;
+  int32_t top_k = 2;
+  int64_t intermediate = 24;
+  pimoe_activation activation = PIMOE_ACT_GELU;
+  bool pre_norm = false;
+  bool expert_bias = false;
+  double temperature = 1.0;
+  bool renormalize = true;
+  double capacity_factor = 0.0;
+  double aux_loss_coef = 1.0;
+  double layer_norm_eps = 1e-5;
+  int64_t seed = 1;
+  int threads = 1;
+  bool deterministic = false;
+  bool set_layer_options = true;  // false: leave every layer option at its default (except threads and backend)
+  po::SpecResolver overrides;     // per-expert calls, replayed in order before the layer options are set
+
+  po::Hyper Hyper() const {
+    po::Hyper h;
+    h.temperature = temperature;
+    h.renormalize = renormalize;
+    h.capacity_factor = capacity_factor;
+    h.top_k = top_k;
+    h.layer_norm_eps = layer_norm_eps;
+    h.aux_loss_coef = aux_loss_coef;
+    h.expert_bias = expert_bias;
+    return h;
+  }
+  std::vector<po::ExpertSpec> Specs() const { return overrides.Resolve(experts, intermediate, activation, pre_norm); }
+  std::string Describe() const {
+    std::ostringstream s;
+    s << "H=" << hidden << " E=" << experts << " k=" << top_k << " I=" << intermediate << " act=" << activation
+      << " pre_norm=" << pre_norm << " bias=" << expert_bias << " tau=" << temperature << " renorm=" << renormalize
+      << " cf=" << capacity_factor << " alpha=" << aux_loss_coef << " eps=" << layer_norm_eps << " seed=" << seed
+      << " threads=" << threads << " deterministic=" << deterministic << " backend=" << Backend();
+    return s.str();
+  }
+};
+
+Layer DefaultLayer() {
+  Layer l;
+  l.hidden = 512;
+  l.experts = 8;
+  l.top_k = 2;
+  l.intermediate = 2048;
+  l.seed = 0;
+  l.set_layer_options = false;
+  return l;
+}
+
+void Create(const Layer &l, ModelPtr *out) {
+  pimoe_options *raw = nullptr;
+  PIMOE_ASSERT_OK(pimoe_options_create(&raw));
+  OptionsPtr o(raw);
+  PIMOE_ASSERT_OK(l.overrides.Apply(o.get()));
+  if (l.set_layer_options) {
+    PIMOE_ASSERT_OK(pimoe_options_set_int(o.get(), PIMOE_OPT_HIDDEN, l.hidden));
+    PIMOE_ASSERT_OK(pimoe_options_set_int(o.get(), PIMOE_OPT_NUM_EXPERTS, l.experts));
+    PIMOE_ASSERT_OK(pimoe_options_set_int(o.get(), PIMOE_OPT_TOP_K, l.top_k));
+    PIMOE_ASSERT_OK(pimoe_options_set_int(o.get(), PIMOE_OPT_INTERMEDIATE, l.intermediate));
+    PIMOE_ASSERT_OK(pimoe_options_set_int(o.get(), PIMOE_OPT_ACTIVATION, l.activation));
+    PIMOE_ASSERT_OK(pimoe_options_set_int(o.get(), PIMOE_OPT_PRE_NORM, l.pre_norm ? 1 : 0));
+    PIMOE_ASSERT_OK(pimoe_options_set_int(o.get(), PIMOE_OPT_EXPERT_BIAS, l.expert_bias ? 1 : 0));
+    PIMOE_ASSERT_OK(pimoe_options_set_float(o.get(), PIMOE_OPT_TEMPERATURE, l.temperature));
+    PIMOE_ASSERT_OK(pimoe_options_set_int(o.get(), PIMOE_OPT_RENORMALIZE, l.renormalize ? 1 : 0));
+    PIMOE_ASSERT_OK(pimoe_options_set_float(o.get(), PIMOE_OPT_CAPACITY_FACTOR, l.capacity_factor));
+    PIMOE_ASSERT_OK(pimoe_options_set_float(o.get(), PIMOE_OPT_AUX_LOSS_COEF, l.aux_loss_coef));
+    PIMOE_ASSERT_OK(pimoe_options_set_float(o.get(), PIMOE_OPT_LAYER_NORM_EPS, l.layer_norm_eps));
+    PIMOE_ASSERT_OK(pimoe_options_set_int(o.get(), PIMOE_OPT_SEED, l.seed));
+  }
+  PIMOE_ASSERT_OK(pimoe_options_set_int(o.get(), PIMOE_OPT_THREADS, l.threads));
+  PIMOE_ASSERT_OK(pimoe_options_set_int(o.get(), PIMOE_OPT_DETERMINISTIC, l.deterministic ? 1 : 0));
+  PIMOE_ASSERT_OK(pimoe_options_set_string(o.get(), PIMOE_OPT_BACKEND, Backend()));
+  pimoe_model *m = nullptr;
+  PIMOE_ASSERT_OK(pimoe_create(o.get(), &m));
+  ASSERT_NE(m, nullptr);
+  out->reset(m);
+}
+
+// Creates the model and reads it into the oracle, checking dims and resolved expert specs against the options.
+void CreateAndLoad(const Layer &l, ModelPtr *model, po::Weights *w) {
+  ASSERT_NO_FATAL_FAILURE(Create(l, model));
+  const std::string err = po::LoadWeights(model->get(), l.expert_bias, w);
+  ASSERT_EQ(err, "") << l.Describe();
+  ASSERT_EQ(w->hidden, l.hidden);
+  ASSERT_EQ(w->num_experts, l.experts);
+  ASSERT_EQ(w->top_k, l.top_k);
+  const std::vector<po::ExpertSpec> expected = l.Specs();
+  for (size_t e = 0; e < expected.size(); ++e) {
+    ASSERT_EQ(w->experts[e].spec, expected[e]) << "expert " << e << " resolved to " << po::ToString(w->experts[e].spec)
+                                               << ", the header's rules give " << po::ToString(expected[e]);
+  }
+}
+
+// Uniform values of unit variance, from SplitMix64 (portable, independent of the library's generator use).
+std::vector<float> RandomInput(size_t n, uint64_t seed, double scale = 1.0) {
+  uint64_t state = seed * 0x2545f4914f6cdd1dULL + 0x1234567ULL;
+  std::vector<float> v(n);
+  for (float &f : v) {
+    const double u = static_cast<double>(po::SplitMix64Next(&state) >> 11) * (1.0 / 9007199254740992.0);
+    f = static_cast<float>((2.0 * u - 1.0) * std::sqrt(3.0) * scale);
+  }
+  return v;
+}
+
+bool NearTie(double prob_gap, double logit_gap) {
+  return prob_gap < kTieProb || logit_gap < kTieLogit;
+}
+
+// Random input whose tokens have no near tie among their top k+1 router ranks (rows are redrawn until they have none).
+std::vector<float> TieFreeInput(const po::Weights &w, const po::Hyper &hp, int64_t tokens, uint64_t seed) {
+  const size_t hd = static_cast<size_t>(w.hidden);
+  std::vector<float> x = RandomInput(static_cast<size_t>(tokens) * hd, seed);
+  for (int64_t t = 0; t < tokens; ++t) {
+    float *row = x.data() + static_cast<size_t>(t) * hd;
+    for (uint64_t attempt = 1; attempt < 1000; ++attempt) {
+      const po::Result r = po::Forward(w, hp, row, 1);
+      if (!NearTie(r.min_slot_gap[0], r.min_slot_zgap[0])) break;
+      const std::vector<float> redraw = RandomInput(hd, seed * 7919 + static_cast<uint64_t>(t) * 131 + attempt);
+      std::copy(redraw.begin(), redraw.end(), row);
+    }
+  }
+  return x;
+}
+
+struct LibOutput {
+  std::vector<float> output;
+  std::vector<int32_t> ids;
+  std::vector<float> weights;
+};
+
+void LibForward(pimoe_model *m, const std::vector<float> &x, int64_t batch, int64_t seq, int64_t hidden, int32_t top_k,
+                LibOutput *out) {
+  const size_t tokens = static_cast<size_t>(batch * seq);
+  out->output.assign(tokens * static_cast<size_t>(hidden), std::nanf(""));
+  out->ids.assign(tokens * static_cast<size_t>(top_k), -7);
+  out->weights.assign(tokens * static_cast<size_t>(top_k), std::nanf(""));
+  ASSERT_EQ(x.size(), out->output.size());
+  PIMOE_ASSERT_OK(pimoe_forward(m, x.data(), x.size(), batch, seq, out->output.data(), out->output.size(),
+                                out->ids.data(), out->weights.data(), out->ids.size()));
+}
+
+struct CheckSummary {
+  int64_t tokens = 0;
+  int64_t skipped_output = 0;
+  int64_t skipped_slots = 0;
+  double max_abs_err = 0.0;
+  double rms = 0.0;
+  po::Result oracle;
+};
+
+// One forward through the library and the oracle on input x [batch*seq, H]; compares output and routing.
+void ForwardAndCompare(pimoe_model *m, const po::Weights &w, const po::Hyper &hp, int64_t batch, int64_t seq,
+                       const std::vector<float> &x, CheckSummary *summary) {
+  const int64_t tokens = batch * seq;
+  const size_t hd = static_cast<size_t>(w.hidden);
+  const size_t k = static_cast<size_t>(hp.top_k);
+  LibOutput lib;
+  ASSERT_NO_FATAL_FAILURE(LibForward(m, x, batch, seq, w.hidden, hp.top_k, &lib));
+  po::Result r = po::Forward(w, hp, x.data(), tokens);
+
+  double sum_sq = 0.0;
+  for (double v : r.output) sum_sq += v * v;
+  const double rms = std::sqrt(sum_sq / static_cast<double>(r.output.size()));
+  const double tol = kOutputTol * rms;
+  ASSERT_GT(rms, 0.0) << "degenerate test: the oracle output is all zero";
+
+  int64_t skipped_output = 0, skipped_slots = 0;
+  double max_err = 0.0;
+  std::string worst;
+  int64_t routing_mismatches = 0;
+  std::string first_routing_mismatch;
+  for (int64_t t = 0; t < tokens; ++t) {
+    const size_t ts = static_cast<size_t>(t);
+    const bool boundary_tie = NearTie(r.boundary_gap[ts], r.boundary_zgap[ts]);
+    const bool slot_tie = NearTie(r.min_slot_gap[ts], r.min_slot_zgap[ts]);
+    if (hp.capacity_factor > 0.0) {
+      ASSERT_FALSE(slot_tie) << "token " << t << " has a near tie under a capacity limit; draw it with TieFreeInput";
+    }
+    if (boundary_tie) {
+      ++skipped_output;
+    } else {
+      for (size_t h = 0; h < hd; ++h) {
+        const float lv = lib.output[ts * hd + h];
+        const double err = std::isfinite(lv) ? std::fabs(static_cast<double>(lv) - r.output[ts * hd + h])
+                                             : std::numeric_limits<double>::infinity();
+        if (!(err <= max_err)) {
+          max_err = err;
+          std::ostringstream s;
+          s << "token " << t << " h " << h << ": lib " << lv << " oracle " << r.output[ts * hd + h];
+          worst = s.str();
+        }
+      }
+    }
+    auto mismatch = [&](const std::string &what) {
+      if (routing_mismatches++ == 0) first_routing_mismatch = "token " + std::to_string(t) + ": " + what;
+    };
+    if (slot_tie) {
+      skipped_slots += static_cast<int64_t>(k);
+      if (!boundary_tie) {  // the chosen set is still well defined
+        std::vector<int32_t> a(lib.ids.begin() + static_cast<std::ptrdiff_t>(ts * k),
+                               lib.ids.begin() + static_cast<std::ptrdiff_t>(ts * k + k));
+        std::vector<int32_t> b(r.ids.begin() + static_cast<std::ptrdiff_t>(ts * k),
+                               r.ids.begin() + static_cast<std::ptrdiff_t>(ts * k + k));
+        std::sort(a.begin(), a.end());
+        std::sort(b.begin(), b.end());
+        if (a != b) mismatch("chosen expert set differs");
+      }
+      continue;
+    }
+    for (size_t j = 0; j < k; ++j) {
+      const size_t i = ts * k + j;
+      if (lib.ids[i] != r.ids[i]) {
+        mismatch("slot " + std::to_string(j) + " expert " + std::to_string(lib.ids[i]) + ", oracle " +
+                 std::to_string(r.ids[i]));
+      } else if (r.dropped[i]) {
+        if (lib.weights[i] != 0.0f) {
+          mismatch("slot " + std::to_string(j) + " dropped by capacity but reported weight " +
+                   std::to_string(lib.weights[i]));
+        }
+      } else {
+        const double diff = std::fabs(static_cast<double>(lib.weights[i]) - r.weights[i]);
+        if (!(diff <= 1e-6 + 1e-5 * r.weights[i])) {
+          std::ostringstream s;
+          s << "slot " << j << " expert " << r.ids[i] << " weight " << lib.weights[i] << ", oracle " << r.weights[i];
+          mismatch(s.str());
+        }
+      }
+    }
+  }
+  EXPECT_LE(max_err, tol) << "output differs from the oracle by " << max_err << " (tolerance " << tol
+                          << " = 1e-5 * RMS " << rms << "); worst at " << worst;
+  EXPECT_EQ(routing_mismatches, 0) << routing_mismatches << " routing mismatches; first: " << first_routing_mismatch;
+  EXPECT_LE(skipped_output * 4, tokens) << "too many near ties skipped: " << skipped_output << " of " << tokens;
+  summary->tokens = tokens;
+  summary->skipped_output = skipped_output;
+  summary->skipped_slots = skipped_slots;
+  summary->max_abs_err = max_err;
+  summary->rms = rms;
+  summary->oracle = std::move(r);
+}
+
+// Creates the layer and checks one forward of shape [batch, seq] against the oracle.
+void CheckLayer(const Layer &l, int64_t batch, int64_t seq, uint64_t input_seed, CheckSummary *summary = nullptr) {
+  SCOPED_TRACE(l.Describe() + " shape " + std::to_string(batch) + "x" + std::to_string(seq));
+  ModelPtr model;
+  po::Weights w;
+  ASSERT_NO_FATAL_FAILURE(CreateAndLoad(l, &model, &w));
+  const po::Hyper hp = l.Hyper();
+  const std::vector<float> x = l.capacity_factor > 0.0
+                                   ? TieFreeInput(w, hp, batch * seq, input_seed)
+                                   : RandomInput(static_cast<size_t>(batch * seq * l.hidden), input_seed);
+  CheckSummary local;
+  ASSERT_NO_FATAL_FAILURE(ForwardAndCompare(model.get(), w, hp, batch, seq, x, summary ? summary : &local));
+}
+
+void ExpectRel(double actual, double expected, double rel, double abs_tol, const char *what) {
+  EXPECT_LE(std::fabs(actual - expected), rel * std::fabs(expected) + abs_tol)
+      << what << ": library " << actual << ", oracle " << expected;
+}
+
+// Running totals of what the oracle says the model's statistics must be.
+struct StatsExpectation {
+  std::vector<uint64_t> loads;
+  uint64_t dropped = 0;
+  uint64_t tokens = 0;
+  uint64_t calls = 0;
+  double top1_sum = 0.0;
+  double aux_loss = 0.0;
+  double z_loss = 0.0;
+
+  void Add(const po::Result &r) {
+    if (loads.empty()) loads.assign(r.loads.size(), 0);
+    for (size_t e = 0; e < loads.size(); ++e) loads[e] += r.loads[e];
+    dropped += r.dropped_count;
+    tokens += static_cast<uint64_t>(r.tokens);
+    ++calls;
+    top1_sum += r.top1_sum;
+    aux_loss = r.aux_loss;
+    z_loss = r.z_loss;
+  }
+};
+
+void CheckStats(const pimoe_model *m, const StatsExpectation &ex) {
+  std::vector<uint64_t> loads(ex.loads.size() + 1, 0xdeadbeefULL);
+  PIMOE_ASSERT_OK(pimoe_stats_expert_loads(m, loads.data(), loads.size()));
+  loads.resize(ex.loads.size());
+  EXPECT_EQ(loads, ex.loads) << "per-expert loads";
+  pimoe_stats_snapshot s;
+  std::memset(&s, 0, sizeof(s));
+  s.struct_size = sizeof(s);
+  PIMOE_ASSERT_OK(pimoe_stats_get(m, &s));
+  EXPECT_EQ(s.num_experts, ex.loads.size());
+  EXPECT_EQ(s.forward_calls, ex.calls);
+  EXPECT_EQ(s.tokens, ex.tokens);
+  EXPECT_EQ(s.dropped_tokens, ex.dropped);
+  ExpectRel(s.aux_loss, ex.aux_loss, 1e-5, 1e-9, "aux_loss (last call)");
+  ExpectRel(s.z_loss, ex.z_loss, 1e-5, 1e-7, "z_loss (last call)");
+  ExpectRel(s.routing_confidence, ex.top1_sum / static_cast<double>(ex.tokens), 1e-5, 1e-9,
+            "routing_confidence (mean over all tokens since reset)");
+  const po::Balance b = po::BalanceMetrics(ex.loads);
+  ExpectRel(s.load_cv, b.cv, 1e-6, 1e-9, "load_cv");
+  ExpectRel(s.load_max_violation, b.max_violation, 1e-6, 1e-9, "load_max_violation");
+  ExpectRel(s.load_jain_index, b.jain, 1e-6, 1e-9, "load_jain_index");
+  ExpectRel(s.load_normalized_entropy, b.normalized_entropy, 1e-6, 1e-9, "load_normalized_entropy");
+  ExpectRel(s.expert_utilization, b.utilization, 1e-6, 1e-9, "expert_utilization");
+}
+
+const pimoe_activation kAllActivations[] = {PIMOE_ACT_GELU, PIMOE_ACT_GELU_TANH, PIMOE_ACT_SILU,
+                                            PIMOE_ACT_RELU, PIMOE_ACT_TANH,      PIMOE_ACT_SWIGLU};
+
+// ================================================================================================ oracle self-checks
+
+TEST(OracleSelf, BalanceMetricsIdentities) {
+  const po::Balance uniform = po::BalanceMetrics({5, 5, 5, 5});
+  EXPECT_DOUBLE_EQ(uniform.cv, 0.0);
+  EXPECT_DOUBLE_EQ(uniform.max_violation, 0.0);
+  EXPECT_DOUBLE_EQ(uniform.jain, 1.0);
+  EXPECT_NEAR(uniform.normalized_entropy, 1.0, 1e-12);
+  EXPECT_DOUBLE_EQ(uniform.utilization, 1.0);
+  const po::Balance one_hot = po::BalanceMetrics({0, 9, 0, 0});
+  EXPECT_DOUBLE_EQ(one_hot.jain, 0.25);  // 1/E
+  EXPECT_DOUBLE_EQ(one_hot.normalized_entropy, 0.0);
+  EXPECT_DOUBLE_EQ(one_hot.utilization, 0.25);
+  EXPECT_DOUBLE_EQ(one_hot.max_violation, 3.0);    // (9 - 9/4) / (9/4) = E - 1
+  EXPECT_NEAR(one_hot.cv, std::sqrt(3.0), 1e-12);  // sqrt(E - 1) for a one-hot load
+  const po::Balance empty = po::BalanceMetrics({0, 0, 0});
+  EXPECT_DOUBLE_EQ(empty.cv, 0.0);
+  EXPECT_DOUBLE_EQ(empty.jain, 1.0);
+  EXPECT_DOUBLE_EQ(empty.normalized_entropy, 0.0);
+  EXPECT_DOUBLE_EQ(empty.utilization, 0.0);
+  EXPECT_DOUBLE_EQ(po::BalanceMetrics({7}).normalized_entropy, 1.0);
+}
+
+TEST(OracleSelf, ActivationsAndCapacity) {
+  for (double x : {-3.0, -0.5, 0.0, 0.7, 2.5}) {
+    EXPECT_NEAR(po::Activate(PIMOE_ACT_GELU, x), x * 0.5 * std::erfc(-x / std::sqrt(2.0)), 1e-14);
+    EXPECT_NEAR(po::Activate(PIMOE_ACT_GELU_TANH, x), po::Activate(PIMOE_ACT_GELU, x), 1e-3);
+    EXPECT_NEAR(po::Activate(PIMOE_ACT_SILU, x), x / (1.0 + std::exp(-x)), 1e-14);
+    EXPECT_EQ(po::Activate(PIMOE_ACT_RELU, x), std::max(x, 0.0));
+  }
+  EXPECT_EQ(po::Capacity(8, 2, 0.0, 4), -1);
+  EXPECT_EQ(po::Capacity(8, 2, 1.0, 4), 4);
+  EXPECT_EQ(po::Capacity(7, 2, 1.25, 8), 3);  // ceil(2.1875)
+  EXPECT_EQ(po::Capacity(1, 1, 0.5, 8), 1);
+}
+
+// ================================================================================================ weights
+
+TEST(ParityWeights, TensorListAndInitialisationFollowTheHeader) {
+  std::vector<Layer> layers(5);
+  layers[1].expert_bias = true;
+  layers[1].seed = 42;
+  layers[2].activation = PIMOE_ACT_SWIGLU;
+  layers[2].expert_bias = true;
+  layers[2].seed = 123456789;
+  layers[3].pre_norm = true;
+  layers[3].seed = 0;
+  layers[4].experts = 8;
+  layers[4].expert_bias = true;
+  layers[4].seed = 7;
+  for (int32_t e = 0; e < 8; ++e) layers[4].overrides.SetPreset(e, static_cast<pimoe_expert_preset>(e));
+  for (const Layer &l : layers) {
+    SCOPED_TRACE(l.Describe());
+    ModelPtr model;
+    po::Weights w;
+    ASSERT_NO_FATAL_FAILURE(CreateAndLoad(l, &model, &w));  // checks names, order and shapes
+    const std::vector<po::TensorInfo> infos = po::ExpectedTensors(l.hidden, l.Specs(), l.expert_bias);
+    const std::vector<std::vector<float>> expected =
+        po::InitAllTensors(static_cast<uint64_t>(l.seed), l.hidden, l.Specs(), l.expert_bias);
+    for (size_t i = 0; i < infos.size(); ++i) {
+      std::vector<float> got(expected[i].size());
+      PIMOE_ASSERT_OK(pimoe_tensor_read(model.get(), infos[i].name.c_str(), got.data(), got.size()));
+      size_t bad = 0, first_bad = 0;
+      for (size_t j = 0; j < got.size(); ++j) {
+        if (!(std::fabs(got[j] - expected[i][j]) <= 1e-6f)) {
+          if (bad++ == 0) first_bad = j;
+        }
+      }
+      EXPECT_EQ(bad, 0u) << infos[i].name << ": " << bad << " values differ from the documented initialisation; first ["
+                         << first_bad << "] = " << got[first_bad] << ", expected " << expected[i][first_bad];
+    }
+  }
+}
+
+// ================================================================================================ router
+
+TEST(ParityRouter, TemperatureAndRenormalisation) {
+  for (double tau : {0.5, 1.0, 2.5}) {
+    for (bool renorm : {false, true}) {
+      Layer l;
+      l.experts = 6;
+      l.top_k = 2;
+      l.temperature = tau;
+      l.renormalize = renorm;
+      l.seed = 11;
+      CheckLayer(l, 3, 7, 100);
+      l.top_k = 3;
+      l.hidden = 13;
+      l.intermediate = 29;
+      CheckLayer(l, 4, 16, 101);
+    }
+  }
+}
+
+TEST(ParityRouter, TopKFromOneToAllExperts) {
+  for (int32_t k = 1; k <= 6; ++k) {
+    for (bool renorm : {false, true}) {
+      Layer l;
+      l.experts = 6;
+      l.top_k = k;
+      l.renormalize = renorm;
+      l.temperature = k % 2 ? 0.5 : 1.0;
+      l.seed = 20 + k;
+      CheckLayer(l, 3, 7, 200 + static_cast<uint64_t>(k));
+    }
+  }
+  Layer single;  // E = k = 1: everything goes to the one expert with weight 1 (or p = 1 without renormalisation)
+  single.experts = 1;
+  single.top_k = 1;
+  single.renormalize = false;
+  CheckLayer(single, 2, 5, 299);
+}
+
+TEST(ParityRouter, ExactTiesGoToTheLowerIndex) {
+  // A zero input gives all-zero logits: every probability is exactly 1/E, so the top k must be experts 0 .. k-1.
+  for (bool renorm : {false, true}) {
+    Layer l;
+    l.experts = 5;
+    l.top_k = 3;
+    l.renormalize = renorm;
+    l.expert_bias = true;  // so that the zero token has a non-zero output
+    l.pre_norm = true;
+    SCOPED_TRACE(l.Describe());
+    ModelPtr model;
+    po::Weights w;
+    ASSERT_NO_FATAL_FAILURE(CreateAndLoad(l, &model, &w));
+    const int64_t tokens = 6;
+    std::vector<float> x = RandomInput(static_cast<size_t>(tokens * l.hidden), 300);
+    for (int64_t t : {0, 3, 5}) std::fill_n(x.begin() + t * l.hidden, l.hidden, 0.0f);
+    LibOutput lib;
+    ASSERT_NO_FATAL_FAILURE(LibForward(model.get(), x, 1, tokens, l.hidden, l.top_k, &lib));
+    const po::Result r = po::Forward(w, l.Hyper(), x.data(), tokens);
+    for (int64_t t : {0, 3, 5}) {
+      for (int32_t j = 0; j < l.top_k; ++j) {
+        const size_t i = static_cast<size_t>(t * l.top_k + j);
+        EXPECT_EQ(r.ids[i], j);
+        EXPECT_EQ(lib.ids[i], j) << "token " << t << " slot " << j << ": ties must go to the lower expert index";
+        const double expect_w = renorm ? 1.0 / l.top_k : 1.0 / l.experts;
+        EXPECT_NEAR(lib.weights[i], expect_w, 1e-6);
+      }
+    }
+    // Output of the tied tokens: within 1e-5 of their RMS.
+    double sum_sq = 0.0;
+    for (int64_t t : {0, 3, 5}) {
+      for (int64_t h = 0; h < l.hidden; ++h) sum_sq += std::pow(r.output[static_cast<size_t>(t * l.hidden + h)], 2);
+    }
+    const double tol = kOutputTol * std::sqrt(sum_sq / static_cast<double>(3 * l.hidden));
+    ASSERT_GT(tol, 0.0);
+    for (int64_t t : {0, 3, 5}) {
+      for (int64_t h = 0; h < l.hidden; ++h) {
+        const size_t i = static_cast<size_t>(t * l.hidden + h);
+        EXPECT_NEAR(lib.output[i], r.output[i], tol) << "token " << t << " h " << h;
+      }
+    }
+  }
+}
+
+// ================================================================================================ capacity
+
+// The admission order a naive implementation might use (token-major): which (token, slot) pairs it would drop.
+std::vector<uint8_t> TokenMajorDrops(const po::Result &r, int32_t num_experts) {
+  std::vector<uint8_t> dropped(r.ids.size(), 0);
+  std::vector<int64_t> load(static_cast<size_t>(num_experts), 0);
+  for (size_t i = 0; i < r.ids.size(); ++i) {
+    int64_t &l = load[static_cast<size_t>(r.ids[i])];
+    if (l >= r.capacity) {
+      dropped[i] = 1;
+    } else {
+      ++l;
+    }
+  }
+  return dropped;
+}
+
+TEST(ParityCapacity, FactorsDropsAndAdmissionOrder) {
+  struct Case {
+    int32_t experts, top_k;
+    double cf;
+    int64_t batch, seq;
+  };
+  const Case cases[] = {
+      {4, 1, 0.0, 4, 16},  {4, 1, 0.5, 4, 16}, {4, 1, 1.0, 4, 16}, {4, 1, 1.25, 4, 16}, {6, 2, 0.0, 3, 7},
+      {6, 2, 0.5, 3, 7},   {6, 2, 1.0, 3, 7},  {6, 2, 1.25, 3, 7}, {8, 2, 0.5, 4, 64},  {8, 2, 1.0, 4, 64},
+      {8, 2, 1.25, 4, 64}, {5, 3, 0.5, 2, 9},  {5, 5, 0.5, 2, 9},  {5, 5, 1.0, 1, 1},   {8, 2, 0.5, 1, 1},
+  };
+  bool order_sensitive_case_seen = false;
+  for (const Case &c : cases) {
+    for (bool renorm : {false, true}) {
+      Layer l;
+      l.experts = c.experts;
+      l.top_k = c.top_k;
+      l.capacity_factor = c.cf;
+      l.renormalize = renorm;
+      l.seed = 31 + c.experts;
+      l.temperature = 0.5;  // sharper routing: less balanced, more drops
+      CheckSummary s;
+      CheckLayer(l, c.batch, c.seq, 400 + static_cast<uint64_t>(c.experts * 10 + c.top_k), &s);
+      if (HasFatalFailure() || s.tokens == 0) return;
+      const po::Result &r = s.oracle;
+      const int64_t tokens = c.batch * c.seq;
+      EXPECT_EQ(r.capacity, po::Capacity(tokens, c.top_k, c.cf, c.experts));
+      if (c.cf == 0.5 && tokens * c.top_k > c.experts) {
+        EXPECT_GT(r.dropped_count, 0u) << "cf 0.5 must drop: the test would not exercise drops";
+      }
+      if (c.cf > 0.0 && TokenMajorDrops(r, c.experts) != r.dropped) order_sensitive_case_seen = true;
+    }
+  }
+  EXPECT_TRUE(order_sensitive_case_seen) << "no case distinguishes first-choice-first from token-major admission";
+}
+
+TEST(ParityCapacity, CapacityIsPerCall) {
+  // The same tokens in one call of T and in T calls of one: C depends on the call's T.
+  Layer l;
+  l.experts = 4;
+  l.top_k = 2;
+  l.capacity_factor = 0.5;
+  l.temperature = 0.5;
+  l.seed = 77;
+  ModelPtr model;
+  po::Weights w;
+  ASSERT_NO_FATAL_FAILURE(CreateAndLoad(l, &model, &w));
+  const po::Hyper hp = l.Hyper();
+  const std::vector<float> x = TieFreeInput(w, hp, 24, 500);
+  StatsExpectation ex;
+  PIMOE_ASSERT_OK(pimoe_stats_reset(model.get()));
+  CheckSummary s;
+  ASSERT_NO_FATAL_FAILURE(ForwardAndCompare(model.get(), w, hp, 4, 6, x, &s));
+  ex.Add(s.oracle);
+  EXPECT_GT(s.oracle.dropped_count, 0u);
+  for (int64_t t = 0; t < 24; ++t) {
+    const std::vector<float> one(x.begin() + t * l.hidden, x.begin() + (t + 1) * l.hidden);
+    ASSERT_NO_FATAL_FAILURE(ForwardAndCompare(model.get(), w, hp, 1, 1, one, &s));
+    EXPECT_EQ(s.oracle.dropped_count, 0u);  // C = ceil(2 * 0.5 / 4) = 1 and the two slots differ
+    ex.Add(s.oracle);
+  }
+  CheckStats(model.get(), ex);
+}
+
+// ================================================================================================ experts
+
+TEST(ParityExperts, EveryActivationWithAndWithoutBiasAndPreNorm) {
+  for (pimoe_activation act : kAllActivations) {
+    for (bool bias : {false, true}) {
+      for (bool norm : {false, true}) {
+        Layer l;
+        l.hidden = 13;
+        l.intermediate = 29;
+        l.experts = 4;
+        l.top_k = 2;
+        l.activation = act;
+        l.expert_bias = bias;
+        l.pre_norm = norm;
+        l.seed = 50 + act;
+        l.layer_norm_eps = norm && bias ? 1e-3 : 1e-5;  // eps is honoured
+        CheckLayer(l, 3, 7, 600 + static_cast<uint64_t>(act));
+      }
+    }
+  }
+}
+
+TEST(ParityExperts, InputScaleStressesActivations) {
+  // Large inputs drive tanh/GELU into saturation and SiLU/ReLU far from 0; small ones the linear region.
+  for (pimoe_activation act : kAllActivations) {
+    for (double scale : {0.01, 8.0}) {
+      Layer l;
+      l.activation = act;
+      l.expert_bias = true;
+      l.seed = 60 + act;
+      SCOPED_TRACE(l.Describe() + " input scale " + std::to_string(scale));
+      ModelPtr model;
+      po::Weights w;
+      ASSERT_NO_FATAL_FAILURE(CreateAndLoad(l, &model, &w));
+      const std::vector<float> x = RandomInput(static_cast<size_t>(5 * l.hidden), 700, scale);
+      CheckSummary s;
+      ASSERT_NO_FATAL_FAILURE(ForwardAndCompare(model.get(), w, l.Hyper(), 1, 5, x, &s));
+    }
+  }
+}
+
+TEST(ParityExperts, EveryPresetForAllExperts) {
+  for (int preset = 0; preset <= 7; ++preset) {
+    for (bool bias : {false, true}) {
+      Layer l;
+      l.experts = 4;
+      l.hidden = 12;
+      l.intermediate = 10;
+      l.activation = PIMOE_ACT_SILU;  // what GENERIC experts follow
+      l.pre_norm = true;
+      l.expert_bias = bias;
+      l.seed = 70 + preset;
+      l.overrides.SetPreset(-1, static_cast<pimoe_expert_preset>(preset));
+      CheckLayer(l, 3, 7, 800 + static_cast<uint64_t>(preset));
+    }
+  }
+}
+
+TEST(ParityExperts, MixedLayerOfAllPresetsAndWidths) {
+  for (bool bias : {false, true}) {
+    Layer l;
+    l.experts = 8;
+    l.top_k = 3;
+    l.hidden = 24;
+    l.intermediate = 16;
+    l.activation = PIMOE_ACT_RELU;
+    l.expert_bias = bias;
+    l.seed = 80;
+    for (int32_t e = 0; e < 8; ++e) l.overrides.SetPreset(e, static_cast<pimoe_expert_preset>(e));
+    l.overrides.SetWidth(3, 37);                   // after the preset
+    l.overrides.SetActivation(6, PIMOE_ACT_TANH);  // CREATIVE with tanh
+    l.overrides.SetPreNorm(2, 1);                  // COMPUTATION (2x, no norm) with a norm
+    l.overrides.SetWidth(0, 5);                    // GENERIC, narrow
+    l.temperature = 2.5;                           // flatter routing: every expert gets tokens
+    CheckSummary s;
+    CheckLayer(l, 4, 64, 900, &s);
+    for (size_t e = 0; e < 8; ++e) EXPECT_GT(s.oracle.loads[e], 0u) << "expert " << e << " got no token";
+  }
+}
+
+struct OverrideScenario {
+  const char *what;
+  void (*build)(po::SpecResolver *);
+};
+
+const OverrideScenario kOverrideScenarios[] = {
+    {"preset for all, then one expert's preset",
+     [](po::SpecResolver *r) {
+       r->SetPreset(-1, PIMOE_PRESET_LANGUAGE);
+       r->SetPreset(2, PIMOE_PRESET_COMPUTATION);
+     }},
+    {"activation before the preset still wins",
+     [](po::SpecResolver *r) {
+       r->SetActivation(1, PIMOE_ACT_RELU);
+       r->SetPreset(1, PIMOE_PRESET_REASONING);
+     }},
+    {"activation after the preset wins",
+     [](po::SpecResolver *r) {
+       r->SetPreset(1, PIMOE_PRESET_REASONING);
+       r->SetActivation(1, PIMOE_ACT_RELU);
+     }},
+    {"absolute width before a 2x preset wins",
+     [](po::SpecResolver *r) {
+       r->SetWidth(0, 7);
+       r->SetPreset(0, PIMOE_PRESET_COMPUTATION);
+     }},
+    {"norm flag off after a norm preset",
+     [](po::SpecResolver *r) {
+       r->SetPreset(3, PIMOE_PRESET_ANALYTICAL);
+       r->SetPreNorm(3, false);
+     }},
+    {"norm flag on before a no-norm preset",
+     [](po::SpecResolver *r) {
+       r->SetPreNorm(2, true);
+       r->SetPreset(2, PIMOE_PRESET_LANGUAGE);
+     }},
+    {"later call wins for the same field",
+     [](po::SpecResolver *r) {
+       r->SetActivation(2, PIMOE_ACT_TANH);
+       r->SetActivation(2, PIMOE_ACT_SILU);
+       r->SetPreset(3, PIMOE_PRESET_LOGICAL);
+       r->SetPreset(3, PIMOE_PRESET_COMPUTATION);
+       r->SetWidth(1, 9);
+       r->SetWidth(1, 3);
+     }},
+    {"GENERIC preset after another restores the layer defaults",
+     [](po::SpecResolver *r) {
+       r->SetPreset(0, PIMOE_PRESET_LANGUAGE);
+       r->SetPreset(0, PIMOE_PRESET_GENERIC);
+     }},
+    {"explicit values without any preset",
+     [](po::SpecResolver *r) {
+       r->SetActivation(-1, PIMOE_ACT_SWIGLU);
+       r->SetWidth(3, 40);
+       r->SetPreNorm(1, true);
+     }},
+};
+
+TEST(ParityExperts, OverrideRulesOfTheHeader) {
+  // Per-expert calls are made before the layer options (intermediate, activation, pre_norm) are set, so presets
+  // must scale the final intermediate size and GENERIC must follow the final layer defaults.
+  for (const OverrideScenario &sc : kOverrideScenarios) {
+    SCOPED_TRACE(sc.what);
+    Layer l;
+    l.experts = 4;
+    l.top_k = 2;
+    l.hidden = 10;
+    l.intermediate = 12;
+    l.activation = PIMOE_ACT_GELU_TANH;
+    l.pre_norm = false;
+    l.expert_bias = true;
+    l.seed = 90;
+    sc.build(&l.overrides);
+    l.temperature = 2.5;
+    CheckLayer(l, 2, 9, 1000);
+  }
+}
+
+// Calls for expert -1. The header: "expert is an index ... or -1 for every expert", "Later calls win over earlier
+// ones for the same expert and field" and "an explicit activation, width or norm flag given for that expert overrides
+// the preset's value whatever the call order". Read literally, a call for -1 is a call for each expert: a later -1
+// call overrides an earlier per-expert one, and an explicit value given through -1 beats a per-expert preset.
+TEST(ParityExperts, CallsForEveryExpertFollowTheSameRules) {
+  {
+    SCOPED_TRACE("calls for one expert are applied after the calls for every expert, whatever the order");
+    Layer l;
+    l.experts = 3;
+    l.hidden = 8;
+    l.intermediate = 6;
+    l.seed = 92;
+    l.overrides.SetPreset(-1, PIMOE_PRESET_MATHEMATICAL);
+    l.overrides.SetPreset(1, PIMOE_PRESET_CREATIVE);
+    l.overrides.SetPreset(-1, PIMOE_PRESET_LOGICAL);  // -> LOGICAL for experts 0 and 2, CREATIVE for expert 1
+    CheckLayer(l, 1, 6, 1101);
+  }
+  {
+    SCOPED_TRACE("a per-expert preset replaces what was set for every expert");
+    Layer l;
+    l.experts = 3;
+    l.hidden = 8;
+    l.intermediate = 6;
+    l.seed = 91;
+    l.overrides.SetWidth(-1, 11);
+    l.overrides.SetActivation(-1, PIMOE_ACT_SILU);
+    l.overrides.SetPreset(1, PIMOE_PRESET_COMPUTATION);  // -> GELU, width 12, no norm (expert 0: SiLU, width 11)
+    l.overrides.SetPreset(2, PIMOE_PRESET_ANALYTICAL);   // -> ReLU, width 6, norm
+    CheckLayer(l, 1, 6, 1100);
+  }
+}
+
+// ================================================================================================ threads and shapes
+
+TEST(ParityShapes, ThreadCounts) {
+  for (int threads : {1, 2, 4})
+    for (bool deterministic : {false, true}) {
+      Layer l;
+      l.deterministic = deterministic;
+      l.experts = 8;
+      l.top_k = 2;
+      l.hidden = 32;
+      l.intermediate = 48;
+      l.activation = PIMOE_ACT_SWIGLU;
+      l.threads = threads;
+      l.seed = 100;
+      CheckLayer(l, 4, 64, 1200);
+      CheckLayer(l, 1, 1, 1201);
+      l.capacity_factor = 1.0;
+      CheckLayer(l, 4, 64, 1202);
+    }
+}
+
+TEST(ParityShapes, BatchAndSequenceShapes) {
+  Layer l;
+  l.experts = 6;
+  l.top_k = 2;
+  l.seed = 101;
+  l.threads = 2;
+  ModelPtr model;
+  po::Weights w;
+  ASSERT_NO_FATAL_FAILURE(CreateAndLoad(l, &model, &w));
+  const int64_t shapes[][2] = {{1, 1}, {3, 7}, {4, 64}, {1, 300}, {17, 1}, {1, 1}};
+  uint64_t seed = 1300;
+  for (const auto &sh : shapes) {
+    SCOPED_TRACE(std::to_string(sh[0]) + "x" + std::to_string(sh[1]));
+    const std::vector<float> x = RandomInput(static_cast<size_t>(sh[0] * sh[1] * l.hidden), seed++);
+    CheckSummary s;
+    ASSERT_NO_FATAL_FAILURE(ForwardAndCompare(model.get(), w, l.Hyper(), sh[0], sh[1], x, &s));
+  }
+}
+
+TEST(ParityShapes, HiddenSizesAndExpertCounts) {
+  struct Case {
+    int64_t hidden, intermediate;
+    int32_t experts, top_k;
+    pimoe_activation act;
+  };
+  const Case cases[] = {
+      {13, 29, 4, 2, PIMOE_ACT_GELU},  {1, 1, 2, 1, PIMOE_ACT_SILU},    {7, 5, 3, 3, PIMOE_ACT_SWIGLU},
+      {64, 96, 16, 4, PIMOE_ACT_RELU}, {33, 130, 1, 1, PIMOE_ACT_TANH}, {100, 3, 5, 2, PIMOE_ACT_GELU_TANH},
+  };
+  for (const Case &c : cases) {
+    Layer l;
+    l.hidden = c.hidden;
+    l.intermediate = c.intermediate;
+    l.experts = c.experts;
+    l.top_k = c.top_k;
+    l.activation = c.act;
+    l.pre_norm = c.hidden > 1;  // LayerNorm over one element is degenerate (output = bias), still well defined
+    l.expert_bias = true;
+    l.seed = 110 + c.hidden;
+    l.threads = 2;
+    CheckLayer(l, 3, 7, 1400 + static_cast<uint64_t>(c.hidden));
+  }
+}
+
+TEST(ParityShapes, DefaultShape) {
+  // Every layer option left at the header's default: H=512, E=8, k=2, I=2048, GELU, no norm, no bias, seed 0.
+  const Layer l = DefaultLayer();
+  SCOPED_TRACE(l.Describe());
+  ModelPtr model;
+  po::Weights w;
+  ASSERT_NO_FATAL_FAILURE(CreateAndLoad(l, &model, &w));
+  CheckSummary s;
+  const std::vector<float> x = RandomInput(static_cast<size_t>(2 * 4 * l.hidden), 1500);
+  ASSERT_NO_FATAL_FAILURE(ForwardAndCompare(model.get(), w, l.Hyper(), 2, 4, x, &s));
+  // The default weights follow the documented initialisation too (router and expert 0 suffice).
+  const std::vector<std::vector<float>> init = po::InitAllTensors(0, l.hidden, l.Specs(), false);
+  ASSERT_EQ(init[0].size(), w.router.size());
+  ASSERT_EQ(init[1].size(), w.experts[0].up_weight.size());
+  ASSERT_EQ(init[2].size(), w.experts[0].down_weight.size());
+  size_t bad = 0;
+  for (size_t i = 0; i < init[0].size(); ++i) bad += std::fabs(init[0][i] - w.router[i]) > 1e-6f;
+  for (size_t i = 0; i < init[1].size(); ++i) bad += std::fabs(init[1][i] - w.experts[0].up_weight[i]) > 1e-6f;
+  for (size_t i = 0; i < init[2].size(); ++i) bad += std::fabs(init[2][i] - w.experts[0].down_weight[i]) > 1e-6f;
+  EXPECT_EQ(bad, 0u) << "default weights differ from the documented initialisation";
+}
+
+// ================================================================================================ determinism
+
+void ExpectSameBits(const float *a, const float *b, size_t n, const std::string &what) {
+  EXPECT_EQ(std::memcmp(a, b, n * sizeof(float)), 0) << what << ": not bit-identical";
+}
+
+TEST(Determinism, TokenAloneOrInsideABatch) {
+  for (pimoe_activation act : {PIMOE_ACT_GELU, PIMOE_ACT_SWIGLU}) {
+    for (int threads : {1, 4}) {
+      Layer l;
+      l.experts = 8;
+      l.top_k = 2;
+      l.hidden = 32;
+      l.intermediate = 64;
+      l.activation = act;
+      l.pre_norm = act == PIMOE_ACT_GELU;
+      l.expert_bias = true;
+      l.threads = threads;
+      l.deterministic = true;  // batch invariance is promised only in deterministic mode (pimoe.h)
+      l.seed = 120;
+      SCOPED_TRACE(l.Describe());
+      ModelPtr model;
+      ASSERT_NO_FATAL_FAILURE(Create(l, &model));
+      const int64_t tokens = 200;
+      const size_t hd = static_cast<size_t>(l.hidden);
+      const std::vector<float> x = RandomInput(static_cast<size_t>(tokens) * hd, 1600);
+      LibOutput batch;
+      ASSERT_NO_FATAL_FAILURE(LibForward(model.get(), x, 4, 50, l.hidden, l.top_k, &batch));
+      // The same tokens in reverse order, as a different batch composition.
+      std::vector<float> rev(x.size());
+      for (int64_t t = 0; t < tokens; ++t) {
+        std::copy_n(x.begin() + t * l.hidden, hd, rev.begin() + (tokens - 1 - t) * l.hidden);
+      }
+      LibOutput reversed;
+      ASSERT_NO_FATAL_FAILURE(LibForward(model.get(), rev, 1, tokens, l.hidden, l.top_k, &reversed));
+      for (int64_t t = 0; t < tokens; ++t) {
+        const size_t r = static_cast<size_t>(tokens - 1 - t);
+        ExpectSameBits(&batch.output[static_cast<size_t>(t) * hd], &reversed.output[r * hd], hd,
+                       "token " + std::to_string(t) + " at position " + std::to_string(t) + " vs " + std::to_string(r));
+      }
+      for (int64_t t = 0; t < tokens; t += (t < 20 ? 1 : 9)) {
+        const std::vector<float> one(x.begin() + t * l.hidden, x.begin() + (t + 1) * l.hidden);
+        LibOutput alone;
+        ASSERT_NO_FATAL_FAILURE(LibForward(model.get(), one, 1, 1, l.hidden, l.top_k, &alone));
+        const size_t ts = static_cast<size_t>(t);
+        ExpectSameBits(alone.output.data(), &batch.output[ts * hd], hd, "token " + std::to_string(t) + " alone");
+        for (int32_t j = 0; j < l.top_k; ++j) {
+          const size_t i = ts * static_cast<size_t>(l.top_k) + static_cast<size_t>(j);
+          EXPECT_EQ(alone.ids[static_cast<size_t>(j)], batch.ids[i]) << "token " << t;
+          ExpectSameBits(&alone.weights[static_cast<size_t>(j)], &batch.weights[i], 1,
+                         "routing weight of token " + std::to_string(t));
+        }
+      }
+    }
+  }
+}
+
+TEST(Determinism, AcrossThreadCountsAndRepeatedCalls) {
+  for (pimoe_activation act : {PIMOE_ACT_SILU, PIMOE_ACT_SWIGLU}) {
+    Layer l;
+    l.experts = 8;
+    l.top_k = 2;
+    l.hidden = 48;
+    l.intermediate = 80;
+    l.activation = act;
+    l.seed = 130;
+    const int64_t shapes[][2] = {{1, 1}, {3, 7}, {4, 64}, {2, 150}};
+    std::vector<LibOutput> reference;
+    for (int threads : {1, 2, 4}) {
+      l.threads = threads;
+      SCOPED_TRACE(l.Describe());
+      ModelPtr model;
+      ASSERT_NO_FATAL_FAILURE(Create(l, &model));
+      size_t index = 0;
+      for (const auto &sh : shapes) {
+        const std::vector<float> x = RandomInput(static_cast<size_t>(sh[0] * sh[1] * l.hidden), 1700 + index);
+        LibOutput out, again;
+        ASSERT_NO_FATAL_FAILURE(LibForward(model.get(), x, sh[0], sh[1], l.hidden, l.top_k, &out));
+        ASSERT_NO_FATAL_FAILURE(LibForward(model.get(), x, sh[0], sh[1], l.hidden, l.top_k, &again));
+        const std::string what = std::to_string(sh[0]) + "x" + std::to_string(sh[1]);
+        ExpectSameBits(out.output.data(), again.output.data(), out.output.size(), what + " repeated call");
+        if (threads == 1) {
+          reference.push_back(out);
+        } else {
+          ExpectSameBits(out.output.data(), reference[index].output.data(), out.output.size(),
+                         what + " threads " + std::to_string(threads) + " vs 1");
+          EXPECT_EQ(out.ids, reference[index].ids) << what;
+          ExpectSameBits(out.weights.data(), reference[index].weights.data(), out.weights.size(), what + " weights");
+        }
+        ++index;
+      }
+    }
+  }
+}
+
+TEST(Determinism, RoutingBuffersAreOptional) {
+  Layer l;
+  l.seed = 140;
+  ModelPtr model;
+  ASSERT_NO_FATAL_FAILURE(Create(l, &model));
+  const std::vector<float> x = RandomInput(static_cast<size_t>(21 * l.hidden), 1800);
+  LibOutput with;
+  ASSERT_NO_FATAL_FAILURE(LibForward(model.get(), x, 3, 7, l.hidden, l.top_k, &with));
+  std::vector<float> without(x.size(), std::nanf(""));
+  PIMOE_ASSERT_OK(
+      pimoe_forward(model.get(), x.data(), x.size(), 3, 7, without.data(), without.size(), nullptr, nullptr, 0));
+  ExpectSameBits(with.output.data(), without.data(), x.size(), "output with vs without routing buffers");
+}
+
+// ================================================================================================ statistics
+
+TEST(ParityStats, LoadsDropsLossesAndConfidenceOverCalls) {
+  struct Case {
+    double cf, tau, alpha;
+    bool renorm;
+  };
+  for (const Case &c : {Case{0.0, 1.0, 1.0, true}, Case{1.0, 2.5, 0.01, false}, Case{0.5, 0.5, 1.0, true}}) {
+    Layer l;
+    l.experts = 6;
+    l.top_k = 2;
+    l.capacity_factor = c.cf;
+    l.temperature = c.tau;
+    l.aux_loss_coef = c.alpha;
+    l.renormalize = c.renorm;
+    l.seed = 150;
+    l.threads = 2;
+    SCOPED_TRACE(l.Describe());
+    ModelPtr model;
+    po::Weights w;
+    ASSERT_NO_FATAL_FAILURE(CreateAndLoad(l, &model, &w));
+    const po::Hyper hp = l.Hyper();
+    StatsExpectation ex;
+    ex.loads.assign(static_cast<size_t>(l.experts), 0);
+    const int64_t shapes[][2] = {{3, 7}, {1, 1}, {4, 32}};
+    uint64_t seed = 1900;
+    for (const auto &sh : shapes) {
+      const std::vector<float> x = TieFreeInput(w, hp, sh[0] * sh[1], seed++);
+      CheckSummary s;
+      ASSERT_NO_FATAL_FAILURE(ForwardAndCompare(model.get(), w, hp, sh[0], sh[1], x, &s));
+      ex.Add(s.oracle);
+      SCOPED_TRACE("after a call of " + std::to_string(sh[0] * sh[1]) + " tokens");
+      CheckStats(model.get(), ex);
+    }
+    if (c.cf == 0.5) {
+      EXPECT_GT(ex.dropped, 0u);
+    }
+    // A reset clears everything; the next call starts the counts afresh.
+    PIMOE_ASSERT_OK(pimoe_stats_reset(model.get()));
+    std::vector<uint64_t> loads(static_cast<size_t>(l.experts), 1);
+    PIMOE_ASSERT_OK(pimoe_stats_expert_loads(model.get(), loads.data(), loads.size()));
+    EXPECT_EQ(loads, std::vector<uint64_t>(static_cast<size_t>(l.experts), 0));
+    StatsExpectation fresh;
+    fresh.loads.assign(static_cast<size_t>(l.experts), 0);
+    const std::vector<float> x = TieFreeInput(w, hp, 10, seed++);
+    CheckSummary s;
+    ASSERT_NO_FATAL_FAILURE(ForwardAndCompare(model.get(), w, hp, 2, 5, x, &s));
+    fresh.Add(s.oracle);
+    CheckStats(model.get(), fresh);
+  }
+}
+
+}  // namespace
