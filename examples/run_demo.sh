@@ -4,6 +4,6 @@
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/cmake/debian-deps.sh"
-cmake -S "$root" -B "$root/build" -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake -S "$root" -B "$root/build" -DCMAKE_BUILD_TYPE=Release -DPIMOE_BUILD_EXAMPLES=ON >/dev/null
 cmake --build "$root/build" --target pimoe_demo_c -j "$(nproc)" >/dev/null
-exec "$root/build/examples/pimoe_demo_c" "$@"
+exec "$root/build/examples/demo" "$@"

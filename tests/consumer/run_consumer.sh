@@ -1,0 +1,239 @@
+#!/bin/sh
+# Installed-package test for libpimoe (driven by tests/consumer.cmake; runnable by hand).
+#
+#   run_consumer.sh BUILD_DIR SOURCE_DIR CMAKE [--config=CFG] [--version=X.Y.Z] [--cc=CC] [--cxx=CXX]
+#                   [--generator=GEN] [--flags=EXTRA_FLAGS]
+#
+# 1. cmake --install BUILD_DIR into a fresh prefix BUILD_DIR/consumer-test/prefix, and checks the installed files.
+# 2. Compiles examples/c/demo.c with `pkg-config --cflags --libs pimoe` (PKG_CONFIG_PATH at the prefix only), runs it
+#    with LD_LIBRARY_PATH at the prefix, and checks with ldd that the prefix's libpimoe is the one loaded.
+#    Checks `pkg-config --static` too, and if a static libpimoe.a was installed, links and runs demo.c against it.
+# 3. Configures and builds tests/consumer (find_package(pimoe), pimoe::pimoe) with CMAKE_PREFIX_PATH at the prefix,
+#    building examples/c/demo.c and examples/cpp/demo.cpp, runs both, and checks with ldd again.
+# Everything happens under BUILD_DIR/consumer-test, wiped first, so it can run any number of times.
+set -eu
+
+if [ $# -lt 3 ]; then
+  echo "usage: $0 BUILD_DIR SOURCE_DIR CMAKE [--config=CFG] [--version=V] [--cc=CC] [--cxx=CXX]" \
+       "[--generator=GEN] [--flags=FLAGS]" >&2
+  exit 2
+fi
+BUILD_DIR=$(cd "$1" && pwd -P)
+SOURCE_DIR=$(cd "$2" && pwd -P)
+CMAKE=$3
+shift 3
+CONFIG=
+VERSION=
+CC_BIN=${CC:-cc}
+CXX_BIN=${CXX:-c++}
+GENERATOR=
+EXTRA_FLAGS=
+for arg in "$@"; do
+  case $arg in
+    --config=*) CONFIG=${arg#--config=} ;;
+    --version=*) VERSION=${arg#--version=} ;;
+    --cc=*) CC_BIN=${arg#--cc=} ;;
+    --cxx=*) CXX_BIN=${arg#--cxx=} ;;
+    --generator=*) GENERATOR=${arg#--generator=} ;;
+    --flags=*) EXTRA_FLAGS=${arg#--flags=} ;;
+    *) echo "run_consumer.sh: unknown argument '$arg'" >&2; exit 2 ;;
+  esac
+done
+
+WORK=$BUILD_DIR/consumer-test
+PREFIX=$WORK/prefix
+STEP=setup
+fail() {
+  echo "FAIL [$STEP]: $*" >&2
+  exit 1
+}
+step() {
+  STEP=$1
+  echo
+  echo "==== $1"
+}
+
+# Loaded copy of libpimoe for an executable, as ldd resolves it (empty when statically linked).
+loaded_pimoe() {
+  ldd "$1" | awk '/libpimoe/ { print $3 }'
+}
+
+# Fails unless executable $1 loads libpimoe from the prefix (not from the build tree or the system).
+check_loads_installed() {
+  echo "ldd $1:"
+  ldd "$1" | sed 's/^/    /'
+  lib=$(loaded_pimoe "$1")
+  [ -n "$lib" ] || fail "$1 does not load libpimoe at all"
+  [ -e "$lib" ] || fail "$1: libpimoe not found ($lib)"
+  real=$(realpath "$lib")
+  case $real in
+    "$PREFIX"/*) echo "ok: $1 loads the installed $real" ;;
+    *) fail "$1 loads $real, not the copy installed under $PREFIX" ;;
+  esac
+}
+
+# ------------------------------------------------------------------------------------------------ 1. install
+step "install into $PREFIX"
+rm -rf "$WORK"
+mkdir -p "$WORK"
+if [ -n "$CONFIG" ]; then
+  "$CMAKE" --install "$BUILD_DIR" --prefix "$PREFIX" --config "$CONFIG"
+else
+  "$CMAKE" --install "$BUILD_DIR" --prefix "$PREFIX"
+fi
+
+PC_FILE=$(find "$PREFIX" -name pimoe.pc -path '*/pkgconfig/*' | head -n 1)
+[ -n "$PC_FILE" ] || fail "no pimoe.pc installed under $PREFIX"
+PC_DIR=$(dirname "$PC_FILE")
+LIBDIR=$(dirname "$PC_DIR")
+CONFIG_FILE=$(find "$PREFIX" -name pimoeConfig.cmake | head -n 1)
+[ -n "$CONFIG_FILE" ] || fail "no pimoeConfig.cmake installed under $PREFIX"
+[ -f "$PREFIX/include/pimoe/pimoe.h" ] || fail "pimoe.h not installed in $PREFIX/include/pimoe"
+for h in pimoe.h pimoe_export.h pimoe_version.h pimoe.hpp; do
+  [ -f "$PREFIX/include/pimoe/$h" ] || fail "header $h not installed"
+done
+SHARED=
+STATIC=
+if [ -e "$LIBDIR/libpimoe.so" ]; then
+  SHARED=$LIBDIR/libpimoe.so
+  soname=$(readelf -d "$SHARED" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
+  [ -n "$soname" ] || fail "libpimoe.so has no SONAME"
+  [ -e "$LIBDIR/$soname" ] || fail "the SONAME link $soname is not installed"
+  if readelf -d "$SHARED" | grep -E '\((RPATH|RUNPATH)\)' | grep -q "$BUILD_DIR"; then
+    fail "the installed libpimoe.so keeps an RPATH into the build tree"
+  fi
+  echo "ok: shared library $(basename "$(realpath "$SHARED")"), SONAME $soname"
+fi
+if [ -e "$LIBDIR/libpimoe.a" ]; then
+  STATIC=$LIBDIR/libpimoe.a
+  echo "ok: static library libpimoe.a"
+fi
+[ -n "$SHARED$STATIC" ] || fail "no libpimoe.so or libpimoe.a in $LIBDIR"
+echo "installed files:"
+(cd "$PREFIX" && find . -type f -o -type l | sort | sed 's/^/    /')
+
+# ------------------------------------------------------------------------------------------------ 2. pkg-config
+step "pkg-config"
+# Only the prefix: never a system-wide pimoe.pc.
+PKG_CONFIG_PATH=$PC_DIR
+PKG_CONFIG_LIBDIR=$PC_DIR
+export PKG_CONFIG_PATH PKG_CONFIG_LIBDIR
+unset PKG_CONFIG_SYSROOT_DIR 2>/dev/null || true
+pkg-config --exists --print-errors pimoe || fail "pkg-config cannot read pimoe.pc"
+pc_version=$(pkg-config --modversion pimoe)
+header_version=$(sed -n 's/^#define PIMOE_VERSION_STRING "\(.*\)"$/\1/p' "$PREFIX/include/pimoe/pimoe_version.h")
+echo "pkg-config --modversion pimoe: $pc_version (pimoe_version.h: $header_version)"
+[ "$pc_version" = "$header_version" ] || fail "pimoe.pc version $pc_version != header version $header_version"
+if [ -n "$VERSION" ]; then
+  [ "$pc_version" = "$VERSION" ] || fail "pimoe.pc version $pc_version != project version $VERSION"
+fi
+# The .pc must describe the prefix it was installed to (cmake --install --prefix relocates the package).
+pc_prefix=$(pkg-config --variable=prefix pimoe)
+pc_includedir=$(pkg-config --variable=includedir pimoe)
+pc_libdir=$(pkg-config --variable=libdir pimoe)
+echo "prefix=$pc_prefix includedir=$pc_includedir libdir=$pc_libdir"
+if [ ! -f "$pc_includedir/pimoe/pimoe.h" ] ||
+   [ "$(realpath "$pc_includedir/pimoe/pimoe.h")" != "$PREFIX/include/pimoe/pimoe.h" ]; then
+  fail "pimoe.pc's includedir ($pc_includedir) is not the installed $PREFIX/include: the .pc is not relocatable"
+fi
+if [ ! -d "$pc_libdir" ] || [ "$(realpath "$pc_libdir")" != "$(realpath "$LIBDIR")" ]; then
+  fail "pimoe.pc's libdir ($pc_libdir) is not the installed $LIBDIR: the .pc is not relocatable"
+fi
+
+CFLAGS_PC=$(pkg-config --cflags pimoe)
+LIBS_PC=$(pkg-config --libs pimoe)
+LIBS_STATIC=$(pkg-config --static --libs pimoe)
+echo "--cflags:        $CFLAGS_PC"
+echo "--libs:          $LIBS_PC"
+echo "--static --libs: $LIBS_STATIC"
+case " $LIBS_PC " in *" -lpimoe "*) ;; *) fail "pkg-config --libs lacks -lpimoe" ;; esac
+# Static linking must name every library that libpimoe itself depends on.
+if [ -n "$SHARED" ]; then
+  for needed in $(readelf -d "$SHARED" | sed -n 's/.*(NEEDED).*\[lib\([^.]*\)\.so.*\]/\1/p'); do
+    case $needed in
+      c | gcc_s | dl | rt) continue ;; # always linked by the compiler driver
+      asan | ubsan | tsan | lsan) continue ;; # sanitizer runtimes come with -fsanitize
+      stdc++ | c++)
+        # A C program linking libpimoe.a needs the C++ runtime named explicitly.
+        case " $LIBS_STATIC " in
+          *" -l$needed "*) ;;
+          *) echo "WARNING: libpimoe needs lib$needed but pkg-config --static --libs does not list -l$needed" \
+                  "(C programs linking libpimoe.a statically will fail)" ;;
+        esac
+        continue ;;
+    esac
+    case " $LIBS_STATIC " in
+      *" -l$needed "* | *"/lib$needed."*) echo "ok: static libs list lib$needed" ;;
+      *) fail "libpimoe.so needs lib$needed, which pkg-config --static --libs pimoe does not list" ;;
+    esac
+  done
+fi
+
+# shellcheck disable=SC2086 # the flags are word lists
+if [ -n "$SHARED" ]; then
+  echo "compiling demo.c: $CC_BIN -std=c99 ... \$(pkg-config --cflags --libs pimoe)"
+  "$CC_BIN" -std=c99 -Wall -Wextra -Wpedantic -Werror $EXTRA_FLAGS "$SOURCE_DIR/examples/c/demo.c" \
+    $CFLAGS_PC $LIBS_PC -o "$WORK/demo_pkgconfig" || fail "demo.c does not build with pkg-config's flags"
+  echo "compiling demo.cpp: $CXX_BIN -std=c++17 ... \$(pkg-config --cflags --libs pimoe)"
+  "$CXX_BIN" -std=c++17 -Wall -Wextra -Wpedantic -Werror $EXTRA_FLAGS "$SOURCE_DIR/examples/cpp/demo.cpp" \
+    $CFLAGS_PC $LIBS_PC -o "$WORK/demo_cpp_pkgconfig" || fail "demo.cpp does not build with pkg-config's flags"
+  (
+    LD_LIBRARY_PATH=$LIBDIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+    export LD_LIBRARY_PATH
+    check_loads_installed "$WORK/demo_pkgconfig"
+    check_loads_installed "$WORK/demo_cpp_pkgconfig"
+    echo "running demo_pkgconfig 64 auto 5"
+    "$WORK/demo_pkgconfig" 64 auto 5 || fail "demo (pkg-config build) exited with $?"
+    echo "running demo_cpp_pkgconfig"
+    "$WORK/demo_cpp_pkgconfig" || fail "demo_cpp (pkg-config build) exited with $?"
+  ) || exit 1
+fi
+if [ -n "$STATIC" ]; then
+  step "pkg-config --static (libpimoe.a)"
+  # -l:libpimoe.a picks the archive even when libpimoe.so sits beside it.
+  static_libs=$(echo " $LIBS_STATIC " | sed 's/ -lpimoe / -l:libpimoe.a /')
+  echo "compiling demo.c: $CC_BIN -std=c99 ... $static_libs"
+  "$CC_BIN" -std=c99 -Wall -Wextra -Wpedantic -Werror $EXTRA_FLAGS "$SOURCE_DIR/examples/c/demo.c" \
+    $CFLAGS_PC $static_libs -o "$WORK/demo_static" ||
+    fail "demo.c does not link statically with pkg-config --static --libs pimoe"
+  [ -z "$(loaded_pimoe "$WORK/demo_static")" ] || fail "demo_static still loads a shared libpimoe"
+  "$WORK/demo_static" 16 cpu 2 >/dev/null || fail "demo_static exited with $?"
+  echo "ok: statically linked demo runs"
+fi
+
+# ------------------------------------------------------------------------------------------------ 3. find_package
+step "find_package(pimoe) consumer project"
+unset PKG_CONFIG_PATH PKG_CONFIG_LIBDIR
+set -- -S "$SOURCE_DIR/tests/consumer" -B "$WORK/cmake-build" \
+  -DCMAKE_PREFIX_PATH="$PREFIX" \
+  -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF \
+  -DCMAKE_BUILD_TYPE="${CONFIG:-Release}" \
+  -DCMAKE_C_COMPILER="$CC_BIN" -DCMAKE_CXX_COMPILER="$CXX_BIN" \
+  -DPIMOE_EXAMPLES_DIR="$SOURCE_DIR/examples" \
+  -DPIMOE_EXPECTED_VERSION="$VERSION"
+if [ -n "$GENERATOR" ]; then set -- "$@" -G "$GENERATOR"; fi
+if [ -n "$EXTRA_FLAGS" ]; then
+  set -- "$@" -DCMAKE_C_FLAGS="$EXTRA_FLAGS" -DCMAKE_CXX_FLAGS="$EXTRA_FLAGS" -DCMAKE_EXE_LINKER_FLAGS="$EXTRA_FLAGS"
+fi
+"$CMAKE" "$@" > "$WORK/cmake-configure.log" 2>&1 || { cat "$WORK/cmake-configure.log"; fail "configure failed"; }
+cat "$WORK/cmake-configure.log"
+found_dir=$(sed -n 's/^-- consumer: found pimoe .* in \(.*\)$/\1/p' "$WORK/cmake-configure.log")
+case $(realpath "$found_dir") in
+  "$PREFIX"/*) echo "ok: find_package used $found_dir" ;;
+  *) fail "find_package(pimoe) found $found_dir, not the package installed under $PREFIX" ;;
+esac
+"$CMAKE" --build "$WORK/cmake-build" --config "${CONFIG:-Release}" || fail "the consumer project does not build"
+for exe in consumer_demo_c consumer_demo_cpp; do
+  path=$(find "$WORK/cmake-build" -type f -name "$exe" | head -n 1)
+  [ -n "$path" ] || fail "$exe was not built"
+  if [ -n "$SHARED" ]; then check_loads_installed "$path"; fi
+  echo "running $exe"
+  if [ "$exe" = consumer_demo_c ]; then
+    "$path" 64 auto 5 || fail "$exe exited with $?"
+  else
+    "$path" || fail "$exe exited with $?"
+  fi
+done
+
+echo
+echo "PASS: the installed libpimoe works through pkg-config and find_package"
