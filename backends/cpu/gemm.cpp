@@ -30,9 +30,8 @@ std::string blas_description() {
 constexpr int64_t kLanes = 16;  // independent partial sums per dot product, so the compiler can vectorise
 
 // C[i0..i1, j0..j1) of A * B^T, four output columns at a time sharing each A row load.
-__attribute__((target_clones("avx512f", "avx2", "default"))) void gemm_block(const float *A, const float *B, float *C,
-                                                                             int64_t M, int64_t j0, int64_t j1,
-                                                                             int64_t N, int64_t K) {
+__attribute__((target_clones("arch=skylake-avx512", "arch=haswell", "default"))) void gemm_block(
+    const float *A, const float *B, float *C, int64_t M, int64_t j0, int64_t j1, int64_t N, int64_t K) {
   for (int64_t i = 0; i < M; ++i) {
     const float *a = A + i * K;
     int64_t j = j0;

@@ -1,0 +1,2 @@
+#define PIMOE_ISA avx2
+#include "activation_impl.h"
