@@ -107,7 +107,8 @@ const char *pimoe_build_info(void) {
 }
 
 const char *pimoe_status_string(pimoe_status status) {
-  const auto index = static_cast<int>(status);
+  int index;  // read as an int: an unknown code is a legal C value but an out-of-range C++ enum
+  std::memcpy(&index, &status, sizeof index);
   if (index < 0 || index >= static_cast<int>(sizeof kStatusText / sizeof kStatusText[0])) return "unknown status";
   return kStatusText[index];
 }

@@ -1,4 +1,6 @@
 // C shims for pimoe_options.
+#include <cstring>
+
 #include "api_guard.h"
 #include "options.h"
 #include "pimoe/pimoe.h"
@@ -19,6 +21,16 @@ void check_expert_index(int32_t expert, const char *function) {
   }
 }
 
+// The raw value of an enum parameter, read without an enum-typed load: a C caller may pass any int, and loading an
+// out-of-range value as a C++ enum is undefined behaviour.
+template <typename Enum>
+int raw_value(const Enum &value) {
+  static_assert(sizeof(Enum) == sizeof(int), "C enums are int-sized here");
+  int raw;
+  std::memcpy(&raw, &value, sizeof raw);
+  return raw;
+}
+
 }  // namespace
 
 extern "C" {
@@ -35,15 +47,15 @@ void pimoe_options_destroy(pimoe_options *options) {
 }
 
 pimoe_status pimoe_options_set_int(pimoe_options *options, pimoe_option key, int64_t value) {
-  return guarded(nullptr, [&] { options_of(options, "pimoe_options_set_int").set_int(key, value); });
+  return guarded(nullptr, [&] { options_of(options, "pimoe_options_set_int").set_int(raw_value(key), value); });
 }
 
 pimoe_status pimoe_options_set_float(pimoe_options *options, pimoe_option key, double value) {
-  return guarded(nullptr, [&] { options_of(options, "pimoe_options_set_float").set_float(key, value); });
+  return guarded(nullptr, [&] { options_of(options, "pimoe_options_set_float").set_float(raw_value(key), value); });
 }
 
 pimoe_status pimoe_options_set_string(pimoe_options *options, pimoe_option key, const char *value) {
-  return guarded(nullptr, [&] { options_of(options, "pimoe_options_set_string").set_string(key, value); });
+  return guarded(nullptr, [&] { options_of(options, "pimoe_options_set_string").set_string(raw_value(key), value); });
 }
 
 pimoe_status pimoe_options_set_by_name(pimoe_options *options, const char *key, const char *value) {
@@ -54,10 +66,11 @@ pimoe_status pimoe_options_set_expert_preset(pimoe_options *options, int32_t exp
   return guarded(nullptr, [&] {
     Options &o = options_of(options, "pimoe_options_set_expert_preset");
     check_expert_index(expert, "pimoe_options_set_expert_preset");
-    if (preset < PIMOE_PRESET_GENERIC || preset > PIMOE_PRESET_ANALYTICAL) {
-      fail(PIMOE_ERR_INVALID_OPTION, "pimoe_options_set_expert_preset: unknown preset ", static_cast<int>(preset));
+    const int raw = raw_value(preset);
+    if (raw < PIMOE_PRESET_GENERIC || raw > PIMOE_PRESET_ANALYTICAL) {
+      fail(PIMOE_ERR_INVALID_OPTION, "pimoe_options_set_expert_preset: unknown preset ", raw);
     }
-    o.expert_override(expert).preset = preset;
+    o.expert_override(expert).preset = static_cast<pimoe_expert_preset>(raw);
   });
 }
 
@@ -65,11 +78,11 @@ pimoe_status pimoe_options_set_expert_activation(pimoe_options *options, int32_t
   return guarded(nullptr, [&] {
     Options &o = options_of(options, "pimoe_options_set_expert_activation");
     check_expert_index(expert, "pimoe_options_set_expert_activation");
-    if (!is_valid_activation(activation)) {
-      fail(PIMOE_ERR_INVALID_OPTION, "pimoe_options_set_expert_activation: unknown activation ",
-           static_cast<int>(activation));
+    const int raw = raw_value(activation);
+    if (!is_valid_activation(raw)) {
+      fail(PIMOE_ERR_INVALID_OPTION, "pimoe_options_set_expert_activation: unknown activation ", raw);
     }
-    o.expert_override(expert).activation = activation;
+    o.expert_override(expert).activation = static_cast<pimoe_activation>(raw);
   });
 }
 

@@ -30,8 +30,9 @@ void WorkspacePool::release(Workspace &w) {
       (p.expert.capacity() + p.weight.capacity()) * 4 + p.dropped.capacity() +
       (p.position.capacity() + p.counts.capacity() + p.offsets.capacity() + p.order.capacity()) * 8 +
       (p.probability.capacity() + p.probability_sum.capacity() + p.choice_count.capacity()) * 8;
-  w.bytes_when_idle = plan_bytes + w.logits.capacity() * sizeof(float) + w.scratch->bytes();
+  const size_t bytes = plan_bytes + w.logits.capacity() * sizeof(float) + w.scratch->bytes();
   std::lock_guard<std::mutex> lock(mutex_);
+  w.bytes_when_idle = bytes;
   idle_.push_back(&w);
 }
 

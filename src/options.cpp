@@ -41,11 +41,11 @@ constexpr KeyInfo kKeys[] = {
     {PIMOE_OPT_DETERMINISTIC, "deterministic", KeyType::Int, 0, 1},
 };
 
-const KeyInfo &key_info(pimoe_option key) {
+const KeyInfo &key_info(int key) {
   for (const KeyInfo &info : kKeys) {
     if (info.key == key) return info;
   }
-  fail(PIMOE_ERR_UNKNOWN_OPTION, "unknown option key ", static_cast<int>(key));
+  fail(PIMOE_ERR_UNKNOWN_OPTION, "unknown option key ", key);
 }
 
 const char *type_name(KeyType type) {
@@ -62,8 +62,6 @@ const char *type_name(KeyType type) {
 
 void expect_type(const KeyInfo &info, KeyType given) {
   if (info.type == given) return;
-  // An integer is a fine value for a floating-point option; the reverse would silently truncate.
-  if (info.type == KeyType::Float && given == KeyType::Int) return;
   fail(PIMOE_ERR_INVALID_OPTION, "option '", info.name, "' takes ", type_name(info.type), ", not ", type_name(given));
 }
 
@@ -94,10 +92,10 @@ pimoe_activation parse_activation(const std::string &name, const char *what) {
        "' (expected gelu, gelu_tanh, silu, relu, tanh or swiglu)");
 }
 
-void Options::set_int(pimoe_option key, int64_t value) {
-  const KeyInfo &info = key_info(key);
+void Options::set_int(int raw_key, int64_t value) {
+  const KeyInfo &info = key_info(raw_key);
+  const pimoe_option key = info.key;
   expect_type(info, KeyType::Int);
-  if (info.type == KeyType::Float) return set_float(key, static_cast<double>(value));
   check_range(info, static_cast<double>(value));
   switch (key) {
     case PIMOE_OPT_HIDDEN:
@@ -138,8 +136,9 @@ void Options::set_int(pimoe_option key, int64_t value) {
   }
 }
 
-void Options::set_float(pimoe_option key, double value) {
-  const KeyInfo &info = key_info(key);
+void Options::set_float(int raw_key, double value) {
+  const KeyInfo &info = key_info(raw_key);
+  const pimoe_option key = info.key;
   expect_type(info, KeyType::Float);
   check_range(info, value);
   switch (key) {
@@ -160,8 +159,9 @@ void Options::set_float(pimoe_option key, double value) {
   }
 }
 
-void Options::set_string(pimoe_option key, const char *value) {
-  const KeyInfo &info = key_info(key);
+void Options::set_string(int raw_key, const char *value) {
+  const KeyInfo &info = key_info(raw_key);
+  const pimoe_option key = info.key;
   expect_type(info, KeyType::String);
   if (!value) fail(PIMOE_ERR_NULL_POINTER, "option '", info.name, "': value is NULL");
   if (key == PIMOE_OPT_BACKEND) {

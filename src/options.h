@@ -39,9 +39,10 @@ struct Options {
   ExpertOverride every_expert;
   std::map<int32_t, ExpertOverride> per_expert;
 
-  void set_int(pimoe_option key, int64_t value);
-  void set_float(pimoe_option key, double value);
-  void set_string(pimoe_option key, const char *value);
+  // Keys arrive as plain ints: a C caller may pass any value, and an out-of-range enum is undefined in C++.
+  void set_int(int key, int64_t value);
+  void set_float(int key, double value);
+  void set_string(int key, const char *value);
   void set_by_name(const char *key, const char *value);
 
   ExpertOverride &expert_override(int32_t expert);

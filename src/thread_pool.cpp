@@ -69,12 +69,14 @@ void ThreadPool::worker_main() {
     loop->active_workers.fetch_add(1, std::memory_order_acq_rel);
     lock.unlock();
     run_iterations(*loop);
-    lock.lock();
-    loop->active_workers.fetch_sub(1, std::memory_order_acq_rel);
     {
+      // Leave under done_mutex: the owner may destroy the loop as soon as it sees no active worker, so the count
+      // must not drop before the notification is under way.
       std::lock_guard<std::mutex> done_lock(loop->done_mutex);
+      loop->active_workers.fetch_sub(1, std::memory_order_acq_rel);
       loop->done.notify_all();
     }
+    lock.lock();
   }
 }
 

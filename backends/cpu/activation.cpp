@@ -1,6 +1,8 @@
 // Run-time choice of the activation kernels' instruction set (one build serves every x86-64 CPU).
 #include "activation.h"
 
+#include "cpu_isa.h"
+
 namespace pimoe::cpu {
 
 #define PIMOE_DECLARE_ISA(isa)                                                                       \
@@ -13,23 +15,6 @@ PIMOE_DECLARE_ISA(generic)
 PIMOE_DECLARE_ISA(avx2)
 PIMOE_DECLARE_ISA(avx512)
 #endif
-
-namespace {
-enum class Isa { Generic, Avx2, Avx512 };
-
-Isa detect_isa() {
-#if defined(PIMOE_HAVE_X86_ISAS)
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq")) return Isa::Avx512;
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return Isa::Avx2;
-#endif
-  return Isa::Generic;
-}
-
-Isa isa() {
-  static const Isa detected = detect_isa();  // immutable once computed; thread-safe initialisation
-  return detected;
-}
-}  // namespace
 
 void activate(pimoe_activation activation, float *h, const float *bias, int64_t n, int64_t width) {
 #if defined(PIMOE_HAVE_X86_ISAS)
@@ -45,18 +30,6 @@ void swiglu(const float *gate, float *h, int64_t n) {
   if (isa() == Isa::Avx2) return avx2::swiglu(gate, h, n);
 #endif
   generic::swiglu(gate, h, n);
-}
-
-const char *activation_isa() {
-  switch (isa()) {
-    case Isa::Avx512:
-      return "avx512";
-    case Isa::Avx2:
-      return "avx2";
-    case Isa::Generic:
-      break;
-  }
-  return "generic";
 }
 
 }  // namespace pimoe::cpu

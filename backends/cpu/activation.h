@@ -13,7 +13,4 @@ void activate(pimoe_activation activation, float *h, const float *bias, int64_t 
 // h[i] = silu(gate[i]) * h[i] for n elements: SwiGLU's combination of its gate and up projections.
 void swiglu(const float *gate, float *h, int64_t n);
 
-// The instruction set the kernels were chosen for at run time: "avx512", "avx2" or "generic".
-const char *activation_isa();
-
 }  // namespace pimoe::cpu

@@ -2,11 +2,23 @@
 
 #include <algorithm>
 
+#include "cpu_isa.h"
+
 #ifdef PIMOE_HAVE_CBLAS
 #include <cblas.h>
 #endif
 
 namespace pimoe::cpu {
+
+#define PIMOE_DECLARE_GEMM_KERNEL(isa)                                                                                \
+  namespace isa {                                                                                                     \
+  void gemm_block(const float *A, const float *B, float *C, int64_t M, int64_t j0, int64_t j1, int64_t N, int64_t K); \
+  }
+PIMOE_DECLARE_GEMM_KERNEL(generic)
+#if defined(PIMOE_HAVE_X86_ISAS)
+PIMOE_DECLARE_GEMM_KERNEL(avx2)
+PIMOE_DECLARE_GEMM_KERNEL(avx512)
+#endif
 
 namespace {
 
@@ -22,61 +34,28 @@ std::string blas_description() {
   std::string config = openblas_get_config();
   std::string core = openblas_get_corename();
   return config.substr(0, config.find(' ', config.find(' ') + 1)) + " (" + core + ", " +
-         std::to_string(openblas_get_num_threads()) + " threads)";
+         std::to_string(openblas_get_num_threads()) + " threads), kernels " + isa_name(isa());
 }
 
 #endif
 
-constexpr int64_t kLanes = 16;  // independent partial sums per dot product, so the compiler can vectorise
+using Kernel = void (*)(const float *, const float *, float *, int64_t, int64_t, int64_t, int64_t, int64_t);
 
-// C[i0..i1, j0..j1) of A * B^T, four output columns at a time sharing each A row load.
-__attribute__((target_clones("arch=skylake-avx512", "arch=haswell", "default"))) void gemm_block(
-    const float *A, const float *B, float *C, int64_t M, int64_t j0, int64_t j1, int64_t N, int64_t K) {
-  for (int64_t i = 0; i < M; ++i) {
-    const float *a = A + i * K;
-    int64_t j = j0;
-    for (; j + 4 <= j1; j += 4) {
-      float acc[4][kLanes] = {};
-      const float *b0 = B + j * K, *b1 = b0 + K, *b2 = b1 + K, *b3 = b2 + K;
-      int64_t p = 0;
-      for (; p + kLanes <= K; p += kLanes) {
-        for (int64_t l = 0; l < kLanes; ++l) {
-          const float av = a[p + l];
-          acc[0][l] += av * b0[p + l];
-          acc[1][l] += av * b1[p + l];
-          acc[2][l] += av * b2[p + l];
-          acc[3][l] += av * b3[p + l];
-        }
-      }
-      float tail[4] = {};
-      for (; p < K; ++p) {
-        tail[0] += a[p] * b0[p];
-        tail[1] += a[p] * b1[p];
-        tail[2] += a[p] * b2[p];
-        tail[3] += a[p] * b3[p];
-      }
-      for (int c = 0; c < 4; ++c) {
-        float sum = tail[c];
-        for (int64_t l = 0; l < kLanes; ++l) sum += acc[c][l];
-        C[i * N + j + c] = sum;
-      }
-    }
-    for (; j < j1; ++j) {
-      float acc[kLanes] = {};
-      const float *b = B + j * K;
-      int64_t p = 0;
-      for (; p + kLanes <= K; p += kLanes) {
-        for (int64_t l = 0; l < kLanes; ++l) acc[l] += a[p + l] * b[p + l];
-      }
-      float sum = 0.0f;
-      for (; p < K; ++p) sum += a[p] * b[p];
-      for (int64_t l = 0; l < kLanes; ++l) sum += acc[l];
-      C[i * N + j] = sum;
-    }
+Kernel builtin_kernel() {
+  switch (isa()) {
+#if defined(PIMOE_HAVE_X86_ISAS)
+    case Isa::Avx512:
+      return avx512::gemm_block;
+    case Isa::Avx2:
+      return avx2::gemm_block;
+#endif
+    default:
+      return generic::gemm_block;
   }
 }
 
 void gemm_abt_builtin(const float *A, const float *B, float *C, int64_t M, int64_t N, int64_t K, ThreadPool &pool) {
+  const Kernel kernel = builtin_kernel();
   // Column blocks keep a slab of B hot in cache while every row of A streams past it. The block split depends only
   // on N, so each output element is computed the same way whatever the thread count.
   constexpr int64_t kBlock = 64;
@@ -86,7 +65,7 @@ void gemm_abt_builtin(const float *A, const float *B, float *C, int64_t M, int64
     constexpr int64_t kRows = 32;
     for (int64_t i0 = 0; i0 < M; i0 += kRows) {
       const int64_t rows = std::min(kRows, M - i0);
-      gemm_block(A + i0 * K, B, C + i0 * N, rows, j0, j1, N, K);
+      kernel(A + i0 * K, B, C + i0 * N, rows, j0, j1, N, K);
     }
   });
 }
@@ -117,7 +96,7 @@ std::string gemm_description(GemmKind kind) {
   if (kind == GemmKind::Blas) return blas_description();
 #endif
   (void)kind;
-  return "built-in GEMM";
+  return std::string("built-in GEMM (") + isa_name(isa()) + ")";
 }
 
 }  // namespace pimoe::cpu

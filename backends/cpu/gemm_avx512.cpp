@@ -1,0 +1,2 @@
+#define PIMOE_ISA avx512
+#include "gemm_impl.h"

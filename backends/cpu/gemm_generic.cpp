@@ -1,0 +1,2 @@
+#define PIMOE_ISA generic
+#include "gemm_impl.h"

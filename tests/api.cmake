@@ -1,0 +1,26 @@
+# C-ABI behaviour tests: errors, basics, statistics, threading, a strict C99 consumer, and the exported symbols.
+# Included from tests/CMakeLists.txt (pimoe_add_gtest is defined there).
+
+set(PIMOE_API_TEST_DIR ${CMAKE_CURRENT_SOURCE_DIR})
+
+foreach(t test_api_errors test_api_basics test_stats test_concurrency)
+  pimoe_add_gtest(${t} ${PIMOE_API_TEST_DIR}/${t}.cpp)
+  target_include_directories(${t} PRIVATE ${PIMOE_API_TEST_DIR})
+  set_tests_properties(${t} PROPERTIES LABELS "api" TIMEOUT 300)
+endforeach()
+
+# The header from a strict C99 program: the flags are set on this target only.
+add_executable(test_c99_header ${PIMOE_API_TEST_DIR}/test_c99_header.c)
+set_target_properties(test_c99_header PROPERTIES C_STANDARD 99 C_STANDARD_REQUIRED ON C_EXTENSIONS OFF)
+target_compile_options(test_c99_header PRIVATE -std=c99 -Wall -Wextra -pedantic -Werror)
+target_link_libraries(test_c99_header PRIVATE pimoe::pimoe m)
+add_test(NAME test_c99_header COMMAND test_c99_header)
+set_tests_properties(test_c99_header PROPERTIES LABELS "api" TIMEOUT 60)
+
+# Exported symbols and SONAME of the shared library.
+if(PIMOE_BUILD_SHARED AND CMAKE_SYSTEM_NAME STREQUAL "Linux")
+  add_test(NAME check_exports
+           COMMAND bash ${PIMOE_API_TEST_DIR}/check_exports.sh $<TARGET_FILE:pimoe>
+                   ${PROJECT_SOURCE_DIR}/include/pimoe/pimoe.h ${PROJECT_BINARY_DIR}/include/pimoe/pimoe_version.h)
+  set_tests_properties(check_exports PROPERTIES LABELS "api" TIMEOUT 60)
+endif()

@@ -1,0 +1,831 @@
+// C-ABI error behaviour: every bad input gets its pimoe_status, a message naming the culprit, untouched
+// out-parameters, and leaves the model (and its statistics) exactly as it was. See the ERRORS section of pimoe.h.
+#include "api/api_test_util.h"
+
+#include <pimoe/pimoe.h>
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstddef>
+#include <cstdio>
+#include <cstdint>
+#include <cstring>
+#include <initializer_list>
+#include <limits>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace pimoe_test;
+
+namespace {
+
+// Checks that `got` is one of `allowed`, that pimoe_last_error() is non-empty and contains every needle
+// (needles starting with '~' are matched case-insensitively).
+::testing::AssertionResult failed_with(pimoe_status got, std::initializer_list<pimoe_status> allowed,
+                                       std::initializer_list<const char *> needles) {
+  const std::string msg = last_error();
+  bool ok_code = false;
+  std::string want;
+  for (pimoe_status a : allowed) {
+    ok_code = ok_code || got == a;
+    want += std::string(want.empty() ? "" : " or ") + pimoe_status_string(a);
+  }
+  if (!ok_code)
+    return ::testing::AssertionFailure() << "status " << static_cast<int>(got) << " (" << pimoe_status_string(got)
+                                         << "), wanted " << want << "; message: \"" << msg << "\"";
+  if (msg.empty()) return ::testing::AssertionFailure() << "pimoe_last_error() is empty after a failure";
+  for (const char *n : needles) {
+    std::string needle(n);
+    bool found = needle[0] == '~' ? contains(lower(msg), lower(needle.substr(1))) : contains(msg, needle);
+    if (!found) return ::testing::AssertionFailure() << "message \"" << msg << "\" does not mention \"" << needle << "\"";
+  }
+  return ::testing::AssertionSuccess();
+}
+
+pimoe_model *sentinel_model() {
+  static char dummy;
+  return reinterpret_cast<pimoe_model *>(&dummy);
+}
+
+constexpr int64_t kH = 16, kE = 8, kK = 2, kT = 4;
+
+// A small model plus the result of one reference forward; TearDown checks that nothing a test did changed it.
+class ModelErrors : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    model_ = small_model();
+    ASSERT_NE(model_, nullptr);
+    input_ = random_input(kT * kH, 1);
+    ref_ = forward(model_.get(), input_, 1, kT, kH, kK, true);
+    ASSERT_EQ(ref_.status, PIMOE_OK) << last_error();
+    calls_ = 1;
+    before_ = get_stats(model_.get());
+  }
+  void TearDown() override {
+    if (!model_) return;
+    // Statistics: failures must not have counted.
+    pimoe_stats_snapshot s = get_stats(model_.get());
+    EXPECT_EQ(s.forward_calls, before_.forward_calls) << "a failed call changed forward_calls";
+    EXPECT_EQ(s.tokens, before_.tokens) << "a failed call changed tokens";
+    std::vector<uint64_t> loads(kE, 0);
+    EXPECT_EQ(pimoe_stats_expert_loads(model_.get(), loads.data(), loads.size()), PIMOE_OK) << last_error();
+    uint64_t total = 0;
+    for (uint64_t l : loads) total += l;
+    EXPECT_EQ(total, static_cast<uint64_t>(kT * kK * calls_));
+    // The model still works and gives the same bits as before.
+    ForwardResult again = forward(model_.get(), input_, 1, kT, kH, kK, true);
+    ASSERT_EQ(again.status, PIMOE_OK) << last_error();
+    EXPECT_TRUE(bitwise_equal(again.output, ref_.output)) << "output changed after failed calls";
+    EXPECT_EQ(again.ids, ref_.ids);
+    EXPECT_TRUE(bitwise_equal(again.weights, ref_.weights));
+  }
+
+  pimoe_status fwd(const float *in, size_t in_count, int64_t batch, int64_t seq, float *out, size_t out_count,
+                   int32_t *ids, float *w, size_t r_count) {
+    return pimoe_forward(model_.get(), in, in_count, batch, seq, out, out_count, ids, w, r_count);
+  }
+
+  ModelPtr model_;
+  std::vector<float> input_;
+  ForwardResult ref_;
+  int64_t calls_ = 0;
+  pimoe_stats_snapshot before_{};
+};
+
+}  // namespace
+
+// ------------------------------------------------------------------------------------------------ status text
+
+TEST(StatusString, EveryKnownCodeHasItsOwnText) {
+  std::vector<std::string> seen;
+  for (int c = PIMOE_OK; c <= PIMOE_ERR_INTERNAL; ++c) {
+    const char *s = pimoe_status_string(static_cast<pimoe_status>(c));
+    ASSERT_NE(s, nullptr) << c;
+    EXPECT_GT(std::strlen(s), 0u) << c;
+    EXPECT_STRNE(s, "unknown status") << c;
+    for (const std::string &o : seen) EXPECT_NE(o, s) << "two codes share the text \"" << s << "\"";
+    seen.emplace_back(s);
+    // Static: the same pointer/text every time.
+    EXPECT_STREQ(s, pimoe_status_string(static_cast<pimoe_status>(c)));
+  }
+}
+
+TEST(StatusString, UnknownCodes) {
+  for (int c : {14, 15, 99, 999, 1 << 20}) {
+    const char *s = pimoe_status_string(static_cast<pimoe_status>(c));
+    ASSERT_NE(s, nullptr) << c;
+    EXPECT_STREQ(s, "unknown status") << c;
+  }
+}
+
+// ------------------------------------------------------------------------------------------------ last_error
+
+TEST(LastError, NeverNullAndClearedBySuccess) {
+  ASSERT_NE(pimoe_last_error(), nullptr);
+
+  EXPECT_EQ(pimoe_options_create(nullptr), PIMOE_ERR_NULL_POINTER);
+  EXPECT_STRNE(pimoe_last_error(), "");
+  pimoe_options *o = nullptr;
+  ASSERT_EQ(pimoe_options_create(&o), PIMOE_OK);
+  OptionsPtr opts(o);
+  EXPECT_STREQ(pimoe_last_error(), "") << "pimoe_options_create success did not clear the message";
+
+  EXPECT_NE(pimoe_options_set_int(opts.get(), PIMOE_OPT_TOP_K, 0), PIMOE_OK);
+  EXPECT_STRNE(pimoe_last_error(), "");
+  EXPECT_EQ(pimoe_options_set_int(opts.get(), PIMOE_OPT_HIDDEN, 16), PIMOE_OK);
+  EXPECT_STREQ(pimoe_last_error(), "") << "pimoe_options_set_int success did not clear the message";
+
+  EXPECT_NE(pimoe_options_set_by_name(opts.get(), "no_such_option", "1"), PIMOE_OK);
+  EXPECT_EQ(pimoe_options_set_by_name(opts.get(), "intermediate", "8"), PIMOE_OK);
+  EXPECT_STREQ(pimoe_last_error(), "");
+
+  EXPECT_NE(pimoe_options_set_float(opts.get(), PIMOE_OPT_TEMPERATURE, -1.0), PIMOE_OK);
+  pimoe_model *m = nullptr;
+  ASSERT_EQ(pimoe_create(opts.get(), &m), PIMOE_OK) << last_error();
+  ModelPtr model(m);
+  EXPECT_STREQ(pimoe_last_error(), "") << "pimoe_create success did not clear the message";
+
+  std::vector<float> in = random_input(16, 3), out(16);
+  EXPECT_NE(pimoe_forward(m, in.data(), 15, 1, 1, out.data(), out.size(), nullptr, nullptr, 0), PIMOE_OK);
+  EXPECT_STRNE(pimoe_last_error(), "");
+  EXPECT_EQ(pimoe_forward(m, in.data(), in.size(), 1, 1, out.data(), out.size(), nullptr, nullptr, 0), PIMOE_OK);
+  EXPECT_STREQ(pimoe_last_error(), "") << "pimoe_forward success did not clear the message";
+
+  EXPECT_NE(pimoe_stats_get(m, nullptr), PIMOE_OK);
+  pimoe_stats_snapshot s;
+  s.struct_size = sizeof s;
+  EXPECT_EQ(pimoe_stats_get(m, &s), PIMOE_OK);
+  EXPECT_STREQ(pimoe_last_error(), "") << "pimoe_stats_get success did not clear the message";
+
+  EXPECT_NE(pimoe_tensor_shape(m, "no.such.tensor", nullptr, nullptr), PIMOE_OK);
+  int32_t nd = 0;
+  int64_t dims[4];
+  EXPECT_EQ(pimoe_tensor_shape(m, "router.weight", &nd, dims), PIMOE_OK);
+  EXPECT_STREQ(pimoe_last_error(), "") << "pimoe_tensor_shape success did not clear the message";
+
+  EXPECT_NE(pimoe_stats_reset(nullptr), PIMOE_OK);
+  EXPECT_EQ(pimoe_stats_reset(m), PIMOE_OK);
+  EXPECT_STREQ(pimoe_last_error(), "") << "pimoe_stats_reset success did not clear the message";
+
+  EXPECT_NE(pimoe_model_dims(nullptr, nullptr, nullptr, nullptr), PIMOE_OK);
+  EXPECT_EQ(pimoe_model_dims(m, nullptr, nullptr, nullptr), PIMOE_OK);
+  EXPECT_STREQ(pimoe_last_error(), "") << "pimoe_model_dims success did not clear the message";
+}
+
+TEST(LastError, IsPerThread) {
+  // A failure on another thread is invisible here; this thread's last call succeeded.
+  pimoe_options *o = nullptr;
+  ASSERT_EQ(pimoe_options_create(&o), PIMOE_OK);
+  OptionsPtr opts(o);
+  std::string other_msg;
+  std::thread t([&] {
+    EXPECT_EQ(pimoe_options_set_int(opts.get(), PIMOE_OPT_TOP_K, -3), PIMOE_ERR_INVALID_OPTION);
+    other_msg = last_error();
+  });
+  t.join();
+  EXPECT_TRUE(contains(other_msg, "top_k")) << other_msg;
+  EXPECT_STREQ(pimoe_last_error(), "");
+
+  // And the reverse: a failure here is not cleared by a success on another thread.
+  EXPECT_EQ(pimoe_options_set_int(opts.get(), PIMOE_OPT_HIDDEN, 0), PIMOE_ERR_INVALID_OPTION);
+  std::thread t2([&] { EXPECT_EQ(pimoe_options_create(&o), PIMOE_OK); });
+  t2.join();
+  pimoe_options_destroy(o);
+  EXPECT_TRUE(contains(last_error(), "hidden")) << last_error();
+}
+
+TEST_F(ModelErrors, ModelLastErrorRecordsFailuresFromAnyThread) {
+  const char *e = pimoe_model_last_error(model_.get());
+  ASSERT_NE(e, nullptr);
+  EXPECT_STREQ(e, "") << "fresh model has a recorded failure";
+
+  std::thread t([&] {
+    std::vector<float> out(input_.size());
+    EXPECT_EQ(pimoe_forward(model_.get(), input_.data(), input_.size() - 1, 1, kT, out.data(), out.size(), nullptr,
+                            nullptr, 0),
+              PIMOE_ERR_SIZE_MISMATCH);
+  });
+  t.join();
+  // This thread's own last error is untouched by the other thread ...
+  pimoe_stats_snapshot s;
+  s.struct_size = sizeof s;
+  EXPECT_EQ(pimoe_stats_get(model_.get(), &s), PIMOE_OK);
+  EXPECT_STREQ(pimoe_last_error(), "");
+  // ... but the handle remembers the failure.
+  std::string me = pimoe_model_last_error(model_.get());
+  EXPECT_TRUE(contains(me, "input_count")) << "model_last_error: \"" << me << "\"";
+
+  // A later failure replaces it.
+  std::vector<float> out(input_.size());
+  EXPECT_EQ(fwd(input_.data(), input_.size(), 1, kT, out.data(), out.size() + 3, nullptr, nullptr, 0),
+            PIMOE_ERR_SIZE_MISMATCH);
+  me = pimoe_model_last_error(model_.get());
+  EXPECT_TRUE(contains(me, "output_count")) << "model_last_error: \"" << me << "\"";
+
+  // NULL handle: must not crash.
+  (void)pimoe_model_last_error(nullptr);
+}
+
+// ------------------------------------------------------------------------------------------------ NULL pointers
+
+TEST(NullPointers, OptionsFunctions) {
+  EXPECT_TRUE(failed_with(pimoe_options_create(nullptr), {PIMOE_ERR_NULL_POINTER}, {}));
+  pimoe_options_destroy(nullptr);  // harmless
+
+  EXPECT_TRUE(failed_with(pimoe_options_set_int(nullptr, PIMOE_OPT_TOP_K, 2), {PIMOE_ERR_NULL_POINTER}, {}));
+  EXPECT_TRUE(failed_with(pimoe_options_set_float(nullptr, PIMOE_OPT_TEMPERATURE, 1.0), {PIMOE_ERR_NULL_POINTER}, {}));
+  EXPECT_TRUE(failed_with(pimoe_options_set_string(nullptr, PIMOE_OPT_BACKEND, "cpu"), {PIMOE_ERR_NULL_POINTER}, {}));
+  EXPECT_TRUE(failed_with(pimoe_options_set_by_name(nullptr, "top_k", "2"), {PIMOE_ERR_NULL_POINTER}, {}));
+  EXPECT_TRUE(failed_with(pimoe_options_set_expert_preset(nullptr, 0, PIMOE_PRESET_LANGUAGE),
+                          {PIMOE_ERR_NULL_POINTER}, {}));
+  EXPECT_TRUE(failed_with(pimoe_options_set_expert_activation(nullptr, 0, PIMOE_ACT_RELU),
+                          {PIMOE_ERR_NULL_POINTER}, {}));
+  EXPECT_TRUE(failed_with(pimoe_options_set_expert_width(nullptr, 0, 8), {PIMOE_ERR_NULL_POINTER}, {}));
+  EXPECT_TRUE(failed_with(pimoe_options_set_expert_pre_norm(nullptr, 0, 1), {PIMOE_ERR_NULL_POINTER}, {}));
+
+  OptionsPtr o = make_options();
+  EXPECT_TRUE(failed_with(pimoe_options_set_string(o.get(), PIMOE_OPT_BACKEND, nullptr), {PIMOE_ERR_NULL_POINTER},
+                          {"backend"}));
+  EXPECT_TRUE(failed_with(pimoe_options_set_by_name(o.get(), nullptr, "2"), {PIMOE_ERR_NULL_POINTER}, {}));
+  EXPECT_TRUE(failed_with(pimoe_options_set_by_name(o.get(), "top_k", nullptr), {PIMOE_ERR_NULL_POINTER}, {"top_k"}));
+}
+
+TEST(NullPointers, CreateAndDestroy) {
+  OptionsPtr o = small_options();
+  EXPECT_TRUE(failed_with(pimoe_create(o.get(), nullptr), {PIMOE_ERR_NULL_POINTER}, {}));
+  pimoe_destroy(nullptr);  // harmless
+  pimoe_options_destroy(nullptr);
+}
+
+TEST_F(ModelErrors, NullPointersModelQueries) {
+  int64_t h = -5;
+  int32_t e = -5, k = -5;
+  EXPECT_TRUE(failed_with(pimoe_model_dims(nullptr, &h, &e, &k), {PIMOE_ERR_NULL_POINTER}, {}));
+  EXPECT_EQ(h, -5);
+  EXPECT_EQ(e, -5);
+  EXPECT_EQ(k, -5);
+  // Any out-pointer may be NULL.
+  PIMOE_EXPECT_OK(pimoe_model_dims(model_.get(), nullptr, nullptr, nullptr));
+  PIMOE_EXPECT_OK(pimoe_model_dims(model_.get(), nullptr, &e, nullptr));
+  EXPECT_EQ(e, kE);
+
+  pimoe_activation act = PIMOE_ACT_SWIGLU;  // sentinel: every expert of this model is GELU
+  int64_t width = -5;
+  int32_t norm = -5;
+  EXPECT_TRUE(failed_with(pimoe_model_expert(nullptr, 0, &act, &width, &norm), {PIMOE_ERR_NULL_POINTER}, {}));
+  EXPECT_EQ(act, PIMOE_ACT_SWIGLU);
+  EXPECT_EQ(width, -5);
+  EXPECT_EQ(norm, -5);
+  PIMOE_EXPECT_OK(pimoe_model_expert(model_.get(), 0, nullptr, nullptr, nullptr));
+
+  (void)pimoe_model_backend(nullptr);  // must not crash
+  EXPECT_LE(pimoe_tensor_count(nullptr), 0);
+  EXPECT_EQ(pimoe_tensor_name(nullptr, 0), nullptr);
+}
+
+TEST_F(ModelErrors, NullPointersForward) {
+  std::vector<float> out(input_.size(), 0.0f);
+  std::vector<int32_t> ids(kT * kK);
+  std::vector<float> w(kT * kK);
+  const size_t n = input_.size();
+  EXPECT_TRUE(failed_with(pimoe_forward(nullptr, input_.data(), n, 1, kT, out.data(), n, nullptr, nullptr, 0),
+                          {PIMOE_ERR_NULL_POINTER}, {"model"}));
+  EXPECT_TRUE(failed_with(fwd(nullptr, n, 1, kT, out.data(), n, nullptr, nullptr, 0), {PIMOE_ERR_NULL_POINTER},
+                          {"input"}));
+  EXPECT_TRUE(failed_with(fwd(input_.data(), n, 1, kT, nullptr, n, nullptr, nullptr, 0), {PIMOE_ERR_NULL_POINTER},
+                          {"output"}));
+  EXPECT_TRUE(failed_with(fwd(input_.data(), n, 1, kT, out.data(), n, ids.data(), nullptr, ids.size()),
+                          {PIMOE_ERR_NULL_POINTER, PIMOE_ERR_INVALID_ARGUMENT}, {"expert_weights"}));
+  EXPECT_TRUE(failed_with(fwd(input_.data(), n, 1, kT, out.data(), n, nullptr, w.data(), w.size()),
+                          {PIMOE_ERR_NULL_POINTER, PIMOE_ERR_INVALID_ARGUMENT}, {"expert_ids"}));
+}
+
+TEST_F(ModelErrors, NullPointersStats) {
+  pimoe_stats_snapshot s;
+  s.struct_size = sizeof s;
+  EXPECT_TRUE(failed_with(pimoe_stats_get(nullptr, &s), {PIMOE_ERR_NULL_POINTER}, {}));
+  EXPECT_TRUE(failed_with(pimoe_stats_get(model_.get(), nullptr), {PIMOE_ERR_NULL_POINTER}, {}));
+  std::vector<uint64_t> loads(kE, 99);
+  EXPECT_TRUE(failed_with(pimoe_stats_expert_loads(nullptr, loads.data(), loads.size()), {PIMOE_ERR_NULL_POINTER}, {}));
+  EXPECT_EQ(loads, std::vector<uint64_t>(kE, 99));
+  EXPECT_TRUE(failed_with(pimoe_stats_expert_loads(model_.get(), nullptr, kE), {PIMOE_ERR_NULL_POINTER}, {}));
+  EXPECT_TRUE(failed_with(pimoe_stats_reset(nullptr), {PIMOE_ERR_NULL_POINTER}, {}));
+}
+
+TEST_F(ModelErrors, NullPointersTensors) {
+  int32_t nd = -5;
+  int64_t dims[4] = {-5, -5, -5, -5};
+  EXPECT_TRUE(failed_with(pimoe_tensor_shape(nullptr, "router.weight", &nd, dims), {PIMOE_ERR_NULL_POINTER}, {}));
+  EXPECT_TRUE(failed_with(pimoe_tensor_shape(model_.get(), nullptr, &nd, dims), {PIMOE_ERR_NULL_POINTER}, {}));
+  EXPECT_TRUE(failed_with(pimoe_tensor_shape(model_.get(), "router.weight", nullptr, dims), {PIMOE_ERR_NULL_POINTER},
+                          {}));
+  EXPECT_TRUE(failed_with(pimoe_tensor_shape(model_.get(), "router.weight", &nd, nullptr), {PIMOE_ERR_NULL_POINTER},
+                          {}));
+  EXPECT_EQ(nd, -5);
+  for (int64_t d : dims) EXPECT_EQ(d, -5);
+
+  std::vector<float> buf(kE * kH, 3.5f);
+  EXPECT_TRUE(failed_with(pimoe_tensor_read(nullptr, "router.weight", buf.data(), buf.size()),
+                          {PIMOE_ERR_NULL_POINTER}, {}));
+  EXPECT_TRUE(failed_with(pimoe_tensor_read(model_.get(), nullptr, buf.data(), buf.size()), {PIMOE_ERR_NULL_POINTER},
+                          {}));
+  EXPECT_TRUE(failed_with(pimoe_tensor_read(model_.get(), "router.weight", nullptr, buf.size()),
+                          {PIMOE_ERR_NULL_POINTER}, {}));
+  for (float v : buf) ASSERT_EQ(v, 3.5f);
+}
+
+TEST(NullPointers, Backends) {
+  int32_t usable = 77;
+  EXPECT_TRUE(failed_with(pimoe_backend_probe(nullptr, &usable), {PIMOE_ERR_NULL_POINTER}, {}));
+  EXPECT_EQ(usable, 77);
+  EXPECT_TRUE(failed_with(pimoe_backend_probe("cpu", nullptr), {PIMOE_ERR_NULL_POINTER}, {}));
+  EXPECT_EQ(pimoe_backend_device(nullptr), nullptr);
+  EXPECT_EQ(pimoe_backend_name(-1), nullptr);
+  EXPECT_EQ(pimoe_backend_name(pimoe_backend_count()), nullptr);
+  EXPECT_EQ(pimoe_backend_name(1 << 30), nullptr);
+}
+
+// ------------------------------------------------------------------------------------------------ options
+
+TEST(Options, UnknownKeys) {
+  OptionsPtr o = make_options();
+  const pimoe_option bad = static_cast<pimoe_option>(999);
+  EXPECT_TRUE(failed_with(pimoe_options_set_int(o.get(), bad, 1), {PIMOE_ERR_UNKNOWN_OPTION}, {"999"}));
+  EXPECT_TRUE(failed_with(pimoe_options_set_float(o.get(), bad, 1.0), {PIMOE_ERR_UNKNOWN_OPTION}, {"999"}));
+  EXPECT_TRUE(failed_with(pimoe_options_set_string(o.get(), bad, "x"), {PIMOE_ERR_UNKNOWN_OPTION}, {"999"}));
+  EXPECT_TRUE(failed_with(pimoe_options_set_by_name(o.get(), "no_such_option", "1"), {PIMOE_ERR_UNKNOWN_OPTION},
+                          {"no_such_option"}));
+  EXPECT_TRUE(failed_with(pimoe_options_set_by_name(o.get(), "", "1"), {PIMOE_ERR_UNKNOWN_OPTION}, {}));
+  EXPECT_TRUE(failed_with(pimoe_options_set_by_name(o.get(), "TOP_K_X", "1"), {PIMOE_ERR_UNKNOWN_OPTION},
+                          {"TOP_K_X"}));
+}
+
+TEST(Options, OutOfRangeSizes) {
+  OptionsPtr o = make_options();
+  struct Case {
+    pimoe_option key;
+    int64_t value;
+    const char *name;
+  };
+  const Case cases[] = {
+      {PIMOE_OPT_HIDDEN, 0, "hidden"},
+      {PIMOE_OPT_HIDDEN, -1, "hidden"},
+      {PIMOE_OPT_HIDDEN, 1000000000000LL, "hidden"},
+      {PIMOE_OPT_HIDDEN, 65537, "hidden"},
+      {PIMOE_OPT_HIDDEN, std::numeric_limits<int64_t>::min(), "hidden"},
+      {PIMOE_OPT_NUM_EXPERTS, 0, "num_experts"},
+      {PIMOE_OPT_NUM_EXPERTS, 4097, "num_experts"},
+      {PIMOE_OPT_TOP_K, 0, "top_k"},
+      {PIMOE_OPT_TOP_K, -2, "top_k"},
+      {PIMOE_OPT_INTERMEDIATE, 0, "intermediate"},
+      {PIMOE_OPT_INTERMEDIATE, 262145, "intermediate"},
+      {PIMOE_OPT_INTERMEDIATE, std::numeric_limits<int64_t>::max(), "intermediate"},
+      {PIMOE_OPT_ACTIVATION, 42, "activation"},
+      {PIMOE_OPT_ACTIVATION, -1, "activation"},
+      {PIMOE_OPT_THREADS, -1, "threads"},
+  };
+  for (const Case &c : cases) {
+    EXPECT_TRUE(failed_with(pimoe_options_set_int(o.get(), c.key, c.value), {PIMOE_ERR_INVALID_OPTION}, {c.name}))
+        << c.name << " = " << c.value;
+  }
+  EXPECT_TRUE(failed_with(pimoe_options_set_int(o.get(), PIMOE_OPT_ACTIVATION, 42), {PIMOE_ERR_INVALID_OPTION},
+                          {"activation", "42"}));
+  // The option set survives: all defaults, so the model is the default one.
+  int64_t h = 0;
+  int32_t e = 0, k = 0;
+  pimoe_model *m = nullptr;
+  PIMOE_ASSERT_OK(pimoe_create(o.get(), &m));
+  ModelPtr model(m);
+  PIMOE_EXPECT_OK(pimoe_model_dims(m, &h, &e, &k));
+  EXPECT_EQ(h, 512);
+  EXPECT_EQ(e, 8);
+  EXPECT_EQ(k, 2);
+}
+
+TEST(Options, BadFloatValues) {
+  OptionsPtr o = make_options();
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const double inf = std::numeric_limits<double>::infinity();
+  struct Case {
+    pimoe_option key;
+    double value;
+    const char *name;
+  };
+  const Case cases[] = {
+      {PIMOE_OPT_TEMPERATURE, 0.0, "temperature"},     {PIMOE_OPT_TEMPERATURE, -0.5, "temperature"},
+      {PIMOE_OPT_TEMPERATURE, nan, "temperature"},     {PIMOE_OPT_TEMPERATURE, -inf, "temperature"},
+      {PIMOE_OPT_CAPACITY_FACTOR, -1.0, "capacity_factor"}, {PIMOE_OPT_CAPACITY_FACTOR, nan, "capacity_factor"},
+      {PIMOE_OPT_AUX_LOSS_COEF, nan, "aux_loss_coef"}, {PIMOE_OPT_LAYER_NORM_EPS, nan, "layer_norm_eps"},
+      {PIMOE_OPT_LAYER_NORM_EPS, -1.0, "layer_norm_eps"},
+  };
+  for (const Case &c : cases) {
+    EXPECT_TRUE(failed_with(pimoe_options_set_float(o.get(), c.key, c.value), {PIMOE_ERR_INVALID_OPTION}, {c.name}))
+        << c.name << " = " << c.value;
+  }
+  EXPECT_TRUE(failed_with(pimoe_options_set_by_name(o.get(), "temperature", "0"), {PIMOE_ERR_INVALID_OPTION},
+                          {"temperature"}));
+  EXPECT_TRUE(failed_with(pimoe_options_set_by_name(o.get(), "temperature", "nan"), {PIMOE_ERR_INVALID_OPTION},
+                          {"temperature"}));
+  EXPECT_TRUE(failed_with(pimoe_options_set_by_name(o.get(), "capacity_factor", "-1"), {PIMOE_ERR_INVALID_OPTION},
+                          {"capacity_factor"}));
+}
+
+TEST(Options, BadStringValuesAndParsing) {
+  OptionsPtr o = make_options();
+  EXPECT_TRUE(failed_with(pimoe_options_set_string(o.get(), PIMOE_OPT_BACKEND, "no-such-backend"),
+                          {PIMOE_ERR_INVALID_OPTION, PIMOE_ERR_NOT_FOUND}, {"no-such-backend"}));
+  EXPECT_TRUE(failed_with(pimoe_options_set_by_name(o.get(), "backend", "no-such-backend"),
+                          {PIMOE_ERR_INVALID_OPTION, PIMOE_ERR_NOT_FOUND}, {"no-such-backend"}));
+  EXPECT_TRUE(failed_with(pimoe_options_set_string(o.get(), PIMOE_OPT_BACKEND, ""),
+                          {PIMOE_ERR_INVALID_OPTION, PIMOE_ERR_NOT_FOUND}, {"backend"}));
+  EXPECT_TRUE(failed_with(pimoe_options_set_by_name(o.get(), "activation", "no_such_act"), {PIMOE_ERR_INVALID_OPTION},
+                          {"activation", "no_such_act"}));
+  EXPECT_TRUE(failed_with(pimoe_options_set_by_name(o.get(), "top_k", "abc"), {PIMOE_ERR_INVALID_OPTION},
+                          {"top_k", "abc"}));
+  EXPECT_TRUE(failed_with(pimoe_options_set_by_name(o.get(), "top_k", "2x"), {PIMOE_ERR_INVALID_OPTION}, {"top_k"}));
+  EXPECT_TRUE(failed_with(pimoe_options_set_by_name(o.get(), "top_k", ""), {PIMOE_ERR_INVALID_OPTION}, {"top_k"}));
+  EXPECT_TRUE(failed_with(pimoe_options_set_by_name(o.get(), "hidden", "99999999999999999999999"),
+                          {PIMOE_ERR_INVALID_OPTION}, {"hidden"}));
+  EXPECT_TRUE(failed_with(pimoe_options_set_by_name(o.get(), "temperature", "warm"), {PIMOE_ERR_INVALID_OPTION},
+                          {"temperature"}));
+}
+
+TEST(Options, WrongTypedSetter) {
+  OptionsPtr o = make_options();
+  EXPECT_TRUE(failed_with(pimoe_options_set_float(o.get(), PIMOE_OPT_TOP_K, 2.0), {PIMOE_ERR_INVALID_OPTION},
+                          {"top_k"}));
+  EXPECT_TRUE(failed_with(pimoe_options_set_string(o.get(), PIMOE_OPT_TOP_K, "2"), {PIMOE_ERR_INVALID_OPTION},
+                          {"top_k"}));
+  EXPECT_TRUE(failed_with(pimoe_options_set_int(o.get(), PIMOE_OPT_TEMPERATURE, 1), {PIMOE_ERR_INVALID_OPTION},
+                          {"temperature"}));
+  EXPECT_TRUE(failed_with(pimoe_options_set_string(o.get(), PIMOE_OPT_CAPACITY_FACTOR, "1.0"),
+                          {PIMOE_ERR_INVALID_OPTION}, {"capacity_factor"}));
+  EXPECT_TRUE(failed_with(pimoe_options_set_int(o.get(), PIMOE_OPT_BACKEND, 0), {PIMOE_ERR_INVALID_OPTION},
+                          {"backend"}));
+  EXPECT_TRUE(failed_with(pimoe_options_set_float(o.get(), PIMOE_OPT_BACKEND, 0.0), {PIMOE_ERR_INVALID_OPTION},
+                          {"backend"}));
+  EXPECT_TRUE(failed_with(pimoe_options_set_float(o.get(), PIMOE_OPT_ACTIVATION, 1.0), {PIMOE_ERR_INVALID_OPTION},
+                          {"activation"}));
+}
+
+TEST(Options, FailedSetterKeepsPreviousValue) {
+  OptionsPtr o = small_options();
+  PIMOE_ASSERT_OK(pimoe_options_set_int(o.get(), PIMOE_OPT_TOP_K, 3));
+  EXPECT_NE(pimoe_options_set_float(o.get(), PIMOE_OPT_TOP_K, 5.0), PIMOE_OK);
+  EXPECT_NE(pimoe_options_set_int(o.get(), PIMOE_OPT_TOP_K, 0), PIMOE_OK);
+  EXPECT_NE(pimoe_options_set_by_name(o.get(), "top_k", "seven"), PIMOE_OK);
+  EXPECT_NE(pimoe_options_set_int(o.get(), PIMOE_OPT_HIDDEN, -4), PIMOE_OK);
+  ModelPtr m = create_model(o.get());
+  ASSERT_NE(m, nullptr);
+  int64_t h = 0;
+  int32_t e = 0, k = 0;
+  PIMOE_EXPECT_OK(pimoe_model_dims(m.get(), &h, &e, &k));
+  EXPECT_EQ(h, 16);
+  EXPECT_EQ(e, 8);
+  EXPECT_EQ(k, 3);
+}
+
+TEST(Options, ExpertSetterBadValues) {
+  OptionsPtr o = small_options();
+  EXPECT_TRUE(failed_with(pimoe_options_set_expert_activation(o.get(), 0, static_cast<pimoe_activation>(42)),
+                          {PIMOE_ERR_INVALID_OPTION, PIMOE_ERR_INVALID_ARGUMENT}, {"activation"}));
+  EXPECT_TRUE(failed_with(pimoe_options_set_expert_preset(o.get(), 0, static_cast<pimoe_expert_preset>(99)),
+                          {PIMOE_ERR_INVALID_OPTION, PIMOE_ERR_INVALID_ARGUMENT}, {"preset"}));
+  EXPECT_TRUE(failed_with(pimoe_options_set_expert_width(o.get(), 0, 0),
+                          {PIMOE_ERR_INVALID_OPTION, PIMOE_ERR_INVALID_ARGUMENT}, {}));
+  EXPECT_TRUE(failed_with(pimoe_options_set_expert_width(o.get(), 0, -16),
+                          {PIMOE_ERR_INVALID_OPTION, PIMOE_ERR_INVALID_ARGUMENT}, {"-16"}));
+  // The options are still good.
+  ModelPtr m = create_model(o.get());
+  EXPECT_NE(m, nullptr);
+}
+
+// ------------------------------------------------------------------------------------------------ pimoe_create
+
+TEST(Create, TopKExceedsNumExperts) {
+  OptionsPtr o = small_options();  // E = 8
+  pimoe_status s = pimoe_options_set_int(o.get(), PIMOE_OPT_TOP_K, 9);
+  if (s == PIMOE_OK) {
+    pimoe_model *m = sentinel_model();
+    s = pimoe_create(o.get(), &m);
+    EXPECT_EQ(m, sentinel_model()) << "*out written by a failed pimoe_create";
+  }
+  EXPECT_TRUE(failed_with(s, {PIMOE_ERR_INVALID_OPTION}, {"top_k", "9", "num_experts", "8"}));
+}
+
+TEST(Create, TopKMayBeSetBeforeNumExperts) {
+  // Options are order-independent: top_k = 9 is fine once num_experts becomes 16.
+  OptionsPtr o = small_options();
+  PIMOE_ASSERT_OK(pimoe_options_set_int(o.get(), PIMOE_OPT_TOP_K, 9));
+  PIMOE_ASSERT_OK(pimoe_options_set_int(o.get(), PIMOE_OPT_NUM_EXPERTS, 16));
+  ModelPtr m = create_model(o.get());
+  ASSERT_NE(m, nullptr);
+  int32_t e = 0, k = 0;
+  PIMOE_EXPECT_OK(pimoe_model_dims(m.get(), nullptr, &e, &k));
+  EXPECT_EQ(e, 16);
+  EXPECT_EQ(k, 9);
+}
+
+TEST(Create, ExpertOverrideIndexOutOfRangeIsReportedAtCreate) {
+  OptionsPtr o = small_options();  // E = 8
+  // Setting it is fine (num_experts could still grow) ...
+  PIMOE_ASSERT_OK(pimoe_options_set_expert_preset(o.get(), 8, PIMOE_PRESET_LANGUAGE));
+  pimoe_model *m = sentinel_model();
+  EXPECT_TRUE(failed_with(pimoe_create(o.get(), &m), {PIMOE_ERR_INVALID_OPTION, PIMOE_ERR_INVALID_ARGUMENT},
+                          {"8", "~expert"}));
+  EXPECT_EQ(m, sentinel_model());
+  // ... and becomes valid when the layer has more experts.
+  PIMOE_ASSERT_OK(pimoe_options_set_int(o.get(), PIMOE_OPT_NUM_EXPERTS, 9));
+  ModelPtr ok = create_model(o.get());
+  ASSERT_NE(ok, nullptr);
+  pimoe_activation act = PIMOE_ACT_GELU;
+  PIMOE_EXPECT_OK(pimoe_model_expert(ok.get(), 8, &act, nullptr, nullptr));
+  EXPECT_EQ(act, PIMOE_ACT_SWIGLU);
+
+  for (int which = 0; which < 3; ++which) {
+    OptionsPtr o2 = small_options();
+    const int32_t idx = 1000 + which;
+    if (which == 0) PIMOE_ASSERT_OK(pimoe_options_set_expert_activation(o2.get(), idx, PIMOE_ACT_RELU));
+    if (which == 1) PIMOE_ASSERT_OK(pimoe_options_set_expert_width(o2.get(), idx, 8));
+    if (which == 2) PIMOE_ASSERT_OK(pimoe_options_set_expert_pre_norm(o2.get(), idx, 1));
+    pimoe_model *m2 = sentinel_model();
+    EXPECT_TRUE(failed_with(pimoe_create(o2.get(), &m2), {PIMOE_ERR_INVALID_OPTION, PIMOE_ERR_INVALID_ARGUMENT},
+                            {std::to_string(idx).c_str()}));
+    EXPECT_EQ(m2, sentinel_model());
+  }
+}
+
+TEST(Create, NegativeExpertIndexOtherThanMinusOne) {
+  OptionsPtr o = small_options();
+  pimoe_status s = pimoe_options_set_expert_preset(o.get(), -2, PIMOE_PRESET_LANGUAGE);
+  pimoe_model *m = sentinel_model();
+  if (s == PIMOE_OK) s = pimoe_create(o.get(), &m);
+  EXPECT_TRUE(failed_with(s, {PIMOE_ERR_INVALID_OPTION, PIMOE_ERR_INVALID_ARGUMENT}, {"-2"}));
+  EXPECT_EQ(m, sentinel_model());
+}
+
+TEST(Create, UnavailableBackends) {
+  for (const char *name : {"cuda", "vulkan", "vulkan:0"}) {
+    int32_t usable = -1;
+    pimoe_status ps = pimoe_backend_probe(name, &usable);
+    ASSERT_EQ(ps, PIMOE_OK) << name << ": " << describe(ps);
+    if (usable) {
+      std::printf("[ note ] backend %s is usable here; skipping its unavailability check\n", name);
+      continue;
+    }
+    EXPECT_STRNE(pimoe_last_error(), "") << "probe(" << name << ") = 0 must say why";
+    OptionsPtr o = small_options();
+    pimoe_status s = pimoe_options_set_string(o.get(), PIMOE_OPT_BACKEND, name);
+    pimoe_model *m = sentinel_model();
+    if (s == PIMOE_OK) s = pimoe_create(o.get(), &m);
+    // The message names the backend ("vulkan" for "vulkan:0" is enough).
+    const std::string family = std::string(name).substr(0, std::string(name).find(':'));
+    EXPECT_TRUE(failed_with(s, {PIMOE_ERR_BACKEND_UNAVAILABLE}, {family.c_str()})) << name;
+    EXPECT_EQ(m, sentinel_model());
+  }
+}
+
+// ------------------------------------------------------------------------------------------------ forward
+
+TEST_F(ModelErrors, ZeroNegativeAndOverflowingShapes) {
+  std::vector<float> out(input_.size(), 0.0f);
+  const size_t n = input_.size();
+  EXPECT_TRUE(failed_with(fwd(input_.data(), n, 0, kT, out.data(), n, nullptr, nullptr, 0),
+                          {PIMOE_ERR_INVALID_ARGUMENT}, {"batch"}));
+  EXPECT_TRUE(failed_with(fwd(input_.data(), n, 1, 0, out.data(), n, nullptr, nullptr, 0),
+                          {PIMOE_ERR_INVALID_ARGUMENT}, {"seq"}));
+  EXPECT_TRUE(failed_with(fwd(input_.data(), n, 1, -1, out.data(), n, nullptr, nullptr, 0),
+                          {PIMOE_ERR_INVALID_ARGUMENT}, {"seq"}));
+  EXPECT_TRUE(failed_with(fwd(input_.data(), n, -2, kT, out.data(), n, nullptr, nullptr, 0),
+                          {PIMOE_ERR_INVALID_ARGUMENT}, {"batch"}));
+  // Two negatives whose product matches the buffer.
+  EXPECT_TRUE(failed_with(fwd(input_.data(), n, -1, -kT, out.data(), n, nullptr, nullptr, 0),
+                          {PIMOE_ERR_INVALID_ARGUMENT}, {}));
+  // batch*seq*hidden wraps around 2^64 to exactly the buffer length (2^62+4)*1*16 = 2^66+64 = 64 mod 2^64.
+  const int64_t wrap = (int64_t{1} << 62) + kT;
+  EXPECT_TRUE(failed_with(fwd(input_.data(), n, wrap, 1, out.data(), n, nullptr, nullptr, 0),
+                          {PIMOE_ERR_INVALID_ARGUMENT, PIMOE_ERR_SIZE_MISMATCH}, {}));
+  EXPECT_TRUE(failed_with(fwd(input_.data(), n, 1, wrap, out.data(), n, nullptr, nullptr, 0),
+                          {PIMOE_ERR_INVALID_ARGUMENT, PIMOE_ERR_SIZE_MISMATCH}, {}));
+  // batch*seq itself overflows int64.
+  const int64_t big = std::numeric_limits<int64_t>::max();
+  EXPECT_TRUE(failed_with(fwd(input_.data(), n, big, big, out.data(), n, nullptr, nullptr, 0),
+                          {PIMOE_ERR_INVALID_ARGUMENT, PIMOE_ERR_SIZE_MISMATCH}, {}));
+  EXPECT_TRUE(failed_with(fwd(input_.data(), n, int64_t{1} << 32, int64_t{1} << 32, out.data(), n, nullptr, nullptr,
+                              0),
+                          {PIMOE_ERR_INVALID_ARGUMENT, PIMOE_ERR_SIZE_MISMATCH}, {}));
+  // Routing count wrapping: tokens*top_k*... with routing buffers.
+  std::vector<int32_t> ids(kT * kK);
+  std::vector<float> w(kT * kK);
+  EXPECT_TRUE(failed_with(fwd(input_.data(), n, wrap, 1, out.data(), n, ids.data(), w.data(), ids.size()),
+                          {PIMOE_ERR_INVALID_ARGUMENT, PIMOE_ERR_SIZE_MISMATCH}, {}));
+}
+
+TEST_F(ModelErrors, MismatchedBufferLengths) {
+  const size_t n = input_.size();
+  std::vector<float> out(n + 8, 0.0f);
+  std::vector<int32_t> ids(kT * kK + 4, -1);
+  std::vector<float> w(kT * kK + 4, -1.0f);
+  EXPECT_TRUE(failed_with(fwd(input_.data(), n - 1, 1, kT, out.data(), n, nullptr, nullptr, 0),
+                          {PIMOE_ERR_SIZE_MISMATCH}, {"input_count", "63"}));
+  EXPECT_TRUE(failed_with(fwd(input_.data(), n, 1, kT - 1, out.data(), n, nullptr, nullptr, 0),
+                          {PIMOE_ERR_SIZE_MISMATCH}, {"input_count"}));
+  EXPECT_TRUE(failed_with(fwd(input_.data(), 0, 1, kT, out.data(), n, nullptr, nullptr, 0),
+                          {PIMOE_ERR_SIZE_MISMATCH, PIMOE_ERR_INVALID_ARGUMENT}, {"input_count"}));
+  EXPECT_TRUE(failed_with(fwd(input_.data(), n, 1, kT, out.data(), n + 1, nullptr, nullptr, 0),
+                          {PIMOE_ERR_SIZE_MISMATCH}, {"output_count", "65"}));
+  EXPECT_TRUE(failed_with(fwd(input_.data(), n, 1, kT, out.data(), n - 16, nullptr, nullptr, 0),
+                          {PIMOE_ERR_SIZE_MISMATCH}, {"output_count"}));
+  EXPECT_TRUE(failed_with(fwd(input_.data(), n, 1, kT, out.data(), n, ids.data(), w.data(), kT * kK - 1),
+                          {PIMOE_ERR_SIZE_MISMATCH}, {"routing_count", "7"}));
+  EXPECT_TRUE(failed_with(fwd(input_.data(), n, 1, kT, out.data(), n, ids.data(), w.data(), kT * kK + 1),
+                          {PIMOE_ERR_SIZE_MISMATCH}, {"routing_count"}));
+  EXPECT_TRUE(failed_with(fwd(input_.data(), n, 1, kT, out.data(), n, ids.data(), w.data(), 0),
+                          {PIMOE_ERR_SIZE_MISMATCH, PIMOE_ERR_INVALID_ARGUMENT}, {"routing_count"}));
+  // Only one of ids/weights given.
+  EXPECT_TRUE(failed_with(fwd(input_.data(), n, 1, kT, out.data(), n, ids.data(), nullptr, kT * kK),
+                          {PIMOE_ERR_NULL_POINTER, PIMOE_ERR_INVALID_ARGUMENT}, {"expert_weights"}));
+  EXPECT_TRUE(failed_with(fwd(input_.data(), n, 1, kT, out.data(), n, nullptr, w.data(), kT * kK),
+                          {PIMOE_ERR_NULL_POINTER, PIMOE_ERR_INVALID_ARGUMENT}, {"expert_ids"}));
+  // The same layer with batch=2, seq=2 is fine (shape, not the split, matters).
+  ForwardResult r = forward(model_.get(), input_, 2, kT / 2, kH, kK, true);
+  ASSERT_EQ(r.status, PIMOE_OK) << last_error();
+  ++calls_;
+  before_ = get_stats(model_.get());
+}
+
+TEST_F(ModelErrors, NonFiniteInputNamesTheFirstBadElement) {
+  const size_t n = input_.size();
+  std::vector<float> out(n);
+  struct Case {
+    std::vector<size_t> where;
+    float value;
+    const char *index;
+    const char *word;
+  };
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const float inf = std::numeric_limits<float>::infinity();
+  const Case cases[] = {
+      {{37}, nan, "37", "~nan"},
+      {{45}, inf, "45", "~inf"},
+      {{63}, -inf, "63", "~inf"},
+      {{0}, nan, "0", "~nan"},
+      {{20, 50}, nan, "20", "~nan"},   // first of two
+  };
+  for (const Case &c : cases) {
+    std::vector<float> bad = input_;
+    for (size_t i : c.where) bad[i] = c.value;
+    EXPECT_TRUE(failed_with(fwd(bad.data(), n, 1, kT, out.data(), n, nullptr, nullptr, 0),
+                            {PIMOE_ERR_NON_FINITE_INPUT}, {c.index, c.word}))
+        << "bad element at " << c.index;
+  }
+  // NaN first, Inf later: names the NaN's index.
+  std::vector<float> bad = input_;
+  bad[41] = nan;
+  bad[58] = inf;
+  EXPECT_TRUE(failed_with(fwd(bad.data(), n, 1, kT, out.data(), n, nullptr, nullptr, 0),
+                          {PIMOE_ERR_NON_FINITE_INPUT}, {"41", "~nan"}));
+  // Inf first, NaN later.
+  bad = input_;
+  bad[19] = -inf;
+  bad[33] = nan;
+  EXPECT_TRUE(failed_with(fwd(bad.data(), n, 1, kT, out.data(), n, nullptr, nullptr, 0),
+                          {PIMOE_ERR_NON_FINITE_INPUT}, {"19", "~inf"}));
+  // With routing output too.
+  std::vector<int32_t> ids(kT * kK);
+  std::vector<float> w(kT * kK);
+  bad = input_;
+  bad[n - 1] = nan;
+  EXPECT_TRUE(failed_with(fwd(bad.data(), n, 1, kT, out.data(), n, ids.data(), w.data(), ids.size()),
+                          {PIMOE_ERR_NON_FINITE_INPUT}, {"63"}));
+}
+
+// ------------------------------------------------------------------------------------------------ stats
+
+TEST_F(ModelErrors, StatsStructSize) {
+  alignas(8) unsigned char buf[sizeof(pimoe_stats_snapshot) + 64];
+  auto prepare = [&](uint32_t size) {
+    std::memset(buf, 0xAB, sizeof buf);
+    std::memcpy(buf, &size, sizeof size);
+  };
+  auto guard_intact_from = [&](size_t from) {
+    for (size_t i = from; i < sizeof buf; ++i)
+      if (buf[i] != 0xAB) return ::testing::AssertionFailure() << "byte " << i << " written";
+    return ::testing::AssertionSuccess();
+  };
+  auto *snap = reinterpret_cast<pimoe_stats_snapshot *>(buf);
+
+  for (uint32_t too_small : {0u, 1u, 4u, 7u}) {
+    prepare(too_small);
+    EXPECT_TRUE(failed_with(pimoe_stats_get(model_.get(), snap), {PIMOE_ERR_INVALID_ARGUMENT, PIMOE_ERR_SIZE_MISMATCH},
+                            {"struct_size"}))
+        << too_small;
+    EXPECT_TRUE(guard_intact_from(4)) << "struct_size " << too_small;
+  }
+
+  // The smallest valid snapshot: struct_size and num_experts.
+  prepare(8);
+  PIMOE_ASSERT_OK(pimoe_stats_get(model_.get(), snap));
+  uint32_t e = 0;
+  std::memcpy(&e, buf + offsetof(pimoe_stats_snapshot, num_experts), sizeof e);
+  EXPECT_EQ(e, static_cast<uint32_t>(kE));
+  EXPECT_TRUE(guard_intact_from(8));
+
+  // An "old program" whose struct ends after `tokens`.
+  const uint32_t old_size = static_cast<uint32_t>(offsetof(pimoe_stats_snapshot, tokens) + sizeof(uint64_t));
+  prepare(old_size);
+  PIMOE_ASSERT_OK(pimoe_stats_get(model_.get(), snap));
+  uint64_t calls = 0, tokens = 0;
+  std::memcpy(&calls, buf + offsetof(pimoe_stats_snapshot, forward_calls), sizeof calls);
+  std::memcpy(&tokens, buf + offsetof(pimoe_stats_snapshot, tokens), sizeof tokens);
+  EXPECT_EQ(calls, 1u);
+  EXPECT_EQ(tokens, static_cast<uint64_t>(kT));
+  EXPECT_TRUE(guard_intact_from(old_size));
+
+  // An older program that ends right after weight_bytes.
+  const uint32_t old2 = static_cast<uint32_t>(offsetof(pimoe_stats_snapshot, weight_bytes) + sizeof(uint64_t));
+  prepare(old2);
+  PIMOE_ASSERT_OK(pimoe_stats_get(model_.get(), snap));
+  EXPECT_TRUE(guard_intact_from(old2));
+  uint64_t wb = 0;
+  std::memcpy(&wb, buf + offsetof(pimoe_stats_snapshot, weight_bytes), sizeof wb);
+  EXPECT_GT(wb, 0u);
+
+  // Exactly this header's struct: everything, nothing past it.
+  prepare(sizeof(pimoe_stats_snapshot));
+  PIMOE_ASSERT_OK(pimoe_stats_get(model_.get(), snap));
+  EXPECT_TRUE(guard_intact_from(sizeof(pimoe_stats_snapshot)));
+  EXPECT_EQ(snap->num_experts, static_cast<uint32_t>(kE));
+  EXPECT_EQ(snap->forward_calls, 1u);
+
+  // A "newer program" with a bigger struct: works, known fields filled.
+  prepare(sizeof(pimoe_stats_snapshot) + 32);
+  PIMOE_ASSERT_OK(pimoe_stats_get(model_.get(), snap));
+  EXPECT_EQ(snap->num_experts, static_cast<uint32_t>(kE));
+  EXPECT_EQ(snap->forward_calls, 1u);
+  EXPECT_EQ(snap->tokens, static_cast<uint64_t>(kT));
+}
+
+TEST_F(ModelErrors, ExpertLoadsCountTooSmall) {
+  std::vector<uint64_t> loads(kE, 12345);
+  EXPECT_TRUE(failed_with(pimoe_stats_expert_loads(model_.get(), loads.data(), kE - 1),
+                          {PIMOE_ERR_SIZE_MISMATCH, PIMOE_ERR_INVALID_ARGUMENT}, {"7"}));
+  EXPECT_TRUE(failed_with(pimoe_stats_expert_loads(model_.get(), loads.data(), 0),
+                          {PIMOE_ERR_SIZE_MISMATCH, PIMOE_ERR_INVALID_ARGUMENT}, {}));
+  EXPECT_EQ(loads, std::vector<uint64_t>(kE, 12345));
+  // A larger buffer is fine ("count must be >= num_experts").
+  std::vector<uint64_t> big(kE + 3, 0);
+  PIMOE_EXPECT_OK(pimoe_stats_expert_loads(model_.get(), big.data(), big.size()));
+}
+
+// ------------------------------------------------------------------------------------------------ model queries
+
+TEST_F(ModelErrors, ExpertIndexOutOfRange) {
+  for (int32_t bad : {static_cast<int32_t>(kE), -1, 1 << 20}) {
+    pimoe_activation act = PIMOE_ACT_SWIGLU;  // sentinel: every expert of this model is GELU
+    int64_t width = -5;
+    int32_t norm = -5;
+    EXPECT_TRUE(failed_with(pimoe_model_expert(model_.get(), bad, &act, &width, &norm),
+                            {PIMOE_ERR_NOT_FOUND, PIMOE_ERR_INVALID_ARGUMENT}, {std::to_string(bad).c_str()}))
+        << bad;
+    EXPECT_EQ(act, PIMOE_ACT_SWIGLU);
+    EXPECT_EQ(width, -5);
+    EXPECT_EQ(norm, -5);
+  }
+}
+
+TEST_F(ModelErrors, TensorErrors) {
+  int32_t nd = -5;
+  int64_t dims[4] = {-5, -5, -5, -5};
+  EXPECT_TRUE(failed_with(pimoe_tensor_shape(model_.get(), "no.such.tensor", &nd, dims), {PIMOE_ERR_NOT_FOUND},
+                          {"no.such.tensor"}));
+  EXPECT_TRUE(failed_with(pimoe_tensor_shape(model_.get(), "experts.8.up.weight", &nd, dims), {PIMOE_ERR_NOT_FOUND},
+                          {"experts.8.up.weight"}));
+  EXPECT_TRUE(failed_with(pimoe_tensor_shape(model_.get(), "experts.0.up.bias", &nd, dims), {PIMOE_ERR_NOT_FOUND},
+                          {"experts.0.up.bias"}));
+  EXPECT_EQ(nd, -5);
+  for (int64_t d : dims) EXPECT_EQ(d, -5);
+
+  std::vector<float> buf(kE * kH + 1, 3.5f);
+  EXPECT_TRUE(failed_with(pimoe_tensor_read(model_.get(), "router.weight", buf.data(), kE * kH - 1),
+                          {PIMOE_ERR_SIZE_MISMATCH}, {"router.weight"}));
+  EXPECT_TRUE(failed_with(pimoe_tensor_read(model_.get(), "router.weight", buf.data(), kE * kH + 1),
+                          {PIMOE_ERR_SIZE_MISMATCH}, {"router.weight"}));
+  EXPECT_TRUE(failed_with(pimoe_tensor_read(model_.get(), "no.such.tensor", buf.data(), buf.size()),
+                          {PIMOE_ERR_NOT_FOUND}, {"no.such.tensor"}));
+  for (float v : buf) ASSERT_EQ(v, 3.5f) << "a failed tensor_read wrote into the buffer";
+
+  EXPECT_EQ(pimoe_tensor_name(model_.get(), -1), nullptr);
+  EXPECT_EQ(pimoe_tensor_name(model_.get(), pimoe_tensor_count(model_.get())), nullptr);
+}
+
+TEST(Backends, UnknownNames) {
+  int32_t usable = 77;
+  EXPECT_TRUE(failed_with(pimoe_backend_probe("no-such-backend", &usable), {PIMOE_ERR_NOT_FOUND}, {"no-such-backend"}));
+  EXPECT_EQ(usable, 77);
+  EXPECT_TRUE(failed_with(pimoe_backend_probe("", &usable), {PIMOE_ERR_NOT_FOUND}, {}));
+  EXPECT_EQ(usable, 77);
+  EXPECT_EQ(pimoe_backend_device("no-such-backend"), nullptr);
+}
