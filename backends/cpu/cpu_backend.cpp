@@ -7,6 +7,7 @@
 
 #include "activation.h"
 #include "gemm.h"
+#include "packed_gemm.h"
 
 namespace pimoe {
 namespace {
@@ -16,16 +17,33 @@ int pool_threads(int64_t requested) {
                        : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 }
 
+// One work item of a projection: rows [row0, row0+rows) of expert `expert`, output panels [panel0, panel1).
+struct Tile {
+  int64_t expert, row0, rows, panel0, panel1;
+};
+
+// Tile sizes: a row block's inputs (36 x 256 floats per depth block; 36 = six 6-row micro-tiles) stay in L2 while
+// panels stream through L1.
+constexpr int64_t kTileRows = 36;
+constexpr int64_t kTilePanels = 8;
+// From this many tokens on, the router GEMM is big enough for OpenBLAS to beat the packed kernel.
+constexpr int64_t kBlasRouterRows = int64_t{1} << 40;
+
+struct ExpertPacked {
+  cpu::PackedWeight gate, up, down;
+};
+
 struct CpuScratch final : BackendScratch {
   std::vector<float> rows;             // [kept, H]  gathered (and normalised) inputs, grouped by expert
   std::vector<float> hidden;           // [sum count_e * I_e]  up projection, then activation
   std::vector<float> gate;             // [sum count_e * I_e]  SwiGLU gate projection
   std::vector<float> out;              // [kept, H]  expert outputs before weighting
   std::vector<int64_t> hidden_offset;  // [E] where expert e's block starts in hidden/gate
+  std::vector<Tile> tiles;             // work items of one projection phase
 
   size_t bytes() const override {
     return (rows.capacity() + hidden.capacity() + gate.capacity() + out.capacity()) * sizeof(float) +
-           hidden_offset.capacity() * sizeof(int64_t);
+           hidden_offset.capacity() * sizeof(int64_t) + tiles.capacity() * sizeof(Tile);
   }
 };
 
@@ -35,7 +53,17 @@ class CpuBackend final : public Backend {
       : config_(config),
         weights_(weights),
         gemm_(config.deterministic || !cpu::blas_available() ? cpu::GemmKind::BuiltIn : cpu::GemmKind::Blas),
-        pool_(pool_threads(config.threads)) {}
+        pool_(pool_threads(config.threads)) {
+    router_packed_ = cpu::PackedWeight(weights.router_weight.data(), config.router.num_experts, config.hidden);
+    packed_.resize(weights.experts.size());
+    for (size_t e = 0; e < packed_.size(); ++e) {
+      const ExpertWeights &w = weights.experts[e];
+      const int64_t H = config.hidden, I = config.experts[e].intermediate;
+      if (!w.gate_weight.empty()) packed_[e].gate = cpu::PackedWeight(w.gate_weight.data(), I, H);
+      packed_[e].up = cpu::PackedWeight(w.up_weight.data(), I, H);
+      packed_[e].down = cpu::PackedWeight(w.down_weight.data(), H, I);
+    }
+  }
 
   const char *name() const override { return "cpu"; }
 
@@ -46,8 +74,15 @@ class CpuBackend final : public Backend {
   std::unique_ptr<BackendScratch> make_scratch() const override { return std::make_unique<CpuScratch>(); }
 
   void router_logits(const float *x, int64_t tokens, float *logits, BackendScratch &) const override {
-    cpu::gemm_abt(gemm_, x, weights_.router_weight.data(), logits, tokens, config_.router.num_experts, config_.hidden,
-                  pool_);
+    const int64_t H = config_.hidden, E = config_.router.num_experts;
+    if (gemm_ == cpu::GemmKind::Blas && tokens >= kBlasRouterRows) {
+      return cpu::gemm_abt(gemm_, x, weights_.router_weight.data(), logits, tokens, E, H, pool_);
+    }
+    const int64_t blocks = (tokens + kTileRows - 1) / kTileRows;
+    pool_.parallel_for(blocks, [&](int64_t b) {
+      const int64_t r0 = b * kTileRows, rows = std::min(kTileRows, tokens - r0);
+      cpu::packed_gemm_tile(x + r0 * H, H, rows, router_packed_, 0, router_packed_.panels(), logits + r0 * E, E);
+    });
   }
 
   void run_experts(const RoutePlan &plan, const float *x, float *y, BackendScratch &base) const override {
@@ -67,9 +102,8 @@ class CpuBackend final : public Backend {
     if (any_gated) s.gate.resize(static_cast<size_t>(hidden_total));
 
     gather(plan, x, s);
-    for (int64_t e = 0; e < E; ++e) {
-      if (plan.counts[e] > 0) run_expert(plan, e, s);
-    }
+    up_projection(plan, s);
+    down_projection(plan, s);
     combine(plan, s, y);
   }
 
@@ -116,27 +150,61 @@ class CpuBackend final : public Backend {
     });
   }
 
-  void run_expert(const RoutePlan &plan, int64_t e, CpuScratch &s) const {
-    const int64_t H = config_.hidden, I = spec(e).intermediate, M = plan.counts[e];
-    const ExpertWeights &w = expert_weights(e);
-    const float *rows = s.rows.data() + plan.offsets[e] * H;
-    float *hidden = s.hidden.data() + s.hidden_offset[e];
-    float *out = s.out.data() + plan.offsets[e] * H;
-
-    cpu::gemm_abt(gemm_, rows, w.up_weight.data(), hidden, M, I, H, pool_);
-    if (spec(e).gated()) {
-      float *gate = s.gate.data() + s.hidden_offset[e];
-      cpu::gemm_abt(gemm_, rows, w.gate_weight.data(), gate, M, I, H, pool_);
-      parallel_chunks(M, 8, [&](int64_t begin, int64_t end) {
-        cpu::swiglu(gate + begin * I, hidden + begin * I, (end - begin) * I);
-      });
-    } else {
-      const float *bias = w.up_bias.empty() ? nullptr : w.up_bias.data();
-      parallel_chunks(M, 8, [&](int64_t begin, int64_t end) {
-        cpu::activate(spec(e).activation, hidden + begin * I, bias, (end - begin) * I, I);
-      });
+  // Every expert's (row block, panel group) tiles of a projection with `panels(e)` output panels, in one list, so a
+  // single parallel loop covers all experts (the "grouped GEMM" of the fast MoE engines).
+  template <typename Panels>
+  void make_tiles(const RoutePlan &plan, Panels panels, std::vector<Tile> &tiles) const {
+    tiles.clear();
+    for (int64_t e = 0; e < plan.num_experts; ++e) {
+      const int64_t P = panels(e);
+      for (int64_t r = 0; r < plan.counts[e]; r += kTileRows) {
+        for (int64_t p = 0; p < P; p += kTilePanels) {
+          tiles.push_back({e, r, std::min(kTileRows, plan.counts[e] - r), p, std::min(P, p + kTilePanels)});
+        }
+      }
     }
-    cpu::gemm_abt(gemm_, hidden, w.down_weight.data(), out, M, H, I, pool_);
+  }
+
+  // hidden = act(rows * up^T + bias), or silu(rows * gate^T) * (rows * up^T), tile by tile while it is in cache.
+  void up_projection(const RoutePlan &plan, CpuScratch &s) const {
+    const int64_t H = config_.hidden;
+    make_tiles(
+        plan, [&](int64_t e) { return packed_[e].up.panels(); }, s.tiles);
+    pool_.parallel_for(static_cast<int64_t>(s.tiles.size()), [&](int64_t i) {
+      const Tile &t = s.tiles[static_cast<size_t>(i)];
+      const ExpertSpec &sp = spec(t.expert);
+      const int64_t I = sp.intermediate;
+      const float *rows = s.rows.data() + (plan.offsets[t.expert] + t.row0) * H;
+      float *hidden = s.hidden.data() + s.hidden_offset[t.expert] + t.row0 * I;
+      const ExpertPacked &w = packed_[t.expert];
+      cpu::packed_gemm_tile(rows, H, t.rows, w.up, t.panel0, t.panel1, hidden, I);
+      const int64_t col0 = t.panel0 * cpu::kPanelWidth;
+      const int64_t cols = std::min(I, t.panel1 * cpu::kPanelWidth) - col0;
+      if (sp.gated()) {
+        float *gate = s.gate.data() + s.hidden_offset[t.expert] + t.row0 * I;
+        cpu::packed_gemm_tile(rows, H, t.rows, w.gate, t.panel0, t.panel1, gate, I);
+        for (int64_t r = 0; r < t.rows; ++r) cpu::swiglu(gate + r * I + col0, hidden + r * I + col0, cols);
+      } else {
+        const std::vector<float> &bias = expert_weights(t.expert).up_bias;
+        for (int64_t r = 0; r < t.rows; ++r) {
+          cpu::activate(sp.activation, hidden + r * I + col0, bias.empty() ? nullptr : bias.data() + col0, cols, cols);
+        }
+      }
+    });
+  }
+
+  // out = hidden * down^T (the down bias is added in the combine).
+  void down_projection(const RoutePlan &plan, CpuScratch &s) const {
+    const int64_t H = config_.hidden;
+    make_tiles(
+        plan, [&](int64_t e) { return packed_[e].down.panels(); }, s.tiles);
+    pool_.parallel_for(static_cast<int64_t>(s.tiles.size()), [&](int64_t i) {
+      const Tile &t = s.tiles[static_cast<size_t>(i)];
+      const int64_t I = spec(t.expert).intermediate;
+      const float *hidden = s.hidden.data() + s.hidden_offset[t.expert] + t.row0 * I;
+      float *out = s.out.data() + (plan.offsets[t.expert] + t.row0) * H;
+      cpu::packed_gemm_tile(hidden, I, t.rows, packed_[t.expert].down, t.panel0, t.panel1, out, H);
+    });
   }
 
   // y[t] = sum_j weight(t, j) * (out[position(t, j)] + down_bias), slots in order, so that a token's result does not
@@ -168,6 +236,8 @@ class CpuBackend final : public Backend {
   const LayerWeights &weights_;
   const cpu::GemmKind gemm_;
   mutable ThreadPool pool_;
+  cpu::PackedWeight router_packed_;
+  std::vector<ExpertPacked> packed_;
 };
 
 }  // namespace

@@ -1,0 +1,47 @@
+#include "packed_gemm.h"
+
+#include "cpu_isa.h"
+
+namespace pimoe::cpu {
+
+#define PIMOE_DECLARE_PACKED_GEMM(isa)                                                                            \
+  namespace isa {                                                                                                 \
+  void packed_gemm_tile(const float *A, int64_t lda, int64_t rows, const PackedWeight &W, int64_t p0, int64_t p1, \
+                        float *C, int64_t ldc);                                                                   \
+  }
+PIMOE_DECLARE_PACKED_GEMM(generic)
+#if defined(PIMOE_HAVE_X86_ISAS)
+PIMOE_DECLARE_PACKED_GEMM(avx2)
+PIMOE_DECLARE_PACKED_GEMM(avx512)
+#endif
+
+PackedWeight::PackedWeight(const float *w, int64_t n, int64_t k) : n_(n), k_(k) {
+  data_.assign(static_cast<size_t>(panels() * kPanelWidth * k), 0.0f);
+  for (int64_t row = 0; row < n; ++row) {
+    float *dst = data_.data() + (row / kPanelWidth) * kPanelWidth * k + row % kPanelWidth;
+    for (int64_t d = 0; d < k; ++d) dst[d * kPanelWidth] = w[row * k + d];
+  }
+}
+
+void PackedWeight::unpack(float *w) const {
+  for (int64_t row = 0; row < n_; ++row) {
+    const float *src = data_.data() + (row / kPanelWidth) * kPanelWidth * k_ + row % kPanelWidth;
+    for (int64_t d = 0; d < k_; ++d) w[row * k_ + d] = src[d * kPanelWidth];
+  }
+}
+
+void packed_gemm_tile(const float *A, int64_t lda, int64_t rows, const PackedWeight &W, int64_t p0, int64_t p1,
+                      float *C, int64_t ldc) {
+  switch (isa()) {
+#if defined(PIMOE_HAVE_X86_ISAS)
+    case Isa::Avx512:
+      return avx512::packed_gemm_tile(A, lda, rows, W, p0, p1, C, ldc);
+    case Isa::Avx2:
+      return avx2::packed_gemm_tile(A, lda, rows, W, p0, p1, C, ldc);
+#endif
+    default:
+      return generic::packed_gemm_tile(A, lda, rows, W, p0, p1, C, ldc);
+  }
+}
+
+}  // namespace pimoe::cpu

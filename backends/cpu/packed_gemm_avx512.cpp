@@ -1,0 +1,2 @@
+#define PIMOE_ISA avx512
+#include "packed_gemm_impl.h"
