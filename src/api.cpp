@@ -99,8 +99,8 @@ const char *pimoe_build_info(void) {
   static const std::string info = [] {
     std::string backends;
     for (const char *name : compiled_backends()) backends += (backends.empty() ? "" : ",") + std::string(name);
-    return "libpimoe " PIMOE_VERSION_STRING " backends=" + backends +
-           " gemm=" + cpu::gemm_description(cpu::blas_available() ? cpu::GemmKind::Blas : cpu::GemmKind::BuiltIn) +
+    return "libpimoe " PIMOE_VERSION_STRING " backends=" + backends + " cpu_gemm=packed" +
+           (cpu::blas_available() ? ",openblas blas=" + cpu::blas_description() : std::string(" blas=none")) +
            " compiler=" PIMOE_COMPILER;
   }();
   return info.c_str();
@@ -253,7 +253,7 @@ const char *pimoe_backend_device(const char *name) {
     }
     if (parsed.kind == "auto") parsed.kind = resolve_auto_backend();
     if (parsed.kind == "cpu") {
-      thread_string() = cpu_device_description(0);
+      thread_string() = cpu_device_description(0, false);
       return thread_string().c_str();
     }
     return nullptr;

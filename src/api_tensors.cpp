@@ -43,11 +43,11 @@ pimoe_status pimoe_tensor_read(const pimoe_model *model, const char *name, float
   return guarded(model, [&] {
     const NamedTensor &t = tensor_of(model, name, "pimoe_tensor_read");
     require(out, "pimoe_tensor_read", "out");
-    if (count != t.data->size()) {
+    if (count != static_cast<size_t>(t.element_count())) {
       fail(PIMOE_ERR_SIZE_MISMATCH, "pimoe_tensor_read: count (", count, ") != element count of '", name, "' (",
-           t.data->size(), ")");
+           t.element_count(), ")");
     }
-    std::copy(t.data->begin(), t.data->end(), out);
+    model->model.read_tensor(t, out);
   });
 }
 

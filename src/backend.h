@@ -30,6 +30,12 @@ class Backend {
 
   virtual std::unique_ptr<BackendScratch> make_scratch() const = 0;
 
+  // Weights a backend keeps in its own form (packed, on a device). The model frees its host copy of each tensor the
+  // backend holds, and reads it back through read_weight() (nn.Linear layout) when asked.
+  virtual bool holds_weight(const NamedTensor &) const { return false; }
+  virtual void read_weight(const NamedTensor &, float *) const {}
+  virtual size_t weight_bytes() const { return 0; }
+
   // logits[T, E] = x[T, H] * router_weight^T.
   virtual void router_logits(const float *x, int64_t tokens, float *logits, BackendScratch &scratch) const = 0;
 

@@ -63,6 +63,7 @@ LayerConfig resolve_layer_config(const Options &options) {
   config.seed = options.seed;
   config.threads = options.threads;
   config.deterministic = options.deterministic;
+  config.cpu_gemm = options.cpu_gemm;
   config.backend = options.backend;
 
   if (!options.per_expert.empty()) {

@@ -36,6 +36,7 @@ struct LayerConfig {
   int64_t threads = 0;
   bool deterministic = false;
   std::string backend;
+  std::string cpu_gemm;
 };
 
 // Applies presets and overrides and checks every cross-option constraint (top_k <= num_experts, ...).

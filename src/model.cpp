@@ -48,7 +48,16 @@ Model::Model(const LayerConfig &config)
       tensors_(allocate_weights(config_, weights_)),
       backend_((initialize_weights(config_.seed, tensors_), create_backend(config_.backend, config_, weights_))),
       workspaces_(*backend_),
-      stats_(config_.router.num_experts) {}
+      stats_(config_.router.num_experts) {
+  for (const NamedTensor &t : tensors_) {
+    if (backend_->holds_weight(t)) std::vector<float>().swap(*t.data);  // one copy of each weight, not two
+  }
+}
+
+void Model::read_tensor(const NamedTensor &t, float *out) const {
+  if (backend_->holds_weight(t)) return backend_->read_weight(t, out);
+  std::copy(t.data->begin(), t.data->end(), out);
+}
 
 void Model::forward(const float *x, int64_t tokens, float *y, int32_t *ids, float *weights) {
   const auto start = std::chrono::steady_clock::now();
@@ -78,7 +87,7 @@ const NamedTensor *Model::find_tensor(const std::string &name) const {
 }
 
 size_t Model::weight_bytes() const {
-  size_t total = 0;
+  size_t total = backend_->weight_bytes();
   for (const NamedTensor &t : tensors_) total += t.data->size() * sizeof(float);
   return total;
 }

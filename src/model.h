@@ -1,6 +1,7 @@
 // A layer: immutable config and weights, the backend that runs them, per-call workspaces and statistics.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -48,6 +49,8 @@ class Model {
   const Backend &backend() const { return *backend_; }
   const std::vector<NamedTensor> &tensors() const { return tensors_; }
   const NamedTensor *find_tensor(const std::string &name) const;
+  // Copies a tensor (nn.Linear layout) into out, which holds element_count(t) floats.
+  void read_tensor(const NamedTensor &t, float *out) const;
   size_t weight_bytes() const;
   size_t workspace_bytes() const { return workspaces_.bytes(); }
   Stats &stats() { return stats_; }

@@ -39,6 +39,7 @@ constexpr KeyInfo kKeys[] = {
     {PIMOE_OPT_THREADS, "threads", KeyType::Int, 0, 1024},
     {PIMOE_OPT_BACKEND, "backend", KeyType::String, 0, 0},
     {PIMOE_OPT_DETERMINISTIC, "deterministic", KeyType::Int, 0, 1},
+    {PIMOE_OPT_CPU_GEMM, "cpu_gemm", KeyType::String, 0, 0},
 };
 
 const KeyInfo &key_info(int key) {
@@ -167,6 +168,12 @@ void Options::set_string(int raw_key, const char *value) {
   if (key == PIMOE_OPT_BACKEND) {
     parse_backend_name(value);  // throws on a malformed name; availability is checked at pimoe_create
     backend = value;
+  } else if (key == PIMOE_OPT_CPU_GEMM) {
+    const std::string v = value;
+    if (v != "packed" && v != "openblas") {
+      fail(PIMOE_ERR_INVALID_OPTION, "option 'cpu_gemm' = '", v, "' is not 'packed' or 'openblas'");
+    }
+    cpu_gemm = v;
   }
 }
 

@@ -35,6 +35,7 @@ struct Options {
   int64_t threads = 0;
   std::string backend = "auto";
   bool deterministic = false;
+  std::string cpu_gemm = "packed";
 
   ExpertOverride every_expert;
   std::map<int32_t, ExpertOverride> per_expert;

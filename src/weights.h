@@ -30,6 +30,12 @@ struct NamedTensor {
   std::vector<int64_t> shape;
   std::vector<float> *data;
   int64_t fan_in;  // of the nn.Linear the tensor belongs to; 0 for LayerNorm parameters
+
+  int64_t element_count() const {
+    int64_t count = 1;
+    for (int64_t d : shape) count *= d;
+    return count;
+  }
 };
 
 // Allocates every tensor the config needs (zero-filled) and lists them in the documented order.

@@ -1,21 +1,20 @@
 // C-ABI error behaviour: every bad input gets its pimoe_status, a message naming the culprit, untouched
 // out-parameters, and leaves the model (and its statistics) exactly as it was. See the ERRORS section of pimoe.h.
-#include "api/api_test_util.h"
-
-#include <pimoe/pimoe.h>
-
 #include <gtest/gtest.h>
+#include <pimoe/pimoe.h>
 
 #include <cmath>
 #include <cstddef>
-#include <cstdio>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <initializer_list>
 #include <limits>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "api/api_test_util.h"
 
 using namespace pimoe_test;
 
@@ -39,7 +38,8 @@ namespace {
   for (const char *n : needles) {
     std::string needle(n);
     bool found = needle[0] == '~' ? contains(lower(msg), lower(needle.substr(1))) : contains(msg, needle);
-    if (!found) return ::testing::AssertionFailure() << "message \"" << msg << "\" does not mention \"" << needle << "\"";
+    if (!found)
+      return ::testing::AssertionFailure() << "message \"" << msg << "\" does not mention \"" << needle << "\"";
   }
   return ::testing::AssertionSuccess();
 }
@@ -238,10 +238,10 @@ TEST(NullPointers, OptionsFunctions) {
   EXPECT_TRUE(failed_with(pimoe_options_set_float(nullptr, PIMOE_OPT_TEMPERATURE, 1.0), {PIMOE_ERR_NULL_POINTER}, {}));
   EXPECT_TRUE(failed_with(pimoe_options_set_string(nullptr, PIMOE_OPT_BACKEND, "cpu"), {PIMOE_ERR_NULL_POINTER}, {}));
   EXPECT_TRUE(failed_with(pimoe_options_set_by_name(nullptr, "top_k", "2"), {PIMOE_ERR_NULL_POINTER}, {}));
-  EXPECT_TRUE(failed_with(pimoe_options_set_expert_preset(nullptr, 0, PIMOE_PRESET_LANGUAGE),
-                          {PIMOE_ERR_NULL_POINTER}, {}));
-  EXPECT_TRUE(failed_with(pimoe_options_set_expert_activation(nullptr, 0, PIMOE_ACT_RELU),
-                          {PIMOE_ERR_NULL_POINTER}, {}));
+  EXPECT_TRUE(
+      failed_with(pimoe_options_set_expert_preset(nullptr, 0, PIMOE_PRESET_LANGUAGE), {PIMOE_ERR_NULL_POINTER}, {}));
+  EXPECT_TRUE(
+      failed_with(pimoe_options_set_expert_activation(nullptr, 0, PIMOE_ACT_RELU), {PIMOE_ERR_NULL_POINTER}, {}));
   EXPECT_TRUE(failed_with(pimoe_options_set_expert_width(nullptr, 0, 8), {PIMOE_ERR_NULL_POINTER}, {}));
   EXPECT_TRUE(failed_with(pimoe_options_set_expert_pre_norm(nullptr, 0, 1), {PIMOE_ERR_NULL_POINTER}, {}));
 
@@ -292,10 +292,10 @@ TEST_F(ModelErrors, NullPointersForward) {
   const size_t n = input_.size();
   EXPECT_TRUE(failed_with(pimoe_forward(nullptr, input_.data(), n, 1, kT, out.data(), n, nullptr, nullptr, 0),
                           {PIMOE_ERR_NULL_POINTER}, {"model"}));
-  EXPECT_TRUE(failed_with(fwd(nullptr, n, 1, kT, out.data(), n, nullptr, nullptr, 0), {PIMOE_ERR_NULL_POINTER},
-                          {"input"}));
-  EXPECT_TRUE(failed_with(fwd(input_.data(), n, 1, kT, nullptr, n, nullptr, nullptr, 0), {PIMOE_ERR_NULL_POINTER},
-                          {"output"}));
+  EXPECT_TRUE(
+      failed_with(fwd(nullptr, n, 1, kT, out.data(), n, nullptr, nullptr, 0), {PIMOE_ERR_NULL_POINTER}, {"input"}));
+  EXPECT_TRUE(
+      failed_with(fwd(input_.data(), n, 1, kT, nullptr, n, nullptr, nullptr, 0), {PIMOE_ERR_NULL_POINTER}, {"output"}));
   EXPECT_TRUE(failed_with(fwd(input_.data(), n, 1, kT, out.data(), n, ids.data(), nullptr, ids.size()),
                           {PIMOE_ERR_NULL_POINTER, PIMOE_ERR_INVALID_ARGUMENT}, {"expert_weights"}));
   EXPECT_TRUE(failed_with(fwd(input_.data(), n, 1, kT, out.data(), n, nullptr, w.data(), w.size()),
@@ -319,20 +319,20 @@ TEST_F(ModelErrors, NullPointersTensors) {
   int64_t dims[4] = {-5, -5, -5, -5};
   EXPECT_TRUE(failed_with(pimoe_tensor_shape(nullptr, "router.weight", &nd, dims), {PIMOE_ERR_NULL_POINTER}, {}));
   EXPECT_TRUE(failed_with(pimoe_tensor_shape(model_.get(), nullptr, &nd, dims), {PIMOE_ERR_NULL_POINTER}, {}));
-  EXPECT_TRUE(failed_with(pimoe_tensor_shape(model_.get(), "router.weight", nullptr, dims), {PIMOE_ERR_NULL_POINTER},
-                          {}));
-  EXPECT_TRUE(failed_with(pimoe_tensor_shape(model_.get(), "router.weight", &nd, nullptr), {PIMOE_ERR_NULL_POINTER},
-                          {}));
+  EXPECT_TRUE(
+      failed_with(pimoe_tensor_shape(model_.get(), "router.weight", nullptr, dims), {PIMOE_ERR_NULL_POINTER}, {}));
+  EXPECT_TRUE(
+      failed_with(pimoe_tensor_shape(model_.get(), "router.weight", &nd, nullptr), {PIMOE_ERR_NULL_POINTER}, {}));
   EXPECT_EQ(nd, -5);
   for (int64_t d : dims) EXPECT_EQ(d, -5);
 
   std::vector<float> buf(kE * kH, 3.5f);
-  EXPECT_TRUE(failed_with(pimoe_tensor_read(nullptr, "router.weight", buf.data(), buf.size()),
-                          {PIMOE_ERR_NULL_POINTER}, {}));
-  EXPECT_TRUE(failed_with(pimoe_tensor_read(model_.get(), nullptr, buf.data(), buf.size()), {PIMOE_ERR_NULL_POINTER},
-                          {}));
-  EXPECT_TRUE(failed_with(pimoe_tensor_read(model_.get(), "router.weight", nullptr, buf.size()),
-                          {PIMOE_ERR_NULL_POINTER}, {}));
+  EXPECT_TRUE(
+      failed_with(pimoe_tensor_read(nullptr, "router.weight", buf.data(), buf.size()), {PIMOE_ERR_NULL_POINTER}, {}));
+  EXPECT_TRUE(
+      failed_with(pimoe_tensor_read(model_.get(), nullptr, buf.data(), buf.size()), {PIMOE_ERR_NULL_POINTER}, {}));
+  EXPECT_TRUE(
+      failed_with(pimoe_tensor_read(model_.get(), "router.weight", nullptr, buf.size()), {PIMOE_ERR_NULL_POINTER}, {}));
   for (float v : buf) ASSERT_EQ(v, 3.5f);
 }
 
@@ -358,8 +358,7 @@ TEST(Options, UnknownKeys) {
   EXPECT_TRUE(failed_with(pimoe_options_set_by_name(o.get(), "no_such_option", "1"), {PIMOE_ERR_UNKNOWN_OPTION},
                           {"no_such_option"}));
   EXPECT_TRUE(failed_with(pimoe_options_set_by_name(o.get(), "", "1"), {PIMOE_ERR_UNKNOWN_OPTION}, {}));
-  EXPECT_TRUE(failed_with(pimoe_options_set_by_name(o.get(), "TOP_K_X", "1"), {PIMOE_ERR_UNKNOWN_OPTION},
-                          {"TOP_K_X"}));
+  EXPECT_TRUE(failed_with(pimoe_options_set_by_name(o.get(), "TOP_K_X", "1"), {PIMOE_ERR_UNKNOWN_OPTION}, {"TOP_K_X"}));
 }
 
 TEST(Options, OutOfRangeSizes) {
@@ -414,18 +413,18 @@ TEST(Options, BadFloatValues) {
     const char *name;
   };
   const Case cases[] = {
-      {PIMOE_OPT_TEMPERATURE, 0.0, "temperature"},     {PIMOE_OPT_TEMPERATURE, -0.5, "temperature"},
-      {PIMOE_OPT_TEMPERATURE, nan, "temperature"},     {PIMOE_OPT_TEMPERATURE, -inf, "temperature"},
+      {PIMOE_OPT_TEMPERATURE, 0.0, "temperature"},          {PIMOE_OPT_TEMPERATURE, -0.5, "temperature"},
+      {PIMOE_OPT_TEMPERATURE, nan, "temperature"},          {PIMOE_OPT_TEMPERATURE, -inf, "temperature"},
       {PIMOE_OPT_CAPACITY_FACTOR, -1.0, "capacity_factor"}, {PIMOE_OPT_CAPACITY_FACTOR, nan, "capacity_factor"},
-      {PIMOE_OPT_AUX_LOSS_COEF, nan, "aux_loss_coef"}, {PIMOE_OPT_LAYER_NORM_EPS, nan, "layer_norm_eps"},
+      {PIMOE_OPT_AUX_LOSS_COEF, nan, "aux_loss_coef"},      {PIMOE_OPT_LAYER_NORM_EPS, nan, "layer_norm_eps"},
       {PIMOE_OPT_LAYER_NORM_EPS, -1.0, "layer_norm_eps"},
   };
   for (const Case &c : cases) {
     EXPECT_TRUE(failed_with(pimoe_options_set_float(o.get(), c.key, c.value), {PIMOE_ERR_INVALID_OPTION}, {c.name}))
         << c.name << " = " << c.value;
   }
-  EXPECT_TRUE(failed_with(pimoe_options_set_by_name(o.get(), "temperature", "0"), {PIMOE_ERR_INVALID_OPTION},
-                          {"temperature"}));
+  EXPECT_TRUE(
+      failed_with(pimoe_options_set_by_name(o.get(), "temperature", "0"), {PIMOE_ERR_INVALID_OPTION}, {"temperature"}));
   EXPECT_TRUE(failed_with(pimoe_options_set_by_name(o.get(), "temperature", "nan"), {PIMOE_ERR_INVALID_OPTION},
                           {"temperature"}));
   EXPECT_TRUE(failed_with(pimoe_options_set_by_name(o.get(), "capacity_factor", "-1"), {PIMOE_ERR_INVALID_OPTION},
@@ -442,8 +441,8 @@ TEST(Options, BadStringValuesAndParsing) {
                           {PIMOE_ERR_INVALID_OPTION, PIMOE_ERR_NOT_FOUND}, {"backend"}));
   EXPECT_TRUE(failed_with(pimoe_options_set_by_name(o.get(), "activation", "no_such_act"), {PIMOE_ERR_INVALID_OPTION},
                           {"activation", "no_such_act"}));
-  EXPECT_TRUE(failed_with(pimoe_options_set_by_name(o.get(), "top_k", "abc"), {PIMOE_ERR_INVALID_OPTION},
-                          {"top_k", "abc"}));
+  EXPECT_TRUE(
+      failed_with(pimoe_options_set_by_name(o.get(), "top_k", "abc"), {PIMOE_ERR_INVALID_OPTION}, {"top_k", "abc"}));
   EXPECT_TRUE(failed_with(pimoe_options_set_by_name(o.get(), "top_k", "2x"), {PIMOE_ERR_INVALID_OPTION}, {"top_k"}));
   EXPECT_TRUE(failed_with(pimoe_options_set_by_name(o.get(), "top_k", ""), {PIMOE_ERR_INVALID_OPTION}, {"top_k"}));
   EXPECT_TRUE(failed_with(pimoe_options_set_by_name(o.get(), "hidden", "99999999999999999999999"),
@@ -454,18 +453,18 @@ TEST(Options, BadStringValuesAndParsing) {
 
 TEST(Options, WrongTypedSetter) {
   OptionsPtr o = make_options();
-  EXPECT_TRUE(failed_with(pimoe_options_set_float(o.get(), PIMOE_OPT_TOP_K, 2.0), {PIMOE_ERR_INVALID_OPTION},
-                          {"top_k"}));
-  EXPECT_TRUE(failed_with(pimoe_options_set_string(o.get(), PIMOE_OPT_TOP_K, "2"), {PIMOE_ERR_INVALID_OPTION},
-                          {"top_k"}));
+  EXPECT_TRUE(
+      failed_with(pimoe_options_set_float(o.get(), PIMOE_OPT_TOP_K, 2.0), {PIMOE_ERR_INVALID_OPTION}, {"top_k"}));
+  EXPECT_TRUE(
+      failed_with(pimoe_options_set_string(o.get(), PIMOE_OPT_TOP_K, "2"), {PIMOE_ERR_INVALID_OPTION}, {"top_k"}));
   EXPECT_TRUE(failed_with(pimoe_options_set_int(o.get(), PIMOE_OPT_TEMPERATURE, 1), {PIMOE_ERR_INVALID_OPTION},
                           {"temperature"}));
   EXPECT_TRUE(failed_with(pimoe_options_set_string(o.get(), PIMOE_OPT_CAPACITY_FACTOR, "1.0"),
                           {PIMOE_ERR_INVALID_OPTION}, {"capacity_factor"}));
-  EXPECT_TRUE(failed_with(pimoe_options_set_int(o.get(), PIMOE_OPT_BACKEND, 0), {PIMOE_ERR_INVALID_OPTION},
-                          {"backend"}));
-  EXPECT_TRUE(failed_with(pimoe_options_set_float(o.get(), PIMOE_OPT_BACKEND, 0.0), {PIMOE_ERR_INVALID_OPTION},
-                          {"backend"}));
+  EXPECT_TRUE(
+      failed_with(pimoe_options_set_int(o.get(), PIMOE_OPT_BACKEND, 0), {PIMOE_ERR_INVALID_OPTION}, {"backend"}));
+  EXPECT_TRUE(
+      failed_with(pimoe_options_set_float(o.get(), PIMOE_OPT_BACKEND, 0.0), {PIMOE_ERR_INVALID_OPTION}, {"backend"}));
   EXPECT_TRUE(failed_with(pimoe_options_set_float(o.get(), PIMOE_OPT_ACTIVATION, 1.0), {PIMOE_ERR_INVALID_OPTION},
                           {"activation"}));
 }
@@ -533,8 +532,8 @@ TEST(Create, ExpertOverrideIndexOutOfRangeIsReportedAtCreate) {
   // Setting it is fine (num_experts could still grow) ...
   PIMOE_ASSERT_OK(pimoe_options_set_expert_preset(o.get(), 8, PIMOE_PRESET_LANGUAGE));
   pimoe_model *m = sentinel_model();
-  EXPECT_TRUE(failed_with(pimoe_create(o.get(), &m), {PIMOE_ERR_INVALID_OPTION, PIMOE_ERR_INVALID_ARGUMENT},
-                          {"8", "~expert"}));
+  EXPECT_TRUE(
+      failed_with(pimoe_create(o.get(), &m), {PIMOE_ERR_INVALID_OPTION, PIMOE_ERR_INVALID_ARGUMENT}, {"8", "~expert"}));
   EXPECT_EQ(m, sentinel_model());
   // ... and becomes valid when the layer has more experts.
   PIMOE_ASSERT_OK(pimoe_options_set_int(o.get(), PIMOE_OPT_NUM_EXPERTS, 9));
@@ -587,6 +586,32 @@ TEST(Create, UnavailableBackends) {
   }
 }
 
+TEST(Create, CpuGemmChoices) {
+  {
+    OptionsPtr o = small_options();
+    EXPECT_TRUE(failed_with(pimoe_options_set_string(o.get(), PIMOE_OPT_CPU_GEMM, "mkl"), {PIMOE_ERR_INVALID_OPTION},
+                            {"cpu_gemm", "mkl"}));
+    EXPECT_TRUE(
+        failed_with(pimoe_options_set_by_name(o.get(), "cpu_gemm", ""), {PIMOE_ERR_INVALID_OPTION}, {"cpu_gemm"}));
+  }
+  const bool have_blas = std::string(pimoe_build_info()).find("openblas") != std::string::npos;
+  OptionsPtr o = small_options();
+  PIMOE_ASSERT_OK(pimoe_options_set_string(o.get(), PIMOE_OPT_CPU_GEMM, "openblas"));
+  pimoe_model *m = sentinel_model();
+  if (!have_blas) {
+    EXPECT_TRUE(failed_with(pimoe_create(o.get(), &m), {PIMOE_ERR_BACKEND_UNAVAILABLE}, {"cpu_gemm", "OpenBLAS"}));
+    EXPECT_EQ(m, sentinel_model());
+    return;
+  }
+  // OpenBLAS cannot keep the deterministic promise: asking for both fails at create, naming both.
+  PIMOE_ASSERT_OK(pimoe_options_set_int(o.get(), PIMOE_OPT_DETERMINISTIC, 1));
+  EXPECT_TRUE(failed_with(pimoe_create(o.get(), &m), {PIMOE_ERR_INVALID_OPTION}, {"deterministic", "packed"}));
+  EXPECT_EQ(m, sentinel_model());
+  PIMOE_ASSERT_OK(pimoe_options_set_int(o.get(), PIMOE_OPT_DETERMINISTIC, 0));
+  PIMOE_ASSERT_OK(pimoe_create(o.get(), &m));
+  pimoe_destroy(m);
+}
+
 // ------------------------------------------------------------------------------------------------ forward
 
 TEST_F(ModelErrors, ZeroNegativeAndOverflowingShapes) {
@@ -594,8 +619,8 @@ TEST_F(ModelErrors, ZeroNegativeAndOverflowingShapes) {
   const size_t n = input_.size();
   EXPECT_TRUE(failed_with(fwd(input_.data(), n, 0, kT, out.data(), n, nullptr, nullptr, 0),
                           {PIMOE_ERR_INVALID_ARGUMENT}, {"batch"}));
-  EXPECT_TRUE(failed_with(fwd(input_.data(), n, 1, 0, out.data(), n, nullptr, nullptr, 0),
-                          {PIMOE_ERR_INVALID_ARGUMENT}, {"seq"}));
+  EXPECT_TRUE(failed_with(fwd(input_.data(), n, 1, 0, out.data(), n, nullptr, nullptr, 0), {PIMOE_ERR_INVALID_ARGUMENT},
+                          {"seq"}));
   EXPECT_TRUE(failed_with(fwd(input_.data(), n, 1, -1, out.data(), n, nullptr, nullptr, 0),
                           {PIMOE_ERR_INVALID_ARGUMENT}, {"seq"}));
   EXPECT_TRUE(failed_with(fwd(input_.data(), n, -2, kT, out.data(), n, nullptr, nullptr, 0),
@@ -613,8 +638,7 @@ TEST_F(ModelErrors, ZeroNegativeAndOverflowingShapes) {
   const int64_t big = std::numeric_limits<int64_t>::max();
   EXPECT_TRUE(failed_with(fwd(input_.data(), n, big, big, out.data(), n, nullptr, nullptr, 0),
                           {PIMOE_ERR_INVALID_ARGUMENT, PIMOE_ERR_SIZE_MISMATCH}, {}));
-  EXPECT_TRUE(failed_with(fwd(input_.data(), n, int64_t{1} << 32, int64_t{1} << 32, out.data(), n, nullptr, nullptr,
-                              0),
+  EXPECT_TRUE(failed_with(fwd(input_.data(), n, int64_t{1} << 32, int64_t{1} << 32, out.data(), n, nullptr, nullptr, 0),
                           {PIMOE_ERR_INVALID_ARGUMENT, PIMOE_ERR_SIZE_MISMATCH}, {}));
   // Routing count wrapping: tokens*top_k*... with routing buffers.
   std::vector<int32_t> ids(kT * kK);
@@ -668,31 +692,28 @@ TEST_F(ModelErrors, NonFiniteInputNamesTheFirstBadElement) {
   const float nan = std::numeric_limits<float>::quiet_NaN();
   const float inf = std::numeric_limits<float>::infinity();
   const Case cases[] = {
-      {{37}, nan, "37", "~nan"},
-      {{45}, inf, "45", "~inf"},
-      {{63}, -inf, "63", "~inf"},
-      {{0}, nan, "0", "~nan"},
-      {{20, 50}, nan, "20", "~nan"},   // first of two
+      {{37}, nan, "37", "~nan"}, {{45}, inf, "45", "~inf"},     {{63}, -inf, "63", "~inf"},
+      {{0}, nan, "0", "~nan"},   {{20, 50}, nan, "20", "~nan"},  // first of two
   };
   for (const Case &c : cases) {
     std::vector<float> bad = input_;
     for (size_t i : c.where) bad[i] = c.value;
-    EXPECT_TRUE(failed_with(fwd(bad.data(), n, 1, kT, out.data(), n, nullptr, nullptr, 0),
-                            {PIMOE_ERR_NON_FINITE_INPUT}, {c.index, c.word}))
+    EXPECT_TRUE(failed_with(fwd(bad.data(), n, 1, kT, out.data(), n, nullptr, nullptr, 0), {PIMOE_ERR_NON_FINITE_INPUT},
+                            {c.index, c.word}))
         << "bad element at " << c.index;
   }
   // NaN first, Inf later: names the NaN's index.
   std::vector<float> bad = input_;
   bad[41] = nan;
   bad[58] = inf;
-  EXPECT_TRUE(failed_with(fwd(bad.data(), n, 1, kT, out.data(), n, nullptr, nullptr, 0),
-                          {PIMOE_ERR_NON_FINITE_INPUT}, {"41", "~nan"}));
+  EXPECT_TRUE(failed_with(fwd(bad.data(), n, 1, kT, out.data(), n, nullptr, nullptr, 0), {PIMOE_ERR_NON_FINITE_INPUT},
+                          {"41", "~nan"}));
   // Inf first, NaN later.
   bad = input_;
   bad[19] = -inf;
   bad[33] = nan;
-  EXPECT_TRUE(failed_with(fwd(bad.data(), n, 1, kT, out.data(), n, nullptr, nullptr, 0),
-                          {PIMOE_ERR_NON_FINITE_INPUT}, {"19", "~inf"}));
+  EXPECT_TRUE(failed_with(fwd(bad.data(), n, 1, kT, out.data(), n, nullptr, nullptr, 0), {PIMOE_ERR_NON_FINITE_INPUT},
+                          {"19", "~inf"}));
   // With routing output too.
   std::vector<int32_t> ids(kT * kK);
   std::vector<float> w(kT * kK);

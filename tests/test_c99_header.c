@@ -109,7 +109,7 @@ int main(void) {
     CHECK(ndim == 1 || ndim == 2);
     total_elems += ndim == 2 ? dims[0] * dims[1] : dims[0];
   }
-  CHECK(stats.weight_bytes == (uint64_t)(4 * total_elems));
+  CHECK(stats.weight_bytes >= (uint64_t)(4 * total_elems)); /* packed layouts may pad */
   {
     float router[E * H];
     CHECK_OK(pimoe_tensor_read(model, "router.weight", router, E * H));

@@ -68,6 +68,7 @@ struct Layer {
   int64_t seed = 1;
   int threads = 1;
   bool deterministic = false;
+  std::string cpu_gemm = "packed";
   bool set_layer_options = true;  // false: leave every layer option at its default (except threads and backend)
   po::SpecResolver overrides;     // per-expert calls, replayed in order before the layer options are set
 
@@ -88,7 +89,8 @@ struct Layer {
     s << "H=" << hidden << " E=" << experts << " k=" << top_k << " I=" << intermediate << " act=" << activation
       << " pre_norm=" << pre_norm << " bias=" << expert_bias << " tau=" << temperature << " renorm=" << renormalize
       << " cf=" << capacity_factor << " alpha=" << aux_loss_coef << " eps=" << layer_norm_eps << " seed=" << seed
-      << " threads=" << threads << " deterministic=" << deterministic << " backend=" << Backend();
+      << " threads=" << threads << " deterministic=" << deterministic << " cpu_gemm=" << cpu_gemm
+      << " backend=" << Backend();
     return s.str();
   }
 };
@@ -126,6 +128,7 @@ void Create(const Layer &l, ModelPtr *out) {
   }
   PIMOE_ASSERT_OK(pimoe_options_set_int(o.get(), PIMOE_OPT_THREADS, l.threads));
   PIMOE_ASSERT_OK(pimoe_options_set_int(o.get(), PIMOE_OPT_DETERMINISTIC, l.deterministic ? 1 : 0));
+  PIMOE_ASSERT_OK(pimoe_options_set_string(o.get(), PIMOE_OPT_CPU_GEMM, l.cpu_gemm.c_str()));
   PIMOE_ASSERT_OK(pimoe_options_set_string(o.get(), PIMOE_OPT_BACKEND, Backend()));
   pimoe_model *m = nullptr;
   PIMOE_ASSERT_OK(pimoe_create(o.get(), &m));
@@ -795,23 +798,34 @@ TEST(ParityExperts, CallsForEveryExpertFollowTheSameRules) {
 
 // ================================================================================================ threads and shapes
 
-TEST(ParityShapes, ThreadCounts) {
-  for (int threads : {1, 2, 4})
-    for (bool deterministic : {false, true}) {
-      Layer l;
-      l.deterministic = deterministic;
-      l.experts = 8;
-      l.top_k = 2;
-      l.hidden = 32;
-      l.intermediate = 48;
-      l.activation = PIMOE_ACT_SWIGLU;
-      l.threads = threads;
-      l.seed = 100;
-      CheckLayer(l, 4, 64, 1200);
-      CheckLayer(l, 1, 1, 1201);
-      l.capacity_factor = 1.0;
-      CheckLayer(l, 4, 64, 1202);
-    }
+bool BuildHasOpenBlas() {
+  return std::string(pimoe_build_info()).find("openblas") != std::string::npos;
+}
+
+// Both CPU GEMMs (the packed default and OpenBLAS), each thread count, gated and plain experts with bias and norm.
+TEST(ParityShapes, ThreadCountsAndCpuGemms) {
+  std::vector<std::string> gemms = {"packed"};
+  if (BuildHasOpenBlas()) gemms.push_back("openblas");
+  for (const std::string &gemm : gemms)
+    for (int threads : {1, 2, 4})
+      for (pimoe_activation act : {PIMOE_ACT_SWIGLU, PIMOE_ACT_GELU}) {
+        Layer l;
+        l.cpu_gemm = gemm;
+        l.deterministic = gemm == "packed" && threads == 2;
+        l.experts = 8;
+        l.top_k = 2;
+        l.hidden = 32;
+        l.intermediate = 48;
+        l.activation = act;
+        l.expert_bias = act == PIMOE_ACT_GELU;
+        l.pre_norm = act == PIMOE_ACT_GELU;
+        l.threads = threads;
+        l.seed = 100;
+        CheckLayer(l, 4, 64, 1200);
+        CheckLayer(l, 1, 1, 1201);
+        l.capacity_factor = 1.0;
+        CheckLayer(l, 4, 64, 1202);
+      }
 }
 
 TEST(ParityShapes, BatchAndSequenceShapes) {

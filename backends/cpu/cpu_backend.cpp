@@ -3,11 +3,15 @@
 #include <algorithm>
 #include <cmath>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "activation.h"
+#include "cpu_isa.h"
 #include "gemm.h"
 #include "packed_gemm.h"
+#include "src/error.h"
+#include "src/thread_pool.h"
 
 namespace pimoe {
 namespace {
@@ -17,17 +21,15 @@ int pool_threads(int64_t requested) {
                        : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 }
 
-// One work item of a projection: rows [row0, row0+rows) of expert `expert`, output panels [panel0, panel1).
+// One work item of a packed projection: rows [row0, row0+rows) of `expert`, output panels [panel0, panel1).
 struct Tile {
   int64_t expert, row0, rows, panel0, panel1;
 };
 
 // Tile sizes: a row block's inputs (36 x 256 floats per depth block; 36 = six 6-row micro-tiles) stay in L2 while
-// panels stream through L1.
+// the weight panels stream through L1.
 constexpr int64_t kTileRows = 36;
 constexpr int64_t kTilePanels = 8;
-// From this many tokens on, the router GEMM is big enough for OpenBLAS to beat the packed kernel.
-constexpr int64_t kBlasRouterRows = int64_t{1} << 40;
 
 struct ExpertPacked {
   cpu::PackedWeight gate, up, down;
@@ -52,34 +54,38 @@ class CpuBackend final : public Backend {
   CpuBackend(const LayerConfig &config, const LayerWeights &weights)
       : config_(config),
         weights_(weights),
-        gemm_(config.deterministic || !cpu::blas_available() ? cpu::GemmKind::BuiltIn : cpu::GemmKind::Blas),
+        openblas_(config.cpu_gemm == "openblas"),
         pool_(pool_threads(config.threads)) {
-    router_packed_ = cpu::PackedWeight(weights.router_weight.data(), config.router.num_experts, config.hidden);
-    packed_.resize(weights.experts.size());
-    for (size_t e = 0; e < packed_.size(); ++e) {
-      const ExpertWeights &w = weights.experts[e];
-      const int64_t H = config.hidden, I = config.experts[e].intermediate;
-      if (!w.gate_weight.empty()) packed_[e].gate = cpu::PackedWeight(w.gate_weight.data(), I, H);
-      packed_[e].up = cpu::PackedWeight(w.up_weight.data(), I, H);
-      packed_[e].down = cpu::PackedWeight(w.down_weight.data(), H, I);
+    if (openblas_ && !cpu::blas_available()) {
+      fail(PIMOE_ERR_BACKEND_UNAVAILABLE, "cpu_gemm 'openblas': this build of libpimoe has no OpenBLAS");
     }
+    if (openblas_ && config.deterministic) {
+      fail(PIMOE_ERR_INVALID_OPTION,
+           "deterministic mode needs cpu_gemm 'packed' (OpenBLAS's rounding depends on the number of rows)");
+    }
+    if (!openblas_) pack_weights();
   }
 
   const char *name() const override { return "cpu"; }
 
-  std::string device_description() const override {
-    return "cpu: " + std::to_string(pool_.size()) + " threads, " + cpu::gemm_description(gemm_);
-  }
+  std::string device_description() const override { return cpu_device_description(pool_.size(), openblas_); }
 
   std::unique_ptr<BackendScratch> make_scratch() const override { return std::make_unique<CpuScratch>(); }
 
+  bool holds_weight(const NamedTensor &t) const override { return packed_of_.count(t.data) > 0; }
+
+  void read_weight(const NamedTensor &t, float *out) const override { packed_of_.at(t.data)->unpack(out); }
+
+  size_t weight_bytes() const override {
+    size_t total = 0;
+    for (const auto &entry : packed_of_) total += entry.second->bytes();
+    return total;
+  }
+
   void router_logits(const float *x, int64_t tokens, float *logits, BackendScratch &) const override {
     const int64_t H = config_.hidden, E = config_.router.num_experts;
-    if (gemm_ == cpu::GemmKind::Blas && tokens >= kBlasRouterRows) {
-      return cpu::gemm_abt(gemm_, x, weights_.router_weight.data(), logits, tokens, E, H, pool_);
-    }
-    const int64_t blocks = (tokens + kTileRows - 1) / kTileRows;
-    pool_.parallel_for(blocks, [&](int64_t b) {
+    if (openblas_) return cpu::blas_gemm_abt(x, weights_.router_weight.data(), logits, tokens, E, H);
+    pool_.parallel_for((tokens + kTileRows - 1) / kTileRows, [&](int64_t b) {
       const int64_t r0 = b * kTileRows, rows = std::min(kTileRows, tokens - r0);
       cpu::packed_gemm_tile(x + r0 * H, H, rows, router_packed_, 0, router_packed_.panels(), logits + r0 * E, E);
     });
@@ -102,14 +108,39 @@ class CpuBackend final : public Backend {
     if (any_gated) s.gate.resize(static_cast<size_t>(hidden_total));
 
     gather(plan, x, s);
-    up_projection(plan, s);
-    down_projection(plan, s);
+    if (openblas_) {
+      for (int64_t e = 0; e < E; ++e) {
+        if (plan.counts[e] > 0) run_expert_openblas(plan, e, s);
+      }
+    } else {
+      up_projection(plan, s);
+      down_projection(plan, s);
+    }
     combine(plan, s, y);
   }
 
  private:
   const ExpertSpec &spec(int64_t e) const { return config_.experts[static_cast<size_t>(e)]; }
   const ExpertWeights &expert_weights(int64_t e) const { return weights_.experts[static_cast<size_t>(e)]; }
+
+  void pack_weights() {
+    const int64_t H = config_.hidden;
+    router_packed_ = cpu::PackedWeight(weights_.router_weight.data(), config_.router.num_experts, H);
+    packed_of_[&weights_.router_weight] = &router_packed_;
+    packed_.resize(weights_.experts.size());
+    for (size_t e = 0; e < packed_.size(); ++e) {
+      const ExpertWeights &w = weights_.experts[e];
+      const int64_t I = config_.experts[e].intermediate;
+      if (!w.gate_weight.empty()) {
+        packed_[e].gate = cpu::PackedWeight(w.gate_weight.data(), I, H);
+        packed_of_[&w.gate_weight] = &packed_[e].gate;
+      }
+      packed_[e].up = cpu::PackedWeight(w.up_weight.data(), I, H);
+      packed_of_[&w.up_weight] = &packed_[e].up;
+      packed_[e].down = cpu::PackedWeight(w.down_weight.data(), H, I);
+      packed_of_[&w.down_weight] = &packed_[e].down;
+    }
+  }
 
   // Splits [0, n) into chunks of at least `grain` for the pool; calls body(begin, end).
   template <typename Body>
@@ -165,6 +196,19 @@ class CpuBackend final : public Backend {
     }
   }
 
+  // Applies the expert's activation (SwiGLU: silu(gate) * up) to `rows` rows of `cols` columns starting at col0.
+  void activate_rows(int64_t e, float *hidden, const float *gate, int64_t rows, int64_t col0, int64_t cols) const {
+    const int64_t I = spec(e).intermediate;
+    if (spec(e).gated()) {
+      for (int64_t r = 0; r < rows; ++r) cpu::swiglu(gate + r * I + col0, hidden + r * I + col0, cols);
+      return;
+    }
+    const std::vector<float> &bias = expert_weights(e).up_bias;
+    for (int64_t r = 0; r < rows; ++r) {
+      cpu::activate(spec(e).activation, hidden + r * I + col0, bias.empty() ? nullptr : bias.data() + col0, cols, cols);
+    }
+  }
+
   // hidden = act(rows * up^T + bias), or silu(rows * gate^T) * (rows * up^T), tile by tile while it is in cache.
   void up_projection(const RoutePlan &plan, CpuScratch &s) const {
     const int64_t H = config_.hidden;
@@ -172,24 +216,15 @@ class CpuBackend final : public Backend {
         plan, [&](int64_t e) { return packed_[e].up.panels(); }, s.tiles);
     pool_.parallel_for(static_cast<int64_t>(s.tiles.size()), [&](int64_t i) {
       const Tile &t = s.tiles[static_cast<size_t>(i)];
-      const ExpertSpec &sp = spec(t.expert);
-      const int64_t I = sp.intermediate;
+      const int64_t I = spec(t.expert).intermediate;
       const float *rows = s.rows.data() + (plan.offsets[t.expert] + t.row0) * H;
       float *hidden = s.hidden.data() + s.hidden_offset[t.expert] + t.row0 * I;
+      float *gate = spec(t.expert).gated() ? s.gate.data() + s.hidden_offset[t.expert] + t.row0 * I : nullptr;
       const ExpertPacked &w = packed_[t.expert];
       cpu::packed_gemm_tile(rows, H, t.rows, w.up, t.panel0, t.panel1, hidden, I);
+      if (gate) cpu::packed_gemm_tile(rows, H, t.rows, w.gate, t.panel0, t.panel1, gate, I);
       const int64_t col0 = t.panel0 * cpu::kPanelWidth;
-      const int64_t cols = std::min(I, t.panel1 * cpu::kPanelWidth) - col0;
-      if (sp.gated()) {
-        float *gate = s.gate.data() + s.hidden_offset[t.expert] + t.row0 * I;
-        cpu::packed_gemm_tile(rows, H, t.rows, w.gate, t.panel0, t.panel1, gate, I);
-        for (int64_t r = 0; r < t.rows; ++r) cpu::swiglu(gate + r * I + col0, hidden + r * I + col0, cols);
-      } else {
-        const std::vector<float> &bias = expert_weights(t.expert).up_bias;
-        for (int64_t r = 0; r < t.rows; ++r) {
-          cpu::activate(sp.activation, hidden + r * I + col0, bias.empty() ? nullptr : bias.data() + col0, cols, cols);
-        }
-      }
+      activate_rows(t.expert, hidden, gate, t.rows, col0, std::min(I, t.panel1 * cpu::kPanelWidth) - col0);
     });
   }
 
@@ -205,6 +240,21 @@ class CpuBackend final : public Backend {
       float *out = s.out.data() + (plan.offsets[t.expert] + t.row0) * H;
       cpu::packed_gemm_tile(hidden, I, t.rows, packed_[t.expert].down, t.panel0, t.panel1, out, H);
     });
+  }
+
+  // One expert with OpenBLAS: one sgemm per projection (OpenBLAS threads inside it), activation on the pool.
+  void run_expert_openblas(const RoutePlan &plan, int64_t e, CpuScratch &s) const {
+    const int64_t H = config_.hidden, I = spec(e).intermediate, M = plan.counts[e];
+    const ExpertWeights &w = expert_weights(e);
+    const float *rows = s.rows.data() + plan.offsets[e] * H;
+    float *hidden = s.hidden.data() + s.hidden_offset[e];
+    float *gate = spec(e).gated() ? s.gate.data() + s.hidden_offset[e] : nullptr;
+    cpu::blas_gemm_abt(rows, w.up_weight.data(), hidden, M, I, H);
+    if (gate) cpu::blas_gemm_abt(rows, w.gate_weight.data(), gate, M, I, H);
+    parallel_chunks(M, 8, [&](int64_t begin, int64_t end) {
+      activate_rows(e, hidden + begin * I, gate ? gate + begin * I : nullptr, end - begin, 0, I);
+    });
+    cpu::blas_gemm_abt(hidden, w.down_weight.data(), s.out.data() + plan.offsets[e] * H, M, H, I);
   }
 
   // y[t] = sum_j weight(t, j) * (out[position(t, j)] + down_bias), slots in order, so that a token's result does not
@@ -234,17 +284,19 @@ class CpuBackend final : public Backend {
 
   const LayerConfig &config_;
   const LayerWeights &weights_;
-  const cpu::GemmKind gemm_;
+  const bool openblas_;
   mutable ThreadPool pool_;
   cpu::PackedWeight router_packed_;
   std::vector<ExpertPacked> packed_;
+  std::unordered_map<const std::vector<float> *, const cpu::PackedWeight *> packed_of_;
 };
 
 }  // namespace
 
-std::string cpu_device_description(int64_t threads) {
-  const auto kind = cpu::blas_available() ? cpu::GemmKind::Blas : cpu::GemmKind::BuiltIn;
-  return "cpu: " + std::to_string(pool_threads(threads)) + " threads, " + cpu::gemm_description(kind);
+std::string cpu_device_description(int64_t threads, bool openblas) {
+  std::string gemm = openblas ? cpu::blas_description() : std::string("packed GEMM");
+  return "cpu: " + std::to_string(pool_threads(threads)) + " threads, " + gemm + ", kernels " +
+         cpu::isa_name(cpu::isa());
 }
 
 std::unique_ptr<Backend> make_cpu_backend(const LayerConfig &config, const LayerWeights &weights) {

@@ -149,11 +149,15 @@ typedef enum pimoe_expert_preset {
  *   THREADS "threads"            int     0         CPU worker threads for this model; 0 = the machine's cores
  *   BACKEND "backend"            string  "auto"    "auto", "cpu", "cuda", "vulkan" or "vulkan:N"; "auto" picks the
  *                                                  best usable one and never a software Vulkan device
- *   DETERMINISTIC "deterministic" int  0         1: a token's output bits do not depend on the other tokens in the
- *                                                  call nor on the thread count (the CPU backend then uses its
- *                                                  built-in GEMM instead of OpenBLAS, whose rounding depends on the
- *                                                  number of rows). 0: the thread count still never changes the
- *                                                  bits, but batch composition may change the last bit or so.
+ *   DETERMINISTIC "deterministic" int  0         1: promise that a token's output bits depend neither on the other
+ *                                                  tokens in the call nor on the thread count; creation fails if the
+ *                                                  chosen GEMM cannot keep it. The CPU backend's packed GEMM always
+ *                                                  keeps it; OpenBLAS's rounding depends on the number of rows.
+ *   CPU_GEMM "cpu_gemm"          string  "packed"  the CPU backend's GEMM: "packed" (weights packed once at load for
+ *                                                  libpimoe's own micro-kernels, all experts' tiles on the model's
+ *                                                  thread pool; the fast default) or "openblas" (one cblas_sgemm per
+ *                                                  expert and projection on the weights as loaded; needs a build
+ *                                                  with OpenBLAS, and OpenBLAS's own threads)
  *
  * Weight initialisation from SEED: every tensor is filled from its own stream of the SplitMix64 generator started at
  * seed XOR fnv1a64(tensor name); each 64-bit output u gives the float ((u >> 40) * 2^-24) in [0, 1), mapped to
@@ -176,7 +180,8 @@ typedef enum pimoe_option {
   PIMOE_OPT_SEED = 12,
   PIMOE_OPT_THREADS = 13,
   PIMOE_OPT_BACKEND = 14,
-  PIMOE_OPT_DETERMINISTIC = 15
+  PIMOE_OPT_DETERMINISTIC = 15,
+  PIMOE_OPT_CPU_GEMM = 16
 } pimoe_option;
 
 /* Opaque, growable set of options (zstd/ONNX Runtime style: typed setters keyed by an enum, so new options never
@@ -275,7 +280,8 @@ typedef struct pimoe_stats_snapshot {
   double latency_p95_ms;
   double latency_p99_ms;
   double tokens_per_second;
-  uint64_t weight_bytes;    /* memory held by weights */
+  uint64_t weight_bytes;    /* memory held by weights, in the backend's layout (the CPU backend's packed GEMM pads
+                               each matrix's rows to a multiple of 16; cpu_gemm "openblas" keeps them as loaded) */
   uint64_t workspace_bytes; /* scratch memory currently held for reuse by forward calls */
   double expert_utilization;
   double load_cv;

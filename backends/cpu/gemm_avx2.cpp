@@ -1,2 +1,0 @@
-#define PIMOE_ISA avx2
-#include "gemm_impl.h"

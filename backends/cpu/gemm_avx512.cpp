@@ -1,2 +1,0 @@
-#define PIMOE_ISA avx512
-#include "gemm_impl.h"

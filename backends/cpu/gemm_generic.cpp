@@ -1,2 +1,0 @@
-#define PIMOE_ISA generic
-#include "gemm_impl.h"
