@@ -6,7 +6,8 @@
 namespace pimoe {
 
 struct ThreadPool::Loop {
-  const std::function<void(int64_t)> *body;
+  Invoke invoke;
+  const void *context;
   int64_t n;
   std::atomic<int64_t> next{0};
   std::atomic<int64_t> finished{0};
@@ -38,7 +39,7 @@ void ThreadPool::run_iterations(Loop &loop) {
     const int64_t i = loop.next.fetch_add(1, std::memory_order_relaxed);
     if (i >= loop.n) return;
     try {
-      (*loop.body)(i);
+      loop.invoke(loop.context, i);
     } catch (...) {
       std::lock_guard<std::mutex> lock(loop.error_mutex);
       if (!loop.error) loop.error = std::current_exception();
@@ -80,14 +81,15 @@ void ThreadPool::worker_main() {
   }
 }
 
-void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t)> &body) {
+void ThreadPool::run(int64_t n, Invoke invoke, const void *context) {
   if (n <= 0) return;
   if (workers_.empty() || n == 1) {
-    for (int64_t i = 0; i < n; ++i) body(i);
+    for (int64_t i = 0; i < n; ++i) invoke(context, i);
     return;
   }
   Loop loop;
-  loop.body = &body;
+  loop.invoke = invoke;
+  loop.context = context;
   loop.n = n;
   {
     std::lock_guard<std::mutex> lock(mutex_);

@@ -6,7 +6,6 @@
 #include <condition_variable>
 #include <cstdint>
 #include <exception>
-#include <functional>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -24,10 +23,18 @@ class ThreadPool {
   int size() const { return static_cast<int>(workers_.size()) + 1; }
 
   // Calls body(i) for every i in [0, n), on the workers and the calling thread, and returns when all are done.
-  // The first exception thrown by a body is rethrown here after the loop has drained.
-  void parallel_for(int64_t n, const std::function<void(int64_t)> &body);
+  // The first exception thrown by a body is rethrown here after the loop has drained. Allocates nothing.
+  template <typename Body>
+  void parallel_for(int64_t n, const Body &body) {
+    run(
+        n, [](const void *context, int64_t i) { (*static_cast<const Body *>(context))(i); }, &body);
+  }
 
  private:
+  // The body type-erased by hand: std::function could allocate for a capturing lambda on every call.
+  using Invoke = void (*)(const void *context, int64_t i);
+  void run(int64_t n, Invoke invoke, const void *context);
+
   struct Loop;
   void worker_main();
   static void run_iterations(Loop &loop);

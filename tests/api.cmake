@@ -24,3 +24,7 @@ if(PIMOE_BUILD_SHARED AND CMAKE_SYSTEM_NAME STREQUAL "Linux")
                    ${PROJECT_SOURCE_DIR}/include/pimoe/pimoe.h ${PROJECT_BINARY_DIR}/include/pimoe/pimoe_version.h)
   set_tests_properties(check_exports PROPERTIES LABELS "api" TIMEOUT 60)
 endif()
+
+# No heap allocation per forward call in steady state (operator new is replaced in that test binary).
+pimoe_add_gtest(test_steady_state_alloc ${PIMOE_API_TEST_DIR}/test_steady_state_alloc.cpp)
+set_tests_properties(test_steady_state_alloc PROPERTIES LABELS "api" TIMEOUT 300)
