@@ -2,7 +2,7 @@
 # The README's test command: installs what is missing, then builds and runs the whole suite three times:
 #   1. Release build with OpenBLAS           (build/)        every test
 #   2. ASan + UBSan build                    (build-asan/)   every test
-#   3. TSan build with the built-in GEMM     (build-tsan/)   every test (OpenBLAS is not TSan-instrumented)
+#   3. TSan build without OpenBLAS           (build-tsan/)   every test (OpenBLAS is not TSan-instrumented)
 # Set PIMOE_QUICK=1 to run only the first.
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
