@@ -43,10 +43,11 @@ size_t WorkspacePool::bytes() const {
   return total;
 }
 
-Model::Model(const LayerConfig &config)
+Model::Model(const LayerConfig &config, const WeightFiller &fill)
     : config_(config),
       tensors_(allocate_weights(config_, weights_)),
-      backend_((initialize_weights(config_.seed, tensors_), create_backend(config_.backend, config_, weights_))),
+      backend_((fill ? fill(tensors_) : initialize_weights(config_.seed, tensors_)),
+               create_backend(config_.backend, config_, weights_)),
       workspaces_(*backend_),
       stats_(config_.router.num_experts) {
   for (const NamedTensor &t : tensors_) {

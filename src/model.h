@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -38,9 +39,14 @@ class WorkspacePool {
   std::vector<Workspace *> idle_;
 };
 
+// Fills a model's freshly allocated tensors (all zero, in the documented order and shapes) before the backend takes
+// them: the seeded initialisation, or a loader copying from a file. May throw pimoe::Error.
+using WeightFiller = std::function<void(const std::vector<NamedTensor> &)>;
+
 class Model {
  public:
-  explicit Model(const LayerConfig &config);
+  // Weights from config.seed (pimoe.h documents the scheme), or from `fill` when given.
+  explicit Model(const LayerConfig &config, const WeightFiller &fill = nullptr);
 
   // Validated arguments only (api.cpp checks them). ids/weights may be null.
   void forward(const float *x, int64_t tokens, float *y, int32_t *ids, float *weights);
@@ -73,6 +79,7 @@ class Model {
 }  // namespace pimoe
 
 struct pimoe_model {
-  explicit pimoe_model(const pimoe::LayerConfig &config) : model(config) {}
+  explicit pimoe_model(const pimoe::LayerConfig &config, const pimoe::WeightFiller &fill = nullptr)
+      : model(config, fill) {}
   pimoe::Model model;
 };

@@ -6,7 +6,8 @@
 # Set PIMOE_QUICK=1 to run only the first.
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
-"$root/cmake/debian-deps.sh"
+# The bindings' toolchains (SWIG, JDK + JUnit 5, Mono + NUnit, Go), one list per language.
+"$root/cmake/debian-deps.sh" $(cat "$root"/bindings/*/debian-packages 2>/dev/null)
 jobs=$(nproc)
 
 run_suite() {  # name build-dir cmake-args...
@@ -23,9 +24,9 @@ run_suite release "$root/build" -DCMAKE_BUILD_TYPE=Release
 if [ "${PIMOE_QUICK:-0}" != 1 ]; then
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
     run_suite asan+ubsan "$root/build-asan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPIMOE_SANITIZE=address,undefined \
-    -DPIMOE_BUILD_EXAMPLES=ON
+    -DPIMOE_BUILD_EXAMPLES=ON -DPIMOE_BUILD_BINDINGS=OFF
   TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
     run_suite tsan "$root/build-tsan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPIMOE_SANITIZE=thread \
-    -DPIMOE_WITH_OPENBLAS=OFF
+    -DPIMOE_WITH_OPENBLAS=OFF -DPIMOE_BUILD_BINDINGS=OFF
 fi
 echo "== all suites passed"

@@ -1,0 +1,15 @@
+/* The one SWIG interface of libpimoe: it wraps the public C header only (never the C++ core). The parts that must
+ * differ per language live in <language>/pimoe_<language>.i, included here (GDAL's layout). */
+%module pimoe
+
+%{
+#include <pimoe/pimoe.h>
+%}
+
+#if defined(SWIGJAVA)
+%include "java/pimoe_java.i"
+#elif defined(SWIGCSHARP)
+%include "csharp/pimoe_csharp.i"
+#elif defined(SWIGGO)
+%include "go/pimoe_go.i"
+#endif
