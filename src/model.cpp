@@ -46,13 +46,21 @@ size_t WorkspacePool::bytes() const {
 Model::Model(const LayerConfig &config, const WeightFiller &fill)
     : config_(config),
       tensors_(allocate_weights(config_, weights_)),
-      backend_((fill ? fill(tensors_) : initialize_weights(config_.seed, tensors_)),
-               create_backend(config_.backend, config_, weights_)),
+      backend_(fill_then_create_backend(fill)),
       workspaces_(*backend_),
       stats_(config_.router.num_experts) {
   for (const NamedTensor &t : tensors_) {
     if (backend_->holds_weight(t)) std::vector<float>().swap(*t.data);  // one copy of each weight, not two
   }
+}
+
+std::unique_ptr<Backend> Model::fill_then_create_backend(const WeightFiller &fill) {
+  if (fill) {
+    fill(tensors_);
+  } else {
+    initialize_weights(config_.seed, tensors_);
+  }
+  return create_backend(config_.backend, config_, weights_);
 }
 
 void Model::read_tensor(const NamedTensor &t, float *out) const {

@@ -66,6 +66,9 @@ class Model {
   std::string last_error() const;
 
  private:
+  // The backend takes the weights as they are when it is created, so they are filled first.
+  std::unique_ptr<Backend> fill_then_create_backend(const WeightFiller &fill);
+
   LayerConfig config_;
   LayerWeights weights_;
   std::vector<NamedTensor> tensors_;
