@@ -3,7 +3,7 @@
 # Usage: cmake/debian-deps.sh [extra-package ...]
 set -eu
 
-packages="cmake make g++ pkg-config libopenblas-dev libgtest-dev binutils $*"
+packages="cmake make g++ pkg-config libopenblas-dev libgtest-dev binutils nlohmann-json3-dev clang libclang-rt-14-dev $*"
 missing=""
 for p in $packages; do
   dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"

@@ -248,6 +248,31 @@ PIMOE_API pimoe_status pimoe_forward(pimoe_model *model, const float *input, siz
                                      int64_t seq, float *output, size_t output_count, int32_t *expert_ids,
                                      float *expert_weights, size_t routing_count);
 
+/* Saves a model to `path` in libpimoe's native format: a safetensors file whose "__metadata__" holds every
+ * layer-defining setting (hidden, num_experts, top_k, temperature, renormalize, capacity_factor, aux_loss_coef,
+ * layer_norm_eps, and per expert: activation, width, pre_norm, bias) and whose tensors are the model's weights, fp32,
+ * named as listed at pimoe_tensor_count(). docs/format.md documents the keys and the validation rules.
+ * The file appears only when complete (written next to it, then renamed); an existing file is replaced.
+ * Errors: PIMOE_ERR_IO (cannot create or write the file), with a message naming the file. */
+PIMOE_API pimoe_status pimoe_save(const pimoe_model *model, const char *path);
+
+/* Creates a model from a native file written by pimoe_save() (or by hand, following docs/format.md).
+ *   - The layer comes from the file: hidden, num_experts, top_k, temperature, renormalize, capacity_factor,
+ *     aux_loss_coef, layer_norm_eps and every expert's activation, width, pre_norm and bias. The same settings in
+ *     `options` (and its per-expert overrides) are ignored.
+ *   - Runtime settings come from `options`: backend, threads, deterministic, cpu_gemm (seed is unused: the weights
+ *     are the file's). options may be NULL: the defaults.
+ *   - Tensors stored as F32 load bit-exactly (save then load gives identical outputs); BF16 and F16 tensors are
+ *     converted to fp32.
+ * The file is memory-mapped read-only and validated completely before anything is used (header size and JSON,
+ * offsets, dtypes, shapes against the metadata, every required tensor present and no other, hyper-parameters in
+ * range, weights finite); then the weights are copied into the model and the file is unmapped.
+ * Errors (the message names the file, and the tensor or metadata key): PIMOE_ERR_IO (missing, unreadable, not a
+ * regular file), PIMOE_ERR_FORMAT (malformed or inconsistent contents, not a native file), PIMOE_ERR_UNSUPPORTED (a
+ * newer format version, a dtype other than F32/BF16/F16), and those of pimoe_create() for the runtime options.
+ * *out is set only on success. The file must not be truncated by another process while pimoe_load() runs. */
+PIMOE_API pimoe_status pimoe_load(const char *path, const pimoe_options *options, pimoe_model **out);
+
 /* ============================================= stats ============================================= */
 
 /* A snapshot of a model's statistics since creation or the last pimoe_stats_reset(). Versioned by its first field:

@@ -1,0 +1,51 @@
+#include "formats/mapped_file.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
+#include "error.h"
+
+namespace pimoe {
+namespace {
+
+// Closes the descriptor on every path out of the constructor; the mapping stays valid after close().
+struct FileDescriptor {
+  int fd;
+  ~FileDescriptor() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+}  // namespace
+
+MappedFile::MappedFile(const std::string &path) : path_(path) {
+  FileDescriptor file{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
+  if (file.fd < 0) fail(PIMOE_ERR_IO, "cannot open '", path, "': ", std::string(std::strerror(errno)));
+  struct stat info {};
+  if (::fstat(file.fd, &info) != 0) fail(PIMOE_ERR_IO, "cannot stat '", path, "': ", std::string(std::strerror(errno)));
+  if (S_ISDIR(info.st_mode)) fail(PIMOE_ERR_IO, "'", path, "' is a directory, not a file");
+  if (!S_ISREG(info.st_mode)) fail(PIMOE_ERR_IO, "'", path, "' is not a regular file");
+  if (info.st_size <= 0) return;  // mmap of 0 bytes is an error; an empty file is the parser's to reject
+  size_ = static_cast<size_t>(info.st_size);
+  void *mapped = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, file.fd, 0);
+  if (mapped == MAP_FAILED) {
+    size_ = 0;
+    fail(PIMOE_ERR_IO, "cannot map '", path, "': ", std::string(std::strerror(errno)));
+  }
+  data_ = static_cast<const uint8_t *>(mapped);
+}
+
+MappedFile::MappedFile(MappedFile &&other) noexcept
+    : path_(std::move(other.path_)), data_(std::exchange(other.data_, nullptr)), size_(std::exchange(other.size_, 0)) {}
+
+MappedFile::~MappedFile() {
+  if (data_) ::munmap(const_cast<uint8_t *>(data_), size_);
+}
+
+}  // namespace pimoe

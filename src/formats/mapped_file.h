@@ -1,0 +1,31 @@
+// A read-only memory map of a whole regular file (RAII: unmapped and closed on destruction).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace pimoe {
+
+class MappedFile {
+ public:
+  // Maps `path` read-only. Throws PIMOE_ERR_IO naming the file when it does not exist, is not a regular file (a
+  // directory, a FIFO...) or cannot be read. An empty file maps to data() == nullptr, size() == 0.
+  explicit MappedFile(const std::string &path);
+  ~MappedFile();
+  MappedFile(const MappedFile &) = delete;
+  MappedFile &operator=(const MappedFile &) = delete;
+  MappedFile(MappedFile &&other) noexcept;
+  MappedFile &operator=(MappedFile &&other) = delete;
+
+  const uint8_t *data() const { return data_; }
+  size_t size() const { return size_; }
+  const std::string &path() const { return path_; }
+
+ private:
+  std::string path_;
+  const uint8_t *data_ = nullptr;
+  size_t size_ = 0;
+};
+
+}  // namespace pimoe

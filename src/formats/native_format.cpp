@@ -1,0 +1,257 @@
+#include "formats/native_format.h"
+
+#include <charconv>
+#include <cmath>
+#include <set>
+#include <system_error>
+
+#include "error.h"
+
+namespace pimoe {
+namespace {
+
+const std::string kPrefix = "pimoe.";
+
+std::string expert_key(int64_t expert, const char *field) {
+  return kPrefix + "experts." + std::to_string(expert) + "." + field;
+}
+
+// Shortest text that reads back to the same double (std::to_chars is locale-independent, unlike printf).
+std::string format_double(double value) {
+  char text[64];
+  const auto result = std::to_chars(text, text + sizeof text, value);
+  return std::string(text, result.ptr);
+}
+
+// Reads the metadata of one file, naming it and the key in every message.
+class MetadataReader {
+ public:
+  explicit MetadataReader(const SafetensorsView &view) : view_(view) {}
+
+  const std::string &text(const std::string &key) {
+    used_.insert(key);
+    const auto it = view_.metadata().find(key);
+    if (it == view_.metadata().end()) fail(PIMOE_ERR_FORMAT, where(), "metadata key '", key, "' is missing");
+    return it->second;
+  }
+
+  int64_t integer(const std::string &key) {
+    const std::string &value = text(key);
+    int64_t parsed = 0;
+    const auto result = std::from_chars(value.data(), value.data() + value.size(), parsed);
+    if (value.empty() || result.ec != std::errc() || result.ptr != value.data() + value.size()) {
+      fail(PIMOE_ERR_FORMAT, where(), "metadata '", key, "' = '", value, "' is not an integer");
+    }
+    return parsed;
+  }
+
+  double number(const std::string &key) {
+    const std::string &value = text(key);
+    double parsed = 0;
+    const auto result = std::from_chars(value.data(), value.data() + value.size(), parsed);
+    if (value.empty() || result.ec != std::errc() || result.ptr != value.data() + value.size()) {
+      fail(PIMOE_ERR_FORMAT, where(), "metadata '", key, "' = '", value, "' is not a number");
+    }
+    return parsed;
+  }
+
+  bool flag(const std::string &key) {
+    const int64_t value = integer(key);
+    if (value != 0 && value != 1) fail(PIMOE_ERR_FORMAT, where(), "metadata '", key, "' = ", value, " is not 0 or 1");
+    return value == 1;
+  }
+
+  // Every "pimoe." key must have been read: an unknown one means a file this reader does not understand.
+  void reject_unused() const {
+    for (const auto &item : view_.metadata()) {
+      if (item.first.compare(0, kPrefix.size(), kPrefix) == 0 && used_.count(item.first) == 0) {
+        fail(PIMOE_ERR_FORMAT, where(), "unknown metadata key '", item.first, "'");
+      }
+    }
+  }
+
+  std::string where() const { return "file '" + view_.label() + "': "; }
+
+ private:
+  const SafetensorsView &view_;
+  std::set<std::string> used_;
+};
+
+// Runs an Options setter (or the config resolution), reporting its range errors as errors of the file.
+template <typename Set>
+void checked(const MetadataReader &reader, const std::string &key, Set &&set) {
+  try {
+    set();
+  } catch (const Error &e) {
+    fail(PIMOE_ERR_FORMAT, reader.where(), "metadata '", key, "': ", e.what());
+  }
+}
+
+std::string shape_text(const std::vector<int64_t> &shape) {
+  std::string text = "[";
+  for (size_t i = 0; i < shape.size(); ++i) text += (i ? ", " : "") + std::to_string(shape[i]);
+  return text + "]";
+}
+
+void check_tensors(const SafetensorsView &view, const LayerConfig &config) {
+  const std::string where = "file '" + view.label() + "': ";
+  const std::vector<ExpectedTensor> layout = native_tensor_layout(config);
+  std::set<std::string> expected_names;
+  for (const ExpectedTensor &want : layout) {
+    expected_names.insert(want.name);
+    const TensorInfo *have = view.find(want.name);
+    if (!have) {
+      fail(PIMOE_ERR_FORMAT, where, "tensor '", want.name, "' is missing (the metadata's layer needs it, shape ",
+           shape_text(want.shape), ")");
+    }
+    if (have->shape != want.shape) {
+      std::string why =
+          "hidden = " + std::to_string(config.hidden) + ", num_experts = " + std::to_string(config.router.num_experts);
+      if (want.expert >= 0) {
+        why += ", expert " + std::to_string(want.expert) +
+               " intermediate = " + std::to_string(config.experts[static_cast<size_t>(want.expert)].intermediate);
+      }
+      fail(PIMOE_ERR_FORMAT, where, "tensor '", want.name, "' has shape ", shape_text(have->shape),
+           " but the metadata (", why, ") needs ", shape_text(want.shape));
+    }
+    if (have->dtype != DType::F32 && have->dtype != DType::BF16 && have->dtype != DType::F16) {
+      fail(PIMOE_ERR_UNSUPPORTED, where, "tensor '", want.name, "' has dtype ", dtype_name(have->dtype),
+           " (native files hold F32, BF16 or F16)");
+    }
+  }
+  for (const TensorInfo &t : view.tensors()) {
+    if (expected_names.count(t.name) == 0) {
+      fail(PIMOE_ERR_FORMAT, where, "unexpected tensor '", t.name, "' (not part of the layer the metadata describes)");
+    }
+  }
+}
+
+}  // namespace
+
+std::map<std::string, std::string> native_metadata(const LayerConfig &config) {
+  std::map<std::string, std::string> m;
+  m[kPrefix + "format"] = kNativeFormatName;
+  m[kPrefix + "format_version"] = std::to_string(kNativeFormatVersion);
+  m[kPrefix + "library_version"] = PIMOE_VERSION_STRING;
+  m[kPrefix + "hidden"] = std::to_string(config.hidden);
+  m[kPrefix + "num_experts"] = std::to_string(config.router.num_experts);
+  m[kPrefix + "top_k"] = std::to_string(config.router.top_k);
+  m[kPrefix + "temperature"] = format_double(config.router.temperature);
+  m[kPrefix + "renormalize"] = config.router.renormalize ? "1" : "0";
+  m[kPrefix + "capacity_factor"] = format_double(config.router.capacity_factor);
+  m[kPrefix + "aux_loss_coef"] = format_double(config.router.aux_loss_coef);
+  m[kPrefix + "layer_norm_eps"] = format_double(config.layer_norm_eps);
+  for (size_t e = 0; e < config.experts.size(); ++e) {
+    const ExpertSpec &spec = config.experts[e];
+    const auto id = static_cast<int64_t>(e);
+    m[expert_key(id, "activation")] = activation_name(spec.activation);
+    m[expert_key(id, "intermediate")] = std::to_string(spec.intermediate);
+    m[expert_key(id, "pre_norm")] = spec.pre_norm ? "1" : "0";
+    m[expert_key(id, "bias")] = spec.bias ? "1" : "0";
+  }
+  return m;
+}
+
+std::vector<ExpectedTensor> native_tensor_layout(const LayerConfig &config) {
+  const int64_t H = config.hidden;
+  const int64_t E = config.router.num_experts;
+  std::vector<ExpectedTensor> layout;
+  layout.push_back({"router.weight", {E, H}, -1});
+  for (int64_t e = 0; e < E; ++e) {
+    const ExpertSpec &spec = config.experts[static_cast<size_t>(e)];
+    const std::string prefix = "experts." + std::to_string(e) + ".";
+    const int64_t I = spec.intermediate;
+    if (spec.pre_norm) {
+      layout.push_back({prefix + "norm.weight", {H}, e});
+      layout.push_back({prefix + "norm.bias", {H}, e});
+    }
+    if (spec.gated()) layout.push_back({prefix + "gate.weight", {I, H}, e});
+    layout.push_back({prefix + "up.weight", {I, H}, e});
+    if (spec.bias && !spec.gated()) layout.push_back({prefix + "up.bias", {I}, e});
+    layout.push_back({prefix + "down.weight", {H, I}, e});
+    if (spec.bias) layout.push_back({prefix + "down.bias", {H}, e});
+  }
+  return layout;
+}
+
+LayerConfig native_config(const SafetensorsView &view, const Options &runtime) {
+  MetadataReader meta(view);
+  if (view.metadata().count(kPrefix + "format") == 0) {
+    fail(PIMOE_ERR_FORMAT, meta.where(),
+         "not a libpimoe native file (no 'pimoe.format' in the safetensors metadata; Hugging Face checkpoints need "
+         "an importer)");
+  }
+  const std::string &format = meta.text(kPrefix + "format");
+  if (format != kNativeFormatName) {
+    fail(PIMOE_ERR_FORMAT, meta.where(), "metadata 'pimoe.format' = '", format, "', expected '", kNativeFormatName,
+         "'");
+  }
+  const int64_t version = meta.integer(kPrefix + "format_version");
+  if (version > kNativeFormatVersion) {
+    fail(PIMOE_ERR_UNSUPPORTED, meta.where(), "format version ", version, " is newer than this library reads (",
+         kNativeFormatVersion, "); upgrade libpimoe");
+  }
+  if (version < 1) fail(PIMOE_ERR_FORMAT, meta.where(), "format version ", version, " is not valid");
+  meta.text(kPrefix + "library_version");  // informational: any writer version is fine
+
+  // Runtime fields from the caller; every layer field is set from the file below, through the same setters and
+  // range checks as pimoe_options_set_*.
+  Options options;
+  options.threads = runtime.threads;
+  options.backend = runtime.backend;
+  options.deterministic = runtime.deterministic;
+  options.cpu_gemm = runtime.cpu_gemm;
+  options.seed = runtime.seed;
+  auto set_int = [&](const char *name, pimoe_option key) {
+    const std::string full = kPrefix + name;
+    const int64_t value = meta.integer(full);
+    checked(meta, full, [&] { options.set_int(key, value); });
+  };
+  auto set_float = [&](const char *name, pimoe_option key) {
+    const std::string full = kPrefix + name;
+    const double value = meta.number(full);
+    checked(meta, full, [&] { options.set_float(key, value); });
+  };
+  set_int("hidden", PIMOE_OPT_HIDDEN);
+  set_int("num_experts", PIMOE_OPT_NUM_EXPERTS);
+  set_int("top_k", PIMOE_OPT_TOP_K);
+  set_float("temperature", PIMOE_OPT_TEMPERATURE);
+  options.renormalize = meta.flag(kPrefix + "renormalize");
+  set_float("capacity_factor", PIMOE_OPT_CAPACITY_FACTOR);
+  set_float("aux_loss_coef", PIMOE_OPT_AUX_LOSS_COEF);
+  set_float("layer_norm_eps", PIMOE_OPT_LAYER_NORM_EPS);
+
+  std::vector<bool> bias(static_cast<size_t>(options.num_experts));
+  for (int64_t e = 0; e < options.num_experts; ++e) {
+    ExpertOverride &o = options.expert_override(static_cast<int32_t>(e));
+    const std::string activation_key = expert_key(e, "activation");
+    const std::string &activation = meta.text(activation_key);
+    checked(meta, activation_key, [&] { o.activation = parse_activation(activation, "activation"); });
+    o.width = meta.integer(expert_key(e, "intermediate"));
+    o.pre_norm = meta.flag(expert_key(e, "pre_norm"));
+    bias[static_cast<size_t>(e)] = meta.flag(expert_key(e, "bias"));
+  }
+  meta.reject_unused();
+
+  LayerConfig config;
+  try {
+    config = resolve_layer_config(options);  // top_k <= num_experts, widths in range
+  } catch (const Error &e) {
+    fail(PIMOE_ERR_FORMAT, meta.where(), "metadata describes an invalid layer: ", e.what());
+  }
+  for (size_t e = 0; e < bias.size(); ++e) config.experts[e].bias = bias[e];
+  check_tensors(view, config);
+  return config;
+}
+
+void read_native_tensor(const SafetensorsView &view, const TensorInfo &tensor, float *out, size_t count) {
+  decode_to_f32(view, tensor, out, count);
+  for (size_t i = 0; i < count; ++i) {
+    if (!std::isfinite(out[i])) {
+      fail(PIMOE_ERR_FORMAT, "file '", view.label(), "': tensor '", tensor.name, "' element ", i, " is ",
+           std::isnan(out[i]) ? "NaN" : "Inf");
+    }
+  }
+}
+
+}  // namespace pimoe

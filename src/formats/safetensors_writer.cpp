@@ -1,0 +1,102 @@
+#include "formats/safetensors_writer.h"
+
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "error.h"
+
+namespace pimoe {
+namespace {
+
+struct FileCloser {
+  void operator()(std::FILE *f) const { std::fclose(f); }
+};
+using FilePtr = std::unique_ptr<std::FILE, FileCloser>;
+
+// Removes the temporary file unless the write completed and it was renamed into place.
+class TemporaryFile {
+ public:
+  explicit TemporaryFile(const std::string &target) : name_(target + ".tmp-XXXXXX") {
+    const int fd = ::mkstemp(name_.data());
+    if (fd < 0) fail(PIMOE_ERR_IO, "cannot create a file next to '", target, "': ", std::string(std::strerror(errno)));
+    file_.reset(::fdopen(fd, "wb"));
+    if (!file_) {
+      ::close(fd);
+      ::unlink(name_.c_str());
+      fail(PIMOE_ERR_IO, "cannot open '", name_, "' for writing: ", std::string(std::strerror(errno)));
+    }
+  }
+  ~TemporaryFile() {
+    file_.reset();
+    if (!committed_) ::unlink(name_.c_str());
+  }
+  TemporaryFile(const TemporaryFile &) = delete;
+  TemporaryFile &operator=(const TemporaryFile &) = delete;
+
+  void write(const std::string &target, const void *bytes, size_t size) {
+    if (size && std::fwrite(bytes, 1, size, file_.get()) != size) {
+      fail(PIMOE_ERR_IO, "cannot write '", target, "': ", std::string(std::strerror(errno)));
+    }
+  }
+  void commit(const std::string &target) {
+    std::FILE *f = file_.release();
+    const bool flushed = std::fflush(f) == 0 && ::fsync(::fileno(f)) == 0;
+    const int flush_errno = errno;
+    if (std::fclose(f) != 0 || !flushed) {
+      fail(PIMOE_ERR_IO, "cannot write '", target, "': ", std::string(std::strerror(flushed ? errno : flush_errno)));
+    }
+    if (std::rename(name_.c_str(), target.c_str()) != 0) {
+      fail(PIMOE_ERR_IO, "cannot rename '", name_, "' to '", target, "': ", std::string(std::strerror(errno)));
+    }
+    committed_ = true;
+  }
+
+ private:
+  std::string name_;
+  FilePtr file_;
+  bool committed_ = false;
+};
+
+int64_t element_count(const std::vector<int64_t> &shape) {
+  int64_t count = 1;
+  for (int64_t d : shape) count *= d;
+  return count;
+}
+
+}  // namespace
+
+void write_safetensors_f32(const std::string &path, const std::map<std::string, std::string> &metadata,
+                           const std::vector<TensorToWrite> &tensors) {
+  nlohmann::json header = nlohmann::json::object();
+  if (!metadata.empty()) header["__metadata__"] = metadata;
+  uint64_t offset = 0;
+  for (const TensorToWrite &t : tensors) {
+    const uint64_t bytes = static_cast<uint64_t>(element_count(t.shape)) * sizeof(float);
+    header[t.name] = {{"dtype", "F32"}, {"shape", t.shape}, {"data_offsets", {offset, offset + bytes}}};
+    offset += bytes;
+  }
+  std::string text = header.dump();
+  // Data aligned to 8 bytes in the file (so mapped fp32 data is aligned), as the reference writer pads.
+  text.append((8 - (8 + text.size()) % 8) % 8, ' ');
+
+  TemporaryFile out(path);
+  uint8_t length[8];
+  for (int i = 0; i < 8; ++i) length[i] = static_cast<uint8_t>(static_cast<uint64_t>(text.size()) >> (8 * i));
+  out.write(path, length, sizeof length);
+  out.write(path, text.data(), text.size());
+  std::vector<float> buffer;
+  for (const TensorToWrite &t : tensors) {
+    buffer.assign(static_cast<size_t>(element_count(t.shape)), 0.0f);
+    t.fill(buffer.data());
+    out.write(path, buffer.data(), buffer.size() * sizeof(float));
+  }
+  out.commit(path);
+}
+
+}  // namespace pimoe

@@ -1,0 +1,125 @@
+// pimoe-info: prints what a libpimoe native file holds and whether it loads.
+//   usage: pimoe-info [--tensors] PATH
+// Exit status: 0 when the file loads, 1 when it does not, 2 on a usage error.
+#include <pimoe/pimoe.h>
+
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <map>
+#include <string>
+
+#include "error.h"
+#include "formats/safetensors.h"
+
+namespace {
+
+using pimoe::SafetensorsFile;
+using pimoe::SafetensorsView;
+
+std::string shape_text(const std::vector<int64_t> &shape) {
+  std::string text = "[";
+  for (size_t i = 0; i < shape.size(); ++i) text += (i ? ", " : "") + std::to_string(shape[i]);
+  return text + "]";
+}
+
+// A metadata value, or "?" when the file lacks it (the file may be invalid: print what there is).
+std::string meta(const SafetensorsView &view, const std::string &key) {
+  const auto it = view.metadata().find("pimoe." + key);
+  return it == view.metadata().end() ? "?" : it->second;
+}
+
+void print_layer(const SafetensorsView &view) {
+  if (view.metadata().count("pimoe.format") == 0) {
+    std::printf("format:      not a libpimoe native file (no pimoe.format metadata)\n");
+    return;
+  }
+  std::printf("format:      %s version %s (written by libpimoe %s)\n", meta(view, "format").c_str(),
+              meta(view, "format_version").c_str(), meta(view, "library_version").c_str());
+  std::printf("layer:       hidden %s, %s experts, top_k %s\n", meta(view, "hidden").c_str(),
+              meta(view, "num_experts").c_str(), meta(view, "top_k").c_str());
+  const std::string capacity = meta(view, "capacity_factor");
+  std::printf("router:      softmax, temperature %s, renormalize %s, capacity_factor %s%s, aux_loss_coef %s\n",
+              meta(view, "temperature").c_str(), meta(view, "renormalize").c_str(), capacity.c_str(),
+              capacity == "0" ? " (dropless)" : "", meta(view, "aux_loss_coef").c_str());
+  std::printf("layer_norm:  eps %s\n", meta(view, "layer_norm_eps").c_str());
+  std::printf("experts:     #  activation  intermediate  pre_norm  bias\n");
+  for (int e = 0;; ++e) {
+    const std::string prefix = "experts." + std::to_string(e) + ".";
+    if (view.metadata().count("pimoe." + prefix + "activation") == 0) break;
+    std::printf("             %-2d %-11s %-13s %-9s %s\n", e, meta(view, prefix + "activation").c_str(),
+                meta(view, prefix + "intermediate").c_str(), meta(view, prefix + "pre_norm").c_str(),
+                meta(view, prefix + "bias").c_str());
+  }
+}
+
+void print_tensors(const SafetensorsView &view, bool list) {
+  std::map<std::string, std::pair<size_t, uint64_t>> by_dtype;  // dtype -> (tensors, bytes)
+  for (const pimoe::TensorInfo &t : view.tensors()) {
+    auto &entry = by_dtype[pimoe::dtype_name(t.dtype)];
+    ++entry.first;
+    entry.second += t.byte_size();
+  }
+  std::string dtypes;
+  for (const auto &item : by_dtype) {
+    dtypes += (dtypes.empty() ? "" : ", ") + item.first + " (" + std::to_string(item.second.first) + " tensors, " +
+              std::to_string(item.second.second) + " bytes)";
+  }
+  std::printf("tensors:     %zu; dtype %s\n", view.tensors().size(), dtypes.empty() ? "-" : dtypes.c_str());
+  if (!list) return;
+  for (const pimoe::TensorInfo &t : view.tensors()) {
+    std::printf("  %-32s %-5s %-16s bytes [%llu, %llu)\n", t.name.c_str(), pimoe::dtype_name(t.dtype),
+                shape_text(t.shape).c_str(), static_cast<unsigned long long>(t.begin),
+                static_cast<unsigned long long>(t.end));
+  }
+}
+
+int usage() {
+  std::fprintf(stderr, "usage: pimoe-info [--tensors] PATH\n");
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+  bool list = false;
+  const char *path = nullptr;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--tensors") == 0) {
+      list = true;
+    } else if (std::strcmp(argv[i], "-h") == 0 || std::strcmp(argv[i], "--help") == 0 || path) {
+      return usage();
+    } else {
+      path = argv[i];
+    }
+  }
+  if (!path) return usage();
+
+  std::printf("file:        %s\n", path);
+  try {
+    const SafetensorsFile file(path);
+    const SafetensorsView &view = file.view();
+    std::printf("size:        %zu bytes (header %llu bytes)\n", view.total_bytes(),
+                static_cast<unsigned long long>(view.header_bytes()));
+    print_layer(view);
+    print_tensors(view, list);
+  } catch (const std::exception &e) {
+    std::printf("safetensors: invalid: %s\n", e.what());
+  }
+
+  // Whether it loads is pimoe_load()'s verdict: it validates more than the structure printed above.
+  pimoe_options *options = nullptr;
+  pimoe_model *model = nullptr;
+  pimoe_status status = pimoe_options_create(&options);
+  if (status == PIMOE_OK) status = pimoe_options_set_int(options, PIMOE_OPT_THREADS, 1);
+  if (status == PIMOE_OK) status = pimoe_load(path, options, &model);
+  pimoe_options_destroy(options);
+  if (status != PIMOE_OK) {
+    std::printf("loads:       no: %s (%s)\n", pimoe_last_error(), pimoe_status_string(status));
+    return 1;
+  }
+  std::printf("loads:       yes (backend %s, %lld weight tensors)\n", pimoe_model_backend(model),
+              static_cast<long long>(pimoe_tensor_count(model)));
+  pimoe_destroy(model);
+  return 0;
+}

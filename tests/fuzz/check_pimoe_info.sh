@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# pimoe-info on a valid native file (describes it, says it loads, exits 0) and on a hostile one (says why it does not
+# load, exits 1). usage: check_pimoe_info.sh PIMOE_INFO CORPUS_DIR
+set -uo pipefail
+tool=${1:?pimoe-info}
+corpus=${2:?corpus dir}
+fail=0
+expect() {  # expect NAME OUTPUT PATTERN
+  if grep -qE -- "$3" <<<"$2"; then echo "ok: $1: /$3/"; else echo "FAIL: $1: no /$3/ in:"; echo "$2"; fail=1; fi
+}
+
+out=$("$tool" --tensors "$corpus/valid_small.safetensors"); rc=$?
+[ $rc = 0 ] || { echo "FAIL: exit $rc on a valid file"; fail=1; }
+expect valid "$out" "^format: +pimoe.moe version 1"
+expect valid "$out" "^layer: +hidden 8, 2 experts, top_k 1"
+expect valid "$out" "^router: +softmax, temperature 1, renormalize 1, capacity_factor 0 \(dropless\)"
+expect valid "$out" "^ +1 +gelu +4 +1 +1$"
+expect valid "$out" "^tensors: +11; dtype F32 \(11 tensors, [0-9]+ bytes\)"
+expect valid "$out" "^  router.weight +F32 +\[2, 8\]"
+expect valid "$out" "^loads: +yes \(backend cpu, 11 weight tensors\)"
+expect valid "$out" "^size: +[0-9]+ bytes"
+
+out=$("$tool" "$corpus/metadata_contradicts_shape.safetensors"); rc=$?
+[ $rc = 1 ] || { echo "FAIL: exit $rc on a hostile file"; fail=1; }
+expect hostile "$out" "^layer: +hidden 512"
+expect hostile "$out" "^loads: +no: .*router.weight.* has shape \[2, 8\] but the metadata"
+
+out=$("$tool" "$corpus/offsets_overlap.safetensors"); rc=$?
+[ $rc = 1 ] || { echo "FAIL: exit $rc on an overlapping file"; fail=1; }
+expect overlap "$out" "^safetensors: invalid: .*overlap"
+
+"$tool" >/dev/null 2>&1; rc=$?
+[ $rc = 2 ] || { echo "FAIL: exit $rc without arguments (expected 2)"; fail=1; }
+exit $fail

@@ -1,0 +1,651 @@
+// The native file format (docs/format.md): save/load round trips, BF16/F16 files written by hand, every kind of
+// hostile file crafted byte by byte, and the fuzz corpus replayed as regression tests. Public C API only.
+#include <dirent.h>
+#include <pimoe/pimoe.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "api/api_test_util.h"
+
+using namespace pimoe_test;
+using nlohmann::json;
+using Bytes = std::vector<uint8_t>;
+
+namespace {
+
+// A fresh folder per test under the gtest temp dir.
+std::string test_dir() {
+  const auto *info = ::testing::UnitTest::GetInstance()->current_test_info();
+  std::string suffix = std::string(info->test_suite_name()) + "_" + info->name();
+  for (char &c : suffix) c = c == '/' ? '_' : c;  // parameterised tests are named "Suite/Test/0"
+  const std::string dir = ::testing::TempDir() + "pimoe_format_" + std::to_string(::getpid()) + "_" + suffix;
+  ::mkdir(dir.c_str(), 0700);
+  return dir;
+}
+
+void write_file(const std::string &path, const Bytes &bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(reinterpret_cast<const char *>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  ASSERT_TRUE(out.good()) << path;
+}
+
+Bytes read_file(const std::string &path) {
+  std::ifstream in(path, std::ios::binary);
+  return Bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+// 8-byte little-endian length, header text, data: a safetensors file exactly as given, however broken.
+Bytes raw_file(uint64_t declared_length, const std::string &header, const Bytes &data) {
+  Bytes out;
+  out.reserve(8 + header.size() + data.size());  // also keeps GCC 12's -Warray-bounds false positive away
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<uint8_t>(declared_length >> (8 * i)));
+  out.insert(out.end(), header.begin(), header.end());
+  out.insert(out.end(), data.begin(), data.end());
+  return out;
+}
+
+Bytes raw_text(const std::string &header) {
+  return raw_file(header.size(), header, {});
+}
+
+// A parsed safetensors file that tests edit and write back.
+struct Crafted {
+  json header;
+  Bytes data;
+
+  static Crafted parse(const Bytes &file) {
+    uint64_t n = 0;
+    for (int i = 7; i >= 0; --i) n = (n << 8) | file[static_cast<size_t>(i)];
+    Crafted c;
+    c.header = json::parse(file.begin() + 8, file.begin() + 8 + static_cast<std::ptrdiff_t>(n));
+    c.data.assign(file.begin() + 8 + static_cast<std::ptrdiff_t>(n), file.end());
+    return c;
+  }
+  Bytes bytes() const {
+    const std::string text = header.dump();
+    return raw_file(text.size(), text, data);
+  }
+  json &meta(const std::string &key) { return header["__metadata__"]["pimoe." + key]; }
+  // Rebuilds the data section from per-tensor bytes in the header's (alphabetical) order: for dropping, adding
+  // or re-typing tensors while keeping the file otherwise valid.
+  void relayout(const std::map<std::string, Bytes> &tensors) {
+    data.clear();
+    for (auto &item : header.items()) {
+      if (item.key() == "__metadata__") continue;
+      const Bytes &b = tensors.at(item.key());
+      item.value()["data_offsets"] = {data.size(), data.size() + b.size()};
+      data.insert(data.end(), b.begin(), b.end());
+    }
+  }
+  std::map<std::string, Bytes> tensor_bytes() const {
+    std::map<std::string, Bytes> out;
+    for (const auto &item : header.items()) {
+      if (item.key() == "__metadata__") continue;
+      const uint64_t b = item.value()["data_offsets"][0], e = item.value()["data_offsets"][1];
+      out[item.key()] =
+          Bytes(data.begin() + static_cast<std::ptrdiff_t>(b), data.begin() + static_cast<std::ptrdiff_t>(e));
+    }
+    return out;
+  }
+};
+
+struct Layer {
+  SmallConfig dims;
+  std::vector<std::pair<const char *, const char *>> by_name;  // extra options by name
+  std::vector<std::pair<int32_t, pimoe_expert_preset>> presets;
+};
+
+ModelPtr make_layer(const Layer &layer) {
+  OptionsPtr o = small_options(layer.dims);
+  for (const auto &kv : layer.by_name) {
+    EXPECT_EQ(pimoe_options_set_by_name(o.get(), kv.first, kv.second), PIMOE_OK) << last_error();
+  }
+  for (const auto &p : layer.presets) {
+    EXPECT_EQ(pimoe_options_set_expert_preset(o.get(), p.first, p.second), PIMOE_OK) << last_error();
+  }
+  return create_model(o.get());
+}
+
+ModelPtr load(const std::string &path, pimoe_status expect = PIMOE_OK) {
+  OptionsPtr o = make_options();
+  pimoe_options_set_int(o.get(), PIMOE_OPT_THREADS, 1);
+  pimoe_model *m = nullptr;
+  const pimoe_status s = pimoe_load(path.c_str(), o.get(), &m);
+  EXPECT_EQ(s, expect) << describe(s);
+  return ModelPtr(m);
+}
+
+std::vector<std::string> tensor_names(const pimoe_model *m) {
+  std::vector<std::string> names;
+  for (int64_t i = 0; i < pimoe_tensor_count(m); ++i) names.emplace_back(pimoe_tensor_name(m, i));
+  return names;
+}
+
+// A small valid file: 2 experts (one with LayerNorm), biases, H=8, I=4.
+std::string save_small(const std::string &dir) {
+  Layer layer;
+  layer.dims.hidden = 8;
+  layer.dims.experts = 2;
+  layer.dims.top_k = 1;
+  layer.dims.intermediate = 4;
+  layer.by_name = {{"expert_bias", "1"}};
+  layer.presets = {{1, PIMOE_PRESET_REASONING}};
+  ModelPtr m = make_layer(layer);
+  const std::string path = dir + "/small.safetensors";
+  EXPECT_EQ(pimoe_save(m.get(), path.c_str()), PIMOE_OK) << last_error();
+  return path;
+}
+
+void expect_same_model(pimoe_model *a, pimoe_model *b) {
+  int64_t ha, hb;
+  int32_t ea, eb, ka, kb;
+  PIMOE_ASSERT_OK(pimoe_model_dims(a, &ha, &ea, &ka));
+  PIMOE_ASSERT_OK(pimoe_model_dims(b, &hb, &eb, &kb));
+  ASSERT_EQ(ha, hb);
+  ASSERT_EQ(ea, eb);
+  ASSERT_EQ(ka, kb);
+  for (int32_t e = 0; e < ea; ++e) {
+    pimoe_activation aa, ab;
+    int64_t ia, ib;
+    int32_t na, nb;
+    PIMOE_ASSERT_OK(pimoe_model_expert(a, e, &aa, &ia, &na));
+    PIMOE_ASSERT_OK(pimoe_model_expert(b, e, &ab, &ib, &nb));
+    EXPECT_EQ(aa, ab) << e;
+    EXPECT_EQ(ia, ib) << e;
+    EXPECT_EQ(na, nb) << e;
+  }
+  ASSERT_EQ(tensor_names(a), tensor_names(b));
+  for (const std::string &name : tensor_names(a)) {
+    EXPECT_TRUE(bitwise_equal(read_tensor(a, name.c_str()), read_tensor(b, name.c_str()))) << name;
+  }
+  // Same outputs, routing and routing statistics (temperature, renormalisation, capacity, aux coefficient).
+  for (int64_t tokens : {1, 7, 64}) {
+    const std::vector<float> x = random_input(static_cast<size_t>(tokens * ha), static_cast<uint64_t>(tokens));
+    ForwardResult ra = forward(a, x, 1, tokens, ha, ka, true);
+    ForwardResult rb = forward(b, x, 1, tokens, hb, kb, true);
+    ASSERT_EQ(ra.status, PIMOE_OK);
+    ASSERT_EQ(rb.status, PIMOE_OK);
+    EXPECT_TRUE(bitwise_equal(ra.output, rb.output)) << tokens << " tokens";
+    EXPECT_EQ(ra.ids, rb.ids);
+    EXPECT_TRUE(bitwise_equal(ra.weights, rb.weights));
+    const pimoe_stats_snapshot sa = get_stats(a), sb = get_stats(b);
+    EXPECT_EQ(sa.aux_loss, sb.aux_loss);
+    EXPECT_EQ(sa.z_loss, sb.z_loss);
+    EXPECT_EQ(sa.dropped_tokens, sb.dropped_tokens);
+    EXPECT_EQ(sa.routing_confidence, sb.routing_confidence);
+  }
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------------------------------------ round trips
+
+class RoundTrip : public ::testing::TestWithParam<int> {};
+
+Layer round_trip_layer(int which) {
+  Layer l;
+  l.dims.hidden = 24;
+  l.dims.experts = 6;
+  l.dims.intermediate = 16;
+  switch (which) {
+    case 0:  // the defaults: GELU, no norm, no bias
+      break;
+    case 1:  // mixed experts: every preset kind, biases
+      l.by_name = {{"expert_bias", "1"}};
+      l.presets = {{0, PIMOE_PRESET_REASONING}, {1, PIMOE_PRESET_COMPUTATION}, {2, PIMOE_PRESET_LANGUAGE},
+                   {3, PIMOE_PRESET_CREATIVE},  {4, PIMOE_PRESET_ANALYTICAL},  {5, PIMOE_PRESET_LOGICAL}};
+      break;
+    case 2:  // SwiGLU everywhere, Qwen-style raw probabilities, a temperature, a capacity limit, odd floats
+      l.dims.top_k = 3;
+      l.by_name = {
+          {"activation", "swiglu"},  {"renormalize", "0"},       {"temperature", "0.7"}, {"capacity_factor", "1.25"},
+          {"aux_loss_coef", "0.01"}, {"layer_norm_eps", "1e-6"}, {"pre_norm", "1"}};
+      break;
+    case 3:  // SiLU with biases and norms, top_k = E
+      l.dims.experts = 3;
+      l.dims.top_k = 3;
+      l.by_name = {
+          {"activation", "silu"}, {"expert_bias", "1"}, {"pre_norm", "1"}, {"temperature", "1.3333333333333333"}};
+      break;
+  }
+  return l;
+}
+
+TEST_P(RoundTrip, IdenticalModelAfterSaveAndLoad) {
+  const std::string dir = test_dir();
+  const Layer layer = round_trip_layer(GetParam());
+  ModelPtr original = make_layer(layer);
+  ASSERT_TRUE(original);
+  const std::string path = dir + "/model.safetensors";
+  PIMOE_ASSERT_OK(pimoe_save(original.get(), path.c_str()));
+  EXPECT_STREQ(pimoe_last_error(), "");
+  ModelPtr loaded = load(path);
+  ASSERT_TRUE(loaded);
+  expect_same_model(original.get(), loaded.get());
+
+  // Saving the loaded model gives the same bytes except for nothing: the format is canonical.
+  const std::string again = dir + "/again.safetensors";
+  PIMOE_ASSERT_OK(pimoe_save(loaded.get(), again.c_str()));
+  EXPECT_EQ(read_file(path), read_file(again));
+}
+
+INSTANTIATE_TEST_SUITE_P(Layers, RoundTrip, ::testing::Values(0, 1, 2, 3));
+
+TEST(RoundTripFormat, FileFollowsTheDocumentedLayout) {
+  const std::string dir = test_dir();
+  ModelPtr m = make_layer(round_trip_layer(1));
+  const std::string path = dir + "/m.safetensors";
+  PIMOE_ASSERT_OK(pimoe_save(m.get(), path.c_str()));
+  const Bytes file = read_file(path);
+  uint64_t n = 0;
+  for (int i = 7; i >= 0; --i) n = (n << 8) | file[static_cast<size_t>(i)];
+  EXPECT_EQ((8 + n) % 8, 0u) << "data section aligned to 8 bytes";
+  Crafted c = Crafted::parse(file);
+  EXPECT_EQ(c.meta("format"), "pimoe.moe");
+  EXPECT_EQ(c.meta("format_version"), "1");
+  EXPECT_EQ(c.meta("library_version"), PIMOE_VERSION_STRING);
+  EXPECT_EQ(c.meta("hidden"), "24");
+  EXPECT_EQ(c.meta("experts.2.activation"), "swiglu");
+  EXPECT_EQ(c.meta("experts.1.intermediate"), "32");
+  EXPECT_EQ(c.meta("experts.0.pre_norm"), "1");
+  EXPECT_EQ(c.meta("experts.0.bias"), "1");
+  // Data in the documented tensor order, all F32, names as pimoe_tensor_name().
+  uint64_t offset = 0;
+  for (const std::string &name : tensor_names(m.get())) {
+    ASSERT_TRUE(c.header.contains(name)) << name;
+    EXPECT_EQ(c.header[name]["dtype"], "F32");
+    EXPECT_EQ(c.header[name]["data_offsets"][0].get<uint64_t>(), offset) << name;
+    offset = c.header[name]["data_offsets"][1];
+  }
+  EXPECT_EQ(offset, c.data.size());
+  EXPECT_EQ(c.header.size(), tensor_names(m.get()).size() + 1);
+}
+
+TEST(RoundTripFormat, NullOptionsAndRuntimeOptionsFromTheCaller) {
+  const std::string dir = test_dir();
+  const std::string path = save_small(dir);
+  pimoe_model *m = nullptr;
+  PIMOE_ASSERT_OK(pimoe_load(path.c_str(), nullptr, &m));
+  ModelPtr owned(m);
+  // Layer options in the options object are ignored; runtime ones are used (an unusable backend fails).
+  OptionsPtr o = make_options();
+  PIMOE_ASSERT_OK(pimoe_options_set_int(o.get(), PIMOE_OPT_HIDDEN, 64));
+  PIMOE_ASSERT_OK(pimoe_options_set_string(o.get(), PIMOE_OPT_BACKEND, "cuda"));
+  pimoe_model *m2 = nullptr;
+  const pimoe_status s = pimoe_load(path.c_str(), o.get(), &m2);
+  EXPECT_EQ(s, PIMOE_ERR_BACKEND_UNAVAILABLE) << describe(s);
+  EXPECT_EQ(m2, nullptr);
+  PIMOE_ASSERT_OK(pimoe_options_set_string(o.get(), PIMOE_OPT_BACKEND, "cpu"));
+  PIMOE_ASSERT_OK(pimoe_load(path.c_str(), o.get(), &m2));
+  ModelPtr owned2(m2);
+  int64_t hidden = 0;
+  PIMOE_ASSERT_OK(pimoe_model_dims(m2, &hidden, nullptr, nullptr));
+  EXPECT_EQ(hidden, 8);
+}
+
+TEST(RoundTripFormat, SaveErrors) {
+  const std::string dir = test_dir();
+  ModelPtr m = small_model();
+  EXPECT_EQ(pimoe_save(nullptr, "x"), PIMOE_ERR_NULL_POINTER);
+  EXPECT_EQ(pimoe_save(m.get(), nullptr), PIMOE_ERR_NULL_POINTER);
+  const std::string bad = dir + "/no/such/folder/m.safetensors";
+  EXPECT_EQ(pimoe_save(m.get(), bad.c_str()), PIMOE_ERR_IO);
+  EXPECT_TRUE(contains(last_error(), bad)) << last_error();
+  EXPECT_TRUE(contains(last_error(), "pimoe_save")) << last_error();
+  EXPECT_TRUE(contains(pimoe_model_last_error(m.get()), bad));
+}
+
+// ------------------------------------------------------------------------------------------------ BF16 / F16
+
+namespace {
+
+uint16_t to_bf16(float f) {  // round to nearest even
+  uint32_t bits;
+  std::memcpy(&bits, &f, 4);
+  bits += 0x7fffu + ((bits >> 16) & 1u);
+  return static_cast<uint16_t>(bits >> 16);
+}
+float from_bf16(uint16_t h) {
+  const uint32_t bits = static_cast<uint32_t>(h) << 16;
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+uint16_t to_f16(float f) {
+  const _Float16 h = static_cast<_Float16>(f);
+  uint16_t bits;
+  std::memcpy(&bits, &h, 2);
+  return bits;
+}
+float from_f16(uint16_t bits) {
+  _Float16 h;
+  std::memcpy(&h, &bits, 2);
+  return static_cast<float>(h);
+}
+
+double rms(const std::vector<float> &v) {
+  double s = 0;
+  for (float x : v) s += static_cast<double>(x) * x;
+  return std::sqrt(s / static_cast<double>(v.size()));
+}
+
+}  // namespace
+
+class HalfFiles : public ::testing::TestWithParam<const char *> {};
+
+TEST_P(HalfFiles, LoadWithinTolerance) {
+  const std::string dtype = GetParam();
+  const bool bf16 = dtype == "BF16";
+  const std::string dir = test_dir();
+  ModelPtr original = make_layer(round_trip_layer(1));
+  const std::string path = dir + "/f32.safetensors";
+  PIMOE_ASSERT_OK(pimoe_save(original.get(), path.c_str()));
+  Crafted c = Crafted::parse(read_file(path));
+  std::map<std::string, Bytes> tensors = c.tensor_bytes();
+  std::map<std::string, std::vector<float>> expected;
+  for (auto &item : tensors) {
+    const size_t n = item.second.size() / 4;
+    Bytes half(2 * n);
+    std::vector<float> &want = expected[item.first];
+    for (size_t i = 0; i < n; ++i) {
+      float f;
+      std::memcpy(&f, item.second.data() + 4 * i, 4);
+      const uint16_t h = bf16 ? to_bf16(f) : to_f16(f);
+      std::memcpy(half.data() + 2 * i, &h, 2);
+      want.push_back(bf16 ? from_bf16(h) : from_f16(h));
+    }
+    item.second = half;
+    c.header[item.first]["dtype"] = dtype;
+  }
+  c.relayout(tensors);
+  const std::string half_path = dir + "/half.safetensors";
+  write_file(half_path, c.bytes());
+  ModelPtr loaded = load(half_path);
+  ASSERT_TRUE(loaded);
+  for (const auto &item : expected) {
+    EXPECT_TRUE(bitwise_equal(read_tensor(loaded.get(), item.first.c_str()), item.second)) << item.first;
+  }
+  const std::vector<float> x = random_input(32 * 24, 5);
+  ForwardResult a = forward(original.get(), x, 1, 32, 24, 2, false);
+  ForwardResult b = forward(loaded.get(), x, 1, 32, 24, 2, false);
+  ASSERT_EQ(b.status, PIMOE_OK);
+  double err = 0;
+  for (size_t i = 0; i < a.output.size(); ++i) err = std::max(err, std::fabs(double(a.output[i]) - b.output[i]));
+  // Per-element error relative to the output RMS; routing may flip on near-ties, so a few tokens may differ more.
+  size_t far = 0;
+  for (size_t i = 0; i < a.output.size(); ++i)
+    far += std::fabs(double(a.output[i]) - b.output[i]) > 1e-2 * rms(a.output);
+  EXPECT_LE(far, a.output.size() / 20) << dtype << ": max error " << err << ", rms " << rms(a.output);
+}
+
+INSTANTIATE_TEST_SUITE_P(Dtypes, HalfFiles, ::testing::Values("BF16", "F16"));
+
+TEST(HalfFiles, F16SpecialValuesDecode) {
+  // Subnormal, normal, max, negative zero: the decoder is exact; Inf is rejected as a weight.
+  const std::string dir = test_dir();
+  Crafted c = Crafted::parse(read_file(save_small(dir)));
+  std::map<std::string, Bytes> tensors = c.tensor_bytes();
+  const uint16_t specials[] = {0x0001, 0x03ff, 0x0400, 0x3c00, 0x7bff, 0x8000, 0xc000, 0x3555};
+  Bytes half(2 * 16);
+  for (size_t i = 0; i < 16; ++i) std::memcpy(half.data() + 2 * i, &specials[i % 8], 2);
+  tensors["router.weight"] = half;
+  c.header["router.weight"]["dtype"] = "F16";
+  c.relayout(tensors);
+  const std::string path = dir + "/special.safetensors";
+  write_file(path, c.bytes());
+  ModelPtr m = load(path);
+  ASSERT_TRUE(m);
+  const std::vector<float> w = read_tensor(m.get(), "router.weight");
+  for (size_t i = 0; i < 16; ++i) EXPECT_EQ(w[i], from_f16(specials[i % 8])) << i;
+  EXPECT_TRUE(std::signbit(w[5]));
+
+  const uint16_t inf = 0x7c00;
+  std::memcpy(half.data() + 6, &inf, 2);
+  tensors["router.weight"] = half;
+  c.relayout(tensors);
+  write_file(path, c.bytes());
+  load(path, PIMOE_ERR_FORMAT);
+  EXPECT_TRUE(contains(last_error(), "'router.weight' element 3 is Inf")) << last_error();
+}
+
+// ------------------------------------------------------------------------------------------------ hostile files
+
+namespace {
+
+struct Hostile {
+  std::string name;
+  Bytes bytes;
+  pimoe_status status;
+  std::vector<std::string> needles;  // substrings of the message (besides the file's path, always checked)
+};
+
+// Every hostile file of the suite, built from a valid small file. Also written to the fuzz corpus (see below).
+std::vector<Hostile> hostile_files(const Bytes &valid) {
+  std::vector<Hostile> out;
+  auto edit = [&](const std::string &name, pimoe_status status, std::vector<std::string> needles, auto &&change) {
+    Crafted c = Crafted::parse(valid);
+    change(c);
+    out.push_back({name, c.bytes(), status, std::move(needles)});
+  };
+  const Crafted base = Crafted::parse(valid);
+  const std::string header = base.header.dump();
+
+  out.push_back({"empty", {}, PIMOE_ERR_FORMAT, {"too short (0 bytes)"}});
+  out.push_back({"four_bytes", {1, 0, 0, 0}, PIMOE_ERR_FORMAT, {"too short (4 bytes)"}});
+  out.push_back({"header_over_limit",
+                 raw_file(200000000, header, base.data),
+                 PIMOE_ERR_FORMAT,
+                 {"200000000", "exceeds the limit"}});
+  out.push_back({"header_huge_u64", raw_file(UINT64_MAX, header, base.data), PIMOE_ERR_FORMAT, {"exceeds the limit"}});
+  out.push_back({"header_past_eof",
+                 raw_file(header.size() + base.data.size() + 1, header, base.data),
+                 PIMOE_ERR_FORMAT,
+                 {"larger than the rest of the file"}});
+  out.push_back({"zero_header", raw_file(0, "", {}), PIMOE_ERR_FORMAT, {"does not start with '{'"}});
+  out.push_back({"invalid_json", raw_text("{\"a\": [1, 2,"), PIMOE_ERR_FORMAT, {"not valid JSON"}});
+  out.push_back({"json_trailing_garbage", raw_text("{} xx"), PIMOE_ERR_FORMAT, {"not valid JSON"}});
+  out.push_back({"array_json", raw_text("[1, 2]"), PIMOE_ERR_FORMAT, {"does not start with '{'"}});
+  out.push_back({"empty_object", raw_text("{}"), PIMOE_ERR_FORMAT, {"not a libpimoe native file"}});
+  const std::string bad_utf8 = "{\"\xff\": 1}";
+  out.push_back({"bad_utf8", raw_text(bad_utf8), PIMOE_ERR_FORMAT, {"not valid JSON"}});
+  Bytes truncated = valid;
+  truncated.resize(valid.size() - 10);
+  out.push_back({"truncated", truncated, PIMOE_ERR_FORMAT, {"run past the end", "truncated"}});
+  Bytes trailing = valid;
+  trailing.push_back(0);
+  out.push_back({"trailing_bytes", trailing, PIMOE_ERR_FORMAT, {"belong to no tensor"}});
+
+  edit("metadata_not_object", PIMOE_ERR_FORMAT, {"__metadata__ is not a JSON object"},
+       [](Crafted &c) { c.header["__metadata__"] = json::array({1}); });
+  edit("metadata_value_not_string", PIMOE_ERR_FORMAT, {"'pimoe.hidden' is not a string"},
+       [](Crafted &c) { c.meta("hidden") = 8; });
+  edit("entry_not_object", PIMOE_ERR_FORMAT, {"tensor 'router.weight'", "not a JSON object"},
+       [](Crafted &c) { c.header["router.weight"] = "x"; });
+  edit("unknown_field", PIMOE_ERR_FORMAT, {"tensor 'router.weight'", "unknown field 'strides'"},
+       [](Crafted &c) { c.header["router.weight"]["strides"] = json::array(); });
+  edit("offsets_out_of_range", PIMOE_ERR_FORMAT, {"tensor 'router.weight'", "run past the end"}, [](Crafted &c) {
+    c.header["router.weight"]["data_offsets"][1] = c.data.size() + 64;
+    c.header["router.weight"]["shape"] = {(c.data.size() + 64) / 4};
+  });
+  edit("offsets_begin_after_end", PIMOE_ERR_FORMAT, {"tensor 'router.weight'", "begin after they end"}, [](Crafted &c) {
+    c.header["router.weight"]["data_offsets"] = {64, 0};
+  });
+  edit("offsets_negative", PIMOE_ERR_FORMAT, {"tensor 'router.weight'", "not non-negative integers"},
+       [](Crafted &c) { c.header["router.weight"]["data_offsets"][0] = -8; });
+  edit("offsets_float", PIMOE_ERR_FORMAT, {"tensor 'router.weight'", "not non-negative integers"},
+       [](Crafted &c) { c.header["router.weight"]["data_offsets"][0] = 0.5; });
+  edit("offsets_one_value", PIMOE_ERR_FORMAT, {"tensor 'router.weight'", "'data_offsets' is missing"},
+       [](Crafted &c) { c.header["router.weight"]["data_offsets"] = {0}; });
+  edit("offsets_overlap", PIMOE_ERR_FORMAT, {"overlap"}, [](Crafted &c) {
+    // experts.0.down.bias [8] takes the bytes of experts.0.down.weight's first row.
+    c.header["experts.0.down.bias"]["data_offsets"] = c.header["experts.0.down.weight"]["data_offsets"];
+    c.header["experts.0.down.bias"]["data_offsets"][1] =
+        c.header["experts.0.down.weight"]["data_offsets"][0].get<uint64_t>() + 32;
+  });
+  edit("offsets_gap", PIMOE_ERR_FORMAT, {"belong to no tensor"}, [](Crafted &c) {
+    c.header["__metadata__"]["x"] = "y";
+    c.data.insert(c.data.begin(), 4, 0);
+    for (auto &item : c.header.items()) {
+      if (item.key() == "__metadata__") continue;
+      item.value()["data_offsets"][0] = item.value()["data_offsets"][0].get<uint64_t>() + 4;
+      item.value()["data_offsets"][1] = item.value()["data_offsets"][1].get<uint64_t>() + 4;
+    }
+  });
+  edit("shape_data_mismatch", PIMOE_ERR_FORMAT, {"tensor 'router.weight'", "hold 64 bytes but F32 [2, 9] needs 72"},
+       [](Crafted &c) {
+         c.header["router.weight"]["shape"] = {2, 9};
+       });
+  edit("shape_overflow", PIMOE_ERR_FORMAT, {"tensor 'router.weight'", "overflows"}, [](Crafted &c) {
+    c.header["router.weight"]["shape"] = {4294967296ull, 4294967296ull, 16};
+  });
+  edit("bytes_overflow", PIMOE_ERR_FORMAT, {"tensor 'router.weight'", "byte size", "overflows"}, [](Crafted &c) {
+    c.header["router.weight"]["shape"] = {4611686018427387904ull, 2};
+  });
+  edit("shape_negative", PIMOE_ERR_FORMAT, {"tensor 'router.weight'", "shape entry -2"}, [](Crafted &c) {
+    c.header["router.weight"]["shape"] = {-2, -8};
+  });
+  edit("shape_rank_too_high", PIMOE_ERR_FORMAT, {"tensor 'router.weight'", "rank 9"},
+       [](Crafted &c) { c.header["router.weight"]["shape"] = {1, 1, 1, 1, 1, 1, 1, 2, 8}; });
+  edit("unknown_dtype", PIMOE_ERR_FORMAT, {"tensor 'router.weight'", "unknown dtype 'Q4_K'"},
+       [](Crafted &c) { c.header["router.weight"]["dtype"] = "Q4_K"; });
+  edit("dtype_not_string", PIMOE_ERR_FORMAT, {"tensor 'router.weight'", "'dtype' is missing"},
+       [](Crafted &c) { c.header["router.weight"]["dtype"] = 4; });
+  edit("unsupported_dtype", PIMOE_ERR_UNSUPPORTED, {"tensor 'router.weight'", "dtype I32"},
+       [](Crafted &c) { c.header["router.weight"]["dtype"] = "I32"; });
+  edit("missing_tensor", PIMOE_ERR_FORMAT, {"tensor 'experts.1.down.weight' is missing"}, [](Crafted &c) {
+    auto t = c.tensor_bytes();
+    t.erase("experts.1.down.weight");
+    c.header.erase("experts.1.down.weight");
+    c.relayout(t);
+  });
+  edit("extra_tensor", PIMOE_ERR_FORMAT, {"unexpected tensor 'experts.2.up.weight'"}, [](Crafted &c) {
+    auto t = c.tensor_bytes();
+    t["experts.2.up.weight"] = Bytes(4 * 4 * 8);
+    c.header["experts.2.up.weight"] = {{"dtype", "F32"}, {"shape", {4, 8}}, {"data_offsets", {0, 0}}};
+    c.relayout(t);
+  });
+  edit("empty_tensor_name", PIMOE_ERR_FORMAT, {"empty name"}, [](Crafted &c) {
+    auto t = c.tensor_bytes();
+    t[""] = Bytes();
+    c.header[""] = {{"dtype", "F32"}, {"shape", {0}}, {"data_offsets", {0, 0}}};
+    c.relayout(t);
+  });
+  edit("metadata_contradicts_shape", PIMOE_ERR_FORMAT,
+       {"tensor 'router.weight' has shape [2, 8] but the metadata (hidden = 512", "needs [2, 512]"},
+       [](Crafted &c) { c.meta("hidden") = "512"; });
+  edit("expert_width_contradicts", PIMOE_ERR_FORMAT,
+       {"tensor 'experts.1.up.weight' has shape [4, 8]", "expert 1 intermediate = 5"},
+       [](Crafted &c) { c.meta("experts.1.intermediate") = "5"; });
+  edit("norm_flag_contradicts", PIMOE_ERR_FORMAT, {"unexpected tensor 'experts.1.norm."},
+       [](Crafted &c) { c.meta("experts.1.pre_norm") = "0"; });
+  edit("top_k_exceeds_experts", PIMOE_ERR_FORMAT, {"invalid layer", "top_k (9) exceeds num_experts (2)"},
+       [](Crafted &c) { c.meta("top_k") = "9"; });
+  edit("hidden_negative", PIMOE_ERR_FORMAT, {"metadata 'pimoe.hidden'", "out of range"},
+       [](Crafted &c) { c.meta("hidden") = "-5"; });
+  edit("num_experts_absurd", PIMOE_ERR_FORMAT, {"metadata 'pimoe.num_experts'", "out of range"},
+       [](Crafted &c) { c.meta("num_experts") = "9223372036854775807"; });
+  edit("hidden_not_integer", PIMOE_ERR_FORMAT, {"metadata 'pimoe.hidden' = '8.5' is not an integer"},
+       [](Crafted &c) { c.meta("hidden") = "8.5"; });
+  edit("hidden_overflows_int64", PIMOE_ERR_FORMAT, {"is not an integer"},
+       [](Crafted &c) { c.meta("hidden") = "99999999999999999999999"; });
+  edit("temperature_nan", PIMOE_ERR_FORMAT, {"metadata 'pimoe.temperature'", "out of range"},
+       [](Crafted &c) { c.meta("temperature") = "nan"; });
+  edit("temperature_text", PIMOE_ERR_FORMAT, {"metadata 'pimoe.temperature' = 'warm' is not a number"},
+       [](Crafted &c) { c.meta("temperature") = "warm"; });
+  edit("renormalize_not_flag", PIMOE_ERR_FORMAT, {"metadata 'pimoe.renormalize' = 2 is not 0 or 1"},
+       [](Crafted &c) { c.meta("renormalize") = "2"; });
+  edit("missing_key", PIMOE_ERR_FORMAT, {"metadata key 'pimoe.top_k' is missing"},
+       [](Crafted &c) { c.header["__metadata__"].erase("pimoe.top_k"); });
+  edit("missing_expert_key", PIMOE_ERR_FORMAT, {"metadata key 'pimoe.experts.1.bias' is missing"},
+       [](Crafted &c) { c.header["__metadata__"].erase("pimoe.experts.1.bias"); });
+  edit("unknown_key", PIMOE_ERR_FORMAT, {"unknown metadata key 'pimoe.experts.2.activation'"},
+       [](Crafted &c) { c.meta("experts.2.activation") = "gelu"; });
+  edit("unknown_activation", PIMOE_ERR_FORMAT, {"metadata 'pimoe.experts.0.activation'", "unknown activation 'quux'"},
+       [](Crafted &c) { c.meta("experts.0.activation") = "quux"; });
+  edit("no_metadata", PIMOE_ERR_FORMAT, {"not a libpimoe native file"},
+       [](Crafted &c) { c.header.erase("__metadata__"); });
+  edit("wrong_format", PIMOE_ERR_FORMAT, {"metadata 'pimoe.format' = 'gguf'"},
+       [](Crafted &c) { c.meta("format") = "gguf"; });
+  edit("newer_version", PIMOE_ERR_UNSUPPORTED, {"format version 99 is newer"},
+       [](Crafted &c) { c.meta("format_version") = "99"; });
+  edit("nan_weight", PIMOE_ERR_FORMAT, {"tensor 'experts.0.up.weight' element 2 is NaN"}, [](Crafted &c) {
+    const uint64_t begin = c.header["experts.0.up.weight"]["data_offsets"][0];
+    const uint32_t nan = 0x7fc00000u;
+    std::memcpy(c.data.data() + begin + 8, &nan, 4);
+  });
+  return out;
+}
+
+}  // namespace
+
+TEST(HostileFiles, EachGetsItsStatusAndAMessageNamingTheFile) {
+  const std::string dir = test_dir();
+  const Bytes valid = read_file(save_small(dir));
+  ASSERT_GT(valid.size(), 100u);
+  const std::vector<Hostile> files = hostile_files(valid);
+  const char *write_corpus = std::getenv("PIMOE_WRITE_CORPUS");  // regenerates tests/fuzz/corpus (docs/format.md)
+  for (const Hostile &h : files) {
+    SCOPED_TRACE(h.name);
+    const std::string path = dir + "/" + h.name + ".safetensors";
+    write_file(path, h.bytes);
+    if (write_corpus) write_file(std::string(write_corpus) + "/" + h.name + ".safetensors", h.bytes);
+    int sentinel_storage = 0;
+    pimoe_model *const sentinel = reinterpret_cast<pimoe_model *>(&sentinel_storage);
+    pimoe_model *m = sentinel;  // a failed call must leave it untouched
+    const pimoe_status s = pimoe_load(path.c_str(), nullptr, &m);
+    EXPECT_EQ(s, h.status) << describe(s);
+    EXPECT_EQ(m, sentinel);
+    const std::string message = last_error();
+    EXPECT_TRUE(contains(message, "pimoe_load: ")) << message;
+    EXPECT_TRUE(contains(message, path)) << message;
+    for (const std::string &needle : h.needles) EXPECT_TRUE(contains(message, needle)) << message;
+  }
+  if (write_corpus) write_file(std::string(write_corpus) + "/valid_small.safetensors", valid);
+}
+
+TEST(HostileFiles, PathsThatAreNotFiles) {
+  const std::string dir = test_dir();
+  pimoe_model *m = nullptr;
+  EXPECT_EQ(pimoe_load(dir.c_str(), nullptr, &m), PIMOE_ERR_IO);
+  EXPECT_TRUE(contains(last_error(), dir) && contains(last_error(), "is a directory")) << last_error();
+  const std::string missing = dir + "/missing.safetensors";
+  EXPECT_EQ(pimoe_load(missing.c_str(), nullptr, &m), PIMOE_ERR_IO);
+  EXPECT_TRUE(contains(last_error(), missing) && contains(last_error(), "No such file")) << last_error();
+  EXPECT_EQ(pimoe_load("/dev/null", nullptr, &m), PIMOE_ERR_IO);
+  EXPECT_TRUE(contains(last_error(), "not a regular file")) << last_error();
+  EXPECT_EQ(pimoe_load(nullptr, nullptr, &m), PIMOE_ERR_NULL_POINTER);
+  EXPECT_EQ(pimoe_load(missing.c_str(), nullptr, nullptr), PIMOE_ERR_NULL_POINTER);
+  EXPECT_EQ(m, nullptr);
+}
+
+// Every file of the fuzz corpus (hostile files, the fuzzer's past findings, a valid file) loads or fails cleanly.
+TEST(HostileFiles, FuzzCorpusRegression) {
+  DIR *d = ::opendir(PIMOE_FUZZ_CORPUS_DIR);
+  ASSERT_NE(d, nullptr) << PIMOE_FUZZ_CORPUS_DIR;
+  size_t files = 0, loaded = 0;
+  while (const dirent *entry = ::readdir(d)) {
+    const std::string name = entry->d_name;
+    if (name == "." || name == "..") continue;
+    const std::string path = std::string(PIMOE_FUZZ_CORPUS_DIR) + "/" + name;
+    pimoe_model *m = nullptr;
+    const pimoe_status s = pimoe_load(path.c_str(), nullptr, &m);
+    ++files;
+    if (s == PIMOE_OK) {
+      ++loaded;
+      pimoe_destroy(m);
+    } else {
+      EXPECT_TRUE(contains(last_error(), path)) << name << ": " << last_error();
+    }
+  }
+  ::closedir(d);
+  EXPECT_GE(files, 40u);
+  EXPECT_GE(loaded, 1u) << "the corpus keeps one valid file";
+}
