@@ -13,13 +13,13 @@ jobs=$(nproc)
 run_suite() {  # name build-dir cmake-args...
   name=$1; dir=$2; shift 2
   echo "== [$name] configure and build in $dir"
-  cmake -S "$root" -B "$dir" -DPIMOE_BUILD_BENCH=OFF "$@" >"$dir.configure.log" 2>&1 || { cat "$dir.configure.log"; exit 1; }
-  cmake --build "$dir" -j "$jobs" >"$dir.build.log" 2>&1 || { tail -n 60 "$dir.build.log"; exit 1; }
+  mkdir -p "$dir"
+  cmake -S "$root" -B "$dir" -DPIMOE_BUILD_BENCH=OFF "$@" >"$dir/configure.log" 2>&1 || { cat "$dir/configure.log"; exit 1; }
+  cmake --build "$dir" -j "$jobs" >"$dir/build.log" 2>&1 || { tail -n 60 "$dir/build.log"; exit 1; }
   echo "== [$name] ctest"
   (cd "$dir" && ctest --output-on-failure -j "$jobs")
 }
 
-mkdir -p "$root/build"
 run_suite release "$root/build" -DCMAKE_BUILD_TYPE=Release
 if [ "${PIMOE_QUICK:-0}" != 1 ]; then
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \

@@ -1,0 +1,148 @@
+# C# bindings: SWIG generates the P/Invoke layer and its C wrapper (libpimoe_csharp.so); Mono's mcs compiles the
+# generated code and the hand-written API (src/*.cs) into Pimoe.dll. Tests run with NUnit 2.6's console runner.
+# Included from bindings/CMakeLists.txt (so CMAKE_CURRENT_SOURCE_DIR is bindings/); everything here is labelled
+# "csharp". Toolchain packages: bindings/csharp/debian-packages.
+set(_cs_dir ${CMAKE_CURRENT_LIST_DIR})
+set(_cs_out ${CMAKE_CURRENT_BINARY_DIR}/csharp)
+
+find_program(PIMOE_MCS mcs)
+find_program(PIMOE_MONO mono)
+find_program(PIMOE_NUNIT_CONSOLE nunit-console)
+find_file(PIMOE_NUNIT_FRAMEWORK nunit.framework.dll
+          PATHS /usr/lib/cli/nunit.framework-2.6.3 /usr/lib/cli/nunit.framework-2.6 NO_DEFAULT_PATH)
+
+if(NOT SWIG_FOUND OR NOT PIMOE_MCS OR NOT PIMOE_MONO)
+  message(STATUS "libpimoe: C# bindings skipped (need swig, mcs and mono: bindings/csharp/debian-packages)")
+  return()
+endif()
+message(STATUS "libpimoe: C# bindings with ${PIMOE_MCS}")
+
+include(UseSWIG)
+
+# ---------------------------------------------------------------- SWIG: P/Invoke layer + C wrapper
+swig_add_library(pimoe_csharp TYPE SHARED LANGUAGE csharp
+                 SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/pimoe.i
+                 OUTPUT_DIR ${_cs_out}/generated
+                 OUTFILE_DIR ${_cs_out}/wrap)
+set_property(TARGET pimoe_csharp PROPERTY SWIG_COMPILE_OPTIONS -Werror -Wall -namespace Pimoe)
+set_property(TARGET pimoe_csharp PROPERTY SWIG_USE_TARGET_INCLUDE_DIRECTORIES TRUE)
+target_include_directories(pimoe_csharp PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
+target_link_libraries(pimoe_csharp PRIVATE pimoe::pimoe)
+set_target_properties(pimoe_csharp PROPERTIES
+                      LIBRARY_OUTPUT_DIRECTORY ${_cs_out}
+                      INSTALL_RPATH "$ORIGIN"
+                      SWIG_DEPENDS "${_cs_dir}/pimoe_csharp.i")
+
+# ---------------------------------------------------------------- mcs: Pimoe.dll
+file(CONFIGURE OUTPUT ${_cs_out}/BuildConstants.cs CONTENT
+"namespace Pimoe { internal static class BuildConstants { internal const string Version = \"${PROJECT_VERSION}\"; } }\n")
+file(GLOB _cs_sources CONFIGURE_DEPENDS ${_cs_dir}/src/*.cs)
+set(PIMOE_MCS_FLAGS -nologo -warn:4 -warnaserror+ -unsafe -optimize+ -debug- CACHE STRING "Flags for mcs")
+set(_cs_dll ${_cs_out}/Pimoe.dll)
+add_custom_command(
+  OUTPUT ${_cs_dll}
+  COMMAND ${PIMOE_MCS} ${PIMOE_MCS_FLAGS} -target:library -out:${_cs_dll}
+          "-recurse:${_cs_out}/generated/*.cs" ${_cs_out}/BuildConstants.cs ${_cs_sources}
+  DEPENDS pimoe_csharp ${_cs_sources} ${_cs_out}/BuildConstants.cs
+  COMMENT "mcs: Pimoe.dll"
+  VERBATIM)
+add_custom_target(pimoe_csharp_assembly ALL DEPENDS ${_cs_dll})
+
+install(TARGETS pimoe_csharp LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
+install(FILES ${_cs_dll} DESTINATION ${CMAKE_INSTALL_LIBDIR}/cli/pimoe)
+
+# NuGet-layout package (not built by default): cmake --build <dir> --target pimoe_csharp_nupkg
+set(_cs_nupkg ${_cs_out}/Pimoe.${PROJECT_VERSION}.nupkg)
+configure_file(${_cs_dir}/Pimoe.nuspec.in ${_cs_out}/nupkg/Pimoe.nuspec @ONLY)
+add_custom_command(
+  OUTPUT ${_cs_nupkg}
+  COMMAND ${CMAKE_COMMAND} -E make_directory lib/net45 runtimes/linux-x64/native
+  COMMAND ${CMAKE_COMMAND} -E copy ${_cs_dll} lib/net45/
+  COMMAND ${CMAKE_COMMAND} -E copy $<TARGET_FILE:pimoe_csharp> runtimes/linux-x64/native/
+  COMMAND ${CMAKE_COMMAND} -E copy $<TARGET_SONAME_FILE:pimoe> runtimes/linux-x64/native/
+  COMMAND ${CMAKE_COMMAND} -E tar cf ${_cs_nupkg} --format=zip Pimoe.nuspec lib runtimes
+  WORKING_DIRECTORY ${_cs_out}/nupkg
+  DEPENDS ${_cs_dll} pimoe_csharp pimoe
+  COMMENT "NuGet layout: Pimoe.${PROJECT_VERSION}.nupkg"
+  VERBATIM)
+add_custom_target(pimoe_csharp_nupkg DEPENDS ${_cs_nupkg})
+
+# ---------------------------------------------------------------- example (examples/csharp)
+set(_cs_example ${_cs_out}/Example.exe)
+add_custom_command(
+  OUTPUT ${_cs_example}
+  COMMAND ${PIMOE_MCS} ${PIMOE_MCS_FLAGS} -target:exe -out:${_cs_example} -r:${_cs_dll}
+          ${PROJECT_SOURCE_DIR}/examples/csharp/Example.cs
+  DEPENDS ${_cs_dll} ${PROJECT_SOURCE_DIR}/examples/csharp/Example.cs
+  COMMENT "mcs: Example.exe"
+  VERBATIM)
+add_custom_target(pimoe_csharp_example ALL DEPENDS ${_cs_example})
+
+# ---------------------------------------------------------------- benchmark (bench/): C# Forward vs the C call
+add_library(pimoe_csharp_bench_native SHARED ${_cs_dir}/bench/bench_native.c)
+target_link_libraries(pimoe_csharp_bench_native PRIVATE pimoe::pimoe)
+set_target_properties(pimoe_csharp_bench_native PROPERTIES LIBRARY_OUTPUT_DIRECTORY ${_cs_out} C_VISIBILITY_PRESET default)
+set(_cs_bench ${_cs_out}/PimoeBench.exe)
+add_custom_command(
+  OUTPUT ${_cs_bench}
+  COMMAND ${PIMOE_MCS} ${PIMOE_MCS_FLAGS} -target:exe -out:${_cs_bench} -r:${_cs_dll} ${_cs_dir}/bench/Bench.cs
+  DEPENDS ${_cs_dll} ${_cs_dir}/bench/Bench.cs pimoe_csharp_bench_native
+  COMMENT "mcs: PimoeBench.exe"
+  VERBATIM)
+add_custom_target(pimoe_csharp_bench ALL DEPENDS ${_cs_bench})
+
+# ---------------------------------------------------------------- tests (NUnit 2.6 console)
+if(NOT PIMOE_BUILD_TESTS)
+  return()
+endif()
+set(_cs_env "LD_LIBRARY_PATH=${_cs_out}:$<TARGET_FILE_DIR:pimoe>")
+
+# The example, and the benchmark in smoke mode (no timing is checked).
+add_test(NAME csharp_example COMMAND ${PIMOE_MONO} ${_cs_example})
+add_test(NAME csharp_bench_smoke COMMAND ${PIMOE_MONO} ${_cs_bench} --quick)
+set_tests_properties(csharp_example csharp_bench_smoke PROPERTIES LABELS csharp TIMEOUT 120
+                     ENVIRONMENT "${_cs_env}")
+set_tests_properties(csharp_example PROPERTIES PASS_REGULAR_EXPRESSION "libpimoe [0-9]+\\.[0-9]+\\.[0-9]+.*ok")
+
+# The consumer test: the example built and run against the INSTALLED library and assembly.
+add_test(NAME csharp_consumer_installed
+         COMMAND sh ${_cs_dir}/run_consumer.sh ${PROJECT_BINARY_DIR} ${PROJECT_SOURCE_DIR} ${CMAKE_COMMAND}
+                 ${PIMOE_MCS} ${PIMOE_MONO} ${_cs_out}/consumer "$<CONFIG>")
+set_tests_properties(csharp_consumer_installed PROPERTIES LABELS "csharp;consumer" TIMEOUT 300
+                     RESOURCE_LOCK pimoe_consumer_prefix)
+
+if(NOT PIMOE_NUNIT_CONSOLE OR NOT PIMOE_NUNIT_FRAMEWORK)
+  message(STATUS "libpimoe: C# unit tests skipped (need nunit-console and libnunit-cil-dev)")
+  return()
+endif()
+
+# The C library's own output on the tests' fixed input, written by a C program at test time.
+add_executable(pimoe_csharp_expected ${_cs_dir}/tests/expected_output.c)
+target_link_libraries(pimoe_csharp_expected PRIVATE pimoe::pimoe)
+set_target_properties(pimoe_csharp_expected PROPERTIES C_STANDARD 99)
+# An LD_PRELOAD interposer on pimoe_forward that records the buffer addresses it receives (the no-copy test).
+add_library(pimoe_csharp_spy SHARED ${_cs_dir}/tests/forward_spy.c)
+target_link_libraries(pimoe_csharp_spy PRIVATE ${CMAKE_DL_LIBS})
+target_include_directories(pimoe_csharp_spy PRIVATE $<TARGET_PROPERTY:pimoe,INTERFACE_INCLUDE_DIRECTORIES>)
+set_target_properties(pimoe_csharp_spy PROPERTIES LIBRARY_OUTPUT_DIRECTORY ${_cs_out} C_VISIBILITY_PRESET default)
+
+file(GLOB _cs_test_sources CONFIGURE_DEPENDS ${_cs_dir}/tests/*.cs)
+set(_cs_tests_dll ${_cs_out}/PimoeTests.dll)
+add_custom_command(
+  OUTPUT ${_cs_tests_dll}
+  COMMAND ${CMAKE_COMMAND} -E copy ${PIMOE_NUNIT_FRAMEWORK} ${_cs_out}/
+  COMMAND ${PIMOE_MCS} ${PIMOE_MCS_FLAGS} -target:library -out:${_cs_tests_dll} -r:${_cs_dll}
+          -r:${PIMOE_NUNIT_FRAMEWORK} ${_cs_test_sources}
+  DEPENDS ${_cs_dll} ${_cs_test_sources}
+  COMMENT "mcs: PimoeTests.dll"
+  VERBATIM)
+add_custom_target(pimoe_csharp_tests ALL DEPENDS ${_cs_tests_dll} pimoe_csharp_expected pimoe_csharp_spy)
+
+add_test(NAME csharp_expected_output COMMAND pimoe_csharp_expected ${_cs_out}/expected_output.txt)
+set_tests_properties(csharp_expected_output PROPERTIES LABELS csharp FIXTURES_SETUP pimoe_csharp_expected)
+add_test(NAME csharp_nunit
+         COMMAND ${PIMOE_NUNIT_CONSOLE} -nologo -noshadow -labels -result=${_cs_out}/TestResult.xml ${_cs_tests_dll}
+         WORKING_DIRECTORY ${_cs_out})
+set_tests_properties(csharp_nunit PROPERTIES LABELS csharp TIMEOUT 120 FIXTURES_REQUIRED pimoe_csharp_expected
+                     ENVIRONMENT "${_cs_env};LD_PRELOAD=$<TARGET_FILE:pimoe_csharp_spy>;PIMOE_CSHARP_EXPECTED=${_cs_out}/expected_output.txt;PIMOE_CSHARP_SPY=1"
+                     FAIL_REGULAR_EXPRESSION "Tests run: [0-9]+, Errors: [1-9]|Failures: [1-9]|Not run: [1-9]")

@@ -1,0 +1,45 @@
+#!/bin/sh
+# The C# example built and run against the INSTALLED libpimoe: installs the build tree into a prefix under the build
+# directory, compiles examples/csharp/Example.cs against the installed Pimoe.dll, runs it with LD_LIBRARY_PATH set to
+# the prefix only, and checks (LD_DEBUG) that the libpimoe.so and libpimoe_csharp.so loaded are the installed ones.
+# Usage: run_consumer.sh BUILD_DIR SOURCE_DIR CMAKE MCS MONO WORK_DIR [CONFIG]
+set -eu
+build=$1 src=$2 cmake=$3 mcs=$4 mono=$5 work=$6 config=${7:-}
+prefix=$work/prefix
+rm -rf "$work"
+mkdir -p "$work"
+if [ -n "$config" ]; then
+  "$cmake" --install "$build" --prefix "$prefix" --config "$config" >"$work/install.log"
+else
+  "$cmake" --install "$build" --prefix "$prefix" >"$work/install.log"
+fi
+libdir=$(cd "$prefix" && ls -d lib lib64 lib/* 2>/dev/null | while read -r d; do
+  [ -e "$prefix/$d/libpimoe_csharp.so" ] && echo "$prefix/$d" && break; done)
+[ -n "$libdir" ] || { echo "libpimoe_csharp.so not installed under $prefix"; cat "$work/install.log"; exit 1; }
+dll=$libdir/cli/pimoe/Pimoe.dll
+[ -f "$dll" ] || { echo "Pimoe.dll not installed at $dll"; exit 1; }
+
+# Build from the installed assembly only (a copy beside the program, as an application would ship it).
+mkdir -p "$work/app"
+cp "$dll" "$work/app/"
+"$mcs" -nologo -warnaserror+ -target:exe -out:"$work/app/Example.exe" -r:"$work/app/Pimoe.dll" \
+  "$src/examples/csharp/Example.cs"
+
+LD_LIBRARY_PATH=$libdir LD_DEBUG=libs "$mono" "$work/app/Example.exe" >"$work/run.out" 2>"$work/ld_debug.log" ||
+  { cat "$work/run.out"; tail -n 40 "$work/ld_debug.log"; exit 1; }
+cat "$work/run.out"
+grep -q '^ok$' "$work/run.out"
+for lib in libpimoe_csharp.so libpimoe.so.0; do
+  if ! grep -q "calling init: $libdir/$lib" "$work/ld_debug.log"; then
+    echo "FAIL: $lib was not loaded from the install prefix ($libdir):"
+    grep "calling init: .*$lib" "$work/ld_debug.log" || true
+    exit 1
+  fi
+  echo "loaded from the prefix: $libdir/$lib"
+done
+if grep "calling init: .*libpimoe" "$work/ld_debug.log" | grep -v "$libdir/" | grep -q .; then
+  echo "FAIL: a libpimoe library was loaded from outside the prefix:"
+  grep "calling init: .*libpimoe" "$work/ld_debug.log"
+  exit 1
+fi
+echo "csharp consumer: ok"

@@ -1,0 +1,268 @@
+using System;
+using System.Collections.Generic;
+
+namespace Pimoe
+{
+    /// <summary>The resolved spec of one expert (after presets and overrides).</summary>
+    public struct ExpertInfo
+    {
+        public ExpertInfo(ActivationFunction activation, long intermediate, bool preNorm) : this()
+        {
+            Activation = activation;
+            Intermediate = intermediate;
+            PreNorm = preNorm;
+        }
+
+        public ActivationFunction Activation { get; private set; }
+        public long Intermediate { get; private set; }
+        public bool PreNorm { get; private set; }
+
+        public override string ToString()
+        {
+            return Activation + " x" + Intermediate + (PreNorm ? " (pre-LayerNorm)" : "");
+        }
+    }
+
+    /// <summary>
+    /// A Mixture-of-Experts layer (pimoe_model). Thread-safe: any number of threads or tasks may call Forward and the
+    /// read-only members at once. Dispose() frees it once every call in flight has returned; calling Dispose() twice
+    /// is harmless; any call after Dispose() throws ObjectDisposedException. Failures throw PimoeException.
+    /// Buffers are never copied: managed arrays are pinned for the duration of the native call and their address is
+    /// handed to libpimoe.
+    /// </summary>
+    public sealed class Model : IDisposable
+    {
+        private readonly ModelHandle handle;
+        private readonly long hidden;
+        private readonly int numExperts;
+        private readonly int topK;
+
+        /// <summary>A model with every default option (pimoe.h), weights initialised from seed 0.</summary>
+        public Model() : this((Options)null) { }
+
+        /// <summary>A model built from <paramref name="options"/> (null: every default). The options may be
+        /// disposed or changed right after.</summary>
+        public Model(Options options)
+        {
+            pimoePINVOKE.EnsureInitialized();
+            if (options == null)
+            {
+                using (var defaults = new Options()) pimoe.PimoeCreate(defaults.Handle, out handle);
+            }
+            else
+            {
+                pimoe.PimoeCreate(options.Handle, out handle);
+            }
+            pimoe.PimoeModelDims(handle, out hidden, out numExperts, out topK);
+        }
+
+        internal ModelHandle Handle { get { return handle; } }
+
+        private Model(ModelHandle loaded)
+        {
+            handle = loaded;
+            pimoe.PimoeModelDims(handle, out hidden, out numExperts, out topK);
+        }
+
+        /// <summary>
+        /// Loads a model saved by <see cref="Save(string)"/> (libpimoe's native safetensors format). The layer comes
+        /// from the file; only the runtime settings (backend, threads, deterministic, cpu_gemm) come from
+        /// <paramref name="options"/> (null: defaults). Failures: PimoeException with Status IO, Format or
+        /// Unsupported, the message naming the file.
+        /// </summary>
+        public static Model Load(string path, Options options = null)
+        {
+            pimoePINVOKE.EnsureInitialized();
+            ModelHandle loaded;
+            if (options == null)
+            {
+                using (var defaults = new Options()) pimoe.PimoeLoad(path, defaults.Handle, out loaded);
+            }
+            else
+            {
+                pimoe.PimoeLoad(path, options.Handle, out loaded);
+            }
+            try
+            {
+                return new Model(loaded);
+            }
+            catch
+            {
+                loaded.Dispose();
+                throw;
+            }
+        }
+
+        /// <summary>Saves the model to <paramref name="path"/> in libpimoe's native format (replacing a file).</summary>
+        public void Save(string path) { pimoe.PimoeSave(Live(), path); }
+
+        /// <summary>The model width H.</summary>
+        public long Hidden { get { return hidden; } }
+
+        /// <summary>The number of routed experts E.</summary>
+        public int NumExperts { get { return numExperts; } }
+
+        /// <summary>Experts per token k.</summary>
+        public int TopK { get { return topK; } }
+
+        /// <summary>The backend this model runs on ("cpu", ...).</summary>
+        public string Backend { get { return pimoe.PimoeModelBackend(Live()); } }
+
+        /// <summary>The last failure recorded on this model from any thread, or "".</summary>
+        public string LastError { get { return pimoe.PimoeModelLastError(Live()); } }
+
+        /// <summary>Whether Dispose() has been called.</summary>
+        public bool IsDisposed { get { return handle.IsClosed; } }
+
+        /// <summary>The resolved spec of expert <paramref name="expert"/> in [0, NumExperts).</summary>
+        public ExpertInfo GetExpert(int expert)
+        {
+            ActivationFunction activation;
+            long intermediate;
+            int preNorm;
+            pimoe.PimoeModelExpert(Live(), expert, out activation, out intermediate, out preNorm);
+            return new ExpertInfo(activation, intermediate, preNorm != 0);
+        }
+
+        /// <summary>
+        /// Runs the layer on <paramref name="input"/> [batch, seq, Hidden] into <paramref name="output"/> of the same
+        /// shape. Both arrays are pinned, not copied.
+        /// </summary>
+        public unsafe void Forward(float[] input, float[] output, long batch, long seq)
+        {
+            ModelHandle h = Live();
+            fixed (float* pin = input)
+            fixed (float* pout = output)
+            {
+                pimoe.PimoeForward(h, (IntPtr)pin, Count(input), batch, seq, (IntPtr)pout, Count(output),
+                                   IntPtr.Zero, IntPtr.Zero, 0);
+            }
+        }
+
+        /// <summary>
+        /// As <see cref="Forward(float[], float[], long, long)"/>, also receiving the routing: for token t and slot j
+        /// (index t*TopK + j, slots by descending router probability) the chosen expert and its combine weight (0 for
+        /// a slot dropped by the capacity limit). Both routing arrays hold batch*seq*TopK elements.
+        /// </summary>
+        public unsafe void Forward(float[] input, float[] output, long batch, long seq, int[] expertIds,
+                                   float[] expertWeights)
+        {
+            ModelHandle h = Live();
+            ulong routing = expertIds != null ? (ulong)expertIds.LongLength
+                                              : expertWeights != null ? (ulong)expertWeights.LongLength : 0;
+            if (expertIds != null && expertWeights != null && expertIds.LongLength != expertWeights.LongLength)
+                throw new ArgumentException("expertIds and expertWeights must have the same length");
+            fixed (float* pin = input)
+            fixed (float* pout = output)
+            fixed (int* pids = expertIds)
+            fixed (float* pw = expertWeights)
+            {
+                // An empty routing array pins as null: pass a non-null pointer so that the library reports the
+                // count mismatch, not a missing buffer.
+                IntPtr ids = expertIds != null && pids == null ? (IntPtr)(&routing) : (IntPtr)pids;
+                IntPtr weights = expertWeights != null && pw == null ? (IntPtr)(&routing) : (IntPtr)pw;
+                pimoe.PimoeForward(h, (IntPtr)pin, Count(input), batch, seq, (IntPtr)pout, Count(output), ids,
+                                   weights, routing);
+            }
+        }
+
+        /// <summary>Runs the layer on input.Length / Hidden tokens (batch 1), into a new output array.</summary>
+        public float[] Forward(float[] input)
+        {
+            if (input == null) throw new ArgumentNullException("input");
+            var output = new float[input.Length];
+            Forward(input, output, 1, input.Length / Math.Max(hidden, 1));
+            return output;
+        }
+
+        /// <summary>A snapshot of the statistics since creation or the last ResetStats().</summary>
+        public Stats GetStats()
+        {
+            Stats s = Stats.Empty();
+            pimoe.PimoeStatsGet(Live(), ref s);
+            return s;
+        }
+
+        /// <summary>Per-expert loads: computed (token, expert) assignments per expert, summed over calls.</summary>
+        public ulong[] GetExpertLoads()
+        {
+            var counts = new ulong[numExperts];
+            GetExpertLoads(counts);
+            return counts;
+        }
+
+        /// <summary>Per-expert loads into <paramref name="counts"/> (at least NumExperts elements).</summary>
+        public unsafe void GetExpertLoads(ulong[] counts)
+        {
+            ModelHandle h = Live();
+            fixed (ulong* p = counts)
+            {
+                ulong n = counts == null ? 0UL : (ulong)counts.LongLength;
+                ulong dummy = 0;
+                pimoe.PimoeStatsExpertLoads(h, counts != null && p == null ? (IntPtr)(&dummy) : (IntPtr)p, n);
+            }
+        }
+
+        /// <summary>Clears every statistic (safe while forwards run).</summary>
+        public void ResetStats() { pimoe.PimoeStatsReset(Live()); }
+
+        /// <summary>Names of the model's weight tensors, in the order of pimoe.h.</summary>
+        public string[] TensorNames
+        {
+            get
+            {
+                ModelHandle h = Live();
+                long n = pimoe.PimoeTensorCount(h);
+                var names = new List<string>((int)Math.Max(n, 0));
+                for (long i = 0; i < n; i++) names.Add(pimoe.PimoeTensorName(h, i));
+                return names.ToArray();
+            }
+        }
+
+        /// <summary>The shape of a named tensor (rank 1 or 2).</summary>
+        public unsafe long[] GetTensorShape(string name)
+        {
+            ModelHandle h = Live();
+            int ndim;
+            long* dims = stackalloc long[4];
+            pimoe.PimoeTensorShape(h, name, out ndim, (IntPtr)dims);
+            var shape = new long[ndim];
+            for (int i = 0; i < ndim; i++) shape[i] = dims[i];
+            return shape;
+        }
+
+        /// <summary>A copy of a named tensor's values (row-major fp32).</summary>
+        public float[] ReadTensor(string name)
+        {
+            long count = 1;
+            foreach (long d in GetTensorShape(name)) count *= d;
+            var values = new float[count];
+            ReadTensor(name, values);
+            return values;
+        }
+
+        /// <summary>Copies a named tensor's values into <paramref name="values"/>, whose length must equal the
+        /// tensor's element count.</summary>
+        public unsafe void ReadTensor(string name, float[] values)
+        {
+            ModelHandle h = Live();
+            fixed (float* p = values)
+            {
+                float dummy = 0;
+                ulong n = values == null ? 0UL : (ulong)values.LongLength;
+                pimoe.PimoeTensorRead(h, name, values != null && p == null ? (IntPtr)(&dummy) : (IntPtr)p, n);
+            }
+        }
+
+        /// <summary>Frees the model once every call in flight has returned. Calling it twice is harmless.</summary>
+        public void Dispose() { handle.Dispose(); }
+
+        private ModelHandle Live()
+        {
+            if (handle.IsClosed) throw new ObjectDisposedException("Pimoe.Model");
+            return handle;
+        }
+
+        private static ulong Count(Array a) { return a == null ? 0UL : (ulong)a.LongLength; }
+    }
+}

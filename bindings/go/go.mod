@@ -1,0 +1,3 @@
+module libpimoe.org/pimoe
+
+go 1.19

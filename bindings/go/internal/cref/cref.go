@@ -1,0 +1,323 @@
+// Package cref calls libpimoe's C API directly through cgo, with no SWIG and no Go layer in between. The tests of
+// package pimoe use it as the reference: the same call made through the binding must give the same numbers, the same
+// status and the same message. (Test files cannot use cgo themselves, hence this package.) Each wrapper captures
+// the status and pimoe_last_error() inside one C call.
+package cref
+
+/*
+#cgo pkg-config: pimoe
+#include <pimoe/pimoe.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct { int status; char msg[1024]; } ref_result;
+
+static ref_result ref_capture(pimoe_status s) {
+  ref_result r;
+  r.status = (int)s;
+  snprintf(r.msg, sizeof r.msg, "%s", pimoe_last_error());
+  return r;
+}
+static ref_result ref_options_create(uintptr_t *out) {
+  pimoe_options *o = NULL;
+  ref_result r = ref_capture(pimoe_options_create(&o));
+  *out = (uintptr_t)o;
+  return r;
+}
+static void ref_options_destroy(uintptr_t o) { pimoe_options_destroy((pimoe_options *)o); }
+static ref_result ref_set_int(uintptr_t o, int key, int64_t v) {
+  return ref_capture(pimoe_options_set_int((pimoe_options *)o, (pimoe_option)key, v));
+}
+static ref_result ref_set_float(uintptr_t o, int key, double v) {
+  return ref_capture(pimoe_options_set_float((pimoe_options *)o, (pimoe_option)key, v));
+}
+static ref_result ref_set_string(uintptr_t o, int key, const char *v) {
+  return ref_capture(pimoe_options_set_string((pimoe_options *)o, (pimoe_option)key, v));
+}
+static ref_result ref_set_by_name(uintptr_t o, const char *k, const char *v) {
+  return ref_capture(pimoe_options_set_by_name((pimoe_options *)o, k, v));
+}
+static ref_result ref_set_expert(uintptr_t o, int what, int32_t e, int64_t v) {
+  pimoe_options *p = (pimoe_options *)o;
+  switch (what) {
+    case 1: return ref_capture(pimoe_options_set_expert_preset(p, e, (pimoe_expert_preset)v));
+    case 2: return ref_capture(pimoe_options_set_expert_activation(p, e, (pimoe_activation)v));
+    case 3: return ref_capture(pimoe_options_set_expert_width(p, e, v));
+    default: return ref_capture(pimoe_options_set_expert_pre_norm(p, e, (int32_t)v));
+  }
+}
+static ref_result ref_create(uintptr_t o, uintptr_t *out) {
+  pimoe_model *m = NULL;
+  ref_result r = ref_capture(pimoe_create((const pimoe_options *)o, &m));
+  *out = (uintptr_t)m;
+  return r;
+}
+static void ref_destroy(uintptr_t m) { pimoe_destroy((pimoe_model *)m); }
+static ref_result ref_forward(uintptr_t m, const float *in, size_t in_count, int64_t batch, int64_t seq,
+                              float *out, size_t out_count, int32_t *ids, float *w, size_t rc) {
+  return ref_capture(pimoe_forward((pimoe_model *)m, in, in_count, batch, seq, out, out_count, ids, w, rc));
+}
+// n calls of pimoe_forward in one C loop: the C side of the overhead benchmark.
+static ref_result ref_forward_loop(uintptr_t m, const float *in, size_t count, float *out, int64_t n) {
+  pimoe_status s = PIMOE_OK;
+  for (int64_t i = 0; i < n && s == PIMOE_OK; i++) s = pimoe_forward((pimoe_model *)m, in, count, 1, 1, out, count, NULL, NULL, 0);
+  return ref_capture(s);
+}
+static ref_result ref_stats(uintptr_t m, pimoe_stats_snapshot *s) {
+  s->struct_size = sizeof *s;
+  return ref_capture(pimoe_stats_get((const pimoe_model *)m, s));
+}
+static ref_result ref_loads(uintptr_t m, uint64_t *c, size_t n) {
+  return ref_capture(pimoe_stats_expert_loads((const pimoe_model *)m, c, n));
+}
+static ref_result ref_expert(uintptr_t m, int32_t e, int32_t *act, int64_t *width, int32_t *pre_norm) {
+  pimoe_activation a = PIMOE_ACT_GELU;
+  ref_result r = ref_capture(pimoe_model_expert((const pimoe_model *)m, e, &a, width, pre_norm));
+  *act = (int32_t)a;
+  return r;
+}
+static ref_result ref_tensor_shape(uintptr_t m, const char *name, int32_t *ndim, int64_t *dims) {
+  return ref_capture(pimoe_tensor_shape((const pimoe_model *)m, name, ndim, dims));
+}
+static ref_result ref_tensor_read(uintptr_t m, const char *name, float *out, size_t n) {
+  return ref_capture(pimoe_tensor_read((const pimoe_model *)m, name, out, n));
+}
+static ref_result ref_probe(const char *name, int32_t *usable) { return ref_capture(pimoe_backend_probe(name, usable)); }
+static void ref_stats_layout(size_t *o) {
+  o[0] = sizeof(pimoe_stats_snapshot);
+  o[1] = offsetof(pimoe_stats_snapshot, struct_size);
+  o[2] = offsetof(pimoe_stats_snapshot, num_experts);
+  o[3] = offsetof(pimoe_stats_snapshot, forward_calls);
+  o[4] = offsetof(pimoe_stats_snapshot, tokens);
+  o[5] = offsetof(pimoe_stats_snapshot, dropped_tokens);
+  o[6] = offsetof(pimoe_stats_snapshot, latency_last_ms);
+  o[7] = offsetof(pimoe_stats_snapshot, latency_mean_ms);
+  o[8] = offsetof(pimoe_stats_snapshot, latency_p50_ms);
+  o[9] = offsetof(pimoe_stats_snapshot, latency_p95_ms);
+  o[10] = offsetof(pimoe_stats_snapshot, latency_p99_ms);
+  o[11] = offsetof(pimoe_stats_snapshot, tokens_per_second);
+  o[12] = offsetof(pimoe_stats_snapshot, weight_bytes);
+  o[13] = offsetof(pimoe_stats_snapshot, workspace_bytes);
+  o[14] = offsetof(pimoe_stats_snapshot, expert_utilization);
+  o[15] = offsetof(pimoe_stats_snapshot, load_cv);
+  o[16] = offsetof(pimoe_stats_snapshot, load_max_violation);
+  o[17] = offsetof(pimoe_stats_snapshot, load_jain_index);
+  o[18] = offsetof(pimoe_stats_snapshot, load_normalized_entropy);
+  o[19] = offsetof(pimoe_stats_snapshot, routing_confidence);
+  o[20] = offsetof(pimoe_stats_snapshot, aux_loss);
+  o[21] = offsetof(pimoe_stats_snapshot, z_loss);
+}
+*/
+import "C"
+
+import (
+	"unsafe"
+)
+
+// Result is a C call's status and pimoe_last_error() right after it.
+type Result struct {
+	Status  int
+	Message string
+}
+
+func res(r C.ref_result) Result {
+	return Result{Status: int(r.status), Message: C.GoString(&r.msg[0])}
+}
+
+func cstr(s string) (*C.char, func()) {
+	p := C.CString(s)
+	return p, func() { C.free(unsafe.Pointer(p)) }
+}
+
+func f32(s []float32) *C.float {
+	if len(s) == 0 {
+		return nil
+	}
+	return (*C.float)(unsafe.Pointer(&s[0]))
+}
+
+// Version is pimoe_version_string().
+func Version() string { return C.GoString(C.pimoe_version_string()) }
+
+// BuildInfo is pimoe_build_info().
+func BuildInfo() string { return C.GoString(C.pimoe_build_info()) }
+
+// VersionNumber is pimoe_version_number().
+func VersionNumber() uint32 { return uint32(C.pimoe_version_number()) }
+
+// ABIVersion is pimoe_abi_version().
+func ABIVersion() uint32 { return uint32(C.pimoe_abi_version()) }
+
+// StatusString is pimoe_status_string(s).
+func StatusString(s int) string { return C.GoString(C.pimoe_status_string(C.pimoe_status(s))) }
+
+// Backends lists pimoe_backend_name(0 .. pimoe_backend_count()-1).
+func Backends() []string {
+	var names []string
+	for i := C.int32_t(0); i < C.pimoe_backend_count(); i++ {
+		names = append(names, C.GoString(C.pimoe_backend_name(i)))
+	}
+	return names
+}
+
+// Probe is pimoe_backend_probe.
+func Probe(name string) (bool, Result) {
+	p, free := cstr(name)
+	defer free()
+	var u C.int32_t
+	r := res(C.ref_probe(p, &u))
+	return u != 0, r
+}
+
+// Options is a pimoe_options handle.
+type Options uintptr
+
+// NewOptions is pimoe_options_create.
+func NewOptions() (Options, Result) {
+	var h C.uintptr_t
+	r := res(C.ref_options_create(&h))
+	return Options(h), r
+}
+
+// Destroy is pimoe_options_destroy.
+func (o Options) Destroy() { C.ref_options_destroy(C.uintptr_t(o)) }
+
+// SetInt is pimoe_options_set_int.
+func (o Options) SetInt(key int, v int64) Result {
+	return res(C.ref_set_int(C.uintptr_t(o), C.int(key), C.int64_t(v)))
+}
+
+// SetFloat is pimoe_options_set_float.
+func (o Options) SetFloat(key int, v float64) Result {
+	return res(C.ref_set_float(C.uintptr_t(o), C.int(key), C.double(v)))
+}
+
+// SetString is pimoe_options_set_string.
+func (o Options) SetString(key int, v string) Result {
+	p, free := cstr(v)
+	defer free()
+	return res(C.ref_set_string(C.uintptr_t(o), C.int(key), p))
+}
+
+// SetByName is pimoe_options_set_by_name.
+func (o Options) SetByName(k, v string) Result {
+	pk, freek := cstr(k)
+	defer freek()
+	pv, freev := cstr(v)
+	defer freev()
+	return res(C.ref_set_by_name(C.uintptr_t(o), pk, pv))
+}
+
+// SetExpert is pimoe_options_set_expert_{preset (what 1), activation (2), width (3), pre_norm (4)}.
+func (o Options) SetExpert(what int, expert int32, v int64) Result {
+	return res(C.ref_set_expert(C.uintptr_t(o), C.int(what), C.int32_t(expert), C.int64_t(v)))
+}
+
+// Model is a pimoe_model handle.
+type Model uintptr
+
+// Create is pimoe_create.
+func Create(o Options) (Model, Result) {
+	var h C.uintptr_t
+	r := res(C.ref_create(C.uintptr_t(o), &h))
+	return Model(h), r
+}
+
+// CreateByName creates a model from settings given by name (pairs key, value), failing on the first bad one.
+func CreateByName(kv ...string) (Model, Result) {
+	o, r := NewOptions()
+	if r.Status != 0 {
+		return 0, r
+	}
+	defer o.Destroy()
+	for i := 0; i+1 < len(kv); i += 2 {
+		if r := o.SetByName(kv[i], kv[i+1]); r.Status != 0 {
+			return 0, r
+		}
+	}
+	return Create(o)
+}
+
+// Destroy is pimoe_destroy.
+func (m Model) Destroy() { C.ref_destroy(C.uintptr_t(m)) }
+
+// Forward is pimoe_forward with the slices' lengths as counts (nil routing slices give NULL).
+func (m Model) Forward(in []float32, batch, seq int64, out []float32, ids []int32, w []float32) Result {
+	var pids *C.int32_t
+	if len(ids) > 0 {
+		pids = (*C.int32_t)(unsafe.Pointer(&ids[0]))
+	}
+	return res(C.ref_forward(C.uintptr_t(m), f32(in), C.size_t(len(in)), C.int64_t(batch), C.int64_t(seq),
+		f32(out), C.size_t(len(out)), pids, f32(w), C.size_t(len(w))))
+}
+
+// ForwardLoop runs n single-token forward calls (in and out hold one token) in one C loop.
+func (m Model) ForwardLoop(in, out []float32, n int) Result {
+	return res(C.ref_forward_loop(C.uintptr_t(m), f32(in), C.size_t(len(in)), f32(out), C.int64_t(n)))
+}
+
+// Stats is pimoe_stats_get into a C pimoe_stats_snapshot, returned as its fields in order (integers converted to
+// float64 exactly: they are far below 2^53 in the tests).
+func (m Model) Stats() ([]float64, Result) {
+	var s C.pimoe_stats_snapshot
+	r := res(C.ref_stats(C.uintptr_t(m), &s))
+	return []float64{float64(s.struct_size), float64(s.num_experts), float64(s.forward_calls), float64(s.tokens),
+		float64(s.dropped_tokens), float64(s.latency_last_ms), float64(s.latency_mean_ms),
+		float64(s.latency_p50_ms), float64(s.latency_p95_ms), float64(s.latency_p99_ms),
+		float64(s.tokens_per_second), float64(s.weight_bytes), float64(s.workspace_bytes),
+		float64(s.expert_utilization), float64(s.load_cv), float64(s.load_max_violation),
+		float64(s.load_jain_index), float64(s.load_normalized_entropy), float64(s.routing_confidence),
+		float64(s.aux_loss), float64(s.z_loss)}, r
+}
+
+// ExpertLoads is pimoe_stats_expert_loads into counts.
+func (m Model) ExpertLoads(counts []uint64) Result {
+	var p *C.uint64_t
+	if len(counts) > 0 {
+		p = (*C.uint64_t)(unsafe.Pointer(&counts[0]))
+	}
+	return res(C.ref_loads(C.uintptr_t(m), p, C.size_t(len(counts))))
+}
+
+// Expert is pimoe_model_expert.
+func (m Model) Expert(e int32) (act int32, width int64, preNorm int32, r Result) {
+	var a, p C.int32_t
+	var w C.int64_t
+	r = res(C.ref_expert(C.uintptr_t(m), C.int32_t(e), &a, &w, &p))
+	return int32(a), int64(w), int32(p), r
+}
+
+// TensorShape is pimoe_tensor_shape.
+func (m Model) TensorShape(name string) ([]int64, Result) {
+	p, free := cstr(name)
+	defer free()
+	var ndim C.int32_t
+	var dims [4]C.int64_t
+	r := res(C.ref_tensor_shape(C.uintptr_t(m), p, &ndim, &dims[0]))
+	out := make([]int64, 0, 4)
+	for i := 0; i < int(ndim) && i < 4; i++ {
+		out = append(out, int64(dims[i]))
+	}
+	return out, r
+}
+
+// TensorRead is pimoe_tensor_read into out.
+func (m Model) TensorRead(name string, out []float32) Result {
+	p, free := cstr(name)
+	defer free()
+	return res(C.ref_tensor_read(C.uintptr_t(m), p, f32(out), C.size_t(len(out))))
+}
+
+// StatsLayout gives sizeof(pimoe_stats_snapshot) then the offsetof of each field, in order.
+func StatsLayout() []uintptr {
+	var o [22]C.size_t
+	C.ref_stats_layout(&o[0])
+	out := make([]uintptr, len(o))
+	for i, v := range o {
+		out[i] = uintptr(v)
+	}
+	return out
+}

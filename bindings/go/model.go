@@ -1,0 +1,311 @@
+package pimoe
+
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+
+	"libpimoe.org/pimoe/internal/cpimoe"
+)
+
+// Model is one MoE layer (a pimoe_model). All its methods are safe to call from many goroutines at once: forward
+// calls run concurrently in the library; Close waits for the calls in flight and makes later calls return ErrClosed.
+// Call Close when done; a finalizer frees a forgotten Model, but only as a safety net.
+type Model struct {
+	mu         sync.RWMutex // read-held by every call on the handle, write-held by Close
+	handle     uintptr      // the pimoe_model *, 0 once closed
+	hidden     int
+	numExperts int
+	topK       int
+}
+
+// finalized counts models freed by the finalizer (read by the tests).
+var finalized atomic.Int64
+
+// New creates a model from opts (nil for every default), its weights initialised from the seed option.
+func New(opts *Options) (*Model, error) {
+	oh, err := opts.build()
+	if err != nil {
+		return nil, err
+	}
+	var h uintptr
+	status := cpimoe.Pimoe_create(oh, &h)
+	cpimoe.Pimoe_options_destroy(oh)
+	if err := check("pimoe_create", status); err != nil {
+		return nil, err
+	}
+	var hidden int64
+	var experts, topK int32
+	if err := check("pimoe_model_dims", cpimoe.Pimoe_model_dims(h, &hidden, &experts, &topK)); err != nil {
+		cpimoe.Pimoe_destroy(h)
+		return nil, err
+	}
+	m := &Model{handle: h, hidden: int(hidden), numExperts: int(experts), topK: int(topK)}
+	runtime.SetFinalizer(m, (*Model).finalize)
+	return m, nil
+}
+
+func (m *Model) finalize() {
+	if m.handle != 0 {
+		cpimoe.Pimoe_destroy(m.handle)
+		m.handle = 0
+		finalized.Add(1)
+	}
+}
+
+// Close frees the model. It waits for calls in flight on other goroutines; afterwards every method returns
+// ErrClosed. Closing twice is harmless (nil).
+func (m *Model) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.handle != 0 {
+		cpimoe.Pimoe_destroy(m.handle)
+		m.handle = 0
+		runtime.SetFinalizer(m, nil)
+	}
+	return nil
+}
+
+// acquire read-locks the model and gives its handle, or ErrClosed (unlocked).
+func (m *Model) acquire() (uintptr, error) {
+	m.mu.RLock()
+	if m.handle == 0 {
+		m.mu.RUnlock()
+		return 0, ErrClosed
+	}
+	return m.handle, nil
+}
+
+func (m *Model) release() {
+	m.mu.RUnlock()
+	runtime.KeepAlive(m)
+}
+
+// Hidden is the model width H.
+func (m *Model) Hidden() int { return m.hidden }
+
+// NumExperts is the number of routed experts E.
+func (m *Model) NumExperts() int { return m.numExperts }
+
+// TopK is the number of experts per token k.
+func (m *Model) TopK() int { return m.topK }
+
+// Forward runs the layer on input [batch, seq, hidden] (row-major, len(input) == batch*seq*hidden) and returns the
+// output of the same shape.
+func (m *Model) Forward(input []float32, batch, seq int) ([]float32, error) {
+	out := make([]float32, len(input))
+	if err := m.ForwardInto(out, input, batch, seq); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ForwardInto is Forward into a caller-owned output (len(output) == len(input)); it allocates nothing. Both slices
+// are passed to the library without copies.
+func (m *Model) ForwardInto(output, input []float32, batch, seq int) error {
+	return m.forward(output, input, batch, seq, nil, nil)
+}
+
+// Routing is the routing decision of a forward call: for token t and slot j (index t*TopK + j, slots in
+// descending router probability) the chosen expert and the weight its output was combined with (0 for a slot
+// dropped by the capacity limit).
+type Routing struct {
+	ExpertIDs     []int32
+	ExpertWeights []float32
+}
+
+// ForwardRouted is Forward that also returns the routing decision.
+func (m *Model) ForwardRouted(input []float32, batch, seq int) ([]float32, Routing, error) {
+	out := make([]float32, len(input))
+	n := 0
+	if batch > 0 && seq > 0 && m.topK > 0 {
+		n = batch * seq * m.topK
+	}
+	r := Routing{ExpertIDs: make([]int32, n), ExpertWeights: make([]float32, n)}
+	if err := m.forward(out, input, batch, seq, r.ExpertIDs, r.ExpertWeights); err != nil {
+		return nil, Routing{}, err
+	}
+	return out, r, nil
+}
+
+// ForwardRoutedInto is ForwardRouted into caller-owned buffers: expertIDs and expertWeights must have the same
+// length, batch*seq*TopK (or both be nil for no routing output). It allocates nothing.
+func (m *Model) ForwardRoutedInto(output, input []float32, batch, seq int, expertIDs []int32,
+	expertWeights []float32) error {
+	if expertIDs != nil && expertWeights != nil && len(expertIDs) != len(expertWeights) {
+		return argError("pimoe_forward", StatusSizeMismatch,
+			"expert_ids has %d elements but expert_weights has %d", len(expertIDs), len(expertWeights))
+	}
+	if (expertIDs == nil) != (expertWeights == nil) {
+		return argError("pimoe_forward", StatusNullPointer,
+			"expert_ids and expert_weights must both be nil or both be given")
+	}
+	return m.forward(output, input, batch, seq, expertIDs, expertWeights)
+}
+
+func (m *Model) forward(output, input []float32, batch, seq int, ids []int32, weights []float32) error {
+	h, err := m.acquire()
+	if err != nil {
+		return err
+	}
+	status := cpimoe.Pimoe_forward(h, input, int64(batch), int64(seq), output, ids, weights)
+	m.release()
+	return check("pimoe_forward", status)
+}
+
+// ExpertSpec is the resolved specification of one expert (after presets and overrides).
+type ExpertSpec struct {
+	Activation   Activation
+	Intermediate int64
+	PreNorm      bool
+}
+
+// Expert gives the resolved spec of expert e.
+func (m *Model) Expert(e int) (ExpertSpec, error) {
+	if int(int32(e)) != e {
+		return ExpertSpec{}, argError("pimoe_model_expert", StatusInvalidArgument,
+			"expert index %d does not fit the C API's int32_t", e)
+	}
+	h, err := m.acquire()
+	if err != nil {
+		return ExpertSpec{}, err
+	}
+	var act, preNorm int32
+	var width int64
+	status := cpimoe.Pimoe_model_expert(h, e, &act, &width, &preNorm)
+	m.release()
+	if err := check("pimoe_model_expert", status); err != nil {
+		return ExpertSpec{}, err
+	}
+	return ExpertSpec{Activation: Activation(act), Intermediate: width, PreNorm: preNorm != 0}, nil
+}
+
+// Backend is the name of the backend the model runs on ("cpu", ...).
+func (m *Model) Backend() (string, error) {
+	h, err := m.acquire()
+	if err != nil {
+		return "", err
+	}
+	defer m.release()
+	return cpimoe.Pimoe_model_backend(h), nil
+}
+
+// LastError is the last failure recorded on this model from any goroutine (pimoe_model_last_error), or "".
+func (m *Model) LastError() (string, error) {
+	h, err := m.acquire()
+	if err != nil {
+		return "", err
+	}
+	defer m.release()
+	return cpimoe.Pimoe_model_last_error(h), nil
+}
+
+// Stats gives a snapshot of the model's statistics (see Stats).
+func (m *Model) Stats() (Stats, error) {
+	var s Stats
+	s.StructSize = uint32(unsafe.Sizeof(s))
+	h, err := m.acquire()
+	if err != nil {
+		return Stats{}, err
+	}
+	status := cpimoe.Pimoe_stats_get(h, unsafe.Pointer(&s))
+	m.release()
+	if err := check("pimoe_stats_get", status); err != nil {
+		return Stats{}, err
+	}
+	return s, nil
+}
+
+// ExpertLoads gives the per-expert loads: (token, expert) assignments computed, summed over calls.
+func (m *Model) ExpertLoads() ([]uint64, error) {
+	loads := make([]uint64, m.numExperts)
+	if err := m.ExpertLoadsInto(loads); err != nil {
+		return nil, err
+	}
+	return loads, nil
+}
+
+// ExpertLoadsInto writes the per-expert loads into counts (len(counts) >= NumExperts).
+func (m *Model) ExpertLoadsInto(counts []uint64) error {
+	h, err := m.acquire()
+	if err != nil {
+		return err
+	}
+	status := cpimoe.Pimoe_stats_expert_loads(h, counts)
+	m.release()
+	return check("pimoe_stats_expert_loads", status)
+}
+
+// ResetStats clears every statistic; safe while forward calls run.
+func (m *Model) ResetStats() error {
+	h, err := m.acquire()
+	if err != nil {
+		return err
+	}
+	status := cpimoe.Pimoe_stats_reset(h)
+	m.release()
+	return check("pimoe_stats_reset", status)
+}
+
+// TensorNames lists the model's weight tensors in the library's order (see pimoe_tensor_count in pimoe.h).
+func (m *Model) TensorNames() ([]string, error) {
+	h, err := m.acquire()
+	if err != nil {
+		return nil, err
+	}
+	defer m.release()
+	n := cpimoe.Pimoe_tensor_count(h)
+	names := make([]string, 0, n)
+	for i := int64(0); i < n; i++ {
+		names = append(names, cpimoe.Pimoe_tensor_name(h, i))
+	}
+	return names, nil
+}
+
+// TensorShape gives the extents of a named tensor (rank 1 or 2).
+func (m *Model) TensorShape(name string) ([]int64, error) {
+	h, err := m.acquire()
+	if err != nil {
+		return nil, err
+	}
+	var ndim int32
+	var dims [4]int64
+	status := cpimoe.Pimoe_tensor_shape(h, name, &ndim, &dims)
+	m.release()
+	if err := check("pimoe_tensor_shape", status); err != nil {
+		return nil, err
+	}
+	if ndim < 0 || ndim > 4 {
+		return nil, argError("pimoe_tensor_shape", StatusInternal, "tensor %q has rank %d", name, ndim)
+	}
+	return append([]int64(nil), dims[:ndim]...), nil
+}
+
+// Tensor gives a copy of a named tensor's values (row-major fp32).
+func (m *Model) Tensor(name string) ([]float32, error) {
+	shape, err := m.TensorShape(name)
+	if err != nil {
+		return nil, err
+	}
+	n := int64(1)
+	for _, d := range shape {
+		n *= d
+	}
+	out := make([]float32, n)
+	if err := m.ReadTensor(name, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ReadTensor copies a named tensor's values into out, whose length must equal the tensor's element count.
+func (m *Model) ReadTensor(name string, out []float32) error {
+	h, err := m.acquire()
+	if err != nil {
+		return err
+	}
+	status := cpimoe.Pimoe_tensor_read(h, name, out)
+	m.release()
+	return check("pimoe_tensor_read", status)
+}

@@ -1,0 +1,171 @@
+package org.pimoe;
+
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Options of a model: a plain Java builder covering every layer-wide option key ({@link OptionKey}) and every
+ * per-expert override. Nothing native is held: the settings are recorded in call order and replayed into a
+ * {@code pimoe_options} object by {@link Model#create(Options)}, so a bad value is reported there, as a
+ * {@link PimoeException} with the library's status and message (naming the option). An Options object may be reused
+ * for several models; it is not thread-safe while being modified.
+ *
+ * <pre>{@code
+ * Options o = new Options().hidden(512).numExperts(8).topK(2).intermediate(2048)
+ *     .activation(Activation.SWIGLU).expertPreset(0, ExpertPreset.REASONING);
+ * }</pre>
+ */
+public final class Options {
+  /** The expert index meaning "every expert" in the per-expert overrides. */
+  public static final int ALL_EXPERTS = -1;
+
+  @FunctionalInterface
+  private interface Setter {
+    void apply(long handle);
+  }
+
+  private final List<Setter> setters = new ArrayList<>();
+
+  public Options() {}
+
+  /** A copy holding the same settings. */
+  public Options(Options other) {
+    setters.addAll(other.setters);
+  }
+
+  // ------------------------------------------------------------------ generic setters
+  /** Sets an integer-typed option (the library rejects a key of another type). */
+  public Options setInt(OptionKey key, long value) {
+    setters.add(h -> pimoeJNI.pimoeOptionsSetInt(h, key.code(), value));
+    return this;
+  }
+
+  /** Sets a float-typed option. */
+  public Options setFloat(OptionKey key, double value) {
+    setters.add(h -> pimoeJNI.pimoeOptionsSetFloat(h, key.code(), value));
+    return this;
+  }
+
+  /** Sets a string-typed option. */
+  public Options setString(OptionKey key, String value) {
+    setters.add(h -> pimoeJNI.pimoeOptionsSetString(h, key.code(), value));
+    return this;
+  }
+
+  /** Sets any layer-wide option by its name, the value parsed by the library: {@code set("top_k", "2")}. */
+  public Options set(String name, String value) {
+    setters.add(h -> pimoeJNI.pimoeOptionsSetByName(h, name, value));
+    return this;
+  }
+
+  // ------------------------------------------------------------------ typed setters, one per key
+  public Options hidden(int hidden) {
+    return setInt(OptionKey.HIDDEN, hidden);
+  }
+
+  public Options numExperts(int numExperts) {
+    return setInt(OptionKey.NUM_EXPERTS, numExperts);
+  }
+
+  public Options topK(int topK) {
+    return setInt(OptionKey.TOP_K, topK);
+  }
+
+  public Options intermediate(long intermediate) {
+    return setInt(OptionKey.INTERMEDIATE, intermediate);
+  }
+
+  public Options activation(Activation activation) {
+    return setInt(OptionKey.ACTIVATION, activation.code());
+  }
+
+  public Options preNorm(boolean enabled) {
+    return setInt(OptionKey.PRE_NORM, enabled ? 1 : 0);
+  }
+
+  public Options expertBias(boolean enabled) {
+    return setInt(OptionKey.EXPERT_BIAS, enabled ? 1 : 0);
+  }
+
+  public Options temperature(double temperature) {
+    return setFloat(OptionKey.TEMPERATURE, temperature);
+  }
+
+  public Options renormalize(boolean enabled) {
+    return setInt(OptionKey.RENORMALIZE, enabled ? 1 : 0);
+  }
+
+  public Options capacityFactor(double capacityFactor) {
+    return setFloat(OptionKey.CAPACITY_FACTOR, capacityFactor);
+  }
+
+  public Options auxLossCoef(double alpha) {
+    return setFloat(OptionKey.AUX_LOSS_COEF, alpha);
+  }
+
+  public Options layerNormEps(double eps) {
+    return setFloat(OptionKey.LAYER_NORM_EPS, eps);
+  }
+
+  public Options seed(long seed) {
+    return setInt(OptionKey.SEED, seed);
+  }
+
+  /** CPU worker threads of the model; 0 = the machine's cores. */
+  public Options threads(int threads) {
+    return setInt(OptionKey.THREADS, threads);
+  }
+
+  /** "auto", "cpu", "cuda", "vulkan" or "vulkan:N". */
+  public Options backend(String backend) {
+    return setString(OptionKey.BACKEND, backend);
+  }
+
+  public Options deterministic(boolean enabled) {
+    return setInt(OptionKey.DETERMINISTIC, enabled ? 1 : 0);
+  }
+
+  /** "packed" or "openblas". */
+  public Options cpuGemm(String gemm) {
+    return setString(OptionKey.CPU_GEMM, gemm);
+  }
+
+  // ------------------------------------------------------------------ per-expert overrides
+  /** A preset for one expert, or for every expert with {@link #ALL_EXPERTS}. */
+  public Options expertPreset(int expert, ExpertPreset preset) {
+    setters.add(h -> pimoeJNI.pimoeOptionsSetExpertPreset(h, expert, preset.code()));
+    return this;
+  }
+
+  public Options expertActivation(int expert, Activation activation) {
+    setters.add(h -> pimoeJNI.pimoeOptionsSetExpertActivation(h, expert, activation.code()));
+    return this;
+  }
+
+  /** The absolute intermediate size of one expert. */
+  public Options expertWidth(int expert, long intermediate) {
+    setters.add(h -> pimoeJNI.pimoeOptionsSetExpertWidth(h, expert, intermediate));
+    return this;
+  }
+
+  public Options expertPreNorm(int expert, boolean enabled) {
+    setters.add(h -> pimoeJNI.pimoeOptionsSetExpertPreNorm(h, expert, enabled ? 1 : 0));
+    return this;
+  }
+
+  // ------------------------------------------------------------------ native
+  /** A new native pimoe_options holding these settings; the caller destroys it. */
+  long toNative() {
+    long[] out = new long[1];
+    pimoeJNI.pimoeOptionsCreate(out);
+    try {
+      for (Setter s : setters) {
+        s.apply(out[0]);
+      }
+    } catch (RuntimeException e) {
+      pimoeJNI.pimoeOptionsDestroy(out[0]);
+      throw e;
+    }
+    return out[0];
+  }
+}
