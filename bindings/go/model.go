@@ -35,6 +35,38 @@ func New(opts *Options) (*Model, error) {
 	if err := check("pimoe_create", status); err != nil {
 		return nil, err
 	}
+	return wrap(h)
+}
+
+// Load reads a model saved in libpimoe's native format (see pimoe_load in pimoe.h): the layer comes from the file;
+// opts (nil for defaults) gives only the runtime settings (backend, threads, deterministic, cpu_gemm).
+func Load(path string, opts *Options) (*Model, error) {
+	oh, err := opts.build()
+	if err != nil {
+		return nil, err
+	}
+	var h uintptr
+	status := cpimoe.Pimoe_load(path, oh, &h)
+	cpimoe.Pimoe_options_destroy(oh)
+	if err := check("pimoe_load", status); err != nil {
+		return nil, err
+	}
+	return wrap(h)
+}
+
+// Save writes the model in libpimoe's native format (safetensors with the layer settings in its metadata).
+func (m *Model) Save(path string) error {
+	h, err := m.acquire()
+	if err != nil {
+		return err
+	}
+	status := cpimoe.Pimoe_save(h, path)
+	m.release()
+	return check("pimoe_save", status)
+}
+
+// wrap takes ownership of a fresh model handle.
+func wrap(h uintptr) (*Model, error) {
 	var hidden int64
 	var experts, topK int32
 	if err := check("pimoe_model_dims", cpimoe.Pimoe_model_dims(h, &hidden, &experts, &topK)); err != nil {

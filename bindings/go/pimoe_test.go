@@ -3,6 +3,7 @@ package pimoe
 import (
 	"errors"
 	"math"
+	"path/filepath"
 	"reflect"
 	"runtime"
 	"strconv"
@@ -758,4 +759,42 @@ func TestFinalizerIsSafetyNet(t *testing.T) {
 	m.Close()
 	m = nil
 	runtime.GC()
+}
+
+func TestSaveLoadRoundTrip(t *testing.T) {
+	for _, c := range configs {
+		t.Run(c.name, func(t *testing.T) {
+			m := newModel(t, c.opts)
+			const batch, seq = 1, 7
+			in := input(batch*seq*m.Hidden(), 3)
+			want, err := m.Forward(in, batch, seq)
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(t.TempDir(), "layer.safetensors")
+			if err := m.Save(path); err != nil {
+				t.Fatal(err)
+			}
+			loaded, err := Load(path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer loaded.Close()
+			got, err := loaded.Forward(in, batch, seq)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sameBits(t, "output after save+load", got, want)
+		})
+	}
+	_, err := Load(filepath.Join(t.TempDir(), "missing.safetensors"), nil)
+	var pe *Error
+	if !errors.As(err, &pe) || pe.Status != StatusIO || !strings.Contains(pe.Message, "missing.safetensors") {
+		t.Fatalf("loading a missing file: got %v, want a StatusIO error naming the file", err)
+	}
+	closed := newModel(t, nil)
+	closed.Close()
+	if err := closed.Save(filepath.Join(t.TempDir(), "x.safetensors")); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Save after Close: got %v, want ErrClosed", err)
+	}
 }
