@@ -1,5 +1,6 @@
 // C shims for saving and loading models in the native format (docs/format.md).
 #include "api_guard.h"
+#include "formats/hf_import.h"
 #include "formats/native_io.h"
 #include "pimoe/pimoe.h"
 
@@ -35,6 +36,18 @@ pimoe_status pimoe_load(const char *path, const pimoe_options *options, pimoe_mo
     require(out, "pimoe_load", "out");
     const Options defaults;
     named("pimoe_load", [&] { *out = load_native(path, options ? options->options : defaults).release(); });
+  });
+}
+
+pimoe_status pimoe_import_hf(const char *checkpoint_dir, int32_t layer, const pimoe_options *runtime_options,
+                             pimoe_model **out) {
+  return guarded(nullptr, [&] {
+    require(checkpoint_dir, "pimoe_import_hf", "checkpoint_dir");
+    require(out, "pimoe_import_hf", "out");
+    const Options defaults;
+    named("pimoe_import_hf", [&] {
+      *out = import_hf(checkpoint_dir, layer, runtime_options ? runtime_options->options : defaults).release();
+    });
   });
 }
 

@@ -51,8 +51,43 @@ LayerConfig resolve_layer_config(const Options &options) {
   if (options.top_k > options.num_experts) {
     fail(PIMOE_ERR_INVALID_OPTION, "top_k (", options.top_k, ") exceeds num_experts (", options.num_experts, ")");
   }
+  if (options.num_experts % options.num_groups != 0) {
+    fail(PIMOE_ERR_INVALID_OPTION, "num_experts (", options.num_experts, ") is not a multiple of num_groups (",
+         options.num_groups, ")");
+  }
+  if (options.topk_groups < 1 || options.topk_groups > options.num_groups) {
+    fail(PIMOE_ERR_INVALID_OPTION, "topk_groups (", options.topk_groups, ") is not in [1, num_groups (",
+         options.num_groups, ")]");
+  }
+  const int64_t eligible = options.num_experts / options.num_groups * options.topk_groups;
+  if (options.top_k > eligible) {
+    fail(PIMOE_ERR_INVALID_OPTION, "top_k (", options.top_k, ") exceeds the experts of the kept groups (topk_groups (",
+         options.topk_groups, ") * num_experts/num_groups (", options.num_experts / options.num_groups,
+         ") = ", eligible, ")");
+  }
+  if (options.shared_width < 0 || options.shared_width > kMaxIntermediate) {
+    fail(PIMOE_ERR_INVALID_OPTION, "shared_width (", options.shared_width, ") is out of range [0, ", kMaxIntermediate,
+         "]");
+  }
+  if (options.shared_gate && options.shared_width == 0) {
+    fail(PIMOE_ERR_INVALID_OPTION, "shared_gate (1) needs a shared expert (shared_width > 0)");
+  }
+  if (options.router_scoring != "softmax" && options.router_scoring != "sigmoid") {
+    fail(PIMOE_ERR_INVALID_OPTION, "router_scoring '", options.router_scoring, "' is not 'softmax' or 'sigmoid'");
+  }
+  if (options.group_score != "top2_sum" && options.group_score != "max") {
+    fail(PIMOE_ERR_INVALID_OPTION, "group_score '", options.group_score, "' is not 'top2_sum' or 'max'");
+  }
   LayerConfig config;
   config.hidden = options.hidden;
+  config.router.scoring = options.router_scoring == "sigmoid" ? RouterScoring::Sigmoid : RouterScoring::Softmax;
+  config.router.selection_bias = options.router_bias;
+  config.router.routed_scaling_factor = options.routed_scaling_factor;
+  config.router.num_groups = options.num_groups;
+  config.router.topk_groups = options.topk_groups;
+  config.router.group_score = options.group_score == "max" ? GroupScore::Max : GroupScore::Top2Sum;
+  config.shared.width = options.shared_width;
+  config.shared.gated = options.shared_gate;
   config.router.num_experts = options.num_experts;
   config.router.top_k = options.top_k;
   config.router.temperature = options.temperature;

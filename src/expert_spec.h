@@ -18,6 +18,9 @@ struct ExpertSpec {
   bool gated() const { return activation == PIMOE_ACT_SWIGLU; }
 };
 
+enum class RouterScoring { Softmax, Sigmoid };
+enum class GroupScore { Top2Sum, Max };
+
 struct RouterConfig {
   int64_t num_experts = 0;
   int64_t top_k = 0;
@@ -25,12 +28,30 @@ struct RouterConfig {
   bool renormalize = true;
   double capacity_factor = 0.0;
   double aux_loss_coef = 1.0;
+  RouterScoring scoring = RouterScoring::Softmax;
+  bool selection_bias = false;  // tensor "router.selection_bias" [E]: selection by score + b, weights unbiased
+  double routed_scaling_factor = 1.0;
+  int64_t num_groups = 1;  // group-limited routing: E/num_groups consecutive experts per group; 1 = off
+  int64_t topk_groups = 1;
+  GroupScore group_score = GroupScore::Top2Sum;
+
+  // True when routing is plain softmax top-k (the default layer): the router's fast path.
+  bool plain_softmax() const {
+    return scoring == RouterScoring::Softmax && !selection_bias && num_groups == 1 && routed_scaling_factor == 1.0;
+  }
+};
+
+// The always-on shared expert (DeepSeekMoE, Qwen2-MoE): SwiGLU of `width`, optionally scaled by sigmoid(w . x).
+struct SharedExpertConfig {
+  int64_t width = 0;  // 0: none
+  bool gated = false;
 };
 
 struct LayerConfig {
   int64_t hidden = 0;
   RouterConfig router;
   std::vector<ExpertSpec> experts;
+  SharedExpertConfig shared;
   double layer_norm_eps = 1e-5;
   uint64_t seed = 0;
   int64_t threads = 0;

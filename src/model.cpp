@@ -29,7 +29,10 @@ void WorkspacePool::release(Workspace &w) {
   const size_t plan_bytes =
       (p.expert.capacity() + p.weight.capacity()) * 4 + p.dropped.capacity() +
       (p.position.capacity() + p.counts.capacity() + p.offsets.capacity() + p.order.capacity()) * 8 +
-      (p.probability.capacity() + p.probability_sum.capacity() + p.choice_count.capacity()) * 8;
+      (p.probability.capacity() + p.probability_sum.capacity() + p.choice_count.capacity() + p.selection.capacity() +
+       p.group_score.capacity()) *
+          8 +
+      p.group_ids.capacity() * 4;
   const size_t bytes = plan_bytes + w.logits.capacity() * sizeof(float) + w.scratch->bytes();
   std::lock_guard<std::mutex> lock(mutex_);
   w.bytes_when_idle = bytes;
@@ -79,7 +82,7 @@ void Model::forward(const float *x, int64_t tokens, float *y, int32_t *ids, floa
 
   w.logits.resize(static_cast<size_t>(tokens * config_.router.num_experts));
   backend_->router_logits(x, tokens, w.logits.data(), *w.scratch);
-  build_route_plan(config_.router, w.logits.data(), tokens, w.plan);
+  build_route_plan(config_.router, w.logits.data(), tokens, w.plan, weights_.selection_bias.data());
   backend_->run_experts(w.plan, x, y, *w.scratch);
 
   if (ids) std::copy(w.plan.expert.begin(), w.plan.expert.end(), ids);

@@ -40,6 +40,14 @@ constexpr KeyInfo kKeys[] = {
     {PIMOE_OPT_BACKEND, "backend", KeyType::String, 0, 0},
     {PIMOE_OPT_DETERMINISTIC, "deterministic", KeyType::Int, 0, 1},
     {PIMOE_OPT_CPU_GEMM, "cpu_gemm", KeyType::String, 0, 0},
+    {PIMOE_OPT_ROUTER_SCORING, "router_scoring", KeyType::String, 0, 0},
+    {PIMOE_OPT_ROUTER_BIAS, "router_bias", KeyType::Int, 0, 1},
+    {PIMOE_OPT_ROUTED_SCALING, "routed_scaling_factor", KeyType::Float, 1e-6, 1e6},
+    {PIMOE_OPT_NUM_GROUPS, "num_groups", KeyType::Int, 1, 4096},
+    {PIMOE_OPT_TOPK_GROUPS, "topk_groups", KeyType::Int, 1, 4096},
+    {PIMOE_OPT_GROUP_SCORE, "group_score", KeyType::String, 0, 0},
+    {PIMOE_OPT_SHARED_WIDTH, "shared_width", KeyType::Int, 0, 262144},
+    {PIMOE_OPT_SHARED_GATE, "shared_gate", KeyType::Int, 0, 1},
 };
 
 const KeyInfo &key_info(int key) {
@@ -132,6 +140,21 @@ void Options::set_int(int raw_key, int64_t value) {
     case PIMOE_OPT_DETERMINISTIC:
       deterministic = value != 0;
       break;
+    case PIMOE_OPT_ROUTER_BIAS:
+      router_bias = value != 0;
+      break;
+    case PIMOE_OPT_NUM_GROUPS:
+      num_groups = value;
+      break;
+    case PIMOE_OPT_TOPK_GROUPS:
+      topk_groups = value;
+      break;
+    case PIMOE_OPT_SHARED_WIDTH:
+      shared_width = value;
+      break;
+    case PIMOE_OPT_SHARED_GATE:
+      shared_gate = value != 0;
+      break;
     default:
       fail(PIMOE_ERR_INTERNAL, "integer option '", info.name, "' has no field");
   }
@@ -155,6 +178,9 @@ void Options::set_float(int raw_key, double value) {
     case PIMOE_OPT_LAYER_NORM_EPS:
       layer_norm_eps = value;
       break;
+    case PIMOE_OPT_ROUTED_SCALING:
+      routed_scaling_factor = value;
+      break;
     default:
       fail(PIMOE_ERR_INTERNAL, "float option '", info.name, "' has no field");
   }
@@ -174,6 +200,18 @@ void Options::set_string(int raw_key, const char *value) {
       fail(PIMOE_ERR_INVALID_OPTION, "option 'cpu_gemm' = '", v, "' is not 'packed' or 'openblas'");
     }
     cpu_gemm = v;
+  } else if (key == PIMOE_OPT_ROUTER_SCORING) {
+    const std::string v = value;
+    if (v != "softmax" && v != "sigmoid") {
+      fail(PIMOE_ERR_INVALID_OPTION, "option 'router_scoring' = '", v, "' is not 'softmax' or 'sigmoid'");
+    }
+    router_scoring = v;
+  } else if (key == PIMOE_OPT_GROUP_SCORE) {
+    const std::string v = value;
+    if (v != "top2_sum" && v != "max") {
+      fail(PIMOE_ERR_INVALID_OPTION, "option 'group_score' = '", v, "' is not 'top2_sum' or 'max'");
+    }
+    group_score = v;
   }
 }
 

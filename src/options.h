@@ -36,6 +36,14 @@ struct Options {
   std::string backend = "auto";
   bool deterministic = false;
   std::string cpu_gemm = "packed";
+  std::string router_scoring = "softmax";
+  bool router_bias = false;
+  double routed_scaling_factor = 1.0;
+  int64_t num_groups = 1;
+  int64_t topk_groups = 1;
+  std::string group_score = "top2_sum";
+  int64_t shared_width = 0;
+  bool shared_gate = false;
 
   ExpertOverride every_expert;
   std::map<int32_t, ExpertOverride> per_expert;

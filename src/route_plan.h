@@ -32,6 +32,9 @@ struct RoutePlan {
   std::vector<double> probability;      // [E] one token's probabilities
   std::vector<double> probability_sum;  // [E]
   std::vector<double> choice_count;     // [E]
+  std::vector<double> selection;        // [E] one token's selection scores (biased, masked to the kept groups)
+  std::vector<double> group_score;      // [G]
+  std::vector<int32_t> group_ids;       // [G] kept groups of one token
 
   int64_t kept() const { return offsets.empty() ? 0 : offsets.back(); }
 };

@@ -2,9 +2,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 namespace pimoe {
 namespace {
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
 
 // Selects the k largest of p[0..E) in descending order; ties go to the lower index (as torch.topk on CPU).
 void top_k(const double *p, int64_t E, int64_t k, int32_t *ids) {
@@ -60,9 +63,78 @@ void sort_by_expert(RoutePlan &plan) {
   for (int64_t p = 0; p < plan.kept(); ++p) plan.position[plan.order[p]] = p;
 }
 
+// Scores, selects and weighs one token's experts for any router other than plain softmax top-k: softmax or sigmoid
+// scores, selection by score + bias within the best groups, weights from the unbiased scores.
+void route_token_general(const RouterConfig &config, const float *z, const float *bias, RoutePlan &plan, int64_t t,
+                         double &z_loss_sum, double &top1_sum) {
+  const int64_t E = config.num_experts, k = config.top_k;
+  const double inv_tau = 1.0 / config.temperature;
+  std::vector<double> &prob = plan.probability, &sel = plan.selection;
+  double z_max = z[0];
+  for (int64_t e = 1; e < E; ++e) z_max = std::max(z_max, static_cast<double>(z[e]));
+  double sum_raw = 0.0;
+  for (int64_t e = 0; e < E; ++e) sum_raw += std::exp(z[e] - z_max);
+  const double lse = z_max + std::log(sum_raw);
+  z_loss_sum += lse * lse;
+
+  const bool sigmoid = config.scoring == RouterScoring::Sigmoid;
+  double score_sum = 0.0;
+  for (int64_t e = 0; e < E; ++e) {
+    prob[e] = sigmoid ? 1.0 / (1.0 + std::exp(-z[e] * inv_tau)) : std::exp((z[e] - z_max) * inv_tau);
+    score_sum += prob[e];
+  }
+  if (!sigmoid) {
+    for (int64_t e = 0; e < E; ++e) prob[e] /= score_sum;
+  }
+  // Aux loss P_i: the scores normalised per token (softmax: already; sigmoid: s_i / sum_j s_j).
+  const double p_scale = sigmoid ? 1.0 / score_sum : 1.0;
+  for (int64_t e = 0; e < E; ++e) plan.probability_sum[e] += prob[e] * p_scale;
+
+  for (int64_t e = 0; e < E; ++e) sel[e] = config.selection_bias ? prob[e] + static_cast<double>(bias[e]) : prob[e];
+  const int64_t G = config.num_groups;
+  if (G > 1) {
+    const int64_t size = E / G;
+    for (int64_t g = 0; g < G; ++g) {
+      const double *s = sel.data() + g * size;
+      double best = -kInf, second = -kInf;
+      for (int64_t i = 0; i < size; ++i) {
+        if (s[i] > best) {
+          second = best;
+          best = s[i];
+        } else if (s[i] > second) {
+          second = s[i];
+        }
+      }
+      plan.group_score[g] = config.group_score == GroupScore::Max || size < 2 ? best : best + second;
+    }
+    int32_t *kept = plan.group_ids.data();
+    top_k(plan.group_score.data(), G, config.topk_groups, kept);
+    for (int64_t g = 0; g < G; ++g) {
+      bool keep = false;
+      for (int64_t i = 0; i < config.topk_groups; ++i) keep = keep || kept[i] == g;
+      if (!keep) std::fill(sel.begin() + g * size, sel.begin() + (g + 1) * size, -kInf);
+    }
+  }
+
+  int32_t *ids = plan.expert.data() + t * k;
+  top_k(sel.data(), E, k, ids);
+  top1_sum += prob[ids[0]];
+  double chosen_sum = 0.0;
+  for (int64_t j = 0; j < k; ++j) {
+    chosen_sum += prob[ids[j]];
+    plan.choice_count[ids[j]] += 1.0;
+  }
+  double scale = 1.0;
+  if (config.renormalize) scale = 1.0 / (sigmoid ? chosen_sum + 1e-20 : chosen_sum);
+  for (int64_t j = 0; j < k; ++j) {
+    plan.weight[t * k + j] = static_cast<float>(prob[ids[j]] * scale * config.routed_scaling_factor);
+  }
+}
+
 }  // namespace
 
-void build_route_plan(const RouterConfig &config, const float *logits, int64_t tokens, RoutePlan &plan) {
+void build_route_plan(const RouterConfig &config, const float *logits, int64_t tokens, RoutePlan &plan,
+                      const float *selection_bias) {
   const int64_t E = config.num_experts, k = config.top_k, A = tokens * k;
   plan.tokens = tokens;
   plan.top_k = k;
@@ -83,7 +155,16 @@ void build_route_plan(const RouterConfig &config, const float *logits, int64_t t
   double z_loss_sum = 0.0, top1_sum = 0.0;
   const double inv_tau = 1.0 / config.temperature;
 
-  for (int64_t t = 0; t < tokens; ++t) {
+  const bool plain = config.plain_softmax();
+  if (!plain) {
+    plan.selection.resize(E);
+    plan.group_score.resize(config.num_groups);
+    plan.group_ids.resize(config.num_groups);
+    for (int64_t t = 0; t < tokens; ++t) {
+      route_token_general(config, logits + t * E, selection_bias, plan, t, z_loss_sum, top1_sum);
+    }
+  }
+  for (int64_t t = 0; plain && t < tokens; ++t) {  // plain softmax top-k: the default layer's fast path
     const float *z = logits + t * E;
     double z_max = z[0];
     for (int64_t e = 1; e < E; ++e) z_max = std::max(z_max, static_cast<double>(z[e]));

@@ -1,4 +1,5 @@
-// Softmax top-k routing with temperature, renormalisation and Switch capacity (pimoe.h documents the math).
+// Top-k routing: softmax or sigmoid scores with temperature, selection bias, group-limited selection,
+// renormalisation, routed scaling and Switch capacity (pimoe.h documents the math).
 #pragma once
 
 #include "expert_spec.h"
@@ -7,7 +8,8 @@
 namespace pimoe {
 
 // Builds the plan from router logits [tokens, E]. Reuses plan's storage (no allocation once it has grown).
-// probabilities is scratch of at least E floats per token.
-void build_route_plan(const RouterConfig &config, const float *logits, int64_t tokens, RoutePlan &plan);
+// selection_bias holds E values when config.selection_bias is set (ignored otherwise).
+void build_route_plan(const RouterConfig &config, const float *logits, int64_t tokens, RoutePlan &plan,
+                      const float *selection_bias = nullptr);
 
 }  // namespace pimoe

@@ -50,6 +50,7 @@ std::vector<NamedTensor> allocate_weights(const LayerConfig &config, LayerWeight
 
   weights.experts.resize(static_cast<size_t>(E));
   add("router.weight", {E, H}, weights.router_weight, H);
+  if (config.router.selection_bias) add("router.selection_bias", {E}, weights.selection_bias, H);
   for (int64_t e = 0; e < E; ++e) {
     const ExpertSpec &spec = config.experts[static_cast<size_t>(e)];
     ExpertWeights &w = weights.experts[static_cast<size_t>(e)];
@@ -64,6 +65,13 @@ std::vector<NamedTensor> allocate_weights(const LayerConfig &config, LayerWeight
     if (spec.bias && !spec.gated()) add(prefix + "up.bias", {I}, w.up_bias, H);
     add(prefix + "down.weight", {H, I}, w.down_weight, I);
     if (spec.bias) add(prefix + "down.bias", {H}, w.down_bias, I);
+  }
+  if (config.shared.width > 0) {
+    const int64_t Is = config.shared.width;
+    add("shared.gate.weight", {Is, H}, weights.shared.gate_weight, H);
+    add("shared.up.weight", {Is, H}, weights.shared.up_weight, H);
+    add("shared.down.weight", {H, Is}, weights.shared.down_weight, Is);
+    if (config.shared.gated) add("shared.score.weight", {1, H}, weights.shared_score_weight, H);
   }
   return tensors;
 }

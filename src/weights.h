@@ -20,8 +20,11 @@ struct ExpertWeights {
 };
 
 struct LayerWeights {
-  std::vector<float> router_weight;  // [E, H]
+  std::vector<float> router_weight;   // [E, H]
+  std::vector<float> selection_bias;  // [E]  with router_bias only
   std::vector<ExpertWeights> experts;
+  ExpertWeights shared;                    // gate/up [Is, H], down [H, Is]; with shared_width > 0 only
+  std::vector<float> shared_score_weight;  // [1, H]  with shared_gate only
 };
 
 // A named view of one weight tensor, as listed by pimoe_tensor_name().

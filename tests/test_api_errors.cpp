@@ -514,6 +514,85 @@ TEST(Create, TopKExceedsNumExperts) {
   EXPECT_TRUE(failed_with(s, {PIMOE_ERR_INVALID_OPTION}, {"top_k", "9", "num_experts", "8"}));
 }
 
+// The router extensions and the shared expert: bad values fail at the setter or at pimoe_create, naming the option.
+TEST(Options, RouterExtensionBadValues) {
+  OptionsPtr o = make_options();
+  EXPECT_TRUE(failed_with(pimoe_options_set_string(o.get(), PIMOE_OPT_ROUTER_SCORING, "tanh"),
+                          {PIMOE_ERR_INVALID_OPTION}, {"router_scoring", "tanh"}));
+  EXPECT_TRUE(failed_with(pimoe_options_set_by_name(o.get(), "router_scoring", "Sigmoid"), {PIMOE_ERR_INVALID_OPTION},
+                          {"router_scoring", "Sigmoid"}));
+  EXPECT_TRUE(failed_with(pimoe_options_set_string(o.get(), PIMOE_OPT_GROUP_SCORE, "top3_sum"),
+                          {PIMOE_ERR_INVALID_OPTION}, {"group_score", "top3_sum"}));
+  EXPECT_TRUE(
+      failed_with(pimoe_options_set_by_name(o.get(), "group_score", ""), {PIMOE_ERR_INVALID_OPTION}, {"group_score"}));
+  EXPECT_TRUE(failed_with(pimoe_options_set_int(o.get(), PIMOE_OPT_SHARED_WIDTH, -1), {PIMOE_ERR_INVALID_OPTION},
+                          {"shared_width", "-1"}));
+  EXPECT_TRUE(failed_with(pimoe_options_set_by_name(o.get(), "shared_width", "-64"), {PIMOE_ERR_INVALID_OPTION},
+                          {"shared_width"}));
+  EXPECT_TRUE(failed_with(pimoe_options_set_int(o.get(), PIMOE_OPT_SHARED_WIDTH, 262145), {PIMOE_ERR_INVALID_OPTION},
+                          {"shared_width"}));
+  EXPECT_TRUE(
+      failed_with(pimoe_options_set_int(o.get(), PIMOE_OPT_NUM_GROUPS, 0), {PIMOE_ERR_INVALID_OPTION}, {"num_groups"}));
+  EXPECT_TRUE(failed_with(pimoe_options_set_int(o.get(), PIMOE_OPT_TOPK_GROUPS, 0), {PIMOE_ERR_INVALID_OPTION},
+                          {"topk_groups"}));
+  EXPECT_TRUE(failed_with(pimoe_options_set_int(o.get(), PIMOE_OPT_ROUTER_BIAS, 2), {PIMOE_ERR_INVALID_OPTION},
+                          {"router_bias"}));
+  EXPECT_TRUE(failed_with(pimoe_options_set_int(o.get(), PIMOE_OPT_SHARED_GATE, -1), {PIMOE_ERR_INVALID_OPTION},
+                          {"shared_gate"}));
+  EXPECT_TRUE(failed_with(pimoe_options_set_float(o.get(), PIMOE_OPT_ROUTED_SCALING, 0.0), {PIMOE_ERR_INVALID_OPTION},
+                          {"routed_scaling_factor"}));
+  EXPECT_TRUE(failed_with(pimoe_options_set_float(o.get(), PIMOE_OPT_ROUTED_SCALING, std::nan("")),
+                          {PIMOE_ERR_INVALID_OPTION}, {"routed_scaling_factor"}));
+  EXPECT_TRUE(failed_with(pimoe_options_set_int(o.get(), PIMOE_OPT_ROUTER_SCORING, 1), {PIMOE_ERR_INVALID_OPTION},
+                          {"router_scoring"}));
+  EXPECT_TRUE(failed_with(pimoe_options_set_string(o.get(), PIMOE_OPT_NUM_GROUPS, "4"), {PIMOE_ERR_INVALID_OPTION},
+                          {"num_groups"}));
+  // Good values by name and by typed setter.
+  PIMOE_EXPECT_OK(pimoe_options_set_by_name(o.get(), "router_scoring", "sigmoid"));
+  PIMOE_EXPECT_OK(pimoe_options_set_by_name(o.get(), "group_score", "max"));
+  PIMOE_EXPECT_OK(pimoe_options_set_by_name(o.get(), "routed_scaling_factor", "2.5"));
+  PIMOE_EXPECT_OK(pimoe_options_set_by_name(o.get(), "num_groups", "4"));
+  PIMOE_EXPECT_OK(pimoe_options_set_by_name(o.get(), "topk_groups", "2"));
+  PIMOE_EXPECT_OK(pimoe_options_set_by_name(o.get(), "router_bias", "1"));
+  PIMOE_EXPECT_OK(pimoe_options_set_by_name(o.get(), "shared_width", "16"));
+  PIMOE_EXPECT_OK(pimoe_options_set_by_name(o.get(), "shared_gate", "1"));
+  PIMOE_EXPECT_OK(pimoe_options_set_string(o.get(), PIMOE_OPT_ROUTER_SCORING, "softmax"));
+  PIMOE_EXPECT_OK(pimoe_options_set_string(o.get(), PIMOE_OPT_GROUP_SCORE, "top2_sum"));
+}
+
+// Cross-option constraints of group-limited routing and the shared expert, reported by pimoe_create.
+TEST(Create, RouterExtensionConstraints) {
+  struct Case {
+    std::vector<std::pair<const char *, const char *>> set;
+    std::vector<const char *> words;
+  };
+  const Case cases[] = {
+      {{{"num_experts", "10"}, {"num_groups", "4"}}, {"num_experts (10) is not a multiple of num_groups (4)"}},
+      {{{"num_groups", "4"}, {"topk_groups", "5"}}, {"topk_groups (5)", "num_groups (4)"}},
+      {{{"num_groups", "4"}, {"topk_groups", "1"}, {"top_k", "3"}}, {"top_k (3)", "topk_groups (1)", "= 2"}},
+      {{{"num_groups", "8"}, {"topk_groups", "2"}, {"top_k", "3"}}, {"top_k (3)", "topk_groups (2)"}},
+      {{{"shared_gate", "1"}}, {"shared_gate", "shared_width"}},
+  };
+  for (const Case &c : cases) {
+    OptionsPtr o = small_options();  // E = 8
+    for (const auto &kv : c.set) PIMOE_ASSERT_OK(pimoe_options_set_by_name(o.get(), kv.first, kv.second));
+    pimoe_model *m = sentinel_model();
+    EXPECT_TRUE(failed_with(pimoe_create(o.get(), &m), {PIMOE_ERR_INVALID_OPTION}, {})) << c.set[0].first;
+    const std::string msg = last_error();
+    for (const char *word : c.words) EXPECT_NE(msg.find(word), std::string::npos) << msg << " lacks " << word;
+    EXPECT_EQ(m, sentinel_model()) << "*out written by a failed pimoe_create";
+  }
+  // The limits themselves are fine: top_k equal to the kept groups' experts, G = E, G = 1.
+  for (const auto &set : std::vector<std::vector<std::pair<const char *, const char *>>>{
+           {{"num_groups", "4"}, {"topk_groups", "1"}, {"top_k", "2"}},
+           {{"num_groups", "8"}, {"topk_groups", "8"}, {"top_k", "8"}},
+           {{"num_groups", "1"}, {"topk_groups", "1"}, {"top_k", "8"}}}) {
+    OptionsPtr o = small_options();
+    for (const auto &kv : set) PIMOE_ASSERT_OK(pimoe_options_set_by_name(o.get(), kv.first, kv.second));
+    EXPECT_NE(create_model(o.get()), nullptr) << pimoe_last_error();
+  }
+}
+
 TEST(Create, TopKMayBeSetBeforeNumExperts) {
   // Options are order-independent: top_k = 9 is fine once num_experts becomes 16.
   OptionsPtr o = small_options();

@@ -215,6 +215,22 @@ Layer round_trip_layer(int which) {
       l.by_name = {
           {"activation", "silu"}, {"expert_bias", "1"}, {"pre_norm", "1"}, {"temperature", "1.3333333333333333"}};
       break;
+    case 4:  // every router extension and a gated shared expert (DeepSeek-V3-like routing, Qwen2-MoE-like gate)
+      l.dims.experts = 8;
+      l.dims.top_k = 3;
+      l.by_name = {{"activation", "swiglu"},         {"router_scoring", "sigmoid"}, {"router_bias", "1"},
+                   {"routed_scaling_factor", "2.5"}, {"num_groups", "4"},           {"topk_groups", "2"},
+                   {"group_score", "max"},           {"shared_width", "20"},        {"shared_gate", "1"},
+                   {"capacity_factor", "1.5"},       {"temperature", "0.9"}};
+      break;
+    case 5:  // softmax with groups (top2_sum), an ungated shared expert, no renormalisation
+      l.dims.top_k = 2;
+      l.by_name = {{"num_groups", "3"},
+                   {"topk_groups", "2"},
+                   {"shared_width", "7"},
+                   {"renormalize", "0"},
+                   {"routed_scaling_factor", "0.3333333333333333"}};
+      break;
   }
   return l;
 }
@@ -237,7 +253,7 @@ TEST_P(RoundTrip, IdenticalModelAfterSaveAndLoad) {
   EXPECT_EQ(read_file(path), read_file(again));
 }
 
-INSTANTIATE_TEST_SUITE_P(Layers, RoundTrip, ::testing::Values(0, 1, 2, 3));
+INSTANTIATE_TEST_SUITE_P(Layers, RoundTrip, ::testing::Values(0, 1, 2, 3, 4, 5));
 
 TEST(RoundTripFormat, FileFollowsTheDocumentedLayout) {
   const std::string dir = test_dir();
@@ -570,6 +586,16 @@ std::vector<Hostile> hostile_files(const Bytes &valid) {
        [](Crafted &c) { c.meta("experts.2.activation") = "gelu"; });
   edit("unknown_activation", PIMOE_ERR_FORMAT, {"metadata 'pimoe.experts.0.activation'", "unknown activation 'quux'"},
        [](Crafted &c) { c.meta("experts.0.activation") = "quux"; });
+  edit("unknown_router_scoring", PIMOE_ERR_FORMAT,
+       {"metadata 'pimoe.router_scoring'", "'tanh' is not 'softmax' or 'sigmoid'"},
+       [](Crafted &c) { c.meta("router_scoring") = "tanh"; });
+  edit("groups_do_not_divide_experts", PIMOE_ERR_FORMAT,
+       {"invalid layer", "num_experts (2) is not a multiple of num_groups (3)"},
+       [](Crafted &c) { c.meta("num_groups") = "3"; });
+  edit("shared_expert_tensors_missing", PIMOE_ERR_FORMAT, {"tensor 'shared.gate.weight' is missing"},
+       [](Crafted &c) { c.meta("shared_width") = "4"; });
+  edit("selection_bias_missing", PIMOE_ERR_FORMAT, {"tensor 'router.selection_bias' is missing"},
+       [](Crafted &c) { c.meta("router_bias") = "1"; });
   edit("no_metadata", PIMOE_ERR_FORMAT, {"not a libpimoe native file"},
        [](Crafted &c) { c.header.erase("__metadata__"); });
   edit("wrong_format", PIMOE_ERR_FORMAT, {"metadata 'pimoe.format' = 'gguf'"},

@@ -69,6 +69,15 @@ struct Layer {
   int threads = 1;
   bool deterministic = false;
   std::string cpu_gemm = "packed";
+  // Router extensions and the shared expert (defaults: off).
+  bool sigmoid = false;
+  bool router_bias = false;
+  double routed_scaling = 1.0;
+  int32_t num_groups = 1;
+  int32_t topk_groups = 1;
+  bool group_max = false;
+  int64_t shared_width = 0;
+  bool shared_gate = false;
   bool set_layer_options = true;  // false: leave every layer option at its default (except threads and backend)
   po::SpecResolver overrides;     // per-expert calls, replayed in order before the layer options are set
 
@@ -81,6 +90,14 @@ struct Layer {
     h.layer_norm_eps = layer_norm_eps;
     h.aux_loss_coef = aux_loss_coef;
     h.expert_bias = expert_bias;
+    h.sigmoid = sigmoid;
+    h.router_bias = router_bias;
+    h.routed_scaling = routed_scaling;
+    h.num_groups = num_groups;
+    h.topk_groups = topk_groups;
+    h.group_max = group_max;
+    h.shared_width = shared_width;
+    h.shared_gate = shared_gate;
     return h;
   }
   std::vector<po::ExpertSpec> Specs() const { return overrides.Resolve(experts, intermediate, activation, pre_norm); }
@@ -90,6 +107,9 @@ struct Layer {
       << " pre_norm=" << pre_norm << " bias=" << expert_bias << " tau=" << temperature << " renorm=" << renormalize
       << " cf=" << capacity_factor << " alpha=" << aux_loss_coef << " eps=" << layer_norm_eps << " seed=" << seed
       << " threads=" << threads << " deterministic=" << deterministic << " cpu_gemm=" << cpu_gemm
+      << " scoring=" << (sigmoid ? "sigmoid" : "softmax") << " router_bias=" << router_bias
+      << " scaling=" << routed_scaling << " groups=" << num_groups << "/" << topk_groups << "("
+      << (group_max ? "max" : "top2_sum") << ") shared=" << shared_width << (shared_gate ? "+gate" : "")
       << " backend=" << Backend();
     return s.str();
   }
@@ -125,6 +145,14 @@ void Create(const Layer &l, ModelPtr *out) {
     PIMOE_ASSERT_OK(pimoe_options_set_float(o.get(), PIMOE_OPT_AUX_LOSS_COEF, l.aux_loss_coef));
     PIMOE_ASSERT_OK(pimoe_options_set_float(o.get(), PIMOE_OPT_LAYER_NORM_EPS, l.layer_norm_eps));
     PIMOE_ASSERT_OK(pimoe_options_set_int(o.get(), PIMOE_OPT_SEED, l.seed));
+    PIMOE_ASSERT_OK(pimoe_options_set_string(o.get(), PIMOE_OPT_ROUTER_SCORING, l.sigmoid ? "sigmoid" : "softmax"));
+    PIMOE_ASSERT_OK(pimoe_options_set_int(o.get(), PIMOE_OPT_ROUTER_BIAS, l.router_bias ? 1 : 0));
+    PIMOE_ASSERT_OK(pimoe_options_set_float(o.get(), PIMOE_OPT_ROUTED_SCALING, l.routed_scaling));
+    PIMOE_ASSERT_OK(pimoe_options_set_int(o.get(), PIMOE_OPT_NUM_GROUPS, l.num_groups));
+    PIMOE_ASSERT_OK(pimoe_options_set_int(o.get(), PIMOE_OPT_TOPK_GROUPS, l.topk_groups));
+    PIMOE_ASSERT_OK(pimoe_options_set_string(o.get(), PIMOE_OPT_GROUP_SCORE, l.group_max ? "max" : "top2_sum"));
+    PIMOE_ASSERT_OK(pimoe_options_set_int(o.get(), PIMOE_OPT_SHARED_WIDTH, l.shared_width));
+    PIMOE_ASSERT_OK(pimoe_options_set_int(o.get(), PIMOE_OPT_SHARED_GATE, l.shared_gate ? 1 : 0));
   }
   PIMOE_ASSERT_OK(pimoe_options_set_int(o.get(), PIMOE_OPT_THREADS, l.threads));
   PIMOE_ASSERT_OK(pimoe_options_set_int(o.get(), PIMOE_OPT_DETERMINISTIC, l.deterministic ? 1 : 0));
@@ -139,7 +167,7 @@ void Create(const Layer &l, ModelPtr *out) {
 // Creates the model and reads it into the oracle, checking dims and resolved expert specs against the options.
 void CreateAndLoad(const Layer &l, ModelPtr *model, po::Weights *w) {
   ASSERT_NO_FATAL_FAILURE(Create(l, model));
-  const std::string err = po::LoadWeights(model->get(), l.expert_bias, w);
+  const std::string err = po::LoadWeights(model->get(), l.Hyper(), w);
   ASSERT_EQ(err, "") << l.Describe();
   ASSERT_EQ(w->hidden, l.hidden);
   ASSERT_EQ(w->num_experts, l.experts);
@@ -419,14 +447,25 @@ TEST(ParityWeights, TensorListAndInitialisationFollowTheHeader) {
   layers[4].expert_bias = true;
   layers[4].seed = 7;
   for (int32_t e = 0; e < 8; ++e) layers[4].overrides.SetPreset(e, static_cast<pimoe_expert_preset>(e));
+  // Router selection bias and a gated shared expert: their tensors, order and initialisation.
+  Layer extended;
+  extended.router_bias = true;
+  extended.shared_width = 40;
+  extended.shared_gate = true;
+  extended.expert_bias = true;
+  extended.seed = 99;
+  layers.push_back(extended);
+  extended.shared_gate = false;
+  extended.router_bias = false;
+  layers.push_back(extended);
   for (const Layer &l : layers) {
     SCOPED_TRACE(l.Describe());
     ModelPtr model;
     po::Weights w;
     ASSERT_NO_FATAL_FAILURE(CreateAndLoad(l, &model, &w));  // checks names, order and shapes
-    const std::vector<po::TensorInfo> infos = po::ExpectedTensors(l.hidden, l.Specs(), l.expert_bias);
+    const std::vector<po::TensorInfo> infos = po::ExpectedTensors(l.hidden, l.Specs(), l.Hyper());
     const std::vector<std::vector<float>> expected =
-        po::InitAllTensors(static_cast<uint64_t>(l.seed), l.hidden, l.Specs(), l.expert_bias);
+        po::InitAllTensors(static_cast<uint64_t>(l.seed), l.hidden, l.Specs(), l.Hyper());
     for (size_t i = 0; i < infos.size(); ++i) {
       std::vector<float> got(expected[i].size());
       PIMOE_ASSERT_OK(pimoe_tensor_read(model.get(), infos[i].name.c_str(), got.data(), got.size()));
@@ -1052,6 +1091,343 @@ TEST(ParityStats, LoadsDropsLossesAndConfidenceOverCalls) {
     ASSERT_NO_FATAL_FAILURE(ForwardAndCompare(model.get(), w, hp, 2, 5, x, &s));
     fresh.Add(s.oracle);
     CheckStats(model.get(), fresh);
+  }
+}
+
+// ================================================================================================ router extensions
+// Sigmoid scoring, selection bias, routed scaling, group-limited routing and the shared expert (pimoe.h).
+
+// How many tokens' chosen expert sets differ between two oracle configurations of the same weights: a test of a
+// feature is meaningful only if the feature changes the routing.
+int64_t RoutingDifferences(const po::Weights &w, const po::Hyper &a, const po::Hyper &b, const std::vector<float> &x,
+                           int64_t tokens) {
+  const po::Result ra = po::Forward(w, a, x.data(), tokens), rb = po::Forward(w, b, x.data(), tokens);
+  const size_t k = static_cast<size_t>(a.top_k);
+  int64_t differ = 0;
+  for (size_t t = 0; t < static_cast<size_t>(tokens); ++t) {
+    std::vector<int32_t> ia(ra.ids.begin() + static_cast<std::ptrdiff_t>(t * k),
+                            ra.ids.begin() + static_cast<std::ptrdiff_t>(t * k + k));
+    std::vector<int32_t> ib(rb.ids.begin() + static_cast<std::ptrdiff_t>(t * k),
+                            rb.ids.begin() + static_cast<std::ptrdiff_t>(t * k + k));
+    std::sort(ia.begin(), ia.end());
+    std::sort(ib.begin(), ib.end());
+    differ += ia != ib ? 1 : 0;
+  }
+  return differ;
+}
+
+TEST(ParityRouterExt, SigmoidScoringWithAndWithoutSelectionBias) {
+  for (bool bias : {false, true}) {
+    for (bool renorm : {true, false}) {
+      for (double tau : {1.0, 0.7}) {
+        Layer l;
+        l.experts = 8;
+        l.top_k = 3;
+        l.sigmoid = true;
+        l.router_bias = bias;
+        l.renormalize = renorm;
+        l.temperature = tau;
+        l.threads = 2;
+        l.seed = 300 + (bias ? 1 : 0);
+        CheckLayer(l, 3, 11, 3001);
+        CheckLayer(l, 1, 1, 3002);
+      }
+    }
+  }
+  // The selection bias must change which experts are chosen (weights from the unbiased scores), else the test is void.
+  Layer l;
+  l.experts = 8;
+  l.top_k = 3;
+  l.sigmoid = true;
+  l.router_bias = true;
+  l.seed = 301;
+  ModelPtr model;
+  po::Weights w;
+  ASSERT_NO_FATAL_FAILURE(CreateAndLoad(l, &model, &w));
+  po::Hyper unbiased = l.Hyper();
+  unbiased.router_bias = false;
+  const std::vector<float> x = RandomInput(static_cast<size_t>(64 * l.hidden), 3003);
+  EXPECT_GT(RoutingDifferences(w, l.Hyper(), unbiased, x, 64), 4);
+}
+
+TEST(ParityRouterExt, RoutedScalingFactor) {
+  for (bool sigmoid : {false, true}) {
+    for (bool renorm : {true, false}) {
+      Layer l;
+      l.experts = 6;
+      l.top_k = 2;
+      l.sigmoid = sigmoid;
+      l.renormalize = renorm;
+      l.routed_scaling = 2.5;
+      l.seed = 310;
+      CheckSummary s;
+      CheckLayer(l, 2, 9, 3101, &s);
+      // The reported weights carry the factor: renormalised ones sum to it.
+      if (renorm) {
+        for (int64_t t = 0; t < s.tokens; ++t) {
+          EXPECT_NEAR(s.oracle.weights[static_cast<size_t>(2 * t)] + s.oracle.weights[static_cast<size_t>(2 * t + 1)],
+                      2.5, 1e-9);
+        }
+      }
+    }
+  }
+}
+
+TEST(ParityRouterExt, GroupLimitedRouting) {
+  struct Case {
+    int32_t experts, groups, kept, top_k;
+    bool group_max, sigmoid, bias;
+  };
+  const Case cases[] = {
+      {16, 1, 1, 4, false, false, false}, {16, 1, 1, 4, false, true, true},  {16, 2, 1, 4, false, false, false},
+      {16, 4, 2, 4, false, true, true},   {16, 4, 2, 8, true, true, false},  {16, 8, 3, 5, false, true, true},
+      {16, 8, 3, 6, true, false, false},  {16, 16, 4, 4, false, true, true}, {16, 16, 5, 3, true, true, true},
+      {12, 3, 3, 4, false, true, true},   {32, 8, 4, 8, false, true, true},  {32, 8, 4, 16, true, false, true},
+  };
+  for (const Case &c : cases) {
+    Layer l;
+    l.experts = c.experts;
+    l.num_groups = c.groups;
+    l.topk_groups = c.kept;
+    l.top_k = c.top_k;
+    l.group_max = c.group_max;
+    l.sigmoid = c.sigmoid;
+    l.router_bias = c.bias;
+    l.threads = 2;
+    l.seed = 320 + c.groups;
+    CheckLayer(l, 4, 8, 3201);
+    CheckLayer(l, 1, 1, 3202);
+  }
+  // Group limiting must change the routing of some tokens (with both group scores).
+  for (bool group_max : {false, true}) {
+    Layer l;
+    l.experts = 16;
+    l.num_groups = 4;
+    l.topk_groups = 1;
+    l.top_k = 4;
+    l.group_max = group_max;
+    l.sigmoid = true;
+    l.seed = 324;
+    ModelPtr model;
+    po::Weights w;
+    ASSERT_NO_FATAL_FAILURE(CreateAndLoad(l, &model, &w));
+    po::Hyper flat = l.Hyper();
+    flat.num_groups = 1;
+    const std::vector<float> x = RandomInput(static_cast<size_t>(64 * l.hidden), 3203);
+    EXPECT_GT(RoutingDifferences(w, l.Hyper(), flat, x, 64), 8);
+    CheckLayer(l, 8, 8, 3204);
+  }
+  // top2_sum and max rank groups differently on some tokens.
+  {
+    Layer l;
+    l.experts = 16;
+    l.num_groups = 4;
+    l.topk_groups = 2;
+    l.top_k = 2;
+    l.seed = 325;
+    ModelPtr model;
+    po::Weights w;
+    ASSERT_NO_FATAL_FAILURE(CreateAndLoad(l, &model, &w));
+    po::Hyper by_max = l.Hyper();
+    by_max.group_max = true;
+    const std::vector<float> x = RandomInput(static_cast<size_t>(256 * l.hidden), 3205);
+    EXPECT_GT(RoutingDifferences(w, l.Hyper(), by_max, x, 256), 0);
+  }
+}
+
+TEST(ParityRouterExt, SharedExpertWithAndWithoutGate) {
+  for (bool gate : {false, true}) {
+    for (pimoe_activation act : {PIMOE_ACT_GELU, PIMOE_ACT_SWIGLU}) {
+      for (int threads : {1, 2}) {
+        Layer l;
+        l.activation = act;
+        l.shared_width = 40;
+        l.shared_gate = gate;
+        l.expert_bias = act == PIMOE_ACT_GELU;
+        l.pre_norm = act == PIMOE_ACT_GELU;
+        l.threads = threads;
+        l.seed = 330;
+        CheckLayer(l, 3, 13, 3301);
+        CheckLayer(l, 1, 1, 3302);
+        CheckLayer(l, 2, 50, 3303);  // several row tiles of the shared expert
+      }
+    }
+  }
+  // Wide shared expert and odd widths (partial panels).
+  for (int64_t width : {1, 17, 300}) {
+    Layer l;
+    l.shared_width = width;
+    l.shared_gate = true;
+    l.seed = 331;
+    CheckLayer(l, 2, 5, 3304);
+  }
+  // The shared expert contributes: the output with it differs from the output without it.
+  Layer l;
+  l.shared_width = 32;
+  l.shared_gate = true;
+  l.seed = 332;
+  ModelPtr model;
+  po::Weights w;
+  ASSERT_NO_FATAL_FAILURE(CreateAndLoad(l, &model, &w));
+  po::Hyper none = l.Hyper();
+  none.shared_width = 0;
+  const std::vector<float> x = RandomInput(static_cast<size_t>(4 * l.hidden), 3305);
+  const po::Result with = po::Forward(w, l.Hyper(), x.data(), 4), without = po::Forward(w, none, x.data(), 4);
+  double diff = 0.0;
+  for (size_t i = 0; i < with.output.size(); ++i) diff = std::max(diff, std::fabs(with.output[i] - without.output[i]));
+  EXPECT_GT(diff, 1e-3);
+}
+
+TEST(ParityRouterExt, EveryFeatureOnBothCpuGemms) {
+  std::vector<std::string> gemms = {"packed"};
+  if (BuildHasOpenBlas()) gemms.push_back("openblas");
+  for (const std::string &gemm : gemms) {
+    Layer l;
+    l.experts = 16;
+    l.top_k = 4;
+    l.activation = PIMOE_ACT_SWIGLU;
+    l.sigmoid = true;
+    l.router_bias = true;
+    l.num_groups = 4;
+    l.topk_groups = 2;
+    l.routed_scaling = 1.5;
+    l.shared_width = 48;
+    l.shared_gate = true;
+    l.cpu_gemm = gemm;
+    l.threads = 2;
+    l.seed = 340;
+    CheckLayer(l, 2, 21, 3401);
+    CheckLayer(l, 1, 1, 3402);
+  }
+}
+
+// DeepSeek-V3's MoE block, scaled down: sigmoid scores, selection bias, 8 groups with 4 kept (top2_sum), top-8,
+// renormalised weights times 2.5, one SwiGLU shared expert.
+Layer DeepSeekV3Like() {
+  Layer l;
+  l.hidden = 64;
+  l.experts = 64;
+  l.top_k = 8;
+  l.intermediate = 32;
+  l.activation = PIMOE_ACT_SWIGLU;
+  l.sigmoid = true;
+  l.router_bias = true;
+  l.num_groups = 8;
+  l.topk_groups = 4;
+  l.routed_scaling = 2.5;
+  l.renormalize = true;
+  l.shared_width = 32;
+  l.threads = 2;
+  l.seed = 350;
+  return l;
+}
+
+// Qwen2-MoE's block, scaled down: softmax top-4 without renormalisation, SwiGLU experts, a gated shared expert.
+Layer Qwen2MoeLike() {
+  Layer l;
+  l.hidden = 48;
+  l.experts = 16;
+  l.top_k = 4;
+  l.intermediate = 24;
+  l.activation = PIMOE_ACT_SWIGLU;
+  l.renormalize = false;
+  l.shared_width = 96;
+  l.shared_gate = true;
+  l.threads = 2;
+  l.seed = 360;
+  return l;
+}
+
+TEST(ParityRouterExt, DeepSeekV3LikeLayer) {
+  Layer l = DeepSeekV3Like();
+  CheckLayer(l, 4, 16, 3501);
+  CheckLayer(l, 1, 1, 3502);
+  CheckLayer(l, 1, 37, 3503);
+  l.threads = 1;
+  CheckLayer(l, 2, 9, 3504);
+}
+
+TEST(ParityRouterExt, Qwen2MoeLikeLayer) {
+  Layer l = Qwen2MoeLike();
+  CheckLayer(l, 4, 16, 3601);
+  CheckLayer(l, 1, 1, 3602);
+  l.threads = 1;
+  CheckLayer(l, 3, 7, 3603);
+}
+
+TEST(ParityRouterExt, CapacityWithTheNewFeatures) {
+  for (double cf : {0.5, 1.0, 1.25}) {
+    Layer l = DeepSeekV3Like();
+    l.capacity_factor = cf;
+    CheckSummary s;
+    CheckLayer(l, 2, 24, 3701, &s);
+    if (cf == 0.5) {
+      EXPECT_GT(s.oracle.dropped_count, 0u);
+    }
+    Layer q = Qwen2MoeLike();
+    q.capacity_factor = cf;
+    CheckLayer(q, 2, 24, 3702, &s);
+    if (cf == 0.5) {
+      EXPECT_GT(s.oracle.dropped_count, 0u);
+    }
+  }
+}
+
+TEST(ParityRouterExt, StatsWithSigmoidScoresAndGroups) {
+  for (bool sigmoid : {true, false}) {
+    Layer l;
+    l.experts = 8;
+    l.top_k = 2;
+    l.sigmoid = sigmoid;
+    l.router_bias = true;
+    l.num_groups = 4;
+    l.topk_groups = 2;
+    l.routed_scaling = 3.0;
+    l.capacity_factor = 1.0;
+    l.aux_loss_coef = 0.01;
+    l.shared_width = 16;
+    l.seed = 380;
+    l.threads = 2;
+    SCOPED_TRACE(l.Describe());
+    ModelPtr model;
+    po::Weights w;
+    ASSERT_NO_FATAL_FAILURE(CreateAndLoad(l, &model, &w));
+    const po::Hyper hp = l.Hyper();
+    StatsExpectation ex;
+    ex.loads.assign(static_cast<size_t>(l.experts), 0);
+    const int64_t shapes[][2] = {{3, 7}, {1, 1}, {4, 32}};
+    uint64_t seed = 3800;
+    for (const auto &sh : shapes) {
+      const std::vector<float> x = TieFreeInput(w, hp, sh[0] * sh[1], seed++);
+      CheckSummary s;
+      ASSERT_NO_FATAL_FAILURE(ForwardAndCompare(model.get(), w, hp, sh[0], sh[1], x, &s));
+      ex.Add(s.oracle);
+      CheckStats(model.get(), ex);
+    }
+  }
+}
+
+TEST(ParityRouterExt, DeterministicModeWithTheNewFeatures) {
+  Layer l = DeepSeekV3Like();
+  l.shared_gate = true;
+  l.deterministic = true;
+  ModelPtr one, two;
+  l.threads = 1;
+  ASSERT_NO_FATAL_FAILURE(Create(l, &one));
+  l.threads = 2;
+  ASSERT_NO_FATAL_FAILURE(Create(l, &two));
+  const int64_t tokens = 40;
+  const std::vector<float> x = RandomInput(static_cast<size_t>(tokens * l.hidden), 3901);
+  LibOutput batch1, batch2;
+  ASSERT_NO_FATAL_FAILURE(LibForward(one.get(), x, 1, tokens, l.hidden, l.top_k, &batch1));
+  ASSERT_NO_FATAL_FAILURE(LibForward(two.get(), x, 1, tokens, l.hidden, l.top_k, &batch2));
+  ExpectSameBits(batch1.output.data(), batch2.output.data(), batch1.output.size(), "1 vs 2 threads");
+  for (int64_t t : {0, 17, 39}) {
+    const std::vector<float> row(x.begin() + t * l.hidden, x.begin() + (t + 1) * l.hidden);
+    LibOutput alone;
+    ASSERT_NO_FATAL_FAILURE(LibForward(two.get(), row, 1, 1, l.hidden, l.top_k, &alone));
+    ExpectSameBits(alone.output.data(), batch2.output.data() + t * l.hidden, static_cast<size_t>(l.hidden),
+                   "token " + std::to_string(t) + " alone vs in the batch");
   }
 }
 

@@ -10,6 +10,7 @@
 #include <functional>
 #include <new>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -52,7 +53,8 @@ long allocations_during(const std::function<void()> &work) {
   return g_allocations.load();
 }
 
-void check_steady_state(const char *activation, int threads, double capacity_factor) {
+void check_steady_state(const char *activation, int threads, double capacity_factor,
+                        const std::vector<std::pair<const char *, const char *>> &extra = {}) {
   SCOPED_TRACE(std::string(activation) + " threads=" + std::to_string(threads) +
                " capacity=" + std::to_string(capacity_factor));
   pimoe_options *o = nullptr;
@@ -63,6 +65,7 @@ void check_steady_state(const char *activation, int threads, double capacity_fac
   ASSERT_EQ(pimoe_options_set_float(o, PIMOE_OPT_CAPACITY_FACTOR, capacity_factor), PIMOE_OK);
   ASSERT_EQ(pimoe_options_set_by_name(o, "activation", activation), PIMOE_OK);
   ASSERT_EQ(pimoe_options_set_expert_pre_norm(o, 3, 1), PIMOE_OK);
+  for (const auto &kv : extra) ASSERT_EQ(pimoe_options_set_by_name(o, kv.first, kv.second), PIMOE_OK) << kv.first;
   pimoe_model *m = nullptr;
   ASSERT_EQ(pimoe_create(o, &m), PIMOE_OK);
   pimoe_options_destroy(o);
@@ -99,6 +102,12 @@ TEST(SteadyState, ForwardAllocatesNothingAfterWarmUp) {
     for (int threads : {1, 2}) check_steady_state(act, threads, 0.0);
   }
   check_steady_state("silu", 2, 1.25);
+  // Sigmoid scores, selection bias, group-limited routing, routed scaling and a gated shared expert.
+  const std::vector<std::pair<const char *, const char *>> extended = {
+      {"router_scoring", "sigmoid"},    {"router_bias", "1"},   {"num_groups", "4"}, {"topk_groups", "2"},
+      {"routed_scaling_factor", "2.5"}, {"shared_width", "48"}, {"shared_gate", "1"}};
+  for (int threads : {1, 2}) check_steady_state("swiglu", threads, 0.0, extended);
+  check_steady_state("gelu", 2, 1.25, extended);
 }
 
 }  // namespace

@@ -42,9 +42,14 @@ struct CpuScratch final : BackendScratch {
   std::vector<float> out;              // [kept, H]  expert outputs before weighting
   std::vector<int64_t> hidden_offset;  // [E] where expert e's block starts in hidden/gate
   std::vector<Tile> tiles;             // work items of one projection phase
+  std::vector<float> shared_hidden;    // [T, Is] shared expert: up projection, then silu(gate) * up
+  std::vector<float> shared_gate;      // [T, Is] shared expert: gate projection
+  std::vector<float> shared_out;       // [T, H]  shared expert output before its gate
 
   size_t bytes() const override {
-    return (rows.capacity() + hidden.capacity() + gate.capacity() + out.capacity()) * sizeof(float) +
+    return (rows.capacity() + hidden.capacity() + gate.capacity() + out.capacity() + shared_hidden.capacity() +
+            shared_gate.capacity() + shared_out.capacity()) *
+               sizeof(float) +
            hidden_offset.capacity() * sizeof(int64_t) + tiles.capacity() * sizeof(Tile);
   }
 };
@@ -106,22 +111,33 @@ class CpuBackend final : public Backend {
     s.out.resize(static_cast<size_t>(kept * H));
     s.hidden.resize(static_cast<size_t>(hidden_total));
     if (any_gated) s.gate.resize(static_cast<size_t>(hidden_total));
+    const int64_t Is = config_.shared.width, T = plan.tokens;
+    if (Is > 0) {
+      s.shared_hidden.resize(static_cast<size_t>(T * Is));
+      s.shared_gate.resize(static_cast<size_t>(T * Is));
+      s.shared_out.resize(static_cast<size_t>(T * H));
+    }
 
     gather(plan, x, s);
     if (openblas_) {
       for (int64_t e = 0; e < E; ++e) {
         if (plan.counts[e] > 0) run_expert_openblas(plan, e, s);
       }
+      if (Is > 0) run_shared_openblas(x, T, s);
     } else {
-      up_projection(plan, s);
+      up_projection(plan, x, s);
       down_projection(plan, s);
     }
-    combine(plan, s, y);
+    combine(plan, x, s, y);
   }
 
  private:
   const ExpertSpec &spec(int64_t e) const { return config_.experts[static_cast<size_t>(e)]; }
   const ExpertWeights &expert_weights(int64_t e) const { return weights_.experts[static_cast<size_t>(e)]; }
+
+  // Tiles name the shared expert (when the layer has one) as expert index E: all T tokens of the call, SwiGLU.
+  bool is_shared(int64_t e) const { return e == config_.router.num_experts; }
+  const ExpertPacked &packed(int64_t e) const { return is_shared(e) ? shared_packed_ : packed_[e]; }
 
   void pack_weights() {
     const int64_t H = config_.hidden;
@@ -139,6 +155,16 @@ class CpuBackend final : public Backend {
       packed_of_[&w.up_weight] = &packed_[e].up;
       packed_[e].down = cpu::PackedWeight(w.down_weight.data(), H, I);
       packed_of_[&w.down_weight] = &packed_[e].down;
+    }
+    if (config_.shared.width > 0) {
+      const int64_t Is = config_.shared.width;
+      const ExpertWeights &w = weights_.shared;
+      shared_packed_.gate = cpu::PackedWeight(w.gate_weight.data(), Is, H);
+      packed_of_[&w.gate_weight] = &shared_packed_.gate;
+      shared_packed_.up = cpu::PackedWeight(w.up_weight.data(), Is, H);
+      packed_of_[&w.up_weight] = &shared_packed_.up;
+      shared_packed_.down = cpu::PackedWeight(w.down_weight.data(), H, Is);
+      packed_of_[&w.down_weight] = &shared_packed_.down;
     }
   }
 
@@ -194,6 +220,14 @@ class CpuBackend final : public Backend {
         }
       }
     }
+    if (config_.shared.width > 0) {  // the shared expert's tiles join the same list: one parallel loop for all
+      const int64_t e = plan.num_experts, P = panels(e);
+      for (int64_t r = 0; r < plan.tokens; r += kTileRows) {
+        for (int64_t p = 0; p < P; p += kTilePanels) {
+          tiles.push_back({e, r, std::min(kTileRows, plan.tokens - r), p, std::min(P, p + kTilePanels)});
+        }
+      }
+    }
   }
 
   // Applies the expert's activation (SwiGLU: silu(gate) * up) to `rows` rows of `cols` columns starting at col0.
@@ -210,12 +244,13 @@ class CpuBackend final : public Backend {
   }
 
   // hidden = act(rows * up^T + bias), or silu(rows * gate^T) * (rows * up^T), tile by tile while it is in cache.
-  void up_projection(const RoutePlan &plan, CpuScratch &s) const {
+  void up_projection(const RoutePlan &plan, const float *x, CpuScratch &s) const {
     const int64_t H = config_.hidden;
     make_tiles(
-        plan, [&](int64_t e) { return packed_[e].up.panels(); }, s.tiles);
+        plan, [&](int64_t e) { return packed(e).up.panels(); }, s.tiles);
     pool_.parallel_for(static_cast<int64_t>(s.tiles.size()), [&](int64_t i) {
       const Tile &t = s.tiles[static_cast<size_t>(i)];
+      if (is_shared(t.expert)) return shared_up_tile(t, x, s);
       const int64_t I = spec(t.expert).intermediate;
       const float *rows = s.rows.data() + (plan.offsets[t.expert] + t.row0) * H;
       float *hidden = s.hidden.data() + s.hidden_offset[t.expert] + t.row0 * I;
@@ -228,13 +263,31 @@ class CpuBackend final : public Backend {
     });
   }
 
+  // The shared expert's up tile: silu(x * gate^T) * (x * up^T) on the call's tokens as they are (no norm).
+  void shared_up_tile(const Tile &t, const float *x, CpuScratch &s) const {
+    const int64_t H = config_.hidden, Is = config_.shared.width;
+    const float *rows = x + t.row0 * H;
+    float *hidden = s.shared_hidden.data() + t.row0 * Is;
+    float *gate = s.shared_gate.data() + t.row0 * Is;
+    cpu::packed_gemm_tile(rows, H, t.rows, shared_packed_.up, t.panel0, t.panel1, hidden, Is);
+    cpu::packed_gemm_tile(rows, H, t.rows, shared_packed_.gate, t.panel0, t.panel1, gate, Is);
+    const int64_t col0 = t.panel0 * cpu::kPanelWidth, cols = std::min(Is, t.panel1 * cpu::kPanelWidth) - col0;
+    for (int64_t r = 0; r < t.rows; ++r) cpu::swiglu(gate + r * Is + col0, hidden + r * Is + col0, cols);
+  }
+
   // out = hidden * down^T (the down bias is added in the combine).
   void down_projection(const RoutePlan &plan, CpuScratch &s) const {
     const int64_t H = config_.hidden;
     make_tiles(
-        plan, [&](int64_t e) { return packed_[e].down.panels(); }, s.tiles);
+        plan, [&](int64_t e) { return packed(e).down.panels(); }, s.tiles);
     pool_.parallel_for(static_cast<int64_t>(s.tiles.size()), [&](int64_t i) {
       const Tile &t = s.tiles[static_cast<size_t>(i)];
+      if (is_shared(t.expert)) {
+        const int64_t Is = config_.shared.width;
+        cpu::packed_gemm_tile(s.shared_hidden.data() + t.row0 * Is, Is, t.rows, shared_packed_.down, t.panel0, t.panel1,
+                              s.shared_out.data() + t.row0 * H, H);
+        return;
+      }
       const int64_t I = spec(t.expert).intermediate;
       const float *hidden = s.hidden.data() + s.hidden_offset[t.expert] + t.row0 * I;
       float *out = s.out.data() + (plan.offsets[t.expert] + t.row0) * H;
@@ -257,10 +310,27 @@ class CpuBackend final : public Backend {
     cpu::blas_gemm_abt(hidden, w.down_weight.data(), s.out.data() + plan.offsets[e] * H, M, H, I);
   }
 
+  // The shared expert with OpenBLAS on all T tokens: gate and up sgemms, SwiGLU on the pool, down sgemm.
+  void run_shared_openblas(const float *x, int64_t T, CpuScratch &s) const {
+    const int64_t H = config_.hidden, Is = config_.shared.width;
+    const ExpertWeights &w = weights_.shared;
+    cpu::blas_gemm_abt(x, w.up_weight.data(), s.shared_hidden.data(), T, Is, H);
+    cpu::blas_gemm_abt(x, w.gate_weight.data(), s.shared_gate.data(), T, Is, H);
+    parallel_chunks(T, 8, [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) {
+        cpu::swiglu(s.shared_gate.data() + r * Is, s.shared_hidden.data() + r * Is, Is);
+      }
+    });
+    cpu::blas_gemm_abt(s.shared_hidden.data(), w.down_weight.data(), s.shared_out.data(), T, H, Is);
+  }
+
   // y[t] = sum_j weight(t, j) * (out[position(t, j)] + down_bias), slots in order, so that a token's result does not
-  // depend on the thread count or on the other tokens in the call.
-  void combine(const RoutePlan &plan, const CpuScratch &s, float *y) const {
+  // depend on the thread count or on the other tokens in the call; then + g(x_t) * shared(x_t) when the layer has a
+  // shared expert (g = 1, or sigmoid(shared.score.weight . x_t)).
+  void combine(const RoutePlan &plan, const float *x, const CpuScratch &s, float *y) const {
     const int64_t H = config_.hidden, k = plan.top_k;
+    const bool shared = config_.shared.width > 0;
+    const float *score = config_.shared.gated ? weights_.shared_score_weight.data() : nullptr;
     parallel_chunks(plan.tokens, 8, [&](int64_t begin, int64_t end) {
       for (int64_t t = begin; t < end; ++t) {
         float *dst = y + t * H;
@@ -278,6 +348,16 @@ class CpuBackend final : public Backend {
             for (int64_t i = 0; i < H; ++i) dst[i] += wt * (src[i] + bias[i]);
           }
         }
+        if (!shared) continue;
+        float g = 1.0f;
+        if (score) {
+          const float *xt = x + t * H;
+          double dot = 0.0;
+          for (int64_t i = 0; i < H; ++i) dot += static_cast<double>(score[i]) * xt[i];
+          g = static_cast<float>(1.0 / (1.0 + std::exp(-dot)));
+        }
+        const float *src = s.shared_out.data() + t * H;
+        for (int64_t i = 0; i < H; ++i) dst[i] += g * src[i];
       }
     });
   }
@@ -288,6 +368,7 @@ class CpuBackend final : public Backend {
   mutable ThreadPool pool_;
   cpu::PackedWeight router_packed_;
   std::vector<ExpertPacked> packed_;
+  ExpertPacked shared_packed_;
   std::unordered_map<const std::vector<float> *, const cpu::PackedWeight *> packed_of_;
 };
 

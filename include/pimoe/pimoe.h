@@ -158,6 +158,32 @@ typedef enum pimoe_expert_preset {
  *                                                  thread pool; the fast default) or "openblas" (one cblas_sgemm per
  *                                                  expert and projection on the weights as loaded; needs a build
  *                                                  with OpenBLAS, and OpenBLAS's own threads)
+ *   ROUTER_SCORING "router_scoring" string "softmax"  the router's scores from the logits z = W_g x:
+ *                                                  "softmax": p = softmax(z/tau) (the formulas above);
+ *                                                  "sigmoid": s_i = sigmoid(z_i/tau) (DeepSeek-V3)
+ *   ROUTER_BIAS "router_bias"    int     0         1: a per-expert selection bias b (tensor "router.selection_bias"):
+ *                                                  experts are SELECTED by score + b and WEIGHTED by the unbiased
+ *                                                  score (DeepSeek-V3's e_score_correction_bias)
+ *   ROUTED_SCALING "routed_scaling_factor" float 1.0  the final routed weights are multiplied by it (1e-6 .. 1e6)
+ *   NUM_GROUPS "num_groups"      int     1         group-limited routing: the experts form G equal groups of
+ *                                                  consecutive indices (E % G == 0); 1 = off
+ *   TOPK_GROUPS "topk_groups"    int     1         groups kept per token (1 .. G); top-k is taken among the kept
+ *                                                  groups' experts only, so k <= (E/G) * topk_groups
+ *   GROUP_SCORE "group_score"    string "top2_sum" a group's score from its experts' selection scores (score + b):
+ *                                                  "top2_sum": the sum of its 2 best (DeepSeek-V3; its best alone
+ *                                                  when groups have one expert); "max": its best (DeepSeek-V2)
+ *   SHARED_WIDTH "shared_width"  int     0         0: no shared expert; Is > 0: one always-on SwiGLU expert of width
+ *                                                  Is on every token (no pre-norm, no biases, unaffected by capacity)
+ *   SHARED_GATE "shared_gate"    int     0         1: the shared expert's output is scaled by sigmoid(w . x), w the
+ *                                                  tensor "shared.score.weight" (Qwen2-MoE); needs shared_width > 0
+ *
+ * Routing of one token, in full: scores c_i (softmax p_i or sigmoid s_i); selection scores q_i = c_i + b_i (b = 0
+ * without ROUTER_BIAS); with G > 1 groups, each group's score from its q_i, the topk_groups best groups kept (ties to
+ * the lower group index) and q_i = -inf outside them; the k experts of largest q_i are chosen (ties to the lower
+ * index), slots in descending q; slot weights w_j = c_(chosen j); with RENORMALIZE w_j /= sum of the k chosen c
+ * (+ 1e-20 with sigmoid scores, as DeepSeek-V3); then w_j *= routed_scaling_factor. The layer's output is
+ * y = sum_j w_j * expert_j(x) + g(x) * shared(x), shared(x) = down(silu(gate(x)) * up(x)), g = 1 or
+ * sigmoid(shared.score.weight . x). With the defaults this is exactly the softmax top-k described above.
  *
  * Weight initialisation from SEED: every tensor is filled from its own stream of the SplitMix64 generator started at
  * seed XOR fnv1a64(tensor name); each 64-bit output u gives the float ((u >> 40) * 2^-24) in [0, 1), mapped to
@@ -181,7 +207,15 @@ typedef enum pimoe_option {
   PIMOE_OPT_THREADS = 13,
   PIMOE_OPT_BACKEND = 14,
   PIMOE_OPT_DETERMINISTIC = 15,
-  PIMOE_OPT_CPU_GEMM = 16
+  PIMOE_OPT_CPU_GEMM = 16,
+  PIMOE_OPT_ROUTER_SCORING = 17,
+  PIMOE_OPT_ROUTER_BIAS = 18,
+  PIMOE_OPT_ROUTED_SCALING = 19,
+  PIMOE_OPT_NUM_GROUPS = 20,
+  PIMOE_OPT_TOPK_GROUPS = 21,
+  PIMOE_OPT_GROUP_SCORE = 22,
+  PIMOE_OPT_SHARED_WIDTH = 23,
+  PIMOE_OPT_SHARED_GATE = 24
 } pimoe_option;
 
 /* Opaque, growable set of options (zstd/ONNX Runtime style: typed setters keyed by an enum, so new options never
@@ -238,10 +272,11 @@ PIMOE_API const char *pimoe_model_backend(const pimoe_model *model);
 /* Runs the MoE layer on input [batch, seq, hidden] into output of the same shape.
  *   input_count and output_count are the buffers' element counts and must equal batch*seq*hidden.
  *   expert_ids / expert_weights (both NULL, or both non-NULL with routing_count == batch*seq*top_k elements)
- *   receive, per token t and slot j (index t*top_k + j, slots in descending router probability), the chosen expert
- *   and the weight its output was combined with; a slot dropped by the capacity limit reports its expert with
- *   weight 0. Every token is routed independently: one token's result does not depend on the others in the call
- *   (except through the capacity limit, when set).
+ *   receive, per token t and slot j (index t*top_k + j, slots in descending router probability, or selection score
+ *   with a selection bias), the chosen expert and the weight its output was combined with (routed experts only;
+ *   the shared expert is not reported); a slot dropped by the capacity limit reports its expert with weight 0.
+ *   Every token is routed independently: one token's result does not depend on the others in the call (except
+ *   through the capacity limit, when set).
  * Input with NaN or Inf is rejected (PIMOE_ERR_NON_FINITE_INPUT, naming the first bad element) before any work.
  * On failure the output and routing buffers may hold partial results; the model and its statistics are unchanged. */
 PIMOE_API pimoe_status pimoe_forward(pimoe_model *model, const float *input, size_t input_count, int64_t batch,
@@ -250,7 +285,8 @@ PIMOE_API pimoe_status pimoe_forward(pimoe_model *model, const float *input, siz
 
 /* Saves a model to `path` in libpimoe's native format: a safetensors file whose "__metadata__" holds every
  * layer-defining setting (hidden, num_experts, top_k, temperature, renormalize, capacity_factor, aux_loss_coef,
- * layer_norm_eps, and per expert: activation, width, pre_norm, bias) and whose tensors are the model's weights, fp32,
+ * layer_norm_eps, the router extensions and shared expert (router_scoring ... shared_gate, written when not at their
+ * defaults), and per expert: activation, width, pre_norm, bias) and whose tensors are the model's weights, fp32,
  * named as listed at pimoe_tensor_count(). docs/format.md documents the keys and the validation rules.
  * The file appears only when complete (written next to it, then renamed); an existing file is replaced.
  * Errors: PIMOE_ERR_IO (cannot create or write the file), with a message naming the file. */
@@ -258,8 +294,9 @@ PIMOE_API pimoe_status pimoe_save(const pimoe_model *model, const char *path);
 
 /* Creates a model from a native file written by pimoe_save() (or by hand, following docs/format.md).
  *   - The layer comes from the file: hidden, num_experts, top_k, temperature, renormalize, capacity_factor,
- *     aux_loss_coef, layer_norm_eps and every expert's activation, width, pre_norm and bias. The same settings in
- *     `options` (and its per-expert overrides) are ignored.
+ *     aux_loss_coef, layer_norm_eps, router_scoring, router_bias, routed_scaling_factor, num_groups, topk_groups,
+ *     group_score, shared_width, shared_gate and every expert's activation, width, pre_norm and bias. The same
+ *     settings in `options` (and its per-expert overrides) are ignored.
  *   - Runtime settings come from `options`: backend, threads, deterministic, cpu_gemm (seed is unused: the weights
  *     are the file's). options may be NULL: the defaults.
  *   - Tensors stored as F32 load bit-exactly (save then load gives identical outputs); BF16 and F16 tensors are
@@ -272,6 +309,38 @@ PIMOE_API pimoe_status pimoe_save(const pimoe_model *model, const char *path);
  * newer format version, a dtype other than F32/BF16/F16), and those of pimoe_create() for the runtime options.
  * *out is set only on success. The file must not be truncated by another process while pimoe_load() runs. */
 PIMOE_API pimoe_status pimoe_load(const char *path, const pimoe_options *options, pimoe_model **out);
+
+/* Creates a model from the MoE block of decoder layer `layer` (0-based) of a Hugging Face checkpoint folder:
+ * `checkpoint_dir` holds config.json and either model.safetensors or model.safetensors.index.json, whose
+ * "weight_map" names the shard (a file in the same folder) of every tensor; only the shards holding the layer's
+ * tensors are opened. config.json's "model_type" picks the family and its routing semantics:
+ *
+ *   model_type    router                                               experts (SwiGLU, silu)   shared expert
+ *   mixtral       softmax, top-k renormalised                          w1 = gate, w3 = up, w2    none
+ *   qwen2_moe     softmax, renormalised iff norm_topk_prob (def. 0)    gate/up/down_proj         gated by sigmoid
+ *   qwen3_moe     softmax, renormalised iff norm_topk_prob (def. 0)    gate/up/down_proj         none
+ *   olmoe         softmax, renormalised iff norm_topk_prob (def. 0)    gate/up/down_proj         none
+ *   deepseek_v2   softmax; topk_method greedy or group_limited_greedy  gate/up/down_proj         n_shared_experts
+ *                 (group score = max); renormalised iff norm_topk_prob                           x moe_intermediate
+ *                 and k > 1, else scaled by routed_scaling_factor
+ *   deepseek_v3   sigmoid, e_score_correction_bias for selection,      gate/up/down_proj         n_shared_experts
+ *                 n_group/topk_group (group score = sum of top 2),                                x moe_intermediate
+ *                 renormalised iff norm_topk_prob, x routed_scaling_factor
+ *
+ * The README's "Loading a Hugging Face MoE layer" lists the exact tensor names. Weights stored as F32 load exactly,
+ * BF16 and F16 ones are converted to fp32. Runtime settings come from `runtime_options` (backend, threads,
+ * deterministic, cpu_gemm; NULL: the defaults), every layer setting from config.json (capacity_factor is 0:
+ * dropless; aux_loss_coef is config.json's router_aux_loss_coef, else 1.0).
+ * Errors (the message names the file, and the config key or tensor): PIMOE_ERR_IO (no such folder, no config.json,
+ * neither model.safetensors nor an index, an unreadable shard), PIMOE_ERR_FORMAT (invalid JSON, a missing or
+ * mistyped config key, a missing tensor, a tensor whose shape contradicts config.json, a non-finite weight, a
+ * malformed safetensors file), PIMOE_ERR_UNSUPPORTED (an unknown model_type, hidden_act other than silu, an
+ * unsupported topk_method or scoring_func, a tensor dtype other than F32/BF16/F16), PIMOE_ERR_INVALID_ARGUMENT
+ * (layer out of range, or a dense layer: DeepSeek's first_k_dense_replace / moe_layer_freq, Qwen2/3-MoE's
+ * mlp_only_layers / decoder_sparse_step), and those of pimoe_create() for the runtime options.
+ * *out is set only on success. */
+PIMOE_API pimoe_status pimoe_import_hf(const char *checkpoint_dir, int32_t layer, const pimoe_options *runtime_options,
+                                       pimoe_model **out);
 
 /* ============================================= stats ============================================= */
 
@@ -286,10 +355,12 @@ PIMOE_API pimoe_status pimoe_load(const char *path, const pimoe_options *options
  *   load_jain_index         = L^2 / (E * sum l_i^2)               in [1/E, 1]; 1 when L = 0
  *   load_normalized_entropy = -sum p_i log p_i / log E, p_i = l_i/L (0*log 0 = 0; 1 when E = 1; 0 when L = 0)
  *   expert_utilization      = fraction of experts with l_i > 0
- *   routing_confidence      = mean over tokens of the top-1 router probability (at the temperature)
+ *   routing_confidence      = mean over tokens of the top-1 router probability (at the temperature); with sigmoid
+ *                             scores, of the unbiased score of the token's first chosen expert
  * Losses of the LAST call (reported, never trained on), with p = softmax(z/tau) per token and T the call's tokens:
  *   aux_loss = alpha * E * sum_i f_i * P_i, f_i = (number of the call's (token, slot) choices of expert i) / T
  *              (before capacity drops, as Hugging Face's load_balancing_loss_func), P_i = mean over tokens of p_i
+ *              (with sigmoid scores, of s_i / sum_j s_j: the scores normalised per token)
  *   z_loss   = mean over tokens of (logsumexp(z))^2, z the raw router logits (no temperature)
  * Latency is wall time inside pimoe_forward; percentiles are over the most recent 1024 calls (nearest-rank).
  * tokens_per_second = tokens / (sum of latencies): throughput of forward time, not of wall time between calls. */
@@ -329,6 +400,7 @@ PIMOE_API pimoe_status pimoe_stats_reset(pimoe_model *model);
 
 /* The model's weight tensors, all fp32, in this order and with these names (e in [0, E), I_e the expert's width):
  *   "router.weight"               [E, H]
+ *   "router.selection_bias"       [E]      only with PIMOE_OPT_ROUTER_BIAS (seeded like a bias of fan_in H)
  *   "experts.<e>.norm.weight"     [H]      only for experts with pre-LayerNorm
  *   "experts.<e>.norm.bias"       [H]      only for experts with pre-LayerNorm
  *   "experts.<e>.gate.weight"     [I_e, H] only for SwiGLU experts
@@ -336,6 +408,10 @@ PIMOE_API pimoe_status pimoe_stats_reset(pimoe_model *model);
  *   "experts.<e>.up.bias"         [I_e]    only with PIMOE_OPT_EXPERT_BIAS
  *   "experts.<e>.down.weight"     [H, I_e]
  *   "experts.<e>.down.bias"       [H]      only with PIMOE_OPT_EXPERT_BIAS
+ *   "shared.gate.weight"          [Is, H]  only with PIMOE_OPT_SHARED_WIDTH = Is > 0
+ *   "shared.up.weight"            [Is, H]  only with PIMOE_OPT_SHARED_WIDTH > 0
+ *   "shared.down.weight"          [H, Is]  only with PIMOE_OPT_SHARED_WIDTH > 0
+ *   "shared.score.weight"         [1, H]   only with PIMOE_OPT_SHARED_GATE
  * (A SwiGLU expert's gate and up projections have no biases.) */
 PIMOE_API int64_t pimoe_tensor_count(const pimoe_model *model);
 /* Name of tensor i, or NULL when i is out of range. Valid for the model's lifetime. */

@@ -141,6 +141,19 @@ std::map<std::string, std::string> native_metadata(const LayerConfig &config) {
   m[kPrefix + "capacity_factor"] = format_double(config.router.capacity_factor);
   m[kPrefix + "aux_loss_coef"] = format_double(config.router.aux_loss_coef);
   m[kPrefix + "layer_norm_eps"] = format_double(config.layer_norm_eps);
+  // The router extensions and the shared expert are written only when they differ from the defaults, so a file of a
+  // plain layer stays readable by libraries that predate them; a reader takes a missing key as its default.
+  const RouterConfig &r = config.router;
+  if (r.scoring != RouterScoring::Softmax) m[kPrefix + "router_scoring"] = "sigmoid";
+  if (r.selection_bias) m[kPrefix + "router_bias"] = "1";
+  if (r.routed_scaling_factor != 1.0) m[kPrefix + "routed_scaling_factor"] = format_double(r.routed_scaling_factor);
+  if (r.num_groups != 1 || r.topk_groups != 1) {
+    m[kPrefix + "num_groups"] = std::to_string(r.num_groups);
+    m[kPrefix + "topk_groups"] = std::to_string(r.topk_groups);
+  }
+  if (r.group_score != GroupScore::Top2Sum) m[kPrefix + "group_score"] = "max";
+  if (config.shared.width > 0) m[kPrefix + "shared_width"] = std::to_string(config.shared.width);
+  if (config.shared.gated) m[kPrefix + "shared_gate"] = "1";
   for (size_t e = 0; e < config.experts.size(); ++e) {
     const ExpertSpec &spec = config.experts[e];
     const auto id = static_cast<int64_t>(e);
@@ -157,6 +170,7 @@ std::vector<ExpectedTensor> native_tensor_layout(const LayerConfig &config) {
   const int64_t E = config.router.num_experts;
   std::vector<ExpectedTensor> layout;
   layout.push_back({"router.weight", {E, H}, -1});
+  if (config.router.selection_bias) layout.push_back({"router.selection_bias", {E}, -1});
   for (int64_t e = 0; e < E; ++e) {
     const ExpertSpec &spec = config.experts[static_cast<size_t>(e)];
     const std::string prefix = "experts." + std::to_string(e) + ".";
@@ -170,6 +184,13 @@ std::vector<ExpectedTensor> native_tensor_layout(const LayerConfig &config) {
     if (spec.bias && !spec.gated()) layout.push_back({prefix + "up.bias", {I}, e});
     layout.push_back({prefix + "down.weight", {H, I}, e});
     if (spec.bias) layout.push_back({prefix + "down.bias", {H}, e});
+  }
+  if (config.shared.width > 0) {
+    const int64_t Is = config.shared.width;
+    layout.push_back({"shared.gate.weight", {Is, H}, -1});
+    layout.push_back({"shared.up.weight", {Is, H}, -1});
+    layout.push_back({"shared.down.weight", {H, Is}, -1});
+    if (config.shared.gated) layout.push_back({"shared.score.weight", {1, H}, -1});
   }
   return layout;
 }
@@ -220,6 +241,21 @@ LayerConfig native_config(const SafetensorsView &view, const Options &runtime) {
   set_float("capacity_factor", PIMOE_OPT_CAPACITY_FACTOR);
   set_float("aux_loss_coef", PIMOE_OPT_AUX_LOSS_COEF);
   set_float("layer_norm_eps", PIMOE_OPT_LAYER_NORM_EPS);
+  // Optional keys (absent: the default), through the same setters as pimoe_options_set_*.
+  auto has = [&](const char *name) { return view.metadata().count(kPrefix + name) > 0; };
+  auto set_string = [&](const char *name, pimoe_option key) {
+    const std::string full = kPrefix + name;
+    const std::string &value = meta.text(full);
+    checked(meta, full, [&] { options.set_string(key, value.c_str()); });
+  };
+  if (has("router_scoring")) set_string("router_scoring", PIMOE_OPT_ROUTER_SCORING);
+  if (has("router_bias")) options.router_bias = meta.flag(kPrefix + "router_bias");
+  if (has("routed_scaling_factor")) set_float("routed_scaling_factor", PIMOE_OPT_ROUTED_SCALING);
+  if (has("num_groups")) set_int("num_groups", PIMOE_OPT_NUM_GROUPS);
+  if (has("topk_groups")) set_int("topk_groups", PIMOE_OPT_TOPK_GROUPS);
+  if (has("group_score")) set_string("group_score", PIMOE_OPT_GROUP_SCORE);
+  if (has("shared_width")) set_int("shared_width", PIMOE_OPT_SHARED_WIDTH);
+  if (has("shared_gate")) options.shared_gate = meta.flag(kPrefix + "shared_gate");
 
   std::vector<bool> bias(static_cast<size_t>(options.num_experts));
   for (int64_t e = 0; e < options.num_experts; ++e) {

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <map>
 #include <sstream>
@@ -63,9 +64,17 @@ std::string ToString(const ExpertSpec &spec) {
 // ------------------------------------------------------------------------------------------------ tensors
 
 std::vector<TensorInfo> ExpectedTensors(int64_t hidden, const std::vector<ExpertSpec> &experts, bool expert_bias) {
+  Hyper hp;
+  hp.expert_bias = expert_bias;
+  return ExpectedTensors(hidden, experts, hp);
+}
+
+std::vector<TensorInfo> ExpectedTensors(int64_t hidden, const std::vector<ExpertSpec> &experts, const Hyper &hp) {
+  const bool expert_bias = hp.expert_bias;
   const int64_t num_experts = static_cast<int64_t>(experts.size());
   std::vector<TensorInfo> list;
   list.push_back({"router.weight", {num_experts, hidden}});
+  if (hp.router_bias) list.push_back({"router.selection_bias", {num_experts}});
   for (size_t e = 0; e < experts.size(); ++e) {
     const ExpertSpec &s = experts[e];
     const std::string p = ExpertPrefix(e);
@@ -80,10 +89,23 @@ std::vector<TensorInfo> ExpectedTensors(int64_t hidden, const std::vector<Expert
     list.push_back({p + "down.weight", {hidden, s.intermediate}});
     if (expert_bias) list.push_back({p + "down.bias", {hidden}});
   }
+  if (hp.shared_width > 0) {
+    list.push_back({"shared.gate.weight", {hp.shared_width, hidden}});
+    list.push_back({"shared.up.weight", {hp.shared_width, hidden}});
+    list.push_back({"shared.down.weight", {hidden, hp.shared_width}});
+    if (hp.shared_gate) list.push_back({"shared.score.weight", {1, hidden}});
+  }
   return list;
 }
 
 std::string LoadWeights(const pimoe_model *model, bool expert_bias, Weights *out) {
+  Hyper hp;
+  hp.expert_bias = expert_bias;
+  return LoadWeights(model, hp, out);
+}
+
+std::string LoadWeights(const pimoe_model *model, const Hyper &hp, Weights *out) {
+  const bool expert_bias = hp.expert_bias;
   if (model == nullptr || out == nullptr) return "LoadWeights: null argument";
   Weights w;
   pimoe_status st = pimoe_model_dims(model, &w.hidden, &w.num_experts, &w.top_k);
@@ -102,7 +124,7 @@ std::string LoadWeights(const pimoe_model *model, bool expert_bias, Weights *out
     specs[static_cast<size_t>(e)] = ExpertSpec{act, inter, pre_norm != 0};
   }
 
-  const std::vector<TensorInfo> expected = ExpectedTensors(w.hidden, specs, expert_bias);
+  const std::vector<TensorInfo> expected = ExpectedTensors(w.hidden, specs, hp);
   const int64_t count = pimoe_tensor_count(model);
   if (count != static_cast<int64_t>(expected.size())) {
     return "pimoe_tensor_count is " + std::to_string(count) + ", the header's table gives " +
@@ -136,6 +158,14 @@ std::string LoadWeights(const pimoe_model *model, bool expert_bias, Weights *out
   }
 
   w.router = std::move(values["router.weight"]);
+  w.selection_bias = std::move(values["router.selection_bias"]);
+  if (hp.shared_width > 0) {
+    w.shared.spec = ExpertSpec{PIMOE_ACT_SWIGLU, hp.shared_width, false};
+    w.shared.gate_weight = std::move(values["shared.gate.weight"]);
+    w.shared.up_weight = std::move(values["shared.up.weight"]);
+    w.shared.down_weight = std::move(values["shared.down.weight"]);
+    w.shared_score = std::move(values["shared.score.weight"]);
+  }
   w.experts.resize(specs.size());
   for (size_t e = 0; e < specs.size(); ++e) {
     Expert &x = w.experts[e];
@@ -187,6 +217,7 @@ TokenRoute RouteToken(const Weights &w, const Hyper &hp, const float *x) {
   const size_t num_experts = static_cast<size_t>(w.num_experts);
   const size_t hidden = static_cast<size_t>(w.hidden);
   const size_t k = static_cast<size_t>(hp.top_k);
+  const double inf = std::numeric_limits<double>::infinity();
   TokenRoute r;
   r.logits.assign(num_experts, 0.0);
   for (size_t e = 0; e < num_experts; ++e) {
@@ -194,20 +225,57 @@ TokenRoute RouteToken(const Weights &w, const Hyper &hp, const float *x) {
     for (size_t h = 0; h < hidden; ++h) acc += static_cast<double>(w.router[e * hidden + h]) * x[h];
     r.logits[e] = acc;
   }
-  double m = -std::numeric_limits<double>::infinity();
-  for (double z : r.logits) m = std::max(m, z / hp.temperature);
-  double sum = 0.0;
   r.probs.assign(num_experts, 0.0);
-  for (size_t e = 0; e < num_experts; ++e) {
-    r.probs[e] = std::exp(r.logits[e] / hp.temperature - m);
-    sum += r.probs[e];
+  if (hp.sigmoid) {
+    for (size_t e = 0; e < num_experts; ++e) r.probs[e] = 1.0 / (1.0 + std::exp(-r.logits[e] / hp.temperature));
+  } else {
+    double m = -inf;
+    for (double z : r.logits) m = std::max(m, z / hp.temperature);
+    double sum = 0.0;
+    for (size_t e = 0; e < num_experts; ++e) {
+      r.probs[e] = std::exp(r.logits[e] / hp.temperature - m);
+      sum += r.probs[e];
+    }
+    for (double &p : r.probs) p /= sum;
   }
-  for (double &p : r.probs) p /= sum;
+  // Selection scores: score + bias; experts outside the kept groups get -inf.
+  r.selection = r.probs;
+  if (hp.router_bias) {
+    for (size_t e = 0; e < num_experts; ++e) r.selection[e] += static_cast<double>(w.selection_bias[e]);
+  }
+  r.group_gap = inf;
+  r.eligible = w.num_experts;
+  const size_t groups = static_cast<size_t>(hp.num_groups);
+  if (groups > 1) {
+    const size_t size = num_experts / groups;
+    std::vector<double> gscore(groups);
+    for (size_t g = 0; g < groups; ++g) {
+      std::vector<double> v(r.selection.begin() + static_cast<std::ptrdiff_t>(g * size),
+                            r.selection.begin() + static_cast<std::ptrdiff_t>((g + 1) * size));
+      std::sort(v.begin(), v.end(), std::greater<double>());
+      gscore[g] = (hp.group_max || size < 2) ? v[0] : v[0] + v[1];
+    }
+    std::vector<int32_t> gorder(groups);
+    for (size_t g = 0; g < groups; ++g) gorder[g] = static_cast<int32_t>(g);
+    std::stable_sort(gorder.begin(), gorder.end(), [&](int32_t a, int32_t b) {
+      return gscore[static_cast<size_t>(a)] > gscore[static_cast<size_t>(b)];
+    });
+    const size_t kg = static_cast<size_t>(hp.topk_groups);
+    if (kg < groups) {
+      r.group_gap = gscore[static_cast<size_t>(gorder[kg - 1])] - gscore[static_cast<size_t>(gorder[kg])];
+    }
+    std::vector<bool> kept(groups, false);
+    for (size_t i = 0; i < kg; ++i) kept[static_cast<size_t>(gorder[i])] = true;
+    for (size_t e = 0; e < num_experts; ++e) {
+      if (!kept[e / size]) r.selection[e] = -inf;
+    }
+    r.eligible = static_cast<int32_t>(kg * size);
+  }
   r.order.resize(num_experts);
   for (size_t e = 0; e < num_experts; ++e) r.order[e] = static_cast<int32_t>(e);
-  // Descending probability; equal probabilities keep ascending expert index (stable sort of an ascending list).
+  // Descending selection score; equal scores keep ascending expert index (stable sort of an ascending list).
   std::stable_sort(r.order.begin(), r.order.end(), [&](int32_t a, int32_t b) {
-    return r.probs[static_cast<size_t>(a)] > r.probs[static_cast<size_t>(b)];
+    return r.selection[static_cast<size_t>(a)] > r.selection[static_cast<size_t>(b)];
   });
   r.weights.assign(k, 0.0);
   double chosen = 0.0;
@@ -216,8 +284,10 @@ TokenRoute RouteToken(const Weights &w, const Hyper &hp, const float *x) {
     chosen += r.weights[j];
   }
   if (hp.renormalize) {
-    for (double &v : r.weights) v /= chosen;
+    const double denominator = hp.sigmoid ? chosen + 1e-20 : chosen;
+    for (double &v : r.weights) v /= denominator;
   }
+  for (double &v : r.weights) v *= hp.routed_scaling;
   return r;
 }
 
@@ -290,19 +360,24 @@ Result Forward(const Weights &w, const Hyper &hp, const float *input, int64_t to
   double z_sum = 0.0;
   for (size_t t = 0; t < t_count; ++t) {
     const TokenRoute route = RouteToken(w, hp, input + t * hidden);
+    double score_sum = 0.0;
+    for (double p : route.probs) score_sum += p;
     for (size_t e = 0; e < num_experts; ++e) {
       r.probs[t * num_experts + e] = route.probs[e];
-      mean_prob[e] += route.probs[e];
+      mean_prob[e] += hp.sigmoid ? route.probs[e] / score_sum : route.probs[e];  // P_i: scores normalised per token
     }
     for (size_t j = 0; j < k; ++j) {
       r.ids[t * k + j] = route.order[j];
       r.weights[t * k + j] = route.weights[j];
       ++r.choices[static_cast<size_t>(route.order[j])];
     }
-    for (size_t j = 0; j < k && j + 1 < num_experts; ++j) {  // gaps between ranks j and j+1
+    // Gaps between ranks j and j+1 of the selection scores, within the kept groups' experts. The logit gap is
+    // meaningful only without a selection bias (scores are then monotonic in z); else it is left infinite.
+    const size_t eligible = static_cast<size_t>(route.eligible);
+    for (size_t j = 0; j < k && j + 1 < eligible; ++j) {
       const size_t a = static_cast<size_t>(route.order[j]), b = static_cast<size_t>(route.order[j + 1]);
-      const double gap = route.probs[a] - route.probs[b];
-      const double zgap = (route.logits[a] - route.logits[b]) / hp.temperature;
+      const double gap = route.selection[a] - route.selection[b];
+      const double zgap = hp.router_bias ? inf : (route.logits[a] - route.logits[b]) / hp.temperature;
       r.min_slot_gap[t] = std::min(r.min_slot_gap[t], gap);
       r.min_slot_zgap[t] = std::min(r.min_slot_zgap[t], zgap);
       if (j == k - 1) {
@@ -310,6 +385,10 @@ Result Forward(const Weights &w, const Hyper &hp, const float *input, int64_t to
         r.boundary_zgap[t] = zgap;
       }
     }
+    // A near tie between the last kept group and the first dropped one changes the eligible experts.
+    r.boundary_gap[t] = std::min(r.boundary_gap[t], route.group_gap);
+    r.boundary_zgap[t] = std::min(r.boundary_zgap[t], hp.router_bias ? inf : route.group_gap);
+    r.min_slot_gap[t] = std::min(r.min_slot_gap[t], route.group_gap);
     r.top1_sum += route.probs[static_cast<size_t>(route.order[0])];
     // z loss: logsumexp of the raw logits, squared.
     double m = -inf;
@@ -342,6 +421,20 @@ Result Forward(const Weights &w, const Hyper &hp, const float *input, int64_t to
       const std::vector<double> y = ExpertForward(expert, w.hidden, hp.layer_norm_eps, input + t * hidden);
       const double wt = r.weights[t * k + j];
       for (size_t h = 0; h < hidden; ++h) r.output[t * hidden + h] += wt * y[h];
+    }
+  }
+  // The shared expert: every token, unaffected by capacity, scaled by sigmoid(shared.score.weight . x) when gated.
+  if (hp.shared_width > 0) {
+    for (size_t t = 0; t < t_count; ++t) {
+      const float *x = input + t * hidden;
+      const std::vector<double> y = ExpertForward(w.shared, w.hidden, hp.layer_norm_eps, x);
+      double g = 1.0;
+      if (hp.shared_gate) {
+        double dot = 0.0;
+        for (size_t h = 0; h < hidden; ++h) dot += static_cast<double>(w.shared_score[h]) * x[h];
+        g = 1.0 / (1.0 + std::exp(-dot));
+      }
+      for (size_t h = 0; h < hidden; ++h) r.output[t * hidden + h] += g * y[h];
     }
   }
 
@@ -436,8 +529,16 @@ std::vector<float> InitTensor(uint64_t seed, const std::string &name, size_t cou
 
 std::vector<std::vector<float>> InitAllTensors(uint64_t seed, int64_t hidden, const std::vector<ExpertSpec> &experts,
                                                bool expert_bias) {
+  Hyper hp;
+  hp.expert_bias = expert_bias;
+  return InitAllTensors(seed, hidden, experts, hp);
+}
+
+std::vector<std::vector<float>> InitAllTensors(uint64_t seed, int64_t hidden, const std::vector<ExpertSpec> &experts,
+                                               const Hyper &hp) {
   std::vector<std::vector<float>> out;
-  for (const TensorInfo &t : ExpectedTensors(hidden, experts, expert_bias)) {
+  // fan_in: H for every [*, H] weight and for router.selection_bias; the width for a down projection.
+  for (const TensorInfo &t : ExpectedTensors(hidden, experts, hp)) {
     size_t n = 1;
     for (int64_t d : t.shape) n *= static_cast<size_t>(d);
     InitKind kind = InitKind::kLinear;

@@ -23,6 +23,14 @@ struct Hyper {
   double layer_norm_eps = 1e-5;  // PIMOE_OPT_LAYER_NORM_EPS
   double aux_loss_coef = 1.0;    // PIMOE_OPT_AUX_LOSS_COEF
   bool expert_bias = false;      // PIMOE_OPT_EXPERT_BIAS
+  bool sigmoid = false;          // PIMOE_OPT_ROUTER_SCORING "sigmoid" (false: "softmax")
+  bool router_bias = false;      // PIMOE_OPT_ROUTER_BIAS: selection by score + b ("router.selection_bias")
+  double routed_scaling = 1.0;   // PIMOE_OPT_ROUTED_SCALING
+  int32_t num_groups = 1;        // PIMOE_OPT_NUM_GROUPS
+  int32_t topk_groups = 1;       // PIMOE_OPT_TOPK_GROUPS
+  bool group_max = false;        // PIMOE_OPT_GROUP_SCORE "max" (false: "top2_sum")
+  int64_t shared_width = 0;      // PIMOE_OPT_SHARED_WIDTH (0: no shared expert)
+  bool shared_gate = false;      // PIMOE_OPT_SHARED_GATE
 };
 
 // The resolved spec of one expert (after presets and overrides).
@@ -53,6 +61,9 @@ struct Weights {
   int32_t top_k = 0;
   std::vector<float> router;  // [E, H]
   std::vector<Expert> experts;
+  std::vector<float> selection_bias;  // [E] (router_bias only)
+  Expert shared;                      // SwiGLU of shared_width (spec.intermediate 0: none)
+  std::vector<float> shared_score;    // [H] (shared_gate only)
 };
 
 // One weight tensor as the header's table lists it.
@@ -63,11 +74,15 @@ struct TensorInfo {
 
 // The tensor list the header prescribes (names, order, shapes) for a layer of the given width and experts.
 std::vector<TensorInfo> ExpectedTensors(int64_t hidden, const std::vector<ExpertSpec> &experts, bool expert_bias);
+// The same with the router extensions and shared expert of `hp` (hp.expert_bias used for expert_bias).
+std::vector<TensorInfo> ExpectedTensors(int64_t hidden, const std::vector<ExpertSpec> &experts, const Hyper &hp);
 
 // Reads dims, every expert's resolved spec and every weight of `model` through the public C API. Also checks the
 // model's tensor list (count, names, order, shapes) against ExpectedTensors(). Returns "" on success, else a
 // description of the first problem found.
 std::string LoadWeights(const pimoe_model *model, bool expert_bias, Weights *out);
+// The same for a layer with the router extensions and shared expert of `hp`.
+std::string LoadWeights(const pimoe_model *model, const Hyper &hp, Weights *out);
 
 // ------------------------------------------------------------------------------------------------ the math
 
@@ -76,10 +91,13 @@ double Silu(double x);
 
 // Routing of one token, before any capacity limit.
 struct TokenRoute {
-  std::vector<double> logits;   // z = W_g x, [E]
-  std::vector<double> probs;    // p = softmax(z / tau), [E]
-  std::vector<int32_t> order;   // all experts by descending p, ties -> lower index, [E]
-  std::vector<double> weights;  // combine weights of order[0 .. k-1] (renormalised when asked), [k]
+  std::vector<double> logits;     // z = W_g x, [E]
+  std::vector<double> probs;      // scores: p = softmax(z / tau) or s = sigmoid(z / tau), [E]
+  std::vector<double> selection;  // selection scores: probs + b (router_bias), -inf outside the kept groups, [E]
+  std::vector<int32_t> order;     // all experts by descending selection score, ties -> lower index, [E]
+  std::vector<double> weights;    // combine weights of order[0 .. k-1] (renormalised, scaled), [k]
+  double group_gap = 0.0;         // (topk_groups)-th minus (topk_groups+1)-th group score; +inf without groups
+  int32_t eligible = 0;           // experts in the kept groups
 };
 TokenRoute RouteToken(const Weights &w, const Hyper &hp, const float *x);
 
@@ -137,6 +155,8 @@ std::vector<float> InitTensor(uint64_t seed, const std::string &name, size_t cou
 // Expected values of every tensor in ExpectedTensors() order, for comparison with pimoe_tensor_read().
 std::vector<std::vector<float>> InitAllTensors(uint64_t seed, int64_t hidden, const std::vector<ExpertSpec> &experts,
                                                bool expert_bias);
+std::vector<std::vector<float>> InitAllTensors(uint64_t seed, int64_t hidden, const std::vector<ExpertSpec> &experts,
+                                               const Hyper &hp);
 
 // Resolves per-expert presets and overrides per the header's rules, from the calls in the order they were made.
 class SpecResolver {

@@ -1,0 +1,87 @@
+#include "formats/hf_checkpoint.h"
+
+#include <sys/stat.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "error.h"
+
+namespace pimoe {
+namespace {
+
+const char *const kSingle = "model.safetensors";
+const char *const kIndex = "model.safetensors.index.json";
+
+bool exists(const std::string &path) {
+  struct stat info {};
+  return ::stat(path.c_str(), &info) == 0;
+}
+
+}  // namespace
+
+HfCheckpoint::HfCheckpoint(const std::string &dir) : dir_(dir) {
+  const std::string index_path = dir + "/" + kIndex;
+  if (!exists(index_path)) {
+    source_ = dir + "/" + kSingle;
+    if (!exists(source_)) {
+      fail(PIMOE_ERR_IO, "checkpoint '", dir, "': neither '", kSingle, "' nor '", kIndex, "' exists");
+    }
+    return;
+  }
+  sharded_ = true;
+  source_ = index_path;
+  std::ifstream in(index_path, std::ios::binary);
+  if (!in) fail(PIMOE_ERR_IO, "cannot open '", index_path, "'");
+  std::ostringstream text;
+  text << in.rdbuf();
+  const nlohmann::json root = nlohmann::json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
+  if (root.is_discarded() || !root.is_object()) fail(PIMOE_ERR_FORMAT, "file '", index_path, "': not a JSON object");
+  const auto map = root.find("weight_map");
+  if (map == root.end() || !map->is_object()) {
+    fail(PIMOE_ERR_FORMAT, "file '", index_path, "': 'weight_map' is missing or not an object");
+  }
+  for (const auto &item : map->items()) {
+    if (!item.value().is_string()) {
+      fail(PIMOE_ERR_FORMAT, "file '", index_path, "': weight_map entry '", item.key(), "' is not a file name");
+    }
+    const std::string shard = item.value().get<std::string>();
+    // A shard is a plain file name in the checkpoint folder: never a path that could leave it.
+    if (shard.empty() || shard.find('/') != std::string::npos || shard.find('\\') != std::string::npos ||
+        shard == "." || shard == "..") {
+      fail(PIMOE_ERR_FORMAT, "file '", index_path, "': weight_map entry '", item.key(), "' names '", shard,
+           "', not a file in the checkpoint folder");
+    }
+    weight_map_[item.key()] = shard;
+  }
+}
+
+std::string HfCheckpoint::file_for(const std::string &name) const {
+  if (!sharded_) return source_;
+  const auto it = weight_map_.find(name);
+  return it == weight_map_.end() ? std::string() : dir_ + "/" + it->second;
+}
+
+const SafetensorsFile &HfCheckpoint::open(const std::string &file_name) {
+  auto &slot = files_[file_name];
+  if (!slot) slot = std::make_unique<SafetensorsFile>(file_name);
+  return *slot;
+}
+
+HfCheckpoint::Found HfCheckpoint::find(const std::string &name) {
+  const std::string file_name = file_for(name);
+  if (file_name.empty()) return {};
+  const SafetensorsFile &file = open(file_name);
+  const TensorInfo *tensor = file.view().find(name);
+  if (!tensor) {
+    if (sharded_) {
+      fail(PIMOE_ERR_FORMAT, "file '", file_name, "': tensor '", name, "' is missing (the index '", source_,
+           "' says this shard holds it)");
+    }
+    return {};
+  }
+  return {&file, tensor};
+}
+
+}  // namespace pimoe
