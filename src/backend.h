@@ -44,8 +44,9 @@ class Backend {
 };
 
 // Creates the backend a name asks for ("auto", "cpu", ...) over the given config and weights (which outlive it).
+// A backend that keeps its own form of a weight (holds_weight) frees the host vector once it has taken it, one
+// tensor at a time, so a model never holds two full copies of its weights.
 // Throws PIMOE_ERR_BACKEND_UNAVAILABLE with the reason when it cannot run here.
-std::unique_ptr<Backend> create_backend(const std::string &name, const LayerConfig &config,
-                                        const LayerWeights &weights);
+std::unique_ptr<Backend> create_backend(const std::string &name, const LayerConfig &config, LayerWeights &weights);
 
 }  // namespace pimoe

@@ -38,7 +38,7 @@ std::string resolve_auto_backend() {
 }
 
 std::unique_ptr<Backend> create_backend(const std::string &requested, const LayerConfig &config,
-                                        const LayerWeights &weights) {
+                                        LayerWeights &weights) {
   BackendName name = parse_backend_name(requested);
   std::string why;
   if (!backend_usable(name, why)) fail(PIMOE_ERR_BACKEND_UNAVAILABLE, why);

@@ -51,11 +51,7 @@ Model::Model(const LayerConfig &config, const WeightFiller &fill)
       tensors_(allocate_weights(config_, weights_)),
       backend_(fill_then_create_backend(fill)),
       workspaces_(*backend_),
-      stats_(config_.router.num_experts) {
-  for (const NamedTensor &t : tensors_) {
-    if (backend_->holds_weight(t)) std::vector<float>().swap(*t.data);  // one copy of each weight, not two
-  }
-}
+      stats_(config_.router.num_experts) {}
 
 std::unique_ptr<Backend> Model::fill_then_create_backend(const WeightFiller &fill) {
   if (fill) {

@@ -56,7 +56,7 @@ struct CpuScratch final : BackendScratch {
 
 class CpuBackend final : public Backend {
  public:
-  CpuBackend(const LayerConfig &config, const LayerWeights &weights)
+  CpuBackend(const LayerConfig &config, LayerWeights &weights)
       : config_(config),
         weights_(weights),
         openblas_(config.cpu_gemm == "openblas"),
@@ -68,7 +68,7 @@ class CpuBackend final : public Backend {
       fail(PIMOE_ERR_INVALID_OPTION,
            "deterministic mode needs cpu_gemm 'packed' (OpenBLAS's rounding depends on the number of rows)");
     }
-    if (!openblas_) pack_weights();
+    if (!openblas_) pack_weights(weights);
   }
 
   const char *name() const override { return "cpu"; }
@@ -139,32 +139,31 @@ class CpuBackend final : public Backend {
   bool is_shared(int64_t e) const { return e == config_.router.num_experts; }
   const ExpertPacked &packed(int64_t e) const { return is_shared(e) ? shared_packed_ : packed_[e]; }
 
-  void pack_weights() {
+  // Packs W [n, k] into `packed` and frees the host copy right away, so that packing a layer never holds two full
+  // copies of its weights (pimoe_tensor_read unpacks through read_weight()).
+  void pack(std::vector<float> &w, int64_t n, int64_t k, cpu::PackedWeight &packed) {
+    packed = cpu::PackedWeight(w.data(), n, k);
+    packed_of_[&w] = &packed;
+    std::vector<float>().swap(w);
+  }
+
+  void pack_weights(LayerWeights &weights) {
     const int64_t H = config_.hidden;
-    router_packed_ = cpu::PackedWeight(weights_.router_weight.data(), config_.router.num_experts, H);
-    packed_of_[&weights_.router_weight] = &router_packed_;
-    packed_.resize(weights_.experts.size());
+    pack(weights.router_weight, config_.router.num_experts, H, router_packed_);
+    packed_.resize(weights.experts.size());
     for (size_t e = 0; e < packed_.size(); ++e) {
-      const ExpertWeights &w = weights_.experts[e];
+      ExpertWeights &w = weights.experts[e];
       const int64_t I = config_.experts[e].intermediate;
-      if (!w.gate_weight.empty()) {
-        packed_[e].gate = cpu::PackedWeight(w.gate_weight.data(), I, H);
-        packed_of_[&w.gate_weight] = &packed_[e].gate;
-      }
-      packed_[e].up = cpu::PackedWeight(w.up_weight.data(), I, H);
-      packed_of_[&w.up_weight] = &packed_[e].up;
-      packed_[e].down = cpu::PackedWeight(w.down_weight.data(), H, I);
-      packed_of_[&w.down_weight] = &packed_[e].down;
+      if (!w.gate_weight.empty()) pack(w.gate_weight, I, H, packed_[e].gate);
+      pack(w.up_weight, I, H, packed_[e].up);
+      pack(w.down_weight, H, I, packed_[e].down);
     }
     if (config_.shared.width > 0) {
       const int64_t Is = config_.shared.width;
-      const ExpertWeights &w = weights_.shared;
-      shared_packed_.gate = cpu::PackedWeight(w.gate_weight.data(), Is, H);
-      packed_of_[&w.gate_weight] = &shared_packed_.gate;
-      shared_packed_.up = cpu::PackedWeight(w.up_weight.data(), Is, H);
-      packed_of_[&w.up_weight] = &shared_packed_.up;
-      shared_packed_.down = cpu::PackedWeight(w.down_weight.data(), H, Is);
-      packed_of_[&w.down_weight] = &shared_packed_.down;
+      ExpertWeights &w = weights.shared;
+      pack(w.gate_weight, Is, H, shared_packed_.gate);
+      pack(w.up_weight, Is, H, shared_packed_.up);
+      pack(w.down_weight, H, Is, shared_packed_.down);
     }
   }
 
@@ -380,7 +379,7 @@ std::string cpu_device_description(int64_t threads, bool openblas) {
          cpu::isa_name(cpu::isa());
 }
 
-std::unique_ptr<Backend> make_cpu_backend(const LayerConfig &config, const LayerWeights &weights) {
+std::unique_ptr<Backend> make_cpu_backend(const LayerConfig &config, LayerWeights &weights) {
   return std::make_unique<CpuBackend>(config, weights);
 }
 

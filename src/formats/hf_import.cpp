@@ -6,6 +6,7 @@
 #include "error.h"
 #include "expert_spec.h"
 #include "formats/hf_checkpoint.h"
+#include "formats/mapped_file.h"
 
 namespace pimoe {
 namespace {
@@ -110,6 +111,7 @@ std::unique_ptr<pimoe_model> import_hf(const std::string &dir, int32_t layer_ind
       const HfCheckpoint::Found &found = it->second.second;
       const SafetensorsView &view = found.file->view();
       decode_to_f32(view, *found.tensor, t.data->data(), t.data->size());
+      release_mapped_pages(view.bytes(*found.tensor), found.tensor->byte_size());
       for (size_t i = 0; i < t.data->size(); ++i) {
         if (!std::isfinite((*t.data)[i])) {
           fail(PIMOE_ERR_FORMAT, "file '", found.file->path(), "': tensor '", m.hf_name, "' element ", i, " is ",

@@ -48,4 +48,12 @@ MappedFile::~MappedFile() {
   if (data_) ::munmap(const_cast<uint8_t *>(data_), size_);
 }
 
+void release_mapped_pages(const void *begin, size_t length) {
+  const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto first = (reinterpret_cast<uintptr_t>(begin) + page - 1) / page * page;  // whole pages inside only
+  const auto last = (reinterpret_cast<uintptr_t>(begin) + length) / page * page;
+  // Advice only: a failure costs memory, never correctness, so it is not reported.
+  if (last > first) ::madvise(reinterpret_cast<void *>(first), last - first, MADV_DONTNEED);
+}
+
 }  // namespace pimoe

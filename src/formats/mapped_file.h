@@ -28,4 +28,10 @@ class MappedFile {
   size_t size_ = 0;
 };
 
+// Tells the kernel that the mapped pages inside [begin, begin + length) will not be read again soon: for a
+// read-only file mapping they leave the process's resident set and come back from the file if touched. Loaders call
+// it after copying a tensor, so loading a file never holds the whole file and the whole model at once.
+// Only for memory inside a MappedFile.
+void release_mapped_pages(const void *begin, size_t length);
+
 }  // namespace pimoe

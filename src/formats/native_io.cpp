@@ -1,6 +1,7 @@
 #include "formats/native_io.h"
 
 #include "error.h"
+#include "formats/mapped_file.h"
 #include "formats/native_format.h"
 #include "formats/safetensors.h"
 #include "formats/safetensors_writer.h"
@@ -31,6 +32,7 @@ std::unique_ptr<pimoe_model> load_native(const std::string &path, const Options 
       const TensorInfo *stored = view.find(t.name);
       if (!stored) fail(PIMOE_ERR_INTERNAL, "tensor '", t.name, "' vanished from '", path, "'");
       read_native_tensor(view, *stored, t.data->data(), t.data->size());
+      release_mapped_pages(view.bytes(*stored), stored->byte_size());
     }
   };
   return std::make_unique<pimoe_model>(config, fill);

@@ -1,16 +1,18 @@
-// pimoe-info: prints what a libpimoe native file holds and whether it loads.
+// pimoe-info: prints what a libpimoe native file, or a Hugging Face checkpoint folder, holds and whether it loads.
 //   usage: pimoe-info [--tensors] PATH
-// Exit status: 0 when the file loads, 1 when it does not, 2 on a usage error.
+// Exit status: 0 when the file (or at least one layer of the checkpoint) loads, 1 when not, 2 on a usage error.
 #include <pimoe/pimoe.h>
 
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <filesystem>
 #include <map>
 #include <string>
 
 #include "error.h"
 #include "formats/safetensors.h"
+#include "tools/checkpoint_info.h"
 
 namespace {
 
@@ -75,7 +77,7 @@ void print_tensors(const SafetensorsView &view, bool list) {
 }
 
 int usage() {
-  std::fprintf(stderr, "usage: pimoe-info [--tensors] PATH\n");
+  std::fprintf(stderr, "usage: pimoe-info [--tensors] PATH   (a native .safetensors file or a checkpoint folder)\n");
   return 2;
 }
 
@@ -96,6 +98,8 @@ int main(int argc, char **argv) {
   if (!path) return usage();
 
   std::printf("file:        %s\n", path);
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) return describe_checkpoint(path);
   try {
     const SafetensorsFile file(path);
     const SafetensorsView &view = file.view();

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # pimoe-info on a valid native file (describes it, says it loads, exits 0) and on a hostile one (says why it does not
-# load, exits 1). usage: check_pimoe_info.sh PIMOE_INFO CORPUS_DIR
+# load, exits 1), and on Hugging Face checkpoint folders (family, settings, which layers import).
+# usage: check_pimoe_info.sh PIMOE_INFO CORPUS_DIR FIXTURES_DIR
 set -uo pipefail
 tool=${1:?pimoe-info}
 corpus=${2:?corpus dir}
+fixtures=${3:?fixtures dir}
 fail=0
 expect() {  # expect NAME OUTPUT PATTERN
   if grep -qE -- "$3" <<<"$2"; then echo "ok: $1: /$3/"; else echo "FAIL: $1: no /$3/ in:"; echo "$2"; fail=1; fi
@@ -28,6 +30,19 @@ expect hostile "$out" "^loads: +no: .*router.weight.* has shape \[2, 8\] but the
 out=$("$tool" "$corpus/offsets_overlap.safetensors"); rc=$?
 [ $rc = 1 ] || { echo "FAIL: exit $rc on an overlapping file"; fail=1; }
 expect overlap "$out" "^safetensors: invalid: .*overlap"
+
+out=$("$tool" "$fixtures/deepseek_v3"); rc=$?
+[ $rc = 0 ] || { echo "FAIL: exit $rc on a checkpoint folder"; fail=1; }
+expect checkpoint "$out" "^family: +deepseek_v3 \(Hugging Face checkpoint\)"
+expect checkpoint "$out" "^router: +scoring sigmoid, norm_topk_prob true, n_group 4, topk_group 2"
+expect checkpoint "$out" "^layer 0 +no: .*dense"
+expect checkpoint "$out" "^layer 1 +loads: hidden 64, 16 experts, top_k 4"
+
+mkdir -p "${TMPDIR:-/tmp}/pimoe-info-empty.$$"
+out=$("$tool" "${TMPDIR:-/tmp}/pimoe-info-empty.$$"); rc=$?
+rmdir "${TMPDIR:-/tmp}/pimoe-info-empty.$$"
+[ $rc = 1 ] || { echo "FAIL: exit $rc on a folder without config.json"; fail=1; }
+expect no_config "$out" "no config.json"
 
 "$tool" >/dev/null 2>&1; rc=$?
 [ $rc = 2 ] || { echo "FAIL: exit $rc without arguments (expected 2)"; fail=1; }
