@@ -100,7 +100,8 @@ if(PIMOE_BUILD_TESTS)
   # The unit tests, and each benchmark once (-benchtime=1x) so that they stay runnable; measure with
   #   go test -run '^$' -bench . -benchtime 2s   (in ${_go_mod}, with the environment of PIMOE_GO_ENV).
   add_test(NAME go_test
-           COMMAND ${CMAKE_COMMAND} -E env ${PIMOE_GO_ENV} ${PIMOE_GO_EXECUTABLE} test -count=1 -v
+           COMMAND ${CMAKE_COMMAND} -E env ${PIMOE_GO_ENV} PIMOE_FIXTURES=${PROJECT_SOURCE_DIR}/tests/fixtures
+                   ${PIMOE_GO_EXECUTABLE} test -count=1 -v
                    -bench=. -benchtime=1x .
            WORKING_DIRECTORY ${_go_mod})
   add_test(NAME go_example COMMAND ${_go_example}/pimoe_example_go)

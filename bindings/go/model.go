@@ -1,6 +1,8 @@
 package pimoe
 
 import (
+	"fmt"
+	"math"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -49,6 +51,27 @@ func Load(path string, opts *Options) (*Model, error) {
 	status := cpimoe.Pimoe_load(path, oh, &h)
 	cpimoe.Pimoe_options_destroy(oh)
 	if err := check("pimoe_load", status); err != nil {
+		return nil, err
+	}
+	return wrap(h)
+}
+
+// ImportHF builds the MoE block of decoder layer `layer` of a Hugging Face checkpoint folder (config.json and
+// model.safetensors or a sharded index; see pimoe_import_hf in pimoe.h for the families and their semantics).
+// opts (nil for defaults) gives only the runtime settings.
+func ImportHF(dir string, layer int, opts *Options) (*Model, error) {
+	if layer < 0 || layer > math.MaxInt32 {
+		return nil, &Error{Status: StatusInvalidArgument, Op: "pimoe_import_hf",
+			Message: fmt.Sprintf("layer %d is out of range", layer)}
+	}
+	oh, err := opts.build()
+	if err != nil {
+		return nil, err
+	}
+	var h uintptr
+	status := cpimoe.Pimoe_import_hf(dir, layer, oh, &h)
+	cpimoe.Pimoe_options_destroy(oh)
+	if err := check("pimoe_import_hf", status); err != nil {
 		return nil, err
 	}
 	return wrap(h)

@@ -3,6 +3,7 @@ package pimoe
 import (
 	"errors"
 	"math"
+	"os"
 	"path/filepath"
 	"reflect"
 	"runtime"
@@ -796,5 +797,36 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 	closed.Close()
 	if err := closed.Save(filepath.Join(t.TempDir(), "x.safetensors")); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Save after Close: got %v, want ErrClosed", err)
+	}
+}
+
+func TestImportHF(t *testing.T) {
+	fixtures := os.Getenv("PIMOE_FIXTURES")
+	if fixtures == "" {
+		t.Fatal("PIMOE_FIXTURES is not set (ctest sets it to tests/fixtures)")
+	}
+	dir := filepath.Join(fixtures, "mixtral")
+	m, err := ImportHF(dir, 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	ref := cref.ImportHF(t, dir, 1)
+	defer ref.Destroy()
+	in := input(3*m.Hidden(), 5)
+	got, err := m.Forward(in, 1, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := make([]float32, len(in))
+	if r := ref.Forward(in, 1, 3, want, nil, nil); r.Status != 0 {
+		t.Fatalf("C forward: %+v", r)
+	}
+	sameBits(t, "imported layer output", got, want)
+
+	_, err = ImportHF(dir, 99, nil)
+	var pe *Error
+	if !errors.As(err, &pe) || pe.Status != StatusInvalidArgument || !strings.Contains(pe.Message, "layer") {
+		t.Fatalf("importing layer 99: got %v, want a StatusInvalidArgument error about the layer", err)
 	}
 }

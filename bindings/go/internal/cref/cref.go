@@ -49,6 +49,12 @@ static ref_result ref_set_expert(uintptr_t o, int what, int32_t e, int64_t v) {
     default: return ref_capture(pimoe_options_set_expert_pre_norm(p, e, (int32_t)v));
   }
 }
+static ref_result ref_import_hf(const char *dir, int32_t layer, uintptr_t *out) {
+  pimoe_model *m = NULL;
+  ref_result r = ref_capture(pimoe_import_hf(dir, layer, NULL, &m));
+  *out = (uintptr_t)m;
+  return r;
+}
 static ref_result ref_create(uintptr_t o, uintptr_t *out) {
   pimoe_model *m = NULL;
   ref_result r = ref_capture(pimoe_create((const pimoe_options *)o, &m));
@@ -114,6 +120,7 @@ static void ref_stats_layout(size_t *o) {
 import "C"
 
 import (
+	"testing"
 	"unsafe"
 )
 
@@ -224,6 +231,17 @@ func Create(o Options) (Model, Result) {
 	var h C.uintptr_t
 	r := res(C.ref_create(C.uintptr_t(o), &h))
 	return Model(h), r
+}
+
+// ImportHF is pimoe_import_hf with default runtime options; it fails the test on an error.
+func ImportHF(t testing.TB, dir string, layer int32) Model {
+	cdir, free := cstr(dir)
+	defer free()
+	var h C.uintptr_t
+	if r := res(C.ref_import_hf(cdir, C.int32_t(layer), &h)); r.Status != 0 {
+		t.Fatalf("C pimoe_import_hf: %+v", r)
+	}
+	return Model(h)
 }
 
 // CreateByName creates a model from settings given by name (pairs key, value), failing on the first bad one.
