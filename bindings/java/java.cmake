@@ -140,7 +140,8 @@ set_tests_properties(java_reference PROPERTIES FIXTURES_SETUP pimoe_java_referen
 set(_pj_launcher -jar ${_pj_junit} --class-path ${_pj_bin}/test-classes:${_pj_jar} --disable-banner --details=tree
     --fail-if-no-tests --disable-ansi-colors --select-package org.pimoe)
 add_test(NAME java_junit
-         COMMAND ${_pj_java_run} -Dpimoe.test.reference=${_pj_ref_dir} ${_pj_launcher} --exclude-tag zerocopy)
+         COMMAND ${_pj_java_run} -Dpimoe.test.reference=${_pj_ref_dir}
+                 -Dpimoe.test.fixtures=${PROJECT_SOURCE_DIR}/tests/fixtures ${_pj_launcher} --exclude-tag zerocopy)
 # Zero-copy: the probe, preloaded, sits between libpimoe_java and libpimoe and records the pointers it is given.
 add_test(NAME java_zero_copy
          COMMAND ${CMAKE_COMMAND} -E env LD_PRELOAD=$<TARGET_FILE:pimoe_java_probe>

@@ -257,7 +257,8 @@ PIMOE_JAVA_DIRECT(int32_t, java.nio.IntBuffer, direct_ids)
   pimoe_status pimoe_create, pimoe_status pimoe_model_dims, pimoe_status pimoe_model_expert,
   pimoe_status pimoe_forward, pimoe_status pimoe_forward_direct, pimoe_status pimoe_stats_get,
   pimoe_status pimoe_stats_expert_loads, pimoe_status pimoe_stats_reset, pimoe_status pimoe_tensor_shape,
-  pimoe_status pimoe_tensor_read, pimoe_status pimoe_backend_probe, pimoe_status pimoe_save, pimoe_status pimoe_load
+  pimoe_status pimoe_tensor_read, pimoe_status pimoe_backend_probe, pimoe_status pimoe_save, pimoe_status pimoe_load,
+  pimoe_status pimoe_import_hf
 };
 
 %include <pimoe/pimoe_export.h>

@@ -107,6 +107,27 @@ public final class Model implements AutoCloseable {
     }
   }
 
+  /**
+   * Imports the MoE block of decoder layer {@code layer} of a Hugging Face checkpoint folder (config.json and
+   * model.safetensors or a sharded index; pimoe_import_hf in pimoe.h lists the families). Only the runtime settings
+   * of {@code options} (may be null) are used.
+   */
+  public static Model importHf(String checkpointDir, int layer, Options options) {
+    long opts = options == null ? 0 : options.toNative();
+    try {
+      long[] out = new long[1];
+      pimoeJNI.pimoeImportHf(checkpointDir, layer, opts, out);
+      try {
+        return new Model(out[0]);
+      } catch (RuntimeException | Error e) {
+        pimoeJNI.pimoeDestroy(out[0]);
+        throw e;
+      }
+    } finally {
+      pimoeJNI.pimoeOptionsDestroy(opts);
+    }
+  }
+
   /** {@link #load(String, Options)} with default runtime settings. */
   public static Model load(String path) {
     return load(path, null);
