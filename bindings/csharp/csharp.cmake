@@ -144,5 +144,5 @@ add_test(NAME csharp_nunit
          COMMAND ${PIMOE_NUNIT_CONSOLE} -nologo -noshadow -labels -result=${_cs_out}/TestResult.xml ${_cs_tests_dll}
          WORKING_DIRECTORY ${_cs_out})
 set_tests_properties(csharp_nunit PROPERTIES LABELS csharp TIMEOUT 120 FIXTURES_REQUIRED pimoe_csharp_expected
-                     ENVIRONMENT "${_cs_env};LD_PRELOAD=$<TARGET_FILE:pimoe_csharp_spy>;PIMOE_CSHARP_EXPECTED=${_cs_out}/expected_output.txt;PIMOE_CSHARP_SPY=1"
+                     ENVIRONMENT "${_cs_env};LD_PRELOAD=$<TARGET_FILE:pimoe_csharp_spy>;PIMOE_CSHARP_EXPECTED=${_cs_out}/expected_output.txt;PIMOE_CSHARP_SPY=1;PIMOE_FIXTURES=${PROJECT_SOURCE_DIR}/tests/fixtures"
                      FAIL_REGULAR_EXPRESSION "Tests run: [0-9]+, Errors: [1-9]|Failures: [1-9]|Not run: [1-9]")

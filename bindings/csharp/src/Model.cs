@@ -93,6 +93,34 @@ namespace Pimoe
             }
         }
 
+        /// <summary>
+        /// Imports the MoE block of decoder layer <paramref name="layer"/> of a Hugging Face checkpoint folder
+        /// (config.json and model.safetensors or a sharded index; pimoe_import_hf in pimoe.h lists the families). Only
+        /// the runtime settings of <paramref name="options"/> are used.
+        /// </summary>
+        public static Model ImportHf(string checkpointDir, int layer, Options options = null)
+        {
+            pimoePINVOKE.EnsureInitialized();
+            ModelHandle imported;
+            if (options == null)
+            {
+                using (var defaults = new Options()) pimoe.PimoeImportHf(checkpointDir, layer, defaults.Handle, out imported);
+            }
+            else
+            {
+                pimoe.PimoeImportHf(checkpointDir, layer, options.Handle, out imported);
+            }
+            try
+            {
+                return new Model(imported);
+            }
+            catch
+            {
+                imported.Dispose();
+                throw;
+            }
+        }
+
         /// <summary>Saves the model to <paramref name="path"/> in libpimoe's native format (replacing a file).</summary>
         public void Save(string path) { pimoe.PimoeSave(Live(), path); }
 

@@ -46,6 +46,33 @@ namespace PimoeTests
         }
 
         [Test]
+        public void ImportHfRunsAndRoundTrips()
+        {
+            string fixtures = Environment.GetEnvironmentVariable("PIMOE_FIXTURES");
+            Assert.IsNotNull(fixtures, "PIMOE_FIXTURES is set by ctest");
+            string mixtral = Path.Combine(fixtures, "mixtral");
+            string path = Path.Combine(dir, "imported.safetensors");
+            using (var imported = Model.ImportHf(mixtral, 1))
+            {
+                var x = new float[3 * imported.Hidden];
+                for (int i = 0; i < x.Length; ++i) x[i] = (float)Math.Sin(0.37 * i);
+                var y = new float[x.Length];
+                var y2 = new float[x.Length];
+                imported.Forward(x, y, 1, 3);
+                foreach (float v in y) Assert.IsFalse(float.IsNaN(v) || float.IsInfinity(v));
+                imported.Save(path);
+                using (var loaded = Model.Load(path))
+                {
+                    loaded.Forward(x, y2, 1, 3);
+                    Assert.IsTrue(BitwiseEqual(y, y2), "the imported layer computes differently after save + load");
+                }
+            }
+            var e = Assert.Throws<PimoeException>(() => Model.ImportHf(mixtral, 99));
+            Assert.AreEqual(Status.InvalidArgument, e.Status);
+            StringAssert.Contains("layer", e.Message);
+        }
+
+        [Test]
         public void Errors()
         {
             string missing = Path.Combine(dir, "missing.safetensors");
