@@ -64,6 +64,33 @@ namespace Pimoe
             pimoe.PimoeModelDims(handle, out hidden, out numExperts, out topK);
         }
 
+        private delegate void Opener(OptionsHandle options, out ModelHandle model);
+
+        // The one place that turns a fresh native handle into a Model: default options when none are given, and the
+        // handle disposed if wrapping it fails.
+        private static Model Open(Options options, Opener opener)
+        {
+            pimoePINVOKE.EnsureInitialized();
+            ModelHandle opened;
+            if (options == null)
+            {
+                using (var defaults = new Options()) opener(defaults.Handle, out opened);
+            }
+            else
+            {
+                opener(options.Handle, out opened);
+            }
+            try
+            {
+                return new Model(opened);
+            }
+            catch
+            {
+                opened.Dispose();
+                throw;
+            }
+        }
+
         /// <summary>
         /// Loads a model saved by <see cref="Save(string)"/> (libpimoe's native safetensors format). The layer comes
         /// from the file; only the runtime settings (backend, threads, deterministic, cpu_gemm) come from
@@ -72,25 +99,7 @@ namespace Pimoe
         /// </summary>
         public static Model Load(string path, Options options = null)
         {
-            pimoePINVOKE.EnsureInitialized();
-            ModelHandle loaded;
-            if (options == null)
-            {
-                using (var defaults = new Options()) pimoe.PimoeLoad(path, defaults.Handle, out loaded);
-            }
-            else
-            {
-                pimoe.PimoeLoad(path, options.Handle, out loaded);
-            }
-            try
-            {
-                return new Model(loaded);
-            }
-            catch
-            {
-                loaded.Dispose();
-                throw;
-            }
+            return Open(options, (OptionsHandle o, out ModelHandle h) => pimoe.PimoeLoad(path, o, out h));
         }
 
         /// <summary>
@@ -100,25 +109,8 @@ namespace Pimoe
         /// </summary>
         public static Model ImportHf(string checkpointDir, int layer, Options options = null)
         {
-            pimoePINVOKE.EnsureInitialized();
-            ModelHandle imported;
-            if (options == null)
-            {
-                using (var defaults = new Options()) pimoe.PimoeImportHf(checkpointDir, layer, defaults.Handle, out imported);
-            }
-            else
-            {
-                pimoe.PimoeImportHf(checkpointDir, layer, options.Handle, out imported);
-            }
-            try
-            {
-                return new Model(imported);
-            }
-            catch
-            {
-                imported.Dispose();
-                throw;
-            }
+            return Open(options, (OptionsHandle o, out ModelHandle h) =>
+                pimoe.PimoeImportHf(checkpointDir, layer, o, out h));
         }
 
         /// <summary>Saves the model to <paramref name="path"/> in libpimoe's native format (replacing a file).</summary>

@@ -70,12 +70,18 @@ public final class Model implements AutoCloseable {
     return create(null);
   }
 
-  /** A model from options (null: all defaults). Bad options throw with the library's message naming them. */
-  public static Model create(Options options) {
+  /** A native call that fills out[0] with a new model handle, given native options (0: defaults). */
+  private interface Opener {
+    void open(long options, long[] out);
+  }
+
+  // The one place that turns a fresh native handle into a Model: options are freed whatever happens, and the handle
+  // is destroyed if wrapping it fails.
+  private static Model open(Options options, Opener opener) {
     long opts = options == null ? 0 : options.toNative();
     try {
       long[] out = new long[1];
-      pimoeJNI.pimoeCreate(opts, out);
+      opener.open(opts, out);
       try {
         return new Model(out[0]);
       } catch (RuntimeException | Error e) {
@@ -87,24 +93,17 @@ public final class Model implements AutoCloseable {
     }
   }
 
+  /** A model from options (null: all defaults). Bad options throw with the library's message naming them. */
+  public static Model create(Options options) {
+    return open(options, (opts, out) -> pimoeJNI.pimoeCreate(opts, out));
+  }
+
   /**
    * A model from a file written by {@link #save} (libpimoe's safetensors format). The layer comes from the file;
    * only the runtime settings of options are used (backend, threads, deterministic, cpu_gemm); null: defaults.
    */
   public static Model load(String path, Options options) {
-    long opts = options == null ? 0 : options.toNative();
-    try {
-      long[] out = new long[1];
-      pimoeJNI.pimoeLoad(path, opts, out);
-      try {
-        return new Model(out[0]);
-      } catch (RuntimeException | Error e) {
-        pimoeJNI.pimoeDestroy(out[0]);
-        throw e;
-      }
-    } finally {
-      pimoeJNI.pimoeOptionsDestroy(opts);
-    }
+    return open(options, (opts, out) -> pimoeJNI.pimoeLoad(path, opts, out));
   }
 
   /**
@@ -113,19 +112,7 @@ public final class Model implements AutoCloseable {
    * of {@code options} (may be null) are used.
    */
   public static Model importHf(String checkpointDir, int layer, Options options) {
-    long opts = options == null ? 0 : options.toNative();
-    try {
-      long[] out = new long[1];
-      pimoeJNI.pimoeImportHf(checkpointDir, layer, opts, out);
-      try {
-        return new Model(out[0]);
-      } catch (RuntimeException | Error e) {
-        pimoeJNI.pimoeDestroy(out[0]);
-        throw e;
-      }
-    } finally {
-      pimoeJNI.pimoeOptionsDestroy(opts);
-    }
+    return open(options, (opts, out) -> pimoeJNI.pimoeImportHf(checkpointDir, layer, opts, out));
   }
 
   /** {@link #load(String, Options)} with default runtime settings. */
