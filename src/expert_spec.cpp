@@ -99,6 +99,9 @@ LayerConfig resolve_layer_config(const Options &options) {
   config.threads = options.threads;
   config.deterministic = options.deterministic;
   config.cpu_gemm = options.cpu_gemm;
+  config.weight_dtype = options.weight_dtype == "bf16"   ? WeightDtype::BF16
+                        : options.weight_dtype == "fp16" ? WeightDtype::F16
+                                                         : WeightDtype::F32;
   config.backend = options.backend;
 
   if (!options.per_expert.empty()) {

@@ -14,6 +14,9 @@ struct ExpertSpec {
   int64_t intermediate = 0;
   bool pre_norm = false;
   bool bias = false;
+  // A host callback computes this expert (pimoe_expert_callback): it has no weights, and a backend never sees its
+  // assignments (the router keeps them out of the plan's counting sort; the model calls the callback).
+  bool callback = false;
 
   bool gated() const { return activation == PIMOE_ACT_SWIGLU; }
 };
@@ -47,6 +50,8 @@ struct SharedExpertConfig {
   bool gated = false;
 };
 
+enum class WeightDtype { F32, BF16, F16 };
+
 struct LayerConfig {
   int64_t hidden = 0;
   RouterConfig router;
@@ -58,6 +63,7 @@ struct LayerConfig {
   bool deterministic = false;
   std::string backend;
   std::string cpu_gemm;
+  WeightDtype weight_dtype = WeightDtype::F32;  // storage of expert and shared-expert matrices
 };
 
 // Applies presets and overrides and checks every cross-option constraint (top_k <= num_experts, ...).

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "dtype.h"
 #include "router.h"
 
 namespace pimoe {
@@ -59,6 +60,7 @@ std::unique_ptr<Backend> Model::fill_then_create_backend(const WeightFiller &fil
   } else {
     initialize_weights(config_.seed, tensors_);
   }
+  round_expert_matrices(config_, weights_);
   return create_backend(config_.backend, config_, weights_);
 }
 

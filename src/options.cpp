@@ -48,6 +48,7 @@ constexpr KeyInfo kKeys[] = {
     {PIMOE_OPT_GROUP_SCORE, "group_score", KeyType::String, 0, 0},
     {PIMOE_OPT_SHARED_WIDTH, "shared_width", KeyType::Int, 0, 262144},
     {PIMOE_OPT_SHARED_GATE, "shared_gate", KeyType::Int, 0, 1},
+    {PIMOE_OPT_WEIGHT_DTYPE, "weight_dtype", KeyType::String, 0, 0},
 };
 
 const KeyInfo &key_info(int key) {
@@ -212,6 +213,12 @@ void Options::set_string(int raw_key, const char *value) {
       fail(PIMOE_ERR_INVALID_OPTION, "option 'group_score' = '", v, "' is not 'top2_sum' or 'max'");
     }
     group_score = v;
+  } else if (key == PIMOE_OPT_WEIGHT_DTYPE) {
+    const std::string v = value;
+    if (v != "fp32" && v != "bf16" && v != "fp16") {
+      fail(PIMOE_ERR_INVALID_OPTION, "option 'weight_dtype' = '", v, "' is not 'fp32', 'bf16' or 'fp16'");
+    }
+    weight_dtype = v;
   }
 }
 

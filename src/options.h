@@ -44,6 +44,7 @@ struct Options {
   std::string group_score = "top2_sum";
   int64_t shared_width = 0;
   bool shared_gate = false;
+  std::string weight_dtype = "fp32";
 
   ExpertOverride every_expert;
   std::map<int32_t, ExpertOverride> per_expert;

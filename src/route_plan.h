@@ -10,6 +10,9 @@ struct RoutePlan {
   int64_t tokens = 0;
   int64_t top_k = 0;
   int64_t num_experts = 0;
+  // Whether run_experts adds the shared expert (when the layer has one). The model clears it for the extra passes
+  // that need the routed experts' outputs alone (attention combine).
+  bool include_shared = true;
 
   // Per assignment a = t*top_k + j (slot j of token t, slots in descending probability).
   std::vector<int32_t> expert;    // chosen expert

@@ -78,6 +78,7 @@ struct Layer {
   bool group_max = false;
   int64_t shared_width = 0;
   bool shared_gate = false;
+  std::string weight_dtype = "fp32";  // a runtime setting: applied even when set_layer_options is false
   bool set_layer_options = true;  // false: leave every layer option at its default (except threads and backend)
   po::SpecResolver overrides;     // per-expert calls, replayed in order before the layer options are set
 
@@ -110,7 +111,7 @@ struct Layer {
       << " scoring=" << (sigmoid ? "sigmoid" : "softmax") << " router_bias=" << router_bias
       << " scaling=" << routed_scaling << " groups=" << num_groups << "/" << topk_groups << "("
       << (group_max ? "max" : "top2_sum") << ") shared=" << shared_width << (shared_gate ? "+gate" : "")
-      << " backend=" << Backend();
+      << " weight_dtype=" << weight_dtype << " backend=" << Backend();
     return s.str();
   }
 };
@@ -157,6 +158,7 @@ void Create(const Layer &l, ModelPtr *out) {
   PIMOE_ASSERT_OK(pimoe_options_set_int(o.get(), PIMOE_OPT_THREADS, l.threads));
   PIMOE_ASSERT_OK(pimoe_options_set_int(o.get(), PIMOE_OPT_DETERMINISTIC, l.deterministic ? 1 : 0));
   PIMOE_ASSERT_OK(pimoe_options_set_string(o.get(), PIMOE_OPT_CPU_GEMM, l.cpu_gemm.c_str()));
+  PIMOE_ASSERT_OK(pimoe_options_set_string(o.get(), PIMOE_OPT_WEIGHT_DTYPE, l.weight_dtype.c_str()));
   PIMOE_ASSERT_OK(pimoe_options_set_string(o.get(), PIMOE_OPT_BACKEND, Backend()));
   pimoe_model *m = nullptr;
   PIMOE_ASSERT_OK(pimoe_create(o.get(), &m));
@@ -1432,3 +1434,59 @@ TEST(ParityRouterExt, DeterministicModeWithTheNewFeatures) {
 }
 
 }  // namespace
+
+// bf16/fp16 weight storage: the expert matrices are rounded to the type (so the oracle, reading them back, sees the
+// stored values and parity stays at 1e-5), the router stays fp32, and the layer stays within 1e-2 of its fp32 self.
+TEST(ParityWeightDtype, RoundedExpertMatricesKeepParity) {
+  for (const char *dtype : {"bf16", "fp16"}) {
+    for (pimoe_activation act : {PIMOE_ACT_GELU, PIMOE_ACT_SWIGLU}) {
+      Layer l;
+      l.weight_dtype = dtype;
+      l.activation = act;
+      l.shared_width = 24;
+      l.seed = 2500;
+      CheckLayer(l, 2, 7, 2501);
+
+      ModelPtr low, full;
+      ASSERT_NO_FATAL_FAILURE(Create(l, &low));
+      Layer l32 = l;
+      l32.weight_dtype = "fp32";
+      ASSERT_NO_FATAL_FAILURE(Create(l32, &full));
+      // Stored values: every element of an expert matrix is representable in the type, the router is untouched.
+      for (const char *name : {"experts.1.up.weight", "shared.down.weight", "router.weight"}) {
+        int64_t shape[4] = {0, 0, 0, 0};
+        int32_t rank = 0;
+        PIMOE_ASSERT_OK(pimoe_tensor_shape(low.get(), name, &rank, shape));
+        size_t n = 1;
+        for (int32_t i = 0; i < rank; ++i) n *= static_cast<size_t>(shape[i]);
+        std::vector<float> a(n), b(n);
+        PIMOE_ASSERT_OK(pimoe_tensor_read(low.get(), name, a.data(), n));
+        PIMOE_ASSERT_OK(pimoe_tensor_read(full.get(), name, b.data(), n));
+        const bool router = std::string(name) == "router.weight";
+        size_t changed = 0;
+        for (size_t i = 0; i < n; ++i) {
+          const double rel = std::fabs(a[i] - b[i]) / std::max(1e-30, static_cast<double>(std::fabs(b[i])));
+          if (router) {
+            ASSERT_EQ(a[i], b[i]) << name << "[" << i << "]";
+          } else {
+            ASSERT_LE(rel, std::string(dtype) == "bf16" ? 1.0 / 256 : 1.0 / 2048) << name << "[" << i << "]";
+          }
+          changed += a[i] != b[i];
+        }
+        if (!router) EXPECT_GT(changed, n / 2) << name << " was not rounded to " << dtype;
+      }
+      const std::vector<float> x = RandomInput(static_cast<size_t>(6 * l.hidden), 2502);
+      std::vector<float> ya(x.size()), yb(x.size());
+      PIMOE_ASSERT_OK(pimoe_forward(low.get(), x.data(), x.size(), 1, 6, ya.data(), ya.size(), nullptr, nullptr, 0));
+      PIMOE_ASSERT_OK(pimoe_forward(full.get(), x.data(), x.size(), 1, 6, yb.data(), yb.size(), nullptr, nullptr, 0));
+      double rms = 0.0, err = 0.0;
+      for (size_t i = 0; i < x.size(); ++i) {
+        rms += static_cast<double>(yb[i]) * yb[i];
+        err = std::max(err, std::fabs(static_cast<double>(ya[i]) - yb[i]));
+      }
+      rms = std::sqrt(rms / static_cast<double>(x.size()));
+      EXPECT_LE(err, 1e-2 * rms) << dtype;
+      EXPECT_GT(err, 0.0) << dtype << " storage changed nothing";
+    }
+  }
+}

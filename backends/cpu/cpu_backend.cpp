@@ -111,7 +111,7 @@ class CpuBackend final : public Backend {
     s.out.resize(static_cast<size_t>(kept * H));
     s.hidden.resize(static_cast<size_t>(hidden_total));
     if (any_gated) s.gate.resize(static_cast<size_t>(hidden_total));
-    const int64_t Is = config_.shared.width, T = plan.tokens;
+    const int64_t Is = plan.include_shared ? config_.shared.width : 0, T = plan.tokens;
     if (Is > 0) {
       s.shared_hidden.resize(static_cast<size_t>(T * Is));
       s.shared_gate.resize(static_cast<size_t>(T * Is));
@@ -219,7 +219,7 @@ class CpuBackend final : public Backend {
         }
       }
     }
-    if (config_.shared.width > 0) {  // the shared expert's tiles join the same list: one parallel loop for all
+    if (config_.shared.width > 0 && plan.include_shared) {  // the shared expert's tiles join the same list: one parallel loop for all
       const int64_t e = plan.num_experts, P = panels(e);
       for (int64_t r = 0; r < plan.tokens; r += kTileRows) {
         for (int64_t p = 0; p < P; p += kTilePanels) {
@@ -328,7 +328,7 @@ class CpuBackend final : public Backend {
   // shared expert (g = 1, or sigmoid(shared.score.weight . x_t)).
   void combine(const RoutePlan &plan, const float *x, const CpuScratch &s, float *y) const {
     const int64_t H = config_.hidden, k = plan.top_k;
-    const bool shared = config_.shared.width > 0;
+    const bool shared = config_.shared.width > 0 && plan.include_shared;
     const float *score = config_.shared.gated ? weights_.shared_score_weight.data() : nullptr;
     parallel_chunks(plan.tokens, 8, [&](int64_t begin, int64_t end) {
       for (int64_t t = begin; t < end; ++t) {

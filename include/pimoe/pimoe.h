@@ -176,6 +176,14 @@ typedef enum pimoe_expert_preset {
  *                                                  Is on every token (no pre-norm, no biases, unaffected by capacity)
  *   SHARED_GATE "shared_gate"    int     0         1: the shared expert's output is scaled by sigmoid(w . x), w the
  *                                                  tensor "shared.score.weight" (Qwen2-MoE); needs shared_width > 0
+ *   WEIGHT_DTYPE "weight_dtype"  string  "fp32"    storage of the expert and shared-expert matrices: "fp32", "bf16"
+ *                                                  or "fp16" (round to nearest even; router, biases and norms stay
+ *                                                  fp32; arithmetic and accumulation stay fp32). A runtime setting
+ *                                                  like BACKEND: it also applies to pimoe_load / pimoe_import_hf.
+ *                                                  GPU backends store the matrices in that type; the CPU backend
+ *                                                  keeps fp32 values rounded to it, so every backend computes with
+ *                                                  the same weight values. pimoe_tensor_read returns the rounded
+ *                                                  values.
  *
  * Routing of one token, in full: scores c_i (softmax p_i or sigmoid s_i); selection scores q_i = c_i + b_i (b = 0
  * without ROUTER_BIAS); with G > 1 groups, each group's score from its q_i, the topk_groups best groups kept (ties to
@@ -215,7 +223,8 @@ typedef enum pimoe_option {
   PIMOE_OPT_TOPK_GROUPS = 21,
   PIMOE_OPT_GROUP_SCORE = 22,
   PIMOE_OPT_SHARED_WIDTH = 23,
-  PIMOE_OPT_SHARED_GATE = 24
+  PIMOE_OPT_SHARED_GATE = 24,
+  PIMOE_OPT_WEIGHT_DTYPE = 25
 } pimoe_option;
 
 /* Opaque, growable set of options (zstd/ONNX Runtime style: typed setters keyed by an enum, so new options never

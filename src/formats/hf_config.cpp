@@ -186,6 +186,7 @@ HfLayerConfig read_hf_config(const std::string &dir, int32_t layer, const Option
   o.backend = runtime.backend;
   o.deterministic = runtime.deterministic;
   o.cpu_gemm = runtime.cpu_gemm;
+  o.weight_dtype = runtime.weight_dtype;
   o.seed = runtime.seed;
   o.activation = PIMOE_ACT_SWIGLU;
   o.pre_norm = false;

@@ -1,0 +1,89 @@
+#include "dtype.h"
+
+#include <cmath>
+
+#include "weights.h"
+
+namespace pimoe {
+
+uint16_t float_to_fp16_bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  const uint32_t sign = (u >> 16) & 0x8000u;
+  const uint32_t abs = u & 0x7fffffffu;
+  if (abs > 0x7f800000u) return static_cast<uint16_t>(sign | 0x7e00u);  // NaN
+  if (abs >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);  // rounds to >= 65520: inf
+  if (abs < 0x38800000u) {
+    // Subnormal half (or zero): scale into an integer count of 2^-24 units, rounding to nearest even.
+    float a;
+    std::memcpy(&a, &abs, 4);
+    const float units = a * 16777216.0f;  // exact: a power-of-two scaling of a value below 2^-14
+    return static_cast<uint16_t>(sign | static_cast<uint32_t>(std::nearbyint(units)));
+  }
+  // Normal half: rebias the exponent, round the 13 dropped mantissa bits to nearest even.
+  uint32_t h = ((abs >> 13) - (112u << 10));
+  const uint32_t rest = abs & 0x1fffu;
+  if (rest > 0x1000u || (rest == 0x1000u && (h & 1u))) ++h;
+  return static_cast<uint16_t>(sign | h);
+}
+
+float fp16_bits_to_float(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+  const uint32_t exp = (h >> 10) & 0x1fu, man = h & 0x3ffu;
+  float f;
+  if (exp == 0) {
+    f = std::ldexp(static_cast<float>(man), -24);
+    uint32_t u;
+    std::memcpy(&u, &f, 4);
+    u |= sign;
+    std::memcpy(&f, &u, 4);
+    return f;
+  }
+  const uint32_t u = exp == 31 ? (sign | 0x7f800000u | (man << 13)) : (sign | ((exp + 112u) << 23) | (man << 13));
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+float round_to_dtype(float f, WeightDtype dtype) {
+  switch (dtype) {
+    case WeightDtype::BF16:
+      return bf16_bits_to_float(float_to_bf16_bits(f));
+    case WeightDtype::F16:
+      return fp16_bits_to_float(float_to_fp16_bits(f));
+    case WeightDtype::F32:
+      break;
+  }
+  return f;
+}
+
+namespace {
+void round_all(std::vector<float> &v, WeightDtype dtype) {
+  for (float &f : v) f = round_to_dtype(f, dtype);
+}
+}  // namespace
+
+void round_expert_matrices(const LayerConfig &config, LayerWeights &weights) {
+  if (config.weight_dtype == WeightDtype::F32) return;
+  for (ExpertWeights &e : weights.experts) {
+    round_all(e.gate_weight, config.weight_dtype);
+    round_all(e.up_weight, config.weight_dtype);
+    round_all(e.down_weight, config.weight_dtype);
+  }
+  round_all(weights.shared.gate_weight, config.weight_dtype);
+  round_all(weights.shared.up_weight, config.weight_dtype);
+  round_all(weights.shared.down_weight, config.weight_dtype);
+}
+
+const char *weight_dtype_name(WeightDtype dtype) {
+  switch (dtype) {
+    case WeightDtype::BF16:
+      return "bf16";
+    case WeightDtype::F16:
+      return "fp16";
+    case WeightDtype::F32:
+      break;
+  }
+  return "fp32";
+}
+
+}  // namespace pimoe
