@@ -38,6 +38,11 @@ struct RouterConfig {
   int64_t topk_groups = 1;
   GroupScore group_score = GroupScore::Top2Sum;
 
+  // True when the layer uses a routing feature that only the host router implements (attention router, expert
+  // choice, multi-level groups, adaptive bias, dynamic capacity, attention combine, callback experts): a backend's
+  // fused on-device routing must then leave routing to the model (router_logits + run_experts).
+  bool needs_host_routing() const { return false; }
+
   // True when routing is plain softmax top-k (the default layer): the router's fast path.
   bool plain_softmax() const {
     return scoring == RouterScoring::Softmax && !selection_bias && num_groups == 1 && routed_scaling_factor == 1.0;

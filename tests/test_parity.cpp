@@ -1473,7 +1473,9 @@ TEST(ParityWeightDtype, RoundedExpertMatricesKeepParity) {
           }
           changed += a[i] != b[i];
         }
-        if (!router) EXPECT_GT(changed, n / 2) << name << " was not rounded to " << dtype;
+        if (!router) {
+          EXPECT_GT(changed, n / 2) << name << " was not rounded to " << dtype;
+        }
       }
       const std::vector<float> x = RandomInput(static_cast<size_t>(6 * l.hidden), 2502);
       std::vector<float> ya(x.size()), yb(x.size());
