@@ -83,6 +83,14 @@ static double jain(const uint64_t *c, int n) {
   return s2 > 0.0 ? s * s / ((double)n * s2) : 1.0;
 }
 
+/* The example checks what it shows, so that it fails loudly (exit 1) if a feature stops doing what it prints. */
+static void expect(int ok, const char *what) {
+  if (!ok) {
+    fprintf(stderr, "routing_features: unexpected: %s\n", what);
+    exit(1);
+  }
+}
+
 static void section(const char *title) {
   printf("\n== %s\n", title);
 }
@@ -137,6 +145,7 @@ static void group_tree(void) {
   section("2. group tree \"2:1,2:1\" (sigmoid scores): experts {0,1} {2,3} {4,5} {6,7} are the leaves");
   printf("tokens whose two experts share one leaf group: %d of %d; tokens per leaf: %d %d %d %d\n", T - outside, T,
          per_quarter[0], per_quarter[1], per_quarter[2], per_quarter[3]);
+  expect(outside == 0, "a token's experts outside its kept leaf group");
   pimoe_destroy(m);
 }
 
@@ -168,6 +177,7 @@ static void expert_choice(void) {
   printf("\nexperts per token (count of tokens with 0, 1, 2, ... experts):");
   for (j = 0; j <= 4; ++j) printf(" %d", per_token_hist[j]);
   printf(" ...\n");
+  for (j = 0; j < E; ++j) expect(per_expert[j] == 3, "an expert did not take exactly C = 3 tokens");
   pimoe_destroy(m);
 }
 
@@ -251,6 +261,7 @@ static void dynamic_capacity(void) {
   section("6. dynamic capacity (capacity_factor 1.25, 40 slots per expert, 320 per call) on the skewed stream");
   printf("dropped assignments over %d calls: static %llu, dynamic %llu\n", CALLS,
          (unsigned long long)s.dropped_tokens, (unsigned long long)d.dropped_tokens);
+  expect(d.dropped_tokens < s.dropped_tokens, "dynamic capacity dropped no fewer tokens than static capacity");
   pimoe_destroy(ms);
   pimoe_destroy(md);
 }
@@ -333,6 +344,7 @@ static void callback_expert(void) {
   section("9. physically isolated expert: expert 2 is a host callback computing 3*x exactly (top-1, renormalised)");
   printf("callback calls: %d; tokens routed to it: %d of %d; outputs equal to 3*x bit for bit: %d of %d\n", calls,
          routed, T, exact, routed);
+  expect(calls == 1 && routed > 0 && exact == routed, "the callback's outputs are not exactly in the layer output");
   pimoe_destroy(m);
 }
 

@@ -245,6 +245,8 @@ typedef enum pimoe_expert_preset {
  *                                                  w'_j = softmax over the slots with w_j > 0 of
  *                                                  (q.k_j / sqrt(d_c) + log w_j); y = sum_j w'_j o_j + shared.
  *                                                  The routing outputs report w'. o_j includes the expert's biases.
+ *                                                  w' sums to 1 over a token's kept slots, so routed_scaling_factor
+ *                                                  and RENORMALIZE have no effect on the output with it.
  * Callback experts (pimoe_options_set_expert_callback) are routed like any expert; see pimoe_expert_fn.
  *
  * Routing of one token, in full: scores c_i (softmax p_i or sigmoid s_i); selection scores q_i = c_i + b_i (b = 0
