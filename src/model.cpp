@@ -78,10 +78,14 @@ void Model::forward(const float *x, int64_t tokens, float *y, int32_t *ids, floa
     ~Release() { pool.release(w); }
   } release{workspaces_, w};
 
-  w.logits.resize(static_cast<size_t>(tokens * config_.router.num_experts));
-  backend_->router_logits(x, tokens, w.logits.data(), *w.scratch);
-  build_route_plan(config_.router, w.logits.data(), tokens, w.plan, weights_.selection_bias.data());
-  backend_->run_experts(w.plan, x, y, *w.scratch);
+  // A GPU backend may run the whole layer on its device (routing fused into its kernels) when the layer's routing is
+  // one it implements; otherwise routing is done here and the backend runs the experts.
+  if (config_.router.needs_host_routing() || !backend_->forward_fused(x, tokens, y, w.plan, *w.scratch, nullptr)) {
+    w.logits.resize(static_cast<size_t>(tokens * config_.router.num_experts));
+    backend_->router_logits(x, tokens, w.logits.data(), *w.scratch);
+    build_route_plan(config_.router, w.logits.data(), tokens, w.plan, weights_.selection_bias.data());
+    backend_->run_experts(w.plan, x, y, *w.scratch);
+  }
 
   if (ids) std::copy(w.plan.expert.begin(), w.plan.expert.end(), ids);
   if (weights) std::copy(w.plan.weight.begin(), w.plan.weight.end(), weights);

@@ -50,6 +50,9 @@ class Model {
 
   // Validated arguments only (api.cpp checks them). ids/weights may be null.
   void forward(const float *x, int64_t tokens, float *y, int32_t *ids, float *weights);
+  // The same with x and y in the backend's device memory, work ordered on `stream` (pimoe_forward_cuda;
+  // model_device.cpp). ids/weights are host memory and may be null.
+  void forward_device(const float *x, int64_t tokens, float *y, void *stream, int32_t *ids, float *weights);
 
   const LayerConfig &config() const { return config_; }
   const Backend &backend() const { return *backend_; }
