@@ -318,9 +318,8 @@ class CudaBackend final : public Backend {
     const int64_t tiles_bound = (rows + tile_rows - 1) / tile_rows + G;
     const CallLayout layout(E, T, A, rows, G, tiles_bound);
 
+    reserve_call(s, T, rows, path, layout.total, layout.total, true);
     // The plan's device form, written into page-locked memory and sent in one copy.
-    s.host_call.reserve(layout.total, "the call's plan");
-    s.call.reserve(layout.total, "the call's plan");
     char *h = s.host_call.get();
     const DevicePlan hp = layout.plan(h);
     for (int64_t a = 0; a < A; ++a) {
@@ -355,8 +354,6 @@ class CudaBackend final : public Backend {
       }
     }
     const size_t xb = sizeof(float) * T * H_;
-    s.x.reserve(xb, "the call's input");
-    s.y.reserve(xb, "the call's output");
     check(cudaMemcpyAsync(s.call.get(), h, layout.total, cudaMemcpyHostToDevice, s.stream), "copying the plan");
     check(cudaMemcpyAsync(s.x.get(), x, xb, cudaMemcpyHostToDevice, s.stream), "copying the input to the device");
     run_layer(s, s.x.as<float>(), s.y.as<float>(), T, static_cast<int32_t>(k), shared, rows, tiles_bound, path,
@@ -377,8 +374,7 @@ class CudaBackend final : public Backend {
     const int64_t tile_rows = path == Path::Mma ? cuda::kMmaTileRows : cuda::kSimtTileRows;
     const int64_t tiles_bound = (rows + tile_rows - 1) / tile_rows + G;
     const CallLayout layout(E, T, A, rows, G, tiles_bound);
-    s.call.reserve(layout.total, "the call's plan");
-    s.host_call.reserve(layout.result_end, "the call's routing results");
+    reserve_call(s, T, rows, path, layout.total, layout.result_end, device == nullptr);
     char *dc = static_cast<char *>(s.call.get());
     const DevicePlan dp = layout.plan(dc);
     auto *flag = reinterpret_cast<unsigned long long *>(dc + layout.flag);
@@ -391,13 +387,10 @@ class CudaBackend final : public Backend {
       cuda::launch_find_non_finite(x, T * H_, flag, st);
       check_launch("the input check kernel");
     } else {
-      s.x.reserve(xb, "the call's input");
-      s.y.reserve(xb, "the call's output");
       check(cudaMemcpyAsync(s.x.get(), x, xb, cudaMemcpyHostToDevice, st), "copying the input to the device");
       xd = s.x.as<float>();
       yd = s.y.as<float>();
     }
-    s.logits.reserve(sizeof(float) * T * E, "router logits");
     launch_router(xd, T, s.logits.as<float>(), st);
 
     cuda::RouteArgs r;
@@ -504,16 +497,29 @@ class CudaBackend final : public Backend {
     check_launch("the router logits kernel");
   }
 
+  // Every device buffer a call needs, allocated before its first kernel is queued: a failed allocation (out of
+  // device memory) then leaves nothing half-done on the stream.
+  void reserve_call(CudaScratch &s, int64_t T, int64_t rows, Path path, size_t plan_bytes, size_t host_bytes,
+                    bool host_io) const {
+    const size_t es = wtype_size(path == Path::Mma ? wtype_ : WType::F32);
+    const size_t row_count = static_cast<size_t>(std::max<int64_t>(rows, 1));
+    s.call.reserve(plan_bytes, "the call's plan");
+    s.host_call.reserve(host_bytes, "the call's plan");
+    if (host_io) {
+      s.x.reserve(sizeof(float) * T * H_, "the call's input");
+      s.y.reserve(sizeof(float) * T * H_, "the call's output");
+    }
+    s.logits.reserve(sizeof(float) * T * E_, "router logits");
+    s.rows.reserve(es * row_count * H_, "gathered rows");
+    s.hidden.reserve(es * row_count * istride_, "expert hidden activations");
+    s.out.reserve(sizeof(float) * row_count * H_, "expert outputs");
+  }
+
   // gather -> up projection (+ activation) -> down projection -> combine, over the device plan dp.
   void run_layer(CudaScratch &s, const float *x, float *y, int64_t T, int32_t k, bool shared, int64_t rows,
                  int64_t tiles_bound, Path path, const DevicePlan &dp, cudaStream_t st) const {
     const int32_t G = E_ + (shared ? 1 : 0);
     const WType act = path == Path::Mma ? wtype_ : WType::F32;
-    const size_t es = wtype_size(act);
-    const size_t row_count = static_cast<size_t>(std::max<int64_t>(rows, 1));
-    s.rows.reserve(es * row_count * H_, "gathered rows");
-    s.hidden.reserve(es * row_count * istride_, "expert hidden activations");
-    s.out.reserve(sizeof(float) * row_count * H_, "expert outputs");
     cuda::launch_gather(x, dp, groups_.as<GroupDesc>(), G, rows, H_, static_cast<float>(config_.layer_norm_eps),
                         s.rows.get(), act, st);
     check_launch("the gather kernel");
