@@ -117,6 +117,8 @@ ModelPtr make_layer(const Layer &layer) {
 ModelPtr load(const std::string &path, pimoe_status expect = PIMOE_OK) {
   OptionsPtr o = make_options();
   pimoe_options_set_int(o.get(), PIMOE_OPT_THREADS, 1);
+  // The backend the layers are made on (small_options), so that outputs compare bit for bit; "auto" may pick a GPU.
+  pimoe_options_set_string(o.get(), PIMOE_OPT_BACKEND, "cpu");
   pimoe_model *m = nullptr;
   const pimoe_status s = pimoe_load(path.c_str(), o.get(), &m);
   EXPECT_EQ(s, expect) << describe(s);

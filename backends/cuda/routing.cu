@@ -12,7 +12,8 @@ constexpr int kRouteWarps = 4;
 constexpr int kPerLane = kFusedMaxExperts / 32;
 
 // Index of the largest v[i] (i < n) not yet taken (bit i/32 of lane i%32's mask); ties go to the lower index, as the
-// host router's top_k. Every lane gets the answer.
+// host router's top_k. Every lane gets the answer. NaN counts as -inf, so that the comparisons stay a total order
+// and all lanes agree even on garbage scores (non-finite logits from huge inputs): the result is then a valid index.
 __device__ int warp_argmax(const double *v, int n, uint32_t taken) {
   const int lane = threadIdx.x & 31;
   double best = 0.0;
@@ -21,8 +22,9 @@ __device__ int warp_argmax(const double *v, int n, uint32_t taken) {
     const int i = lane + 32 * s;
     if (i >= n) break;
     if ((taken >> s) & 1u) continue;
-    if (best_i < 0 || v[i] > best) {
-      best = v[i];
+    const double vi = isnan(v[i]) ? -INFINITY : v[i];
+    if (best_i < 0 || vi > best) {
+      best = vi;
       best_i = i;
     }
   }
@@ -116,7 +118,8 @@ __global__ void __launch_bounds__(kRouteWarps * 32) route_kernel(RouteArgs a) {
     double chosen_sum = 0.0, top1 = 0.0;
     int my_expert = -1;  // lane j keeps slot j's expert
     for (int j = 0; j < k; ++j) {
-      const int e = warp_argmax(sel, E, taken);
+      int e = warp_argmax(sel, E, taken);
+      if (e < 0) e = 0;  // cannot happen (k <= E); keeps the index valid for the sort whatever the scores
       mark(taken, e);
       if (lane == j) my_expert = e;
       if (j == 0) top1 = prob[e];

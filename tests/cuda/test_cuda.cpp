@@ -149,8 +149,13 @@ void Forward(pimoe_model *m, const std::vector<float> &x, int64_t tokens, int64_
                                 out->w.data(), out->ids.size()));
 }
 
-// Output within tol * RMS of the oracle's on every token without a near tie at the top-k boundary (at most a quarter
-// of the tokens may be skipped so), and the same experts chosen.
+// Compares with the oracle on every token without a near tie at the top-k boundary (at most a quarter of the tokens
+// may be skipped so); the same experts must be chosen.
+//   fp32 weights: max |lib - oracle| <= tol * RMS(oracle) (tol 1e-5, as the shared parity suite).
+//   bf16/fp16 weights: ||lib - oracle|| / ||oracle|| <= tol (1e-2) and max |lib - oracle| <= 3 * tol * RMS. The
+//   tensor-core path rounds the activations (gathered inputs and the hidden layer) to the weight type as well, so
+//   single elements stray further than the norm-wise error; bf16's 8-bit mantissa gives a largest element error near
+//   1.5e-2 of the RMS at a few hundred tokens (measured on the H100), the norm-wise error stays a few 1e-3.
 void CompareWithOracle(const Layer &l, pimoe_model *m, int64_t tokens, uint64_t seed, double tol) {
   SCOPED_TRACE(l.Describe() + " tokens " + std::to_string(tokens));
   po::Weights w;
@@ -163,7 +168,7 @@ void CompareWithOracle(const Layer &l, pimoe_model *m, int64_t tokens, uint64_t 
   for (double v : r.output) sum_sq += v * v;
   const double rms = std::sqrt(sum_sq / static_cast<double>(r.output.size()));
   ASSERT_GT(rms, 0.0);
-  double max_err = 0.0;
+  double max_err = 0.0, err_sq = 0.0, ref_sq = 0.0;
   int64_t skipped = 0, id_mismatch = 0;
   for (int64_t t = 0; t < tokens; ++t) {
     if (r.boundary_gap[t] < 1e-3 || r.boundary_zgap[t] < 1e-3) {
@@ -174,6 +179,8 @@ void CompareWithOracle(const Layer &l, pimoe_model *m, int64_t tokens, uint64_t 
       const size_t i = static_cast<size_t>(t * l.hidden + h);
       const double err = std::isfinite(lib.y[i]) ? std::fabs(lib.y[i] - r.output[i]) : INFINITY;
       max_err = std::max(max_err, err);
+      err_sq += err * err;
+      ref_sq += r.output[i] * r.output[i];
     }
     std::vector<int32_t> a(lib.ids.begin() + t * l.top_k, lib.ids.begin() + (t + 1) * l.top_k);
     std::vector<int32_t> b(r.ids.begin() + t * l.top_k, r.ids.begin() + (t + 1) * l.top_k);
@@ -183,9 +190,12 @@ void CompareWithOracle(const Layer &l, pimoe_model *m, int64_t tokens, uint64_t 
   }
   EXPECT_LE(skipped * 4, tokens) << "too many near ties";
   EXPECT_EQ(id_mismatch, 0);
-  EXPECT_LE(max_err, tol * rms) << "max |lib - oracle| " << max_err << ", RMS " << rms;
-  std::printf("[ parity ] %s T=%lld: max err / RMS = %.3g (tolerance %.0e)\n", l.Describe().c_str(),
-              static_cast<long long>(tokens), max_err / rms, tol);
+  const bool low = l.weight_dtype != "fp32";
+  const double normwise = std::sqrt(err_sq / ref_sq);
+  EXPECT_LE(max_err, (low ? 3 * tol : tol) * rms) << "max |lib - oracle| " << max_err << ", RMS " << rms;
+  if (low) EXPECT_LE(normwise, tol);
+  std::printf("[ parity ] %s T=%lld: max err / RMS = %.3g, norm-wise %.3g (tolerance %.0e)\n", l.Describe().c_str(),
+              static_cast<long long>(tokens), max_err / rms, normwise, tol);
 }
 
 // ------------------------------------------------------------------------------------------------ bf16 / fp16
