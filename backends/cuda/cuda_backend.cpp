@@ -211,15 +211,34 @@ struct CallLayout {
 
 struct CudaScratch final : BackendScratch {
   cudaStream_t stream = nullptr;  // this scratch's own stream: concurrent calls run concurrently on the GPU
+  cudaEvent_t input_ready = nullptr, layer_done = nullptr;  // order `stream` with a caller's stream
   DeviceMemory x, y, logits, rows, hidden, out, call;
   PinnedMemory host_call;
 
+  // Captured forwards of decode-sized calls, by token count and entry point.
+  struct Graph {
+    int64_t tokens;
+    bool device;
+    int seen;
+    cudaGraphExec_t exec;
+    std::vector<const void *> buffers;  // the addresses it was captured with
+  };
+  static constexpr size_t kMaxGraphs = 8;
+  std::vector<Graph> graphs;
+
+  std::vector<const void *> buffer_addresses() const {
+    return {x.get(), y.get(), logits.get(), rows.get(), hidden.get(), out.get(), call.get(), host_call.get()};
+  }
+
   ~CudaScratch() override {
-    if (stream) {
-      cudaSetDevice(kDevice);
-      cudaStreamSynchronize(stream);
-      cudaStreamDestroy(stream);
+    cudaSetDevice(kDevice);
+    if (stream) cudaStreamSynchronize(stream);
+    for (Graph &g : graphs) {
+      if (g.exec) cudaGraphExecDestroy(g.exec);
     }
+    if (input_ready) cudaEventDestroy(input_ready);
+    if (layer_done) cudaEventDestroy(layer_done);
+    if (stream) cudaStreamDestroy(stream);
   }
   size_t bytes() const override {
     return x.bytes() + y.bytes() + logits.bytes() + rows.bytes() + hidden.bytes() + out.bytes() + call.bytes() +
@@ -228,6 +247,12 @@ struct CudaScratch final : BackendScratch {
 };
 
 enum class Path { Gemv, Simt, Mma };
+
+struct Call {
+  int64_t tokens;
+  int64_t rows;  // rows of the grouped buffers: kept assignments, plus the tokens again for the shared expert
+  Path path;
+};
 
 WType wtype_of(WeightDtype d) {
   switch (d) {
@@ -273,6 +298,8 @@ class CudaBackend final : public Backend {
     check(cudaSetDevice(kDevice), "selecting the device");
     auto s = std::make_unique<CudaScratch>();
     check(cudaStreamCreateWithFlags(&s->stream, cudaStreamNonBlocking), "creating a stream");
+    check(cudaEventCreateWithFlags(&s->input_ready, cudaEventDisableTiming), "creating an event");
+    check(cudaEventCreateWithFlags(&s->layer_done, cudaEventDisableTiming), "creating an event");
     return s;
   }
 
@@ -369,69 +396,46 @@ class CudaBackend final : public Backend {
     check(cudaSetDevice(kDevice), "selecting the device");
     const cudaStream_t st = device ? static_cast<cudaStream_t>(device->stream) : s.stream;
     const int64_t k = config_.router.top_k, A = T * k, E = E_, G = E + (shared_ ? 1 : 0);
-    const int64_t rows = A + (shared_ ? T : 0);
-    const Path path = choose_path(T);
-    const int64_t tile_rows = path == Path::Mma ? cuda::kMmaTileRows : cuda::kSimtTileRows;
-    const int64_t tiles_bound = (rows + tile_rows - 1) / tile_rows + G;
-    const CallLayout layout(E, T, A, rows, G, tiles_bound);
-    reserve_call(s, T, rows, path, layout.total, layout.result_end, device == nullptr);
-    char *dc = static_cast<char *>(s.call.get());
-    const DevicePlan dp = layout.plan(dc);
-    auto *flag = reinterpret_cast<unsigned long long *>(dc + layout.flag);
-
-    const size_t xb = sizeof(float) * T * H_;
-    const float *xd = x;
-    float *yd = y;
-    if (device) {
-      check(cudaMemsetAsync(flag, 0xff, sizeof *flag, st), "clearing the input check");
-      cuda::launch_find_non_finite(x, T * H_, flag, st);
-      check_launch("the input check kernel");
-    } else {
-      check(cudaMemcpyAsync(s.x.get(), x, xb, cudaMemcpyHostToDevice, st), "copying the input to the device");
-      xd = s.x.as<float>();
-      yd = s.y.as<float>();
-    }
-    launch_router(xd, T, s.logits.as<float>(), st);
-
-    cuda::RouteArgs r;
-    r.logits = s.logits.as<float>();
-    r.selection_bias = config_.router.selection_bias ? selection_bias_.as<float>() : nullptr;
-    r.tokens = static_cast<int32_t>(T);
-    r.experts = E_;
-    r.top_k = static_cast<int32_t>(k);
-    r.sigmoid = config_.router.scoring == RouterScoring::Sigmoid;
-    r.renormalize = config_.router.renormalize;
-    r.group_max = config_.router.group_score == GroupScore::Max;
-    r.num_groups = static_cast<int32_t>(config_.router.num_groups);
-    r.topk_groups = static_cast<int32_t>(config_.router.topk_groups);
-    r.inv_temperature = 1.0 / config_.router.temperature;
-    r.routed_scaling = config_.router.routed_scaling_factor;
-    r.expert = dp.expert;
-    r.weight = dp.weight;
-    r.prob_sum = reinterpret_cast<double *>(dc + layout.prob_sum);
-    r.token_z = reinterpret_cast<double *>(dc + layout.token_z);
-    r.token_top1 = reinterpret_cast<double *>(dc + layout.token_top1);
-    cuda::launch_route(r, st);
-    check_launch("the routing kernel");
-
-    cuda::SortArgs so;
-    so.plan = dp;
-    so.tokens = r.tokens;
-    so.experts = E_;
-    so.top_k = r.top_k;
-    so.shared = shared_;
-    so.tile_rows = static_cast<int32_t>(tile_rows);
-    so.token_z = r.token_z;
-    so.token_top1 = r.token_top1;
-    so.call_stats = reinterpret_cast<double *>(dc + layout.call_stats);
-    so.counts = reinterpret_cast<int32_t *>(dc + layout.counts);
-    cuda::launch_sort(so, st);
-    check_launch("the sort kernel");
-
-    run_layer(s, xd, yd, T, static_cast<int32_t>(k), shared_, rows, tiles_bound, path, dp, st);
-    if (!device) check(cudaMemcpyAsync(y, yd, xb, cudaMemcpyDeviceToHost, st), "copying the output back");
+    const Call call{T, A + (shared_ ? T : 0), choose_path(T)};
+    const int64_t tile_rows = call.path == Path::Mma ? cuda::kMmaTileRows : cuda::kSimtTileRows;
+    const int64_t tiles_bound = (call.rows + tile_rows - 1) / tile_rows + G;
+    const CallLayout layout(E, T, A, call.rows, G, tiles_bound);
+    // Decode-sized calls replay a CUDA graph of the whole layer (captured the second time a call size is seen), so
+    // that a dozen small launches cost one; their input and output pass through the scratch's own buffers.
+    const bool graph = call.path == Path::Gemv;
+    reserve_call(s, T, call.rows, call.path, layout.total, layout.result_end, device == nullptr || graph);
     char *hc = s.host_call.get();
-    check(cudaMemcpyAsync(hc, dc, layout.result_end, cudaMemcpyDeviceToHost, st), "copying the routing back");
+    const size_t xb = sizeof(float) * T * H_;
+    const auto kind_in = device ? cudaMemcpyDeviceToDevice : cudaMemcpyHostToDevice;
+    const auto kind_out = device ? cudaMemcpyDeviceToDevice : cudaMemcpyDeviceToHost;
+
+    if (graph) {
+      check(cudaMemcpyAsync(s.x.get(), x, xb, kind_in, st), "copying the input");
+      cudaGraphExec_t exec = graph_for(s, T, device != nullptr, layout, tiles_bound, call);
+      if (exec == nullptr) {
+        // Not captured (yet): the same work, launched one by one on the scratch's stream.
+        check(cudaEventRecord(s.input_ready, st), "ordering the call");
+        check(cudaStreamWaitEvent(s.stream, s.input_ready, 0), "ordering the call");
+        enqueue_fused(s, s.x.as<float>(), s.y.as<float>(), device != nullptr, layout, tiles_bound, call, s.stream);
+      } else {
+        check(cudaEventRecord(s.input_ready, st), "ordering the call");
+        check(cudaStreamWaitEvent(s.stream, s.input_ready, 0), "ordering the call");
+        check(cudaGraphLaunch(exec, s.stream), "launching the forward graph");
+      }
+      check(cudaEventRecord(s.layer_done, s.stream), "ordering the call");
+      check(cudaStreamWaitEvent(st, s.layer_done, 0), "ordering the call");
+      check(cudaMemcpyAsync(y, s.y.get(), xb, kind_out, st), "copying the output");
+    } else {
+      const float *xd = x;
+      float *yd = y;
+      if (!device) {
+        check(cudaMemcpyAsync(s.x.get(), x, xb, cudaMemcpyHostToDevice, st), "copying the input to the device");
+        xd = s.x.as<float>();
+        yd = s.y.as<float>();
+      }
+      enqueue_fused(s, xd, yd, device != nullptr, layout, tiles_bound, call, st);
+      if (!device) check(cudaMemcpyAsync(y, yd, xb, cudaMemcpyDeviceToHost, st), "copying the output back");
+    }
     check(cudaStreamSynchronize(st), "the forward kernels");
 
     if (device) {
@@ -579,6 +583,102 @@ class CudaBackend final : public Backend {
     c.y = y;
     cuda::launch_combine(c, st);
     check_launch("the combine kernel");
+  }
+
+  // Everything of a fused forward after the input is on the device: input check (device-pointer calls), router,
+  // routing, sort, the layer, and the copy of the routing results to page-locked memory. Stream-ordered only (no
+  // host synchronisation), so that it can be captured into a graph.
+  void enqueue_fused(CudaScratch &s, const float *xd, float *yd, bool check_input, const CallLayout &layout,
+                     int64_t tiles_bound, const Call &call, cudaStream_t st) const {
+    const int64_t T = call.tokens, k = config_.router.top_k;
+    char *dc = static_cast<char *>(s.call.get());
+    const DevicePlan dp = layout.plan(dc);
+    auto *flag = reinterpret_cast<unsigned long long *>(dc + layout.flag);
+    check(cudaMemsetAsync(flag, 0xff, sizeof *flag, st), "clearing the input check");
+    if (check_input) {
+      cuda::launch_find_non_finite(xd, T * H_, flag, st);
+      check_launch("the input check kernel");
+    }
+    launch_router(xd, T, s.logits.as<float>(), st);
+
+    cuda::RouteArgs r;
+    r.logits = s.logits.as<float>();
+    r.selection_bias = config_.router.selection_bias ? selection_bias_.as<float>() : nullptr;
+    r.tokens = static_cast<int32_t>(T);
+    r.experts = E_;
+    r.top_k = static_cast<int32_t>(k);
+    r.sigmoid = config_.router.scoring == RouterScoring::Sigmoid;
+    r.renormalize = config_.router.renormalize;
+    r.group_max = config_.router.group_score == GroupScore::Max;
+    r.num_groups = static_cast<int32_t>(config_.router.num_groups);
+    r.topk_groups = static_cast<int32_t>(config_.router.topk_groups);
+    r.inv_temperature = 1.0 / config_.router.temperature;
+    r.routed_scaling = config_.router.routed_scaling_factor;
+    r.expert = dp.expert;
+    r.weight = dp.weight;
+    r.prob_sum = reinterpret_cast<double *>(dc + layout.prob_sum);
+    r.token_z = reinterpret_cast<double *>(dc + layout.token_z);
+    r.token_top1 = reinterpret_cast<double *>(dc + layout.token_top1);
+    cuda::launch_route(r, st);
+    check_launch("the routing kernel");
+
+    cuda::SortArgs so;
+    so.plan = dp;
+    so.tokens = r.tokens;
+    so.experts = E_;
+    so.top_k = r.top_k;
+    so.shared = shared_;
+    so.tile_rows = static_cast<int32_t>(call.path == Path::Mma ? cuda::kMmaTileRows : cuda::kSimtTileRows);
+    so.token_z = r.token_z;
+    so.token_top1 = r.token_top1;
+    so.call_stats = reinterpret_cast<double *>(dc + layout.call_stats);
+    so.counts = reinterpret_cast<int32_t *>(dc + layout.counts);
+    cuda::launch_sort(so, st);
+    check_launch("the sort kernel");
+
+    run_layer(s, xd, yd, T, static_cast<int32_t>(k), shared_, call.rows, tiles_bound, call.path, dp, st);
+    check(cudaMemcpyAsync(s.host_call.get(), dc, layout.result_end, cudaMemcpyDeviceToHost, st),
+          "copying the routing back");
+  }
+
+  // The graph of a decode-sized fused forward of T tokens on this scratch, or null when the call should run eagerly:
+  // the first call of a size runs eagerly (and sets up every buffer and kernel attribute); the second captures.
+  // A graph holds the buffer addresses it was captured with, so it is dropped when a buffer moves.
+  cudaGraphExec_t graph_for(CudaScratch &s, int64_t T, bool device, const CallLayout &layout, int64_t tiles_bound,
+                            const Call &call) const {
+    const std::vector<const void *> buffers = s.buffer_addresses();
+    for (CudaScratch::Graph &g : s.graphs) {
+      if (g.tokens != T || g.device != device) continue;
+      if (g.buffers != buffers && g.exec) {
+        cudaGraphExecDestroy(g.exec);
+        g.exec = nullptr;
+      }
+      g.buffers = buffers;
+      if (!g.exec && ++g.seen >= 2) {
+        check(cudaStreamBeginCapture(s.stream, cudaStreamCaptureModeThreadLocal), "starting a graph capture");
+        cudaGraph_t graph = nullptr;
+        try {
+          enqueue_fused(s, s.x.as<float>(), s.y.as<float>(), device, layout, tiles_bound, call, s.stream);
+        } catch (...) {
+          cudaStreamEndCapture(s.stream, &graph);
+          if (graph) cudaGraphDestroy(graph);
+          cudaGetLastError();
+          throw;
+        }
+        check(cudaStreamEndCapture(s.stream, &graph), "capturing the forward graph");
+        const cudaError_t e = cudaGraphInstantiate(&g.exec, graph, 0);
+        cudaGraphDestroy(graph);
+        if (e != cudaSuccess) g.exec = nullptr;
+        check(e, "instantiating the forward graph");
+      }
+      return g.exec;
+    }
+    if (s.graphs.size() >= CudaScratch::kMaxGraphs) {  // forget the oldest size
+      if (s.graphs.front().exec) cudaGraphExecDestroy(s.graphs.front().exec);
+      s.graphs.erase(s.graphs.begin());
+    }
+    s.graphs.push_back({T, device, 1, nullptr, buffers});
+    return nullptr;
   }
 
   void fill_plan(RoutePlan &plan, const char *hc, const CallLayout &layout, int64_t T, int64_t k) const {

@@ -71,20 +71,20 @@ __device__ __forceinline__ void row_dots(const WT *W, const WT *Wg, const float 
   if (vector_ok) {
     const int chunks = K / VEC;
     int c = lane;
-    // Two chunks per lane per step, both loads issued before either is used.
-    for (; c + 32 < chunks; c += 64) {
-      float w0[VEC], w1[VEC], g0[VEC], g1[VEC];
-      Vec<WT>::load(W + static_cast<int64_t>(c) * VEC, w0);
-      Vec<WT>::load(W + static_cast<int64_t>(c + 32) * VEC, w1);
-      if (GATED) {
-        Vec<WT>::load(Wg + static_cast<int64_t>(c) * VEC, g0);
-        Vec<WT>::load(Wg + static_cast<int64_t>(c + 32) * VEC, g1);
+    // kDepth chunks per lane (per matrix) per step, all loads issued before the first is used: decode calls are bound
+    // by how many bytes are in flight, and a warp streams a whole weight row.
+    constexpr int kDepth = 4;
+    for (; c + 32 * (kDepth - 1) < chunks; c += 32 * kDepth) {
+      float w[kDepth][VEC], g[kDepth][VEC];
+#pragma unroll
+      for (int d = 0; d < kDepth; ++d) {
+        Vec<WT>::load(W + static_cast<int64_t>(c + 32 * d) * VEC, w[d]);
+        if (GATED) Vec<WT>::load(Wg + static_cast<int64_t>(c + 32 * d) * VEC, g[d]);
       }
-      dot_rows<VEC>(w0, x + c * VEC, stride, mc, acc);
-      dot_rows<VEC>(w1, x + (c + 32) * VEC, stride, mc, acc);
-      if (GATED) {
-        dot_rows<VEC>(g0, x + c * VEC, stride, mc, accg);
-        dot_rows<VEC>(g1, x + (c + 32) * VEC, stride, mc, accg);
+#pragma unroll
+      for (int d = 0; d < kDepth; ++d) {
+        dot_rows<VEC>(w[d], x + (c + 32 * d) * VEC, stride, mc, acc);
+        if (GATED) dot_rows<VEC>(g[d], x + (c + 32 * d) * VEC, stride, mc, accg);
       }
     }
     for (; c < chunks; c += 32) {
