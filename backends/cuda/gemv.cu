@@ -70,29 +70,28 @@ __device__ __forceinline__ void row_dots(const WT *W, const WT *Wg, const float 
   constexpr int VEC = Vec<WT>::n;
   if (vector_ok) {
     const int chunks = K / VEC;
-    int c = lane;
     // kDepth chunks per lane (per matrix) per step, all loads issued before the first is used: decode calls are bound
-    // by how many bytes are in flight, and a warp streams a whole weight row.
+    // by how many bytes are in flight. Chunks past the row's end load nothing and count as zeros, so short rows
+    // (K = 768: three chunks a lane) still have all their loads in flight at once.
     constexpr int kDepth = 4;
-    for (; c + 32 * (kDepth - 1) < chunks; c += 32 * kDepth) {
+    for (int c = lane; c < chunks; c += 32 * kDepth) {
       float w[kDepth][VEC], g[kDepth][VEC];
 #pragma unroll
       for (int d = 0; d < kDepth; ++d) {
-        Vec<WT>::load(W + static_cast<int64_t>(c + 32 * d) * VEC, w[d]);
-        if (GATED) Vec<WT>::load(Wg + static_cast<int64_t>(c + 32 * d) * VEC, g[d]);
+        const int cd = c + 32 * d;
+        if (cd < chunks) {
+          Vec<WT>::load(W + static_cast<int64_t>(cd) * VEC, w[d]);
+          if (GATED) Vec<WT>::load(Wg + static_cast<int64_t>(cd) * VEC, g[d]);
+        }
       }
 #pragma unroll
       for (int d = 0; d < kDepth; ++d) {
-        dot_rows<VEC>(w[d], x + (c + 32 * d) * VEC, stride, mc, acc);
-        if (GATED) dot_rows<VEC>(g[d], x + (c + 32 * d) * VEC, stride, mc, accg);
+        const int cd = c + 32 * d;
+        if (cd < chunks) {
+          dot_rows<VEC>(w[d], x + cd * VEC, stride, mc, acc);
+          if (GATED) dot_rows<VEC>(g[d], x + cd * VEC, stride, mc, accg);
+        }
       }
-    }
-    for (; c < chunks; c += 32) {
-      float w0[VEC], g0[VEC];
-      Vec<WT>::load(W + static_cast<int64_t>(c) * VEC, w0);
-      if (GATED) Vec<WT>::load(Wg + static_cast<int64_t>(c) * VEC, g0);
-      dot_rows<VEC>(w0, x + c * VEC, stride, mc, acc);
-      if (GATED) dot_rows<VEC>(g0, x + c * VEC, stride, mc, accg);
     }
   } else {  // any K and alignment (odd sizes): one element per lane per step
     for (int kk = lane; kk < K; kk += 32) {
@@ -110,13 +109,15 @@ __device__ __forceinline__ void row_dots(const WT *W, const WT *Wg, const float 
   }
 #pragma unroll
   for (int m = 0; m < kGemvTokens; ++m) {
-    acc[m] = warp_sum(acc[m]);
-    if (GATED) accg[m] = warp_sum(accg[m]);
+    if (m < mc) {  // mc is the same in the whole warp: only the rows in use pay for a reduction
+      acc[m] = warp_sum(acc[m]);
+      if (GATED) accg[m] = warp_sum(accg[m]);
+    }
   }
 }
 
 template <typename WT>
-__global__ void __launch_bounds__(kWarps * 32) gemv_kernel(ProjectionArgs a) {
+__global__ void __launch_bounds__(kWarps * 32, 2) gemv_kernel(ProjectionArgs a) {
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const float *in = static_cast<const float *>(a.in);
   float *out = static_cast<float *>(a.out);

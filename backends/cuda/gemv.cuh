@@ -9,7 +9,7 @@
 namespace pimoe::cuda {
 
 // Rows per group a GEMV pass takes at once; groups with more rows take several passes over their weights.
-constexpr int32_t kGemvTokens = 8;
+constexpr int32_t kGemvTokens = 4;
 
 // fp32 in and out (rows, hidden and out buffers); weights of type `w`.
 void launch_gemv(const ProjectionArgs &args, WType w, cudaStream_t stream);
