@@ -7,6 +7,9 @@
 #include "backend_registry.h"
 #include "backends/cpu/cpu_backend.h"
 #include "backends/cpu/gemm.h"
+#ifdef PIMOE_HAVE_CUDA
+#include "backends/cuda/cuda_backend.h"
+#endif
 #include "pimoe/pimoe.h"
 
 using namespace pimoe;
@@ -319,6 +322,12 @@ const char *pimoe_backend_device(const char *name) {
       thread_string() = cpu_device_description(0, false);
       return thread_string().c_str();
     }
+#ifdef PIMOE_HAVE_CUDA
+    if (parsed.kind == "cuda") {
+      thread_string() = cuda_device_description();
+      return thread_string().c_str();
+    }
+#endif
     return nullptr;
   } catch (const std::exception &e) {
     set_thread_error(e.what());

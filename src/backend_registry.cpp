@@ -4,6 +4,9 @@
 
 #include "backend.h"
 #include "backends/cpu/cpu_backend.h"
+#ifdef PIMOE_HAVE_CUDA
+#include "backends/cuda/cuda_backend.h"
+#endif
 #include "error.h"
 
 namespace pimoe {
@@ -22,18 +25,30 @@ BackendName parse_backend_name(const std::string &name) {
 }
 
 const std::vector<const char *> &compiled_backends() {
-  static const std::vector<const char *> names = {"cpu"};
+  static const std::vector<const char *> names = {
+#ifdef PIMOE_HAVE_CUDA
+      "cuda",
+#endif
+      "cpu"};
   return names;
 }
 
 bool backend_usable(const BackendName &name, std::string &why) {
   if (name.kind == "auto" || name.kind == "cpu") return true;
-  why =
-      "backend '" + name.kind + "' is not compiled into this build of libpimoe (" + std::string("compiled: cpu") + ")";
+#ifdef PIMOE_HAVE_CUDA
+  if (name.kind == "cuda") return cuda_backend_usable(why);
+#endif
+  std::string compiled;
+  for (const char *c : compiled_backends()) compiled += (compiled.empty() ? "" : ", ") + std::string(c);
+  why = "backend '" + name.kind + "' is not compiled into this build of libpimoe (compiled: " + compiled + ")";
   return false;
 }
 
 std::string resolve_auto_backend() {
+#ifdef PIMOE_HAVE_CUDA
+  std::string why;
+  if (cuda_backend_usable(why)) return "cuda";
+#endif
   return "cpu";
 }
 
@@ -44,6 +59,9 @@ std::unique_ptr<Backend> create_backend(const std::string &requested, const Laye
   if (!backend_usable(name, why)) fail(PIMOE_ERR_BACKEND_UNAVAILABLE, why);
   if (name.kind == "auto") name.kind = resolve_auto_backend();
   if (name.kind == "cpu") return make_cpu_backend(config, weights);
+#ifdef PIMOE_HAVE_CUDA
+  if (name.kind == "cuda") return make_cuda_backend(config, weights);
+#endif
   fail(PIMOE_ERR_BACKEND_UNAVAILABLE, "backend '", requested, "' is not available");
 }
 

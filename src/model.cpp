@@ -109,6 +109,18 @@ void Model::forward(const float *x, int64_t batch, int64_t seq, float *y, const 
     ~Release() { pool.release(w); }
   } release{workspaces_, w};
 
+  // A GPU backend may run the whole layer on its device (routing fused into its kernels) when the layer's routing is
+  // one it implements and nobody asked for the router's probabilities; otherwise routing is done here.
+  if (!rc.needs_host_routing() && !out.probabilities && backend_->forward_fused(x, T, y, w.plan, *w.scratch, nullptr)) {
+    w.plan.loads.assign(w.plan.counts.begin(), w.plan.counts.end());
+    if (out.ids) std::copy(w.plan.expert.begin(), w.plan.expert.end(), out.ids);
+    if (out.weights) std::copy(w.plan.weight.begin(), w.plan.weight.end(), out.weights);
+    if (out.dropped) std::copy(w.plan.dropped.begin(), w.plan.dropped.end(), out.dropped);
+    const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
+    stats_.record(w.plan, elapsed.count());
+    return;
+  }
+
   const float *router_in = x;
   if (rc.attention_heads > 0) {
     w.router_input.resize(static_cast<size_t>(T * H));

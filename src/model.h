@@ -76,6 +76,10 @@ class Model {
   void set_callback(int32_t expert, const ExpertCallback &callback);
   // Restores the adaptive bias and the load average to their values at creation/load.
   void reset_adaptive_state();
+  // The same with x and y in the backend's device memory, work ordered on `stream` (pimoe_forward_cuda;
+  // model_device.cpp). ids/weights are host memory and may be null.
+  void forward_device(const float *x, int64_t batch, int64_t seq, float *y, void *stream, int32_t *ids,
+                      float *weights);
 
   const LayerConfig &config() const { return config_; }
   const Backend &backend() const { return *backend_; }
