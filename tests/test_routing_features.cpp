@@ -63,6 +63,18 @@ const char *Backend() {
   return (b != nullptr && *b != '\0') ? b : "cpu";
 }
 
+// A backend named by PIMOE_TEST_BACKEND that cannot run here (no GPU): say why and exit 77, which ctest reports as
+// "Skipped" (SKIP_RETURN_CODE), so a GPU suite never passes without having run.
+const bool kBackendChecked = [] {
+  int32_t usable = 0;
+  if (pimoe_backend_probe(Backend(), &usable) != PIMOE_OK || !usable) {
+    std::printf("test_routing_features did not run: backend '%s' is not usable here: %s\n", Backend(),
+                pimoe_last_error());
+    std::exit(77);
+  }
+  return true;
+}();
+
 bool Contains(const std::string &text, const std::string &part) {
   return text.find(part) != std::string::npos;
 }
@@ -924,6 +936,57 @@ TEST(RoutingParity, CallbackExperts) {
   EXPECT_EQ(g_callbacks.bad_args.load(), 0) << "a callback got no rows, a bad width or a non-zeroed output";
 }
 
+// Every tensor of a layer with the routing features starts from the header's initialisation (SEED): the attention
+// router's and the combine's weights as linear weights (fan_in H, nh*dh for router.attention.o.weight), the selection
+// bias seeded, router.load_ema at 1/E (exactly: CheckChain); callback experts have no tensors.
+TEST(RoutingParity, NewTensorsFollowTheHeadersInitialisation) {
+  std::vector<Cfg> configs;
+  Cfg c;
+  c.attention_heads = 3;
+  c.attention_head_dim = 8;
+  c.adaptive_bias_rate = 0.01;
+  c.capacity_factor = 1.0;
+  c.dynamic_capacity = true;
+  c.combine_dim = 6;
+  c.callback_experts = {2, 5};
+  c.shared_width = 16;
+  c.shared_gate = true;
+  c.seed = 1234;
+  configs.push_back(c);
+  c = Cfg();
+  c.expert_choice = true;
+  c.attention_heads = 1;
+  c.combine_dim = 4;
+  c.expert_bias = true;
+  c.pre_norm = true;
+  c.seed = 77;
+  configs.push_back(c);
+  for (const Cfg &cfg : configs) {
+    SCOPED_TRACE(cfg.Describe());
+    ModelPtr m;
+    po::Weights w;
+    ASSERT_NO_FATAL_FAILURE(CreateAndLoad(cfg, &m, &w));
+    std::vector<po::ExpertSpec> specs(static_cast<size_t>(cfg.experts),
+                                      po::ExpertSpec{cfg.activation, cfg.intermediate, cfg.pre_norm});
+    const po::Hyper hp = cfg.Hyper();
+    const std::vector<po::TensorInfo> names = po::ExpectedTensors(cfg.hidden, specs, hp);
+    const std::vector<std::vector<float>> expected =
+        po::InitAllTensors(static_cast<uint64_t>(cfg.seed), cfg.hidden, specs, hp);
+    ASSERT_EQ(names.size(), expected.size());
+    ASSERT_EQ(pimoe_tensor_count(m.get()), static_cast<int64_t>(names.size()));
+    for (size_t i = 0; i < names.size(); ++i) {
+      EXPECT_STREQ(pimoe_tensor_name(m.get(), static_cast<int64_t>(i)), names[i].name.c_str());
+      // Within 1e-6 (as test_parity): the header fixes the generator and the range, not the last bit of the map
+      // to U(-b, b).
+      const std::vector<float> got = ReadTensor(m.get(), names[i].name.c_str());
+      ASSERT_EQ(got.size(), expected[i].size()) << names[i].name;
+      size_t bad = 0;
+      while (bad < got.size() && std::fabs(got[bad] - expected[i][bad]) <= 1e-6f) ++bad;
+      EXPECT_EQ(bad, got.size()) << "tensor " << names[i].name << " differs from its initialisation at element " << bad;
+    }
+  }
+}
+
 // pimoe_forward's expert_ids / expert_weights and pimoe_forward_routing report the same routing; every part of
 // pimoe_routing is optional; probabilities are the scores before any bias or group mask.
 TEST(RoutingParity, IntrospectionMatchesForwardAndOracle) {
@@ -1421,6 +1484,18 @@ TEST(RoutingBehaviour, AttentionRouterDependsOnNeighboursWithinTheSequence) {
     const std::vector<float> x = RandomInput(static_cast<size_t>(kB * kS * kH), 41, 2.0);
     CallResult base;
     PIMOE_ASSERT_OK(LibRun(m.get(), x, kB, kS, &base));
+    {  // DETERMINISTIC holds with the attention router: the same bits with 1 thread, and for a sequence run alone
+      Cfg one = c;
+      one.threads = 1;
+      ModelPtr m1;
+      ASSERT_NO_FATAL_FAILURE(Create(one, &m1));
+      CallResult r1, seq1;
+      PIMOE_ASSERT_OK(LibRun(m1.get(), x, kB, kS, &r1));
+      EXPECT_TRUE(SameRun(r1, base)) << "deterministic: 1 thread vs 2 threads";
+      PIMOE_ASSERT_OK(LibRun(m1.get(), std::vector<float>(x.begin() + kS * kH, x.end()), 1, kS, &seq1));
+      EXPECT_TRUE(SameBits(seq1.output, std::vector<float>(base.output.begin() + kS * kH, base.output.end())))
+          << "deterministic: sequence 1 alone vs inside the batch";
+    }
     auto probs_of = [&](const CallResult &r, int64_t t) {
       return std::vector<float>(r.probs.begin() + t * kE, r.probs.begin() + (t + 1) * kE);
     };
@@ -2156,6 +2231,38 @@ TEST(RoutingErrors, RoutingBuffers) {
   PIMOE_EXPECT_OK(pimoe_forward_routing(m.get(), x.data(), x.size(), 1, kT, y.data(), y.size(), &r));
   EXPECT_EQ(Stats(m.get()).forward_calls, 1u);
   EXPECT_EQ(pimoe_routing_slots(nullptr), 0);
+}
+
+// pimoe_load applies pimoe_create's checks to the runtime options: deterministic cannot be promised for a file whose
+// layer has adaptive state (PIMOE_ERR_INVALID_OPTION, as pimoe_create); the same file loads without it.
+TEST(RoutingErrors, LoadingAStatefulLayerWithDeterministicFails) {
+  for (bool dynamic : {false, true}) {
+    Cfg c;
+    if (dynamic) {
+      c.capacity_factor = 1.0;
+      c.dynamic_capacity = true;
+    } else {
+      c.adaptive_bias_rate = 0.01;
+    }
+    SCOPED_TRACE(c.Describe());
+    ModelPtr m;
+    ASSERT_NO_FATAL_FAILURE(Create(c, &m));
+    const std::string path = TempPath("deterministic");
+    PIMOE_ASSERT_OK(pimoe_save(m.get(), path.c_str()));
+    pimoe_options *raw = nullptr;
+    PIMOE_ASSERT_OK(pimoe_options_create(&raw));
+    OptionsPtr o(raw);
+    PIMOE_ASSERT_OK(pimoe_options_set_string(raw, PIMOE_OPT_BACKEND, Backend()));
+    PIMOE_ASSERT_OK(pimoe_options_set_int(raw, PIMOE_OPT_DETERMINISTIC, 1));
+    pimoe_model *loaded = reinterpret_cast<pimoe_model *>(0x1);
+    EXPECT_TRUE(FailedWith(pimoe_load(path.c_str(), raw, &loaded), PIMOE_ERR_INVALID_OPTION,
+                           {"deterministic", dynamic ? "dynamic_capacity" : "adaptive_bias_rate"}));
+    EXPECT_EQ(loaded, reinterpret_cast<pimoe_model *>(0x1));
+    PIMOE_ASSERT_OK(pimoe_options_set_int(raw, PIMOE_OPT_DETERMINISTIC, 0));
+    PIMOE_ASSERT_OK(pimoe_load(path.c_str(), raw, &loaded));
+    pimoe_destroy(loaded);
+    std::remove(path.c_str());
+  }
 }
 
 // With expert choice the routing outputs have E slots per token: routing_count must be T*E, not T*k.

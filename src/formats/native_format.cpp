@@ -329,6 +329,10 @@ LayerConfig native_config(const SafetensorsView &view, const Options &runtime) {
   try {
     config = resolve_layer_config(options);  // top_k <= num_experts, widths in range
   } catch (const Error &e) {
+    // The caller's runtime options may be what conflicts (deterministic with a stateful router): not the file's fault.
+    const bool runtime_conflict =
+        options.deterministic && (options.adaptive_bias_rate > 0.0 || options.dynamic_capacity);
+    if (runtime_conflict) fail(PIMOE_ERR_INVALID_OPTION, "pimoe_load: file '", view.label(), "': ", e.what());
     fail(PIMOE_ERR_FORMAT, meta.where(), "metadata describes an invalid layer: ", e.what());
   }
   for (size_t e = 0; e < bias.size(); ++e) config.experts[e].bias = bias[e];

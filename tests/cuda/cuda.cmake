@@ -8,4 +8,8 @@ if(PIMOE_HAVE_CUDA)
   add_test(NAME test_parity_cuda COMMAND test_parity)
   set_tests_properties(test_parity_cuda PROPERTIES LABELS "cuda" TIMEOUT 900 SKIP_RETURN_CODE 77
                        ENVIRONMENT "PIMOE_TEST_BACKEND=cuda")
+  # Every routing feature (host routing, the backend's expert kernels) against the oracle on the CUDA backend.
+  add_test(NAME test_routing_features_cuda COMMAND test_routing_features)
+  set_tests_properties(test_routing_features_cuda PROPERTIES LABELS "cuda" TIMEOUT 900 SKIP_RETURN_CODE 77
+                       ENVIRONMENT "PIMOE_TEST_BACKEND=cuda")
 endif()
