@@ -341,9 +341,9 @@ PIMOE_API pimoe_status pimoe_options_set_expert_pre_norm(pimoe_options *options,
  * when the expert received at least one kept token), after routing and before the call returns. Concurrent
  * pimoe_forward calls on one model may call fn concurrently, so fn must be thread-safe. fn must not call pimoe_*
  * functions on the same model. The buffers are valid only during the call.
- * A callback expert has no weights (no "experts.<e>.*" tensors). pimoe_save records it as a callback slot; a loaded
- * or imported model needs pimoe_model_set_expert_callback() before its first forward call, which otherwise fails
- * with PIMOE_ERR_CALLBACK. */
+ * A callback expert has no weights (no "experts.<e>.*" tensors). pimoe_save records it as a callback slot; on a
+ * loaded model, set its function with pimoe_model_set_expert_callback(): until then a forward call that routes a
+ * kept token to that expert fails with PIMOE_ERR_CALLBACK (calls that route nothing to it succeed). */
 typedef int (*pimoe_expert_fn)(void *user_data, int32_t expert, const float *input, int64_t rows, int64_t hidden,
                                float *output);
 /* Makes `expert` (in [0, num_experts), checked at pimoe_create) a callback expert computed by fn. fn must not be NULL;
@@ -438,10 +438,14 @@ PIMOE_API pimoe_status pimoe_save(const pimoe_model *model, const char *path);
 /* Creates a model from a native file written by pimoe_save() (or by hand, following docs/format.md).
  *   - The layer comes from the file: hidden, num_experts, top_k, temperature, renormalize, capacity_factor,
  *     aux_loss_coef, layer_norm_eps, router_scoring, router_bias, routed_scaling_factor, num_groups, topk_groups,
- *     group_score, shared_width, shared_gate and every expert's activation, width, pre_norm and bias. The same
- *     settings in `options` (and its per-expert overrides) are ignored.
- *   - Runtime settings come from `options`: backend, threads, deterministic, cpu_gemm (seed is unused: the weights
- *     are the file's). options may be NULL: the defaults.
+ *     group_score, shared_width, shared_gate, the routing features (routing_mode, group_levels, the attention
+ *     router, adaptive_bias_rate, dynamic_capacity, capacity_momentum, combine_attention_dim; the adaptive state as
+ *     saved), every expert's activation, width, pre_norm and bias, and which experts are callback slots (their
+ *     functions are not saved: set them with pimoe_model_set_expert_callback). The same settings in `options` (and
+ *     its per-expert overrides and callbacks) are ignored.
+ *   - Runtime settings come from `options`: backend, threads, deterministic, cpu_gemm, weight_dtype (seed is unused:
+ *     the weights are the file's). options may be NULL: the defaults. deterministic with a file whose layer has
+ *     adaptive routing or dynamic capacity fails with PIMOE_ERR_INVALID_OPTION, as pimoe_create would.
  *   - Tensors stored as F32 load bit-exactly (save then load gives identical outputs); BF16 and F16 tensors are
  *     converted to fp32.
  * The file is memory-mapped read-only and validated completely before anything is used (header size and JSON,

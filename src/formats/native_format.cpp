@@ -326,15 +326,20 @@ LayerConfig native_config(const SafetensorsView &view, const Options &runtime) {
   meta.reject_unused();
 
   LayerConfig config;
+  // The file's layer is checked without the caller's runtime promises; a conflict with those (deterministic with a
+  // stateful router) is then reported as pimoe_create would, since the file is not at fault.
+  const bool deterministic = options.deterministic;
+  options.deterministic = false;
   try {
     config = resolve_layer_config(options);  // top_k <= num_experts, widths in range
   } catch (const Error &e) {
-    // The caller's runtime options may be what conflicts (deterministic with a stateful router): not the file's fault.
-    const bool runtime_conflict =
-        options.deterministic && (options.adaptive_bias_rate > 0.0 || options.dynamic_capacity);
-    if (runtime_conflict) fail(PIMOE_ERR_INVALID_OPTION, "pimoe_load: file '", view.label(), "': ", e.what());
     fail(PIMOE_ERR_FORMAT, meta.where(), "metadata describes an invalid layer: ", e.what());
   }
+  if (deterministic) {
+    options.deterministic = true;
+    config = resolve_layer_config(options);
+  }
+
   for (size_t e = 0; e < bias.size(); ++e) config.experts[e].bias = bias[e];
   check_tensors(view, config);
   return config;
