@@ -7,6 +7,9 @@
 #include "backend_registry.h"
 #include "backends/cpu/cpu_backend.h"
 #include "backends/cpu/gemm.h"
+#ifdef PIMOE_HAVE_VULKAN
+#include "backends/vulkan/vulkan_backend.h"
+#endif
 #include "pimoe/pimoe.h"
 
 using namespace pimoe;
@@ -241,6 +244,22 @@ pimoe_status pimoe_backend_probe(const char *name, int32_t *usable) {
   });
 }
 
+int32_t pimoe_backend_device_count(const char *kind) {
+  clear_thread_error();
+  if (!kind) {
+    set_thread_error("pimoe_backend_device_count: kind is NULL");
+    return -1;
+  }
+  const std::string k(kind);
+  if (k == "cpu") return 1;
+#ifdef PIMOE_HAVE_VULKAN
+  if (k == "vulkan") return vulkan_device_count();
+#endif
+  if (k == "cuda" || k == "vulkan") return 0;  // not compiled into this build
+  set_thread_error("pimoe_backend_device_count: '" + k + "' is not a backend kind (cpu, cuda or vulkan)");
+  return -1;
+}
+
 const char *pimoe_backend_device(const char *name) {
   clear_thread_error();
   if (!name) return nullptr;
@@ -251,11 +270,17 @@ const char *pimoe_backend_device(const char *name) {
       set_thread_error(why);
       return nullptr;
     }
-    if (parsed.kind == "auto") parsed.kind = resolve_auto_backend();
+    if (parsed.kind == "auto") parsed = parse_backend_name(resolve_auto_backend());
     if (parsed.kind == "cpu") {
       thread_string() = cpu_device_description(0, false);
       return thread_string().c_str();
     }
+#ifdef PIMOE_HAVE_VULKAN
+    if (parsed.kind == "vulkan") {
+      thread_string() = vulkan_device_description(parsed.device);
+      return thread_string().c_str();
+    }
+#endif
     return nullptr;
   } catch (const std::exception &e) {
     set_thread_error(e.what());

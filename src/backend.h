@@ -41,6 +41,16 @@ class Backend {
 
   // y[T, H] = sum over each token's kept assignments of weight * expert(x_token).
   virtual void run_experts(const RoutePlan &plan, const float *x, float *y, BackendScratch &scratch) const = 0;
+
+  // Optional: the whole layer on the backend's device, routing and per-expert counting included, in one submission
+  // (GPU backends). The model calls it only when !config.router.needs_host_routing(). On success it fills y and
+  // `plan` as build_route_plan() would have (expert, weight, dropped, position, counts, offsets, order and the
+  // statistics) and returns true; it returns false, having done nothing, when it cannot serve the call (then the
+  // model routes on the host: router_logits, build_route_plan, run_experts).
+  virtual bool forward_fused(const float * /*x*/, int64_t /*tokens*/, float * /*y*/, RoutePlan & /*plan*/,
+                             BackendScratch & /*scratch*/) const {
+    return false;
+  }
 };
 
 // Creates the backend a name asks for ("auto", "cpu", ...) over the given config and weights (which outlive it).

@@ -5,6 +5,9 @@
 #include "backend.h"
 #include "backends/cpu/cpu_backend.h"
 #include "error.h"
+#ifdef PIMOE_HAVE_VULKAN
+#include "backends/vulkan/vulkan_backend.h"
+#endif
 
 namespace pimoe {
 
@@ -22,18 +25,31 @@ BackendName parse_backend_name(const std::string &name) {
 }
 
 const std::vector<const char *> &compiled_backends() {
-  static const std::vector<const char *> names = {"cpu"};
+  static const std::vector<const char *> names = {
+#ifdef PIMOE_HAVE_VULKAN
+      "vulkan",
+#endif
+      "cpu"};
   return names;
 }
 
 bool backend_usable(const BackendName &name, std::string &why) {
   if (name.kind == "auto" || name.kind == "cpu") return true;
-  why =
-      "backend '" + name.kind + "' is not compiled into this build of libpimoe (" + std::string("compiled: cpu") + ")";
+#ifdef PIMOE_HAVE_VULKAN
+  if (name.kind == "vulkan") return vulkan_usable(name.device, why);
+#endif
+  std::string compiled;
+  for (const char *b : compiled_backends()) compiled += (compiled.empty() ? "" : ", ") + std::string(b);
+  why = "backend '" + name.kind + "' is not compiled into this build of libpimoe (compiled: " + compiled + ")";
   return false;
 }
 
 std::string resolve_auto_backend() {
+#ifdef PIMOE_HAVE_VULKAN
+  // A hardware Vulkan device beats the CPU backend; a software one (lavapipe, SwiftShader) never does.
+  const int vulkan = vulkan_auto_device();
+  if (vulkan >= 0) return "vulkan:" + std::to_string(vulkan);
+#endif
   return "cpu";
 }
 
@@ -42,8 +58,11 @@ std::unique_ptr<Backend> create_backend(const std::string &requested, const Laye
   BackendName name = parse_backend_name(requested);
   std::string why;
   if (!backend_usable(name, why)) fail(PIMOE_ERR_BACKEND_UNAVAILABLE, why);
-  if (name.kind == "auto") name.kind = resolve_auto_backend();
+  if (name.kind == "auto") name = parse_backend_name(resolve_auto_backend());
   if (name.kind == "cpu") return make_cpu_backend(config, weights);
+#ifdef PIMOE_HAVE_VULKAN
+  if (name.kind == "vulkan") return make_vulkan_backend(config, weights, name.device);
+#endif
   fail(PIMOE_ERR_BACKEND_UNAVAILABLE, "backend '", requested, "' is not available");
 }
 

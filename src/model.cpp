@@ -78,10 +78,13 @@ void Model::forward(const float *x, int64_t tokens, float *y, int32_t *ids, floa
     ~Release() { pool.release(w); }
   } release{workspaces_, w};
 
-  w.logits.resize(static_cast<size_t>(tokens * config_.router.num_experts));
-  backend_->router_logits(x, tokens, w.logits.data(), *w.scratch);
-  build_route_plan(config_.router, w.logits.data(), tokens, w.plan, weights_.selection_bias.data());
-  backend_->run_experts(w.plan, x, y, *w.scratch);
+  // A backend that routes on its device does the whole layer in one go; everything else routes here.
+  if (config_.router.needs_host_routing() || !backend_->forward_fused(x, tokens, y, w.plan, *w.scratch)) {
+    w.logits.resize(static_cast<size_t>(tokens * config_.router.num_experts));
+    backend_->router_logits(x, tokens, w.logits.data(), *w.scratch);
+    build_route_plan(config_.router, w.logits.data(), tokens, w.plan, weights_.selection_bias.data());
+    backend_->run_experts(w.plan, x, y, *w.scratch);
+  }
 
   if (ids) std::copy(w.plan.expert.begin(), w.plan.expert.end(), ids);
   if (weights) std::copy(w.plan.weight.begin(), w.plan.weight.end(), weights);
