@@ -224,8 +224,13 @@ void Instance::create(std::string *why) {
   features.enabledValidationFeatureCount = 1;
   features.pEnabledValidationFeatures = &sync_feature;
   if (want_validation) {
-    info.pNext = &messenger;  // messages of vkCreateInstance / vkDestroyInstance themselves
-    if (want_sync) messenger.pNext = &features;
+    // The messenger also hears vkCreateInstance / vkDestroyInstance themselves; the features struct goes in front
+    // of it in the chain, so that the messenger struct can be used as is (pNext NULL) for the instance's messenger.
+    info.pNext = &messenger;
+    if (want_sync) {
+      features.pNext = &messenger;
+      info.pNext = &features;
+    }
   }
   r = vkCreateInstance(&info, nullptr, &instance_);
   if (r != VK_SUCCESS) {
