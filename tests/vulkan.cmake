@@ -2,6 +2,8 @@
 # the Khronos validation layer on (vulkan-validationlayers), so that CI without a GPU runs every kernel:
 #   test_parity_vulkan       every parity case of test_parity against the oracle, routing on the device
 #   test_parity_vulkan_host  the same with routing on the host (the path of the routing features the device lacks)
+#   test_parity_vulkan_large_tiles  the same through the large GEMM tiles only (by default small calls use the
+#                            small-row kernels and small tiles)
 #   test_vulkan              device list and selection, weights, fused vs host routing, concurrency, errors
 #   test_vulkan_no_loader    libvulkan.so.1 hidden: libpimoe loads, reports Vulkan unavailable, runs on the CPU
 #   test_vulkan_no_driver    no Vulkan driver: the same
@@ -46,9 +48,12 @@ add_test(NAME test_parity_vulkan COMMAND test_parity)
 set_tests_properties(test_parity_vulkan PROPERTIES ENVIRONMENT "${_lavapipe_env}")
 add_test(NAME test_parity_vulkan_host COMMAND test_parity)
 set_tests_properties(test_parity_vulkan_host PROPERTIES ENVIRONMENT "${_lavapipe_env};PIMOE_VULKAN_ROUTING=host")
+add_test(NAME test_parity_vulkan_large_tiles COMMAND test_parity)
+set_tests_properties(test_parity_vulkan_large_tiles PROPERTIES ENVIRONMENT "${_lavapipe_env};PIMOE_VULKAN_TILES=large")
 add_test(NAME test_vulkan_lavapipe COMMAND test_vulkan)
 set_tests_properties(test_vulkan_lavapipe PROPERTIES ENVIRONMENT "${_lavapipe_env}")
-set_tests_properties(test_parity_vulkan test_parity_vulkan_host test_vulkan_lavapipe PROPERTIES
+set_tests_properties(test_parity_vulkan test_parity_vulkan_host test_parity_vulkan_large_tiles test_vulkan_lavapipe
+                     PROPERTIES
                      LABELS "vulkan" TIMEOUT 900 FAIL_REGULAR_EXPRESSION "${_validation_fail}")
 
 add_test(NAME test_vulkan_no_loader COMMAND test_vulkan_unavailable)

@@ -61,8 +61,8 @@ std::shared_ptr<Device> Device::get(int index) {
          ") cannot run this backend: ", physical.unusable_reason);
   }
   // Devices live until the process exits (or until the last model using one is gone, whichever is later): a model
-  // created after another one reuses the device and its compiled pipelines. This registry is created after the
-  // instance's static, so it is destroyed first and devices go before the instance.
+  // created after another one reuses the device and its compiled pipelines. Destroying them at exit lets the
+  // validation layer report any object the backend failed to release.
   static std::mutex mutex;
   static std::map<int, std::shared_ptr<Device>> devices;
   std::lock_guard<std::mutex> lock(mutex);
@@ -86,6 +86,7 @@ Device::Device(std::shared_ptr<Instance> instance, int index)
     if (!(family[i].queueFlags & VK_QUEUE_GRAPHICS_BIT)) break;
   }
   queue_family_ = chosen;
+  timestamp_bits_ = family[chosen].timestampValidBits;
 
   const float priority = 1.0f;
   VkDeviceQueueCreateInfo queue{VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO};

@@ -61,6 +61,9 @@ class Device {
   int index() const { return index_; }
   VkDevice handle() const { return device_; }
   uint32_t queue_family() const { return queue_family_; }
+  // Valid bits of the queue's timestamps (0: no timestamps) and nanoseconds per tick, for PIMOE_VULKAN_PROFILE.
+  uint32_t timestamp_bits() const { return timestamp_bits_; }
+  double timestamp_period() const { return limits().timestampPeriod; }
   const VolkDeviceTable &fn() const { return fn_; }
   const PhysicalDevice &physical() const { return physical_; }
   const VkPhysicalDeviceLimits &limits() const { return physical_.properties.limits; }
@@ -101,6 +104,7 @@ class Device {
   VkDevice device_ = VK_NULL_HANDLE;
   VolkDeviceTable fn_{};
   uint32_t queue_family_ = 0;
+  uint32_t timestamp_bits_ = 0;
   VkQueue queue_ = VK_NULL_HANDLE;
   std::mutex queue_mutex_;
   std::atomic<bool> lost_{false};

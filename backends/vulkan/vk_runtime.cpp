@@ -161,21 +161,23 @@ uint64_t Instance::validation_errors() {
 }
 
 std::shared_ptr<Instance> Instance::get(std::string *why) {
-  // The instance lives until the process exits (this static is destroyed after the device registry, which is
-  // created after it), so every model shares one instance and each device is set up once.
+  // One instance for the process, shared by every model, and never destroyed: tearing it down at exit would unload
+  // the driver while its own exit handlers and threads may still run, and gains nothing (the devices, which own
+  // every object the backend makes, are destroyed at exit; see Device::get). Kept behind a pointer so that no
+  // static destructor touches it.
   static std::mutex mutex;
-  static std::shared_ptr<Instance> instance;
-  static std::string failure;
-  static bool tried = false;
+  static std::shared_ptr<Instance> *instance = nullptr;
+  static std::string *failure = nullptr;
   std::lock_guard<std::mutex> lock(mutex);
-  if (!tried) {
-    tried = true;
+  if (!instance) {
+    instance = new std::shared_ptr<Instance>();
+    failure = new std::string();
     std::shared_ptr<Instance> fresh(new Instance);
-    fresh->create(&failure);
-    if (failure.empty()) instance = std::move(fresh);
+    fresh->create(failure);
+    if (failure->empty()) *instance = std::move(fresh);
   }
-  if (!instance && why) *why = failure;
-  return instance;
+  if (!*instance && why) *why = *failure;
+  return *instance;
 }
 
 void Instance::create(std::string *why) {

@@ -4,6 +4,9 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <chrono>
+#include <cstdio>
+#include <mutex>
 #include <unordered_map>
 #include <vector>
 
@@ -96,7 +99,8 @@ class VulkanBackend;
 // steady stream of calls allocates nothing). One per concurrent call (the model's workspace pool).
 class VkScratch final : public BackendScratch {
  public:
-  VkScratch(Device &device, const VulkanBackend &backend);
+  static constexpr uint32_t kMaxMarks = 32;
+  VkScratch(Device &device, const VulkanBackend &backend, bool profile);
   ~VkScratch() override;
   VkScratch(const VkScratch &) = delete;
   VkScratch &operator=(const VkScratch &) = delete;
@@ -115,6 +119,11 @@ class VkScratch final : public BackendScratch {
   void submit();  // ends, submits and waits
   VkDescriptorSet set() const { return set_; }
 
+  // PIMOE_VULKAN_PROFILE: a GPU timestamp after each step of the command buffer, named by `label` (a literal or a
+  // pipeline name that outlives the call); after submit(), marks() lists (label, nanoseconds since the last mark).
+  void mark(VkCommandBuffer cmd, const char *label);
+  std::vector<std::pair<const char *, double>> marks();
+
  private:
   void bind(Slot slot);
   void release();
@@ -126,6 +135,8 @@ class VkScratch final : public BackendScratch {
   VkDescriptorPool descriptor_pool_ = VK_NULL_HANDLE;
   VkDescriptorSet set_ = VK_NULL_HANDLE;
   Buffer buffers_[kSlots];
+  VkQueryPool queries_ = VK_NULL_HANDLE;
+  std::vector<const char *> labels_;
 };
 
 // Batches host-to-device copies through one staging buffer: each flush is one submission.
@@ -177,7 +188,16 @@ class VulkanBackend final : public Backend {
                                                             : "f16") {
     const char *routing = std::getenv("PIMOE_VULKAN_ROUTING");
     host_routing_only_ = routing && std::strcmp(routing, "host") == 0;
+    const char *tiles = std::getenv("PIMOE_VULKAN_TILES");
+    if (tiles && std::strcmp(tiles, "small") == 0) tiles_ = Tiles::Small;
+    if (tiles && std::strcmp(tiles, "large") == 0) tiles_ = Tiles::Large;
+    const char *profile = std::getenv("PIMOE_VULKAN_PROFILE");
+    profile_ = profile && *profile && std::strcmp(profile, "0") != 0;
     upload_weights(weights);
+  }
+
+  ~VulkanBackend() override {
+    if (profile_) print_profile();
   }
 
   const char *name() const override { return "vulkan"; }
@@ -187,7 +207,7 @@ class VulkanBackend final : public Backend {
   }
 
   std::unique_ptr<BackendScratch> make_scratch() const override {
-    return std::make_unique<VkScratch>(*device_, *this);
+    return std::make_unique<VkScratch>(*device_, *this, profile_);
   }
 
   bool holds_weight(const NamedTensor &t) const override { return held_.count(t.data) > 0; }
@@ -227,11 +247,20 @@ class VulkanBackend final : public Backend {
   void record_copy(VkCommandBuffer cmd, const Buffer &src, VkDeviceSize src_offset, const Buffer &dst,
                    VkDeviceSize dst_offset, VkDeviceSize bytes) const;
   // gather -> up -> down -> combine, with the grid sizes in B_ROUTE's disp section.
-  void record_experts(VkCommandBuffer cmd, VkScratch &s, Push &push, int64_t assignments, bool matvec) const;
-  std::string kernel(const char *family, bool matvec) const {
-    return std::string(matvec ? "matvec_" : "matmul_") + family + "_" + variant_;
-  }
+  // The kernels of the two projections for a call, and their grids' x extent and row tile.
+  struct Projection {
+    const char *up, *down;
+    bool matvec;
+    uint32_t up_x, down_x, row_tile;
+  };
+  // max_rows: the largest segment's rows when known (host routing), else -1; expected_rows: what a segment is likely
+  // to hold (the largest, or tokens * k / E and the shared expert's tokens when routing runs on the device).
+  Projection projection(int64_t max_rows, int64_t expected_rows, int64_t max_ip) const;
+  void record_experts(VkCommandBuffer cmd, VkScratch &s, Push &push, int64_t assignments, const Projection &p) const;
   void check_call_size(int64_t tokens, int64_t slots) const;
+  // Submits the call's command buffer; with PIMOE_VULKAN_PROFILE, adds its GPU step times to the model's profile.
+  void submit(VkScratch &s, const char *path) const;
+  void print_profile() const;
 
   const LayerConfig &config_;
   const LayerWeights &weights_;
@@ -239,7 +268,29 @@ class VulkanBackend final : public Backend {
   const WeightDtype dtype_;
   const int64_t vw_;  // weights per 16-byte word
   const char *variant_;
+  // Shader variant names of the projections for this model's weight type (vulkan.cmake lists them).
+  const std::string up_mv_ = std::string("matvec_up_") + variant_, down_mv_ = std::string("matvec_down_") + variant_;
+  const std::string up_mm_ = std::string("matmul_up_") + variant_, down_mm_ = std::string("matmul_down_") + variant_;
+  const std::string up_large_ = up_mm_ + "_large", down_large_ = down_mm_ + "_large";
   bool host_routing_only_ = false;
+  // PIMOE_VULKAN_TILES=small|large: always the tiled kernels with that tile (tests run every case through each);
+  // by default the small-row kernels serve segments of at most MV_MAX_ROWS rows, large tiles many rows.
+  enum class Tiles { Auto, Small, Large } tiles_ = Tiles::Auto;
+  bool profile_ = false;
+  struct ProfileEntry {
+    double ns = 0.0;
+    uint64_t count = 0;
+  };
+  mutable std::mutex profile_mutex_;
+  // In first-seen order: "path / step" GPU times, and per path the wall time of submit-and-wait.
+  mutable std::vector<std::pair<std::string, ProfileEntry>> profile_entries_, profile_calls_;
+  static ProfileEntry &entry(std::vector<std::pair<std::string, ProfileEntry>> &list, const std::string &key) {
+    for (auto &e : list) {
+      if (e.first == key) return e.second;
+    }
+    list.emplace_back(key, ProfileEntry{});
+    return list.back().second;
+  }
 
   std::vector<Placement> expert_places_;  // per segment: gate, up, down (3 each)
   Placement router_place_;
@@ -255,7 +306,7 @@ class VulkanBackend final : public Backend {
 
 // ------------------------------------------------------------------------------------------------ scratch
 
-VkScratch::VkScratch(Device &device, const VulkanBackend &backend) : device_(device) {
+VkScratch::VkScratch(Device &device, const VulkanBackend &backend, bool profile) : device_(device) {
   const VolkDeviceTable &fn = device.fn();
   const VkDevice d = device.handle();
   try {
@@ -307,6 +358,13 @@ VkScratch::VkScratch(Device &device, const VulkanBackend &backend) : device_(dev
     writes[3].pBufferInfo = &model_infos[3];
     fn.vkUpdateDescriptorSets(d, 4, writes, 0, nullptr);
     for (int slot = 0; slot < kSlots; ++slot) ensure(static_cast<Slot>(slot), 256);
+    if (profile && device.timestamp_bits() > 0) {
+      VkQueryPoolCreateInfo q{VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO};
+      q.queryType = VK_QUERY_TYPE_TIMESTAMP;
+      q.queryCount = kMaxMarks + 1;
+      vk::check(fn.vkCreateQueryPool(d, &q, nullptr, &queries_), "vkCreateQueryPool");
+      labels_.reserve(kMaxMarks);
+    }
   } catch (...) {
     release();
     throw;
@@ -321,6 +379,8 @@ void VkScratch::release() {
   const VolkDeviceTable &fn = device_.fn();
   const VkDevice d = device_.handle();
   for (Buffer &b : buffers_) b.reset();
+  if (queries_) fn.vkDestroyQueryPool(d, queries_, nullptr);
+  queries_ = VK_NULL_HANDLE;
   if (descriptor_pool_) fn.vkDestroyDescriptorPool(d, descriptor_pool_, nullptr);  // frees the set
   if (fence_) fn.vkDestroyFence(d, fence_, nullptr);
   if (pool_) fn.vkDestroyCommandPool(d, pool_, nullptr);  // frees the command buffer
@@ -364,7 +424,33 @@ VkCommandBuffer VkScratch::begin() {
   vk::check(device_.fn().vkBeginCommandBuffer(cmd_, &info), "vkBeginCommandBuffer");
   device_.fn().vkCmdBindDescriptorSets(cmd_, VK_PIPELINE_BIND_POINT_COMPUTE, device_.pipeline_layout(), 0, 1, &set_,
                                        0, nullptr);
+  if (queries_) {
+    labels_.clear();
+    device_.fn().vkCmdResetQueryPool(cmd_, queries_, 0, kMaxMarks + 1);
+    device_.fn().vkCmdWriteTimestamp(cmd_, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, queries_, 0);
+  }
   return cmd_;
+}
+
+void VkScratch::mark(VkCommandBuffer cmd, const char *label) {
+  if (!queries_ || labels_.size() >= kMaxMarks) return;
+  labels_.push_back(label);
+  device_.fn().vkCmdWriteTimestamp(cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, queries_,
+                                   static_cast<uint32_t>(labels_.size()));
+}
+
+std::vector<std::pair<const char *, double>> VkScratch::marks() {
+  std::vector<std::pair<const char *, double>> out;
+  if (!queries_ || labels_.empty()) return out;
+  uint64_t stamps[kMaxMarks + 1];
+  const auto n = static_cast<uint32_t>(labels_.size() + 1);
+  vk::check(device_.fn().vkGetQueryPoolResults(device_.handle(), queries_, 0, n, sizeof stamps, stamps,
+                                               sizeof(uint64_t), VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT),
+            "vkGetQueryPoolResults");
+  for (uint32_t i = 1; i < n; ++i) {
+    out.emplace_back(labels_[i - 1], static_cast<double>(stamps[i] - stamps[i - 1]) * device_.timestamp_period());
+  }
+  return out;
 }
 
 void VkScratch::submit() {
@@ -590,13 +676,14 @@ Push VulkanBackend::base_push(int64_t tokens, int64_t slots) const {
   return p;
 }
 
-void VulkanBackend::dispatch(VkCommandBuffer cmd, VkScratch &, const char *pipeline, Push &push, uint32_t x,
+void VulkanBackend::dispatch(VkCommandBuffer cmd, VkScratch &s, const char *pipeline, Push &push, uint32_t x,
                              uint32_t y, uint32_t z) const {
   const VolkDeviceTable &fn = device_->fn();
   fn.vkCmdBindPipeline(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, device_->pipeline(pipeline));
   fn.vkCmdPushConstants(cmd, device_->pipeline_layout(), VK_SHADER_STAGE_COMPUTE_BIT, 0, sizeof(Push), &push);
   fn.vkCmdDispatch(cmd, x, y, z);
   vk::full_barrier(*device_, cmd);
+  s.mark(cmd, pipeline);
 }
 
 void VulkanBackend::dispatch_flat(VkCommandBuffer cmd, VkScratch &s, const char *pipeline, Push &push,
@@ -614,6 +701,7 @@ void VulkanBackend::dispatch_indirect(VkCommandBuffer cmd, VkScratch &s, const c
   fn.vkCmdPushConstants(cmd, device_->pipeline_layout(), VK_SHADER_STAGE_COMPUTE_BIT, 0, sizeof(Push), &push);
   fn.vkCmdDispatchIndirect(cmd, s.buffer(kRoute).handle(), offset);
   vk::full_barrier(*device_, cmd);
+  s.mark(cmd, pipeline);
 }
 
 void VulkanBackend::record_copy(VkCommandBuffer cmd, const Buffer &src, VkDeviceSize src_offset, const Buffer &dst,
@@ -623,13 +711,30 @@ void VulkanBackend::record_copy(VkCommandBuffer cmd, const Buffer &src, VkDevice
   device_->fn().vkCmdCopyBuffer(cmd, src.handle(), dst.handle(), 1, &region);
 }
 
+VulkanBackend::Projection VulkanBackend::projection(int64_t max_rows, int64_t expected_rows, int64_t max_ip) const {
+  const int64_t H = config_.hidden;
+  const bool small_rows = max_rows >= 0 && max_rows <= MV_MAX_ROWS;
+  if (tiles_ == Tiles::Auto && small_rows && !config_.deterministic) {
+    // Every segment's rows in one workgroup, each weight row streamed once. Its sums run in another order than the
+    // tiled kernels', so deterministic mode (a token's bits independent of the call) never takes it.
+    return {up_mv_.c_str(), down_mv_.c_str(), true, ceil_div(max_ip, MV_NPW), ceil_div(H, MV_NPW),
+            1};
+  }
+  const bool large = tiles_ == Tiles::Large || (tiles_ == Tiles::Auto && expected_rows >= MM_BM_LARGE);
+  if (large) {
+    return {up_large_.c_str(), down_large_.c_str(), false, ceil_div(max_ip, MM_BN),
+            ceil_div(H, MM_BN_LARGE), MM_BM_LARGE};
+  }
+  return {up_mm_.c_str(), down_mm_.c_str(), false, ceil_div(max_ip, MM_BN), ceil_div(H, MM_BN), MM_BM};
+}
+
 void VulkanBackend::record_experts(VkCommandBuffer cmd, VkScratch &s, Push &push, int64_t assignments,
-                                   bool matvec) const {
+                                   const Projection &p) const {
   const int64_t T = push.tokens;
   const bool shared = (push.flags & CALL_SHARED) != 0;
   dispatch_flat(cmd, s, "gather", push, assignments + (shared ? T : 0));
-  dispatch_indirect(cmd, s, kernel("up", matvec).c_str(), push, (push.route_disp + DISP_UP) * 4ull);
-  dispatch_indirect(cmd, s, kernel("down", matvec).c_str(), push, (push.route_disp + DISP_DOWN) * 4ull);
+  dispatch_indirect(cmd, s, p.up, push, (push.route_disp + DISP_UP) * 4ull);
+  dispatch_indirect(cmd, s, p.down, push, (push.route_disp + DISP_DOWN) * 4ull);
   dispatch_flat(cmd, s, "combine", push, T);
 }
 
@@ -640,6 +745,36 @@ void VulkanBackend::check_call_size(int64_t tokens, int64_t slots) const {
   if (biggest >= (int64_t{1} << 31)) {
     fail(PIMOE_ERR_UNSUPPORTED, "vulkan: a call of ", tokens, " tokens is too large for this layer on the device (",
          biggest, " elements in one buffer); split it into smaller calls");
+  }
+}
+
+void VulkanBackend::submit(VkScratch &s, const char *path) const {
+  if (!profile_) return s.submit();
+  const auto start = std::chrono::steady_clock::now();
+  s.submit();
+  const double wall = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start).count();
+  const auto marks = s.marks();
+  std::lock_guard<std::mutex> lock(profile_mutex_);
+  ProfileEntry &call = entry(profile_calls_, path);
+  call.ns += wall;
+  ++call.count;
+  for (const auto &m : marks) {
+    ProfileEntry &e = entry(profile_entries_, std::string(path) + " / " + m.first);
+    e.ns += m.second;
+    ++e.count;
+  }
+}
+
+void VulkanBackend::print_profile() const {
+  std::lock_guard<std::mutex> lock(profile_mutex_);
+  std::fprintf(stderr, "pimoe vulkan profile (%s, H=%lld E=%lld): mean per call\n", device_->describe().c_str(),
+               static_cast<long long>(config_.hidden), static_cast<long long>(config_.router.num_experts));
+  for (const auto &c : profile_calls_) {
+    std::fprintf(stderr, "  %-40s %8.1f us wall (submit to fence), %llu calls\n", c.first.c_str(),
+                 c.second.ns / 1e3 / static_cast<double>(c.second.count), static_cast<unsigned long long>(c.second.count));
+  }
+  for (const auto &e : profile_entries_) {
+    std::fprintf(stderr, "  %-60s %8.1f us GPU\n", e.first.c_str(), e.second.ns / 1e3 / static_cast<double>(e.second.count));
   }
 }
 
@@ -661,11 +796,13 @@ void VulkanBackend::router_logits(const float *x, int64_t tokens, float *logits,
   VkCommandBuffer cmd = s.begin();
   record_copy(cmd, up, 0, xb, 0, x_bytes);
   vk::full_barrier(*device_, cmd);
+  s.mark(cmd, "upload");
   Push push = base_push(tokens, 1);
   dispatch(cmd, s, "matmul_router", push, ceil_div(E, MM_BN), ceil_div(tokens, MM_BM), 1);
   record_copy(cmd, zb, 0, down, 0, z_bytes);
   vk::full_barrier(*device_, cmd);
-  s.submit();
+  s.mark(cmd, "download");
+  submit(s, "router_logits");
   std::memcpy(logits, down.mapped(), z_bytes);
 }
 
@@ -703,13 +840,13 @@ void VulkanBackend::run_experts(const RoutePlan &plan, const float *x, float *y,
     max_rows = std::max(max_rows, rows);
     if (rows > 0) max_ip = std::max(max_ip, padded_width(seg));
   }
-  const bool matvec = !config_.deterministic && max_rows <= MV_MAX_ROWS;
+  const Projection proj = projection(max_rows, max_rows, max_ip);
   const int64_t nseg = shared ? E + 1 : E;
   uint32_t *disp = reinterpret_cast<uint32_t *>(route + layout.disp);
-  disp[DISP_UP + 0] = matvec ? ceil_div(max_ip, MV_NPW) : ceil_div(max_ip, MM_BN);
-  disp[DISP_UP + 1] = matvec ? 1 : std::max<uint32_t>(1, ceil_div(max_rows, MM_BM));
+  disp[DISP_UP + 0] = proj.up_x;
+  disp[DISP_UP + 1] = std::max<uint32_t>(1, ceil_div(max_rows, proj.row_tile));
   disp[DISP_UP + 2] = static_cast<uint32_t>(nseg);
-  disp[DISP_DOWN + 0] = matvec ? ceil_div(H, MV_NPW) : ceil_div(H, MM_BN);
+  disp[DISP_DOWN + 0] = proj.down_x;
   disp[DISP_DOWN + 1] = disp[DISP_UP + 1];
   disp[DISP_DOWN + 2] = static_cast<uint32_t>(nseg);
   std::memcpy(up.mapped(), x, x_bytes);
@@ -726,13 +863,16 @@ void VulkanBackend::run_experts(const RoutePlan &plan, const float *x, float *y,
   record_copy(cmd, up, 0, xb, 0, x_bytes);
   record_copy(cmd, up, route_offset, rb, 0, route_bytes);
   vk::full_barrier(*device_, cmd);
+  s.mark(cmd, "upload");
   Push push = base_push(T, K);
   push.segments = static_cast<uint32_t>(nseg);
   if (shared) push.flags |= CALL_SHARED;
-  record_experts(cmd, s, push, A, matvec);
+  record_experts(cmd, s, push, A, proj);
   record_copy(cmd, yb, 0, down, 0, x_bytes);
   vk::full_barrier(*device_, cmd);
-  s.submit();
+  s.mark(cmd, "download");
+  submit(s, proj.matvec ? "run_experts, small-row kernels" : proj.row_tile == MM_BM ? "run_experts, small tiles"
+                                                                                    : "run_experts, large tiles");
   std::memcpy(y, down.mapped(), x_bytes);
 }
 
@@ -769,32 +909,37 @@ bool VulkanBackend::forward_fused(const float *x, int64_t tokens, float *y, Rout
   s.ensure(kProbs, static_cast<VkDeviceSize>(T * E) * 4);
   std::memcpy(up.mapped(), x, x_bytes);
 
-  const bool matvec = !config_.deterministic && T <= MV_MAX_ROWS;
   Push push = base_push(T, K);
   const int64_t nseg = shared ? E + 1 : E;
+  int64_t max_ip = PAD;
+  for (int64_t seg = 0; seg < nseg; ++seg) max_ip = std::max(max_ip, padded_width(seg));
+  // A segment holds at most T rows (a token picks an expert once); the counts themselves stay on the device.
+  const Projection proj = projection(T <= MV_MAX_ROWS ? T : -1, std::max(T * K / E, shared ? T : 0), max_ip);
   push.segments = static_cast<uint32_t>(nseg);
-  push.flags |= CALL_FUSED | (shared ? CALL_SHARED : 0u) | (matvec ? CALL_MATVEC : 0u);
+  push.flags |= CALL_FUSED | (shared ? CALL_SHARED : 0u) | (proj.matvec ? CALL_MATVEC : 0u);
   if (r.capacity_factor > 0.0) {
     push.capacity = static_cast<int32_t>(
         std::ceil(static_cast<double>(T * K) * r.capacity_factor / static_cast<double>(E)));
   }
-  int64_t max_ip = PAD;
-  for (int64_t seg = 0; seg < nseg; ++seg) max_ip = std::max(max_ip, padded_width(seg));
-  push.up_grid_x = matvec ? ceil_div(max_ip, MV_NPW) : ceil_div(max_ip, MM_BN);
-  push.down_grid_x = matvec ? ceil_div(H, MV_NPW) : ceil_div(H, MM_BN);
+  push.up_grid_x = proj.up_x;
+  push.down_grid_x = proj.down_x;
+  push.row_tile = proj.row_tile;
 
   VkCommandBuffer cmd = s.begin();
   record_copy(cmd, up, 0, xb, 0, x_bytes);
   vk::full_barrier(*device_, cmd);
+  s.mark(cmd, "upload");
   dispatch(cmd, s, "matmul_router", push, ceil_div(E, MM_BN), ceil_div(T, MM_BM), 1);
   dispatch(cmd, s, "route", push, ceil_div(T, ROUTE_THREADS), 1, 1);
   dispatch(cmd, s, "count", push, static_cast<uint32_t>(E), 1, 1);
   dispatch(cmd, s, "scan", push, 1, 1, 1);
-  record_experts(cmd, s, push, A, matvec);
+  record_experts(cmd, s, push, A, proj);
   record_copy(cmd, yb, 0, down, 0, x_bytes);
   record_copy(cmd, rb, 0, down, route_offset, back_bytes);
   vk::full_barrier(*device_, cmd);
-  s.submit();
+  s.mark(cmd, "download");
+  submit(s, proj.matvec ? "fused, small-row kernels" : proj.row_tile == MM_BM ? "fused, small tiles"
+                                                                            : "fused, large tiles");
   std::memcpy(y, down.mapped(), x_bytes);
 
   // The plan as build_route_plan() would have made it (Stats and the caller's routing buffers read it).

@@ -241,6 +241,45 @@ TEST(VulkanRouting, OnTheDeviceMatchesTheHostRouter) {
   EXPECT_EQ(la, lb);
 }
 
+// ------------------------------------------------------------------------------------------------ kernels
+
+ModelPtr MakeWithTiles(const std::vector<std::pair<std::string, std::string>> &options, const char *tiles) {
+  if (tiles) setenv("PIMOE_VULKAN_TILES", tiles, 1);
+  ModelPtr m = Make(options, Backend());
+  unsetenv("PIMOE_VULKAN_TILES");
+  return m;
+}
+
+// The two tile configurations of the grouped GEMM accumulate every output in the same order, so they give the same
+// bits; with deterministic mode the default choice (which switches configuration with the call's size and never
+// uses the small-row kernels) gives them too, and a token alone matches the token inside a large call.
+TEST(VulkanKernels, TileConfigurationsGiveTheSameBits) {
+  std::vector<std::pair<std::string, std::string>> options = {
+      {"hidden", "72"},       {"num_experts", "4"},     {"top_k", "2"},         {"intermediate", "40"},
+      {"activation", "gelu"}, {"pre_norm", "1"},        {"expert_bias", "1"},   {"shared_width", "24"},
+      {"seed", "5"},          {"deterministic", "1"}};
+  ModelPtr small = MakeWithTiles(options, "small"), large = MakeWithTiles(options, "large"),
+           chosen = MakeWithTiles(options, nullptr);
+  ASSERT_TRUE(small && large && chosen);
+  const int64_t tokens = 600;  // 300 rows per expert on average: the default picks the large tiles
+  const std::vector<float> x = random_input(static_cast<size_t>(tokens * 72), 77);
+  ForwardResult a = forward(small.get(), x, 1, tokens, 72, 2, false);
+  ForwardResult b = forward(large.get(), x, 1, tokens, 72, 2, false);
+  ForwardResult c = forward(chosen.get(), x, 1, tokens, 72, 2, false);
+  ASSERT_EQ(a.status, PIMOE_OK) << last_error();
+  ASSERT_EQ(b.status, PIMOE_OK) << last_error();
+  ASSERT_EQ(c.status, PIMOE_OK) << last_error();
+  EXPECT_TRUE(bitwise_equal(a.output, b.output)) << "small vs large tiles differ by " << MaxAbsDiff(a.output, b.output);
+  EXPECT_TRUE(bitwise_equal(a.output, c.output)) << "default choice differs by " << MaxAbsDiff(a.output, c.output);
+  for (int64_t t : {0, 1, 599}) {
+    const std::vector<float> one(x.begin() + t * 72, x.begin() + (t + 1) * 72);
+    ForwardResult alone = forward(chosen.get(), one, 1, 1, 72, 2, false);
+    ASSERT_EQ(alone.status, PIMOE_OK);
+    const std::vector<float> in_call(c.output.begin() + t * 72, c.output.begin() + (t + 1) * 72);
+    EXPECT_TRUE(bitwise_equal(alone.output, in_call)) << "token " << t;
+  }
+}
+
 // ------------------------------------------------------------------------------------------------ concurrency
 
 // One model shared by many threads, each calling forward with its own shapes: every result equals the same call made

@@ -80,8 +80,8 @@
   U(tokens) U(slots) U(experts) U(hidden) U(segments) U(hidden_pad) U(route_ids) U(route_w) U(route_arow)         \
   U(route_seg) U(route_disp) U(route_ecount) U(route_stats) U(route_tok) U(flags) F(inv_tau) F(scaling)             \
   I(capacity) U(groups) U(topk_groups) F(eps) F(aux_coef) U(score_off) U(bias_off) U(grid_x) U(up_grid_x)            \
-  U(down_grid_x)
-#define PUSH_WORDS 27
+  U(down_grid_x) U(row_tile)
+#define PUSH_WORDS 28
 
 // flags
 #define CALL_SIGMOID 1u
@@ -94,8 +94,10 @@
 #define CALL_MATVEC 128u     // the projections use the small-row kernels
 
 // ---------------------------------------------------------------- kernels' tile sizes
-#define MM_BM 64   // rows per GEMM tile
-#define MM_BN 64   // output columns per GEMM tile
+#define MM_BM 64   // rows per GEMM tile (TILE_LARGE: MM_BM_LARGE)
+#define MM_BN 64   // output columns per GEMM tile (TILE_LARGE: 64 for the up projection, MM_BN_LARGE for the down)
+#define MM_BM_LARGE 128
+#define MM_BN_LARGE 128
 #define MM_BK 16   // depth per step (matrix rows are padded to a multiple of it)
 #define MM_THREADS 256
 #define MV_MAX_ROWS 8  // the small-row kernels serve segments of at most this many rows

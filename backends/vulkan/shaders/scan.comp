@@ -67,7 +67,7 @@ void main() {
   route[st + STATS_TOP1] = floatBitsToInt(sum_top1[0]);
 
   // Row tiles of the largest segment (the small-row kernels take all of a segment's rows in one workgroup).
-  const uint y = (pc.flags & CALL_MATVEC) != 0u ? 1u : (uint(max_rows) + MM_BM - 1u) / MM_BM;
+  const uint y = (pc.flags & CALL_MATVEC) != 0u ? 1u : (uint(max_rows) + pc.row_tile - 1u) / pc.row_tile;
   const uint d = pc.route_disp;
   route[d + DISP_UP + 0u] = int(pc.up_grid_x);
   route[d + DISP_UP + 1u] = int(max(y, 1u));
