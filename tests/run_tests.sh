@@ -27,7 +27,8 @@ if [ "${PIMOE_QUICK:-0}" != 1 ]; then
     LSAN_OPTIONS=suppressions=$root/tests/vulkan/lsan.supp \
     run_suite asan+ubsan "$root/build-asan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPIMOE_SANITIZE=address,undefined \
     -DPIMOE_BUILD_EXAMPLES=ON -DPIMOE_BUILD_BINDINGS=OFF
-  TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+  # The Vulkan driver and validation layer are not TSan-instrumented: see tsan.supp.
+  TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$root/tests/vulkan/tsan.supp \
     run_suite tsan "$root/build-tsan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPIMOE_SANITIZE=thread \
     -DPIMOE_WITH_OPENBLAS=OFF -DPIMOE_BUILD_BINDINGS=OFF
 fi

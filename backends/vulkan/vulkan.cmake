@@ -66,6 +66,7 @@ set(_vk_variants
     "matmul_down_f32_large|matmul.comp|MODE_DOWN,WTYPE_F32,TILE_LARGE"
     "matmul_down_f16_large|matmul.comp|MODE_DOWN,WTYPE_F16,TILE_LARGE"
     "matmul_down_bf16_large|matmul.comp|MODE_DOWN,WTYPE_BF16,TILE_LARGE"
+    "matvec_router|matvec.comp|MODE_ROUTER"
     "matvec_up_f32|matvec.comp|MODE_UP,WTYPE_F32"
     "matvec_up_f16|matvec.comp|MODE_UP,WTYPE_F16"
     "matvec_up_bf16|matvec.comp|MODE_UP,WTYPE_BF16"

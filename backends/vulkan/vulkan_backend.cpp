@@ -45,7 +45,7 @@ static_assert(sizeof(Push) == 4 * PUSH_WORDS, "Push must match layout.h's PUSH_W
 // Sections of the per-call routing buffer B_ROUTE, in ints. The host-routed path uploads [ids, ecount); the fused
 // path reads [ids, tok) back.
 struct RouteLayout {
-  uint32_t ids, w, arow, seg, disp, ecount, stats, tok, total;
+  uint32_t ids, w, arow, seg, disp, active, ecount, stats, tok, total;
   RouteLayout(int64_t T, int64_t K, int64_t E) {
     const auto A = static_cast<uint32_t>(T * K);
     ids = 0;
@@ -53,7 +53,8 @@ struct RouteLayout {
     arow = 2 * A;
     seg = 3 * A;
     disp = seg + static_cast<uint32_t>(E + 1) * SEG_STRIDE;
-    ecount = disp + DISP_SIZE;
+    active = disp + DISP_SIZE;
+    ecount = active + static_cast<uint32_t>(E + 1);
     stats = ecount + static_cast<uint32_t>(E) * ECOUNT_STRIDE;
     tok = stats + STATS_SIZE;
     total = tok + static_cast<uint32_t>(T) * TOK_STRIDE;
@@ -257,6 +258,8 @@ class VulkanBackend final : public Backend {
   // to hold (the largest, or tokens * k / E and the shared expert's tokens when routing runs on the device).
   Projection projection(int64_t max_rows, int64_t expected_rows, int64_t max_ip) const;
   void record_experts(VkCommandBuffer cmd, VkScratch &s, Push &push, int64_t assignments, const Projection &p) const;
+  // logits = x * router^T: the small-row kernel for calls of few tokens (as the projections), else the tiled GEMM.
+  void record_router(VkCommandBuffer cmd, VkScratch &s, Push &push, int64_t tokens) const;
   void check_call_size(int64_t tokens, int64_t slots) const;
   // Submits the call's command buffer; with PIMOE_VULKAN_PROFILE, adds its GPU step times to the model's profile.
   void submit(VkScratch &s, const char *path) const;
@@ -658,6 +661,7 @@ Push VulkanBackend::base_push(int64_t tokens, int64_t slots) const {
   p.route_arow = layout.arow;
   p.route_seg = layout.seg;
   p.route_disp = layout.disp;
+  p.route_active = layout.active;
   p.route_ecount = layout.ecount;
   p.route_stats = layout.stats;
   p.route_tok = layout.tok;
@@ -726,6 +730,15 @@ VulkanBackend::Projection VulkanBackend::projection(int64_t max_rows, int64_t ex
             ceil_div(H, MM_BN_LARGE), MM_BM_LARGE};
   }
   return {up_mm_.c_str(), down_mm_.c_str(), false, ceil_div(max_ip, MM_BN), ceil_div(H, MM_BN), MM_BM};
+}
+
+void VulkanBackend::record_router(VkCommandBuffer cmd, VkScratch &s, Push &push, int64_t tokens) const {
+  const int64_t E = config_.router.num_experts;
+  if (projection(tokens <= MV_MAX_ROWS ? tokens : -1, tokens, PAD).matvec) {
+    dispatch(cmd, s, "matvec_router", push, ceil_div(E, MV_NPW), 1, 1);
+  } else {
+    dispatch(cmd, s, "matmul_router", push, ceil_div(E, MM_BN), ceil_div(tokens, MM_BM), 1);
+  }
 }
 
 void VulkanBackend::record_experts(VkCommandBuffer cmd, VkScratch &s, Push &push, int64_t assignments,
@@ -798,7 +811,7 @@ void VulkanBackend::router_logits(const float *x, int64_t tokens, float *logits,
   vk::full_barrier(*device_, cmd);
   s.mark(cmd, "upload");
   Push push = base_push(tokens, 1);
-  dispatch(cmd, s, "matmul_router", push, ceil_div(E, MM_BN), ceil_div(tokens, MM_BM), 1);
+  record_router(cmd, s, push, tokens);
   record_copy(cmd, zb, 0, down, 0, z_bytes);
   vk::full_barrier(*device_, cmd);
   s.mark(cmd, "download");
@@ -828,10 +841,12 @@ void VulkanBackend::run_experts(const RoutePlan &plan, const float *x, float *y,
     std::memcpy(&route[layout.w + a], &plan.weight[a], 4);
     route[layout.arow + a] = static_cast<int32_t>(plan.position[a]);
   }
+  int32_t active = 0;
   for (int64_t seg = 0; seg <= E; ++seg) {
     int32_t *g = route + layout.seg + seg * SEG_STRIDE;
     const bool is_shared = seg == E;
     const int64_t rows = is_shared ? (shared ? T : 0) : plan.counts[seg];
+    if (rows > 0) route[layout.active + active++] = static_cast<int32_t>(seg);
     g[SEG_ROW] = static_cast<int32_t>(is_shared ? kept : plan.offsets[seg]);
     g[SEG_COUNT] = static_cast<int32_t>(rows);
     g[SEG_HIDDEN] = static_cast<int32_t>(hidden_total);
@@ -845,10 +860,10 @@ void VulkanBackend::run_experts(const RoutePlan &plan, const float *x, float *y,
   uint32_t *disp = reinterpret_cast<uint32_t *>(route + layout.disp);
   disp[DISP_UP + 0] = proj.up_x;
   disp[DISP_UP + 1] = std::max<uint32_t>(1, ceil_div(max_rows, proj.row_tile));
-  disp[DISP_UP + 2] = static_cast<uint32_t>(nseg);
+  disp[DISP_UP + 2] = static_cast<uint32_t>(active);
   disp[DISP_DOWN + 0] = proj.down_x;
   disp[DISP_DOWN + 1] = disp[DISP_UP + 1];
-  disp[DISP_DOWN + 2] = static_cast<uint32_t>(nseg);
+  disp[DISP_DOWN + 2] = static_cast<uint32_t>(active);
   std::memcpy(up.mapped(), x, x_bytes);
 
   Buffer &xb = s.ensure(kX, x_bytes);
@@ -929,7 +944,7 @@ bool VulkanBackend::forward_fused(const float *x, int64_t tokens, float *y, Rout
   record_copy(cmd, up, 0, xb, 0, x_bytes);
   vk::full_barrier(*device_, cmd);
   s.mark(cmd, "upload");
-  dispatch(cmd, s, "matmul_router", push, ceil_div(E, MM_BN), ceil_div(T, MM_BM), 1);
+  record_router(cmd, s, push, T);
   dispatch(cmd, s, "route", push, ceil_div(T, ROUTE_THREADS), 1, 1);
   dispatch(cmd, s, "count", push, static_cast<uint32_t>(E), 1, 1);
   dispatch(cmd, s, "scan", push, 1, 1, 1);

@@ -70,6 +70,9 @@
 #define TOK_TOP1 1
 #define TOK_PSCALE 2  // factor that turns the token's scores into the aux loss's P (1 for softmax)
 
+// The segments that have rows, in order (route_active, at most experts + 1 ints): the projections' workgroup z
+// indexes this list, so a call touching few experts launches no workgroups for the others.
+
 // Indirect dispatch arguments (uint x, y, z) written by the scan kernel.
 #define DISP_UP 0
 #define DISP_DOWN 3
@@ -80,8 +83,8 @@
   U(tokens) U(slots) U(experts) U(hidden) U(segments) U(hidden_pad) U(route_ids) U(route_w) U(route_arow)         \
   U(route_seg) U(route_disp) U(route_ecount) U(route_stats) U(route_tok) U(flags) F(inv_tau) F(scaling)             \
   I(capacity) U(groups) U(topk_groups) F(eps) F(aux_coef) U(score_off) U(bias_off) U(grid_x) U(up_grid_x)            \
-  U(down_grid_x) U(row_tile)
-#define PUSH_WORDS 28
+  U(down_grid_x) U(row_tile) U(route_active)
+#define PUSH_WORDS 29
 
 // flags
 #define CALL_SIGMOID 1u

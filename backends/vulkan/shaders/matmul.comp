@@ -102,7 +102,11 @@ void main() {
   const uint tid = gl_LocalInvocationIndex;
   const uint tx = tid % TX, ty = tid / TX;
   const uint n0 = gl_WorkGroupID.x * BN, m0 = gl_WorkGroupID.y * BM;
-  const uint s = gl_WorkGroupID.z;
+#if defined(MODE_ROUTER)
+  const uint s = 0u;
+#else
+  const uint s = uint(route[pc.route_active + gl_WorkGroupID.z]);  // the z-th segment that has rows
+#endif
 
 #if defined(MODE_ROUTER)
   const uint rows = pc.tokens, N = pc.experts, NP = N, K = pc.hidden;

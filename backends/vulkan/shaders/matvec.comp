@@ -3,8 +3,9 @@
 // is streamed once and dotted with every row of the segment. A workgroup owns MV_NPW output columns of one segment
 // (workgroup z = segment), 32 lanes per column reading consecutive uvec4 words (coalesced), then a tree reduction
 // over the lanes in shared memory. Bound by weight bandwidth, which is what a 1-token call is about.
-//   MODE_UP    hidden[r, n] = act(rows[r] . up[n] + up_bias[n]), or silu(rows[r] . gate[n]) * (rows[r] . up[n])
-//   MODE_DOWN  out[r, n]    = hidden[r] . down[n]
+//   MODE_ROUTER logits[t, e] = x[t] . router[e]          (calls of at most MV_MAX_ROWS tokens; fp32 weights)
+//   MODE_UP     hidden[r, n] = act(rows[r] . up[n] + up_bias[n]), or silu(rows[r] . gate[n]) * (rows[r] . up[n])
+//   MODE_DOWN   out[r, n]    = hidden[r] . down[n]
 // The lanes' partial sums are added in a fixed tree, so results repeat exactly from call to call; they differ in
 // the last bits from the tiled kernel's, which is why deterministic mode never uses this path.
 #extension GL_GOOGLE_include_directive : require
@@ -12,13 +13,20 @@
 
 layout(local_size_x = MV_THREADS) in;
 
+#if defined(MODE_ROUTER)
+BUFFER_ROUTER
+BUFFER_X
+BUFFER_LOGITS(writeonly)
+#define NACC 1
+#else
 BUFFER_ROUTE(readonly)
 BUFFER_WEIGHTS
+#endif
 #if defined(MODE_UP)
 BUFFER_ROWS(readonly)
 BUFFER_HIDDEN(writeonly)
 #define NACC 2
-#else
+#elif defined(MODE_DOWN)
 BUFFER_HIDDEN(readonly)
 BUFFER_OUT(writeonly)
 #define NACC 1
@@ -29,9 +37,14 @@ shared float partial[MV_MAX_ROWS * NACC][MV_THREADS];
 void main() {
   const uint tid = gl_LocalInvocationIndex;
   const uint lane = tid % 32u, col = tid / 32u;
-  const uint s = gl_WorkGroupID.z;
   const uint n = gl_WorkGroupID.x * MV_NPW + col;
-
+#if defined(MODE_ROUTER)
+  const uint rows = min(pc.tokens, uint(MV_MAX_ROWS));
+  const uint N = pc.experts, NP = N, K = pc.hidden_pad, wstride = pc.hidden_pad / 4u;
+  const uint row0 = 0u, hid0 = 0u, ar = 0u, wbase = 0u, gbase = 0u, Ip = 0u;
+  const bool gated = false;
+#else
+  const uint s = uint(route[pc.route_active + gl_WorkGroupID.z]);  // the z-th segment that has rows
   const uint seg = uint(pc.route_seg) + s * SEG_STRIDE;
   const uint rows = min(uint(route[seg + SEG_COUNT]), uint(MV_MAX_ROWS));
   const uint row0 = uint(route[seg + SEG_ROW]);
@@ -47,6 +60,7 @@ void main() {
   const uint wbase = meta_of(s, META_DOWN), gbase = 0u, wstride = meta_of(s, META_DOWN_STRIDE);
   const bool gated = false;
 #endif
+#endif
   if (rows == 0u || gl_WorkGroupID.x * MV_NPW >= NP) return;  // whole workgroup
 
   float acc[MV_MAX_ROWS], accg[MV_MAX_ROWS];
@@ -58,20 +72,22 @@ void main() {
     const uint words = K / VW;
     for (uint q = lane; q < words; q += 32u) {
       float wv[VW], gv[VW];
+#if defined(MODE_ROUTER)
+      decode(router_w[n * wstride + q], wv);
+#else
       decode(arena[ar].w[wbase + n * wstride + q], wv);
       if (gated) decode(arena[ar].w[gbase + n * wstride + q], gv);
+#endif
       for (uint r = 0u; r < MV_MAX_ROWS; ++r) {
         if (r >= rows) break;
-#if defined(MODE_UP)
-        const uint base = (row0 + r) * K + q * VW;
-#else
-        const uint base = hid0 + r * K + q * VW;
-#endif
         for (uint i = 0u; i < VW; ++i) {
-#if defined(MODE_UP)
-          const float a = rows_v[base + i];
+#if defined(MODE_ROUTER)
+          const uint k = q * VW + i;
+          const float a = k < pc.hidden ? x_v[r * pc.hidden + k] : 0.0;  // x is not padded
+#elif defined(MODE_UP)
+          const float a = rows_v[(row0 + r) * K + q * VW + i];
 #else
-          const float a = hidden_v[base + i];
+          const float a = hidden_v[hid0 + r * K + q * VW + i];
 #endif
           acc[r] = fma(wv[i], a, acc[r]);
           if (gated) accg[r] = fma(gv[i], a, accg[r]);
@@ -79,7 +95,9 @@ void main() {
       }
     }
   }
-  for (uint r = 0u; r < MV_MAX_ROWS; ++r) {
+  // Tree reduction over each column's 32 lanes, for the segment's rows only (rows is the same for the whole
+  // workgroup, so the barriers stay in uniform control flow).
+  for (uint r = 0u; r < rows; ++r) {
     partial[r * NACC][tid] = acc[r];
 #if defined(MODE_UP)
     partial[r * NACC + 1u][tid] = accg[r];
@@ -88,7 +106,7 @@ void main() {
   barrier();
   for (uint stride = 16u; stride > 0u; stride >>= 1u) {
     if (lane < stride) {
-      for (uint r = 0u; r < MV_MAX_ROWS * NACC; ++r) partial[r][tid] += partial[r][tid + stride];
+      for (uint r = 0u; r < rows * NACC; ++r) partial[r][tid] += partial[r][tid + stride];
     }
     barrier();
   }
@@ -109,6 +127,8 @@ void main() {
       }
     }
     hidden_v[hid0 + r * Ip + n] = h;
+#elif defined(MODE_ROUTER)
+    logits_v[r * N + n] = v;
 #else
     out_v[(row0 + r) * N + n] = v;
 #endif

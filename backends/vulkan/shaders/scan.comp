@@ -37,7 +37,7 @@ void main() {
   }
   if (tid != 0u) return;
 
-  int row = 0, hidden = 0, max_rows = 0;
+  int row = 0, hidden = 0, max_rows = 0, nactive = 0;
   float aux = 0.0;
   for (uint e = 0u; e < E; ++e) {
     const uint c = pc.route_ecount + e * ECOUNT_STRIDE;
@@ -46,6 +46,7 @@ void main() {
     route[seg + SEG_ROW] = row;
     route[seg + SEG_COUNT] = kept;
     route[seg + SEG_HIDDEN] = hidden;
+    if (kept > 0) route[pc.route_active + nactive++] = int(e);
     row += kept;
     hidden += kept * int(meta_of(e, META_IP));
     max_rows = max(max_rows, kept);
@@ -58,6 +59,7 @@ void main() {
     route[seg + SEG_COUNT] = int(T);
     route[seg + SEG_HIDDEN] = hidden;
     max_rows = max(max_rows, int(T));
+    route[pc.route_active + nactive++] = int(E);
   }
   const uint st = pc.route_stats;
   route[st + STATS_KEPT] = kept_total;
@@ -71,8 +73,8 @@ void main() {
   const uint d = pc.route_disp;
   route[d + DISP_UP + 0u] = int(pc.up_grid_x);
   route[d + DISP_UP + 1u] = int(max(y, 1u));
-  route[d + DISP_UP + 2u] = int(pc.segments);
+  route[d + DISP_UP + 2u] = nactive;
   route[d + DISP_DOWN + 0u] = int(pc.down_grid_x);
   route[d + DISP_DOWN + 1u] = int(max(y, 1u));
-  route[d + DISP_DOWN + 2u] = int(pc.segments);
+  route[d + DISP_DOWN + 2u] = nactive;
 }
