@@ -58,10 +58,10 @@ set_tests_properties(test_parity_vulkan test_parity_vulkan_host test_parity_vulk
 
 add_test(NAME test_vulkan_no_loader COMMAND test_vulkan_unavailable)
 set_tests_properties(test_vulkan_no_loader PROPERTIES LABELS "vulkan" TIMEOUT 120 ENVIRONMENT
-  "LD_PRELOAD=$<TARGET_FILE:hide_vulkan_loader>;ASAN_OPTIONS=verify_asan_link_order=0:detect_leaks=1;PIMOE_EXPECT_VULKAN_REASON=the Vulkan loader libvulkan.so.1 was not found")
+  "PIMOE_VULKAN_VALIDATION=0;LD_PRELOAD=$<TARGET_FILE:hide_vulkan_loader>;ASAN_OPTIONS=verify_asan_link_order=0:detect_leaks=1;PIMOE_EXPECT_VULKAN_REASON=the Vulkan loader libvulkan.so.1 was not found")
 add_test(NAME test_vulkan_no_driver COMMAND test_vulkan_unavailable)
 set_tests_properties(test_vulkan_no_driver PROPERTIES LABELS "vulkan" TIMEOUT 120 ENVIRONMENT
-  "VK_DRIVER_FILES=${PIMOE_VULKAN_RUNTIME_DIR}/no-such-icd.json;VK_ICD_FILENAMES=${PIMOE_VULKAN_RUNTIME_DIR}/no-such-icd.json;XDG_RUNTIME_DIR=${PIMOE_VULKAN_RUNTIME_DIR};PIMOE_EXPECT_VULKAN_REASON=no usable Vulkan driver")
+  "PIMOE_VULKAN_VALIDATION=0;VK_DRIVER_FILES=${PIMOE_VULKAN_RUNTIME_DIR}/no-such-icd.json;VK_ICD_FILENAMES=${PIMOE_VULKAN_RUNTIME_DIR}/no-such-icd.json;XDG_RUNTIME_DIR=${PIMOE_VULKAN_RUNTIME_DIR};PIMOE_EXPECT_VULKAN_REASON=no usable Vulkan driver")
 
 # libpimoe must not link libvulkan (it is opened at run time): a NEEDED entry would make the library fail to load
 # where Vulkan is not installed, before any of the checks above could run.

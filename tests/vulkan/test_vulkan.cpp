@@ -82,6 +82,7 @@ TEST(VulkanDevices, ListNamesTypesAndMemory) {
       continue;
     }
     const std::string text = d;
+    std::printf("%s\n", text.c_str());  // the device list, in the test log
     EXPECT_EQ(text.rfind(name + ": ", 0), 0u) << text;
     EXPECT_TRUE(contains(text, "GiB device-local")) << text;
     EXPECT_TRUE(contains(text, "GPU") || contains(text, "CPU (software)") || contains(text, "other")) << text;
