@@ -11,7 +11,7 @@
 //                   1.0 would mean the layer streamed its weights as fast as the memory moves data
 //   TFLOP/s         useful FLOPs (2*T*k*H*I*3 for SwiGLU, plus the router's 2*T*H*E) / median time
 //
-// Usage: bench_vulkan [--device vulkan:N] [--shape C|F|S|all] [--tokens 1,4096] [--dtype fp16|bf16|fp32]
+// Usage: bench_vulkan [--device vulkan:N] [--shape C,F,S|all] [--tokens 1,4096] [--dtype fp16|bf16|fp32]
 //                     [--min-time SECONDS] [--min-reps N] [--json FILE]
 #include <pimoe/pimoe.h>
 
@@ -289,7 +289,7 @@ int main(int argc, char **argv) {
   std::printf("%-5s %6s %5s %10s %12s %11s %8s %9s\n", "shape", "tokens", "dtype", "median ms", "tokens/s",
               "weight GB/s", "vs copy", "TFLOP/s");
   for (const Shape &s : kShapes) {
-    if (shape_arg != "all" && shape_arg != s.name) continue;
+    if (shape_arg != "all" && ("," + shape_arg + ",").find("," + s.name + ",") == std::string::npos) continue;
     const auto start = Clock::now();
     pimoe_model *m = create(s, device, dtype);
     const double load_s = std::chrono::duration<double>(Clock::now() - start).count();
