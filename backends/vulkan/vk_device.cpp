@@ -1,6 +1,7 @@
 #include "vk_device.h"
 
 #include <algorithm>
+#include <chrono>
 #include <vector>
 
 #include "src/error.h"
@@ -281,7 +282,15 @@ void Device::submit_and_wait(VkCommandBuffer cmd, VkFence fence) {
     std::lock_guard<std::mutex> lock(queue_mutex_);  // vkQueueSubmit needs external synchronisation of the queue
     r = fn_.vkQueueSubmit(queue_, 1, &submit, fence);
   }
-  if (r == VK_SUCCESS) r = fn_.vkWaitForFences(device_, 1, &fence, VK_TRUE, UINT64_MAX);
+  // A short call (a decode step) finishes within microseconds: poll the fence for a while before blocking, since
+  // the blocking wait's wake-up alone can cost as much as the call. Longer calls block after ~100 us of polling.
+  if (r == VK_SUCCESS) {
+    const auto start = std::chrono::steady_clock::now();
+    do {
+      r = fn_.vkGetFenceStatus(device_, fence);
+    } while (r == VK_NOT_READY && std::chrono::steady_clock::now() - start < std::chrono::microseconds(100));
+    if (r == VK_NOT_READY) r = fn_.vkWaitForFences(device_, 1, &fence, VK_TRUE, UINT64_MAX);
+  }
   if (r == VK_SUCCESS) r = fn_.vkResetFences(device_, 1, &fence);
   if (r == VK_ERROR_DEVICE_LOST) lost_.store(true);
   check(r, "running the layer's command buffer");
@@ -295,20 +304,21 @@ void Device::copy(const std::vector<Copy> &copies) {
   begin.flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT;
   check(fn_.vkBeginCommandBuffer(copy_cmd_, &begin), "vkBeginCommandBuffer");
   for (const Copy &c : copies) fn_.vkCmdCopyBuffer(copy_cmd_, c.src->handle(), c.dst->handle(), 1, &c.region);
-  full_barrier(*this, copy_cmd_);  // the copy's writes are available to whatever reads dst next
+  full_barrier(*this, copy_cmd_, true);  // the copy's writes are visible to whatever reads dst next, host included
   check(fn_.vkEndCommandBuffer(copy_cmd_), "vkEndCommandBuffer");
   submit_and_wait(copy_cmd_, copy_fence_);
 }
 
-void full_barrier(const Device &device, VkCommandBuffer cmd) {
+void full_barrier(const Device &device, VkCommandBuffer cmd, bool to_host) {
   VkMemoryBarrier barrier{VK_STRUCTURE_TYPE_MEMORY_BARRIER};
   barrier.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT;
   barrier.dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_READ_BIT |
                           VK_ACCESS_TRANSFER_WRITE_BIT | VK_ACCESS_INDIRECT_COMMAND_READ_BIT |
-                          VK_ACCESS_HOST_READ_BIT;
+                          (to_host ? static_cast<VkAccessFlags>(VK_ACCESS_HOST_READ_BIT) : 0u);
   device.fn().vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
                                    VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT |
-                                       VK_PIPELINE_STAGE_DRAW_INDIRECT_BIT | VK_PIPELINE_STAGE_HOST_BIT,
+                                       VK_PIPELINE_STAGE_DRAW_INDIRECT_BIT |
+                                       (to_host ? static_cast<VkPipelineStageFlags>(VK_PIPELINE_STAGE_HOST_BIT) : 0u),
                                    0, 1, &barrier, 0, nullptr, 0, nullptr);
 }
 

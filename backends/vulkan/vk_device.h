@@ -122,8 +122,9 @@ class Device {
 };
 
 // One memory barrier between any two steps of a command buffer: every earlier shader or transfer write is visible to
-// every later shader, transfer or indirect-argument read. Coarse on purpose: a command buffer of this backend is a
-// short chain of dependent steps, and one helper used everywhere cannot miss a hazard.
-void full_barrier(const Device &device, VkCommandBuffer cmd);
+// every later shader, transfer or indirect-argument read (and, with to_host, to the host once the submission's fence
+// has signalled: the last barrier of a command buffer whose results the host reads). Coarse on purpose: a command
+// buffer of this backend is a short chain of dependent steps, and one helper used everywhere cannot miss a hazard.
+void full_barrier(const Device &device, VkCommandBuffer cmd, bool to_host = false);
 
 }  // namespace pimoe::vk

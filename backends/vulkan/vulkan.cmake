@@ -76,6 +76,7 @@ set(_vk_variants
     "gather|gather.comp|"
     "combine|combine.comp|"
     "route|route.comp|"
+    "route_small|route_small.comp|"
     "count|count.comp|"
     "scan|scan.comp|")
 set(_vk_incs)

@@ -813,7 +813,7 @@ void VulkanBackend::router_logits(const float *x, int64_t tokens, float *logits,
   Push push = base_push(tokens, 1);
   record_router(cmd, s, push, tokens);
   record_copy(cmd, zb, 0, down, 0, z_bytes);
-  vk::full_barrier(*device_, cmd);
+  vk::full_barrier(*device_, cmd, true);
   s.mark(cmd, "download");
   submit(s, "router_logits");
   std::memcpy(logits, down.mapped(), z_bytes);
@@ -884,7 +884,7 @@ void VulkanBackend::run_experts(const RoutePlan &plan, const float *x, float *y,
   if (shared) push.flags |= CALL_SHARED;
   record_experts(cmd, s, push, A, proj);
   record_copy(cmd, yb, 0, down, 0, x_bytes);
-  vk::full_barrier(*device_, cmd);
+  vk::full_barrier(*device_, cmd, true);
   s.mark(cmd, "download");
   submit(s, proj.matvec ? "run_experts, small-row kernels" : proj.row_tile == MM_BM ? "run_experts, small tiles"
                                                                                     : "run_experts, large tiles");
@@ -945,13 +945,17 @@ bool VulkanBackend::forward_fused(const float *x, int64_t tokens, float *y, Rout
   vk::full_barrier(*device_, cmd);
   s.mark(cmd, "upload");
   record_router(cmd, s, push, T);
-  dispatch(cmd, s, "route", push, ceil_div(T, ROUTE_THREADS), 1, 1);
-  dispatch(cmd, s, "count", push, static_cast<uint32_t>(E), 1, 1);
-  dispatch(cmd, s, "scan", push, 1, 1, 1);
+  if (T <= MV_MAX_ROWS) {  // a decode step: routing, counting and offsets in one workgroup, one launch
+    dispatch(cmd, s, "route_small", push, 1, 1, 1);
+  } else {
+    dispatch(cmd, s, "route", push, ceil_div(T, ROUTE_THREADS), 1, 1);
+    dispatch(cmd, s, "count", push, static_cast<uint32_t>(E), 1, 1);
+    dispatch(cmd, s, "scan", push, 1, 1, 1);
+  }
   record_experts(cmd, s, push, A, proj);
   record_copy(cmd, yb, 0, down, 0, x_bytes);
   record_copy(cmd, rb, 0, down, route_offset, back_bytes);
-  vk::full_barrier(*device_, cmd);
+  vk::full_barrier(*device_, cmd, true);
   s.mark(cmd, "download");
   submit(s, proj.matvec ? "fused, small-row kernels" : proj.row_tile == MM_BM ? "fused, small tiles"
                                                                             : "fused, large tiles");

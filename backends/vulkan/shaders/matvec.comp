@@ -22,12 +22,13 @@ BUFFER_LOGITS(writeonly)
 BUFFER_ROUTE(readonly)
 BUFFER_WEIGHTS
 #endif
+// The rows (up) and hidden activations (down) are read four floats at a time: their rows are padded to 16 floats.
 #if defined(MODE_UP)
-BUFFER_ROWS(readonly)
+layout(set = 0, binding = B_ROWS) readonly buffer Rows4 { vec4 in4[]; };
 BUFFER_HIDDEN(writeonly)
 #define NACC 2
 #elif defined(MODE_DOWN)
-BUFFER_HIDDEN(readonly)
+layout(set = 0, binding = B_HIDDEN) readonly buffer Hidden4 { vec4 in4[]; };
 BUFFER_OUT(writeonly)
 #define NACC 1
 #endif
@@ -80,17 +81,29 @@ void main() {
 #endif
       for (uint r = 0u; r < MV_MAX_ROWS; ++r) {
         if (r >= rows) break;
-        for (uint i = 0u; i < VW; ++i) {
+        float a[VW];
 #if defined(MODE_ROUTER)
+        for (uint i = 0u; i < VW; ++i) {
           const uint k = q * VW + i;
-          const float a = k < pc.hidden ? x_v[r * pc.hidden + k] : 0.0;  // x is not padded
-#elif defined(MODE_UP)
-          const float a = rows_v[(row0 + r) * K + q * VW + i];
+          a[i] = k < pc.hidden ? x_v[r * pc.hidden + k] : 0.0;  // x is not padded
+        }
 #else
-          const float a = hidden_v[hid0 + r * K + q * VW + i];
+#if defined(MODE_UP)
+        const uint base4 = ((row0 + r) * K + q * VW) / 4u;
+#else
+        const uint base4 = (hid0 + r * K + q * VW) / 4u;
 #endif
-          acc[r] = fma(wv[i], a, acc[r]);
-          if (gated) accg[r] = fma(gv[i], a, accg[r]);
+        for (uint v = 0u; v < VW / 4u; ++v) {
+          const vec4 x4 = in4[base4 + v];
+          a[4u * v] = x4.x;
+          a[4u * v + 1u] = x4.y;
+          a[4u * v + 2u] = x4.z;
+          a[4u * v + 3u] = x4.w;
+        }
+#endif
+        for (uint i = 0u; i < VW; ++i) {
+          acc[r] = fma(wv[i], a[i], acc[r]);
+          if (gated) accg[r] = fma(gv[i], a[i], accg[r]);
         }
       }
     }
