@@ -23,8 +23,29 @@ mkdir -p "$XDG_RUNTIME_DIR"
 summary="$out/summary.txt"
 {
   echo "== machine"; nvidia-smi -L 2>&1; uname -r; echo "driver files: $VK_DRIVER_FILES"
-  echo "== tests (validation layer, synchronisation validation on)"
 } >"$summary"
+# Is there a Vulkan device? If not, say why (the loader's own messages) and try the driver's library folders too.
+probe() {
+  PIMOE_VULKAN_VALIDATION=0 "$here/bin/test_vulkan" --gtest_filter=VulkanDevices.ListNamesTypesAndMemory \
+    >"$out/logs/probe.log" 2>&1
+}
+if ! probe; then
+  {
+    echo "no Vulkan device with the defaults; loader messages:"
+    PIMOE_VULKAN_VALIDATION=0 VK_LOADER_DEBUG=error,warn,driver "$here/bin/test_vulkan" \
+      --gtest_filter=VulkanDevices.ListNamesTypesAndMemory 2>&1 | grep -v '^\[' | head -n 40
+    cat "$VK_DRIVER_FILES"
+    ls /usr/local/nvidia/lib64 /usr/local/nvidia/lib 2>/dev/null | grep -iE 'glx|glcore|glvk|vulkan|dispatch'
+    ldconfig -p | grep -iE 'GLdispatch|GLX|glvk|glcore|vulkan'
+  } >>"$summary" 2>&1
+  for extra in /usr/local/nvidia/lib64 /usr/local/nvidia/lib; do
+    [ -d "$extra" ] || continue
+    export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$extra"
+    if probe; then echo "device found with $extra on LD_LIBRARY_PATH" >>"$summary"; break; fi
+  done
+fi
+grep -E '^vulkan:' "$out/logs/probe.log" >>"$summary"
+echo "== tests (validation layer, synchronisation validation on)" >>"$summary"
 PIMOE_VULKAN_VALIDATION=sync timeout 240 sh "$here/run_vulkan_tests.sh" "$here/bin" vulkan:0 "$out/logs" >>"$summary" 2>&1
 echo "tests exit: $?" >>"$summary"
 echo "== bench (fp16 weights; GPU step times per call below)" >>"$summary"
