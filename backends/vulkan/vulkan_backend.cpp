@@ -254,9 +254,8 @@ class VulkanBackend final : public Backend {
     bool matvec;
     uint32_t up_x, down_x, row_tile;
   };
-  // max_rows: the largest segment's rows when known (host routing), else -1; expected_rows: what a segment is likely
-  // to hold (the largest, or tokens * k / E and the shared expert's tokens when routing runs on the device).
-  Projection projection(int64_t max_rows, int64_t expected_rows, int64_t max_ip) const;
+  // max_rows: the largest segment's rows when known (host routing, or at most the call's tokens), else -1.
+  Projection projection(int64_t max_rows, int64_t max_ip) const;
   void record_experts(VkCommandBuffer cmd, VkScratch &s, Push &push, int64_t assignments, const Projection &p) const;
   // logits = x * router^T: the small-row kernel for calls of few tokens (as the projections), else the tiled GEMM.
   void record_router(VkCommandBuffer cmd, VkScratch &s, Push &push, int64_t tokens) const;
@@ -277,7 +276,7 @@ class VulkanBackend final : public Backend {
   const std::string up_large_ = up_mm_ + "_large", down_large_ = down_mm_ + "_large";
   bool host_routing_only_ = false;
   // PIMOE_VULKAN_TILES=small|large: always the tiled kernels with that tile (tests run every case through each);
-  // by default the small-row kernels serve segments of at most MV_MAX_ROWS rows, large tiles many rows.
+  // by default the small-row kernels serve segments of at most MV_MAX_ROWS rows, the small tiles the rest.
   enum class Tiles { Auto, Small, Large } tiles_ = Tiles::Auto;
   bool profile_ = false;
   struct ProfileEntry {
@@ -715,7 +714,7 @@ void VulkanBackend::record_copy(VkCommandBuffer cmd, const Buffer &src, VkDevice
   device_->fn().vkCmdCopyBuffer(cmd, src.handle(), dst.handle(), 1, &region);
 }
 
-VulkanBackend::Projection VulkanBackend::projection(int64_t max_rows, int64_t expected_rows, int64_t max_ip) const {
+VulkanBackend::Projection VulkanBackend::projection(int64_t max_rows, int64_t max_ip) const {
   const int64_t H = config_.hidden;
   const bool small_rows = max_rows >= 0 && max_rows <= MV_MAX_ROWS;
   if (tiles_ == Tiles::Auto && small_rows && !config_.deterministic) {
@@ -724,8 +723,9 @@ VulkanBackend::Projection VulkanBackend::projection(int64_t max_rows, int64_t ex
     return {up_mv_.c_str(), down_mv_.c_str(), true, ceil_div(max_ip, MV_NPW), ceil_div(H, MV_NPW),
             1};
   }
-  const bool large = tiles_ == Tiles::Large || (tiles_ == Tiles::Auto && expected_rows >= MM_BM_LARGE);
-  if (large) {
+  // The large tiles only on request: on an H100 (bench/vulkan/README.md) the small tiles ran the 4096-token calls of
+  // shapes C and F 2.4 times faster.
+  if (tiles_ == Tiles::Large) {
     return {up_large_.c_str(), down_large_.c_str(), false, ceil_div(max_ip, MM_BN),
             ceil_div(H, MM_BN_LARGE), MM_BM_LARGE};
   }
@@ -734,7 +734,7 @@ VulkanBackend::Projection VulkanBackend::projection(int64_t max_rows, int64_t ex
 
 void VulkanBackend::record_router(VkCommandBuffer cmd, VkScratch &s, Push &push, int64_t tokens) const {
   const int64_t E = config_.router.num_experts;
-  if (projection(tokens <= MV_MAX_ROWS ? tokens : -1, tokens, PAD).matvec) {
+  if (projection(tokens <= MV_MAX_ROWS ? tokens : -1, PAD).matvec) {
     dispatch(cmd, s, "matvec_router", push, ceil_div(E, MV_NPW), 1, 1);
   } else {
     dispatch(cmd, s, "matmul_router", push, ceil_div(E, MM_BN), ceil_div(tokens, MM_BM), 1);
@@ -855,7 +855,7 @@ void VulkanBackend::run_experts(const RoutePlan &plan, const float *x, float *y,
     max_rows = std::max(max_rows, rows);
     if (rows > 0) max_ip = std::max(max_ip, padded_width(seg));
   }
-  const Projection proj = projection(max_rows, max_rows, max_ip);
+  const Projection proj = projection(max_rows, max_ip);
   const int64_t nseg = shared ? E + 1 : E;
   uint32_t *disp = reinterpret_cast<uint32_t *>(route + layout.disp);
   disp[DISP_UP + 0] = proj.up_x;
@@ -929,7 +929,7 @@ bool VulkanBackend::forward_fused(const float *x, int64_t tokens, float *y, Rout
   int64_t max_ip = PAD;
   for (int64_t seg = 0; seg < nseg; ++seg) max_ip = std::max(max_ip, padded_width(seg));
   // A segment holds at most T rows (a token picks an expert once); the counts themselves stay on the device.
-  const Projection proj = projection(T <= MV_MAX_ROWS ? T : -1, std::max(T * K / E, shared ? T : 0), max_ip);
+  const Projection proj = projection(T <= MV_MAX_ROWS ? T : -1, max_ip);
   push.segments = static_cast<uint32_t>(nseg);
   push.flags |= CALL_FUSED | (shared ? CALL_SHARED : 0u) | (proj.matvec ? CALL_MATVEC : 0u);
   if (r.capacity_factor > 0.0) {

@@ -252,8 +252,8 @@ ModelPtr MakeWithTiles(const std::vector<std::pair<std::string, std::string>> &o
 }
 
 // The two tile configurations of the grouped GEMM accumulate every output in the same order, so they give the same
-// bits; with deterministic mode the default choice (which switches configuration with the call's size and never
-// uses the small-row kernels) gives them too, and a token alone matches the token inside a large call.
+// bits; with deterministic mode the default choice (which never uses the small-row kernels) gives them too, and a
+// token alone matches the token inside a large call.
 TEST(VulkanKernels, TileConfigurationsGiveTheSameBits) {
   std::vector<std::pair<std::string, std::string>> options = {
       {"hidden", "72"},       {"num_experts", "4"},     {"top_k", "2"},         {"intermediate", "40"},
@@ -262,7 +262,7 @@ TEST(VulkanKernels, TileConfigurationsGiveTheSameBits) {
   ModelPtr small = MakeWithTiles(options, "small"), large = MakeWithTiles(options, "large"),
            chosen = MakeWithTiles(options, nullptr);
   ASSERT_TRUE(small && large && chosen);
-  const int64_t tokens = 600;  // 300 rows per expert on average: the default picks the large tiles
+  const int64_t tokens = 600;  // 300 rows per expert on average: several row tiles of either size
   const std::vector<float> x = random_input(static_cast<size_t>(tokens * 72), 77);
   ForwardResult a = forward(small.get(), x, 1, tokens, 72, 2, false);
   ForwardResult b = forward(large.get(), x, 1, tokens, 72, 2, false);
