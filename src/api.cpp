@@ -7,6 +7,9 @@
 #include "backend_registry.h"
 #include "backends/cpu/cpu_backend.h"
 #include "backends/cpu/gemm.h"
+#ifdef PIMOE_HAVE_CUDA
+#include "backends/cuda/cuda_backend.h"
+#endif
 #ifdef PIMOE_HAVE_VULKAN
 #include "backends/vulkan/vulkan_backend.h"
 #endif
@@ -33,45 +36,47 @@ const char *kStatusText[] = {
     "malformed file",
     "unsupported",
     "internal error",
+    "expert callback failed",
 };
 
 // Checks everything pimoe_forward promises to check, before any work is done.
 int64_t validate_forward(const Model &m, const float *input, size_t input_count, int64_t batch, int64_t seq,
                          const float *output, size_t output_count, const int32_t *ids, const float *weights,
-                         size_t routing_count) {
-  require(input, "pimoe_forward", "input");
-  require(output, "pimoe_forward", "output");
-  if (batch < 1) fail(PIMOE_ERR_INVALID_ARGUMENT, "pimoe_forward: batch (", batch, ") must be >= 1");
-  if (seq < 1) fail(PIMOE_ERR_INVALID_ARGUMENT, "pimoe_forward: seq (", seq, ") must be >= 1");
+                         size_t routing_count, const char *fn = "pimoe_forward") {
+  require(input, fn, "input");
+  require(output, fn, "output");
+  if (batch < 1) fail(PIMOE_ERR_INVALID_ARGUMENT, fn, ": batch (", batch, ") must be >= 1");
+  if (seq < 1) fail(PIMOE_ERR_INVALID_ARGUMENT, fn, ": seq (", seq, ") must be >= 1");
   if (batch > kMaxTokensPerCall / seq) {
-    fail(PIMOE_ERR_INVALID_ARGUMENT, "pimoe_forward: batch*seq (", batch, "*", seq, ") exceeds the limit of ",
+    fail(PIMOE_ERR_INVALID_ARGUMENT, fn, ": batch*seq (", batch, "*", seq, ") exceeds the limit of ",
          kMaxTokensPerCall, " tokens per call");
   }
   const int64_t tokens = batch * seq;
   const int64_t H = m.config().hidden;
   const auto expected = static_cast<size_t>(tokens * H);
   if (input_count != expected) {
-    fail(PIMOE_ERR_SIZE_MISMATCH, "pimoe_forward: input_count (", input_count, ") != batch*seq*hidden (", batch, "*",
+    fail(PIMOE_ERR_SIZE_MISMATCH, fn, ": input_count (", input_count, ") != batch*seq*hidden (", batch, "*",
          seq, "*", H, " = ", expected, ")");
   }
   if (output_count != expected) {
-    fail(PIMOE_ERR_SIZE_MISMATCH, "pimoe_forward: output_count (", output_count, ") != batch*seq*hidden (", expected,
+    fail(PIMOE_ERR_SIZE_MISMATCH, fn, ": output_count (", output_count, ") != batch*seq*hidden (", expected,
          ")");
   }
   if ((ids == nullptr) != (weights == nullptr)) {
-    fail(PIMOE_ERR_INVALID_ARGUMENT, "pimoe_forward: expert_ids and expert_weights must both be NULL or both set (",
+    fail(PIMOE_ERR_INVALID_ARGUMENT, fn, ": expert_ids and expert_weights must both be NULL or both set (",
          ids ? "expert_weights" : "expert_ids", " is NULL)");
   }
   if (ids) {
-    const auto routing_expected = static_cast<size_t>(tokens * m.config().router.top_k);
+    const auto routing_expected = static_cast<size_t>(tokens * m.config().router.slots());
     if (routing_count != routing_expected) {
-      fail(PIMOE_ERR_SIZE_MISMATCH, "pimoe_forward: routing_count (", routing_count, ") != batch*seq*top_k (",
-           routing_expected, ")");
+      fail(PIMOE_ERR_SIZE_MISMATCH, fn, ": routing_count (", routing_count, ") != batch*seq*",
+           m.config().router.expert_choice ? "num_experts (expert-choice slots)" : "top_k", " (", routing_expected,
+           ")");
     }
   }
   for (size_t i = 0; i < expected; ++i) {
     if (!std::isfinite(input[i])) {
-      fail(PIMOE_ERR_NON_FINITE_INPUT, "pimoe_forward: input[", i, "] (token ", static_cast<int64_t>(i) / H,
+      fail(PIMOE_ERR_NON_FINITE_INPUT, fn, ": input[", i, "] (token ", static_cast<int64_t>(i) / H,
            ", feature ", static_cast<int64_t>(i) % H, ") is ", std::isnan(input[i]) ? "NaN" : "Inf");
     }
   }
@@ -174,9 +179,70 @@ pimoe_status pimoe_forward(pimoe_model *model, const float *input, size_t input_
                            size_t routing_count) {
   return guarded(model, [&] {
     require(model, "pimoe_forward", "model");
+    validate_forward(model->model, input, input_count, batch, seq, output, output_count, expert_ids, expert_weights,
+                     routing_count);
+    RoutingOutputs out;
+    out.ids = expert_ids;
+    out.weights = expert_weights;
+    model->model.forward(input, batch, seq, output, out);
+  });
+}
+
+int64_t pimoe_routing_slots(const pimoe_model *model) {
+  return model ? model->model.config().router.slots() : 0;
+}
+
+pimoe_status pimoe_forward_routing(pimoe_model *model, const float *input, size_t input_count, int64_t batch,
+                                   int64_t seq, float *output, size_t output_count, pimoe_routing *routing) {
+  return guarded(model, [&] {
+    const char *fn = "pimoe_forward_routing";
+    require(model, fn, "model");
+    RoutingOutputs out;
+    if (routing) {
+      constexpr size_t kMinimum = offsetof(pimoe_routing, probability_count) + sizeof(size_t);
+      if (routing->struct_size < kMinimum) {
+        fail(PIMOE_ERR_INVALID_ARGUMENT, fn, ": routing->struct_size (", routing->struct_size,
+             ") is below the minimum of ", kMinimum, " bytes; set it to sizeof(pimoe_routing)");
+      }
+      out.ids = routing->expert_ids;
+      out.weights = routing->weights;
+      out.dropped = routing->dropped;
+      out.probabilities = routing->probabilities;
+    }
     const int64_t tokens = validate_forward(model->model, input, input_count, batch, seq, output, output_count,
-                                            expert_ids, expert_weights, routing_count);
-    model->model.forward(input, tokens, output, expert_ids, expert_weights);
+                                            nullptr, nullptr, 0, fn);
+    const LayerConfig &c = model->model.config();
+    if (out.ids || out.weights || out.dropped) {
+      const auto expected = static_cast<size_t>(tokens * c.router.slots());
+      if (routing->slot_count != expected) {
+        fail(PIMOE_ERR_SIZE_MISMATCH, fn, ": routing->slot_count (", routing->slot_count, ") != batch*seq*slots (",
+             tokens, "*", c.router.slots(), " = ", expected, ")");
+      }
+    }
+    if (out.probabilities) {
+      const auto expected = static_cast<size_t>(tokens * c.router.num_experts);
+      if (routing->probability_count != expected) {
+        fail(PIMOE_ERR_SIZE_MISMATCH, fn, ": routing->probability_count (", routing->probability_count,
+             ") != batch*seq*num_experts (", expected, ")");
+      }
+    }
+    model->model.forward(input, batch, seq, output, out);
+  });
+}
+
+pimoe_status pimoe_model_set_expert_callback(pimoe_model *model, int32_t expert, pimoe_expert_fn fn,
+                                             void *user_data) {
+  return guarded(model, [&] {
+    require(model, "pimoe_model_set_expert_callback", "model");
+    if (!fn) fail(PIMOE_ERR_NULL_POINTER, "pimoe_model_set_expert_callback: fn is NULL");
+    model->model.set_callback(expert, ExpertCallback{fn, user_data});
+  });
+}
+
+pimoe_status pimoe_reset_adaptive_state(pimoe_model *model) {
+  return guarded(model, [&] {
+    require(model, "pimoe_reset_adaptive_state", "model");
+    model->model.reset_adaptive_state();
   });
 }
 
@@ -252,6 +318,12 @@ int32_t pimoe_backend_device_count(const char *kind) {
   }
   const std::string k(kind);
   if (k == "cpu") return 1;
+#ifdef PIMOE_HAVE_CUDA
+  if (k == "cuda") {
+    std::string why;
+    return cuda_backend_usable(why) ? 1 : 0;  // the CUDA backend runs on device 0
+  }
+#endif
 #ifdef PIMOE_HAVE_VULKAN
   if (k == "vulkan") return vulkan_device_count();
 #endif
@@ -275,6 +347,12 @@ const char *pimoe_backend_device(const char *name) {
       thread_string() = cpu_device_description(0, false);
       return thread_string().c_str();
     }
+#ifdef PIMOE_HAVE_CUDA
+    if (parsed.kind == "cuda") {
+      thread_string() = cuda_device_description();
+      return thread_string().c_str();
+    }
+#endif
 #ifdef PIMOE_HAVE_VULKAN
     if (parsed.kind == "vulkan") {
       thread_string() = vulkan_device_description(parsed.device);

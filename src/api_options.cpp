@@ -109,4 +109,17 @@ pimoe_status pimoe_options_set_expert_pre_norm(pimoe_options *options, int32_t e
   });
 }
 
+pimoe_status pimoe_options_set_expert_callback(pimoe_options *options, int32_t expert, pimoe_expert_fn fn,
+                                               void *user_data) {
+  return guarded(nullptr, [&] {
+    Options &o = options_of(options, "pimoe_options_set_expert_callback");
+    if (expert < 0) {
+      fail(PIMOE_ERR_INVALID_ARGUMENT, "pimoe_options_set_expert_callback: expert index ", expert,
+           " is negative (a callback names one expert)");
+    }
+    if (!fn) fail(PIMOE_ERR_NULL_POINTER, "pimoe_options_set_expert_callback: fn is NULL");
+    o.callbacks[expert] = ExpertCallback{fn, user_data};
+  });
+}
+
 }  // extern "C"

@@ -42,15 +42,25 @@ class Backend {
   // y[T, H] = sum over each token's kept assignments of weight * expert(x_token).
   virtual void run_experts(const RoutePlan &plan, const float *x, float *y, BackendScratch &scratch) const = 0;
 
-  // Optional: the whole layer on the backend's device, routing and per-expert counting included, in one submission
-  // (GPU backends). The model calls it only when !config.router.needs_host_routing(). On success it fills y and
-  // `plan` as build_route_plan() would have (expert, weight, dropped, position, counts, offsets, order and the
-  // statistics) and returns true; it returns false, having done nothing, when it cannot serve the call (then the
-  // model routes on the host: router_logits, build_route_plan, run_experts).
+  // ---- Optional: the whole forward on the backend's device, routing included (GPU backends).
+  // A device-pointer call (pimoe_forward_cuda): x and y are device memory, work is ordered on `stream`.
+  struct DeviceCall {
+    void *stream = nullptr;
+  };
+  // Runs router, routing, experts and combine for a layer whose routing the model does not need to do itself
+  // (the model asks only when !config.router.needs_host_routing()). Fills plan's routing results for the statistics
+  // and the caller's ids/weights: tokens, top_k, num_experts, expert, weight, dropped, counts, offsets, dropped_count,
+  // aux_loss, z_loss, top1_probability_sum (not order/position). Returns false, having done nothing, when it does
+  // not run this layer that way (the model then takes the router_logits + run_experts path).
   virtual bool forward_fused(const float * /*x*/, int64_t /*tokens*/, float * /*y*/, RoutePlan & /*plan*/,
-                             BackendScratch & /*scratch*/) const {
+                             BackendScratch & /*scratch*/, const DeviceCall * /*device*/) const {
     return false;
   }
+  // Whether forward_fused and copy_device take device pointers (DeviceCall) at all.
+  virtual bool accepts_device_pointers() const { return false; }
+  // Copies bytes between the device and the host, ordered on call.stream, complete on return.
+  virtual void copy_device(void * /*dst*/, const void * /*src*/, size_t /*bytes*/, bool /*to_host*/,
+                           const DeviceCall & /*call*/) const {}
 };
 
 // Creates the backend a name asks for ("auto", "cpu", ...) over the given config and weights (which outlive it).

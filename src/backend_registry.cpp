@@ -4,6 +4,9 @@
 
 #include "backend.h"
 #include "backends/cpu/cpu_backend.h"
+#ifdef PIMOE_HAVE_CUDA
+#include "backends/cuda/cuda_backend.h"
+#endif
 #include "error.h"
 #ifdef PIMOE_HAVE_VULKAN
 #include "backends/vulkan/vulkan_backend.h"
@@ -26,6 +29,9 @@ BackendName parse_backend_name(const std::string &name) {
 
 const std::vector<const char *> &compiled_backends() {
   static const std::vector<const char *> names = {
+#ifdef PIMOE_HAVE_CUDA
+      "cuda",
+#endif
 #ifdef PIMOE_HAVE_VULKAN
       "vulkan",
 #endif
@@ -35,16 +41,23 @@ const std::vector<const char *> &compiled_backends() {
 
 bool backend_usable(const BackendName &name, std::string &why) {
   if (name.kind == "auto" || name.kind == "cpu") return true;
+#ifdef PIMOE_HAVE_CUDA
+  if (name.kind == "cuda") return cuda_backend_usable(why);
+#endif
 #ifdef PIMOE_HAVE_VULKAN
   if (name.kind == "vulkan") return vulkan_usable(name.device, why);
 #endif
   std::string compiled;
-  for (const char *b : compiled_backends()) compiled += (compiled.empty() ? "" : ", ") + std::string(b);
+  for (const char *c : compiled_backends()) compiled += (compiled.empty() ? "" : ", ") + std::string(c);
   why = "backend '" + name.kind + "' is not compiled into this build of libpimoe (compiled: " + compiled + ")";
   return false;
 }
 
 std::string resolve_auto_backend() {
+#ifdef PIMOE_HAVE_CUDA
+  std::string why;
+  if (cuda_backend_usable(why)) return "cuda";
+#endif
 #ifdef PIMOE_HAVE_VULKAN
   // A hardware Vulkan device beats the CPU backend; a software one (lavapipe, SwiftShader) never does.
   const int vulkan = vulkan_auto_device();
@@ -60,6 +73,9 @@ std::unique_ptr<Backend> create_backend(const std::string &requested, const Laye
   if (!backend_usable(name, why)) fail(PIMOE_ERR_BACKEND_UNAVAILABLE, why);
   if (name.kind == "auto") name = parse_backend_name(resolve_auto_backend());
   if (name.kind == "cpu") return make_cpu_backend(config, weights);
+#ifdef PIMOE_HAVE_CUDA
+  if (name.kind == "cuda") return make_cuda_backend(config, weights);
+#endif
 #ifdef PIMOE_HAVE_VULKAN
   if (name.kind == "vulkan") return make_vulkan_backend(config, weights, name.device);
 #endif

@@ -59,11 +59,46 @@ LayerConfig resolve_layer_config(const Options &options) {
     fail(PIMOE_ERR_INVALID_OPTION, "topk_groups (", options.topk_groups, ") is not in [1, num_groups (",
          options.num_groups, ")]");
   }
-  const int64_t eligible = options.num_experts / options.num_groups * options.topk_groups;
+  int64_t num_groups = options.num_groups, topk_groups = options.topk_groups;
+  std::vector<std::pair<int64_t, int64_t>> levels = parse_group_levels(options.group_levels);
+  if (!levels.empty() && (num_groups != 1 || topk_groups != 1)) {
+    fail(PIMOE_ERR_INVALID_OPTION, "group_levels ('", options.group_levels, "') and num_groups/topk_groups (",
+         num_groups, "/", topk_groups, ") both set: use one of them");
+  }
+  if (levels.size() == 1) {  // one level is plain group-limited routing
+    num_groups = levels[0].first;
+    topk_groups = levels[0].second;
+    levels.clear();
+    if (options.num_experts % num_groups != 0 || topk_groups > num_groups) {
+      fail(PIMOE_ERR_INVALID_OPTION, "group_levels '", options.group_levels, "' needs num_experts (",
+           options.num_experts, ") to be a multiple of G and K <= G");
+    }
+  }
+  int64_t eligible = options.num_experts / num_groups * topk_groups;
+  if (!levels.empty()) {
+    int64_t product = 1, kept_before = 1;
+    for (size_t l = 0; l < levels.size(); ++l) {
+      const int64_t g = levels[l].first, k = levels[l].second;
+      product *= g;
+      if (product > options.num_experts || options.num_experts % product != 0) {
+        fail(PIMOE_ERR_INVALID_OPTION, "group_levels '", options.group_levels, "': num_experts (", options.num_experts,
+             ") is not a multiple of the groups' product up to level ", l + 1, " (", product, ")");
+      }
+      if (k > kept_before * g) {
+        fail(PIMOE_ERR_INVALID_OPTION, "group_levels '", options.group_levels, "': level ", l + 1, " keeps ", k,
+             " of only ", kept_before * g, " candidate groups");
+      }
+      kept_before = k;
+    }
+    eligible = kept_before * (options.num_experts / product);
+  }
   if (options.top_k > eligible) {
-    fail(PIMOE_ERR_INVALID_OPTION, "top_k (", options.top_k, ") exceeds the experts of the kept groups (topk_groups (",
-         options.topk_groups, ") * num_experts/num_groups (", options.num_experts / options.num_groups,
-         ") = ", eligible, ")");
+    if (levels.empty()) {
+      fail(PIMOE_ERR_INVALID_OPTION, "top_k (", options.top_k, ") exceeds the experts of the kept groups (topk_groups (",
+           topk_groups, ") * num_experts/num_groups (", options.num_experts / num_groups, ") = ", eligible, ")");
+    }
+    fail(PIMOE_ERR_INVALID_OPTION, "top_k (", options.top_k, ") exceeds the experts of the kept groups of group_levels '",
+         options.group_levels, "' (", eligible, ")");
   }
   if (options.shared_width < 0 || options.shared_width > kMaxIntermediate) {
     fail(PIMOE_ERR_INVALID_OPTION, "shared_width (", options.shared_width, ") is out of range [0, ", kMaxIntermediate,
@@ -78,13 +113,44 @@ LayerConfig resolve_layer_config(const Options &options) {
   if (options.group_score != "top2_sum" && options.group_score != "max") {
     fail(PIMOE_ERR_INVALID_OPTION, "group_score '", options.group_score, "' is not 'top2_sum' or 'max'");
   }
+  const bool expert_choice = options.routing_mode == "expert_choice";
+  if (expert_choice) {
+    const char *conflict = options.router_bias                ? "router_bias"
+                           : num_groups > 1 || !levels.empty() ? "group-limited routing"
+                           : options.adaptive_bias_rate > 0.0  ? "adaptive_bias_rate"
+                           : options.dynamic_capacity          ? "dynamic_capacity"
+                                                               : nullptr;
+    if (conflict) fail(PIMOE_ERR_INVALID_OPTION, "routing_mode 'expert_choice' cannot be combined with ", conflict);
+  }
+  if (options.dynamic_capacity && options.capacity_factor <= 0.0) {
+    fail(PIMOE_ERR_INVALID_OPTION, "dynamic_capacity (1) needs a capacity_factor > 0 (it re-budgets that capacity)");
+  }
+  if (options.deterministic && (options.adaptive_bias_rate > 0.0 || options.dynamic_capacity)) {
+    fail(PIMOE_ERR_INVALID_OPTION, "deterministic (1) cannot be promised with ",
+         options.adaptive_bias_rate > 0.0 ? "adaptive_bias_rate > 0" : "dynamic_capacity (1)",
+         ": outputs depend on earlier calls");
+  }
+  if (!options.callbacks.empty() && options.callbacks.rbegin()->first >= options.num_experts) {
+    fail(PIMOE_ERR_INVALID_OPTION, "expert callback for expert ", options.callbacks.rbegin()->first,
+         " but num_experts is ", options.num_experts);
+  }
   LayerConfig config;
   config.hidden = options.hidden;
   config.router.scoring = options.router_scoring == "sigmoid" ? RouterScoring::Sigmoid : RouterScoring::Softmax;
   config.router.selection_bias = options.router_bias;
   config.router.routed_scaling_factor = options.routed_scaling_factor;
-  config.router.num_groups = options.num_groups;
-  config.router.topk_groups = options.topk_groups;
+  config.router.num_groups = num_groups;
+  config.router.topk_groups = topk_groups;
+  config.router.group_levels = levels;
+  config.router.expert_choice = options.routing_mode == "expert_choice";
+  config.router.attention_heads = options.attention_heads;
+  config.router.attention_head_dim = options.attention_head_dim;
+  config.router.attention_causal = options.attention_causal;
+  config.router.adaptive_bias_rate = options.adaptive_bias_rate;
+  if (options.adaptive_bias_rate > 0.0) config.router.selection_bias = true;
+  config.router.dynamic_capacity = options.dynamic_capacity;
+  config.router.capacity_momentum = options.capacity_momentum;
+  config.router.combine_attention_dim = options.combine_attention_dim;
   config.router.group_score = options.group_score == "max" ? GroupScore::Max : GroupScore::Top2Sum;
   config.shared.width = options.shared_width;
   config.shared.gated = options.shared_gate;
@@ -118,11 +184,21 @@ LayerConfig resolve_layer_config(const Options &options) {
     apply_override(options.every_expert, layer_default, spec);
     auto it = options.per_expert.find(static_cast<int32_t>(e));
     if (it != options.per_expert.end()) apply_override(it->second, layer_default, spec);
+    if (options.callbacks.count(static_cast<int32_t>(e))) {
+      spec = ExpertSpec{};
+      spec.callback = true;
+      continue;
+    }
     if (spec.intermediate < 1 || spec.intermediate > kMaxIntermediate) {
       fail(PIMOE_ERR_INVALID_OPTION, "expert ", e, ": width ", spec.intermediate, " is out of range [1, ",
            kMaxIntermediate, "]");
     }
   }
+  config.callbacks.assign(static_cast<size_t>(options.num_experts), ExpertCallback{});
+  for (const auto &[e, cb] : options.callbacks) config.callbacks[static_cast<size_t>(e)] = cb;
+  config.router.has_callback_experts = !options.callbacks.empty();
+  config.router.callback_expert.assign(static_cast<size_t>(options.num_experts), 0);
+  for (const auto &item : options.callbacks) config.router.callback_expert[static_cast<size_t>(item.first)] = 1;
   return config;
 }
 

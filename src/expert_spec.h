@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "options.h"
@@ -37,15 +38,34 @@ struct RouterConfig {
   int64_t num_groups = 1;  // group-limited routing: E/num_groups consecutive experts per group; 1 = off
   int64_t topk_groups = 1;
   GroupScore group_score = GroupScore::Top2Sum;
+  // Multi-level group tree (two levels or more; a single level is num_groups/topk_groups): {groups, kept} per level.
+  std::vector<std::pair<int64_t, int64_t>> group_levels;
+  bool expert_choice = false;  // each expert takes its top-C tokens of the call
+  int64_t attention_heads = 0;  // attention router: logits from x + self-attention context; 0 = off
+  int64_t attention_head_dim = 16;
+  bool attention_causal = false;
+  double adaptive_bias_rate = 0.0;  // > 0: selection bias updated after every call (implies selection_bias)
+  bool dynamic_capacity = false;    // per-expert capacity from router.load_ema
+  double capacity_momentum = 0.9;
+  int64_t combine_attention_dim = 0;  // attention combine d_c; 0 = off
+  bool has_callback_experts = false;
+  std::vector<uint8_t> callback_expert;  // [E] 1: computed by a host callback (kept out of the backend's plan)
+
+  // Routing slots per token in the plan and the routing outputs.
+  int64_t slots() const { return expert_choice ? num_experts : top_k; }
 
   // True when the layer uses a routing feature that only the host router implements (attention router, expert
   // choice, multi-level groups, adaptive bias, dynamic capacity, attention combine, callback experts): a backend's
   // fused on-device routing must then leave routing to the model (router_logits + run_experts).
-  bool needs_host_routing() const { return false; }
+  bool needs_host_routing() const {
+    return !group_levels.empty() || expert_choice || attention_heads > 0 || adaptive_bias_rate > 0.0 ||
+           dynamic_capacity || combine_attention_dim > 0 || has_callback_experts;
+  }
 
   // True when routing is plain softmax top-k (the default layer): the router's fast path.
   bool plain_softmax() const {
-    return scoring == RouterScoring::Softmax && !selection_bias && num_groups == 1 && routed_scaling_factor == 1.0;
+    return scoring == RouterScoring::Softmax && !selection_bias && num_groups == 1 && routed_scaling_factor == 1.0 &&
+           group_levels.empty() && !expert_choice;
   }
 };
 
@@ -58,6 +78,9 @@ struct SharedExpertConfig {
 enum class WeightDtype { F32, BF16, F16 };
 
 struct LayerConfig {
+  // Callback experts' functions, by expert index (see ExpertSpec::callback). Not part of the saved layer.
+  std::vector<ExpertCallback> callbacks;
+
   int64_t hidden = 0;
   RouterConfig router;
   std::vector<ExpertSpec> experts;

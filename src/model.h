@@ -11,6 +11,7 @@
 
 #include "backend.h"
 #include "expert_spec.h"
+#include "routing_features.h"
 #include "stats.h"
 #include "weights.h"
 
@@ -23,6 +24,26 @@ struct Workspace {
   std::vector<float> logits;
   std::unique_ptr<BackendScratch> scratch;
   size_t bytes_when_idle = 0;
+
+  // Used only by the routing features (empty otherwise).
+  std::vector<float> router_input;  // [T, H] x + attention context
+  AttentionScratch attention;
+  std::vector<float> bias_snapshot, ema_snapshot;  // adaptive state as of this call's start
+  RoutePlan slot_plan, shared_plan;  // attention combine: every kept assignment alone; the shared expert alone
+  std::vector<float> gathered, slot_out;           // [kept, H]
+  std::vector<float> callback_in, callback_out;    // [rows, H]
+  std::vector<const float *> slot_outputs;         // [slots] one token's expert outputs
+  std::vector<float> slot_weights, combined;       // [slots]
+  std::vector<double> combine_q, combine_logit;
+  std::vector<int64_t> kept_per_expert;
+};
+
+// What a caller wants back from a forward call besides the output (each may be null).
+struct RoutingOutputs {
+  int32_t *ids = nullptr;
+  float *weights = nullptr;
+  uint8_t *dropped = nullptr;
+  float *probabilities = nullptr;
 };
 
 class WorkspacePool {
@@ -48,8 +69,17 @@ class Model {
   // Weights from config.seed (pimoe.h documents the scheme), or from `fill` when given.
   explicit Model(const LayerConfig &config, const WeightFiller &fill = nullptr);
 
-  // Validated arguments only (api.cpp checks them). ids/weights may be null.
-  void forward(const float *x, int64_t tokens, float *y, int32_t *ids, float *weights);
+  // Validated arguments only (api.cpp checks them).
+  void forward(const float *x, int64_t batch, int64_t seq, float *y, const RoutingOutputs &out);
+
+  // Callback experts (pimoe_model_set_expert_callback). Not synchronised with forward (the header says so).
+  void set_callback(int32_t expert, const ExpertCallback &callback);
+  // Restores the adaptive bias and the load average to their values at creation/load.
+  void reset_adaptive_state();
+  // The same with x and y in the backend's device memory, work ordered on `stream` (pimoe_forward_cuda;
+  // model_device.cpp). ids/weights are host memory and may be null.
+  void forward_device(const float *x, int64_t batch, int64_t seq, float *y, void *stream, int32_t *ids,
+                      float *weights);
 
   const LayerConfig &config() const { return config_; }
   const Backend &backend() const { return *backend_; }
@@ -69,12 +99,20 @@ class Model {
   // The backend takes the weights as they are when it is created, so they are filled first.
   std::unique_ptr<Backend> fill_then_create_backend(const WeightFiller &fill);
 
+  bool is_adaptive_state(const NamedTensor &t) const;
+  void run_callbacks(const RoutePlan &plan, const float *x, Workspace &w, float *y, bool accumulate);
+  void combine_with_attention(const float *x, Workspace &w, float *y);
+  void update_adaptive_state(const RoutePlan &plan);
+
   LayerConfig config_;
   LayerWeights weights_;
   std::vector<NamedTensor> tensors_;
   std::unique_ptr<Backend> backend_;
   WorkspacePool workspaces_;
   Stats stats_;
+  // Adaptive routing state (selection bias, load average): read at the start of a call, updated at its end.
+  mutable std::mutex adaptive_mutex_;
+  std::vector<float> initial_bias_, initial_ema_;
   mutable std::mutex error_mutex_;
   std::string last_error_;
 };

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <algorithm>
 
 #include "backend_registry.h"
 #include "error.h"
@@ -49,6 +50,15 @@ constexpr KeyInfo kKeys[] = {
     {PIMOE_OPT_SHARED_WIDTH, "shared_width", KeyType::Int, 0, 262144},
     {PIMOE_OPT_SHARED_GATE, "shared_gate", KeyType::Int, 0, 1},
     {PIMOE_OPT_WEIGHT_DTYPE, "weight_dtype", KeyType::String, 0, 0},
+    {PIMOE_OPT_ROUTING_MODE, "routing_mode", KeyType::String, 0, 0},
+    {PIMOE_OPT_GROUP_LEVELS, "group_levels", KeyType::String, 0, 0},
+    {PIMOE_OPT_ATTENTION_HEADS, "router_attention_heads", KeyType::Int, 0, 256},
+    {PIMOE_OPT_ATTENTION_HEAD_DIM, "router_attention_head_dim", KeyType::Int, 1, 4096},
+    {PIMOE_OPT_ATTENTION_CAUSAL, "router_attention_causal", KeyType::Int, 0, 1},
+    {PIMOE_OPT_ADAPTIVE_BIAS_RATE, "adaptive_bias_rate", KeyType::Float, 0, 1e6},
+    {PIMOE_OPT_DYNAMIC_CAPACITY, "dynamic_capacity", KeyType::Int, 0, 1},
+    {PIMOE_OPT_CAPACITY_MOMENTUM, "capacity_momentum", KeyType::Float, 0, 0.999999},
+    {PIMOE_OPT_COMBINE_ATTENTION_DIM, "combine_attention_dim", KeyType::Int, 0, 4096},
 };
 
 const KeyInfo &key_info(int key) {
@@ -156,6 +166,21 @@ void Options::set_int(int raw_key, int64_t value) {
     case PIMOE_OPT_SHARED_GATE:
       shared_gate = value != 0;
       break;
+    case PIMOE_OPT_ATTENTION_HEADS:
+      attention_heads = value;
+      break;
+    case PIMOE_OPT_ATTENTION_HEAD_DIM:
+      attention_head_dim = value;
+      break;
+    case PIMOE_OPT_ATTENTION_CAUSAL:
+      attention_causal = value != 0;
+      break;
+    case PIMOE_OPT_DYNAMIC_CAPACITY:
+      dynamic_capacity = value != 0;
+      break;
+    case PIMOE_OPT_COMBINE_ATTENTION_DIM:
+      combine_attention_dim = value;
+      break;
     default:
       fail(PIMOE_ERR_INTERNAL, "integer option '", info.name, "' has no field");
   }
@@ -181,6 +206,12 @@ void Options::set_float(int raw_key, double value) {
       break;
     case PIMOE_OPT_ROUTED_SCALING:
       routed_scaling_factor = value;
+      break;
+    case PIMOE_OPT_ADAPTIVE_BIAS_RATE:
+      adaptive_bias_rate = value;
+      break;
+    case PIMOE_OPT_CAPACITY_MOMENTUM:
+      capacity_momentum = value;
       break;
     default:
       fail(PIMOE_ERR_INTERNAL, "float option '", info.name, "' has no field");
@@ -219,7 +250,44 @@ void Options::set_string(int raw_key, const char *value) {
       fail(PIMOE_ERR_INVALID_OPTION, "option 'weight_dtype' = '", v, "' is not 'fp32', 'bf16' or 'fp16'");
     }
     weight_dtype = v;
+  } else if (key == PIMOE_OPT_ROUTING_MODE) {
+    const std::string v = value;
+    if (v != "token_choice" && v != "expert_choice") {
+      fail(PIMOE_ERR_INVALID_OPTION, "option 'routing_mode' = '", v, "' is not 'token_choice' or 'expert_choice'");
+    }
+    routing_mode = v;
+  } else if (key == PIMOE_OPT_GROUP_LEVELS) {
+    parse_group_levels(value);  // syntax checked here, against the expert count at pimoe_create
+    group_levels = value;
   }
+}
+
+std::vector<std::pair<int64_t, int64_t>> parse_group_levels(const std::string &text) {
+  std::vector<std::pair<int64_t, int64_t>> levels;
+  if (text.empty()) return levels;
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    const size_t comma = std::min(text.find(',', pos), text.size());
+    const std::string item = text.substr(pos, comma - pos);
+    const size_t colon = item.find(':');
+    auto number = [&](const std::string &digits) -> int64_t {
+      if (digits.empty() || digits.size() > 6 || digits.find_first_not_of("0123456789") != std::string::npos) {
+        fail(PIMOE_ERR_INVALID_OPTION, "option 'group_levels' = '", text, "': '", item,
+             "' is not G:K with positive integers");
+      }
+      return std::stoll(digits);
+    };
+    if (colon == std::string::npos) number("");  // throws
+    const int64_t g = number(item.substr(0, colon)), k = number(item.substr(colon + 1));
+    if (g < 1 || k < 1 || g > 4096) {
+      fail(PIMOE_ERR_INVALID_OPTION, "option 'group_levels' = '", text, "': level '", item,
+           "' needs 1 <= K and 1 <= G <= 4096");
+    }
+    levels.emplace_back(g, k);
+    if (levels.size() > 16) fail(PIMOE_ERR_INVALID_OPTION, "option 'group_levels': more than 16 levels");
+    pos = comma + 1;
+  }
+  return levels;
 }
 
 void Options::set_by_name(const char *key, const char *value) {

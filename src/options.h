@@ -5,6 +5,8 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "pimoe/pimoe.h"
 
@@ -16,6 +18,12 @@ struct ExpertOverride {
   std::optional<pimoe_activation> activation;
   std::optional<int64_t> width;
   std::optional<bool> pre_norm;
+};
+
+// A host function computing one expert (pimoe_expert_fn), with its user data.
+struct ExpertCallback {
+  pimoe_expert_fn fn = nullptr;
+  void *user_data = nullptr;
 };
 
 struct Options {
@@ -45,6 +53,16 @@ struct Options {
   int64_t shared_width = 0;
   bool shared_gate = false;
   std::string weight_dtype = "fp32";
+  std::string routing_mode = "token_choice";
+  std::string group_levels;  // "G1:K1,G2:K2,..." as given; parsed by resolve_layer_config
+  int64_t attention_heads = 0;
+  int64_t attention_head_dim = 16;
+  bool attention_causal = false;
+  double adaptive_bias_rate = 0.0;
+  bool dynamic_capacity = false;
+  double capacity_momentum = 0.9;
+  int64_t combine_attention_dim = 0;
+  std::map<int32_t, ExpertCallback> callbacks;  // callback experts by index
 
   ExpertOverride every_expert;
   std::map<int32_t, ExpertOverride> per_expert;
@@ -59,6 +77,9 @@ struct Options {
 };
 
 // Parses an activation name ("gelu", "swiglu", ...); throws PIMOE_ERR_INVALID_OPTION naming `what`.
+// Parses "G1:K1,G2:K2,..." (the group_levels option); "" gives no levels. Throws PIMOE_ERR_INVALID_OPTION.
+std::vector<std::pair<int64_t, int64_t>> parse_group_levels(const std::string &text);
+
 pimoe_activation parse_activation(const std::string &name, const char *what);
 const char *activation_name(pimoe_activation activation);
 bool is_valid_activation(int64_t value);

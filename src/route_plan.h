@@ -25,6 +25,14 @@ struct RoutePlan {
   std::vector<int64_t> offsets;  // [E+1]
   std::vector<int64_t> order;    // kept assignment indices, grouped by expert, token order inside a group
 
+  // Router scores c[t][e] (softmax p or sigmoid s) of every token, [T, E].
+  std::vector<float> scores;
+
+  // Kept assignments to callback experts: not in `order` (position -1, weight kept), listed here grouped by expert,
+  // token order inside a group; the model runs them.
+  std::vector<int64_t> callback_order;
+  std::vector<int64_t> loads;  // [E] kept assignments per expert, callback experts included
+
   // Per-call routing statistics.
   int64_t dropped_count = 0;
   double aux_loss = 0.0;
@@ -38,6 +46,11 @@ struct RoutePlan {
   std::vector<double> selection;        // [E] one token's selection scores (biased, masked to the kept groups)
   std::vector<double> group_score;      // [G]
   std::vector<int32_t> group_ids;       // [G] kept groups of one token
+  std::vector<int64_t> capacity;        // [E] per-expert capacity of this call (dynamic capacity)
+  std::vector<uint8_t> group_alive;     // [E] group tree: expert still inside a kept group
+  std::vector<double> ec_scores;        // [T] expert choice: one expert's column of scores
+  std::vector<int64_t> ec_tokens;       // [T] expert choice: token order by that column
+  std::vector<uint8_t> ec_chosen;       // [T, E] expert choice: expert e took token t
 
   int64_t kept() const { return offsets.empty() ? 0 : offsets.back(); }
 };

@@ -22,19 +22,49 @@ void top_k(const double *p, int64_t E, int64_t k, int32_t *ids) {
   }
 }
 
-void apply_capacity(const RouterConfig &config, RoutePlan &plan) {
+// Per-expert capacity of this call: C = ceil(T*k*cf/E) each, or with dynamic capacity the same E*C slots shared out
+// in proportion to the load average (pimoe.h, DYNAMIC_CAPACITY).
+void compute_capacities(const RouterConfig &config, const float *load_ema, RoutePlan &plan) {
   const int64_t T = plan.tokens, k = plan.top_k, E = plan.num_experts;
-  plan.dropped_count = 0;
-  if (config.capacity_factor <= 0.0) return;
   const auto capacity =
       static_cast<int64_t>(std::ceil(static_cast<double>(T * k) * config.capacity_factor / static_cast<double>(E)));
+  plan.capacity.assign(static_cast<size_t>(E), capacity);
+  if (!config.dynamic_capacity || load_ema == nullptr) return;
+  const int64_t total = E * capacity;
+  double sum = 0.0;
+  for (int64_t e = 0; e < E; ++e) sum += load_ema[e];
+  std::vector<double> &fraction = plan.probability;  // free at this point: reused for the fractional parts
+  fraction.resize(static_cast<size_t>(E));
+  int64_t given = 0;
+  for (int64_t e = 0; e < E; ++e) {
+    const double quota = static_cast<double>(total) * load_ema[e] / sum;
+    plan.capacity[e] = static_cast<int64_t>(std::floor(quota + 1e-9));
+    fraction[e] = quota - static_cast<double>(plan.capacity[e]);
+    given += plan.capacity[e];
+  }
+  for (int64_t left = total - given; left > 0; --left) {
+    int64_t best = 0;
+    for (int64_t e = 1; e < E; ++e) {
+      if (fraction[e] > fraction[best]) best = e;
+    }
+    ++plan.capacity[best];
+    fraction[best] = -kInf;
+  }
+}
+
+void apply_capacity(const RouterConfig &config, const float *load_ema, RoutePlan &plan) {
+  const int64_t T = plan.tokens, k = plan.top_k;
+  plan.dropped_count = 0;
+  if (config.capacity_factor <= 0.0 || config.expert_choice) return;
+  compute_capacities(config, load_ema, plan);
   // counts doubles as the admitted-so-far tally here; it is recomputed by the counting sort afterwards.
   std::fill(plan.counts.begin(), plan.counts.end(), 0);
   for (int64_t j = 0; j < k; ++j) {  // first choices of every token before any second choice (GShard order)
     for (int64_t t = 0; t < T; ++t) {
       const int64_t a = t * k + j;
-      int64_t &admitted = plan.counts[static_cast<size_t>(plan.expert[a])];
-      if (admitted < capacity) {
+      const auto e = static_cast<size_t>(plan.expert[a]);
+      int64_t &admitted = plan.counts[e];
+      if (admitted < plan.capacity[e]) {
         ++admitted;
       } else {
         plan.dropped[a] = 1;
@@ -45,11 +75,17 @@ void apply_capacity(const RouterConfig &config, RoutePlan &plan) {
   }
 }
 
-void sort_by_expert(RoutePlan &plan) {
+// Counting sort of the kept assignments by expert. Assignments to callback experts stay out of `order` (the backend
+// never sees them) and are listed in callback_order instead; unused expert-choice slots (expert -1) in neither.
+void sort_by_expert(const RouterConfig &config, RoutePlan &plan) {
   const int64_t A = plan.tokens * plan.top_k, E = plan.num_experts;
+  const bool callbacks = config.has_callback_experts;
+  auto to_backend = [&](int64_t a) {
+    return !plan.dropped[a] && plan.expert[a] >= 0 && !(callbacks && config.callback_expert[plan.expert[a]]);
+  };
   std::fill(plan.counts.begin(), plan.counts.end(), 0);
   for (int64_t a = 0; a < A; ++a) {
-    if (!plan.dropped[a]) ++plan.counts[static_cast<size_t>(plan.expert[a])];
+    if (to_backend(a)) ++plan.counts[static_cast<size_t>(plan.expert[a])];
   }
   plan.offsets[0] = 0;
   for (int64_t e = 0; e < E; ++e) plan.offsets[e + 1] = plan.offsets[e] + plan.counts[e];
@@ -57,10 +93,59 @@ void sort_by_expert(RoutePlan &plan) {
   std::vector<int64_t> &cursor = plan.position;
   for (int64_t e = 0; e < E; ++e) cursor[e] = plan.offsets[e];
   for (int64_t a = 0; a < A; ++a) {
-    if (!plan.dropped[a]) plan.order[cursor[plan.expert[a]]++] = a;
+    if (to_backend(a)) plan.order[cursor[plan.expert[a]]++] = a;
   }
   for (int64_t a = 0; a < A; ++a) plan.position[a] = -1;
   for (int64_t p = 0; p < plan.kept(); ++p) plan.position[plan.order[p]] = p;
+  plan.loads.assign(plan.counts.begin(), plan.counts.end());
+  plan.callback_order.clear();
+  if (!callbacks) return;
+  for (int64_t e = 0; e < E; ++e) {
+    if (!config.callback_expert[e]) continue;
+    for (int64_t a = 0; a < A; ++a) {
+      if (plan.expert[a] == e && !plan.dropped[a]) {
+        plan.callback_order.push_back(a);
+        ++plan.loads[e];
+      }
+    }
+  }
+}
+
+// Multi-level group limit (pimoe.h, GROUP_LEVELS): sets sel[e] = -inf outside the groups kept at the last level.
+void apply_group_tree(const RouterConfig &config, RoutePlan &plan) {
+  const int64_t E = config.num_experts;
+  std::vector<double> &sel = plan.selection;
+  std::vector<uint8_t> &alive = plan.group_alive;
+  alive.assign(static_cast<size_t>(E), 1);
+  int64_t size = E;
+  for (const auto &[groups, keep] : config.group_levels) {
+    size /= groups;
+    const int64_t n = E / size;
+    for (int64_t g = 0; g < n; ++g) {
+      if (!alive[g * size]) {
+        plan.group_score[g] = -kInf;
+        continue;
+      }
+      const double *s = sel.data() + g * size;
+      double best = -kInf, second = -kInf;
+      for (int64_t i = 0; i < size; ++i) {
+        if (s[i] > best) {
+          second = best;
+          best = s[i];
+        } else if (s[i] > second) {
+          second = s[i];
+        }
+      }
+      plan.group_score[g] = config.group_score == GroupScore::Max || size < 2 ? best : best + second;
+    }
+    int32_t *kept = plan.group_ids.data();
+    top_k(plan.group_score.data(), n, keep, kept);
+    std::fill(alive.begin(), alive.end(), 0);
+    for (int64_t i = 0; i < keep; ++i) std::fill(alive.begin() + kept[i] * size, alive.begin() + (kept[i] + 1) * size, 1);
+  }
+  for (int64_t e = 0; e < E; ++e) {
+    if (!alive[e]) sel[e] = -kInf;
+  }
 }
 
 // Scores, selects and weighs one token's experts for any router other than plain softmax top-k: softmax or sigmoid
@@ -90,9 +175,18 @@ void route_token_general(const RouterConfig &config, const float *z, const float
   const double p_scale = sigmoid ? 1.0 / score_sum : 1.0;
   for (int64_t e = 0; e < E; ++e) plan.probability_sum[e] += prob[e] * p_scale;
 
+  float *scores = plan.scores.data() + t * E;
+  for (int64_t e = 0; e < E; ++e) scores[e] = static_cast<float>(prob[e]);
+  if (config.expert_choice) {  // experts pick tokens once every token is scored
+    top1_sum += *std::max_element(prob.begin(), prob.begin() + E);
+    return;
+  }
+
   for (int64_t e = 0; e < E; ++e) sel[e] = config.selection_bias ? prob[e] + static_cast<double>(bias[e]) : prob[e];
   const int64_t G = config.num_groups;
-  if (G > 1) {
+  if (!config.group_levels.empty()) {
+    apply_group_tree(config, plan);
+  } else if (G > 1) {
     const int64_t size = E / G;
     for (int64_t g = 0; g < G; ++g) {
       const double *s = sel.data() + g * size;
@@ -131,11 +225,47 @@ void route_token_general(const RouterConfig &config, const float *z, const float
   }
 }
 
+// Expert-choice routing (pimoe.h, ROUTING_MODE): every expert takes the C tokens of largest score; a token's slots
+// list its experts by descending weight, then unused slots. Needs plan.scores filled.
+void route_expert_choice(const RouterConfig &config, RoutePlan &plan) {
+  const int64_t T = plan.tokens, E = plan.num_experts;
+  const double cf = config.capacity_factor > 0.0 ? config.capacity_factor : static_cast<double>(config.top_k);
+  const int64_t C =
+      std::min(T, static_cast<int64_t>(std::ceil(static_cast<double>(T) * cf / static_cast<double>(E))));
+  plan.ec_chosen.assign(static_cast<size_t>(T * E), 0);
+  plan.ec_tokens.resize(static_cast<size_t>(T));
+  for (int64_t e = 0; e < E; ++e) {
+    for (int64_t t = 0; t < T; ++t) plan.ec_tokens[t] = t;
+    auto higher = [&](int64_t a, int64_t b) {
+      const float sa = plan.scores[a * E + e], sb = plan.scores[b * E + e];
+      return sa > sb || (sa == sb && a < b);
+    };
+    std::partial_sort(plan.ec_tokens.begin(), plan.ec_tokens.begin() + C, plan.ec_tokens.end(), higher);
+    for (int64_t i = 0; i < C; ++i) plan.ec_chosen[plan.ec_tokens[i] * E + e] = 1;
+    plan.choice_count[e] = static_cast<double>(C);
+  }
+  for (int64_t t = 0; t < T; ++t) {
+    int32_t *ids = plan.expert.data() + t * E;
+    float *w = plan.weight.data() + t * E;
+    const float *c = plan.scores.data() + t * E;
+    int64_t n = 0;
+    for (int64_t e = 0; e < E; ++e) {
+      if (plan.ec_chosen[t * E + e]) ids[n++] = static_cast<int32_t>(e);
+    }
+    std::sort(ids, ids + n, [&](int32_t a, int32_t b) { return c[a] > c[b] || (c[a] == c[b] && a < b); });
+    for (int64_t j = 0; j < n; ++j) w[j] = static_cast<float>(c[ids[j]] * config.routed_scaling_factor);
+    for (int64_t j = n; j < E; ++j) {
+      ids[j] = -1;
+      w[j] = 0.0f;
+    }
+  }
+}
+
 }  // namespace
 
 void build_route_plan(const RouterConfig &config, const float *logits, int64_t tokens, RoutePlan &plan,
-                      const float *selection_bias) {
-  const int64_t E = config.num_experts, k = config.top_k, A = tokens * k;
+                      const float *selection_bias, const float *load_ema) {
+  const int64_t E = config.num_experts, k = config.slots(), A = tokens * k;
   plan.tokens = tokens;
   plan.top_k = k;
   plan.num_experts = E;
@@ -146,6 +276,7 @@ void build_route_plan(const RouterConfig &config, const float *logits, int64_t t
   plan.counts.resize(E);
   plan.offsets.resize(E + 1);
   plan.order.resize(A);
+  plan.scores.resize(static_cast<size_t>(tokens * E));
 
   // Per-call sums for the aux loss: f_i counts choices, P_i sums probabilities.
   std::vector<double> &prob = plan.probability, &prob_sum = plan.probability_sum, &choice_count = plan.choice_count;
@@ -158,8 +289,8 @@ void build_route_plan(const RouterConfig &config, const float *logits, int64_t t
   const bool plain = config.plain_softmax();
   if (!plain) {
     plan.selection.resize(E);
-    plan.group_score.resize(config.num_groups);
-    plan.group_ids.resize(config.num_groups);
+    plan.group_score.resize(static_cast<size_t>(std::max<int64_t>(config.num_groups, E)));
+    plan.group_ids.resize(static_cast<size_t>(std::max<int64_t>(config.num_groups, E)));
     for (int64_t t = 0; t < tokens; ++t) {
       route_token_general(config, logits + t * E, selection_bias, plan, t, z_loss_sum, top1_sum);
     }
@@ -177,9 +308,11 @@ void build_route_plan(const RouterConfig &config, const float *logits, int64_t t
     if (inv_tau == 1.0) sum_raw = sum_tau;
     const double lse = z_max + std::log(sum_raw);
     z_loss_sum += lse * lse;
+    float *scores = plan.scores.data() + t * E;
     for (int64_t e = 0; e < E; ++e) {
       prob[e] /= sum_tau;
       prob_sum[e] += prob[e];
+      scores[e] = static_cast<float>(prob[e]);
     }
 
     int32_t *ids = plan.expert.data() + t * k;
@@ -194,6 +327,8 @@ void build_route_plan(const RouterConfig &config, const float *logits, int64_t t
     for (int64_t j = 0; j < k; ++j) plan.weight[t * k + j] = static_cast<float>(prob[ids[j]] * scale);
   }
 
+  if (config.expert_choice) route_expert_choice(config, plan);
+
   double aux = 0.0;
   const double T = static_cast<double>(tokens);
   for (int64_t e = 0; e < E; ++e) aux += (choice_count[e] / T) * (prob_sum[e] / T);
@@ -201,8 +336,8 @@ void build_route_plan(const RouterConfig &config, const float *logits, int64_t t
   plan.z_loss = z_loss_sum / T;
   plan.top1_probability_sum = top1_sum;
 
-  apply_capacity(config, plan);
-  sort_by_expert(plan);
+  apply_capacity(config, load_ema, plan);
+  sort_by_expert(config, plan);
 }
 
 }  // namespace pimoe

@@ -8,8 +8,9 @@
 namespace pimoe {
 
 // Builds the plan from router logits [tokens, E]. Reuses plan's storage (no allocation once it has grown).
-// selection_bias holds E values when config.selection_bias is set (ignored otherwise).
+// selection_bias holds E values when config.selection_bias is set, load_ema E values when config.dynamic_capacity is
+// set (each ignored otherwise).
 void build_route_plan(const RouterConfig &config, const float *logits, int64_t tokens, RoutePlan &plan,
-                      const float *selection_bias = nullptr);
+                      const float *selection_bias = nullptr, const float *load_ema = nullptr);
 
 }  // namespace pimoe

@@ -32,7 +32,7 @@ void Stats::record(const RoutePlan &plan, double latency_seconds) {
     latency_window_[latency_next_] = latency_seconds;
   }
   latency_next_ = (latency_next_ + 1) % kLatencyWindow;
-  for (size_t e = 0; e < loads_.size(); ++e) loads_[e] += static_cast<uint64_t>(plan.counts[e]);
+  for (size_t e = 0; e < loads_.size(); ++e) loads_[e] += static_cast<uint64_t>(plan.loads[e]);
   top1_sum_ += plan.top1_probability_sum;
   aux_loss_ = plan.aux_loss;
   z_loss_ = plan.z_loss;

@@ -51,8 +51,17 @@ std::vector<NamedTensor> allocate_weights(const LayerConfig &config, LayerWeight
   weights.experts.resize(static_cast<size_t>(E));
   add("router.weight", {E, H}, weights.router_weight, H);
   if (config.router.selection_bias) add("router.selection_bias", {E}, weights.selection_bias, H);
+  if (config.router.dynamic_capacity) add("router.load_ema", {E}, weights.load_ema, -1);
+  if (config.router.attention_heads > 0) {
+    const int64_t D = config.router.attention_heads * config.router.attention_head_dim;
+    add("router.attention.q.weight", {D, H}, weights.attention_q, H);
+    add("router.attention.k.weight", {D, H}, weights.attention_k, H);
+    add("router.attention.v.weight", {D, H}, weights.attention_v, H);
+    add("router.attention.o.weight", {H, D}, weights.attention_o, D);
+  }
   for (int64_t e = 0; e < E; ++e) {
     const ExpertSpec &spec = config.experts[static_cast<size_t>(e)];
+    if (spec.callback) continue;
     ExpertWeights &w = weights.experts[static_cast<size_t>(e)];
     const std::string prefix = "experts." + std::to_string(e) + ".";
     const int64_t I = spec.intermediate;
@@ -73,6 +82,11 @@ std::vector<NamedTensor> allocate_weights(const LayerConfig &config, LayerWeight
     add("shared.down.weight", {H, Is}, weights.shared.down_weight, Is);
     if (config.shared.gated) add("shared.score.weight", {1, H}, weights.shared_score_weight, H);
   }
+  if (config.router.combine_attention_dim > 0) {
+    const int64_t D = config.router.combine_attention_dim;
+    add("combine.q.weight", {D, H}, weights.combine_q, H);
+    add("combine.k.weight", {D, H}, weights.combine_k, H);
+  }
   return tensors;
 }
 
@@ -80,6 +94,10 @@ void initialize_weights(uint64_t seed, const std::vector<NamedTensor> &tensors) 
   for (const NamedTensor &t : tensors) {
     SplitMix64 rng(seed ^ fnv1a64(t.name));
     std::vector<float> &data = *t.data;
+    if (t.fan_in < 0) {  // routing state (router.load_ema): uniform, not random
+      for (float &v : data) v = 1.0f / static_cast<float>(data.size());
+      continue;
+    }
     if (t.fan_in == 0) {  // LayerNorm: weight near 1, bias near 0, so the test oracle sees non-trivial values
       const float offset = ends_with(t.name, "norm.weight") ? 1.0f : 0.0f;
       for (float &v : data) v = offset + 0.1f * (2.0f * rng.uniform01() - 1.0f);

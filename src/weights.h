@@ -25,6 +25,10 @@ struct LayerWeights {
   std::vector<ExpertWeights> experts;
   ExpertWeights shared;                    // gate/up [Is, H], down [H, Is]; with shared_width > 0 only
   std::vector<float> shared_score_weight;  // [1, H]  with shared_gate only
+  std::vector<float> load_ema;             // [E] dynamic capacity's state
+  std::vector<float> attention_q, attention_k, attention_v;  // [nh*dh, H] attention router
+  std::vector<float> attention_o;                            // [H, nh*dh]
+  std::vector<float> combine_q, combine_k;                   // [d_c, H] attention combine
 };
 
 // A named view of one weight tensor, as listed by pimoe_tensor_name().
@@ -32,7 +36,7 @@ struct NamedTensor {
   std::string name;
   std::vector<int64_t> shape;
   std::vector<float> *data;
-  int64_t fan_in;  // of the nn.Linear the tensor belongs to; 0 for LayerNorm parameters
+  int64_t fan_in;  // of the nn.Linear the tensor belongs to; 0 for LayerNorm parameters; -1: state, 1/count each
 
   int64_t element_count() const {
     int64_t count = 1;

@@ -4,6 +4,9 @@
 #   test_parity_vulkan_host  the same with routing on the host (the path of the routing features the device lacks)
 #   test_parity_vulkan_large_tiles  the same through the large GEMM tiles only (by default small calls use the
 #                            small-row kernels and small tiles)
+#   test_routing_features_vulkan  every routing feature the host router has (attention router, expert choice,
+#                            multi-level groups, adaptive bias, dynamic capacity, attention combine, callback experts)
+#                            against the oracle, through router_logits + run_experts on the device
 #   test_vulkan              device list and selection, weights, fused vs host routing, concurrency, errors
 #   test_vulkan_no_loader    libvulkan.so.1 hidden: libpimoe loads, reports Vulkan unavailable, runs on the CPU
 #   test_vulkan_no_driver    no Vulkan driver: the same
@@ -50,10 +53,12 @@ add_test(NAME test_parity_vulkan_host COMMAND test_parity)
 set_tests_properties(test_parity_vulkan_host PROPERTIES ENVIRONMENT "${_lavapipe_env};PIMOE_VULKAN_ROUTING=host")
 add_test(NAME test_parity_vulkan_large_tiles COMMAND test_parity)
 set_tests_properties(test_parity_vulkan_large_tiles PROPERTIES ENVIRONMENT "${_lavapipe_env};PIMOE_VULKAN_TILES=large")
+add_test(NAME test_routing_features_vulkan COMMAND test_routing_features)
+set_tests_properties(test_routing_features_vulkan PROPERTIES ENVIRONMENT "${_lavapipe_env}")
 add_test(NAME test_vulkan_lavapipe COMMAND test_vulkan)
 set_tests_properties(test_vulkan_lavapipe PROPERTIES ENVIRONMENT "${_lavapipe_env}")
-set_tests_properties(test_parity_vulkan test_parity_vulkan_host test_parity_vulkan_large_tiles test_vulkan_lavapipe
-                     PROPERTIES
+set_tests_properties(test_parity_vulkan test_parity_vulkan_host test_parity_vulkan_large_tiles
+                     test_routing_features_vulkan test_vulkan_lavapipe PROPERTIES
                      LABELS "vulkan" TIMEOUT 900 FAIL_REGULAR_EXPRESSION "${_validation_fail}")
 
 add_test(NAME test_vulkan_no_loader COMMAND test_vulkan_unavailable)

@@ -217,8 +217,8 @@ class VulkanBackend final : public Backend {
 
   void router_logits(const float *x, int64_t tokens, float *logits, BackendScratch &scratch) const override;
   void run_experts(const RoutePlan &plan, const float *x, float *y, BackendScratch &scratch) const override;
-  bool forward_fused(const float *x, int64_t tokens, float *y, RoutePlan &plan,
-                     BackendScratch &scratch) const override;
+  bool forward_fused(const float *x, int64_t tokens, float *y, RoutePlan &plan, BackendScratch &scratch,
+                     const DeviceCall *device) const override;
 
   // The model-level buffers every descriptor set binds.
   const Buffer &meta() const { return meta_; }
@@ -891,9 +891,10 @@ void VulkanBackend::run_experts(const RoutePlan &plan, const float *x, float *y,
   std::memcpy(y, down.mapped(), x_bytes);
 }
 
-bool VulkanBackend::forward_fused(const float *x, int64_t tokens, float *y, RoutePlan &plan,
-                                  BackendScratch &base) const {
+bool VulkanBackend::forward_fused(const float *x, int64_t tokens, float *y, RoutePlan &plan, BackendScratch &base,
+                                  const DeviceCall *device) const {
   const RouterConfig &r = config_.router;
+  if (device) return false;  // host memory only: there is no Vulkan device-pointer API
   if (host_routing_only_ || r.num_groups > 32) return false;  // route.comp keeps the kept groups in one 32-bit mask
   for (const ExpertSpec &e : config_.experts) {
     if (e.callback) return false;
@@ -974,6 +975,7 @@ bool VulkanBackend::forward_fused(const float *x, int64_t tokens, float *y, Rout
   plan.counts.resize(static_cast<size_t>(E));
   plan.offsets.resize(static_cast<size_t>(E + 1));
   plan.order.resize(static_cast<size_t>(A));
+  plan.callback_order.clear();  // the fused path never runs with callback experts
   plan.offsets[0] = 0;
   for (int64_t e = 0; e < E; ++e) {
     plan.counts[e] = route[layout.seg + e * SEG_STRIDE + SEG_COUNT];

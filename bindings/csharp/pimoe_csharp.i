@@ -90,7 +90,8 @@ static void pimoe_csharp_raise(int status) {
   pimoe_status pimoe_forward, pimoe_status pimoe_stats_get, pimoe_status pimoe_stats_expert_loads,
   pimoe_status pimoe_stats_reset, pimoe_status pimoe_tensor_shape, pimoe_status pimoe_tensor_read,
   pimoe_status pimoe_backend_probe, pimoe_status pimoe_save, pimoe_status pimoe_load,
-  pimoe_status pimoe_import_hf
+  pimoe_status pimoe_import_hf, pimoe_status pimoe_reset_adaptive_state, pimoe_status pimoe_csharp_forward_routing,
+  pimoe_status pimoe_options_set_expert_callback, pimoe_status pimoe_model_set_expert_callback
 };
 
 /* ------------------------------------------------------------------ handles as SafeHandles */
@@ -132,6 +133,18 @@ PIMOE_BUFFER(float *expert_weights)
 PIMOE_BUFFER(uint64_t *counts)
 PIMOE_BUFFER(float *out)
 PIMOE_BUFFER(int64_t dims[4])
+PIMOE_BUFFER(int32_t *routing_ids)
+PIMOE_BUFFER(float *routing_weights)
+PIMOE_BUFFER(uint8_t *routing_dropped)
+PIMOE_BUFFER(float *routing_probs)
+/* Callback experts: the function pointer comes from Marshal.GetFunctionPointerForDelegate (src/Callbacks.cs); the
+ * delegate is kept alive by the Options and by every Model that may call it. user_data is unused (IntPtr.Zero). */
+PIMOE_BUFFER(void *user_data)
+%typemap(ctype) pimoe_expert_fn fn "void *"
+%typemap(imtype) pimoe_expert_fn fn "global::System.IntPtr"
+%typemap(cstype) pimoe_expert_fn fn "global::System.IntPtr"
+%typemap(csin) pimoe_expert_fn fn "$csinput"
+%typemap(in) pimoe_expert_fn fn %{ $1 = (pimoe_expert_fn)$input; %}
 
 /* ------------------------------------------------------------------ scalar out-parameters as `out T` */
 %define PIMOE_OUT(CTYPE, CSTYPE, NAME)
@@ -178,6 +191,7 @@ PIMOE_OUT(int32_t, int, usable)
 %rename(Format) PIMOE_ERR_FORMAT;
 %rename(Unsupported) PIMOE_ERR_UNSUPPORTED;
 %rename(Internal) PIMOE_ERR_INTERNAL;
+%rename(Callback) PIMOE_ERR_CALLBACK;
 
 %rename(Gelu) PIMOE_ACT_GELU;
 %rename(GeluTanh) PIMOE_ACT_GELU_TANH;
@@ -212,6 +226,24 @@ PIMOE_OUT(int32_t, int, usable)
 %rename(Backend) PIMOE_OPT_BACKEND;
 %rename(Deterministic) PIMOE_OPT_DETERMINISTIC;
 %rename(CpuGemm) PIMOE_OPT_CPU_GEMM;
+%rename(RouterScoring) PIMOE_OPT_ROUTER_SCORING;
+%rename(RouterBias) PIMOE_OPT_ROUTER_BIAS;
+%rename(RoutedScaling) PIMOE_OPT_ROUTED_SCALING;
+%rename(NumGroups) PIMOE_OPT_NUM_GROUPS;
+%rename(TopKGroups) PIMOE_OPT_TOPK_GROUPS;
+%rename(GroupScore) PIMOE_OPT_GROUP_SCORE;
+%rename(SharedWidth) PIMOE_OPT_SHARED_WIDTH;
+%rename(SharedGate) PIMOE_OPT_SHARED_GATE;
+%rename(WeightDtype) PIMOE_OPT_WEIGHT_DTYPE;
+%rename(RoutingMode) PIMOE_OPT_ROUTING_MODE;
+%rename(GroupLevels) PIMOE_OPT_GROUP_LEVELS;
+%rename(AttentionHeads) PIMOE_OPT_ATTENTION_HEADS;
+%rename(AttentionHeadDim) PIMOE_OPT_ATTENTION_HEAD_DIM;
+%rename(AttentionCausal) PIMOE_OPT_ATTENTION_CAUSAL;
+%rename(AdaptiveBiasRate) PIMOE_OPT_ADAPTIVE_BIAS_RATE;
+%rename(DynamicCapacity) PIMOE_OPT_DYNAMIC_CAPACITY;
+%rename(CapacityMomentum) PIMOE_OPT_CAPACITY_MOMENTUM;
+%rename(CombineAttentionDim) PIMOE_OPT_COMBINE_ATTENTION_DIM;
 
 %rename(HeaderVersionMajor) PIMOE_VERSION_MAJOR;
 %rename(HeaderVersionMinor) PIMOE_VERSION_MINOR;
@@ -237,6 +269,28 @@ static const char *pimoe_csharp_backend_unusable_reason(const char *name) {
   int32_t usable = 0;
   if (pimoe_backend_probe(name, &usable) != PIMOE_OK || usable) return 0;
   return pimoe_last_error();
+}
+%}
+
+/* pimoe_forward_routing with its pimoe_routing struct flattened into buffers (each may be IntPtr.Zero). */
+%ignore pimoe_routing;
+%ignore pimoe_forward_routing;
+%ignore pimoe_expert_fn;
+%inline %{
+static pimoe_status pimoe_csharp_forward_routing(pimoe_model *model, const float *input, size_t input_count,
+                                                 int64_t batch, int64_t seq, float *output, size_t output_count,
+                                                 int32_t *routing_ids, float *routing_weights,
+                                                 uint8_t *routing_dropped, size_t slot_count, float *routing_probs,
+                                                 size_t probability_count) {
+  pimoe_routing r;
+  r.struct_size = sizeof r;
+  r.expert_ids = routing_ids;
+  r.weights = routing_weights;
+  r.dropped = routing_dropped;
+  r.slot_count = slot_count;
+  r.probabilities = routing_probs;
+  r.probability_count = probability_count;
+  return pimoe_forward_routing(model, input, input_count, batch, seq, output, output_count, &r);
 }
 %}
 

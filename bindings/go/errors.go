@@ -28,6 +28,7 @@ const (
 	StatusFormat             Status = 11 // PIMOE_ERR_FORMAT
 	StatusUnsupported        Status = 12 // PIMOE_ERR_UNSUPPORTED: valid request this build or backend cannot do
 	StatusInternal           Status = 13 // PIMOE_ERR_INTERNAL: a bug in libpimoe
+	StatusCallback           Status = 14 // PIMOE_ERR_CALLBACK: an expert callback failed, or has no callback set
 )
 
 // String gives the library's static text for the code (pimoe_status_string).
@@ -45,7 +46,13 @@ type Error struct {
 	Status  Status // never StatusOK
 	Message string // pimoe_last_error() of the failed call, e.g. "top_k (9) exceeds num_experts (8)"
 	Op      string // the C function that failed, e.g. "pimoe_create"
+	// Err is the error (or recovered panic) of the Go expert callback that failed the call (Status is then
+	// StatusCallback); nil otherwise. errors.Is / errors.As see it through Unwrap.
+	Err error
 }
+
+// Unwrap gives the failed expert callback's own error (nil for other failures).
+func (e *Error) Unwrap() error { return e.Err }
 
 // Error formats the failure as "pimoe: OP: MESSAGE (STATUS TEXT)" (OP once, when MESSAGE starts with it).
 func (e *Error) Error() string {
@@ -57,6 +64,9 @@ func (e *Error) Error() string {
 	}
 	if e.Op != "" && !strings.HasPrefix(msg, e.Op+":") { // most library messages already start with the function
 		msg = e.Op + ": " + msg
+	}
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
 	}
 	return "pimoe: " + msg
 }

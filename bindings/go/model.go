@@ -20,6 +20,8 @@ type Model struct {
 	hidden     int
 	numExperts int
 	topK       int
+	slots      int       // routing slots per token (pimoe_routing_slots): TopK, or NumExperts with expert choice
+	callbacks  callbacks // cgo handles of the Go expert callbacks this model may call; freed after the model
 }
 
 // finalized counts models freed by the finalizer (read by the tests).
@@ -27,7 +29,7 @@ var finalized atomic.Int64
 
 // New creates a model from opts (nil for every default), its weights initialised from the seed option.
 func New(opts *Options) (*Model, error) {
-	oh, err := opts.build()
+	oh, cbs, err := opts.build()
 	if err != nil {
 		return nil, err
 	}
@@ -35,15 +37,16 @@ func New(opts *Options) (*Model, error) {
 	status := cpimoe.Pimoe_create(oh, &h)
 	cpimoe.Pimoe_options_destroy(oh)
 	if err := check("pimoe_create", status); err != nil {
+		cbs.free()
 		return nil, err
 	}
-	return wrap(h)
+	return wrap(h, cbs)
 }
 
 // Load reads a model saved in libpimoe's native format (see pimoe_load in pimoe.h): the layer comes from the file;
 // opts (nil for defaults) gives only the runtime settings (backend, threads, deterministic, cpu_gemm).
 func Load(path string, opts *Options) (*Model, error) {
-	oh, err := opts.build()
+	oh, cbs, err := opts.build()
 	if err != nil {
 		return nil, err
 	}
@@ -51,9 +54,10 @@ func Load(path string, opts *Options) (*Model, error) {
 	status := cpimoe.Pimoe_load(path, oh, &h)
 	cpimoe.Pimoe_options_destroy(oh)
 	if err := check("pimoe_load", status); err != nil {
+		cbs.free()
 		return nil, err
 	}
-	return wrap(h)
+	return wrap(h, cbs)
 }
 
 // ImportHF builds the MoE block of decoder layer `layer` of a Hugging Face checkpoint folder (config.json and
@@ -64,7 +68,7 @@ func ImportHF(dir string, layer int, opts *Options) (*Model, error) {
 		return nil, &Error{Status: StatusInvalidArgument, Op: "pimoe_import_hf",
 			Message: fmt.Sprintf("layer %d is out of range", layer)}
 	}
-	oh, err := opts.build()
+	oh, cbs, err := opts.build()
 	if err != nil {
 		return nil, err
 	}
@@ -72,9 +76,10 @@ func ImportHF(dir string, layer int, opts *Options) (*Model, error) {
 	status := cpimoe.Pimoe_import_hf(dir, layer, oh, &h)
 	cpimoe.Pimoe_options_destroy(oh)
 	if err := check("pimoe_import_hf", status); err != nil {
+		cbs.free()
 		return nil, err
 	}
-	return wrap(h)
+	return wrap(h, cbs)
 }
 
 // Save writes the model in libpimoe's native format (safetensors with the layer settings in its metadata).
@@ -88,15 +93,20 @@ func (m *Model) Save(path string) error {
 	return check("pimoe_save", status)
 }
 
-// wrap takes ownership of a fresh model handle.
-func wrap(h uintptr) (*Model, error) {
+// wrap takes ownership of a fresh model handle and of the callback handles it may call.
+func wrap(h uintptr, cbs callbacks) (*Model, error) {
 	var hidden int64
 	var experts, topK int32
 	if err := check("pimoe_model_dims", cpimoe.Pimoe_model_dims(h, &hidden, &experts, &topK)); err != nil {
 		cpimoe.Pimoe_destroy(h)
+		cbs.free()
 		return nil, err
 	}
-	m := &Model{handle: h, hidden: int(hidden), numExperts: int(experts), topK: int(topK)}
+	if cbs == nil {
+		cbs = callbacks{}
+	}
+	m := &Model{handle: h, hidden: int(hidden), numExperts: int(experts), topK: int(topK),
+		slots: int(cpimoe.Pimoe_routing_slots(h)), callbacks: cbs}
 	runtime.SetFinalizer(m, (*Model).finalize)
 	return m, nil
 }
@@ -105,6 +115,7 @@ func (m *Model) finalize() {
 	if m.handle != 0 {
 		cpimoe.Pimoe_destroy(m.handle)
 		m.handle = 0
+		m.callbacks.free()
 		finalized.Add(1)
 	}
 }
@@ -117,6 +128,8 @@ func (m *Model) Close() error {
 	if m.handle != 0 {
 		cpimoe.Pimoe_destroy(m.handle)
 		m.handle = 0
+		m.callbacks.free()
+		m.callbacks = nil
 		runtime.SetFinalizer(m, nil)
 	}
 	return nil
@@ -146,6 +159,10 @@ func (m *Model) NumExperts() int { return m.numExperts }
 // TopK is the number of experts per token k.
 func (m *Model) TopK() int { return m.topK }
 
+// RoutingSlots is the number of routing slots per token in the routing outputs (pimoe_routing_slots): TopK, or
+// NumExperts with expert-choice routing.
+func (m *Model) RoutingSlots() int { return m.slots }
+
 // Forward runs the layer on input [batch, seq, hidden] (row-major, len(input) == batch*seq*hidden) and returns the
 // output of the same shape.
 func (m *Model) Forward(input []float32, batch, seq int) ([]float32, error) {
@@ -162,20 +179,24 @@ func (m *Model) ForwardInto(output, input []float32, batch, seq int) error {
 	return m.forward(output, input, batch, seq, nil, nil)
 }
 
-// Routing is the routing decision of a forward call: for token t and slot j (index t*TopK + j, slots in
-// descending router probability) the chosen expert and the weight its output was combined with (0 for a slot
-// dropped by the capacity limit).
+// Routing is the routing decision of a forward call. With S = RoutingSlots(), for token t and slot j (index t*S + j,
+// slots in descending router probability or selection score) ExpertIDs holds the chosen expert (-1 for an unused
+// expert-choice slot) and ExpertWeights the weight its output was combined with (0 for a slot dropped by the
+// capacity limit or unused). ForwardRouting also fills Dropped (1 where the capacity limit dropped the slot) and
+// Probabilities ([tokens, NumExperts]: the router scores of every token and expert, before any bias or group mask).
 type Routing struct {
 	ExpertIDs     []int32
 	ExpertWeights []float32
+	Dropped       []uint8   // ForwardRouting only
+	Probabilities []float32 // ForwardRouting only
 }
 
-// ForwardRouted is Forward that also returns the routing decision.
+// ForwardRouted is Forward that also returns the routing decision (expert ids and weights).
 func (m *Model) ForwardRouted(input []float32, batch, seq int) ([]float32, Routing, error) {
 	out := make([]float32, len(input))
 	n := 0
-	if batch > 0 && seq > 0 && m.topK > 0 {
-		n = batch * seq * m.topK
+	if batch > 0 && seq > 0 && m.slots > 0 {
+		n = batch * seq * m.slots
 	}
 	r := Routing{ExpertIDs: make([]int32, n), ExpertWeights: make([]float32, n)}
 	if err := m.forward(out, input, batch, seq, r.ExpertIDs, r.ExpertWeights); err != nil {
@@ -185,7 +206,7 @@ func (m *Model) ForwardRouted(input []float32, batch, seq int) ([]float32, Routi
 }
 
 // ForwardRoutedInto is ForwardRouted into caller-owned buffers: expertIDs and expertWeights must have the same
-// length, batch*seq*TopK (or both be nil for no routing output). It allocates nothing.
+// length, batch*seq*RoutingSlots() (or both be nil for no routing output). It allocates nothing.
 func (m *Model) ForwardRoutedInto(output, input []float32, batch, seq int, expertIDs []int32,
 	expertWeights []float32) error {
 	if expertIDs != nil && expertWeights != nil && len(expertIDs) != len(expertWeights) {
@@ -199,14 +220,129 @@ func (m *Model) ForwardRoutedInto(output, input []float32, batch, seq int, exper
 	return m.forward(output, input, batch, seq, expertIDs, expertWeights)
 }
 
+// ForwardRouting is Forward that also returns the full routing (pimoe_forward_routing): expert ids, weights and
+// dropped flags (batch*seq*RoutingSlots() each) and the router probabilities (batch*seq*NumExperts).
+func (m *Model) ForwardRouting(input []float32, batch, seq int) ([]float32, Routing, error) {
+	out := make([]float32, len(input))
+	n, p := 0, 0
+	if batch > 0 && seq > 0 {
+		n, p = batch*seq*m.slots, batch*seq*m.numExperts
+	}
+	r := Routing{ExpertIDs: make([]int32, n), ExpertWeights: make([]float32, n), Dropped: make([]uint8, n),
+		Probabilities: make([]float32, p)}
+	if err := m.ForwardRoutingInto(out, input, batch, seq, &r); err != nil {
+		return nil, Routing{}, err
+	}
+	return out, r, nil
+}
+
+// ForwardRoutingInto is ForwardRouting into caller-owned buffers: each slice of r may be nil (not wanted); the
+// non-nil ones of ExpertIDs, ExpertWeights and Dropped must have the same length, batch*seq*RoutingSlots(), and
+// Probabilities batch*seq*NumExperts. Every slice is passed to the library without a copy; it allocates nothing.
+// r may be nil (no routing output).
+func (m *Model) ForwardRoutingInto(output, input []float32, batch, seq int, r *Routing) error {
+	var rr Routing
+	if r != nil {
+		rr = *r
+	}
+	lens := []int{}
+	if rr.ExpertIDs != nil {
+		lens = append(lens, len(rr.ExpertIDs))
+	}
+	if rr.ExpertWeights != nil {
+		lens = append(lens, len(rr.ExpertWeights))
+	}
+	if rr.Dropped != nil {
+		lens = append(lens, len(rr.Dropped))
+	}
+	for _, l := range lens {
+		if l != lens[0] {
+			return argError("pimoe_forward_routing", StatusSizeMismatch,
+				"the routing slices have different lengths (expert ids %d, weights %d, dropped %d)",
+				len(rr.ExpertIDs), len(rr.ExpertWeights), len(rr.Dropped))
+		}
+	}
+	return m.call("pimoe_forward_routing", output, input, batch, seq, rr.ExpertIDs, rr.ExpertWeights, rr.Dropped,
+		rr.Probabilities, 1)
+}
+
 func (m *Model) forward(output, input []float32, batch, seq int, ids []int32, weights []float32) error {
+	return m.call("pimoe_forward", output, input, batch, seq, ids, weights, nil, nil, 0)
+}
+
+// call runs pimoe_forward (full 0) or pimoe_forward_routing (full 1); a failing Go expert callback's error comes
+// back as the Err of the *Error (StatusCallback).
+func (m *Model) call(op string, output, input []float32, batch, seq int, ids []int32, weights []float32,
+	dropped []uint8, probs []float32, full int) error {
 	h, err := m.acquire()
 	if err != nil {
 		return err
 	}
-	status := cpimoe.Pimoe_forward(h, input, int64(batch), int64(seq), output, ids, weights)
+	var failed uint64
+	status := cpimoe.Pimoe_go_forward(h, input, int64(batch), int64(seq), output, ids, weights, dropped, probs, full,
+		&failed)
 	m.release()
-	return check("pimoe_forward", status)
+	cbErr := cpimoe.TakeCallbackError(failed)
+	if err := check(op, status); err != nil {
+		if e, ok := err.(*Error); ok && cbErr != nil {
+			e.Err = cbErr
+		}
+		return err
+	}
+	return nil
+}
+
+// ResetAdaptiveState restores the adaptive routing state (the selection bias of AdaptiveBiasRate, the load average
+// of DynamicCapacity) to its value at creation or load (pimoe_reset_adaptive_state); a no-op without them. Safe
+// while forward calls run.
+func (m *Model) ResetAdaptiveState() error {
+	h, err := m.acquire()
+	if err != nil {
+		return err
+	}
+	status := cpimoe.Pimoe_reset_adaptive_state(h)
+	m.release()
+	return check("pimoe_reset_adaptive_state", status)
+}
+
+// ExpertFunc computes a callback expert (pimoe_expert_fn): it receives the rows routed to expert (input [rows,
+// hidden], the tokens' x in token order, no LayerNorm) and writes the expert's outputs into output [rows, hidden]
+// (zero-filled). Both slices alias the library's buffers (no copy) and are valid only during the call: do not keep
+// them, do not write input. A non-nil error (or a panic, which is recovered) fails the forward call with an *Error
+// of StatusCallback whose Err is that error.
+//
+// Thread contract: fn runs on the goroutine that called Forward (inside its cgo call, on the same OS thread), at
+// most once per call and callback expert, after routing and before Forward returns. Concurrent Forward calls on one
+// Model may run fn concurrently, so fn must be safe for concurrent use. fn must not call methods of the same Model.
+type ExpertFunc func(expert int, input []float32, rows, hidden int, output []float32) error
+
+// SetExpertCallback sets or replaces the Go function of callback expert `expert`
+// (pimoe_model_set_expert_callback), e.g. after Load: a loaded model's callback experts have none and fail Forward
+// with StatusCallback until it is set. It waits for the forward calls in flight (it must not race with them).
+func (m *Model) SetExpertCallback(expert int, fn ExpertFunc) error {
+	if int(int32(expert)) != expert {
+		return argError("pimoe_model_set_expert_callback", StatusInvalidArgument,
+			"expert index %d does not fit the C API's int32_t", expert)
+	}
+	if fn == nil {
+		return argError("pimoe_model_set_expert_callback", StatusNullPointer, "the callback is nil")
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.handle == 0 {
+		return ErrClosed
+	}
+	ch := cpimoe.NewCallbackHandle(cpimoe.ExpertFunc(fn))
+	status := cpimoe.Pimoe_go_model_set_expert_callback(m.handle, expert, ch)
+	if err := check("pimoe_model_set_expert_callback", status); err != nil {
+		cpimoe.DeleteCallbackHandle(ch)
+		return err
+	}
+	if old, ok := m.callbacks[expert]; ok {
+		cpimoe.DeleteCallbackHandle(old)
+	}
+	m.callbacks[expert] = ch
+	return nil
 }
 
 // ExpertSpec is the resolved specification of one expert (after presets and overrides).

@@ -42,7 +42,7 @@ const AllExperts = -1
 // (an invalid value makes New fail with the library's message naming the option).
 //
 // Every option key of pimoe.h has a field. For the few keys whose zero is a meaningful non-default value
-// (aux_loss_coef 0), or to set a key by its name, use Extra.
+// (aux_loss_coef 0, capacity_momentum 0), or to set a key by its name, use Extra.
 type Options struct {
 	Hidden         int        // "hidden": model width H (default 512)
 	NumExperts     int        // "num_experts": routed experts E (default 8)
@@ -62,8 +62,31 @@ type Options struct {
 	Deterministic  bool       // "deterministic": a token's output bits depend neither on the batch nor the threads
 	CPUGemm        string     // "cpu_gemm": "packed" (default) or "openblas"
 
-	// Experts holds per-expert overrides (ExpertPreset, ExpertActivation, ExpertWidth, ExpertPreNorm), applied in
-	// order with the C API's rules: every-expert settings first, then per-expert ones; within each, presets first.
+	// Router extensions and the shared expert (see pimoe.h for the exact semantics).
+	RouterScoring string  // "router_scoring": "softmax" (default) or "sigmoid"
+	RouterBias    bool    // "router_bias": a per-expert selection bias (DeepSeek-V3)
+	RoutedScaling float64 // "routed_scaling_factor" (default 1.0)
+	NumGroups     int     // "num_groups": group-limited routing over G groups (default 1: off)
+	TopKGroups    int     // "topk_groups": groups kept per token (default 1)
+	GroupScore    string  // "group_score": "top2_sum" (default) or "max"
+	SharedWidth   int     // "shared_width": width of the always-on shared SwiGLU expert (0: none)
+	SharedGate    bool    // "shared_gate": the shared expert's output is scaled by sigmoid(w . x)
+
+	// Weight storage and the routing features of pimoe.h (all off by default).
+	WeightDtype         string  // "weight_dtype": "fp32" (default), "bf16" or "fp16" storage of expert matrices
+	RoutingMode         string  // "routing_mode": "token_choice" (default) or "expert_choice"
+	GroupLevels         string  // "group_levels": multi-level group-limited routing, "G1:K1,G2:K2,..."
+	AttentionHeads      int     // "router_attention_heads": heads of the attention router (0: off)
+	AttentionHeadDim    int     // "router_attention_head_dim" (default 16)
+	AttentionCausal     bool    // "router_attention_causal": token t attends to tokens 0..t of its sequence
+	AdaptiveBiasRate    float64 // "adaptive_bias_rate": auxiliary-loss-free balancing rate u (0: off)
+	DynamicCapacity     bool    // "dynamic_capacity": capacity re-budgeted per expert (needs CapacityFactor > 0)
+	CapacityMomentum    float64 // "capacity_momentum": beta of DynamicCapacity (default 0.9; 0 through Extra)
+	CombineAttentionDim int     // "combine_attention_dim": cross-expert attention combine width (0: off)
+
+	// Experts holds per-expert overrides (ExpertPreset, ExpertActivation, ExpertWidth, ExpertPreNorm,
+	// ExpertCallback), applied in order with the C API's rules: every-expert settings first, then per-expert ones;
+	// within each, presets first.
 	Experts []ExpertOverride
 
 	// Extra holds settings by name, parsed by the library (pimoe_options_set_by_name), applied after the fields.
@@ -82,14 +105,16 @@ const (
 	overrideActivation
 	overrideWidth
 	overridePreNorm
+	overrideCallback
 )
 
-// ExpertOverride is one per-expert setting; build it with ExpertPreset, ExpertActivation, ExpertWidth or
-// ExpertPreNorm.
+// ExpertOverride is one per-expert setting; build it with ExpertPreset, ExpertActivation, ExpertWidth,
+// ExpertPreNorm or ExpertCallback.
 type ExpertOverride struct {
 	kind   overrideKind
 	expert int
 	value  int64
+	fn     ExpertFunc
 }
 
 // ExpertPreset gives expert (or AllExperts) a preset.
@@ -110,6 +135,13 @@ func ExpertWidth(expert int, intermediate int64) ExpertOverride {
 // ExpertPreNorm turns the pre-LayerNorm of expert (or AllExperts) on or off.
 func ExpertPreNorm(expert int, enabled bool) ExpertOverride {
 	return ExpertOverride{kind: overridePreNorm, expert: expert, value: b2i(enabled)}
+}
+
+// ExpertCallback makes expert (an index in [0, NumExperts); AllExperts is not allowed) a callback expert computed by
+// fn in Go instead of a neural network (pimoe_options_set_expert_callback). See ExpertFunc for the contract. Each
+// Model created from the options keeps fn alive until Close.
+func ExpertCallback(expert int, fn ExpertFunc) ExpertOverride {
+	return ExpertOverride{kind: overrideCallback, expert: expert, fn: fn}
 }
 
 func b2i(b bool) int64 {
@@ -138,26 +170,57 @@ const (
 	optBackend        = 14
 	optDeterministic  = 15
 	optCPUGemm        = 16
+
+	optRouterScoring       = 17
+	optRouterBias          = 18
+	optRoutedScaling       = 19
+	optNumGroups           = 20
+	optTopKGroups          = 21
+	optGroupScore          = 22
+	optSharedWidth         = 23
+	optSharedGate          = 24
+	optWeightDtype         = 25
+	optRoutingMode         = 26
+	optGroupLevels         = 27
+	optAttentionHeads      = 28
+	optAttentionHeadDim    = 29
+	optAttentionCausal     = 30
+	optAdaptiveBiasRate    = 31
+	optDynamicCapacity     = 32
+	optCapacityMomentum    = 33
+	optCombineAttentionDim = 34
 )
 
-// build creates a C options object from o; the caller destroys it.
-func (o *Options) build() (uintptr, error) {
-	var h uintptr
-	if err := check("pimoe_options_create", cpimoe.Pimoe_options_create(&h)); err != nil {
-		return 0, err
+// callbacks are the cgo handles of the Go expert callbacks given to one C options object, by expert.
+type callbacks map[int]uintptr
+
+func (c callbacks) free() {
+	for _, h := range c {
+		cpimoe.DeleteCallbackHandle(h)
 	}
-	if o == nil {
-		return h, nil
-	}
-	err := o.apply(h)
-	if err != nil {
-		cpimoe.Pimoe_options_destroy(h)
-		return 0, err
-	}
-	return h, nil
 }
 
-func (o *Options) apply(h uintptr) error {
+// build creates a C options object from o; the caller destroys it, and owns the callback handles (which must outlive
+// every model created from it: the Model takes them over).
+func (o *Options) build() (uintptr, callbacks, error) {
+	var h uintptr
+	if err := check("pimoe_options_create", cpimoe.Pimoe_options_create(&h)); err != nil {
+		return 0, nil, err
+	}
+	if o == nil {
+		return h, nil, nil
+	}
+	cbs := callbacks{}
+	err := o.apply(h, cbs)
+	if err != nil {
+		cpimoe.Pimoe_options_destroy(h)
+		cbs.free()
+		return 0, nil, err
+	}
+	return h, cbs, nil
+}
+
+func (o *Options) apply(h uintptr, cbs callbacks) error {
 	setInt := func(key int, v int64) error {
 		return check("pimoe_options_set_int", cpimoe.Pimoe_options_set_int(h, cpimoe.Enum_SS_pimoe_option(key), v))
 	}
@@ -185,6 +248,16 @@ func (o *Options) apply(h uintptr) error {
 		{optSeed, o.Seed, o.Seed != 0},
 		{optThreads, int64(o.Threads), o.Threads != 0},
 		{optDeterministic, 1, o.Deterministic},
+		{optRouterBias, 1, o.RouterBias},
+		{optNumGroups, int64(o.NumGroups), o.NumGroups != 0},
+		{optTopKGroups, int64(o.TopKGroups), o.TopKGroups != 0},
+		{optSharedWidth, int64(o.SharedWidth), o.SharedWidth != 0},
+		{optSharedGate, 1, o.SharedGate},
+		{optAttentionHeads, int64(o.AttentionHeads), o.AttentionHeads != 0},
+		{optAttentionHeadDim, int64(o.AttentionHeadDim), o.AttentionHeadDim != 0},
+		{optAttentionCausal, 1, o.AttentionCausal},
+		{optDynamicCapacity, 1, o.DynamicCapacity},
+		{optCombineAttentionDim, int64(o.CombineAttentionDim), o.CombineAttentionDim != 0},
 	}
 	for _, s := range ints {
 		if s.set {
@@ -201,6 +274,9 @@ func (o *Options) apply(h uintptr) error {
 		{optCapacityFactor, o.CapacityFactor},
 		{optAuxLossCoef, o.AuxLossCoef},
 		{optLayerNormEps, o.LayerNormEps},
+		{optRoutedScaling, o.RoutedScaling},
+		{optAdaptiveBiasRate, o.AdaptiveBiasRate},
+		{optCapacityMomentum, o.CapacityMomentum},
 	}
 	for _, s := range floats {
 		if s.v != 0 {
@@ -209,18 +285,27 @@ func (o *Options) apply(h uintptr) error {
 			}
 		}
 	}
-	if o.Backend != "" {
-		if err := setString(optBackend, o.Backend); err != nil {
-			return err
-		}
+	strs := []struct {
+		key int
+		v   string
+	}{
+		{optBackend, o.Backend},
+		{optCPUGemm, o.CPUGemm},
+		{optRouterScoring, o.RouterScoring},
+		{optGroupScore, o.GroupScore},
+		{optWeightDtype, o.WeightDtype},
+		{optRoutingMode, o.RoutingMode},
+		{optGroupLevels, o.GroupLevels},
 	}
-	if o.CPUGemm != "" {
-		if err := setString(optCPUGemm, o.CPUGemm); err != nil {
-			return err
+	for _, s := range strs {
+		if s.v != "" {
+			if err := setString(s.key, s.v); err != nil {
+				return err
+			}
 		}
 	}
 	for _, x := range o.Experts {
-		if err := x.apply(h); err != nil {
+		if err := x.apply(h, cbs); err != nil {
 			return err
 		}
 	}
@@ -232,7 +317,7 @@ func (o *Options) apply(h uintptr) error {
 	return nil
 }
 
-func (x ExpertOverride) apply(h uintptr) error {
+func (x ExpertOverride) apply(h uintptr, cbs callbacks) error {
 	e := x.expert
 	if e < math.MinInt32 || e > math.MaxInt32 {
 		return argError("ExpertOverride", StatusInvalidArgument, "expert index %d does not fit the C API's int32_t", e)
@@ -249,6 +334,22 @@ func (x ExpertOverride) apply(h uintptr) error {
 	case overridePreNorm:
 		return check("pimoe_options_set_expert_pre_norm",
 			cpimoe.Pimoe_options_set_expert_pre_norm(h, e, int(x.value)))
+	case overrideCallback:
+		if x.fn == nil {
+			return argError("pimoe_options_set_expert_callback", StatusNullPointer,
+				"ExpertCallback(%d, nil): the callback is nil", e)
+		}
+		ch := cpimoe.NewCallbackHandle(cpimoe.ExpertFunc(x.fn))
+		if err := check("pimoe_options_set_expert_callback",
+			cpimoe.Pimoe_go_options_set_expert_callback(h, e, ch)); err != nil {
+			cpimoe.DeleteCallbackHandle(ch)
+			return err
+		}
+		if old, ok := cbs[e]; ok { // a later call replaces an earlier one for the same expert
+			cpimoe.DeleteCallbackHandle(old)
+		}
+		cbs[e] = ch
+		return nil
 	}
 	return argError("ExpertOverride", StatusInvalidArgument,
 		"empty per-expert override for expert %d (build it with ExpertPreset, ExpertActivation, ExpertWidth or "+

@@ -52,7 +52,9 @@
   pimoe_status pimoe_create, pimoe_status pimoe_model_dims, pimoe_status pimoe_model_expert,
   pimoe_status pimoe_forward, pimoe_status pimoe_stats_get, pimoe_status pimoe_stats_expert_loads,
   pimoe_status pimoe_stats_reset, pimoe_status pimoe_tensor_shape, pimoe_status pimoe_tensor_read,
-  pimoe_status pimoe_backend_probe, pimoe_status pimoe_save, pimoe_status pimoe_load, pimoe_status pimoe_import_hf
+  pimoe_status pimoe_backend_probe, pimoe_status pimoe_save, pimoe_status pimoe_load, pimoe_status pimoe_import_hf,
+  pimoe_status pimoe_reset_adaptive_state, pimoe_status pimoe_go_forward,
+  pimoe_status pimoe_go_options_set_expert_callback, pimoe_status pimoe_go_model_set_expert_callback
 };
 
 /* ---------------------------------------------------------------- handles */
@@ -103,12 +105,61 @@ PIMOE_GO_SLICE(float, float32, output, output_count)
 PIMOE_GO_SLICE(float, float32, expert_weights, routing_count)
 PIMOE_GO_SLICE(uint64_t, uint64, counts, count)
 PIMOE_GO_SLICE(float, float32, out, count)
+PIMOE_GO_SLICE(int32_t, int32, routing_ids, ids_count)
+PIMOE_GO_SLICE(float, float32, routing_weights, weights_count)
+PIMOE_GO_SLICE(uint8_t, uint8, routing_dropped, dropped_count)
+PIMOE_GO_SLICE(float, float32, routing_probs, probs_count)
 /* expert_ids holds as many elements as expert_weights: the Go layer checks that before the call. */
 %typemap(gotype) int32_t *expert_ids "[]int32"
 %typemap(imtype) int32_t *expert_ids "[]int32"
 %typemap(in) int32_t *expert_ids %{ $1 = (int32_t *)$input.array; %}
 
+/* ---------------------------------------------------------------- forward, full routing, callback experts */
+/* pimoe_go_forward: pimoe_forward (full == 0; routing_weights/ids as its expert_weights/expert_ids) or
+ * pimoe_forward_routing (full != 0) in one cgo call. The routing slices are passed as they are (no copy); the Go layer
+ * checks that the non-nil ones have equal lengths, the library checks the counts.
+ *
+ * Callback experts: the C function pimoe_go_expert_fn (a pimoe_expert_fn) calls the cgo-exported Go function
+ * pimoeGoExpertTrampoline (internal/cpimoe/callback.go) with user_data, a runtime/cgo.Handle of the Go function.
+ * libpimoe calls it on the thread that called pimoe_forward, i.e. inside this cgo call, on the same OS thread as the
+ * calling goroutine. When the Go callback fails, the trampoline stores the Go error under a token and notes the
+ * token in a C thread-local through pimoe_go_note_callback_failure; pimoe_go_forward hands that token back in the
+ * same cgo call (*failed_callback), so the Forward that failed gets its own callback's error, whatever other
+ * goroutines do. */
+%typemap(gotype) uint64_t *failed_callback "*uint64"
+%typemap(imtype) uint64_t *failed_callback "*uint64"
+%typemap(in) uint64_t *failed_callback %{ $1 = (uint64_t *)$input; %}
+%typemap(gotype) uintptr_t callback_handle "uintptr"
+%typemap(imtype) uintptr_t callback_handle "uintptr"
+%typemap(in) uintptr_t callback_handle %{ $1 = (uintptr_t)$input; %}
+%{
+#include <string.h>
+
+extern int pimoeGoExpertTrampoline(uintptr_t handle, int32_t expert, float *input, int64_t rows, int64_t hidden,
+                                   float *output);
+static __thread uint64_t pimoe_go_failed_callback;
+
+/* Called by the Go trampoline, on the thread of the failing forward call: records the first failure's token. Returns
+ * 0 when a failure was recorded already (the caller then drops its error). */
+int pimoe_go_note_callback_failure(uint64_t token) {
+  if (pimoe_go_failed_callback) return 0;
+  pimoe_go_failed_callback = token;
+  return 1;
+}
+
+static int pimoe_go_expert_fn(void *user_data, int32_t expert, const float *input, int64_t rows, int64_t hidden,
+                              float *output) {
+  return pimoeGoExpertTrampoline((uintptr_t)user_data, expert, (float *)input, rows, hidden, output);
+}
+%}
+
 /* ---------------------------------------------------------------- what Go does not get */
+/* Reached through pimoe_go_forward and the pimoe_go_*_set_expert_callback helpers above. */
+%ignore pimoe_routing;
+%ignore pimoe_forward_routing;
+%ignore pimoe_expert_fn;
+%ignore pimoe_options_set_expert_callback;
+%ignore pimoe_model_set_expert_callback;
 /* Per OS thread: meaningless for goroutines. Failures carry their message (above); pimoe_model_last_error stays. */
 %ignore pimoe_last_error;
 /* Filled through unsafe.Pointer (above); no SWIG proxy with one cgo call per field. */
@@ -117,3 +168,42 @@ PIMOE_GO_SLICE(float, float32, out, count)
 %include <pimoe/pimoe_export.h>
 %include <pimoe/pimoe_version.h>
 %include <pimoe/pimoe.h>
+
+/* The helpers described above (after the header, so that its types are known). */
+%inline %{
+static pimoe_status pimoe_go_forward(pimoe_model *model, const float *input, size_t input_count, int64_t batch,
+                                     int64_t seq, float *output, size_t output_count, int32_t *routing_ids,
+                                     size_t ids_count, float *routing_weights, size_t weights_count,
+                                     uint8_t *routing_dropped, size_t dropped_count, float *routing_probs,
+                                     size_t probs_count, int full, uint64_t *failed_callback) {
+  uint64_t saved = pimoe_go_failed_callback;
+  pimoe_status s;
+  pimoe_go_failed_callback = 0;
+  if (!full) {
+    s = pimoe_forward(model, input, input_count, batch, seq, output, output_count, routing_ids, routing_weights,
+                      routing_weights ? weights_count : ids_count);
+  } else {
+    pimoe_routing r;
+    memset(&r, 0, sizeof r);
+    r.struct_size = sizeof r;
+    r.expert_ids = routing_ids;
+    r.weights = routing_weights;
+    r.dropped = routing_dropped;
+    r.slot_count = routing_ids ? ids_count : routing_weights ? weights_count : dropped_count;
+    r.probabilities = routing_probs;
+    r.probability_count = probs_count;
+    s = pimoe_forward_routing(model, input, input_count, batch, seq, output, output_count, &r);
+  }
+  *failed_callback = pimoe_go_failed_callback;
+  pimoe_go_failed_callback = saved;
+  return s;
+}
+static pimoe_status pimoe_go_options_set_expert_callback(pimoe_options *options, int32_t expert,
+                                                         uintptr_t callback_handle) {
+  return pimoe_options_set_expert_callback(options, expert, pimoe_go_expert_fn, (void *)callback_handle);
+}
+static pimoe_status pimoe_go_model_set_expert_callback(pimoe_model *model, int32_t expert,
+                                                       uintptr_t callback_handle) {
+  return pimoe_model_set_expert_callback(model, expert, pimoe_go_expert_fn, (void *)callback_handle);
+}
+%}

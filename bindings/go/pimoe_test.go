@@ -145,7 +145,7 @@ func newModel(t *testing.T, o *Options) *Model {
 // ------------------------------------------------------------------------------------------------ constants, version
 
 func TestConstantsMatchC(t *testing.T) {
-	for s := StatusOK; s <= StatusInternal+1; s++ {
+	for s := StatusOK; s <= StatusCallback+1; s++ {
 		if got, want := s.String(), cref.StatusString(int(s)); got != want {
 			t.Errorf("Status(%d).String() = %q, C gives %q", s, got, want)
 		}
@@ -162,6 +162,7 @@ func TestConstantsMatchC(t *testing.T) {
 		{int(StatusNotFound), int(cpimoe.PIMOE_ERR_NOT_FOUND)}, {int(StatusIO), int(cpimoe.PIMOE_ERR_IO)},
 		{int(StatusFormat), int(cpimoe.PIMOE_ERR_FORMAT)}, {int(StatusUnsupported), int(cpimoe.PIMOE_ERR_UNSUPPORTED)},
 		{int(StatusInternal), int(cpimoe.PIMOE_ERR_INTERNAL)},
+		{int(StatusCallback), int(cpimoe.PIMOE_ERR_CALLBACK)},
 		{int(ActivationGELU), int(cpimoe.PIMOE_ACT_GELU)}, {int(ActivationGELUTanh), int(cpimoe.PIMOE_ACT_GELU_TANH)},
 		{int(ActivationSiLU), int(cpimoe.PIMOE_ACT_SILU)}, {int(ActivationReLU), int(cpimoe.PIMOE_ACT_RELU)},
 		{int(ActivationTanh), int(cpimoe.PIMOE_ACT_TANH)}, {int(ActivationSwiGLU), int(cpimoe.PIMOE_ACT_SWIGLU)},
@@ -180,6 +181,19 @@ func TestConstantsMatchC(t *testing.T) {
 		{optSeed, int(cpimoe.PIMOE_OPT_SEED)}, {optThreads, int(cpimoe.PIMOE_OPT_THREADS)},
 		{optBackend, int(cpimoe.PIMOE_OPT_BACKEND)}, {optDeterministic, int(cpimoe.PIMOE_OPT_DETERMINISTIC)},
 		{optCPUGemm, int(cpimoe.PIMOE_OPT_CPU_GEMM)},
+		{optRouterScoring, int(cpimoe.PIMOE_OPT_ROUTER_SCORING)}, {optRouterBias, int(cpimoe.PIMOE_OPT_ROUTER_BIAS)},
+		{optRoutedScaling, int(cpimoe.PIMOE_OPT_ROUTED_SCALING)}, {optNumGroups, int(cpimoe.PIMOE_OPT_NUM_GROUPS)},
+		{optTopKGroups, int(cpimoe.PIMOE_OPT_TOPK_GROUPS)}, {optGroupScore, int(cpimoe.PIMOE_OPT_GROUP_SCORE)},
+		{optSharedWidth, int(cpimoe.PIMOE_OPT_SHARED_WIDTH)}, {optSharedGate, int(cpimoe.PIMOE_OPT_SHARED_GATE)},
+		{optWeightDtype, int(cpimoe.PIMOE_OPT_WEIGHT_DTYPE)}, {optRoutingMode, int(cpimoe.PIMOE_OPT_ROUTING_MODE)},
+		{optGroupLevels, int(cpimoe.PIMOE_OPT_GROUP_LEVELS)},
+		{optAttentionHeads, int(cpimoe.PIMOE_OPT_ATTENTION_HEADS)},
+		{optAttentionHeadDim, int(cpimoe.PIMOE_OPT_ATTENTION_HEAD_DIM)},
+		{optAttentionCausal, int(cpimoe.PIMOE_OPT_ATTENTION_CAUSAL)},
+		{optAdaptiveBiasRate, int(cpimoe.PIMOE_OPT_ADAPTIVE_BIAS_RATE)},
+		{optDynamicCapacity, int(cpimoe.PIMOE_OPT_DYNAMIC_CAPACITY)},
+		{optCapacityMomentum, int(cpimoe.PIMOE_OPT_CAPACITY_MOMENTUM)},
+		{optCombineAttentionDim, int(cpimoe.PIMOE_OPT_COMBINE_ATTENTION_DIM)},
 	}
 	for i, p := range pairs {
 		if p.got != p.want {

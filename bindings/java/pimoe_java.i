@@ -204,6 +204,11 @@ PIMOE_JAVA_CRITICAL_WITH_COUNT(float, jfloatArray, float[], output, output_count
 PIMOE_JAVA_CRITICAL_WITH_COUNT(float, jfloatArray, float[], expert_weights, routing_count, 0)
 PIMOE_JAVA_CRITICAL_WITH_COUNT(float, jfloatArray, float[], out, count, 0)
 PIMOE_JAVA_CRITICAL(int32_t, jintArray, int[], expert_ids, 0)
+/* pimoe_java_forward_routing (below): every routing array with its own length. */
+PIMOE_JAVA_CRITICAL_WITH_COUNT(int32_t, jintArray, int[], routing_ids, ids_count, 0)
+PIMOE_JAVA_CRITICAL_WITH_COUNT(float, jfloatArray, float[], routing_weights, weights_count, 0)
+PIMOE_JAVA_CRITICAL_WITH_COUNT(uint8_t, jbyteArray, byte[], routing_dropped, dropped_count, 0)
+PIMOE_JAVA_CRITICAL_WITH_COUNT(float, jfloatArray, float[], routing_probs, probs_count, 0)
 
 /* ------------------------------------------------------------------------------------------- direct buffers */
 /* A direct NIO buffer: its own memory goes to the library (no copy). The Java layer passes a buffer whose position
@@ -232,6 +237,10 @@ PIMOE_JAVA_DIRECT_WITH_COUNT(const float, java.nio.FloatBuffer, direct_input, in
 PIMOE_JAVA_DIRECT_WITH_COUNT(float, java.nio.FloatBuffer, direct_output, output_count)
 PIMOE_JAVA_DIRECT_WITH_COUNT(float, java.nio.FloatBuffer, direct_weights, routing_count)
 PIMOE_JAVA_DIRECT(int32_t, java.nio.IntBuffer, direct_ids)
+PIMOE_JAVA_DIRECT_WITH_COUNT(int32_t, java.nio.IntBuffer, direct_rids, rids_count)
+PIMOE_JAVA_DIRECT_WITH_COUNT(float, java.nio.FloatBuffer, direct_rweights, rweights_count)
+PIMOE_JAVA_DIRECT_WITH_COUNT(uint8_t, java.nio.ByteBuffer, direct_rdropped, rdropped_count)
+PIMOE_JAVA_DIRECT_WITH_COUNT(float, java.nio.FloatBuffer, direct_rprobs, rprobs_count)
 
 /* ------------------------------------------------------------------------------------------- stats struct */
 /* pimoe_stats_snapshot: a package-private proxy, allocated with its struct_size set, freed by delete(). */
@@ -258,8 +267,18 @@ PIMOE_JAVA_DIRECT(int32_t, java.nio.IntBuffer, direct_ids)
   pimoe_status pimoe_forward, pimoe_status pimoe_forward_direct, pimoe_status pimoe_stats_get,
   pimoe_status pimoe_stats_expert_loads, pimoe_status pimoe_stats_reset, pimoe_status pimoe_tensor_shape,
   pimoe_status pimoe_tensor_read, pimoe_status pimoe_backend_probe, pimoe_status pimoe_save, pimoe_status pimoe_load,
-  pimoe_status pimoe_import_hf
+  pimoe_status pimoe_import_hf, pimoe_status pimoe_reset_adaptive_state, pimoe_status pimoe_java_forward_routing,
+  pimoe_status pimoe_java_forward_routing_direct
 };
+
+/* pimoe_forward_routing goes through pimoe_java_forward_routing (below): its pimoe_routing struct becomes four
+ * arrays (or direct buffers). Callback experts are not bound in Java (see README: the JNI upcall would have to run
+ * inside the JNI critical regions that pin the float[] arguments). */
+%ignore pimoe_routing;
+%ignore pimoe_forward_routing;
+%ignore pimoe_expert_fn;
+%ignore pimoe_options_set_expert_callback;
+%ignore pimoe_model_set_expert_callback;
 
 %include <pimoe/pimoe_export.h>
 %include <pimoe/pimoe.h>
@@ -273,3 +292,38 @@ PIMOE_JAVA_DIRECT(int32_t, java.nio.IntBuffer, direct_ids)
 pimoe_status pimoe_forward_direct(pimoe_model *model, const float *direct_input, size_t input_count, int64_t batch,
                                   int64_t seq, float *direct_output, size_t output_count, int32_t *direct_ids,
                                   float *direct_weights, size_t routing_count);
+
+/* pimoe_forward_routing with the four routing outputs as separate arrays (each may be null: not wanted). The slot
+ * count is the length of the first non-null one of ids, weights, dropped (the Java layer checks they agree). */
+%{
+#include <string.h>
+
+static pimoe_status pimoe_java_forward_routing(pimoe_model *model, const float *input, size_t input_count,
+                                               int64_t batch, int64_t seq, float *output, size_t output_count,
+                                               int32_t *routing_ids, size_t ids_count, float *routing_weights,
+                                               size_t weights_count, uint8_t *routing_dropped, size_t dropped_count,
+                                               float *routing_probs, size_t probs_count) {
+  pimoe_routing r;
+  memset(&r, 0, sizeof r);
+  r.struct_size = sizeof r;
+  r.expert_ids = routing_ids;
+  r.weights = routing_weights;
+  r.dropped = routing_dropped;
+  r.slot_count = routing_ids ? ids_count : routing_weights ? weights_count : dropped_count;
+  r.probabilities = routing_probs;
+  r.probability_count = probs_count;
+  return pimoe_forward_routing(model, input, input_count, batch, seq, output, output_count, &r);
+}
+#define pimoe_java_forward_routing_direct pimoe_java_forward_routing
+%}
+pimoe_status pimoe_java_forward_routing(pimoe_model *model, const float *input, size_t input_count, int64_t batch,
+                                        int64_t seq, float *output, size_t output_count, int32_t *routing_ids,
+                                        size_t ids_count, float *routing_weights, size_t weights_count,
+                                        uint8_t *routing_dropped, size_t dropped_count, float *routing_probs,
+                                        size_t probs_count);
+pimoe_status pimoe_java_forward_routing_direct(pimoe_model *model, const float *direct_input, size_t input_count,
+                                               int64_t batch, int64_t seq, float *direct_output,
+                                               size_t output_count, int32_t *direct_rids, size_t rids_count,
+                                               float *direct_rweights, size_t rweights_count,
+                                               uint8_t *direct_rdropped, size_t rdropped_count,
+                                               float *direct_rprobs, size_t rprobs_count);

@@ -76,7 +76,8 @@ typedef enum pimoe_status {
   PIMOE_ERR_IO = 10,                 /* reading or writing a file failed */
   PIMOE_ERR_FORMAT = 11,             /* a file's contents are malformed or inconsistent */
   PIMOE_ERR_UNSUPPORTED = 12,        /* valid request that this build or backend cannot do */
-  PIMOE_ERR_INTERNAL = 13            /* a bug in libpimoe: please report it with the message */
+  PIMOE_ERR_INTERNAL = 13,           /* a bug in libpimoe: please report it with the message */
+  PIMOE_ERR_CALLBACK = 14            /* an expert callback failed, or a callback expert has no callback set */
 } pimoe_status;
 
 /* Static English text for a status code ("unknown status" for codes this library does not know). */
@@ -185,6 +186,69 @@ typedef enum pimoe_expert_preset {
  *                                                  the same weight values. pimoe_tensor_read returns the rounded
  *                                                  values.
  *
+ * Routing features (DESIGN section 5; all off by default, all saved by pimoe_save with the layer):
+ *   ROUTING_MODE "routing_mode"  string "token_choice"  "token_choice": each token picks its k experts (above).
+ *                                                  "expert_choice" (Zhou et al. 2022): scores c[t][e] (softmax over
+ *                                                  experts of z/tau, or sigmoid) for the T tokens of the call; each
+ *                                                  expert takes the C = min(T, ceil(T*cf/E)) tokens of largest
+ *                                                  c[t][e] (ties to the lower token), cf = CAPACITY_FACTOR, or
+ *                                                  top_k when it is 0 (same compute as top-k). A token gets 0..E
+ *                                                  experts, weight c[t][e] * routed_scaling_factor (RENORMALIZE does
+ *                                                  not apply); every expert gets exactly C tokens. NOT causal: a
+ *                                                  token's experts depend on every other token in the call. The
+ *                                                  routing outputs have E slots per token (pimoe_routing_slots): the
+ *                                                  token's experts by descending weight (ties to the lower expert),
+ *                                                  then unused slots (expert -1, weight 0). Not combinable with
+ *                                                  ROUTER_BIAS, groups, ADAPTIVE_BIAS_RATE or DYNAMIC_CAPACITY.
+ *   GROUP_LEVELS "group_levels"  string ""         multi-level group-limited routing, "G1:K1,G2:K2,...": level 1
+ *                                                  splits the experts into G1 groups of consecutive indices and
+ *                                                  keeps the K1 best; level l splits every group kept at level l-1
+ *                                                  into G_l subgroups of consecutive experts and keeps the K_l best of
+ *                                                  all those K_(l-1)*G_l subgroups. A (sub)group's score is
+ *                                                  GROUP_SCORE of its experts' selection scores q; ties go to the
+ *                                                  group with the lower first expert. Experts outside the last kept
+ *                                                  groups get q = -inf. Needs E % (G1*G2*...) == 0, K1 <= G1,
+ *                                                  K_l <= K_(l-1)*G_l, k <= K_last*E/(G1*G2*...); "G:K" alone equals
+ *                                                  NUM_GROUPS = G, TOPK_GROUPS = K (which must then stay 1).
+ *   ATTENTION_HEADS "router_attention_heads" int 0  attention router: nh > 0 heads of self-attention over each
+ *                                                  sequence of the call (the `seq` tokens of one batch row) give a
+ *                                                  context u_t = W_o concat_h(sum_j a_h[t][j] v_h[j]), with
+ *                                                  q_h = W_q,h x, k_h = W_k,h x, v_h = W_v,h x (tensors
+ *                                                  "router.attention.{q,k,v}.weight" [nh*dh, H] and
+ *                                                  "router.attention.o.weight" [H, nh*dh], head h = rows h*dh..),
+ *                                                  a_h[t][.] = softmax over j of q_h[t].k_h[j] / sqrt(dh) (j <= t
+ *                                                  when causal). The router logits are z = W_g (x + u). A token's
+ *                                                  route therefore depends on its neighbours within its sequence in
+ *                                                  the call (DETERMINISTIC still holds per sequence).
+ *   ATTENTION_HEAD_DIM "router_attention_head_dim" int 16  dh, the attention router's head width
+ *   ATTENTION_CAUSAL "router_attention_causal" int 0  1: token t attends to tokens 0..t of its sequence only
+ *   ADAPTIVE_BIAS_RATE "adaptive_bias_rate" float 0 auxiliary-loss-free balancing (arXiv 2408.15664): u > 0 turns
+ *                                                  ROUTER_BIAS on and, after each forward call, updates
+ *                                                  b_i += u * sign(mean(c) - c_i), c_i the call's kept assignments
+ *                                                  of expert i. Outputs then depend on the call history (calls are
+ *                                                  serialised for the update only). The bias is saved with the model;
+ *                                                  pimoe_reset_adaptive_state() restores its value at creation/load.
+ *   DYNAMIC_CAPACITY "dynamic_capacity" int 0     1 (needs CAPACITY_FACTOR > 0): the call's S = E*C slots (C as for
+ *                                                  static capacity) are re-budgeted per expert from a moving average
+ *                                                  m (tensor "router.load_ema" [E], starts at 1/E) of observed demand:
+ *                                                  C_i = floor(S*m_i/sum(m) + 1e-9), the S - sum C_i remaining slots
+ *                                                  one each to the experts of largest fractional part S*m_i/sum(m) -
+ *                                                  C_i (ties to the lower index); admission as for static capacity.
+ *                                                  After the call m_i = beta*m_i + (1-beta)*d_i, d_i = (assignments
+ *                                                  that chose expert i, dropped or not) / (T*k). Saved with the
+ *                                                  model; pimoe_reset_adaptive_state() sets m back to 1/E.
+ *   CAPACITY_MOMENTUM "capacity_momentum" float 0.9  beta of DYNAMIC_CAPACITY, in [0, 1)
+ *   COMBINE_ATTENTION_DIM "combine_attention_dim" int 0  cross-expert attention combine: d_c > 0 recomputes each
+ *                                                  token's combine weights from attention between the token and
+ *                                                  its experts' outputs o_j: q = W_q x, k_j = W_k o_j (tensors
+ *                                                  "combine.q.weight", "combine.k.weight" [d_c, H]),
+ *                                                  w'_j = softmax over the slots with w_j > 0 of
+ *                                                  (q.k_j / sqrt(d_c) + log w_j); y = sum_j w'_j o_j + shared.
+ *                                                  The routing outputs report w'. o_j includes the expert's biases.
+ *                                                  w' sums to 1 over a token's kept slots, so routed_scaling_factor
+ *                                                  and RENORMALIZE have no effect on the output with it.
+ * Callback experts (pimoe_options_set_expert_callback) are routed like any expert; see pimoe_expert_fn.
+ *
  * Routing of one token, in full: scores c_i (softmax p_i or sigmoid s_i); selection scores q_i = c_i + b_i (b = 0
  * without ROUTER_BIAS); with G > 1 groups, each group's score from its q_i, the topk_groups best groups kept (ties to
  * the lower group index) and q_i = -inf outside them; the k experts of largest q_i are chosen (ties to the lower
@@ -224,7 +288,16 @@ typedef enum pimoe_option {
   PIMOE_OPT_GROUP_SCORE = 22,
   PIMOE_OPT_SHARED_WIDTH = 23,
   PIMOE_OPT_SHARED_GATE = 24,
-  PIMOE_OPT_WEIGHT_DTYPE = 25
+  PIMOE_OPT_WEIGHT_DTYPE = 25,
+  PIMOE_OPT_ROUTING_MODE = 26,
+  PIMOE_OPT_GROUP_LEVELS = 27,
+  PIMOE_OPT_ATTENTION_HEADS = 28,
+  PIMOE_OPT_ATTENTION_HEAD_DIM = 29,
+  PIMOE_OPT_ATTENTION_CAUSAL = 30,
+  PIMOE_OPT_ADAPTIVE_BIAS_RATE = 31,
+  PIMOE_OPT_DYNAMIC_CAPACITY = 32,
+  PIMOE_OPT_CAPACITY_MOMENTUM = 33,
+  PIMOE_OPT_COMBINE_ATTENTION_DIM = 34
 } pimoe_option;
 
 /* Opaque, growable set of options (zstd/ONNX Runtime style: typed setters keyed by an enum, so new options never
@@ -256,6 +329,28 @@ PIMOE_API pimoe_status pimoe_options_set_expert_activation(pimoe_options *option
 PIMOE_API pimoe_status pimoe_options_set_expert_width(pimoe_options *options, int32_t expert, int64_t intermediate);
 PIMOE_API pimoe_status pimoe_options_set_expert_pre_norm(pimoe_options *options, int32_t expert, int32_t enabled);
 
+/* A physically isolated expert (the PiMoE idea): an expert slot computed by the host instead of a neural network,
+ * e.g. an exact arithmetic unit. libpimoe routes tokens to it like any expert, gathers the rows it receives and calls
+ *   fn(user_data, expert, input, rows, hidden, output)
+ * with input [rows, hidden] (the tokens' x, in token order; LayerNorm is not applied) and output [rows, hidden]
+ * (zero-filled; the callback writes the expert's outputs). The layer then adds weight * output for each row, like a
+ * neural expert's output (and uses it as o_j in the attention combine). Return 0 on success; any other value fails
+ * the pimoe_forward call with PIMOE_ERR_CALLBACK and a message naming the expert and the value (the output buffer may
+ * hold partial results; the model stays usable).
+ * Thread contract: fn runs on the thread that called pimoe_forward, at most once per call and callback expert (only
+ * when the expert received at least one kept token), after routing and before the call returns. Concurrent
+ * pimoe_forward calls on one model may call fn concurrently, so fn must be thread-safe. fn must not call pimoe_*
+ * functions on the same model. The buffers are valid only during the call.
+ * A callback expert has no weights (no "experts.<e>.*" tensors). pimoe_save records it as a callback slot; on a
+ * loaded model, set its function with pimoe_model_set_expert_callback(): until then a forward call that routes a
+ * kept token to that expert fails with PIMOE_ERR_CALLBACK (calls that route nothing to it succeed). */
+typedef int (*pimoe_expert_fn)(void *user_data, int32_t expert, const float *input, int64_t rows, int64_t hidden,
+                               float *output);
+/* Makes `expert` (in [0, num_experts), checked at pimoe_create) a callback expert computed by fn. fn must not be NULL;
+ * user_data is passed through untouched and must outlive every model created from these options. */
+PIMOE_API pimoe_status pimoe_options_set_expert_callback(pimoe_options *options, int32_t expert, pimoe_expert_fn fn,
+                                                         void *user_data);
+
 /* ============================================= model ============================================= */
 
 typedef struct pimoe_model pimoe_model;
@@ -272,7 +367,8 @@ PIMOE_API const char *pimoe_model_last_error(const pimoe_model *model);
 /* Layer dimensions and routing settings of a model. Any out-pointer may be NULL. */
 PIMOE_API pimoe_status pimoe_model_dims(const pimoe_model *model, int64_t *hidden, int32_t *num_experts,
                                         int32_t *top_k);
-/* Resolved spec of one expert (after presets and overrides). Any out-pointer may be NULL. */
+/* Resolved spec of one expert (after presets and overrides). Any out-pointer may be NULL. A callback expert
+ * reports intermediate 0 and pre_norm 0. */
 PIMOE_API pimoe_status pimoe_model_expert(const pimoe_model *model, int32_t expert, pimoe_activation *activation,
                                           int64_t *intermediate, int32_t *pre_norm);
 /* Name of the backend this model runs on ("cpu", ...). Static string. */
@@ -284,13 +380,51 @@ PIMOE_API const char *pimoe_model_backend(const pimoe_model *model);
  *   receive, per token t and slot j (index t*top_k + j, slots in descending router probability, or selection score
  *   with a selection bias), the chosen expert and the weight its output was combined with (routed experts only;
  *   the shared expert is not reported); a slot dropped by the capacity limit reports its expert with weight 0.
- *   Every token is routed independently: one token's result does not depend on the others in the call (except
- *   through the capacity limit, when set).
+ *   With expert-choice routing there are num_experts slots per token: routing_count == batch*seq*
+ *   pimoe_routing_slots() (see PIMOE_OPT_ROUTING_MODE); pimoe_forward_routing() also reports dropped flags and the
+ *   router's probabilities.
+ *   Every token is routed independently: one token's result does not depend on the others in the call, except
+ *   through the capacity limit (when set), expert-choice routing (the whole call) and the attention router (the
+ *   token's sequence); with adaptive bias or dynamic capacity it also depends on earlier calls.
  * Input with NaN or Inf is rejected (PIMOE_ERR_NON_FINITE_INPUT, naming the first bad element) before any work.
  * On failure the output and routing buffers may hold partial results; the model and its statistics are unchanged. */
 PIMOE_API pimoe_status pimoe_forward(pimoe_model *model, const float *input, size_t input_count, int64_t batch,
                                      int64_t seq, float *output, size_t output_count, int32_t *expert_ids,
                                      float *expert_weights, size_t routing_count);
+
+/* Routing slots per token in the routing outputs: top_k, or num_experts with expert-choice routing. 0 for NULL. */
+PIMOE_API int64_t pimoe_routing_slots(const pimoe_model *model);
+
+/* The full routing of one call (introspection). Versioned by its first field: set struct_size = sizeof(pimoe_routing);
+ * fields may only be appended. Every pointer may be NULL (not wanted). With T = batch*seq, S = pimoe_routing_slots():
+ *   expert_ids, weights, dropped hold T*S elements each (slot_count must equal T*S when any is non-NULL): per token t
+ *   and slot j (index t*S + j) the expert (-1 for an unused expert-choice slot), the weight its output was combined
+ *   with (0 when dropped or unused; the attention combine's w' when on), and 1 when the capacity limit dropped it.
+ *   probabilities holds T*E elements (probability_count must equal T*E when non-NULL): the router scores c of every
+ *   token and expert (softmax p or sigmoid s, before any bias or group mask). */
+typedef struct pimoe_routing {
+  size_t struct_size;
+  int32_t *expert_ids;
+  float *weights;
+  uint8_t *dropped;
+  size_t slot_count;
+  float *probabilities;
+  size_t probability_count;
+} pimoe_routing;
+
+/* pimoe_forward with the full routing (routing may be NULL: same as pimoe_forward without routing outputs). */
+PIMOE_API pimoe_status pimoe_forward_routing(pimoe_model *model, const float *input, size_t input_count, int64_t batch,
+                                             int64_t seq, float *output, size_t output_count, pimoe_routing *routing);
+
+/* Sets or replaces the callback of a callback expert (see pimoe_expert_fn), e.g. after pimoe_load. Errors:
+ * PIMOE_ERR_INVALID_ARGUMENT when expert is not a callback expert of this model, PIMOE_ERR_NULL_POINTER for fn.
+ * Must not race with pimoe_forward on the same model. */
+PIMOE_API pimoe_status pimoe_model_set_expert_callback(pimoe_model *model, int32_t expert, pimoe_expert_fn fn,
+                                                       void *user_data);
+
+/* Restores the adaptive routing state to its value at creation or load: the selection bias of ADAPTIVE_BIAS_RATE and
+ * the load average of DYNAMIC_CAPACITY. A no-op for a layer without them. Thread-safe. */
+PIMOE_API pimoe_status pimoe_reset_adaptive_state(pimoe_model *model);
 
 /* Saves a model to `path` in libpimoe's native format: a safetensors file whose "__metadata__" holds every
  * layer-defining setting (hidden, num_experts, top_k, temperature, renormalize, capacity_factor, aux_loss_coef,
@@ -304,10 +438,14 @@ PIMOE_API pimoe_status pimoe_save(const pimoe_model *model, const char *path);
 /* Creates a model from a native file written by pimoe_save() (or by hand, following docs/format.md).
  *   - The layer comes from the file: hidden, num_experts, top_k, temperature, renormalize, capacity_factor,
  *     aux_loss_coef, layer_norm_eps, router_scoring, router_bias, routed_scaling_factor, num_groups, topk_groups,
- *     group_score, shared_width, shared_gate and every expert's activation, width, pre_norm and bias. The same
- *     settings in `options` (and its per-expert overrides) are ignored.
- *   - Runtime settings come from `options`: backend, threads, deterministic, cpu_gemm (seed is unused: the weights
- *     are the file's). options may be NULL: the defaults.
+ *     group_score, shared_width, shared_gate, the routing features (routing_mode, group_levels, the attention
+ *     router, adaptive_bias_rate, dynamic_capacity, capacity_momentum, combine_attention_dim; the adaptive state as
+ *     saved), every expert's activation, width, pre_norm and bias, and which experts are callback slots (their
+ *     functions are not saved: set them with pimoe_model_set_expert_callback). The same settings in `options` (and
+ *     its per-expert overrides and callbacks) are ignored.
+ *   - Runtime settings come from `options`: backend, threads, deterministic, cpu_gemm, weight_dtype (seed is unused:
+ *     the weights are the file's). options may be NULL: the defaults. deterministic with a file whose layer has
+ *     adaptive routing or dynamic capacity fails with PIMOE_ERR_INVALID_OPTION, as pimoe_create would.
  *   - Tensors stored as F32 load bit-exactly (save then load gives identical outputs); BF16 and F16 tensors are
  *     converted to fp32.
  * The file is memory-mapped read-only and validated completely before anything is used (header size and JSON,
@@ -409,7 +547,13 @@ PIMOE_API pimoe_status pimoe_stats_reset(pimoe_model *model);
 
 /* The model's weight tensors, all fp32, in this order and with these names (e in [0, E), I_e the expert's width):
  *   "router.weight"               [E, H]
- *   "router.selection_bias"       [E]      only with PIMOE_OPT_ROUTER_BIAS (seeded like a bias of fan_in H)
+ *   "router.selection_bias"       [E]      only with PIMOE_OPT_ROUTER_BIAS or ADAPTIVE_BIAS_RATE > 0 (seeded like
+ *                                          a bias of fan_in H; with adaptive routing: its current value)
+ *   "router.load_ema"             [E]      only with DYNAMIC_CAPACITY (not seeded: 1/E each; its current value)
+ *   "router.attention.q.weight"   [nh*dh, H] only with ATTENTION_HEADS = nh > 0 (dh = ATTENTION_HEAD_DIM)
+ *   "router.attention.k.weight"   [nh*dh, H] only with ATTENTION_HEADS > 0
+ *   "router.attention.v.weight"   [nh*dh, H] only with ATTENTION_HEADS > 0
+ *   "router.attention.o.weight"   [H, nh*dh] only with ATTENTION_HEADS > 0
  *   "experts.<e>.norm.weight"     [H]      only for experts with pre-LayerNorm
  *   "experts.<e>.norm.bias"       [H]      only for experts with pre-LayerNorm
  *   "experts.<e>.gate.weight"     [I_e, H] only for SwiGLU experts
@@ -421,7 +565,9 @@ PIMOE_API pimoe_status pimoe_stats_reset(pimoe_model *model);
  *   "shared.up.weight"            [Is, H]  only with PIMOE_OPT_SHARED_WIDTH > 0
  *   "shared.down.weight"          [H, Is]  only with PIMOE_OPT_SHARED_WIDTH > 0
  *   "shared.score.weight"         [1, H]   only with PIMOE_OPT_SHARED_GATE
- * (A SwiGLU expert's gate and up projections have no biases.) */
+ *   "combine.q.weight"            [d_c, H] only with COMBINE_ATTENTION_DIM = d_c > 0
+ *   "combine.k.weight"            [d_c, H] only with COMBINE_ATTENTION_DIM > 0
+ * (A SwiGLU expert's gate and up projections have no biases. A callback expert has no tensors.) */
 PIMOE_API int64_t pimoe_tensor_count(const pimoe_model *model);
 /* Name of tensor i, or NULL when i is out of range. Valid for the model's lifetime. */
 PIMOE_API const char *pimoe_tensor_name(const pimoe_model *model, int64_t index);
@@ -444,8 +590,8 @@ PIMOE_API pimoe_status pimoe_backend_probe(const char *name, int32_t *usable);
  * (SkylakeX)"), or NULL if the backend is unknown or unusable. Valid until the next call on this thread. */
 PIMOE_API const char *pimoe_backend_device(const char *name);
 /* Number of devices of a backend kind ("cpu": 1; "vulkan": the Vulkan devices the loader reports, software ones such
- * as lavapipe included, 0 without a Vulkan driver or when not compiled in; "cuda": the CUDA devices), or -1 for an
- * unknown kind. Device N of "vulkan" is "vulkan:N": pimoe_backend_device("vulkan:N") gives its name, type and
+ * as lavapipe included, 0 without a Vulkan driver or when not compiled in; "cuda": 1 when the CUDA backend can run
+ * (it uses device 0), else 0), or -1 for an unknown kind. Device N of "vulkan" is "vulkan:N": pimoe_backend_device("vulkan:N") gives its name, type and
  * memory, or NULL with the reason in pimoe_last_error() when the backend cannot use it. */
 PIMOE_API int32_t pimoe_backend_device_count(const char *kind);
 

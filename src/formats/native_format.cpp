@@ -154,8 +154,31 @@ std::map<std::string, std::string> native_metadata(const LayerConfig &config) {
   if (r.group_score != GroupScore::Top2Sum) m[kPrefix + "group_score"] = "max";
   if (config.shared.width > 0) m[kPrefix + "shared_width"] = std::to_string(config.shared.width);
   if (config.shared.gated) m[kPrefix + "shared_gate"] = "1";
+  if (r.expert_choice) m[kPrefix + "routing_mode"] = "expert_choice";
+  if (!r.group_levels.empty()) {
+    std::string levels;
+    for (const auto &[g, k] : r.group_levels) {
+      levels += (levels.empty() ? "" : ",") + std::to_string(g) + ":" + std::to_string(k);
+    }
+    m[kPrefix + "group_levels"] = levels;
+  }
+  if (r.attention_heads > 0) {
+    m[kPrefix + "router_attention_heads"] = std::to_string(r.attention_heads);
+    m[kPrefix + "router_attention_head_dim"] = std::to_string(r.attention_head_dim);
+    m[kPrefix + "router_attention_causal"] = r.attention_causal ? "1" : "0";
+  }
+  if (r.adaptive_bias_rate > 0.0) m[kPrefix + "adaptive_bias_rate"] = format_double(r.adaptive_bias_rate);
+  if (r.dynamic_capacity) {
+    m[kPrefix + "dynamic_capacity"] = "1";
+    m[kPrefix + "capacity_momentum"] = format_double(r.capacity_momentum);
+  }
+  if (r.combine_attention_dim > 0) m[kPrefix + "combine_attention_dim"] = std::to_string(r.combine_attention_dim);
   for (size_t e = 0; e < config.experts.size(); ++e) {
     const ExpertSpec &spec = config.experts[e];
+    if (spec.callback) {  // a host function: only the slot is saved
+      m[expert_key(static_cast<int64_t>(e), "kind")] = "callback";
+      continue;
+    }
     const auto id = static_cast<int64_t>(e);
     m[expert_key(id, "activation")] = activation_name(spec.activation);
     m[expert_key(id, "intermediate")] = std::to_string(spec.intermediate);
@@ -171,8 +194,17 @@ std::vector<ExpectedTensor> native_tensor_layout(const LayerConfig &config) {
   std::vector<ExpectedTensor> layout;
   layout.push_back({"router.weight", {E, H}, -1});
   if (config.router.selection_bias) layout.push_back({"router.selection_bias", {E}, -1});
+  if (config.router.dynamic_capacity) layout.push_back({"router.load_ema", {E}, -1});
+  if (config.router.attention_heads > 0) {
+    const int64_t D = config.router.attention_heads * config.router.attention_head_dim;
+    layout.push_back({"router.attention.q.weight", {D, H}, -1});
+    layout.push_back({"router.attention.k.weight", {D, H}, -1});
+    layout.push_back({"router.attention.v.weight", {D, H}, -1});
+    layout.push_back({"router.attention.o.weight", {H, D}, -1});
+  }
   for (int64_t e = 0; e < E; ++e) {
     const ExpertSpec &spec = config.experts[static_cast<size_t>(e)];
+    if (spec.callback) continue;
     const std::string prefix = "experts." + std::to_string(e) + ".";
     const int64_t I = spec.intermediate;
     if (spec.pre_norm) {
@@ -191,6 +223,11 @@ std::vector<ExpectedTensor> native_tensor_layout(const LayerConfig &config) {
     layout.push_back({"shared.up.weight", {Is, H}, -1});
     layout.push_back({"shared.down.weight", {H, Is}, -1});
     if (config.shared.gated) layout.push_back({"shared.score.weight", {1, H}, -1});
+  }
+  if (config.router.combine_attention_dim > 0) {
+    const int64_t D = config.router.combine_attention_dim;
+    layout.push_back({"combine.q.weight", {D, H}, -1});
+    layout.push_back({"combine.k.weight", {D, H}, -1});
   }
   return layout;
 }
@@ -257,9 +294,27 @@ LayerConfig native_config(const SafetensorsView &view, const Options &runtime) {
   if (has("group_score")) set_string("group_score", PIMOE_OPT_GROUP_SCORE);
   if (has("shared_width")) set_int("shared_width", PIMOE_OPT_SHARED_WIDTH);
   if (has("shared_gate")) options.shared_gate = meta.flag(kPrefix + "shared_gate");
+  if (has("routing_mode")) set_string("routing_mode", PIMOE_OPT_ROUTING_MODE);
+  if (has("group_levels")) set_string("group_levels", PIMOE_OPT_GROUP_LEVELS);
+  if (has("router_attention_heads")) set_int("router_attention_heads", PIMOE_OPT_ATTENTION_HEADS);
+  if (has("router_attention_head_dim")) set_int("router_attention_head_dim", PIMOE_OPT_ATTENTION_HEAD_DIM);
+  if (has("router_attention_causal")) set_int("router_attention_causal", PIMOE_OPT_ATTENTION_CAUSAL);
+  if (has("adaptive_bias_rate")) set_float("adaptive_bias_rate", PIMOE_OPT_ADAPTIVE_BIAS_RATE);
+  if (has("dynamic_capacity")) set_int("dynamic_capacity", PIMOE_OPT_DYNAMIC_CAPACITY);
+  if (has("capacity_momentum")) set_float("capacity_momentum", PIMOE_OPT_CAPACITY_MOMENTUM);
+  if (has("combine_attention_dim")) set_int("combine_attention_dim", PIMOE_OPT_COMBINE_ATTENTION_DIM);
 
   std::vector<bool> bias(static_cast<size_t>(options.num_experts));
   for (int64_t e = 0; e < options.num_experts; ++e) {
+    if (has(("experts." + std::to_string(e) + ".kind").c_str())) {
+      const std::string kind_key = expert_key(e, "kind");
+      if (meta.text(kind_key) != "callback") {
+        fail(PIMOE_ERR_FORMAT, meta.where(), "key '", kind_key, "' = '", meta.text(kind_key),
+             "' is not 'callback'");
+      }
+      options.callbacks[static_cast<int32_t>(e)] = ExpertCallback{};  // registered later on the model
+      continue;
+    }
     ExpertOverride &o = options.expert_override(static_cast<int32_t>(e));
     const std::string activation_key = expert_key(e, "activation");
     const std::string &activation = meta.text(activation_key);
@@ -271,11 +326,20 @@ LayerConfig native_config(const SafetensorsView &view, const Options &runtime) {
   meta.reject_unused();
 
   LayerConfig config;
+  // The file's layer is checked without the caller's runtime promises; a conflict with those (deterministic with a
+  // stateful router) is then reported as pimoe_create would, since the file is not at fault.
+  const bool deterministic = options.deterministic;
+  options.deterministic = false;
   try {
     config = resolve_layer_config(options);  // top_k <= num_experts, widths in range
   } catch (const Error &e) {
     fail(PIMOE_ERR_FORMAT, meta.where(), "metadata describes an invalid layer: ", e.what());
   }
+  if (deterministic) {
+    options.deterministic = true;
+    config = resolve_layer_config(options);
+  }
+
   for (size_t e = 0; e < bias.size(); ++e) config.experts[e].bias = bias[e];
   check_tensors(view, config);
   return config;

@@ -19,7 +19,7 @@ expect valid "$out" "^router: +softmax, temperature 1, renormalize 1, capacity_f
 expect valid "$out" "^ +1 +gelu +4 +1 +1$"
 expect valid "$out" "^tensors: +11; dtype F32 \(11 tensors, [0-9]+ bytes\)"
 expect valid "$out" "^  router.weight +F32 +\[2, 8\]"
-expect valid "$out" "^loads: +yes \(backend cpu, 11 weight tensors\)"
+expect valid "$out" "^loads: +yes \(backend (cpu|cuda), 11 weight tensors\)"
 expect valid "$out" "^size: +[0-9]+ bytes"
 
 out=$("$tool" "$corpus/metadata_contradicts_shape.safetensors"); rc=$?

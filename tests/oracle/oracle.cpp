@@ -61,6 +61,16 @@ std::string ToString(const ExpertSpec &spec) {
   return s.str();
 }
 
+bool Hyper::IsCallback(int32_t expert) const {
+  return std::find(callback_experts.begin(), callback_experts.end(), expert) != callback_experts.end();
+}
+
+std::vector<Hyper::GroupLevel> Hyper::EffectiveGroupLevels() const {
+  if (!group_levels.empty()) return group_levels;
+  if (num_groups > 1) return {GroupLevel{num_groups, topk_groups}};
+  return {};
+}
+
 // ------------------------------------------------------------------------------------------------ tensors
 
 std::vector<TensorInfo> ExpectedTensors(int64_t hidden, const std::vector<ExpertSpec> &experts, bool expert_bias) {
@@ -74,8 +84,17 @@ std::vector<TensorInfo> ExpectedTensors(int64_t hidden, const std::vector<Expert
   const int64_t num_experts = static_cast<int64_t>(experts.size());
   std::vector<TensorInfo> list;
   list.push_back({"router.weight", {num_experts, hidden}});
-  if (hp.router_bias) list.push_back({"router.selection_bias", {num_experts}});
+  if (hp.HasSelectionBias()) list.push_back({"router.selection_bias", {num_experts}});
+  if (hp.dynamic_capacity) list.push_back({"router.load_ema", {num_experts}});
+  if (hp.attention_heads > 0) {
+    const int64_t width = static_cast<int64_t>(hp.attention_heads) * hp.attention_head_dim;
+    list.push_back({"router.attention.q.weight", {width, hidden}});
+    list.push_back({"router.attention.k.weight", {width, hidden}});
+    list.push_back({"router.attention.v.weight", {width, hidden}});
+    list.push_back({"router.attention.o.weight", {hidden, width}});
+  }
   for (size_t e = 0; e < experts.size(); ++e) {
+    if (hp.IsCallback(static_cast<int32_t>(e))) continue;
     const ExpertSpec &s = experts[e];
     const std::string p = ExpertPrefix(e);
     if (s.pre_norm) {
@@ -94,6 +113,10 @@ std::vector<TensorInfo> ExpectedTensors(int64_t hidden, const std::vector<Expert
     list.push_back({"shared.up.weight", {hp.shared_width, hidden}});
     list.push_back({"shared.down.weight", {hidden, hp.shared_width}});
     if (hp.shared_gate) list.push_back({"shared.score.weight", {1, hidden}});
+  }
+  if (hp.combine_dim > 0) {
+    list.push_back({"combine.q.weight", {hp.combine_dim, hidden}});
+    list.push_back({"combine.k.weight", {hp.combine_dim, hidden}});
   }
   return list;
 }
@@ -120,6 +143,14 @@ std::string LoadWeights(const pimoe_model *model, const Hyper &hp, Weights *out)
     int32_t pre_norm = 0;
     st = pimoe_model_expert(model, e, &act, &inter, &pre_norm);
     if (st != PIMOE_OK) return "pimoe_model_expert(" + std::to_string(e) + ") failed: " + pimoe_last_error();
+    if (hp.IsCallback(e)) {
+      if (inter != 0 || pre_norm != 0) {
+        return "pimoe_model_expert(" + std::to_string(e) + ") of a callback expert gave width " +
+               std::to_string(inter) + " and pre_norm " + std::to_string(pre_norm) + ", expected 0 and 0";
+      }
+      specs[static_cast<size_t>(e)] = ExpertSpec{act, 0, false};
+      continue;
+    }
     if (inter <= 0) return "pimoe_model_expert(" + std::to_string(e) + ") gave width " + std::to_string(inter);
     specs[static_cast<size_t>(e)] = ExpertSpec{act, inter, pre_norm != 0};
   }
@@ -159,6 +190,13 @@ std::string LoadWeights(const pimoe_model *model, const Hyper &hp, Weights *out)
 
   w.router = std::move(values["router.weight"]);
   w.selection_bias = std::move(values["router.selection_bias"]);
+  w.load_ema = std::move(values["router.load_ema"]);
+  w.attention_q = std::move(values["router.attention.q.weight"]);
+  w.attention_k = std::move(values["router.attention.k.weight"]);
+  w.attention_v = std::move(values["router.attention.v.weight"]);
+  w.attention_o = std::move(values["router.attention.o.weight"]);
+  w.combine_q = std::move(values["combine.q.weight"]);
+  w.combine_k = std::move(values["combine.k.weight"]);
   if (hp.shared_width > 0) {
     w.shared.spec = ExpertSpec{PIMOE_ACT_SWIGLU, hp.shared_width, false};
     w.shared.gate_weight = std::move(values["shared.gate.weight"]);
@@ -171,6 +209,10 @@ std::string LoadWeights(const pimoe_model *model, const Hyper &hp, Weights *out)
     Expert &x = w.experts[e];
     const std::string p = ExpertPrefix(e);
     x.spec = specs[e];
+    if (hp.IsCallback(static_cast<int32_t>(e))) {
+      x.callback = true;
+      continue;
+    }
     x.has_bias = expert_bias;
     auto take = [&](const std::string &n) {
       auto it = values.find(p + n);
@@ -213,84 +255,6 @@ double Activate(pimoe_activation activation, double x) {
   return std::numeric_limits<double>::quiet_NaN();
 }
 
-TokenRoute RouteToken(const Weights &w, const Hyper &hp, const float *x) {
-  const size_t num_experts = static_cast<size_t>(w.num_experts);
-  const size_t hidden = static_cast<size_t>(w.hidden);
-  const size_t k = static_cast<size_t>(hp.top_k);
-  const double inf = std::numeric_limits<double>::infinity();
-  TokenRoute r;
-  r.logits.assign(num_experts, 0.0);
-  for (size_t e = 0; e < num_experts; ++e) {
-    double acc = 0.0;
-    for (size_t h = 0; h < hidden; ++h) acc += static_cast<double>(w.router[e * hidden + h]) * x[h];
-    r.logits[e] = acc;
-  }
-  r.probs.assign(num_experts, 0.0);
-  if (hp.sigmoid) {
-    for (size_t e = 0; e < num_experts; ++e) r.probs[e] = 1.0 / (1.0 + std::exp(-r.logits[e] / hp.temperature));
-  } else {
-    double m = -inf;
-    for (double z : r.logits) m = std::max(m, z / hp.temperature);
-    double sum = 0.0;
-    for (size_t e = 0; e < num_experts; ++e) {
-      r.probs[e] = std::exp(r.logits[e] / hp.temperature - m);
-      sum += r.probs[e];
-    }
-    for (double &p : r.probs) p /= sum;
-  }
-  // Selection scores: score + bias; experts outside the kept groups get -inf.
-  r.selection = r.probs;
-  if (hp.router_bias) {
-    for (size_t e = 0; e < num_experts; ++e) r.selection[e] += static_cast<double>(w.selection_bias[e]);
-  }
-  r.group_gap = inf;
-  r.eligible = w.num_experts;
-  const size_t groups = static_cast<size_t>(hp.num_groups);
-  if (groups > 1) {
-    const size_t size = num_experts / groups;
-    std::vector<double> gscore(groups);
-    for (size_t g = 0; g < groups; ++g) {
-      std::vector<double> v(r.selection.begin() + static_cast<std::ptrdiff_t>(g * size),
-                            r.selection.begin() + static_cast<std::ptrdiff_t>((g + 1) * size));
-      std::sort(v.begin(), v.end(), std::greater<double>());
-      gscore[g] = (hp.group_max || size < 2) ? v[0] : v[0] + v[1];
-    }
-    std::vector<int32_t> gorder(groups);
-    for (size_t g = 0; g < groups; ++g) gorder[g] = static_cast<int32_t>(g);
-    std::stable_sort(gorder.begin(), gorder.end(), [&](int32_t a, int32_t b) {
-      return gscore[static_cast<size_t>(a)] > gscore[static_cast<size_t>(b)];
-    });
-    const size_t kg = static_cast<size_t>(hp.topk_groups);
-    if (kg < groups) {
-      r.group_gap = gscore[static_cast<size_t>(gorder[kg - 1])] - gscore[static_cast<size_t>(gorder[kg])];
-    }
-    std::vector<bool> kept(groups, false);
-    for (size_t i = 0; i < kg; ++i) kept[static_cast<size_t>(gorder[i])] = true;
-    for (size_t e = 0; e < num_experts; ++e) {
-      if (!kept[e / size]) r.selection[e] = -inf;
-    }
-    r.eligible = static_cast<int32_t>(kg * size);
-  }
-  r.order.resize(num_experts);
-  for (size_t e = 0; e < num_experts; ++e) r.order[e] = static_cast<int32_t>(e);
-  // Descending selection score; equal scores keep ascending expert index (stable sort of an ascending list).
-  std::stable_sort(r.order.begin(), r.order.end(), [&](int32_t a, int32_t b) {
-    return r.selection[static_cast<size_t>(a)] > r.selection[static_cast<size_t>(b)];
-  });
-  r.weights.assign(k, 0.0);
-  double chosen = 0.0;
-  for (size_t j = 0; j < k; ++j) {
-    r.weights[j] = r.probs[static_cast<size_t>(r.order[j])];
-    chosen += r.weights[j];
-  }
-  if (hp.renormalize) {
-    const double denominator = hp.sigmoid ? chosen + 1e-20 : chosen;
-    for (double &v : r.weights) v /= denominator;
-  }
-  for (double &v : r.weights) v *= hp.routed_scaling;
-  return r;
-}
-
 std::vector<double> ExpertForward(const Expert &expert, int64_t hidden, double layer_norm_eps, const float *x) {
   const size_t hd = static_cast<size_t>(hidden);
   const size_t inter = static_cast<size_t>(expert.spec.intermediate);
@@ -327,129 +291,6 @@ std::vector<double> ExpertForward(const Expert &expert, int64_t hidden, double l
     y[o] = acc;
   }
   return y;
-}
-
-int64_t Capacity(int64_t tokens, int32_t top_k, double capacity_factor, int32_t num_experts) {
-  if (capacity_factor <= 0.0) return -1;
-  return static_cast<int64_t>(
-      std::ceil(static_cast<double>(tokens) * top_k * capacity_factor / static_cast<double>(num_experts)));
-}
-
-Result Forward(const Weights &w, const Hyper &hp, const float *input, int64_t tokens) {
-  const size_t num_experts = static_cast<size_t>(w.num_experts);
-  const size_t hidden = static_cast<size_t>(w.hidden);
-  const size_t k = static_cast<size_t>(hp.top_k);
-  const size_t t_count = static_cast<size_t>(tokens);
-  const double inf = std::numeric_limits<double>::infinity();
-  Result r;
-  r.tokens = tokens;
-  r.top_k = hp.top_k;
-  r.output.assign(t_count * hidden, 0.0);
-  r.ids.assign(t_count * k, -1);
-  r.weights.assign(t_count * k, 0.0);
-  r.dropped.assign(t_count * k, 0);
-  r.probs.assign(t_count * num_experts, 0.0);
-  r.boundary_gap.assign(t_count, inf);
-  r.min_slot_gap.assign(t_count, inf);
-  r.boundary_zgap.assign(t_count, inf);
-  r.min_slot_zgap.assign(t_count, inf);
-  r.loads.assign(num_experts, 0);
-  r.choices.assign(num_experts, 0);
-
-  std::vector<double> mean_prob(num_experts, 0.0);
-  double z_sum = 0.0;
-  for (size_t t = 0; t < t_count; ++t) {
-    const TokenRoute route = RouteToken(w, hp, input + t * hidden);
-    double score_sum = 0.0;
-    for (double p : route.probs) score_sum += p;
-    for (size_t e = 0; e < num_experts; ++e) {
-      r.probs[t * num_experts + e] = route.probs[e];
-      mean_prob[e] += hp.sigmoid ? route.probs[e] / score_sum : route.probs[e];  // P_i: scores normalised per token
-    }
-    for (size_t j = 0; j < k; ++j) {
-      r.ids[t * k + j] = route.order[j];
-      r.weights[t * k + j] = route.weights[j];
-      ++r.choices[static_cast<size_t>(route.order[j])];
-    }
-    // Gaps between ranks j and j+1 of the selection scores, within the kept groups' experts. The logit gap is
-    // meaningful only without a selection bias (scores are then monotonic in z); else it is left infinite.
-    const size_t eligible = static_cast<size_t>(route.eligible);
-    for (size_t j = 0; j < k && j + 1 < eligible; ++j) {
-      const size_t a = static_cast<size_t>(route.order[j]), b = static_cast<size_t>(route.order[j + 1]);
-      const double gap = route.selection[a] - route.selection[b];
-      const double zgap = hp.router_bias ? inf : (route.logits[a] - route.logits[b]) / hp.temperature;
-      r.min_slot_gap[t] = std::min(r.min_slot_gap[t], gap);
-      r.min_slot_zgap[t] = std::min(r.min_slot_zgap[t], zgap);
-      if (j == k - 1) {
-        r.boundary_gap[t] = gap;
-        r.boundary_zgap[t] = zgap;
-      }
-    }
-    // A near tie between the last kept group and the first dropped one changes the eligible experts.
-    r.boundary_gap[t] = std::min(r.boundary_gap[t], route.group_gap);
-    r.boundary_zgap[t] = std::min(r.boundary_zgap[t], hp.router_bias ? inf : route.group_gap);
-    r.min_slot_gap[t] = std::min(r.min_slot_gap[t], route.group_gap);
-    r.top1_sum += route.probs[static_cast<size_t>(route.order[0])];
-    // z loss: logsumexp of the raw logits, squared.
-    double m = -inf;
-    for (double z : route.logits) m = std::max(m, z);
-    double s = 0.0;
-    for (double z : route.logits) s += std::exp(z - m);
-    const double lse = m + std::log(s);
-    z_sum += lse * lse;
-  }
-
-  // Capacity: first choices of all tokens in token order, then second choices, ...
-  r.capacity = Capacity(tokens, hp.top_k, hp.capacity_factor, w.num_experts);
-  for (size_t j = 0; j < k; ++j) {
-    for (size_t t = 0; t < t_count; ++t) {
-      const size_t e = static_cast<size_t>(r.ids[t * k + j]);
-      if (r.capacity >= 0 && r.loads[e] >= static_cast<uint64_t>(r.capacity)) {
-        r.dropped[t * k + j] = 1;
-        r.weights[t * k + j] = 0.0;
-        ++r.dropped_count;
-      } else {
-        ++r.loads[e];
-      }
-    }
-  }
-
-  for (size_t t = 0; t < t_count; ++t) {
-    for (size_t j = 0; j < k; ++j) {
-      if (r.dropped[t * k + j]) continue;
-      const Expert &expert = w.experts[static_cast<size_t>(r.ids[t * k + j])];
-      const std::vector<double> y = ExpertForward(expert, w.hidden, hp.layer_norm_eps, input + t * hidden);
-      const double wt = r.weights[t * k + j];
-      for (size_t h = 0; h < hidden; ++h) r.output[t * hidden + h] += wt * y[h];
-    }
-  }
-  // The shared expert: every token, unaffected by capacity, scaled by sigmoid(shared.score.weight . x) when gated.
-  if (hp.shared_width > 0) {
-    for (size_t t = 0; t < t_count; ++t) {
-      const float *x = input + t * hidden;
-      const std::vector<double> y = ExpertForward(w.shared, w.hidden, hp.layer_norm_eps, x);
-      double g = 1.0;
-      if (hp.shared_gate) {
-        double dot = 0.0;
-        for (size_t h = 0; h < hidden; ++h) dot += static_cast<double>(w.shared_score[h]) * x[h];
-        g = 1.0 / (1.0 + std::exp(-dot));
-      }
-      for (size_t h = 0; h < hidden; ++h) r.output[t * hidden + h] += g * y[h];
-    }
-  }
-
-  if (t_count > 0) {
-    double aux = 0.0;
-    for (size_t e = 0; e < num_experts; ++e) {
-      const double f = static_cast<double>(r.choices[e]) / static_cast<double>(t_count);
-      const double p = mean_prob[e] / static_cast<double>(t_count);
-      aux += f * p;
-    }
-    r.aux_loss = hp.aux_loss_coef * static_cast<double>(num_experts) * aux;
-    r.z_loss = z_sum / static_cast<double>(t_count);
-    r.routing_confidence = r.top1_sum / static_cast<double>(t_count);
-  }
-  return r;
 }
 
 // ------------------------------------------------------------------------------------------------ statistics
@@ -537,7 +378,8 @@ std::vector<std::vector<float>> InitAllTensors(uint64_t seed, int64_t hidden, co
 std::vector<std::vector<float>> InitAllTensors(uint64_t seed, int64_t hidden, const std::vector<ExpertSpec> &experts,
                                                const Hyper &hp) {
   std::vector<std::vector<float>> out;
-  // fan_in: H for every [*, H] weight and for router.selection_bias; the width for a down projection.
+  // fan_in: H for every [*, H] weight and for router.selection_bias; the width for a down projection; nh*dh for
+  // router.attention.o.weight.
   for (const TensorInfo &t : ExpectedTensors(hidden, experts, hp)) {
     size_t n = 1;
     for (int64_t d : t.shape) n *= static_cast<size_t>(d);
@@ -547,7 +389,14 @@ std::vector<std::vector<float>> InitAllTensors(uint64_t seed, int64_t hidden, co
       const size_t len = std::strlen(suffix);
       return t.name.size() >= len && t.name.compare(t.name.size() - len, len, suffix) == 0;
     };
-    if (ends_with("norm.weight")) {
+    if (t.name == "router.load_ema") {
+      // Not seeded: 1/E each.
+      out.push_back(std::vector<float>(n, static_cast<float>(1.0 / static_cast<double>(experts.size()))));
+      continue;
+    }
+    if (t.name == "router.attention.o.weight") {
+      fan_in = t.shape[1];  // nh*dh, its in_features
+    } else if (ends_with("norm.weight")) {
       kind = InitKind::kNormWeight;
     } else if (ends_with("norm.bias")) {
       kind = InitKind::kNormBias;

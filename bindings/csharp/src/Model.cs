@@ -36,6 +36,9 @@ namespace Pimoe
         private readonly long hidden;
         private readonly int numExperts;
         private readonly int topK;
+        private readonly int slots;
+        // Expert-callback delegates this model may call: kept alive as long as the model.
+        private readonly List<Callbacks.NativeExpertFn> callbacks = new List<Callbacks.NativeExpertFn>();
 
         /// <summary>A model with every default option (pimoe.h), weights initialised from seed 0.</summary>
         public Model() : this((Options)null) { }
@@ -52,8 +55,10 @@ namespace Pimoe
             else
             {
                 pimoe.PimoeCreate(options.Handle, out handle);
+                callbacks.AddRange(options.CallbackDelegates);
             }
             pimoe.PimoeModelDims(handle, out hidden, out numExperts, out topK);
+            slots = (int)pimoe.PimoeRoutingSlots(handle);
         }
 
         internal ModelHandle Handle { get { return handle; } }
@@ -62,6 +67,7 @@ namespace Pimoe
         {
             handle = loaded;
             pimoe.PimoeModelDims(handle, out hidden, out numExperts, out topK);
+            slots = (int)pimoe.PimoeRoutingSlots(handle);
         }
 
         private delegate void Opener(OptionsHandle options, out ModelHandle model);
@@ -82,7 +88,9 @@ namespace Pimoe
             }
             try
             {
-                return new Model(opened);
+                var model = new Model(opened);
+                if (options != null) model.callbacks.AddRange(options.CallbackDelegates);
+                return model;
             }
             catch
             {
@@ -125,6 +133,10 @@ namespace Pimoe
         /// <summary>Experts per token k.</summary>
         public int TopK { get { return topK; } }
 
+        /// <summary>Routing slots per token in the routing outputs (pimoe_routing_slots): TopK, or NumExperts with
+        /// expert-choice routing.</summary>
+        public int RoutingSlots { get { return slots; } }
+
         /// <summary>The backend this model runs on ("cpu", ...).</summary>
         public string Backend { get { return pimoe.PimoeModelBackend(Live()); } }
 
@@ -154,15 +166,30 @@ namespace Pimoe
             fixed (float* pin = input)
             fixed (float* pout = output)
             {
-                pimoe.PimoeForward(h, (IntPtr)pin, Count(input), batch, seq, (IntPtr)pout, Count(output),
-                                   IntPtr.Zero, IntPtr.Zero, 0);
+                Callbacks.Begin();
+                try
+                {
+                    pimoe.PimoeForward(h, (IntPtr)pin, Count(input), batch, seq, (IntPtr)pout, Count(output),
+                                       IntPtr.Zero, IntPtr.Zero, 0);
+                }
+                catch (PimoeException e)
+                {
+                    PimoeException w = Callbacks.Attach(e);
+                    if (w == e) throw;
+                    throw w;
+                }
+                finally
+                {
+                    GC.KeepAlive(callbacks); // the delegates the library may be calling
+                }
             }
         }
 
         /// <summary>
         /// As <see cref="Forward(float[], float[], long, long)"/>, also receiving the routing: for token t and slot j
-        /// (index t*TopK + j, slots by descending router probability) the chosen expert and its combine weight (0 for
-        /// a slot dropped by the capacity limit). Both routing arrays hold batch*seq*TopK elements.
+        /// (index t*S + j, S = RoutingSlots, slots by descending router probability) the chosen expert (-1 for an
+        /// unused expert-choice slot) and its combine weight (0 for a slot dropped by the capacity limit). Both
+        /// routing arrays hold batch*seq*RoutingSlots elements.
         /// </summary>
         public unsafe void Forward(float[] input, float[] output, long batch, long seq, int[] expertIds,
                                    float[] expertWeights)
@@ -181,8 +208,101 @@ namespace Pimoe
                 // count mismatch, not a missing buffer.
                 IntPtr ids = expertIds != null && pids == null ? (IntPtr)(&routing) : (IntPtr)pids;
                 IntPtr weights = expertWeights != null && pw == null ? (IntPtr)(&routing) : (IntPtr)pw;
-                pimoe.PimoeForward(h, (IntPtr)pin, Count(input), batch, seq, (IntPtr)pout, Count(output), ids,
-                                   weights, routing);
+                Callbacks.Begin();
+                try
+                {
+                    pimoe.PimoeForward(h, (IntPtr)pin, Count(input), batch, seq, (IntPtr)pout, Count(output), ids,
+                                       weights, routing);
+                }
+                catch (PimoeException e)
+                {
+                    PimoeException w = Callbacks.Attach(e);
+                    if (w == e) throw;
+                    throw w;
+                }
+                finally
+                {
+                    GC.KeepAlive(callbacks); // the delegates the library may be calling
+                }
+            }
+        }
+
+        /// <summary>
+        /// Runs the layer into <paramref name="output"/> and fills <paramref name="routing"/> with the full routing
+        /// (pimoe_forward_routing): each non-null array is pinned and written in place (no copy). The non-null ones of
+        /// ExpertIds, Weights and Dropped must have the same length, batch*seq*RoutingSlots; Probabilities holds
+        /// batch*seq*NumExperts. routing may be null (no routing output).
+        /// </summary>
+        public unsafe void ForwardRouting(float[] input, float[] output, long batch, long seq, Routing routing)
+        {
+            ModelHandle h = Live();
+            int[] ids = routing == null ? null : routing.ExpertIds;
+            float[] weights = routing == null ? null : routing.Weights;
+            byte[] dropped = routing == null ? null : routing.Dropped;
+            float[] probs = routing == null ? null : routing.Probabilities;
+            long n = ids != null ? ids.LongLength : weights != null ? weights.LongLength
+                   : dropped != null ? dropped.LongLength : 0;
+            if ((ids != null && ids.LongLength != n) || (weights != null && weights.LongLength != n)
+                || (dropped != null && dropped.LongLength != n))
+                throw new ArgumentException("Routing.ExpertIds, Weights and Dropped must have the same length");
+            ulong dummy = 0;
+            fixed (float* pin = input)
+            fixed (float* pout = output)
+            fixed (int* pids = ids)
+            fixed (float* pw = weights)
+            fixed (byte* pd = dropped)
+            fixed (float* pp = probs)
+            {
+                // An empty array pins as null: pass a non-null pointer so that the library reports the count.
+                IntPtr aids = ids != null && pids == null ? (IntPtr)(&dummy) : (IntPtr)pids;
+                IntPtr aw = weights != null && pw == null ? (IntPtr)(&dummy) : (IntPtr)pw;
+                IntPtr ad = dropped != null && pd == null ? (IntPtr)(&dummy) : (IntPtr)pd;
+                IntPtr ap = probs != null && pp == null ? (IntPtr)(&dummy) : (IntPtr)pp;
+                Callbacks.Begin();
+                try
+                {
+                    pimoe.PimoeCsharpForwardRouting(h, (IntPtr)pin, Count(input), batch, seq, (IntPtr)pout,
+                                                    Count(output), aids, aw, ad, (ulong)n, ap, Count(probs));
+                }
+                catch (PimoeException e)
+                {
+                    PimoeException w = Callbacks.Attach(e);
+                    if (w == e) throw;
+                    throw w;
+                }
+                finally
+                {
+                    GC.KeepAlive(callbacks); // the delegates the library may be calling
+                }
+            }
+        }
+
+        /// <summary>ForwardRouting into <paramref name="output"/>, returning all four routing outputs.</summary>
+        public Routing ForwardRouting(float[] input, float[] output, long batch, long seq)
+        {
+            Routing r = Routing.Allocate(batch > 0 && seq > 0 ? batch * seq : 0, slots, numExperts);
+            ForwardRouting(input, output, batch, seq, r);
+            return r;
+        }
+
+        /// <summary>Restores the adaptive routing state (adaptive bias, dynamic-capacity load average) to its value at
+        /// creation or load (pimoe_reset_adaptive_state); a no-op without them. Safe while forwards run.</summary>
+        public void ResetAdaptiveState() { pimoe.PimoeResetAdaptiveState(Live()); }
+
+        /// <summary>
+        /// Sets or replaces the function of callback expert <paramref name="expert"/>
+        /// (pimoe_model_set_expert_callback), e.g. after Load: a loaded model's callback experts fail forward calls
+        /// with Status.Callback until it is set. Must not race with forward calls on this model.
+        /// </summary>
+        public void SetExpertCallback(int expert, ExpertFunction fn)
+        {
+            if (fn == null) throw new ArgumentNullException("fn");
+            Callbacks.NativeExpertFn native = Callbacks.Wrap(fn);
+            lock (callbacks)
+            {
+                pimoe.PimoeModelSetExpertCallback(Live(), expert,
+                    System.Runtime.InteropServices.Marshal.GetFunctionPointerForDelegate(native), IntPtr.Zero);
+                callbacks.Add(native); // the replaced delegate stays alive too: a racing call could still hold it
             }
         }
 

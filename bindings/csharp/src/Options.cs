@@ -92,6 +92,57 @@ namespace Pimoe
             return this;
         }
 
+        // ------------------------------------------------------------ typed setters of the routing features
+        /// <summary>Storage of the expert matrices: "fp32" (default), "bf16" or "fp16".</summary>
+        public Options SetWeightDtype(string dtype) { return Set(OptionKey.WeightDtype, dtype); }
+
+        /// <summary>"token_choice" (default) or "expert_choice" (then Model.RoutingSlots is NumExperts).</summary>
+        public Options SetRoutingMode(string mode) { return Set(OptionKey.RoutingMode, mode); }
+
+        /// <summary>Multi-level group-limited routing, "G1:K1,G2:K2,...".</summary>
+        public Options SetGroupLevels(string levels) { return Set(OptionKey.GroupLevels, levels); }
+
+        /// <summary>Heads of the attention router (0: off).</summary>
+        public Options SetAttentionHeads(int heads) { return Set(OptionKey.AttentionHeads, (long)heads); }
+
+        /// <summary>Head width of the attention router (default 16).</summary>
+        public Options SetAttentionHeadDim(int dim) { return Set(OptionKey.AttentionHeadDim, (long)dim); }
+
+        /// <summary>Causal attention router: token t attends to tokens 0..t of its sequence.</summary>
+        public Options SetAttentionCausal(bool enabled) { return Set(OptionKey.AttentionCausal, enabled); }
+
+        /// <summary>Auxiliary-loss-free balancing rate u (0: off); outputs then depend on earlier calls.</summary>
+        public Options SetAdaptiveBiasRate(double rate) { return Set(OptionKey.AdaptiveBiasRate, rate); }
+
+        /// <summary>Per-expert capacity re-budgeted from observed demand (needs capacity_factor &gt; 0).</summary>
+        public Options SetDynamicCapacity(bool enabled) { return Set(OptionKey.DynamicCapacity, enabled); }
+
+        /// <summary>Momentum beta of dynamic capacity, in [0, 1) (default 0.9).</summary>
+        public Options SetCapacityMomentum(double beta) { return Set(OptionKey.CapacityMomentum, beta); }
+
+        /// <summary>Width d_c of the cross-expert attention combine (0: off).</summary>
+        public Options SetCombineAttentionDim(int dim) { return Set(OptionKey.CombineAttentionDim, (long)dim); }
+
+        // ------------------------------------------------------------ callback experts
+        // Every delegate handed to the library, kept alive here and by every Model created from these options.
+        private readonly System.Collections.Generic.List<Callbacks.NativeExpertFn> callbacks =
+            new System.Collections.Generic.List<Callbacks.NativeExpertFn>();
+
+        internal Callbacks.NativeExpertFn[] CallbackDelegates { get { return callbacks.ToArray(); } }
+
+        /// <summary>Makes <paramref name="expert"/> (in [0, NumExperts)) a callback expert computed by
+        /// <paramref name="fn"/> (pimoe_options_set_expert_callback); see <see cref="ExpertFunction"/> for the
+        /// contract.</summary>
+        public Options SetExpertCallback(int expert, ExpertFunction fn)
+        {
+            if (fn == null) throw new ArgumentNullException("fn");
+            Callbacks.NativeExpertFn native = Callbacks.Wrap(fn);
+            pimoe.PimoeOptionsSetExpertCallback(handle, expert,
+                System.Runtime.InteropServices.Marshal.GetFunctionPointerForDelegate(native), IntPtr.Zero);
+            callbacks.Add(native);
+            return this;
+        }
+
         /// <summary>Frees the native options. Calling it twice is harmless; using the object afterwards throws
         /// ObjectDisposedException.</summary>
         public void Dispose() { handle.Dispose(); }

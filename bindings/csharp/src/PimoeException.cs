@@ -16,6 +16,13 @@ namespace Pimoe
             Status = status;
         }
 
+        /// <summary>A failure caused by <paramref name="inner"/> (the exception of a failed expert callback).</summary>
+        public PimoeException(Status status, string message, Exception inner)
+            : base(string.IsNullOrEmpty(message) ? Library.StatusString(status) : message, inner)
+        {
+            Status = status;
+        }
+
         /// <summary>The status code of the failed call (never <see cref="Pimoe.Status.Ok"/>).</summary>
         public Status Status { get; private set; }
 

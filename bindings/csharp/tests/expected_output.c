@@ -22,6 +22,104 @@ static void put_floats(FILE *f, const char *name, const float *v, size_t n) {
   fputc('\n', f);
 }
 
+/* The C# callback tests' expert: output = input * (expert + 1); fails with 1 while fail_callback is set. */
+static int fail_callback;
+static int scale_expert(void *user_data, int32_t expert, const float *input, int64_t rows, int64_t hidden,
+                        float *output) {
+  (void)user_data;
+  if (fail_callback) return 1;
+  for (int64_t i = 0; i < rows * hidden; i++) output[i] = input[i] * (float)(expert + 1);
+  return 0;
+}
+
+/* Routing records of one model (keep in step with RoutingTests.cs): "<name>:slots", then per call c (the last one
+ * after pimoe_reset_adaptive_state, on call 0's input) "<name>:<c>:output|ids|weights|dropped|probs". */
+static void put_routing(FILE *f, const char *name, pimoe_options *o, int calls) {
+  pimoe_model *m = NULL;
+  CHECK(pimoe_create(o, &m));
+  pimoe_options_destroy(o);
+  int64_t slots = pimoe_routing_slots(m);
+  fprintf(f, "%s:slots 1 %lld\n", name, (long long)slots);
+  size_t r = (size_t)(T * slots);
+  static float in[T * H], out[T * H], probs[T * E];
+  float *w = malloc(r * sizeof *w);
+  int32_t *ids = malloc(r * sizeof *ids);
+  uint8_t *dropped = malloc(r);
+  char key[128];
+  for (int c = 0; c <= calls; c++) {
+    int seed = c == calls ? 0 : c;
+    if (c == calls) CHECK(pimoe_reset_adaptive_state(m));
+    for (int i = 0; i < T * H; i++) in[i] = (float)(((i + 13 * seed) * 29) % 97 - 48) / 40.0f; /* TestUtil.Input */
+    pimoe_routing routing = {sizeof(pimoe_routing), ids, w, dropped, r, probs, T * E};
+    CHECK(pimoe_forward_routing(m, in, T * H, BATCH, SEQ, out, T * H, &routing));
+    snprintf(key, sizeof key, "%s:%d:output", name, c);
+    put_floats(f, key, out, T * H);
+    fprintf(f, "%s:%d:ids %zu", name, c, r);
+    for (size_t i = 0; i < r; i++) fprintf(f, " %d", ids[i]);
+    fputc('\n', f);
+    snprintf(key, sizeof key, "%s:%d:weights", name, c);
+    put_floats(f, key, w, r);
+    fprintf(f, "%s:%d:dropped %zu", name, c, r);
+    for (size_t i = 0; i < r; i++) fprintf(f, " %d", (int)dropped[i]);
+    fputc('\n', f);
+    snprintf(key, sizeof key, "%s:%d:probs", name, c);
+    put_floats(f, key, probs, T * E);
+  }
+  free(w), free(ids), free(dropped);
+  pimoe_destroy(m);
+}
+
+static pimoe_options *routing_base(void) {
+  pimoe_options *o = NULL;
+  CHECK(pimoe_options_create(&o));
+  CHECK(pimoe_options_set_int(o, PIMOE_OPT_HIDDEN, H));
+  CHECK(pimoe_options_set_int(o, PIMOE_OPT_NUM_EXPERTS, E));
+  CHECK(pimoe_options_set_int(o, PIMOE_OPT_TOP_K, K));
+  CHECK(pimoe_options_set_int(o, PIMOE_OPT_INTERMEDIATE, I));
+  CHECK(pimoe_options_set_int(o, PIMOE_OPT_SEED, 99));
+  CHECK(pimoe_options_set_int(o, PIMOE_OPT_THREADS, 1));
+  CHECK(pimoe_options_set_string(o, PIMOE_OPT_BACKEND, "cpu"));
+  return o;
+}
+
+static void put_routing_cases(FILE *f) {
+  pimoe_options *o = routing_base();
+  CHECK(pimoe_options_set_string(o, PIMOE_OPT_WEIGHT_DTYPE, "bf16"));
+  CHECK(pimoe_options_set_int(o, PIMOE_OPT_ATTENTION_HEADS, 2));
+  CHECK(pimoe_options_set_int(o, PIMOE_OPT_ATTENTION_HEAD_DIM, 8));
+  CHECK(pimoe_options_set_int(o, PIMOE_OPT_ATTENTION_CAUSAL, 1));
+  CHECK(pimoe_options_set_int(o, PIMOE_OPT_COMBINE_ATTENTION_DIM, 16));
+  CHECK(pimoe_options_set_string(o, PIMOE_OPT_GROUP_LEVELS, "2:1,2:2"));
+  CHECK(pimoe_options_set_float(o, PIMOE_OPT_ADAPTIVE_BIAS_RATE, 0.01));
+  CHECK(pimoe_options_set_float(o, PIMOE_OPT_CAPACITY_FACTOR, 1.0));
+  CHECK(pimoe_options_set_int(o, PIMOE_OPT_DYNAMIC_CAPACITY, 1));
+  CHECK(pimoe_options_set_float(o, PIMOE_OPT_CAPACITY_MOMENTUM, 0.8));
+  CHECK(pimoe_options_set_string(o, PIMOE_OPT_ROUTING_MODE, "token_choice"));
+  put_routing(f, "features", o, 3);
+
+  o = routing_base();
+  CHECK(pimoe_options_set_string(o, PIMOE_OPT_ROUTING_MODE, "expert_choice"));
+  CHECK(pimoe_options_set_float(o, PIMOE_OPT_CAPACITY_FACTOR, 1.5));
+  put_routing(f, "expert_choice", o, 1);
+
+  o = routing_base();
+  CHECK(pimoe_options_set_float(o, PIMOE_OPT_CAPACITY_FACTOR, 1.25));
+  CHECK(pimoe_options_set_expert_callback(o, 2, scale_expert, NULL));
+  CHECK(pimoe_options_set_expert_callback(o, 5, scale_expert, NULL));
+  pimoe_model *m = NULL;
+  CHECK(pimoe_create(o, &m));
+  put_routing(f, "callback", o, 1);
+  /* The library's message for a failing callback (status 14). */
+  static float in[T * H], out[T * H];
+  for (int i = 0; i < T * H; i++) in[i] = (float)((i * 29) % 97 - 48) / 40.0f;
+  fail_callback = 1;
+  pimoe_status s = pimoe_forward(m, in, T * H, BATCH, SEQ, out, T * H, NULL, NULL, 0);
+  fail_callback = 0;
+  fprintf(f, "callback_failure_status 1 %d\n", (int)s);
+  fprintf(f, "callback_failure_message 1 %s\n", pimoe_last_error());
+  pimoe_destroy(m);
+}
+
 int main(int argc, char **argv) {
   if (argc != 2) {
     fprintf(stderr, "usage: %s OUT.txt\n", argv[0]);
@@ -121,6 +219,7 @@ int main(int argc, char **argv) {
   fprintf(f, "backend 1 %s\n", pimoe_model_backend(m));
   fprintf(f, "version 1 %s\n", pimoe_version_string());
   fprintf(f, "build_info 1 %s\n", pimoe_build_info());
+  put_routing_cases(f);
   fclose(f);
   pimoe_destroy(m);
   return 0;

@@ -72,6 +72,40 @@ static ref_result ref_forward_loop(uintptr_t m, const float *in, size_t count, f
   for (int64_t i = 0; i < n && s == PIMOE_OK; i++) s = pimoe_forward((pimoe_model *)m, in, count, 1, 1, out, count, NULL, NULL, 0);
   return ref_capture(s);
 }
+static ref_result ref_forward_routing(uintptr_t m, const float *in, size_t in_count, int64_t batch, int64_t seq,
+                                      float *out, size_t out_count, int32_t *ids, float *w, uint8_t *dropped,
+                                      size_t slots, float *probs, size_t probs_count) {
+  pimoe_routing r;
+  memset(&r, 0, sizeof r);
+  r.struct_size = sizeof r;
+  r.expert_ids = ids;
+  r.weights = w;
+  r.dropped = dropped;
+  r.slot_count = slots;
+  r.probabilities = probs;
+  r.probability_count = probs_count;
+  return ref_capture(pimoe_forward_routing((pimoe_model *)m, in, in_count, batch, seq, out, out_count, &r));
+}
+static int64_t ref_routing_slots(uintptr_t m) { return pimoe_routing_slots((const pimoe_model *)m); }
+static ref_result ref_reset_adaptive(uintptr_t m) { return ref_capture(pimoe_reset_adaptive_state((pimoe_model *)m)); }
+static ref_result ref_save(uintptr_t m, const char *path) { return ref_capture(pimoe_save((const pimoe_model *)m, path)); }
+// The reference callback expert: output = input * (expert + 1), or failure with the value of *user_data when it is
+// non-zero (user_data points at an int owned by Go memory that outlives the model: a static here).
+static int ref_fail_value;
+static int ref_scale_expert(void *user_data, int32_t expert, const float *input, int64_t rows, int64_t hidden,
+                            float *output) {
+  (void)user_data;
+  if (ref_fail_value) return ref_fail_value;
+  for (int64_t i = 0; i < rows * hidden; i++) output[i] = input[i] * (float)(expert + 1);
+  return 0;
+}
+static void ref_set_fail_value(int v) { ref_fail_value = v; }
+static ref_result ref_options_set_scale_callback(uintptr_t o, int32_t expert) {
+  return ref_capture(pimoe_options_set_expert_callback((pimoe_options *)o, expert, ref_scale_expert, NULL));
+}
+static ref_result ref_model_set_scale_callback(uintptr_t m, int32_t expert) {
+  return ref_capture(pimoe_model_set_expert_callback((pimoe_model *)m, expert, ref_scale_expert, NULL));
+}
 static ref_result ref_stats(uintptr_t m, pimoe_stats_snapshot *s) {
   s->struct_size = sizeof *s;
   return ref_capture(pimoe_stats_get((const pimoe_model *)m, s));
@@ -271,6 +305,53 @@ func (m Model) Forward(in []float32, batch, seq int64, out []float32, ids []int3
 	return res(C.ref_forward(C.uintptr_t(m), f32(in), C.size_t(len(in)), C.int64_t(batch), C.int64_t(seq),
 		f32(out), C.size_t(len(out)), pids, f32(w), C.size_t(len(w))))
 }
+
+// ForwardRouting is pimoe_forward_routing with the slices' lengths as counts (nil slices give NULL; the slot count
+// is the first non-nil one of ids, w, dropped).
+func (m Model) ForwardRouting(in []float32, batch, seq int64, out []float32, ids []int32, w []float32,
+	dropped []uint8, probs []float32) Result {
+	var pids *C.int32_t
+	var pd *C.uint8_t
+	slots := len(w)
+	if ids != nil {
+		slots = len(ids)
+	}
+	if len(ids) > 0 {
+		pids = (*C.int32_t)(unsafe.Pointer(&ids[0]))
+	}
+	if len(dropped) > 0 {
+		pd = (*C.uint8_t)(unsafe.Pointer(&dropped[0]))
+	}
+	return res(C.ref_forward_routing(C.uintptr_t(m), f32(in), C.size_t(len(in)), C.int64_t(batch), C.int64_t(seq),
+		f32(out), C.size_t(len(out)), pids, f32(w), pd, C.size_t(slots), f32(probs), C.size_t(len(probs))))
+}
+
+// RoutingSlots is pimoe_routing_slots.
+func (m Model) RoutingSlots() int64 { return int64(C.ref_routing_slots(C.uintptr_t(m))) }
+
+// ResetAdaptiveState is pimoe_reset_adaptive_state.
+func (m Model) ResetAdaptiveState() Result { return res(C.ref_reset_adaptive(C.uintptr_t(m))) }
+
+// Save is pimoe_save.
+func (m Model) Save(path string) Result {
+	p, free := cstr(path)
+	defer free()
+	return res(C.ref_save(C.uintptr_t(m), p))
+}
+
+// SetScaleCallback makes expert a callback expert computing output = input * (expert + 1) in C
+// (pimoe_options_set_expert_callback).
+func (o Options) SetScaleCallback(expert int32) Result {
+	return res(C.ref_options_set_scale_callback(C.uintptr_t(o), C.int32_t(expert)))
+}
+
+// SetScaleCallback is pimoe_model_set_expert_callback with the same C callback.
+func (m Model) SetScaleCallback(expert int32) Result {
+	return res(C.ref_model_set_scale_callback(C.uintptr_t(m), C.int32_t(expert)))
+}
+
+// SetCallbackFailure makes the C reference callback return v (0: succeed). Not for concurrent tests.
+func SetCallbackFailure(v int) { C.ref_set_fail_value(C.int(v)) }
 
 // ForwardLoop runs n single-token forward calls (in and out hold one token) in one C loop.
 func (m Model) ForwardLoop(in, out []float32, n int) Result {

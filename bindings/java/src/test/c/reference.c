@@ -141,6 +141,98 @@ static void write_case(const char *dir, const char *name, pimoe_options *o, int6
   pimoe_destroy(m);
 }
 
+/* Full routing (pimoe_forward_routing) over CALLS calls with different inputs, written as routing_<name>.bin: header
+ * {batch, seq, hidden, slots, experts, calls} (int64), then per call the input, output, expert ids (int32), weights,
+ * dropped (uint8) and probabilities. After the calls the adaptive state is reset and call 0 is run again: its
+ * results are appended as one more call. */
+static void write_routing_case(const char *dir, const char *name, pimoe_options *o, int64_t batch, int64_t seq,
+                               int calls) {
+  pimoe_model *m = NULL;
+  CHECK(pimoe_create(o, &m));
+  pimoe_options_destroy(o);
+  int64_t hidden = 0;
+  int32_t experts = 0;
+  CHECK(pimoe_model_dims(m, &hidden, &experts, NULL));
+  int64_t slots = pimoe_routing_slots(m);
+  size_t n = (size_t)(batch * seq * hidden), r = (size_t)(batch * seq * slots), p = (size_t)(batch * seq * experts);
+  float *x = malloc(n * sizeof(float)), *y = malloc(n * sizeof(float)), *w = malloc(r * sizeof(float));
+  float *probs = malloc(p * sizeof(float));
+  int32_t *ids = malloc(r * sizeof(int32_t));
+  uint8_t *dropped = malloc(r);
+  char path[4096];
+  snprintf(path, sizeof path, "%s/routing_%s.bin", dir, name);
+  FILE *f = fopen(path, "wb");
+  if (!f) {
+    perror(path);
+    exit(1);
+  }
+  int64_t header[6] = {batch, seq, hidden, slots, experts, calls + 1};
+  write_all(f, header, sizeof header);
+  for (int c = 0; c <= calls; ++c) {
+    if (c == calls) CHECK(pimoe_reset_adaptive_state(m));
+    fill_input(x, n, (uint64_t)(100 + (c == calls ? 0 : c)));
+    pimoe_routing routing;
+    memset(&routing, 0, sizeof routing);
+    routing.struct_size = sizeof routing;
+    routing.expert_ids = ids;
+    routing.weights = w;
+    routing.dropped = dropped;
+    routing.slot_count = r;
+    routing.probabilities = probs;
+    routing.probability_count = p;
+    CHECK(pimoe_forward_routing(m, x, n, batch, seq, y, n, &routing));
+    write_all(f, x, n * sizeof(float));
+    write_all(f, y, n * sizeof(float));
+    write_all(f, ids, r * sizeof(int32_t));
+    write_all(f, w, r * sizeof(float));
+    write_all(f, dropped, r);
+    write_all(f, probs, p * sizeof(float));
+  }
+  fclose(f);
+  free(x), free(y), free(w), free(probs), free(ids), free(dropped);
+  pimoe_destroy(m);
+}
+
+/* The routing features (the Java tests build the same with the typed setters of Options). */
+static pimoe_options *options_features(void) {
+  pimoe_options *o = options_basic();
+  CHECK(pimoe_options_set_by_name(o, "deterministic", "0")); /* not promisable with adaptive routing */
+  CHECK(pimoe_options_set_by_name(o, "threads", "1"));
+  CHECK(pimoe_options_set_string(o, PIMOE_OPT_WEIGHT_DTYPE, "bf16"));
+  CHECK(pimoe_options_set_int(o, PIMOE_OPT_ATTENTION_HEADS, 2));
+  CHECK(pimoe_options_set_int(o, PIMOE_OPT_ATTENTION_HEAD_DIM, 8));
+  CHECK(pimoe_options_set_int(o, PIMOE_OPT_ATTENTION_CAUSAL, 1));
+  CHECK(pimoe_options_set_int(o, PIMOE_OPT_COMBINE_ATTENTION_DIM, 16));
+  CHECK(pimoe_options_set_string(o, PIMOE_OPT_GROUP_LEVELS, "2:1,2:2"));
+  CHECK(pimoe_options_set_float(o, PIMOE_OPT_ADAPTIVE_BIAS_RATE, 0.01));
+  CHECK(pimoe_options_set_float(o, PIMOE_OPT_CAPACITY_FACTOR, 1.0));
+  CHECK(pimoe_options_set_int(o, PIMOE_OPT_DYNAMIC_CAPACITY, 1));
+  CHECK(pimoe_options_set_float(o, PIMOE_OPT_CAPACITY_MOMENTUM, 0.8));
+  CHECK(pimoe_options_set_string(o, PIMOE_OPT_ROUTING_MODE, "token_choice"));
+  return o;
+}
+
+static pimoe_options *options_router_extensions(void) {
+  pimoe_options *o = options_basic();
+  CHECK(pimoe_options_set_string(o, PIMOE_OPT_ROUTER_SCORING, "sigmoid"));
+  CHECK(pimoe_options_set_int(o, PIMOE_OPT_ROUTER_BIAS, 1));
+  CHECK(pimoe_options_set_float(o, PIMOE_OPT_ROUTED_SCALING, 2.5));
+  CHECK(pimoe_options_set_int(o, PIMOE_OPT_NUM_GROUPS, 4));
+  CHECK(pimoe_options_set_int(o, PIMOE_OPT_TOPK_GROUPS, 2));
+  CHECK(pimoe_options_set_string(o, PIMOE_OPT_GROUP_SCORE, "max"));
+  CHECK(pimoe_options_set_int(o, PIMOE_OPT_SHARED_WIDTH, 32));
+  CHECK(pimoe_options_set_int(o, PIMOE_OPT_SHARED_GATE, 1));
+  CHECK(pimoe_options_set_string(o, PIMOE_OPT_WEIGHT_DTYPE, "fp16"));
+  return o;
+}
+
+static pimoe_options *options_expert_choice(void) {
+  pimoe_options *o = options_basic();
+  CHECK(pimoe_options_set_string(o, PIMOE_OPT_ROUTING_MODE, "expert_choice"));
+  CHECK(pimoe_options_set_float(o, PIMOE_OPT_CAPACITY_FACTOR, 1.5));
+  return o;
+}
+
 static void record(const char *name, pimoe_status status) {
   if (status == PIMOE_OK) {
     fprintf(stderr, "reference: error scenario %s unexpectedly succeeded\n", name);
@@ -248,6 +340,10 @@ int main(int argc, char **argv) {
   mkdir(argv[1], 0777); /* may exist already; fopen reports any real problem */
   write_case(argv[1], "basic", options_basic(), 2, 3, 42);
   write_case(argv[1], "rich", options_rich(), 3, 5, 43);
+  write_routing_case(argv[1], "basic", options_basic(), 2, 3, 1);
+  write_routing_case(argv[1], "features", options_features(), 2, 6, 3);
+  write_routing_case(argv[1], "router_extensions", options_router_extensions(), 2, 6, 1);
+  write_routing_case(argv[1], "expert_choice", options_expert_choice(), 2, 6, 1);
   write_errors(argv[1]);
   printf("reference outputs written to %s\n", argv[1]);
   return 0;

@@ -3,6 +3,7 @@ package org.pimoe;
 import java.lang.ref.Cleaner;
 import java.lang.ref.Reference;
 import java.nio.Buffer;
+import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
 import java.nio.IntBuffer;
@@ -52,6 +53,7 @@ public final class Model implements AutoCloseable {
   private final long hidden;
   private final int numExperts;
   private final int topK;
+  private final int slots;
 
   private Model(long pointer) {
     handle = new Handle(pointer);
@@ -63,6 +65,7 @@ public final class Model implements AutoCloseable {
     hidden = h[0];
     numExperts = e[0];
     topK = k[0];
+    slots = (int) pimoeJNI.pimoeRoutingSlots(pointer);
   }
 
   /** A model with every option at its default (hidden 512, 8 experts, top-2, intermediate 2048). */
@@ -177,6 +180,14 @@ public final class Model implements AutoCloseable {
     return topK;
   }
 
+  /**
+   * Routing slots per token in the routing outputs ({@code pimoe_routing_slots}): topK, or numExperts with
+   * expert-choice routing.
+   */
+  public int routingSlots() {
+    return slots;
+  }
+
   /** The backend this model runs on ("cpu", ...). */
   public String backend() {
     long p = acquire();
@@ -225,9 +236,9 @@ public final class Model implements AutoCloseable {
   }
 
   /**
-   * Runs the layer and also reports the routing: for token t and slot j (index t*topK + j, slots in descending
-   * router probability) the chosen expert and its combine weight. expertIds and expertWeights are both null or
-   * both hold batch*seq*topK elements.
+   * Runs the layer and also reports the routing: for token t and slot j (index t*S + j, S = {@link #routingSlots()},
+   * slots in descending router probability) the chosen expert (-1 for an unused expert-choice slot) and its combine
+   * weight. expertIds and expertWeights are both null or both hold batch*seq*S elements.
    */
   public void forward(float[] input, long batch, long seq, float[] output, int[] expertIds, float[] expertWeights) {
     if (expertIds != null && expertWeights != null && expertIds.length != expertWeights.length) {
@@ -245,10 +256,87 @@ public final class Model implements AutoCloseable {
   /** Runs the layer and returns the output together with the routing. */
   public Routed forwardRouted(float[] input, long batch, long seq) {
     long tokens = batch * seq;
-    int r = tokens > 0 && tokens * topK <= Integer.MAX_VALUE ? (int) (tokens * topK) : 0;
+    int r = tokens > 0 && tokens * slots <= Integer.MAX_VALUE ? (int) (tokens * slots) : 0;
     Routed result = new Routed(new float[input == null ? 0 : input.length], new int[r], new float[r]);
     forward(input, batch, seq, result.output, result.expertIds, result.expertWeights);
     return result;
+  }
+
+  // ------------------------------------------------------------------ forward with the full routing
+  /**
+   * Runs the layer into output and returns the full routing ({@code pimoe_forward_routing}): expert ids, weights,
+   * dropped flags and router probabilities (see {@link Routing}).
+   */
+  public Routing forwardRouting(float[] input, long batch, long seq, float[] output) {
+    Routing routing = Routing.allocate(batch > 0 && seq > 0 ? batch * seq : 0, slots, numExperts);
+    forwardRouting(input, batch, seq, output, routing);
+    return routing;
+  }
+
+  /**
+   * Runs the layer into output and fills the caller's routing arrays in place (pinned, no copy; a null array is not
+   * wanted; routing may be null). The non-null ones of expertIds, weights and dropped must have the same length,
+   * batch*seq*{@link #routingSlots()}; probabilities holds batch*seq*numExperts.
+   */
+  public void forwardRouting(float[] input, long batch, long seq, float[] output, Routing routing) {
+    int[] ids = routing == null ? null : routing.expertIds;
+    float[] weights = routing == null ? null : routing.weights;
+    byte[] dropped = routing == null ? null : routing.dropped;
+    float[] probs = routing == null ? null : routing.probabilities;
+    checkSlots(ids == null ? -1 : ids.length, weights == null ? -1 : weights.length,
+               dropped == null ? -1 : dropped.length);
+    long p = acquire();
+    try {
+      pimoeJNI.pimoeJavaForwardRouting(p, input, batch, seq, output, ids, weights, dropped, probs);
+    } finally {
+      release();
+    }
+  }
+
+  /**
+   * {@link #forwardRouting(float[], long, long, float[], Routing)} on direct buffers in native byte order (their
+   * memory, from position to limit, is used in place). Any routing buffer may be null (not wanted).
+   */
+  public void forwardRouting(FloatBuffer input, long batch, long seq, FloatBuffer output, IntBuffer expertIds,
+                             FloatBuffer weights, ByteBuffer dropped, FloatBuffer probabilities) {
+    FloatBuffer in = direct(input, "input", false);
+    FloatBuffer out = direct(output, "output", true);
+    IntBuffer ids = direct(expertIds, "expertIds");
+    FloatBuffer w = direct(weights, "weights", true);
+    ByteBuffer d = null;
+    if (dropped != null) {
+      checkDirect(dropped, true, true, "dropped");
+      d = dropped.position() == 0 && dropped.limit() == dropped.capacity() ? dropped : dropped.slice();
+    }
+    FloatBuffer probs = direct(probabilities, "probabilities", true);
+    checkSlots(ids == null ? -1 : ids.capacity(), w == null ? -1 : w.capacity(), d == null ? -1 : d.capacity());
+    long p = acquire();
+    try {
+      pimoeJNI.pimoeJavaForwardRoutingDirect(p, in, batch, seq, out, ids, w, d, probs);
+    } finally {
+      release();
+    }
+  }
+
+  private static void checkSlots(int ids, int weights, int dropped) {
+    int n = ids >= 0 ? ids : weights >= 0 ? weights : dropped;
+    if ((ids >= 0 && ids != n) || (weights >= 0 && weights != n) || (dropped >= 0 && dropped != n)) {
+      throw new PimoeException(Status.SIZE_MISMATCH, "forwardRouting: the routing outputs have different lengths"
+          + " (expertIds " + ids + ", weights " + weights + ", dropped " + dropped + ")");
+    }
+  }
+
+  /**
+   * Restores the adaptive routing state (the selection bias of adaptive_bias_rate, the load average of
+   * dynamic_capacity) to its value at creation or load; a no-op without them. Safe while forwards run.
+   */
+  public void resetAdaptiveState() {
+    long p = acquire();
+    try {
+      pimoeJNI.pimoeResetAdaptiveState(p);
+    } finally {
+      release();
+    }
   }
 
   // ------------------------------------------------------------------ forward, direct buffers
@@ -402,9 +490,9 @@ public final class Model implements AutoCloseable {
   /** The output and routing of {@link #forwardRouted}. */
   public static final class Routed {
     public final float[] output;
-    /** Expert of token t, slot j at index t*topK + j. */
+    /** Expert of token t, slot j at index t*S + j, S = {@link Model#routingSlots()} (-1: unused slot). */
     public final int[] expertIds;
-    /** Combine weight of token t, slot j at index t*topK + j (0 for a slot dropped by the capacity limit). */
+    /** Combine weight of token t, slot j at index t*S + j (0 for a slot dropped by the capacity limit). */
     public final float[] expertWeights;
 
     Routed(float[] output, int[] expertIds, float[] expertWeights) {

@@ -130,6 +130,94 @@ public final class Options {
     return setString(OptionKey.CPU_GEMM, gemm);
   }
 
+  // ------------------------------------------------------------------ router extensions, shared expert
+  /** "softmax" (default) or "sigmoid" (DeepSeek-V3). */
+  public Options routerScoring(String scoring) {
+    return setString(OptionKey.ROUTER_SCORING, scoring);
+  }
+
+  /** A per-expert selection bias (tensor "router.selection_bias"). */
+  public Options routerBias(boolean enabled) {
+    return setInt(OptionKey.ROUTER_BIAS, enabled ? 1 : 0);
+  }
+
+  public Options routedScaling(double factor) {
+    return setFloat(OptionKey.ROUTED_SCALING, factor);
+  }
+
+  public Options numGroups(int groups) {
+    return setInt(OptionKey.NUM_GROUPS, groups);
+  }
+
+  public Options topkGroups(int groups) {
+    return setInt(OptionKey.TOPK_GROUPS, groups);
+  }
+
+  /** "top2_sum" (default) or "max". */
+  public Options groupScore(String score) {
+    return setString(OptionKey.GROUP_SCORE, score);
+  }
+
+  /** Width of the always-on shared SwiGLU expert (0: none). */
+  public Options sharedWidth(long width) {
+    return setInt(OptionKey.SHARED_WIDTH, width);
+  }
+
+  public Options sharedGate(boolean enabled) {
+    return setInt(OptionKey.SHARED_GATE, enabled ? 1 : 0);
+  }
+
+  // ------------------------------------------------------------------ weight storage and routing features
+  /** Storage of the expert matrices: "fp32" (default), "bf16" or "fp16". */
+  public Options weightDtype(String dtype) {
+    return setString(OptionKey.WEIGHT_DTYPE, dtype);
+  }
+
+  /** "token_choice" (default) or "expert_choice" (then {@link Model#routingSlots()} is numExperts). */
+  public Options routingMode(String mode) {
+    return setString(OptionKey.ROUTING_MODE, mode);
+  }
+
+  /** Multi-level group-limited routing, "G1:K1,G2:K2,...". */
+  public Options groupLevels(String levels) {
+    return setString(OptionKey.GROUP_LEVELS, levels);
+  }
+
+  /** Heads of the attention router (0: off). */
+  public Options attentionHeads(int heads) {
+    return setInt(OptionKey.ATTENTION_HEADS, heads);
+  }
+
+  /** Head width of the attention router (default 16). */
+  public Options attentionHeadDim(int dim) {
+    return setInt(OptionKey.ATTENTION_HEAD_DIM, dim);
+  }
+
+  /** Causal attention router: token t attends to tokens 0..t of its sequence. */
+  public Options attentionCausal(boolean enabled) {
+    return setInt(OptionKey.ATTENTION_CAUSAL, enabled ? 1 : 0);
+  }
+
+  /** Auxiliary-loss-free balancing rate u (0: off); outputs then depend on earlier calls. */
+  public Options adaptiveBiasRate(double rate) {
+    return setFloat(OptionKey.ADAPTIVE_BIAS_RATE, rate);
+  }
+
+  /** Per-expert capacity re-budgeted from observed demand (needs capacityFactor &gt; 0). */
+  public Options dynamicCapacity(boolean enabled) {
+    return setInt(OptionKey.DYNAMIC_CAPACITY, enabled ? 1 : 0);
+  }
+
+  /** Momentum beta of dynamic capacity, in [0, 1) (default 0.9). */
+  public Options capacityMomentum(double beta) {
+    return setFloat(OptionKey.CAPACITY_MOMENTUM, beta);
+  }
+
+  /** Width d_c of the cross-expert attention combine (0: off). */
+  public Options combineAttentionDim(int dim) {
+    return setInt(OptionKey.COMBINE_ATTENTION_DIM, dim);
+  }
+
   // ------------------------------------------------------------------ per-expert overrides
   /** A preset for one expert, or for every expert with {@link #ALL_EXPERTS}. */
   public Options expertPreset(int expert, ExpertPreset preset) {

@@ -1,0 +1,41 @@
+# The CUDA backend (backends/cuda), built when PIMOE_WITH_CUDA is ON and nvcc is found. Sets PIMOE_HAVE_CUDA and
+# PIMOE_CUDA_SOURCES; the library links the CUDA runtime statically (only the driver, libcuda.so.1, is needed at run
+# time, and only once the backend is used, so a CUDA build still loads and runs on the CPU where no driver exists).
+# CMAKE_CUDA_ARCHITECTURES defaults to 80;90 (sm_80 and sm_90 machine code plus compute_80/90 PTX for newer GPUs).
+set(PIMOE_HAVE_CUDA OFF)
+set(PIMOE_CUDA_SOURCES "")
+if(PIMOE_WITH_CUDA)
+  include(CheckLanguage)
+  if(NOT CMAKE_CUDA_COMPILER AND NOT DEFINED ENV{CUDACXX} AND EXISTS /usr/local/cuda/bin/nvcc)
+    set(CMAKE_CUDA_COMPILER /usr/local/cuda/bin/nvcc)  # CUDA's usual prefix, when nvcc is not on PATH
+  endif()
+  check_language(CUDA)
+  if(CMAKE_CUDA_COMPILER)
+    if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
+      set(CMAKE_CUDA_ARCHITECTURES 80 90)
+    endif()
+    enable_language(CUDA)
+    find_package(CUDAToolkit REQUIRED)
+    set(CMAKE_CUDA_STANDARD 17)
+    set(CMAKE_CUDA_STANDARD_REQUIRED ON)
+    set(CMAKE_CUDA_VISIBILITY_PRESET hidden)
+    set(PIMOE_HAVE_CUDA ON)
+    set(PIMOE_CUDA_SOURCES
+        backends/cuda/cuda_backend.cpp
+        backends/cuda/routing.cu
+        backends/cuda/elementwise.cu
+        backends/cuda/gemv.cu
+        backends/cuda/grouped_gemm.cu)
+    message(STATUS "libpimoe: CUDA backend (nvcc ${CMAKE_CUDA_COMPILER_VERSION}, architectures ${CMAKE_CUDA_ARCHITECTURES})")
+  else()
+    message(STATUS "libpimoe: nvcc not found; no CUDA backend")
+  endif()
+endif()
+
+# Called from pimoe_configure_library for each library target.
+function(pimoe_configure_cuda target)
+  if(PIMOE_HAVE_CUDA)
+    target_compile_definitions(${target} PRIVATE PIMOE_HAVE_CUDA=1)
+    target_link_libraries(${target} PRIVATE CUDA::cudart_static)
+  endif()
+endfunction()

@@ -1,0 +1,867 @@
+// The CUDA backend's host side: device memory for weights and per-call scratch, the device form of a plan, and the
+// order of the kernels (routing.cu, elementwise.cu, gemv.cu, grouped_gemm.cu). Compiled by the C++ compiler against
+// the CUDA runtime API (linked statically, so libpimoe needs only the driver, and only when this backend is used).
+#include "cuda_backend.h"
+
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+#include "device_types.h"
+#include "elementwise.cuh"
+#include "gemv.cuh"
+#include "grouped_gemm.cuh"
+#include "routing.cuh"
+#include "src/dtype.h"
+#include "src/error.h"
+
+namespace pimoe {
+namespace {
+
+using cuda::DevicePlan;
+using cuda::GroupDesc;
+using cuda::ProjectionArgs;
+using cuda::WType;
+
+// The backend runs on the process's first CUDA device. Every entry point makes it current on the calling thread.
+constexpr int kDevice = 0;
+// Calls of at most this many tokens take the GEMV kernels (outside deterministic mode): below it a token-tiled GEMM
+// would re-read each touched expert's weights once per tile of too few rows to pay for the tiles.
+constexpr int64_t kDecodeTokens = 16;
+
+std::string mib(size_t bytes) {
+  return std::to_string((bytes + (1u << 20) - 1) >> 20) + " MiB";
+}
+
+pimoe_status status_of(cudaError_t e) {
+  switch (e) {
+    case cudaErrorMemoryAllocation:
+      return PIMOE_ERR_OUT_OF_MEMORY;
+    case cudaErrorNoDevice:
+    case cudaErrorInsufficientDriver:
+    case cudaErrorInvalidDevice:
+    case cudaErrorDevicesUnavailable:
+      return PIMOE_ERR_BACKEND_UNAVAILABLE;
+    default:
+      return PIMOE_ERR_INTERNAL;
+  }
+}
+
+// Throws for a failed CUDA call, naming what was being done. The thread's non-sticky error is cleared so that the
+// model stays usable after, say, an allocation failure. (A kernel fault is sticky: CUDA itself then refuses every
+// further call in this process, which the message says.)
+void check(cudaError_t e, const char *what) {
+  if (e == cudaSuccess) return;
+  cudaGetLastError();
+  const bool sticky = e == cudaErrorIllegalAddress || e == cudaErrorLaunchFailure || e == cudaErrorHardwareStackError ||
+                      e == cudaErrorIllegalInstruction || e == cudaErrorMisalignedAddress ||
+                      e == cudaErrorInvalidAddressSpace || e == cudaErrorInvalidPc || e == cudaErrorAssert;
+  fail(status_of(e), "cuda: ", what, " failed: ", cudaGetErrorString(e), " (", cudaGetErrorName(e), ")",
+       sticky ? "; the CUDA context of this process is lost, no further CUDA work can run in it" : "");
+}
+
+// The launch error of the kernel just queued (bad configuration, missing kernel image for this GPU).
+void check_launch(const char *kernel) {
+  check(cudaGetLastError(), kernel);
+}
+
+[[noreturn]] void fail_alloc(cudaError_t e, size_t bytes, const std::string &what) {
+  cudaGetLastError();
+  size_t free_bytes = 0, total = 0;
+  cudaMemGetInfo(&free_bytes, &total);
+  cudaGetLastError();
+  fail(status_of(e), "cuda: cannot allocate ", mib(bytes), " of device memory for ", what, " (", cudaGetErrorName(e),
+       "; ", mib(free_bytes), " free of ", mib(total), " on device ", kDevice, ")");
+}
+
+// Device memory that only grows; its contents are not kept when it does.
+class DeviceMemory {
+ public:
+  DeviceMemory() = default;
+  DeviceMemory(const DeviceMemory &) = delete;
+  DeviceMemory &operator=(const DeviceMemory &) = delete;
+  ~DeviceMemory() { release(); }
+
+  void reserve(size_t bytes, const std::string &what) {
+    if (bytes <= bytes_) return;
+    release();
+    const size_t want = bytes + bytes / 2;  // headroom, so that a slowly growing call size does not reallocate often
+    void *p = nullptr;
+    cudaError_t e = cudaMalloc(&p, want);
+    if (e != cudaSuccess) {  // without the headroom, then give up
+      cudaGetLastError();
+      e = cudaMalloc(&p, bytes);
+      if (e != cudaSuccess) fail_alloc(e, bytes, what);
+      bytes_ = bytes;
+    } else {
+      bytes_ = want;
+    }
+    ptr_ = p;
+  }
+  void release() {
+    if (ptr_) cudaFree(ptr_);
+    ptr_ = nullptr;
+    bytes_ = 0;
+  }
+  void *get() const { return ptr_; }
+  template <typename T>
+  T *as() const {
+    return static_cast<T *>(ptr_);
+  }
+  size_t bytes() const { return bytes_; }
+
+ private:
+  void *ptr_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+// Page-locked host memory, so that copies to and from it are asynchronous and run at full PCIe speed.
+class PinnedMemory {
+ public:
+  PinnedMemory() = default;
+  PinnedMemory(const PinnedMemory &) = delete;
+  PinnedMemory &operator=(const PinnedMemory &) = delete;
+  ~PinnedMemory() { release(); }
+  void reserve(size_t bytes, const char *what) {
+    if (bytes <= bytes_) return;
+    release();
+    const size_t want = bytes + bytes / 2;
+    const cudaError_t e = cudaMallocHost(&ptr_, want);
+    if (e != cudaSuccess) {
+      ptr_ = nullptr;
+      cudaGetLastError();
+      fail(PIMOE_ERR_OUT_OF_MEMORY, "cuda: cannot allocate ", mib(want), " of page-locked host memory for ", what,
+           " (", cudaGetErrorName(e), ")");
+    }
+    bytes_ = want;
+  }
+  void release() {
+    if (ptr_) cudaFreeHost(ptr_);
+    ptr_ = nullptr;
+    bytes_ = 0;
+  }
+  char *get() const { return static_cast<char *>(ptr_); }
+  size_t bytes() const { return bytes_; }
+
+ private:
+  void *ptr_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+size_t align16(size_t n) {
+  return (n + 15) & ~size_t{15};
+}
+
+// Where each array of one call's plan and routing results lives in one buffer. The routing results the host reads
+// back (losses, counts, ids, weights) come first, so that one small copy fetches them all.
+struct CallLayout {
+  size_t prob_sum, call_stats, flag, counts, expert, weight, result_end;
+  size_t token_z, token_top1, position, row_token, row_group, offsets, active, active_count, tiles, tile_count, total;
+
+  CallLayout(int64_t E, int64_t T, int64_t A, int64_t rows, int64_t G, int64_t tiles_bound) {
+    size_t at = 0;
+    auto take = [&at](size_t bytes) {
+      const size_t here = at;
+      at = align16(at + bytes);
+      return here;
+    };
+    prob_sum = take(sizeof(double) * E);
+    call_stats = take(sizeof(double) * 2);
+    flag = take(sizeof(unsigned long long));
+    counts = take(sizeof(int32_t) * E);
+    expert = take(sizeof(int32_t) * A);
+    weight = take(sizeof(float) * A);
+    result_end = at;
+    token_z = take(sizeof(double) * T);
+    token_top1 = take(sizeof(double) * T);
+    position = take(sizeof(int32_t) * A);
+    row_token = take(sizeof(int32_t) * rows);
+    row_group = take(sizeof(int32_t) * rows);
+    offsets = take(sizeof(int32_t) * (G + 1));
+    active = take(sizeof(int32_t) * G);
+    active_count = take(sizeof(int32_t));
+    tiles = take(sizeof(int32_t) * 2 * tiles_bound);
+    tile_count = take(sizeof(int32_t));
+    total = at;
+  }
+
+  DevicePlan plan(char *base) const {
+    DevicePlan p;
+    p.expert = reinterpret_cast<int32_t *>(base + expert);
+    p.weight = reinterpret_cast<float *>(base + weight);
+    p.position = reinterpret_cast<int32_t *>(base + position);
+    p.row_token = reinterpret_cast<int32_t *>(base + row_token);
+    p.row_group = reinterpret_cast<int32_t *>(base + row_group);
+    p.offsets = reinterpret_cast<int32_t *>(base + offsets);
+    p.active = reinterpret_cast<int32_t *>(base + active);
+    p.active_count = reinterpret_cast<int32_t *>(base + active_count);
+    p.tiles = reinterpret_cast<int32_t *>(base + tiles);
+    p.tile_count = reinterpret_cast<int32_t *>(base + tile_count);
+    return p;
+  }
+};
+
+struct CudaScratch final : BackendScratch {
+  cudaStream_t stream = nullptr;  // this scratch's own stream: concurrent calls run concurrently on the GPU
+  cudaEvent_t input_ready = nullptr, layer_done = nullptr;  // order `stream` with a caller's stream
+  DeviceMemory x, y, logits, rows, hidden, out, call;
+  PinnedMemory host_call;
+
+  // Captured forwards of decode-sized calls, by token count and entry point.
+  struct Graph {
+    int64_t tokens;
+    bool device;
+    int seen;
+    cudaGraphExec_t exec;
+    std::vector<const void *> buffers;  // the addresses it was captured with
+  };
+  static constexpr size_t kMaxGraphs = 8;
+  std::vector<Graph> graphs;
+
+  std::vector<const void *> buffer_addresses() const {
+    return {x.get(), y.get(), logits.get(), rows.get(), hidden.get(), out.get(), call.get(), host_call.get()};
+  }
+
+  ~CudaScratch() override {
+    cudaSetDevice(kDevice);
+    if (stream) cudaStreamSynchronize(stream);
+    for (Graph &g : graphs) {
+      if (g.exec) cudaGraphExecDestroy(g.exec);
+    }
+    if (input_ready) cudaEventDestroy(input_ready);
+    if (layer_done) cudaEventDestroy(layer_done);
+    if (stream) cudaStreamDestroy(stream);
+  }
+  size_t bytes() const override {
+    return x.bytes() + y.bytes() + logits.bytes() + rows.bytes() + hidden.bytes() + out.bytes() + call.bytes() +
+           host_call.bytes();
+  }
+};
+
+enum class Path { Gemv, Simt, Mma };
+
+struct Call {
+  int64_t tokens;
+  int64_t rows;  // rows of the grouped buffers: kept assignments, plus the tokens again for the shared expert
+  Path path;
+};
+
+WType wtype_of(WeightDtype d) {
+  switch (d) {
+    case WeightDtype::BF16:
+      return WType::BF16;
+    case WeightDtype::F16:
+      return WType::F16;
+    case WeightDtype::F32:
+      break;
+  }
+  return WType::F32;
+}
+
+size_t wtype_size(WType t) {
+  return t == WType::F32 ? 4 : 2;
+}
+
+struct DeviceTensor {
+  DeviceMemory memory;
+  WType type = WType::F32;
+  int64_t count = 0;
+};
+
+class CudaBackend final : public Backend {
+ public:
+  CudaBackend(const LayerConfig &config, LayerWeights &weights)
+      : config_(config),
+        wtype_(wtype_of(config.weight_dtype)),
+        H_(static_cast<int32_t>(config.hidden)),
+        E_(static_cast<int32_t>(config.router.num_experts)),
+        shared_(config.shared.width > 0) {
+    std::string why;
+    if (!cuda_backend_usable(why)) fail(PIMOE_ERR_BACKEND_UNAVAILABLE, why);
+    check(cudaSetDevice(kDevice), "selecting the device");
+    description_ = cuda_device_description();
+    upload(weights);
+  }
+
+  const char *name() const override { return "cuda"; }
+  std::string device_description() const override { return description_; }
+
+  std::unique_ptr<BackendScratch> make_scratch() const override {
+    check(cudaSetDevice(kDevice), "selecting the device");
+    auto s = std::make_unique<CudaScratch>();
+    check(cudaStreamCreateWithFlags(&s->stream, cudaStreamNonBlocking), "creating a stream");
+    check(cudaEventCreateWithFlags(&s->input_ready, cudaEventDisableTiming), "creating an event");
+    check(cudaEventCreateWithFlags(&s->layer_done, cudaEventDisableTiming), "creating an event");
+    return s;
+  }
+
+  bool holds_weight(const NamedTensor &t) const override { return held_.count(t.data) > 0; }
+
+  void read_weight(const NamedTensor &t, float *out) const override {
+    const DeviceTensor &d = *held_.at(t.data);
+    check(cudaSetDevice(kDevice), "selecting the device");
+    if (d.type == WType::F32) {
+      check(cudaMemcpy(out, d.memory.get(), sizeof(float) * d.count, cudaMemcpyDeviceToHost), "reading a weight back");
+      return;
+    }
+    std::vector<uint16_t> bits(static_cast<size_t>(d.count));
+    check(cudaMemcpy(bits.data(), d.memory.get(), 2 * bits.size(), cudaMemcpyDeviceToHost), "reading a weight back");
+    for (size_t i = 0; i < bits.size(); ++i) {
+      out[i] = d.type == WType::BF16 ? bf16_bits_to_float(bits[i]) : fp16_bits_to_float(bits[i]);
+    }
+  }
+
+  size_t weight_bytes() const override { return weight_bytes_; }
+
+  void router_logits(const float *x, int64_t tokens, float *logits, BackendScratch &base) const override {
+    auto &s = static_cast<CudaScratch &>(base);
+    check(cudaSetDevice(kDevice), "selecting the device");
+    const size_t xb = sizeof(float) * tokens * H_, lb = sizeof(float) * tokens * E_;
+    s.x.reserve(xb, "the call's input");
+    s.logits.reserve(lb, "router logits");
+    check(cudaMemcpyAsync(s.x.get(), x, xb, cudaMemcpyHostToDevice, s.stream), "copying the input to the device");
+    launch_router(s.x.as<float>(), tokens, s.logits.as<float>(), s.stream);
+    check(cudaMemcpyAsync(logits, s.logits.get(), lb, cudaMemcpyDeviceToHost, s.stream), "copying router logits back");
+    check(cudaStreamSynchronize(s.stream), "router logits");
+  }
+
+  void run_experts(const RoutePlan &plan, const float *x, float *y, BackendScratch &base) const override {
+    auto &s = static_cast<CudaScratch &>(base);
+    const int64_t T = plan.tokens, k = plan.top_k, A = T * k, E = E_;
+    if (T == 0) return;
+    check(cudaSetDevice(kDevice), "selecting the device");
+    const bool shared = shared_ && plan.include_shared;
+    const int64_t G = E + (shared ? 1 : 0), kept = plan.kept(), rows = kept + (shared ? T : 0);
+    const Path path = choose_path(T);
+    const int64_t tile_rows = path == Path::Mma ? cuda::kMmaTileRows : cuda::kSimtTileRows;
+    const int64_t tiles_bound = (rows + tile_rows - 1) / tile_rows + G;
+    const CallLayout layout(E, T, A, rows, G, tiles_bound);
+
+    reserve_call(s, T, rows, path, layout.total, layout.total, true);
+    // The plan's device form, written into page-locked memory and sent in one copy.
+    char *h = s.host_call.get();
+    const DevicePlan hp = layout.plan(h);
+    for (int64_t a = 0; a < A; ++a) {
+      hp.expert[a] = plan.expert[a];
+      hp.weight[a] = plan.weight[a];
+      hp.position[a] = static_cast<int32_t>(plan.position[a]);
+    }
+    for (int64_t p = 0; p < kept; ++p) {
+      const int64_t a = plan.order[p];
+      hp.row_token[p] = static_cast<int32_t>(a / k);
+      hp.row_group[p] = plan.expert[a];
+    }
+    int32_t active = 0, tiles = 0;
+    for (int64_t g = 0; g <= G; ++g) {
+      hp.offsets[g] = static_cast<int32_t>(g <= E ? plan.offsets[g] : kept + T);
+    }
+    for (int64_t g = 0; g < G; ++g) {
+      const int32_t count = hp.offsets[g + 1] - hp.offsets[g];
+      if (count > 0) hp.active[active++] = static_cast<int32_t>(g);
+      for (int32_t r = 0; r < count; r += static_cast<int32_t>(tile_rows)) {
+        hp.tiles[2 * tiles] = static_cast<int32_t>(g);
+        hp.tiles[2 * tiles + 1] = r;
+        ++tiles;
+      }
+    }
+    *hp.active_count = active;
+    *hp.tile_count = tiles;
+    if (shared) {
+      for (int64_t t = 0; t < T; ++t) {
+        hp.row_token[kept + t] = static_cast<int32_t>(t);
+        hp.row_group[kept + t] = E_;
+      }
+    }
+    const size_t xb = sizeof(float) * T * H_;
+    check(cudaMemcpyAsync(s.call.get(), h, layout.total, cudaMemcpyHostToDevice, s.stream), "copying the plan");
+    check(cudaMemcpyAsync(s.x.get(), x, xb, cudaMemcpyHostToDevice, s.stream), "copying the input to the device");
+    run_layer(s, s.x.as<float>(), s.y.as<float>(), T, static_cast<int32_t>(k), shared, rows, tiles_bound, path,
+              layout.plan(static_cast<char *>(s.call.get())), s.stream);
+    check(cudaMemcpyAsync(y, s.y.get(), xb, cudaMemcpyDeviceToHost, s.stream), "copying the output back");
+    check(cudaStreamSynchronize(s.stream), "the expert kernels");
+  }
+
+  bool forward_fused(const float *x, int64_t T, float *y, RoutePlan &plan, BackendScratch &base,
+                     const DeviceCall *device) const override {
+    if (!fused_routing_ok() || T == 0) return false;
+    auto &s = static_cast<CudaScratch &>(base);
+    check(cudaSetDevice(kDevice), "selecting the device");
+    const cudaStream_t st = device ? static_cast<cudaStream_t>(device->stream) : s.stream;
+    const int64_t k = config_.router.top_k, A = T * k, E = E_, G = E + (shared_ ? 1 : 0);
+    const Call call{T, A + (shared_ ? T : 0), choose_path(T)};
+    const int64_t tile_rows = call.path == Path::Mma ? cuda::kMmaTileRows : cuda::kSimtTileRows;
+    const int64_t tiles_bound = (call.rows + tile_rows - 1) / tile_rows + G;
+    const CallLayout layout(E, T, A, call.rows, G, tiles_bound);
+    // Decode-sized calls replay a CUDA graph of the whole layer (captured the second time a call size is seen), so
+    // that a dozen small launches cost one; their input and output pass through the scratch's own buffers.
+    const bool graph = call.path == Path::Gemv;
+    reserve_call(s, T, call.rows, call.path, layout.total, layout.result_end, device == nullptr || graph);
+    char *hc = s.host_call.get();
+    const size_t xb = sizeof(float) * T * H_;
+    const auto kind_in = device ? cudaMemcpyDeviceToDevice : cudaMemcpyHostToDevice;
+    const auto kind_out = device ? cudaMemcpyDeviceToDevice : cudaMemcpyDeviceToHost;
+
+    if (graph) {
+      check(cudaMemcpyAsync(s.x.get(), x, xb, kind_in, st), "copying the input");
+      cudaGraphExec_t exec = graph_for(s, T, device != nullptr, layout, tiles_bound, call);
+      if (exec == nullptr) {
+        // Not captured (yet): the same work, launched one by one on the scratch's stream.
+        check(cudaEventRecord(s.input_ready, st), "ordering the call");
+        check(cudaStreamWaitEvent(s.stream, s.input_ready, 0), "ordering the call");
+        enqueue_fused(s, s.x.as<float>(), s.y.as<float>(), device != nullptr, layout, tiles_bound, call, s.stream);
+      } else {
+        check(cudaEventRecord(s.input_ready, st), "ordering the call");
+        check(cudaStreamWaitEvent(s.stream, s.input_ready, 0), "ordering the call");
+        check(cudaGraphLaunch(exec, s.stream), "launching the forward graph");
+      }
+      check(cudaEventRecord(s.layer_done, s.stream), "ordering the call");
+      check(cudaStreamWaitEvent(st, s.layer_done, 0), "ordering the call");
+      check(cudaMemcpyAsync(y, s.y.get(), xb, kind_out, st), "copying the output");
+    } else {
+      const float *xd = x;
+      float *yd = y;
+      if (!device) {
+        check(cudaMemcpyAsync(s.x.get(), x, xb, cudaMemcpyHostToDevice, st), "copying the input to the device");
+        xd = s.x.as<float>();
+        yd = s.y.as<float>();
+      }
+      enqueue_fused(s, xd, yd, device != nullptr, layout, tiles_bound, call, st);
+      if (!device) check(cudaMemcpyAsync(y, yd, xb, cudaMemcpyDeviceToHost, st), "copying the output back");
+    }
+    check(cudaStreamSynchronize(st), "the forward kernels");
+
+    if (device) {
+      unsigned long long bad;
+      std::memcpy(&bad, hc + layout.flag, sizeof bad);
+      if (bad != std::numeric_limits<unsigned long long>::max()) {
+        float value = 0.0f;
+        check(cudaMemcpy(&value, x + bad, sizeof value, cudaMemcpyDeviceToHost), "reading the bad input element");
+        const auto i = static_cast<int64_t>(bad);
+        fail(PIMOE_ERR_NON_FINITE_INPUT, "pimoe_forward_cuda: input[", i, "] (token ", i / H_, ", feature ", i % H_,
+             ") is ", std::isnan(value) ? "NaN" : "Inf", "; the output holds no result");
+      }
+    }
+    fill_plan(plan, hc, layout, T, k);
+    return true;
+  }
+
+  bool accepts_device_pointers() const override { return true; }
+
+  void copy_device(void *dst, const void *src, size_t bytes, bool to_host, const DeviceCall &call) const override {
+    check(cudaSetDevice(kDevice), "selecting the device");
+    const auto st = static_cast<cudaStream_t>(call.stream);
+    check(cudaMemcpyAsync(dst, src, bytes, to_host ? cudaMemcpyDeviceToHost : cudaMemcpyHostToDevice, st),
+          to_host ? "copying device input to the host" : "copying the output to the device");
+    check(cudaStreamSynchronize(st), "a copy between host and device");
+  }
+
+ private:
+  // The on-device router implements softmax/sigmoid scoring, selection bias, single-level groups, top-k,
+  // renormalisation and scaling, dropless. Everything else routes on the host (router_logits + run_experts).
+  bool fused_routing_ok() const {
+    const RouterConfig &r = config_.router;
+    if (r.needs_host_routing() || r.capacity_factor > 0.0) return false;
+    if (r.num_experts > cuda::kFusedMaxExperts || r.top_k > cuda::kFusedMaxTopK) return false;
+    for (const ExpertSpec &e : config_.experts) {
+      if (e.callback) return false;
+    }
+    return true;
+  }
+
+  Path choose_path(int64_t tokens) const {
+    if (!config_.deterministic && tokens <= kDecodeTokens) return Path::Gemv;
+    if (wtype_ != WType::F32 && tensor_dims_ok_) return Path::Mma;
+    return Path::Simt;
+  }
+
+  void launch_router(const float *x, int64_t tokens, float *logits, cudaStream_t st) const {
+    ProjectionArgs a;
+    a.dense_weight = router_.as<float>();
+    a.dense_rows = static_cast<int32_t>(tokens);
+    a.dense_k = H_;
+    a.dense_n = E_;
+    a.in = x;
+    a.in_stride = H_;
+    a.out = logits;
+    a.out_stride = E_;
+    // The same kernel for every call size in deterministic mode, so a token's logits do not depend on the call.
+    if (!config_.deterministic && tokens <= kDecodeTokens) {
+      cuda::launch_gemv(a, WType::F32, st);
+    } else {
+      cuda::launch_simt_gemm(a, WType::F32, st);
+    }
+    check_launch("the router logits kernel");
+  }
+
+  // Every device buffer a call needs, allocated before its first kernel is queued: a failed allocation (out of
+  // device memory) then leaves nothing half-done on the stream.
+  void reserve_call(CudaScratch &s, int64_t T, int64_t rows, Path path, size_t plan_bytes, size_t host_bytes,
+                    bool host_io) const {
+    const size_t es = wtype_size(path == Path::Mma ? wtype_ : WType::F32);
+    const size_t row_count = static_cast<size_t>(std::max<int64_t>(rows, 1));
+    s.call.reserve(plan_bytes, "the call's plan");
+    s.host_call.reserve(host_bytes, "the call's plan");
+    if (host_io) {
+      s.x.reserve(sizeof(float) * T * H_, "the call's input");
+      s.y.reserve(sizeof(float) * T * H_, "the call's output");
+    }
+    s.logits.reserve(sizeof(float) * T * E_, "router logits");
+    s.rows.reserve(es * row_count * H_, "gathered rows");
+    s.hidden.reserve(es * row_count * istride_, "expert hidden activations");
+    s.out.reserve(sizeof(float) * row_count * H_, "expert outputs");
+  }
+
+  // gather -> up projection (+ activation) -> down projection -> combine, over the device plan dp.
+  void run_layer(CudaScratch &s, const float *x, float *y, int64_t T, int32_t k, bool shared, int64_t rows,
+                 int64_t tiles_bound, Path path, const DevicePlan &dp, cudaStream_t st) const {
+    const int32_t G = E_ + (shared ? 1 : 0);
+    const WType act = path == Path::Mma ? wtype_ : WType::F32;
+    cuda::launch_gather(x, dp, groups_.as<GroupDesc>(), G, rows, H_, static_cast<float>(config_.layer_norm_eps),
+                        s.rows.get(), act, st);
+    check_launch("the gather kernel");
+
+    ProjectionArgs up;
+    up.groups = groups_.as<GroupDesc>();
+    up.offsets = dp.offsets;
+    if (path == Path::Gemv) {
+      up.list = dp.active;
+      up.list_count = dp.active_count;
+      up.max_list = static_cast<int32_t>(std::min<int64_t>(G, rows));
+    } else {
+      up.list = dp.tiles;
+      up.list_count = dp.tile_count;
+      up.max_list = static_cast<int32_t>(tiles_bound);
+    }
+    up.up = true;
+    up.hidden = H_;
+    up.max_n = imax_;
+    up.in = s.rows.get();
+    up.in_stride = H_;
+    up.out = s.hidden.get();
+    up.out_stride = istride_;
+    ProjectionArgs down = up;
+    down.up = false;
+    down.max_n = H_;
+    down.in = s.hidden.get();
+    down.in_stride = istride_;
+    down.out = s.out.get();
+    down.out_stride = H_;
+    for (const ProjectionArgs *p : {&up, &down}) {
+      switch (path) {
+        case Path::Gemv:
+          cuda::launch_gemv(*p, wtype_, st);
+          break;
+        case Path::Simt:
+          cuda::launch_simt_gemm(*p, wtype_, st);
+          break;
+        case Path::Mma:
+          cuda::launch_mma_gemm(*p, wtype_, st);
+          break;
+      }
+      check_launch(p->up ? "the up projection kernel" : "the down projection kernel");
+    }
+
+    cuda::CombineArgs c;
+    c.out = s.out.as<float>();
+    c.plan = dp;
+    c.groups = groups_.as<GroupDesc>();
+    c.tokens = static_cast<int32_t>(T);
+    c.top_k = k;
+    c.hidden = H_;
+    c.experts = E_;
+    c.shared = shared;
+    c.shared_score = shared && config_.shared.gated ? shared_score_ : nullptr;
+    c.x = x;
+    c.y = y;
+    cuda::launch_combine(c, st);
+    check_launch("the combine kernel");
+  }
+
+  // Everything of a fused forward after the input is on the device: input check (device-pointer calls), router,
+  // routing, sort, the layer, and the copy of the routing results to page-locked memory. Stream-ordered only (no
+  // host synchronisation), so that it can be captured into a graph.
+  void enqueue_fused(CudaScratch &s, const float *xd, float *yd, bool check_input, const CallLayout &layout,
+                     int64_t tiles_bound, const Call &call, cudaStream_t st) const {
+    const int64_t T = call.tokens, k = config_.router.top_k;
+    char *dc = static_cast<char *>(s.call.get());
+    const DevicePlan dp = layout.plan(dc);
+    auto *flag = reinterpret_cast<unsigned long long *>(dc + layout.flag);
+    check(cudaMemsetAsync(flag, 0xff, sizeof *flag, st), "clearing the input check");
+    if (check_input) {
+      cuda::launch_find_non_finite(xd, T * H_, flag, st);
+      check_launch("the input check kernel");
+    }
+    launch_router(xd, T, s.logits.as<float>(), st);
+
+    cuda::RouteArgs r;
+    r.logits = s.logits.as<float>();
+    r.selection_bias = config_.router.selection_bias ? selection_bias_.as<float>() : nullptr;
+    r.tokens = static_cast<int32_t>(T);
+    r.experts = E_;
+    r.top_k = static_cast<int32_t>(k);
+    r.sigmoid = config_.router.scoring == RouterScoring::Sigmoid;
+    r.renormalize = config_.router.renormalize;
+    r.group_max = config_.router.group_score == GroupScore::Max;
+    r.num_groups = static_cast<int32_t>(config_.router.num_groups);
+    r.topk_groups = static_cast<int32_t>(config_.router.topk_groups);
+    r.inv_temperature = 1.0 / config_.router.temperature;
+    r.routed_scaling = config_.router.routed_scaling_factor;
+    r.expert = dp.expert;
+    r.weight = dp.weight;
+    r.prob_sum = reinterpret_cast<double *>(dc + layout.prob_sum);
+    r.token_z = reinterpret_cast<double *>(dc + layout.token_z);
+    r.token_top1 = reinterpret_cast<double *>(dc + layout.token_top1);
+    cuda::launch_route(r, st);
+    check_launch("the routing kernel");
+
+    cuda::SortArgs so;
+    so.plan = dp;
+    so.tokens = r.tokens;
+    so.experts = E_;
+    so.top_k = r.top_k;
+    so.shared = shared_;
+    so.tile_rows = static_cast<int32_t>(call.path == Path::Mma ? cuda::kMmaTileRows : cuda::kSimtTileRows);
+    so.token_z = r.token_z;
+    so.token_top1 = r.token_top1;
+    so.call_stats = reinterpret_cast<double *>(dc + layout.call_stats);
+    so.counts = reinterpret_cast<int32_t *>(dc + layout.counts);
+    cuda::launch_sort(so, st);
+    check_launch("the sort kernel");
+
+    run_layer(s, xd, yd, T, static_cast<int32_t>(k), shared_, call.rows, tiles_bound, call.path, dp, st);
+    check(cudaMemcpyAsync(s.host_call.get(), dc, layout.result_end, cudaMemcpyDeviceToHost, st),
+          "copying the routing back");
+  }
+
+  // The graph of a decode-sized fused forward of T tokens on this scratch, or null when the call should run eagerly:
+  // the first call of a size runs eagerly (and sets up every buffer and kernel attribute); the second captures.
+  // A graph holds the buffer addresses it was captured with, so it is dropped when a buffer moves.
+  cudaGraphExec_t graph_for(CudaScratch &s, int64_t T, bool device, const CallLayout &layout, int64_t tiles_bound,
+                            const Call &call) const {
+    const std::vector<const void *> buffers = s.buffer_addresses();
+    for (CudaScratch::Graph &g : s.graphs) {
+      if (g.tokens != T || g.device != device) continue;
+      if (g.buffers != buffers && g.exec) {
+        cudaGraphExecDestroy(g.exec);
+        g.exec = nullptr;
+      }
+      g.buffers = buffers;
+      if (!g.exec && ++g.seen >= 2) {
+        check(cudaStreamBeginCapture(s.stream, cudaStreamCaptureModeThreadLocal), "starting a graph capture");
+        cudaGraph_t graph = nullptr;
+        try {
+          enqueue_fused(s, s.x.as<float>(), s.y.as<float>(), device, layout, tiles_bound, call, s.stream);
+        } catch (...) {
+          cudaStreamEndCapture(s.stream, &graph);
+          if (graph) cudaGraphDestroy(graph);
+          cudaGetLastError();
+          throw;
+        }
+        check(cudaStreamEndCapture(s.stream, &graph), "capturing the forward graph");
+        const cudaError_t e = cudaGraphInstantiate(&g.exec, graph, 0);
+        cudaGraphDestroy(graph);
+        if (e != cudaSuccess) g.exec = nullptr;
+        check(e, "instantiating the forward graph");
+      }
+      return g.exec;
+    }
+    if (s.graphs.size() >= CudaScratch::kMaxGraphs) {  // forget the oldest size
+      if (s.graphs.front().exec) cudaGraphExecDestroy(s.graphs.front().exec);
+      s.graphs.erase(s.graphs.begin());
+    }
+    s.graphs.push_back({T, device, 1, nullptr, buffers});
+    return nullptr;
+  }
+
+  void fill_plan(RoutePlan &plan, const char *hc, const CallLayout &layout, int64_t T, int64_t k) const {
+    const int64_t A = T * k, E = E_;
+    plan.tokens = T;
+    plan.top_k = k;
+    plan.num_experts = E;
+    plan.include_shared = true;
+    plan.expert.resize(A);
+    plan.weight.resize(A);
+    plan.dropped.assign(A, 0);
+    plan.counts.resize(E);
+    plan.offsets.resize(E + 1);
+    std::memcpy(plan.expert.data(), hc + layout.expert, sizeof(int32_t) * A);
+    std::memcpy(plan.weight.data(), hc + layout.weight, sizeof(float) * A);
+    const auto *counts = reinterpret_cast<const int32_t *>(hc + layout.counts);
+    const auto *prob_sum = reinterpret_cast<const double *>(hc + layout.prob_sum);
+    const auto *call_stats = reinterpret_cast<const double *>(hc + layout.call_stats);
+    // The aux loss as the host router computes it (no capacity here, so every choice is kept: f_i = counts_i / T).
+    double aux = 0.0;
+    const double t = static_cast<double>(T);
+    plan.offsets[0] = 0;
+    for (int64_t e = 0; e < E; ++e) {
+      plan.counts[e] = counts[e];
+      plan.offsets[e + 1] = plan.offsets[e] + counts[e];
+      aux += (counts[e] / t) * (prob_sum[e] / t);
+    }
+    plan.dropped_count = 0;
+    plan.aux_loss = config_.router.aux_loss_coef * static_cast<double>(E) * aux;
+    plan.z_loss = call_stats[0] / t;
+    plan.top1_probability_sum = call_stats[1];
+  }
+
+  // ------------------------------------------------------------------------------------------ weights
+  std::string expert_name(int64_t e, const char *what) const {
+    return e == E_ ? std::string("shared.") + what : "experts." + std::to_string(e) + "." + what;
+  }
+
+  // Copies a host tensor to the device as `type` and frees the host copy (the model reads it back through
+  // read_weight), so a layer never holds its weights twice in host memory.
+  const void *hold(std::vector<float> &host, WType type, const std::string &name) {
+    if (host.empty()) return nullptr;
+    auto t = std::make_unique<DeviceTensor>();
+    t->type = type;
+    t->count = static_cast<int64_t>(host.size());
+    const size_t bytes = wtype_size(type) * host.size();
+    t->memory.reserve(bytes, name);
+    cudaError_t e;
+    if (type == WType::F32) {
+      e = cudaMemcpy(t->memory.get(), host.data(), bytes, cudaMemcpyHostToDevice);
+    } else {
+      std::vector<uint16_t> bits(host.size());
+      for (size_t i = 0; i < host.size(); ++i) {
+        bits[i] = type == WType::BF16 ? float_to_bf16_bits(host[i]) : float_to_fp16_bits(host[i]);
+      }
+      e = cudaMemcpy(t->memory.get(), bits.data(), bytes, cudaMemcpyHostToDevice);
+    }
+    check(e, ("uploading " + name).c_str());
+    weight_bytes_ += t->memory.bytes();
+    held_[&host] = t.get();
+    const void *ptr = t->memory.get();
+    tensors_.push_back(std::move(t));
+    std::vector<float>().swap(host);
+    return ptr;
+  }
+
+  // A copy on the device of a tensor the host keeps (the router's, which the host router may still need).
+  void copy_up(DeviceMemory &dst, const std::vector<float> &host, const char *name) {
+    if (host.empty()) return;
+    dst.reserve(sizeof(float) * host.size(), name);
+    check(cudaMemcpy(dst.get(), host.data(), sizeof(float) * host.size(), cudaMemcpyHostToDevice),
+          (std::string("uploading ") + name).c_str());
+  }
+
+  void upload(LayerWeights &w) {
+    copy_up(router_, w.router_weight, "router.weight");
+    copy_up(selection_bias_, w.selection_bias, "router.selection_bias");
+    std::vector<GroupDesc> groups(static_cast<size_t>(E_) + 1);
+    int64_t imax = 1;
+    tensor_dims_ok_ = H_ % 8 == 0;
+    for (int64_t e = 0; e < E_; ++e) {
+      const ExpertSpec &spec = config_.experts[static_cast<size_t>(e)];
+      GroupDesc &g = groups[static_cast<size_t>(e)];
+      g.inter = static_cast<int32_t>(spec.intermediate);
+      g.activation = spec.activation;
+      if (spec.callback) continue;  // computed on the host by the model; never has rows here
+      ExpertWeights &x = w.experts[static_cast<size_t>(e)];
+      g.gate = hold(x.gate_weight, wtype_, expert_name(e, "gate.weight"));
+      g.up = hold(x.up_weight, wtype_, expert_name(e, "up.weight"));
+      g.down = hold(x.down_weight, wtype_, expert_name(e, "down.weight"));
+      g.up_bias = static_cast<const float *>(hold(x.up_bias, WType::F32, expert_name(e, "up.bias")));
+      g.down_bias = static_cast<const float *>(hold(x.down_bias, WType::F32, expert_name(e, "down.bias")));
+      g.norm_weight = static_cast<const float *>(hold(x.norm_weight, WType::F32, expert_name(e, "norm.weight")));
+      g.norm_bias = static_cast<const float *>(hold(x.norm_bias, WType::F32, expert_name(e, "norm.bias")));
+      imax = std::max(imax, spec.intermediate);
+      tensor_dims_ok_ = tensor_dims_ok_ && spec.intermediate % 8 == 0;
+    }
+    if (shared_) {
+      GroupDesc &g = groups[static_cast<size_t>(E_)];
+      g.inter = static_cast<int32_t>(config_.shared.width);
+      g.activation = PIMOE_ACT_SWIGLU;
+      g.gate = hold(w.shared.gate_weight, wtype_, expert_name(E_, "gate.weight"));
+      g.up = hold(w.shared.up_weight, wtype_, expert_name(E_, "up.weight"));
+      g.down = hold(w.shared.down_weight, wtype_, expert_name(E_, "down.weight"));
+      shared_score_ = static_cast<const float *>(hold(w.shared_score_weight, WType::F32, "shared.score.weight"));
+      imax = std::max(imax, config_.shared.width);
+      tensor_dims_ok_ = tensor_dims_ok_ && config_.shared.width % 8 == 0;
+    }
+    imax_ = static_cast<int32_t>(imax);
+    istride_ = static_cast<int32_t>((imax + 7) / 8 * 8);  // 16-byte rows for the vector loads
+    groups_.reserve(sizeof(GroupDesc) * groups.size(), "expert descriptors");
+    check(cudaMemcpy(groups_.get(), groups.data(), sizeof(GroupDesc) * groups.size(), cudaMemcpyHostToDevice),
+          "uploading expert descriptors");
+  }
+
+  const LayerConfig &config_;
+  const WType wtype_;
+  const int32_t H_, E_;
+  const bool shared_;
+  int32_t imax_ = 1, istride_ = 8;
+  bool tensor_dims_ok_ = false;
+  std::string description_;
+  std::vector<std::unique_ptr<DeviceTensor>> tensors_;
+  std::unordered_map<const std::vector<float> *, const DeviceTensor *> held_;
+  size_t weight_bytes_ = 0;
+  DeviceMemory router_, selection_bias_, groups_;
+  const float *shared_score_ = nullptr;
+};
+
+}  // namespace
+
+bool cuda_backend_usable(std::string &why) {
+  // Asked once per process: the answer does not change, and the first CUDA call loads the driver.
+  static std::once_flag once;
+  static bool usable = false;
+  static std::string reason;
+  std::call_once(once, [] {
+    int count = 0;
+    const cudaError_t e = cudaGetDeviceCount(&count);
+    if (e != cudaSuccess) {
+      cudaGetLastError();
+      reason = std::string("backend 'cuda': no usable CUDA driver or device (") + cudaGetErrorName(e) + ": " +
+               cudaGetErrorString(e) + ")";
+      return;
+    }
+    if (count == 0) {
+      reason = "backend 'cuda': no CUDA device found";
+      return;
+    }
+    cudaDeviceProp prop{};
+    if (cudaGetDeviceProperties(&prop, kDevice) != cudaSuccess) {
+      cudaGetLastError();
+      reason = "backend 'cuda': cannot read the properties of CUDA device 0";
+      return;
+    }
+    if (prop.major < 8) {
+      reason = std::string("backend 'cuda': device 0 (") + prop.name + ") has compute capability " +
+               std::to_string(prop.major) + "." + std::to_string(prop.minor) +
+               "; the CUDA backend needs 8.0 (Ampere) or newer";
+      return;
+    }
+    usable = true;
+  });
+  if (!usable) why = reason;
+  return usable;
+}
+
+std::string cuda_device_description() {
+  std::string why;
+  if (!cuda_backend_usable(why)) return why;
+  cudaDeviceProp prop{};
+  if (cudaGetDeviceProperties(&prop, kDevice) != cudaSuccess) {
+    cudaGetLastError();
+    return "cuda: device 0";
+  }
+  char memory[32];
+  std::snprintf(memory, sizeof memory, "%.1f GiB", static_cast<double>(prop.totalGlobalMem) / (1u << 30));
+  return std::string("cuda: ") + prop.name + " (sm_" + std::to_string(prop.major) + std::to_string(prop.minor) + ", " +
+         std::to_string(prop.multiProcessorCount) + " SMs, " + memory + ")";
+}
+
+std::unique_ptr<Backend> make_cuda_backend(const LayerConfig &config, LayerWeights &weights) {
+  return std::make_unique<CudaBackend>(config, weights);
+}
+
+}  // namespace pimoe

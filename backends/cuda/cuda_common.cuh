@@ -1,0 +1,72 @@
+// Device helpers shared by the CUDA backend's kernels: weight-type conversions, activations, warp reductions.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "device_types.h"
+
+namespace pimoe::cuda {
+
+// pimoe_activation values (include/pimoe/pimoe.h); repeated here so that kernels need not include the C header.
+enum : int32_t { kGelu = 0, kGeluTanh = 1, kSilu = 2, kRelu = 3, kTanh = 4, kSwiglu = 5 };
+
+__device__ __forceinline__ float to_float(float v) { return v; }
+__device__ __forceinline__ float to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
+__device__ __forceinline__ float to_float(__half v) { return __half2float(v); }
+
+template <typename T>
+__device__ __forceinline__ T from_float(float v);
+template <>
+__device__ __forceinline__ float from_float<float>(float v) { return v; }
+template <>
+__device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
+template <>
+__device__ __forceinline__ __half from_float<__half>(float v) { return __float2half_rn(v); }
+
+// Accurate library functions (expf, erff, tanhf: within 2 ulp), not the fast intrinsics: the backend must match the
+// double-precision oracle to 1e-5 of the output RMS.
+__device__ __forceinline__ float silu(float x) { return x / (1.0f + expf(-x)); }
+
+__device__ __forceinline__ float activate(int32_t act, float x) {
+  switch (act) {
+    case kGelu:
+      return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
+    case kGeluTanh:
+      return 0.5f * x * (1.0f + tanhf(0.79788456080286536f * (x + 0.044715f * x * x * x)));
+    case kSilu:
+      return silu(x);
+    case kRelu:
+      return x > 0.0f ? x : 0.0f;
+    case kTanh:
+      return tanhf(x);
+    default:
+      return x;
+  }
+}
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+__device__ __forceinline__ double warp_sum(double v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+__device__ __forceinline__ double warp_max(double v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v = fmax(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
+// Row r of the grouped buffers belongs to group g = row_group[r]; K and N of a projection of that group.
+__device__ __forceinline__ int32_t group_rows(const int32_t *offsets, int32_t g) { return offsets[g + 1] - offsets[g]; }
+
+}  // namespace pimoe::cuda

@@ -1,0 +1,66 @@
+// Plain structs shared by the CUDA backend's host code (cuda_backend.cpp, compiled by the C++ compiler) and its
+// kernels (*.cu): the per-expert descriptors and the device form of a route plan.
+#pragma once
+
+#include <cstdint>
+
+namespace pimoe::cuda {
+
+enum class WType : int32_t { F32 = 0, BF16 = 1, F16 = 2 };
+
+// One group of the grouped projections: a routed expert, or (index E) the shared expert, which sees every token.
+// Matrices are in nn.Linear layout ([out, in], row-major) and in the layer's weight type; vectors are fp32.
+struct GroupDesc {
+  const void *gate = nullptr;  // [I, H], SwiGLU only
+  const void *up = nullptr;    // [I, H]
+  const void *down = nullptr;  // [H, I]
+  const float *up_bias = nullptr;    // [I] or null
+  const float *down_bias = nullptr;  // [H] or null
+  const float *norm_weight = nullptr;  // [H], pre-LayerNorm only (null: no norm)
+  const float *norm_bias = nullptr;    // [H]
+  int32_t inter = 0;       // I
+  int32_t activation = 0;  // pimoe_activation
+};
+
+// Rows of the grouped buffers: group g owns rows [offsets[g], offsets[g+1]). Rows of the routed experts are kept
+// (token, slot) assignments; the shared expert's rows (group E, when the layer has one and the call includes it) are
+// the call's tokens in order. Built on the host from a RoutePlan, or on the device by the fused routing kernels.
+struct DevicePlan {
+  int32_t *expert = nullptr;    // [A] chosen expert of assignment a = t*k + j
+  float *weight = nullptr;      // [A] combine weight (0 when dropped)
+  int32_t *position = nullptr;  // [A] row of the assignment, -1 when dropped
+  int32_t *row_token = nullptr;  // [rows] token of each row
+  int32_t *row_group = nullptr;  // [rows] group of each row
+  int32_t *offsets = nullptr;    // [G+1]
+  int32_t *active = nullptr;     // [G] groups with at least one row, ascending; *active_count of them
+  int32_t *active_count = nullptr;
+  int32_t *tiles = nullptr;      // [2 * max_tiles] (group, first row inside the group) of each row tile
+  int32_t *tile_count = nullptr;
+};
+
+}  // namespace pimoe::cuda
+
+namespace pimoe::cuda {
+
+// One projection of every group in one launch (gemv.cu, grouped_gemm.cu).
+//   up:   rows [.., H] x gate/up^T -> activation -> hidden [.., I_g]   (K = H,   N = I_g)
+//   down: hidden [.., I_g] x down^T -> out [.., H]                     (K = I_g, N = H)
+// or, with dense_rows > 0, one plain product in[dense_rows, dense_k] x dense_weight[dense_n, dense_k]^T (the router).
+struct ProjectionArgs {
+  const GroupDesc *groups = nullptr;  // device
+  const int32_t *offsets = nullptr;   // device [G+1]
+  const int32_t *list = nullptr;      // GEMV: active groups; tiled: (group, row) tiles
+  const int32_t *list_count = nullptr;
+  int32_t max_list = 0;  // bound of *list_count known on the host (the grid size)
+  bool up = true;
+  int32_t hidden = 0;
+  int32_t max_n = 0;  // largest N over the groups (grid)
+  const void *in = nullptr;
+  int64_t in_stride = 0;
+  void *out = nullptr;
+  int64_t out_stride = 0;
+  const float *dense_weight = nullptr;
+  int32_t dense_rows = 0, dense_k = 0, dense_n = 0;
+};
+
+}  // namespace pimoe::cuda
