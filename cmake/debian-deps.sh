@@ -4,6 +4,8 @@
 set -eu
 
 packages="cmake make g++ pkg-config libopenblas-dev libgtest-dev binutils nlohmann-json3-dev clang libclang-rt-14-dev $*"
+# The Vulkan backend: headers, volk and glslc to build it; lavapipe and the validation layer to test it without a GPU.
+packages="$packages libvulkan-dev libvulkan-volk-dev glslc spirv-tools mesa-vulkan-drivers vulkan-validationlayers"
 missing=""
 for p in $packages; do
   dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"

@@ -10,6 +10,9 @@
 #ifdef PIMOE_HAVE_CUDA
 #include "backends/cuda/cuda_backend.h"
 #endif
+#ifdef PIMOE_HAVE_VULKAN
+#include "backends/vulkan/vulkan_backend.h"
+#endif
 #include "pimoe/pimoe.h"
 
 using namespace pimoe;
@@ -307,6 +310,28 @@ pimoe_status pimoe_backend_probe(const char *name, int32_t *usable) {
   });
 }
 
+int32_t pimoe_backend_device_count(const char *kind) {
+  clear_thread_error();
+  if (!kind) {
+    set_thread_error("pimoe_backend_device_count: kind is NULL");
+    return -1;
+  }
+  const std::string k(kind);
+  if (k == "cpu") return 1;
+#ifdef PIMOE_HAVE_CUDA
+  if (k == "cuda") {
+    std::string why;
+    return cuda_backend_usable(why) ? 1 : 0;  // the CUDA backend runs on device 0
+  }
+#endif
+#ifdef PIMOE_HAVE_VULKAN
+  if (k == "vulkan") return vulkan_device_count();
+#endif
+  if (k == "cuda" || k == "vulkan") return 0;  // not compiled into this build
+  set_thread_error("pimoe_backend_device_count: '" + k + "' is not a backend kind (cpu, cuda or vulkan)");
+  return -1;
+}
+
 const char *pimoe_backend_device(const char *name) {
   clear_thread_error();
   if (!name) return nullptr;
@@ -317,7 +342,7 @@ const char *pimoe_backend_device(const char *name) {
       set_thread_error(why);
       return nullptr;
     }
-    if (parsed.kind == "auto") parsed.kind = resolve_auto_backend();
+    if (parsed.kind == "auto") parsed = parse_backend_name(resolve_auto_backend());
     if (parsed.kind == "cpu") {
       thread_string() = cpu_device_description(0, false);
       return thread_string().c_str();
@@ -325,6 +350,12 @@ const char *pimoe_backend_device(const char *name) {
 #ifdef PIMOE_HAVE_CUDA
     if (parsed.kind == "cuda") {
       thread_string() = cuda_device_description();
+      return thread_string().c_str();
+    }
+#endif
+#ifdef PIMOE_HAVE_VULKAN
+    if (parsed.kind == "vulkan") {
+      thread_string() = vulkan_device_description(parsed.device);
       return thread_string().c_str();
     }
 #endif

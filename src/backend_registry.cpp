@@ -8,6 +8,9 @@
 #include "backends/cuda/cuda_backend.h"
 #endif
 #include "error.h"
+#ifdef PIMOE_HAVE_VULKAN
+#include "backends/vulkan/vulkan_backend.h"
+#endif
 
 namespace pimoe {
 
@@ -29,6 +32,9 @@ const std::vector<const char *> &compiled_backends() {
 #ifdef PIMOE_HAVE_CUDA
       "cuda",
 #endif
+#ifdef PIMOE_HAVE_VULKAN
+      "vulkan",
+#endif
       "cpu"};
   return names;
 }
@@ -37,6 +43,9 @@ bool backend_usable(const BackendName &name, std::string &why) {
   if (name.kind == "auto" || name.kind == "cpu") return true;
 #ifdef PIMOE_HAVE_CUDA
   if (name.kind == "cuda") return cuda_backend_usable(why);
+#endif
+#ifdef PIMOE_HAVE_VULKAN
+  if (name.kind == "vulkan") return vulkan_usable(name.device, why);
 #endif
   std::string compiled;
   for (const char *c : compiled_backends()) compiled += (compiled.empty() ? "" : ", ") + std::string(c);
@@ -49,6 +58,11 @@ std::string resolve_auto_backend() {
   std::string why;
   if (cuda_backend_usable(why)) return "cuda";
 #endif
+#ifdef PIMOE_HAVE_VULKAN
+  // A hardware Vulkan device beats the CPU backend; a software one (lavapipe, SwiftShader) never does.
+  const int vulkan = vulkan_auto_device();
+  if (vulkan >= 0) return "vulkan:" + std::to_string(vulkan);
+#endif
   return "cpu";
 }
 
@@ -57,10 +71,13 @@ std::unique_ptr<Backend> create_backend(const std::string &requested, const Laye
   BackendName name = parse_backend_name(requested);
   std::string why;
   if (!backend_usable(name, why)) fail(PIMOE_ERR_BACKEND_UNAVAILABLE, why);
-  if (name.kind == "auto") name.kind = resolve_auto_backend();
+  if (name.kind == "auto") name = parse_backend_name(resolve_auto_backend());
   if (name.kind == "cpu") return make_cpu_backend(config, weights);
 #ifdef PIMOE_HAVE_CUDA
   if (name.kind == "cuda") return make_cuda_backend(config, weights);
+#endif
+#ifdef PIMOE_HAVE_VULKAN
+  if (name.kind == "vulkan") return make_vulkan_backend(config, weights, name.device);
 #endif
   fail(PIMOE_ERR_BACKEND_UNAVAILABLE, "backend '", requested, "' is not available");
 }

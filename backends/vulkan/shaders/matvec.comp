@@ -1,0 +1,149 @@
+#version 450
+// The small-row (decode) path of the grouped projections: for segments of at most MV_MAX_ROWS rows, each weight row
+// is streamed once and dotted with every row of the segment. A workgroup owns MV_NPW output columns of one segment
+// (workgroup z = segment), 32 lanes per column reading consecutive uvec4 words (coalesced), then a tree reduction
+// over the lanes in shared memory. Bound by weight bandwidth, which is what a 1-token call is about.
+//   MODE_ROUTER logits[t, e] = x[t] . router[e]          (calls of at most MV_MAX_ROWS tokens; fp32 weights)
+//   MODE_UP     hidden[r, n] = act(rows[r] . up[n] + up_bias[n]), or silu(rows[r] . gate[n]) * (rows[r] . up[n])
+//   MODE_DOWN   out[r, n]    = hidden[r] . down[n]
+// The lanes' partial sums are added in a fixed tree, so results repeat exactly from call to call; they differ in
+// the last bits from the tiled kernel's, which is why deterministic mode never uses this path.
+#extension GL_GOOGLE_include_directive : require
+#include "common.glsl"
+
+layout(local_size_x = MV_THREADS) in;
+
+#if defined(MODE_ROUTER)
+BUFFER_ROUTER
+BUFFER_X
+BUFFER_LOGITS(writeonly)
+#define NACC 1
+#else
+BUFFER_ROUTE(readonly)
+BUFFER_WEIGHTS
+#endif
+// The rows (up) and hidden activations (down) are read four floats at a time: their rows are padded to 16 floats.
+#if defined(MODE_UP)
+layout(set = 0, binding = B_ROWS) readonly buffer Rows4 { vec4 in4[]; };
+BUFFER_HIDDEN(writeonly)
+#define NACC 2
+#elif defined(MODE_DOWN)
+layout(set = 0, binding = B_HIDDEN) readonly buffer Hidden4 { vec4 in4[]; };
+BUFFER_OUT(writeonly)
+#define NACC 1
+#endif
+
+shared float partial[MV_MAX_ROWS * NACC][MV_THREADS];
+
+void main() {
+  const uint tid = gl_LocalInvocationIndex;
+  const uint lane = tid % 32u, col = tid / 32u;
+  const uint n = gl_WorkGroupID.x * MV_NPW + col;
+#if defined(MODE_ROUTER)
+  const uint rows = min(pc.tokens, uint(MV_MAX_ROWS));
+  const uint N = pc.experts, NP = N, K = pc.hidden_pad, wstride = pc.hidden_pad / 4u;
+  const uint row0 = 0u, hid0 = 0u, ar = 0u, wbase = 0u, gbase = 0u, Ip = 0u;
+  const bool gated = false;
+#else
+  const uint s = uint(route[pc.route_active + gl_WorkGroupID.z]);  // the z-th segment that has rows
+  const uint seg = uint(pc.route_seg) + s * SEG_STRIDE;
+  const uint rows = min(uint(route[seg + SEG_COUNT]), uint(MV_MAX_ROWS));
+  const uint row0 = uint(route[seg + SEG_ROW]);
+  const uint hid0 = uint(route[seg + SEG_HIDDEN]);
+  const uint I = meta_of(s, META_I), Ip = meta_of(s, META_IP);
+  const uint ar = meta_of(s, META_ARENA);
+#if defined(MODE_UP)
+  const uint N = I, NP = Ip, K = pc.hidden_pad;
+  const uint wbase = meta_of(s, META_UP), gbase = meta_of(s, META_GATE), wstride = meta_of(s, META_UP_STRIDE);
+  const bool gated = (meta_of(s, META_FLAGS) & EXPERT_GATED) != 0u;
+#else
+  const uint N = pc.hidden, NP = pc.hidden, K = Ip;
+  const uint wbase = meta_of(s, META_DOWN), gbase = 0u, wstride = meta_of(s, META_DOWN_STRIDE);
+  const bool gated = false;
+#endif
+#endif
+  if (rows == 0u || gl_WorkGroupID.x * MV_NPW >= NP) return;  // whole workgroup
+
+  float acc[MV_MAX_ROWS], accg[MV_MAX_ROWS];
+  for (uint r = 0u; r < MV_MAX_ROWS; ++r) {
+    acc[r] = 0.0;
+    accg[r] = 0.0;
+  }
+  if (n < N) {
+    const uint words = K / VW;
+    for (uint q = lane; q < words; q += 32u) {
+      float wv[VW], gv[VW];
+#if defined(MODE_ROUTER)
+      decode(router_w[n * wstride + q], wv);
+#else
+      decode(arena[ar].w[wbase + n * wstride + q], wv);
+      if (gated) decode(arena[ar].w[gbase + n * wstride + q], gv);
+#endif
+      for (uint r = 0u; r < MV_MAX_ROWS; ++r) {
+        if (r >= rows) break;
+        float a[VW];
+#if defined(MODE_ROUTER)
+        for (uint i = 0u; i < VW; ++i) {
+          const uint k = q * VW + i;
+          a[i] = k < pc.hidden ? x_v[r * pc.hidden + k] : 0.0;  // x is not padded
+        }
+#else
+#if defined(MODE_UP)
+        const uint base4 = ((row0 + r) * K + q * VW) / 4u;
+#else
+        const uint base4 = (hid0 + r * K + q * VW) / 4u;
+#endif
+        for (uint v = 0u; v < VW / 4u; ++v) {
+          const vec4 x4 = in4[base4 + v];
+          a[4u * v] = x4.x;
+          a[4u * v + 1u] = x4.y;
+          a[4u * v + 2u] = x4.z;
+          a[4u * v + 3u] = x4.w;
+        }
+#endif
+        for (uint i = 0u; i < VW; ++i) {
+          acc[r] = fma(wv[i], a[i], acc[r]);
+          if (gated) accg[r] = fma(gv[i], a[i], accg[r]);
+        }
+      }
+    }
+  }
+  // Tree reduction over each column's 32 lanes, for the segment's rows only (rows is the same for the whole
+  // workgroup, so the barriers stay in uniform control flow).
+  for (uint r = 0u; r < rows; ++r) {
+    partial[r * NACC][tid] = acc[r];
+#if defined(MODE_UP)
+    partial[r * NACC + 1u][tid] = accg[r];
+#endif
+  }
+  barrier();
+  for (uint stride = 16u; stride > 0u; stride >>= 1u) {
+    if (lane < stride) {
+      for (uint r = 0u; r < rows * NACC; ++r) partial[r][tid] += partial[r][tid + stride];
+    }
+    barrier();
+  }
+  if (lane != 0u || n >= NP) return;
+
+#if defined(MODE_UP)
+  const uint act = meta_of(s, META_ACT), up_b = meta_of(s, META_UP_B);
+#endif
+  for (uint r = 0u; r < rows; ++r) {
+    const float v = partial[r * NACC][tid];
+#if defined(MODE_UP)
+    float h = 0.0;
+    if (n < N) {
+      if (gated) {
+        h = silu_f(partial[r * NACC + 1u][tid]) * v;
+      } else {
+        h = activate(act, up_b == META_NONE ? v : v + small_v[up_b + n]);
+      }
+    }
+    hidden_v[hid0 + r * Ip + n] = h;
+#elif defined(MODE_ROUTER)
+    logits_v[r * N + n] = v;
+#else
+    out_v[(row0 + r) * N + n] = v;
+#endif
+  }
+}
