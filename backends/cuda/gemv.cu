@@ -40,14 +40,14 @@ struct Vec<__nv_bfloat16> : Vec16<__nv_bfloat162, bf2_to_f2> {};
 template <>
 struct Vec<__half> : Vec16<__half2, h2_to_f2> {};
 
-// acc[m] += w . x[m] over VEC elements, rows m < mc.
+// acc[m] += w . xs[m][off ..] over VEC elements, rows m < mc.
 template <int VEC>
-__device__ __forceinline__ void dot_rows(const float *w, const float *x, int64_t stride, int mc,
+__device__ __forceinline__ void dot_rows(const float *w, const float *const (&xs)[kGemvTokens], int off, int mc,
                                          float (&acc)[kGemvTokens]) {
 #pragma unroll
   for (int m = 0; m < kGemvTokens; ++m) {
     if (m < mc) {
-      const float *xm = x + m * stride;
+      const float *xm = xs[m] + off;
 #pragma unroll
       for (int i = 0; i < VEC; i += 4) {
         const float4 v = __ldg(reinterpret_cast<const float4 *>(xm + i));
@@ -62,7 +62,7 @@ __device__ __forceinline__ void dot_rows(const float *w, const float *x, int64_t
 
 // One warp: acc[m] = W[n, :] . x[m, :] for m < mc (and the same for a second matrix G when gated).
 template <typename WT, bool GATED>
-__device__ __forceinline__ void row_dots(const WT *W, const WT *Wg, const float *x, int64_t stride, int K, int mc,
+__device__ __forceinline__ void row_dots(const WT *W, const WT *Wg, const float *const (&xs)[kGemvTokens], int K, int mc,
                                          bool vector_ok, float (&acc)[kGemvTokens], float (&accg)[kGemvTokens]) {
   const int lane = threadIdx.x & 31;
 #pragma unroll
@@ -88,8 +88,8 @@ __device__ __forceinline__ void row_dots(const WT *W, const WT *Wg, const float 
       for (int d = 0; d < kDepth; ++d) {
         const int cd = c + 32 * d;
         if (cd < chunks) {
-          dot_rows<VEC>(w[d], x + cd * VEC, stride, mc, acc);
-          if (GATED) dot_rows<VEC>(g[d], x + cd * VEC, stride, mc, accg);
+          dot_rows<VEC>(w[d], xs, cd * VEC, mc, acc);
+          if (GATED) dot_rows<VEC>(g[d], xs, cd * VEC, mc, accg);
         }
       }
     }
@@ -100,7 +100,7 @@ __device__ __forceinline__ void row_dots(const WT *W, const WT *Wg, const float 
 #pragma unroll
       for (int m = 0; m < kGemvTokens; ++m) {
         if (m < mc) {
-          const float xv = x[m * stride + kk];
+          const float xv = xs[m][kk];
           acc[m] = fmaf(w, xv, acc[m]);
           if (GATED) accg[m] = fmaf(g, xv, accg[m]);
         }
@@ -116,12 +116,47 @@ __device__ __forceinline__ void row_dots(const WT *W, const WT *Wg, const float 
   }
 }
 
+// The fused combine of a down projection (FusedCombine): called by every block after its outputs are written; the
+// last block of column slice blockIdx.y combines that slice. `out` is read through L2 (__ldcg): lines of it may sit
+// in this SM's L1 from another slice's combine, read before every block had written them.
+__device__ void combine_slice(const ProjectionArgs &a, int n_begin, int n_end) {
+  const FusedCombine &c = a.combine;
+  __shared__ bool last;
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) last = atomicAdd(&c.counters[blockIdx.y], 1u) == gridDim.x - 1;
+  __syncthreads();
+  if (!last) return;
+  __threadfence();
+  const float *out = static_cast<const float *>(a.out);
+  const int H = a.hidden, width = n_end - n_begin, k = c.top_k;
+  const int64_t shared0 = c.shared ? a.offsets[c.experts] : -1;
+  for (int idx = threadIdx.x; idx < c.tokens * width; idx += blockDim.x) {
+    const int t = idx / width, n = n_begin + idx % width;
+    float acc = 0.0f;
+    for (int j = 0; j < k; ++j) {
+      const int64_t slot = static_cast<int64_t>(t) * k + j;
+      const int32_t p = c.position[slot];
+      if (p < 0) continue;
+      const float w = c.weight[slot];
+      const float *bias = a.groups[c.expert[slot]].down_bias;
+      const float v = __ldcg(out + static_cast<int64_t>(p) * H + n);
+      acc += bias ? w * (v + bias[n]) : w * v;
+    }
+    if (shared0 >= 0) acc += 1.0f * __ldcg(out + (shared0 + t) * H + n);
+    c.y[static_cast<int64_t>(t) * H + n] = acc;
+  }
+  if (threadIdx.x == 0) c.counters[blockIdx.y] = 0u;
+}
+
 template <typename WT>
 __global__ void __launch_bounds__(kWarps * 32, 2) gemv_kernel(ProjectionArgs a) {
+  grid_dependency_wait();  // the plan, rows and hidden buffers come from the previous kernel
+  grid_launch_dependents();
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const float *in = static_cast<const float *>(a.in);
   float *out = static_cast<float *>(a.out);
-  int32_t row0, count, K, N, act = -1;
+  int32_t row0 = 0, count = 0, K, N, act = -1;
   const WT *W, *Wg = nullptr;
   const float *bias = nullptr;
   if (a.dense_rows > 0) {
@@ -131,11 +166,12 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_kernel(ProjectionArgs a) 
     N = a.dense_n;
     W = reinterpret_cast<const WT *>(a.dense_weight);
   } else {
-    if (static_cast<int32_t>(blockIdx.x) >= *a.list_count) return;
-    const int32_t g = a.list[blockIdx.x];
+    // A slot past the active groups has no rows (count 0), but still takes part in the fused combine's count.
+    const bool active = static_cast<int32_t>(blockIdx.x) < *a.list_count;
+    const int32_t g = active ? a.list[blockIdx.x] : 0;
     const GroupDesc &d = a.groups[g];
     row0 = a.offsets[g];
-    count = a.offsets[g + 1] - row0;
+    count = active ? a.offsets[g + 1] - row0 : 0;
     K = a.up ? a.hidden : d.inter;
     N = a.up ? d.inter : a.hidden;
     W = static_cast<const WT *>(a.up ? d.up : d.down);
@@ -149,17 +185,23 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_kernel(ProjectionArgs a) 
   const int n_end = min(N, n_begin + kRowsPerBlock);
   constexpr int VEC = Vec<WT>::n;
   const bool vector_ok = K % VEC == 0 && a.in_stride % 4 == 0 && (reinterpret_cast<uintptr_t>(in) & 15) == 0;
+  // Rows outer, tokens inner: a group with more than kGemvTokens rows rereads a weight row while it is still in L1.
   for (int n = n_begin + warp; n < n_end; n += kWarps) {
     const WT *wrow = W + static_cast<int64_t>(n) * K;
     const WT *grow = Wg ? Wg + static_cast<int64_t>(n) * K : nullptr;
     for (int m0 = 0; m0 < count; m0 += kGemvTokens) {
       const int mc = min(kGemvTokens, count - m0);
-      const float *x = in + static_cast<int64_t>(row0 + m0) * a.in_stride;
+      const float *xs[kGemvTokens];
+#pragma unroll
+      for (int m = 0; m < kGemvTokens; ++m) {
+        const int r = row0 + m0 + min(m, mc - 1);
+        xs[m] = in + static_cast<int64_t>(a.in_rows ? a.in_rows[r] : r) * a.in_stride;
+      }
       float acc[kGemvTokens], accg[kGemvTokens];
       if (grow) {
-        row_dots<WT, true>(wrow, grow, x, a.in_stride, K, mc, vector_ok, acc, accg);
+        row_dots<WT, true>(wrow, grow, xs, K, mc, vector_ok, acc, accg);
       } else {
-        row_dots<WT, false>(wrow, nullptr, x, a.in_stride, K, mc, vector_ok, acc, accg);
+        row_dots<WT, false>(wrow, nullptr, xs, K, mc, vector_ok, acc, accg);
       }
       if (lane == 0) {
 #pragma unroll
@@ -177,26 +219,45 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_kernel(ProjectionArgs a) 
       }
     }
   }
+  if (a.combine.y) combine_slice(a, n_begin, n_end);
+}
+
+template <typename WT>
+void launch_typed(const ProjectionArgs &args, dim3 grid, bool pdl, cudaStream_t stream) {
+  cudaLaunchConfig_t config{};
+  config.gridDim = grid;
+  config.blockDim = dim3(kWarps * 32);
+  config.stream = stream;
+  cudaLaunchAttribute attr{};
+  attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr.val.programmaticStreamSerializationAllowed = 1;
+  config.attrs = &attr;
+  config.numAttrs = pdl ? 1 : 0;
+  cudaLaunchKernelEx(&config, gemv_kernel<WT>, args);
 }
 
 }  // namespace
 
-void launch_gemv(const ProjectionArgs &args, WType w, cudaStream_t stream) {
+void launch_gemv(const ProjectionArgs &args, WType w, bool pdl, cudaStream_t stream) {
   const int32_t n = args.dense_rows > 0 ? args.dense_n : args.max_n;
   const dim3 grid(args.dense_rows > 0 ? 1u : static_cast<unsigned>(args.max_list),
                   static_cast<unsigned>((n + kRowsPerBlock - 1) / kRowsPerBlock));
   if (grid.x == 0 || grid.y == 0) return;
   switch (w) {
     case WType::F32:
-      gemv_kernel<float><<<grid, kWarps * 32, 0, stream>>>(args);
+      launch_typed<float>(args, grid, pdl, stream);
       break;
     case WType::BF16:
-      gemv_kernel<__nv_bfloat16><<<grid, kWarps * 32, 0, stream>>>(args);
+      launch_typed<__nv_bfloat16>(args, grid, pdl, stream);
       break;
     case WType::F16:
-      gemv_kernel<__half><<<grid, kWarps * 32, 0, stream>>>(args);
+      launch_typed<__half>(args, grid, pdl, stream);
       break;
   }
+}
+
+int32_t gemv_column_slices(int32_t n) {
+  return (n + kRowsPerBlock - 1) / kRowsPerBlock;
 }
 
 }  // namespace pimoe::cuda
