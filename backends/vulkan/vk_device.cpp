@@ -94,8 +94,12 @@ Device::Device(std::shared_ptr<Instance> instance, int index)
   queue.queueFamilyIndex = queue_family_;
   queue.queueCount = 1;
   queue.pQueuePriorities = &priority;
+  VkPhysicalDeviceFeatures available;
+  vkGetPhysicalDeviceFeatures(physical_.handle, &available);
+  float64_ = available.shaderFloat64 == VK_TRUE;
   VkPhysicalDeviceFeatures features{};
   features.shaderStorageBufferArrayDynamicIndexing = VK_TRUE;  // the weight arenas are indexed per expert
+  features.shaderFloat64 = available.shaderFloat64;            // routing on the device, in the host router's doubles
   VkDeviceCreateInfo info{VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO};
   info.queueCreateInfoCount = 1;
   info.pQueueCreateInfos = &queue;

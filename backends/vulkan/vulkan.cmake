@@ -105,8 +105,10 @@ foreach(_variant IN LISTS _vk_variants)
   endif()
   add_custom_command(
     OUTPUT ${_inc}
+    # The depfile names the .inc (this command's OUTPUT) as its target, so that editing an included file (layout.h,
+    # common.glsl, ...) rebuilds every variant that includes it.
     COMMAND ${PIMOE_GLSLC} --target-env=vulkan1.1 -O -Werror ${_defs} -MD -MF ${PIMOE_VULKAN_GEN_DIR}/shaders/${_name}.d
-            -o ${_spv} ${_vk_dir}/shaders/${_src}
+            -MT ${_inc} -o ${_spv} ${_vk_dir}/shaders/${_src}
     ${_validate}
     COMMAND ${PIMOE_GLSLC} --target-env=vulkan1.1 -O ${_defs} -mfmt=c -o ${_inc} ${_vk_dir}/shaders/${_src}
     DEPENDS ${_vk_dir}/shaders/${_src}

@@ -254,7 +254,7 @@ class VulkanBackend final : public Backend {
     bool matvec;
     uint32_t up_x, down_x, row_tile;
   };
-  // max_rows: the largest segment's rows when known (host routing, or at most the call's tokens), else -1.
+  // max_rows: the largest segment's rows when the call has at most MV_MAX_ROWS tokens, else -1.
   Projection projection(int64_t max_rows, int64_t max_ip) const;
   void record_experts(VkCommandBuffer cmd, VkScratch &s, Push &push, int64_t assignments, const Projection &p) const;
   // logits = x * router^T: the small-row kernel for calls of few tokens (as the projections), else the tiled GEMM.
@@ -664,8 +664,15 @@ Push VulkanBackend::base_push(int64_t tokens, int64_t slots) const {
   p.route_ecount = layout.ecount;
   p.route_stats = layout.stats;
   p.route_tok = layout.tok;
-  p.inv_tau = static_cast<float>(1.0 / r.temperature);
-  p.scaling = static_cast<float>(r.routed_scaling_factor);
+  // Doubles as two 32-bit halves: the device computes routing with the host router's very numbers.
+  const double inv_tau = 1.0 / r.temperature, scaling = r.routed_scaling_factor;
+  uint32_t halves[2];
+  std::memcpy(halves, &inv_tau, 8);
+  p.inv_tau_lo = halves[0];
+  p.inv_tau_hi = halves[1];
+  std::memcpy(halves, &scaling, 8);
+  p.scaling_lo = halves[0];
+  p.scaling_hi = halves[1];
   p.capacity = -1;
   p.groups = static_cast<uint32_t>(r.num_groups);
   p.topk_groups = static_cast<uint32_t>(r.topk_groups);
@@ -855,7 +862,9 @@ void VulkanBackend::run_experts(const RoutePlan &plan, const float *x, float *y,
     max_rows = std::max(max_rows, rows);
     if (rows > 0) max_ip = std::max(max_ip, padded_width(seg));
   }
-  const Projection proj = projection(max_rows, max_ip);
+  // The kernels are chosen by the call's tokens, as on the fused path (which does not know the segments' rows), so
+  // that routing on the host or on the device gives the same bits.
+  const Projection proj = projection(T <= MV_MAX_ROWS ? max_rows : -1, max_ip);
   const int64_t nseg = shared ? E + 1 : E;
   uint32_t *disp = reinterpret_cast<uint32_t *>(route + layout.disp);
   disp[DISP_UP + 0] = proj.up_x;
@@ -896,6 +905,9 @@ bool VulkanBackend::forward_fused(const float *x, int64_t tokens, float *y, Rout
   const RouterConfig &r = config_.router;
   if (device) return false;  // host memory only: there is no Vulkan device-pointer API
   if (host_routing_only_ || r.num_groups > 32) return false;  // route.comp keeps the kept groups in one 32-bit mask
+  // Routing on the device repeats the host router's double arithmetic (so that both paths give the same bits): a
+  // device without doubles routes on the host.
+  if (!device_->float64()) return false;
   for (const ExpertSpec &e : config_.experts) {
     if (e.callback) return false;
   }
@@ -922,7 +934,7 @@ bool VulkanBackend::forward_fused(const float *x, int64_t tokens, float *y, Rout
   s.ensure(kHidden, static_cast<VkDeviceSize>(hidden_max) * 4);
   s.ensure(kOut, static_cast<VkDeviceSize>(R * H) * 4);
   s.ensure(kLogits, static_cast<VkDeviceSize>(T * E) * 4);
-  s.ensure(kProbs, static_cast<VkDeviceSize>(T * E) * 4);
+  s.ensure(kProbs, static_cast<VkDeviceSize>(T * E) * 8);  // doubles
   std::memcpy(up.mapped(), x, x_bytes);
 
   Push push = base_push(T, K);

@@ -16,7 +16,7 @@
 #define B_HIDDEN 7   // float[]  activations after the up projection, per segment [rows, Ip], zero padded
 #define B_OUT 8      // float[]  expert outputs before weighting [R, H]
 #define B_LOGITS 9   // float[]  router logits [T, E]
-#define B_PROBS 10   // float[]  router scores [T, E] (fused routing)
+#define B_PROBS 10   // double[] router scores [T, E] (fused routing)
 #define B_WEIGHTS 11 // uvec4[]  weight arenas [MAX_ARENAS]: expert and shared matrices, rows padded to 16 elements
 #define MAX_ARENAS 12
 #define NUM_BINDINGS 12
@@ -79,12 +79,14 @@
 #define DISP_SIZE 8
 
 // ---------------------------------------------------------------- push constants (one block for every kernel)
+// inv_tau and scaling are doubles (1 / temperature, the routed scaling factor), as two 32-bit halves.
 #define PUSH_FIELDS(U, F, I)                                                                                        \
   U(tokens) U(slots) U(experts) U(hidden) U(segments) U(hidden_pad) U(route_ids) U(route_w) U(route_arow)         \
-  U(route_seg) U(route_disp) U(route_ecount) U(route_stats) U(route_tok) U(flags) F(inv_tau) F(scaling)             \
+  U(route_seg) U(route_disp) U(route_ecount) U(route_stats) U(route_tok) U(flags) U(inv_tau_lo) U(inv_tau_hi)      \
+  U(scaling_lo) U(scaling_hi)                                                                                        \
   I(capacity) U(groups) U(topk_groups) F(eps) F(aux_coef) U(score_off) U(bias_off) U(grid_x) U(up_grid_x)            \
   U(down_grid_x) U(row_tile) U(route_active)
-#define PUSH_WORDS 29
+#define PUSH_WORDS 31
 
 // flags
 #define CALL_SIGMOID 1u
