@@ -351,6 +351,20 @@ bool SameBits(const std::vector<float> &a, const std::vector<float> &b) {
   return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
 }
 
+// Bit-identical on the CPU backend. A GPU backend may route a call on its device (fused kernels) when no router
+// probabilities are asked for and on the host when they are, so there the two only agree within parity tolerance.
+bool SameOrParity(const std::vector<float> &a, const std::vector<float> &b) {
+  if (std::strcmp(Backend(), "cpu") == 0) return SameBits(a, b);
+  if (a.size() != b.size()) return false;
+  double rms = 0.0, err = 0.0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    rms += static_cast<double>(b[i]) * b[i];
+    err = std::max(err, std::fabs(static_cast<double>(a[i]) - b[i]));
+  }
+  rms = std::sqrt(rms / std::max<size_t>(1, a.size()));
+  return err <= 1e-5 * rms + 1e-7;
+}
+
 std::string Show(const std::vector<float> &v) {
   std::ostringstream s;
   s.precision(9);
@@ -1039,9 +1053,9 @@ TEST(RoutingParity, IntrospectionMatchesForwardAndOracle) {
     PIMOE_ASSERT_OK(
         pimoe_forward(b.get(), x.data(), x.size(), 2, 12, y.data(), y.size(), ids.data(), wt.data(), ids.size()));
     t_in_forward = false;
-    EXPECT_TRUE(SameBits(y, full.output));
+    EXPECT_TRUE(SameOrParity(y, full.output));
     EXPECT_EQ(ids, full.ids);
-    EXPECT_TRUE(SameBits(wt, full.weights));
+    EXPECT_TRUE(SameOrParity(wt, full.weights));
     // Dropped flags agree with the weights: a dropped slot reports its expert and weight 0.
     for (size_t i = 0; i < full.ids.size(); ++i) {
       ASSERT_TRUE(full.dropped[i] == 0 || full.dropped[i] == 1) << "slot " << i;
@@ -1057,7 +1071,7 @@ TEST(RoutingParity, IntrospectionMatchesForwardAndOracle) {
     ASSERT_NO_FATAL_FAILURE(Create(cfg, &m3));
     std::vector<float> y1(x.size()), probs(static_cast<size_t>(T * cfg.experts), std::nanf(""));
     PIMOE_ASSERT_OK(pimoe_forward_routing(m1.get(), x.data(), x.size(), 2, 12, y1.data(), y1.size(), nullptr));
-    EXPECT_TRUE(SameBits(y1, full.output)) << "routing == NULL";
+    EXPECT_TRUE(SameOrParity(y1, full.output)) << "routing == NULL";
     pimoe_routing only_probs;
     std::memset(&only_probs, 0, sizeof only_probs);
     only_probs.struct_size = sizeof only_probs;
