@@ -100,7 +100,7 @@ void Model::reset_adaptive_state() {
 
 void Model::forward(const float *x, int64_t batch, int64_t seq, float *y, const RoutingOutputs &out) {
   const auto start = std::chrono::steady_clock::now();
-  const int64_t T = batch * seq, H = config_.hidden, E = config_.router.num_experts;
+  const int64_t T = batch * seq;
   const RouterConfig &rc = config_.router;
   Workspace &w = workspaces_.acquire();
   struct Release {
@@ -113,14 +113,24 @@ void Model::forward(const float *x, int64_t batch, int64_t seq, float *y, const 
   // one it implements and nobody asked for the router's probabilities; otherwise routing is done here.
   if (!rc.needs_host_routing() && !out.probabilities && backend_->forward_fused(x, T, y, w.plan, *w.scratch, nullptr)) {
     w.plan.loads.assign(w.plan.counts.begin(), w.plan.counts.end());
-    if (out.ids) std::copy(w.plan.expert.begin(), w.plan.expert.end(), out.ids);
-    if (out.weights) std::copy(w.plan.weight.begin(), w.plan.weight.end(), out.weights);
-    if (out.dropped) std::copy(w.plan.dropped.begin(), w.plan.dropped.end(), out.dropped);
-    const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
-    stats_.record(w.plan, elapsed.count());
-    return;
+  } else {
+    route_on_host(x, batch, seq, y, w);
   }
 
+  const RoutePlan &plan = w.plan;
+  if (out.ids) std::copy(plan.expert.begin(), plan.expert.end(), out.ids);
+  if (out.weights) std::copy(plan.weight.begin(), plan.weight.end(), out.weights);
+  if (out.dropped) std::copy(plan.dropped.begin(), plan.dropped.end(), out.dropped);
+  if (out.probabilities) std::copy(plan.scores.begin(), plan.scores.end(), out.probabilities);
+  const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
+  stats_.record(plan, elapsed.count());
+  if (rc.adaptive_bias_rate > 0.0 || rc.dynamic_capacity) update_adaptive_state(plan);
+}
+
+// Routing on the host (every router and feature), then the backend's experts, the callbacks and the combine.
+void Model::route_on_host(const float *x, int64_t batch, int64_t seq, float *y, Workspace &w) {
+  const int64_t T = batch * seq, H = config_.hidden, E = config_.router.num_experts;
+  const RouterConfig &rc = config_.router;
   const float *router_in = x;
   if (rc.attention_heads > 0) {
     w.router_input.resize(static_cast<size_t>(T * H));
@@ -153,15 +163,6 @@ void Model::forward(const float *x, int64_t batch, int64_t seq, float *y, const 
     backend_->run_experts(w.plan, x, y, *w.scratch);
     if (!w.plan.callback_order.empty()) run_callbacks(w.plan, x, w, y, true);
   }
-
-  const RoutePlan &plan = w.plan;
-  if (out.ids) std::copy(plan.expert.begin(), plan.expert.end(), out.ids);
-  if (out.weights) std::copy(plan.weight.begin(), plan.weight.end(), out.weights);
-  if (out.dropped) std::copy(plan.dropped.begin(), plan.dropped.end(), out.dropped);
-  if (out.probabilities) std::copy(plan.scores.begin(), plan.scores.end(), out.probabilities);
-  const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
-  stats_.record(plan, elapsed.count());
-  if (rc.adaptive_bias_rate > 0.0 || rc.dynamic_capacity) update_adaptive_state(plan);
 }
 
 // Calls each callback expert once on its gathered rows; callback_out row i holds the output for callback_order[i].

@@ -100,6 +100,7 @@ class Model {
   std::unique_ptr<Backend> fill_then_create_backend(const WeightFiller &fill);
 
   bool is_adaptive_state(const NamedTensor &t) const;
+  void route_on_host(const float *x, int64_t batch, int64_t seq, float *y, Workspace &w);
   void run_callbacks(const RoutePlan &plan, const float *x, Workspace &w, float *y, bool accumulate);
   void combine_with_attention(const float *x, Workspace &w, float *y);
   void update_adaptive_state(const RoutePlan &plan);

@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "backend_under_test.h"
 #include "oracle.h"
 #include "pimoe/pimoe.h"
 
@@ -35,33 +36,8 @@ constexpr double kOutputTol = 1e-5;  // relative to the RMS of the oracle output
 constexpr double kTieProb = 1e-6;
 constexpr double kTieLogit = 1e-5;
 
-#define PIMOE_ASSERT_OK(expr) ASSERT_EQ((expr), PIMOE_OK) << #expr << ": " << pimoe_last_error()
 
-struct ModelDeleter {
-  void operator()(pimoe_model *m) const { pimoe_destroy(m); }
-};
-struct OptionsDeleter {
-  void operator()(pimoe_options *o) const { pimoe_options_destroy(o); }
-};
-using ModelPtr = std::unique_ptr<pimoe_model, ModelDeleter>;
-using OptionsPtr = std::unique_ptr<pimoe_options, OptionsDeleter>;
-
-// The backend under test: "cpu", or $PIMOE_TEST_BACKEND.
-const char *Backend() {
-  const char *b = std::getenv("PIMOE_TEST_BACKEND");
-  return (b != nullptr && *b != '\0') ? b : "cpu";
-}
-
-// A backend named by PIMOE_TEST_BACKEND that cannot run here (no GPU): the binary says why and exits 77, which ctest
-// reports as "Skipped" (SKIP_RETURN_CODE), so a GPU suite never passes without having run.
-const bool kBackendChecked = [] {
-  int32_t usable = 0;
-  if (pimoe_backend_probe(Backend(), &usable) != PIMOE_OK || !usable) {
-    std::printf("test_parity did not run: backend '%s' is not usable here: %s\n", Backend(), pimoe_last_error());
-    std::exit(77);
-  }
-  return true;
-}();
+const bool kBackendChecked = ExitUnlessBackendUsable("test_parity");
 
 // A layer configuration. Defaults are small; header defaults are in DefaultLayer().
 struct Layer {

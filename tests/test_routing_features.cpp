@@ -35,6 +35,7 @@
 #include <utility>
 #include <vector>
 
+#include "backend_under_test.h"
 #include "oracle.h"
 #include "pimoe/pimoe.h"
 
@@ -45,35 +46,9 @@ namespace po = pimoe_oracle;
 constexpr double kOutputTol = 1e-5;  // relative to the RMS of the oracle output
 constexpr double kTie = 1e-5;        // a gap between ranked scores (or z/tau) below this is a near tie
 
-#define PIMOE_ASSERT_OK(expr) ASSERT_EQ((expr), PIMOE_OK) << #expr << ": " << pimoe_last_error()
 #define PIMOE_EXPECT_OK(expr) EXPECT_EQ((expr), PIMOE_OK) << #expr << ": " << pimoe_last_error()
 
-struct ModelDeleter {
-  void operator()(pimoe_model *m) const { pimoe_destroy(m); }
-};
-struct OptionsDeleter {
-  void operator()(pimoe_options *o) const { pimoe_options_destroy(o); }
-};
-using ModelPtr = std::unique_ptr<pimoe_model, ModelDeleter>;
-using OptionsPtr = std::unique_ptr<pimoe_options, OptionsDeleter>;
-
-// The backend under test: "cpu", or $PIMOE_TEST_BACKEND.
-const char *Backend() {
-  const char *b = std::getenv("PIMOE_TEST_BACKEND");
-  return (b != nullptr && *b != '\0') ? b : "cpu";
-}
-
-// A backend named by PIMOE_TEST_BACKEND that cannot run here (no GPU): say why and exit 77, which ctest reports as
-// "Skipped" (SKIP_RETURN_CODE), so a GPU suite never passes without having run.
-const bool kBackendChecked = [] {
-  int32_t usable = 0;
-  if (pimoe_backend_probe(Backend(), &usable) != PIMOE_OK || !usable) {
-    std::printf("test_routing_features did not run: backend '%s' is not usable here: %s\n", Backend(),
-                pimoe_last_error());
-    std::exit(77);
-  }
-  return true;
-}();
+const bool kBackendChecked = ExitUnlessBackendUsable("test_routing_features");
 
 bool Contains(const std::string &text, const std::string &part) {
   return text.find(part) != std::string::npos;
