@@ -43,9 +43,10 @@ struct Push {
 static_assert(sizeof(Push) == 4 * PUSH_WORDS, "Push must match layout.h's PUSH_WORDS");
 
 // Sections of the per-call routing buffer B_ROUTE, in ints. The host-routed path uploads [ids, ecount); the fused
-// path reads [ids, tok) back.
+// path reads [ids, tok) back. rowtok (the token of each row, written by route_small) follows tok, where the shaders'
+// route_rowtok() finds it.
 struct RouteLayout {
-  uint32_t ids, w, arow, seg, disp, active, ecount, stats, tok, total;
+  uint32_t ids, w, arow, seg, disp, active, ecount, stats, tok, rowtok, total;
   RouteLayout(int64_t T, int64_t K, int64_t E) {
     const auto A = static_cast<uint32_t>(T * K);
     ids = 0;
@@ -57,7 +58,8 @@ struct RouteLayout {
     ecount = active + static_cast<uint32_t>(E + 1);
     stats = ecount + static_cast<uint32_t>(E) * ECOUNT_STRIDE;
     tok = stats + STATS_SIZE;
-    total = tok + static_cast<uint32_t>(T) * TOK_STRIDE;
+    rowtok = tok + static_cast<uint32_t>(T) * TOK_STRIDE;
+    total = rowtok + static_cast<uint32_t>(T * (K + 1));
   }
 };
 
@@ -194,6 +196,7 @@ class VulkanBackend final : public Backend {
     if (tiles && std::strcmp(tiles, "large") == 0) tiles_ = Tiles::Large;
     const char *profile = std::getenv("PIMOE_VULKAN_PROFILE");
     profile_ = profile && *profile && std::strcmp(profile, "0") != 0;
+    for (const ExpertSpec &e : config.experts) any_pre_norm_ = any_pre_norm_ || e.pre_norm;
     upload_weights(weights);
   }
 
@@ -248,15 +251,22 @@ class VulkanBackend final : public Backend {
   void record_copy(VkCommandBuffer cmd, const Buffer &src, VkDeviceSize src_offset, const Buffer &dst,
                    VkDeviceSize dst_offset, VkDeviceSize bytes) const;
   // gather -> up -> down -> combine, with the grid sizes in B_ROUTE's disp section.
-  // The kernels of the two projections for a call, and their grids' x extent and row tile.
+  // The kernels of the two projections for a call, and their grids' x extent and row tile. up_direct: the
+  // small-row up projection that reads its rows from x itself (no gather; route_small's row tokens needed), or null
+  // where the layer needs gather (pre-norm experts, H not a multiple of 4) or the kernels are not the small-row ones.
   struct Projection {
     const char *up, *down;
     bool matvec;
     uint32_t up_x, down_x, row_tile;
+    const char *up_direct;
   };
   // max_rows: the largest segment's rows when the call has at most MV_MAX_ROWS tokens, else -1.
   Projection projection(int64_t max_rows, int64_t max_ip) const;
-  void record_experts(VkCommandBuffer cmd, VkScratch &s, Push &push, int64_t assignments, const Projection &p) const;
+  // direct: route_small wrote the rows' tokens and p.up_direct exists: no gather pass.
+  void record_experts(VkCommandBuffer cmd, VkScratch &s, Push &push, int64_t assignments, const Projection &p,
+                      bool direct) const;
+  // Whether route_small serves a fused call of `tokens` tokens (layout.h's RS_* limits).
+  bool small_routing(int64_t tokens) const;
   // logits = x * router^T: the small-row kernel for calls of few tokens (as the projections), else the tiled GEMM.
   void record_router(VkCommandBuffer cmd, VkScratch &s, Push &push, int64_t tokens) const;
   void check_call_size(int64_t tokens, int64_t slots) const;
@@ -272,9 +282,11 @@ class VulkanBackend final : public Backend {
   const char *variant_;
   // Shader variant names of the projections for this model's weight type (vulkan.cmake lists them).
   const std::string up_mv_ = std::string("matvec_up_") + variant_, down_mv_ = std::string("matvec_down_") + variant_;
+  const std::string upx_mv_ = std::string("matvec_upx_") + variant_;
   const std::string up_mm_ = std::string("matmul_up_") + variant_, down_mm_ = std::string("matmul_down_") + variant_;
   const std::string up_large_ = up_mm_ + "_large", down_large_ = down_mm_ + "_large";
   bool host_routing_only_ = false;
+  bool any_pre_norm_ = false;  // some expert normalises its input: gather does it, so decode steps keep gather
   // PIMOE_VULKAN_TILES=small|large: always the tiled kernels with that tile (tests run every case through each);
   // by default the small-row kernels serve segments of at most MV_MAX_ROWS rows, the small tiles the rest.
   enum class Tiles { Auto, Small, Large } tiles_ = Tiles::Auto;
@@ -727,35 +739,43 @@ VulkanBackend::Projection VulkanBackend::projection(int64_t max_rows, int64_t ma
   if (tiles_ == Tiles::Auto && small_rows && !config_.deterministic) {
     // Every segment's rows in one workgroup, each weight row streamed once. Its sums run in another order than the
     // tiled kernels', so deterministic mode (a token's bits independent of the call) never takes it.
+    const bool direct = !any_pre_norm_ && H % 4 == 0;  // X_DIRECT reads x as vec4s
     return {up_mv_.c_str(), down_mv_.c_str(), true, ceil_div(max_ip, MV_NPW), ceil_div(H, MV_NPW),
-            1};
+            1, direct ? upx_mv_.c_str() : nullptr};
   }
   // The large tiles only on request: on an H100 (bench/vulkan/README.md) the small tiles ran the 4096-token calls of
   // shapes C and F 2.4 times faster.
   if (tiles_ == Tiles::Large) {
     return {up_large_.c_str(), down_large_.c_str(), false, ceil_div(max_ip, MM_BN),
-            ceil_div(H, MM_BN_LARGE), MM_BM_LARGE};
+            ceil_div(H, MM_BN_LARGE), MM_BM_LARGE, nullptr};
   }
-  return {up_mm_.c_str(), down_mm_.c_str(), false, ceil_div(max_ip, MM_BN), ceil_div(H, MM_BN), MM_BM};
+  return {up_mm_.c_str(), down_mm_.c_str(), false, ceil_div(max_ip, MM_BN), ceil_div(H, MM_BN), MM_BM, nullptr};
 }
 
 void VulkanBackend::record_router(VkCommandBuffer cmd, VkScratch &s, Push &push, int64_t tokens) const {
   const int64_t E = config_.router.num_experts;
-  if (projection(tokens <= MV_MAX_ROWS ? tokens : -1, PAD).matvec) {
-    dispatch(cmd, s, "matvec_router", push, ceil_div(E, MV_NPW), 1, 1);
+  if (projection(tokens <= MV_MAX_ROWS ? tokens : -1, PAD).matvec && E <= 65535) {
+    dispatch(cmd, s, "matvec_router", push, static_cast<uint32_t>(E), 1, 1);  // a workgroup per expert
   } else {
     dispatch(cmd, s, "matmul_router", push, ceil_div(E, MM_BN), ceil_div(tokens, MM_BM), 1);
   }
 }
 
 void VulkanBackend::record_experts(VkCommandBuffer cmd, VkScratch &s, Push &push, int64_t assignments,
-                                   const Projection &p) const {
+                                   const Projection &p, bool direct) const {
   const int64_t T = push.tokens;
   const bool shared = (push.flags & CALL_SHARED) != 0;
-  dispatch_flat(cmd, s, "gather", push, assignments + (shared ? T : 0));
-  dispatch_indirect(cmd, s, p.up, push, (push.route_disp + DISP_UP) * 4ull);
+  direct = direct && p.up_direct != nullptr;
+  if (!direct) dispatch_flat(cmd, s, "gather", push, assignments + (shared ? T : 0));
+  dispatch_indirect(cmd, s, direct ? p.up_direct : p.up, push, (push.route_disp + DISP_UP) * 4ull);
   dispatch_indirect(cmd, s, p.down, push, (push.route_disp + DISP_DOWN) * 4ull);
-  dispatch_flat(cmd, s, "combine", push, T);
+  dispatch_flat(cmd, s, "combine", push, T * ceil_div(config_.hidden, COMBINE_THREADS));
+}
+
+bool VulkanBackend::small_routing(int64_t tokens) const {
+  const RouterConfig &r = config_.router;
+  return tokens <= MV_MAX_ROWS && tokens * r.num_experts <= RS_MAX_SCORES && tokens * r.top_k <= RS_MAX_ASSIGN &&
+         r.num_experts <= RS_MAX_EXPERTS && r.num_groups <= RS_MAX_GROUPS;
 }
 
 void VulkanBackend::check_call_size(int64_t tokens, int64_t slots) const {
@@ -891,7 +911,7 @@ void VulkanBackend::run_experts(const RoutePlan &plan, const float *x, float *y,
   Push push = base_push(T, K);
   push.segments = static_cast<uint32_t>(nseg);
   if (shared) push.flags |= CALL_SHARED;
-  record_experts(cmd, s, push, A, proj);
+  record_experts(cmd, s, push, A, proj, false);
   record_copy(cmd, yb, 0, down, 0, x_bytes);
   vk::full_barrier(*device_, cmd, true);
   s.mark(cmd, "download");
@@ -944,7 +964,9 @@ bool VulkanBackend::forward_fused(const float *x, int64_t tokens, float *y, Rout
   // A segment holds at most T rows (a token picks an expert once); the counts themselves stay on the device.
   const Projection proj = projection(T <= MV_MAX_ROWS ? T : -1, max_ip);
   push.segments = static_cast<uint32_t>(nseg);
-  push.flags |= CALL_FUSED | (shared ? CALL_SHARED : 0u) | (proj.matvec ? CALL_MATVEC : 0u);
+  // route_small writes every assignment's row; route + count + scan write ranks that gather turns into rows.
+  const bool small = small_routing(T);
+  push.flags |= (small ? 0u : CALL_FUSED) | (shared ? CALL_SHARED : 0u) | (proj.matvec ? CALL_MATVEC : 0u);
   if (r.capacity_factor > 0.0) {
     push.capacity = static_cast<int32_t>(
         std::ceil(static_cast<double>(T * K) * r.capacity_factor / static_cast<double>(E)));
@@ -958,14 +980,14 @@ bool VulkanBackend::forward_fused(const float *x, int64_t tokens, float *y, Rout
   vk::full_barrier(*device_, cmd);
   s.mark(cmd, "upload");
   record_router(cmd, s, push, T);
-  if (T <= MV_MAX_ROWS) {  // a decode step: routing, counting and offsets in one workgroup, one launch
+  if (small) {  // a decode step: routing, counting and offsets in one workgroup, one launch
     dispatch(cmd, s, "route_small", push, 1, 1, 1);
   } else {
     dispatch(cmd, s, "route", push, ceil_div(T, ROUTE_THREADS), 1, 1);
     dispatch(cmd, s, "count", push, static_cast<uint32_t>(E), 1, 1);
     dispatch(cmd, s, "scan", push, 1, 1, 1);
   }
-  record_experts(cmd, s, push, A, proj);
+  record_experts(cmd, s, push, A, proj, small);
   record_copy(cmd, yb, 0, down, 0, x_bytes);
   record_copy(cmd, rb, 0, down, route_offset, back_bytes);
   vk::full_barrier(*device_, cmd, true);

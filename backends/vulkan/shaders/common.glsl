@@ -23,6 +23,9 @@ layout(set = 0, binding = B_SMALL) readonly buffer Small { float small_v[]; };
 
 uint meta_of(uint segment, uint field) { return meta[segment * META_STRIDE + field]; }
 
+// Where B_ROUTE's row -> token section starts (after the tokens' TOK_* values).
+uint route_rowtok() { return pc.route_tok + pc.tokens * TOK_STRIDE; }
+
 // The index of a workgroup in a grid laid out as (grid_x, y) for counts beyond the 65535 of one dimension.
 uint flat_group() { return gl_WorkGroupID.y * pc.grid_x + gl_WorkGroupID.x; }
 

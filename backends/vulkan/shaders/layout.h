@@ -70,6 +70,9 @@
 #define TOK_TOP1 1
 #define TOK_PSCALE 2  // factor that turns the token's scores into the aux loss's P (1 for softmax)
 
+// After the tokens' values: per row of B_ROWS, the token it holds (route_small writes it; route_rowtok() in
+// common.glsl), so that the up projection of a decode step reads its rows straight from x (no gather pass).
+
 // The segments that have rows, in order (route_active, at most experts + 1 ints): the projections' workgroup z
 // indexes this list, so a call touching few experts launches no workgroups for the others.
 
@@ -110,6 +113,19 @@
 #define MV_THREADS 256
 #define ROW_THREADS 64  // gather and combine: threads per row
 #define ROUTE_THREADS 64
+// route_small: one workgroup routes every token of a decode step with its scores in shared memory. It serves calls
+// of at most MV_MAX_ROWS tokens with tokens * experts <= RS_MAX_SCORES, tokens * slots <= RS_MAX_ASSIGN and at most
+// RS_MAX_EXPERTS experts (its shared memory stays under the 16 KiB every usable device has); others take route,
+// count and scan.
+#define RS_THREADS 256
+#define RS_MAX_SCORES 1024
+#define RS_MAX_ASSIGN 256
+#define RS_MAX_EXPERTS 1024
+#define RS_MAX_GROUPS 32
+// combine: invocations per workgroup, each one output element of a token (a token's row is split over workgroups).
+#define COMBINE_THREADS 256
+// matvec_router: one workgroup per router row (expert), its depth split over the invocations.
+#define ROUTER_THREADS 256
 #define COUNT_THREADS 256
 #define PAD 16  // row padding of matrices and of B_ROWS / B_HIDDEN
 
