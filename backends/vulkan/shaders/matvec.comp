@@ -9,7 +9,7 @@
 // is read straight from x at its token (route_rowtok()), which is what gather would have copied, so the gather pass
 // and its barrier are skipped and the sums see the same values.
 // (The router's logits for such calls: router_small.comp.)
-// The lanes' partial sums are added in a fixed tree, so results repeat exactly from call to call; they differ in
+// The lanes' partial sums are added in a fixed order, so results repeat exactly from call to call; they differ in
 // the last bits from the tiled kernel's, which is why deterministic mode never uses this path.
 #extension GL_GOOGLE_include_directive : require
 #include "common.glsl"
@@ -70,45 +70,55 @@ void main() {
 #endif
   if (n < N) {
     const uint words = K / VW;
-    for (uint q = lane; q < words; q += 32u) {
-      float wv[VW], gv[VW];
-      decode(arena[ar].w[wbase + n * wstride + q], wv);
-      if (gated) decode(arena[ar].w[gbase + n * wstride + q], gv);
-      for (uint r = 0u; r < MV_MAX_ROWS; ++r) {
-        if (r >= rows) break;
-        float a[VW];
+    // Two words per lane per step, loaded before either is used, so that more weight bytes are in flight.
+    for (uint q0 = lane; q0 < words; q0 += 64u) {
+      const bool two = q0 + 32u < words;
+      const uint wq = wbase + n * wstride + q0, gq = gbase + n * wstride + q0;
+      const uvec4 w0 = arena[ar].w[wq], g0 = gated ? arena[ar].w[gq] : uvec4(0u);
+      const uvec4 w1 = two ? arena[ar].w[wq + 32u] : uvec4(0u), g1 = two && gated ? arena[ar].w[gq + 32u] : uvec4(0u);
+      for (uint step = 0u; step < 2u; ++step) {
+        if (step == 1u && !two) break;
+        const uint q = q0 + 32u * step;
+        float wv[VW], gv[VW];
+        decode(step == 0u ? w0 : w1, wv);
+        decode(step == 0u ? g0 : g1, gv);
+        for (uint r = 0u; r < MV_MAX_ROWS; ++r) {
+          if (r >= rows) break;
+          float a[VW];
 #if defined(X_DIRECT)
-        for (uint v = 0u; v < VW / 4u; ++v) {  // x is not padded: what lies past H reads as gather's zeros
-          const uint k = q * VW + 4u * v;
-          const vec4 x4 = k < pc.hidden ? in4[x4row[r] + k / 4u] : vec4(0.0);
-          a[4u * v] = x4.x;
-          a[4u * v + 1u] = x4.y;
-          a[4u * v + 2u] = x4.z;
-          a[4u * v + 3u] = x4.w;
-        }
+          for (uint v = 0u; v < VW / 4u; ++v) {  // x is not padded: what lies past H reads as gather's zeros
+            const uint k = q * VW + 4u * v;
+            const vec4 x4 = k < pc.hidden ? in4[x4row[r] + k / 4u] : vec4(0.0);
+            a[4u * v] = x4.x;
+            a[4u * v + 1u] = x4.y;
+            a[4u * v + 2u] = x4.z;
+            a[4u * v + 3u] = x4.w;
+          }
 #else
 #if defined(MODE_UP)
-        const uint base4 = ((row0 + r) * K + q * VW) / 4u;
+          const uint base4 = ((row0 + r) * K + q * VW) / 4u;
 #else
-        const uint base4 = (hid0 + r * K + q * VW) / 4u;
+          const uint base4 = (hid0 + r * K + q * VW) / 4u;
 #endif
-        for (uint v = 0u; v < VW / 4u; ++v) {
-          const vec4 x4 = in4[base4 + v];
-          a[4u * v] = x4.x;
-          a[4u * v + 1u] = x4.y;
-          a[4u * v + 2u] = x4.z;
-          a[4u * v + 3u] = x4.w;
-        }
+          for (uint v = 0u; v < VW / 4u; ++v) {
+            const vec4 x4 = in4[base4 + v];
+            a[4u * v] = x4.x;
+            a[4u * v + 1u] = x4.y;
+            a[4u * v + 2u] = x4.z;
+            a[4u * v + 3u] = x4.w;
+          }
 #endif
-        for (uint i = 0u; i < VW; ++i) {
-          acc[r] = fma(wv[i], a[i], acc[r]);
-          if (gated) accg[r] = fma(gv[i], a[i], accg[r]);
+          for (uint i = 0u; i < VW; ++i) {
+            acc[r] = fma(wv[i], a[i], acc[r]);
+            if (gated) accg[r] = fma(gv[i], a[i], accg[r]);
+          }
         }
       }
     }
   }
-  // Tree reduction over each column's 32 lanes, for the segment's rows only (rows is the same for the whole
-  // workgroup, so the barriers stay in uniform control flow).
+  // Each column's 32 lane sums in a fixed order and two steps (instead of a five-level tree): lanes 0-7 add four
+  // consecutive lanes each, then lane 0 adds those eight. rows is the same for the whole workgroup, so the barriers
+  // stay in uniform control flow.
   for (uint r = 0u; r < rows; ++r) {
     partial[r * NACC][tid] = acc[r];
 #if defined(MODE_UP)
@@ -116,11 +126,25 @@ void main() {
 #endif
   }
   barrier();
-  for (uint stride = 16u; stride > 0u; stride >>= 1u) {
-    if (lane < stride) {
-      for (uint r = 0u; r < rows * NACC; ++r) partial[r][tid] += partial[r][tid + stride];
+  float four[MV_MAX_ROWS * NACC];
+  for (uint r = 0u; r < MV_MAX_ROWS * NACC; ++r) {
+    const uint b = col * 32u + 4u * lane;
+    four[r] = lane < 8u && r < rows * NACC
+                  ? ((partial[r][b] + partial[r][b + 1u]) + partial[r][b + 2u]) + partial[r][b + 3u] : 0.0;
+  }
+  barrier();
+  if (lane < 8u) {
+    for (uint r = 0u; r < MV_MAX_ROWS * NACC; ++r) {
+      if (r < rows * NACC) partial[r][col * 32u + lane] = four[r];
     }
-    barrier();
+  }
+  barrier();
+  if (lane == 0u) {
+    for (uint r = 0u; r < rows * NACC; ++r) {
+      float v = partial[r][tid];
+      for (uint i = 1u; i < 8u; ++i) v += partial[r][tid + i];
+      partial[r][tid] = v;
+    }
   }
   if (lane != 0u || n >= NP) return;
 
