@@ -119,7 +119,16 @@ class VkScratch final : public BackendScratch {
   Buffer &buffer(Slot slot) { return buffers_[slot]; }
 
   VkCommandBuffer begin();
-  void submit();  // ends, submits and waits
+  void submit();  // ends the recording (if any), submits and waits
+  // Re-use of the last recorded command buffer: a fused call of the same tokens records the very same commands (its
+  // push constants and grids depend on the layer and the token count only) as long as no buffer was reallocated, so
+  // a decode loop records once and then only submits. reusable() says whether the recording made for `tokens` is
+  // still valid; recorded() marks the one just made. begin() forgets it.
+  bool reusable(int64_t tokens) const { return recorded_tokens_ == tokens && recorded_generation_ == generation_; }
+  void recorded(int64_t tokens) {
+    recorded_tokens_ = tokens;
+    recorded_generation_ = generation_;
+  }
   VkDescriptorSet set() const { return set_; }
 
   // PIMOE_VULKAN_PROFILE: a GPU timestamp after each step of the command buffer, named by `label` (a literal or a
@@ -138,6 +147,10 @@ class VkScratch final : public BackendScratch {
   VkDescriptorPool descriptor_pool_ = VK_NULL_HANDLE;
   VkDescriptorSet set_ = VK_NULL_HANDLE;
   Buffer buffers_[kSlots];
+  uint64_t generation_ = 0;  // counts buffer reallocations (each rewrites the descriptor set)
+  int64_t recorded_tokens_ = -1;
+  uint64_t recorded_generation_ = 0;
+  bool recording_ = false;
   VkQueryPool queries_ = VK_NULL_HANDLE;
   std::vector<const char *> labels_;
 };
@@ -411,6 +424,7 @@ Buffer &VkScratch::ensure(Slot slot, VkDeviceSize bytes) {
   const VkDeviceSize grown = std::max<VkDeviceSize>(bytes, b.size() + b.size() / 2);
   const VkDeviceSize size = std::min<VkDeviceSize>(std::max(grown, bytes), std::max(bytes, device_.max_binding()));
   b.reset();
+  ++generation_;
   b = device_.make_buffer(static_cast<VkDeviceSize>(round_up(static_cast<int64_t>(size), 256)), info.usage,
                           info.memory, info.what);
   bind(slot);
@@ -432,10 +446,11 @@ void VkScratch::bind(Slot slot) {
 
 VkCommandBuffer VkScratch::begin() {
   device_.check_alive();
+  recorded_tokens_ = -1;
   vk::check(device_.fn().vkResetCommandBuffer(cmd_, 0), "vkResetCommandBuffer");
-  VkCommandBufferBeginInfo info{VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
-  info.flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT;
+  VkCommandBufferBeginInfo info{VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};  // no ONE_TIME_SUBMIT: it may be re-used
   vk::check(device_.fn().vkBeginCommandBuffer(cmd_, &info), "vkBeginCommandBuffer");
+  recording_ = true;
   device_.fn().vkCmdBindDescriptorSets(cmd_, VK_PIPELINE_BIND_POINT_COMPUTE, device_.pipeline_layout(), 0, 1, &set_,
                                        0, nullptr);
   if (queries_) {
@@ -468,7 +483,10 @@ std::vector<std::pair<const char *, double>> VkScratch::marks() {
 }
 
 void VkScratch::submit() {
-  vk::check(device_.fn().vkEndCommandBuffer(cmd_), "vkEndCommandBuffer");
+  if (recording_) {
+    recording_ = false;
+    vk::check(device_.fn().vkEndCommandBuffer(cmd_), "vkEndCommandBuffer");
+  }
   device_.submit_and_wait(cmd_, fence_);
 }
 
@@ -975,23 +993,26 @@ bool VulkanBackend::forward_fused(const float *x, int64_t tokens, float *y, Rout
   push.down_grid_x = proj.down_x;
   push.row_tile = proj.row_tile;
 
-  VkCommandBuffer cmd = s.begin();
-  record_copy(cmd, up, 0, xb, 0, x_bytes);
-  vk::full_barrier(*device_, cmd);
-  s.mark(cmd, "upload");
-  record_router(cmd, s, push, T);
-  if (small) {  // a decode step: routing, counting and offsets in one workgroup, one launch
-    dispatch(cmd, s, "route_small", push, 1, 1, 1);
-  } else {
-    dispatch(cmd, s, "route", push, ceil_div(T, ROUTE_THREADS), 1, 1);
-    dispatch(cmd, s, "count", push, static_cast<uint32_t>(E), 1, 1);
-    dispatch(cmd, s, "scan", push, 1, 1, 1);
+  if (!s.reusable(T)) {  // else the commands recorded for the last call of T tokens (see VkScratch::reusable)
+    VkCommandBuffer cmd = s.begin();
+    record_copy(cmd, up, 0, xb, 0, x_bytes);
+    vk::full_barrier(*device_, cmd);
+    s.mark(cmd, "upload");
+    record_router(cmd, s, push, T);
+    if (small) {  // a decode step: routing, counting and offsets in one workgroup, one launch
+      dispatch(cmd, s, "route_small", push, 1, 1, 1);
+    } else {
+      dispatch(cmd, s, "route", push, ceil_div(T, ROUTE_THREADS), 1, 1);
+      dispatch(cmd, s, "count", push, static_cast<uint32_t>(E), 1, 1);
+      dispatch(cmd, s, "scan", push, 1, 1, 1);
+    }
+    record_experts(cmd, s, push, A, proj, small);
+    record_copy(cmd, yb, 0, down, 0, x_bytes);
+    record_copy(cmd, rb, 0, down, route_offset, back_bytes);
+    vk::full_barrier(*device_, cmd, true);
+    s.mark(cmd, "download");
+    s.recorded(T);
   }
-  record_experts(cmd, s, push, A, proj, small);
-  record_copy(cmd, yb, 0, down, 0, x_bytes);
-  record_copy(cmd, rb, 0, down, route_offset, back_bytes);
-  vk::full_barrier(*device_, cmd, true);
-  s.mark(cmd, "download");
   submit(s, proj.matvec ? "fused, small-row kernels" : proj.row_tile == MM_BM ? "fused, small tiles"
                                                                             : "fused, large tiles");
   std::memcpy(y, down.mapped(), x_bytes);
