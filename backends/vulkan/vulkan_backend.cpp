@@ -284,7 +284,14 @@ class VulkanBackend final : public Backend {
   void record_router(VkCommandBuffer cmd, VkScratch &s, Push &push, int64_t tokens) const;
   void check_call_size(int64_t tokens, int64_t slots) const;
   // Submits the call's command buffer; with PIMOE_VULKAN_PROFILE, adds its GPU step times to the model's profile.
-  void submit(VkScratch &s, const char *path) const;
+  // The profile's name of a call: its path and, for the small-row kernels, its tokens (their times differ by far).
+  std::string profile_key(const char *path, int64_t tokens) const {
+    return tokens <= MV_MAX_ROWS ? std::string(path) + ", " + std::to_string(tokens) + " token" + (tokens > 1 ? "s" : "")
+                                 : std::string(path);
+  }
+  void submit(VkScratch &s, const char *path, int64_t tokens) const;
+  // PIMOE_VULKAN_PROFILE: the wall time of the whole backend call, from `start` (host work included).
+  void profile_host(const char *path, int64_t tokens, std::chrono::steady_clock::time_point start) const;
   void print_profile() const;
 
   const LayerConfig &config_;
@@ -806,21 +813,31 @@ void VulkanBackend::check_call_size(int64_t tokens, int64_t slots) const {
   }
 }
 
-void VulkanBackend::submit(VkScratch &s, const char *path) const {
+void VulkanBackend::submit(VkScratch &s, const char *path, int64_t tokens) const {
   if (!profile_) return s.submit();
   const auto start = std::chrono::steady_clock::now();
   s.submit();
   const double wall = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start).count();
   const auto marks = s.marks();
+  const std::string key = profile_key(path, tokens);
   std::lock_guard<std::mutex> lock(profile_mutex_);
-  ProfileEntry &call = entry(profile_calls_, path);
+  ProfileEntry &call = entry(profile_calls_, key + ": submit to fence");
   call.ns += wall;
   ++call.count;
   for (const auto &m : marks) {
-    ProfileEntry &e = entry(profile_entries_, std::string(path) + " / " + m.first);
+    ProfileEntry &e = entry(profile_entries_, key + " / " + m.first);
     e.ns += m.second;
     ++e.count;
   }
+}
+
+void VulkanBackend::profile_host(const char *path, int64_t tokens, std::chrono::steady_clock::time_point start) const {
+  if (!profile_) return;
+  const double wall = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start).count();
+  std::lock_guard<std::mutex> lock(profile_mutex_);
+  ProfileEntry &call = entry(profile_calls_, profile_key(path, tokens) + ": whole backend call");
+  call.ns += wall;
+  ++call.count;
 }
 
 void VulkanBackend::print_profile() const {
@@ -828,7 +845,7 @@ void VulkanBackend::print_profile() const {
   std::fprintf(stderr, "pimoe vulkan profile (%s, H=%lld E=%lld): mean per call\n", device_->describe().c_str(),
                static_cast<long long>(config_.hidden), static_cast<long long>(config_.router.num_experts));
   for (const auto &c : profile_calls_) {
-    std::fprintf(stderr, "  %-40s %8.1f us wall (submit to fence), %llu calls\n", c.first.c_str(),
+    std::fprintf(stderr, "  %-60s %8.1f us wall, %llu calls\n", c.first.c_str(),
                  c.second.ns / 1e3 / static_cast<double>(c.second.count), static_cast<unsigned long long>(c.second.count));
   }
   for (const auto &e : profile_entries_) {
@@ -860,7 +877,7 @@ void VulkanBackend::router_logits(const float *x, int64_t tokens, float *logits,
   record_copy(cmd, zb, 0, down, 0, z_bytes);
   vk::full_barrier(*device_, cmd, true);
   s.mark(cmd, "download");
-  submit(s, "router_logits");
+  submit(s, "router_logits", tokens);
   std::memcpy(logits, down.mapped(), z_bytes);
 }
 
@@ -933,13 +950,16 @@ void VulkanBackend::run_experts(const RoutePlan &plan, const float *x, float *y,
   record_copy(cmd, yb, 0, down, 0, x_bytes);
   vk::full_barrier(*device_, cmd, true);
   s.mark(cmd, "download");
-  submit(s, proj.matvec ? "run_experts, small-row kernels" : proj.row_tile == MM_BM ? "run_experts, small tiles"
-                                                                                    : "run_experts, large tiles");
+  submit(s,
+         proj.matvec ? "run_experts, small-row kernels" : proj.row_tile == MM_BM ? "run_experts, small tiles"
+                                                                                : "run_experts, large tiles",
+         T);
   std::memcpy(y, down.mapped(), x_bytes);
 }
 
 bool VulkanBackend::forward_fused(const float *x, int64_t tokens, float *y, RoutePlan &plan, BackendScratch &base,
                                   const DeviceCall *device) const {
+  const auto host_start = std::chrono::steady_clock::now();
   const RouterConfig &r = config_.router;
   if (device) return false;  // host memory only: there is no Vulkan device-pointer API
   if (host_routing_only_ || r.num_groups > 32) return false;  // route.comp keeps the kept groups in one 32-bit mask
@@ -1013,8 +1033,9 @@ bool VulkanBackend::forward_fused(const float *x, int64_t tokens, float *y, Rout
     s.mark(cmd, "download");
     s.recorded(T);
   }
-  submit(s, proj.matvec ? "fused, small-row kernels" : proj.row_tile == MM_BM ? "fused, small tiles"
-                                                                            : "fused, large tiles");
+  const char *path = proj.matvec ? "fused, small-row kernels" : proj.row_tile == MM_BM ? "fused, small tiles"
+                                                                                       : "fused, large tiles";
+  submit(s, path, T);
   std::memcpy(y, down.mapped(), x_bytes);
 
   // The plan as build_route_plan() would have made it (Stats and the caller's routing buffers read it).
@@ -1053,6 +1074,7 @@ bool VulkanBackend::forward_fused(const float *x, int64_t tokens, float *y, Rout
   plan.aux_loss = aux;
   plan.z_loss = z;
   plan.top1_probability_sum = top1;
+  profile_host(path, T, host_start);
   return true;
 }
 

@@ -70,18 +70,21 @@ void main() {
 #endif
   if (n < N) {
     const uint words = K / VW;
-    // Two words per lane per step, loaded before either is used, so that more weight bytes are in flight.
-    for (uint q0 = lane; q0 < words; q0 += 64u) {
-      const bool two = q0 + 32u < words;
-      const uint wq = wbase + n * wstride + q0, gq = gbase + n * wstride + q0;
-      const uvec4 w0 = arena[ar].w[wq], g0 = gated ? arena[ar].w[gq] : uvec4(0u);
-      const uvec4 w1 = two ? arena[ar].w[wq + 32u] : uvec4(0u), g1 = two && gated ? arena[ar].w[gq + 32u] : uvec4(0u);
-      for (uint step = 0u; step < 2u; ++step) {
-        if (step == 1u && !two) break;
-        const uint q = q0 + 32u * step;
+    // MV_UNROLL words per lane per step (of each matrix), all loaded before any is used, so that enough weight bytes
+    // are in flight: a decode step has few columns per SM.
+    for (uint q0 = lane; q0 < words; q0 += 32u * MV_UNROLL) {
+      uvec4 wq[MV_UNROLL], gq[MV_UNROLL];
+      for (uint u = 0u; u < MV_UNROLL; ++u) {
+        const uint q = q0 + 32u * u;
+        wq[u] = q < words ? arena[ar].w[wbase + n * wstride + q] : uvec4(0u);
+        gq[u] = gated && q < words ? arena[ar].w[gbase + n * wstride + q] : uvec4(0u);
+      }
+      for (uint u = 0u; u < MV_UNROLL; ++u) {
+        const uint q = q0 + 32u * u;
+        if (q >= words) break;
         float wv[VW], gv[VW];
-        decode(step == 0u ? w0 : w1, wv);
-        decode(step == 0u ? g0 : g1, gv);
+        decode(wq[u], wv);
+        decode(gq[u], gv);
         for (uint r = 0u; r < MV_MAX_ROWS; ++r) {
           if (r >= rows) break;
           float a[VW];
