@@ -111,7 +111,6 @@
 #define MV_MAX_ROWS 8  // the small-row kernels serve segments of at most this many rows
 #define MV_NPW 8       // output columns per small-row workgroup (32 lanes each)
 #define MV_THREADS 256
-#define MV_UNROLL 4     // weight words a small-row lane loads before using them
 #define ROW_THREADS 64  // gather and combine: threads per row
 #define ROUTE_THREADS 64
 // route_small: one workgroup routes every token of a decode step with its scores in shared memory. It serves calls

@@ -9,7 +9,10 @@
 // is read straight from x at its token (route_rowtok()), which is what gather would have copied, so the gather pass
 // and its barrier are skipped and the sums see the same values.
 // (The router's logits for such calls: router_small.comp.)
-// The lanes' partial sums are added in a fixed order, so results repeat exactly from call to call; they differ in
+// Measured on an H100 (bench/vulkan/README.md): this plain loop (one word per lane per step) and five-level tree
+// beat both four words loaded ahead per lane (2.2 times slower for shape C's up projection at one token) and a
+// two-step lane reduction through a register array (1.4 to 1.8 times slower): keep the loop simple.
+// The lanes' partial sums are added in a fixed tree, so results repeat exactly from call to call; they differ in
 // the last bits from the tiled kernel's, which is why deterministic mode never uses this path.
 #extension GL_GOOGLE_include_directive : require
 #include "common.glsl"
@@ -70,58 +73,45 @@ void main() {
 #endif
   if (n < N) {
     const uint words = K / VW;
-    // MV_UNROLL words per lane per step (of each matrix), all loaded before any is used, so that enough weight bytes
-    // are in flight: a decode step has few columns per SM.
-    for (uint q0 = lane; q0 < words; q0 += 32u * MV_UNROLL) {
-      uvec4 wq[MV_UNROLL], gq[MV_UNROLL];
-      for (uint u = 0u; u < MV_UNROLL; ++u) {
-        const uint q = q0 + 32u * u;
-        wq[u] = q < words ? arena[ar].w[wbase + n * wstride + q] : uvec4(0u);
-        gq[u] = gated && q < words ? arena[ar].w[gbase + n * wstride + q] : uvec4(0u);
-      }
-      for (uint u = 0u; u < MV_UNROLL; ++u) {
-        const uint q = q0 + 32u * u;
-        if (q >= words) break;
-        float wv[VW], gv[VW];
-        decode(wq[u], wv);
-        decode(gq[u], gv);
-        for (uint r = 0u; r < MV_MAX_ROWS; ++r) {
-          if (r >= rows) break;
-          float a[VW];
+    for (uint q = lane; q < words; q += 32u) {
+      float wv[VW], gv[VW];
+      decode(arena[ar].w[wbase + n * wstride + q], wv);
+      if (gated) decode(arena[ar].w[gbase + n * wstride + q], gv);
+      for (uint r = 0u; r < MV_MAX_ROWS; ++r) {
+        if (r >= rows) break;
+        float a[VW];
 #if defined(X_DIRECT)
-          for (uint v = 0u; v < VW / 4u; ++v) {  // x is not padded: what lies past H reads as gather's zeros
-            const uint k = q * VW + 4u * v;
-            const vec4 x4 = k < pc.hidden ? in4[x4row[r] + k / 4u] : vec4(0.0);
-            a[4u * v] = x4.x;
-            a[4u * v + 1u] = x4.y;
-            a[4u * v + 2u] = x4.z;
-            a[4u * v + 3u] = x4.w;
-          }
+        for (uint v = 0u; v < VW / 4u; ++v) {  // x is not padded: what lies past H reads as gather's zeros
+          const uint k = q * VW + 4u * v;
+          const vec4 x4 = k < pc.hidden ? in4[x4row[r] + k / 4u] : vec4(0.0);
+          a[4u * v] = x4.x;
+          a[4u * v + 1u] = x4.y;
+          a[4u * v + 2u] = x4.z;
+          a[4u * v + 3u] = x4.w;
+        }
 #else
 #if defined(MODE_UP)
-          const uint base4 = ((row0 + r) * K + q * VW) / 4u;
+        const uint base4 = ((row0 + r) * K + q * VW) / 4u;
 #else
-          const uint base4 = (hid0 + r * K + q * VW) / 4u;
+        const uint base4 = (hid0 + r * K + q * VW) / 4u;
 #endif
-          for (uint v = 0u; v < VW / 4u; ++v) {
-            const vec4 x4 = in4[base4 + v];
-            a[4u * v] = x4.x;
-            a[4u * v + 1u] = x4.y;
-            a[4u * v + 2u] = x4.z;
-            a[4u * v + 3u] = x4.w;
-          }
+        for (uint v = 0u; v < VW / 4u; ++v) {
+          const vec4 x4 = in4[base4 + v];
+          a[4u * v] = x4.x;
+          a[4u * v + 1u] = x4.y;
+          a[4u * v + 2u] = x4.z;
+          a[4u * v + 3u] = x4.w;
+        }
 #endif
-          for (uint i = 0u; i < VW; ++i) {
-            acc[r] = fma(wv[i], a[i], acc[r]);
-            if (gated) accg[r] = fma(gv[i], a[i], accg[r]);
-          }
+        for (uint i = 0u; i < VW; ++i) {
+          acc[r] = fma(wv[i], a[i], acc[r]);
+          if (gated) accg[r] = fma(gv[i], a[i], accg[r]);
         }
       }
     }
   }
-  // Each column's 32 lane sums in a fixed order and two steps (instead of a five-level tree): lanes 0-7 add four
-  // consecutive lanes each, then lane 0 adds those eight. rows is the same for the whole workgroup, so the barriers
-  // stay in uniform control flow.
+  // Tree reduction over each column's 32 lanes, for the segment's rows only (rows is the same for the whole
+  // workgroup, so the barriers stay in uniform control flow).
   for (uint r = 0u; r < rows; ++r) {
     partial[r * NACC][tid] = acc[r];
 #if defined(MODE_UP)
@@ -129,25 +119,11 @@ void main() {
 #endif
   }
   barrier();
-  float four[MV_MAX_ROWS * NACC];
-  for (uint r = 0u; r < MV_MAX_ROWS * NACC; ++r) {
-    const uint b = col * 32u + 4u * lane;
-    four[r] = lane < 8u && r < rows * NACC
-                  ? ((partial[r][b] + partial[r][b + 1u]) + partial[r][b + 2u]) + partial[r][b + 3u] : 0.0;
-  }
-  barrier();
-  if (lane < 8u) {
-    for (uint r = 0u; r < MV_MAX_ROWS * NACC; ++r) {
-      if (r < rows * NACC) partial[r][col * 32u + lane] = four[r];
+  for (uint stride = 16u; stride > 0u; stride >>= 1u) {
+    if (lane < stride) {
+      for (uint r = 0u; r < rows * NACC; ++r) partial[r][tid] += partial[r][tid + stride];
     }
-  }
-  barrier();
-  if (lane == 0u) {
-    for (uint r = 0u; r < rows * NACC; ++r) {
-      float v = partial[r][tid];
-      for (uint i = 1u; i < 8u; ++i) v += partial[r][tid + i];
-      partial[r][tid] = v;
-    }
+    barrier();
   }
   if (lane != 0u || n >= NP) return;
 
