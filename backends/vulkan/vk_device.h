@@ -68,6 +68,8 @@ class Device {
   const PhysicalDevice &physical() const { return physical_; }
   const VkPhysicalDeviceLimits &limits() const { return physical_.properties.limits; }
   bool validation() const { return instance_->validation(); }
+  // Whether shaders may use doubles (shaderFloat64, enabled when the device has it): routing on the device needs it.
+  bool float64() const { return float64_; }
   // The largest buffer the kernels can bind (maxStorageBufferRange, and what one allocation may hold).
   VkDeviceSize max_binding() const;
   std::string describe() const;
@@ -105,6 +107,7 @@ class Device {
   VolkDeviceTable fn_{};
   uint32_t queue_family_ = 0;
   uint32_t timestamp_bits_ = 0;
+  bool float64_ = false;
   VkQueue queue_ = VK_NULL_HANDLE;
   std::mutex queue_mutex_;
   std::atomic<bool> lost_{false};

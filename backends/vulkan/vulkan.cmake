@@ -66,10 +66,13 @@ set(_vk_variants
     "matmul_down_f32_large|matmul.comp|MODE_DOWN,WTYPE_F32,TILE_LARGE"
     "matmul_down_f16_large|matmul.comp|MODE_DOWN,WTYPE_F16,TILE_LARGE"
     "matmul_down_bf16_large|matmul.comp|MODE_DOWN,WTYPE_BF16,TILE_LARGE"
-    "matvec_router|matvec.comp|MODE_ROUTER"
+    "matvec_router|router_small.comp|"
     "matvec_up_f32|matvec.comp|MODE_UP,WTYPE_F32"
     "matvec_up_f16|matvec.comp|MODE_UP,WTYPE_F16"
     "matvec_up_bf16|matvec.comp|MODE_UP,WTYPE_BF16"
+    "matvec_upx_f32|matvec.comp|MODE_UP,X_DIRECT,WTYPE_F32"
+    "matvec_upx_f16|matvec.comp|MODE_UP,X_DIRECT,WTYPE_F16"
+    "matvec_upx_bf16|matvec.comp|MODE_UP,X_DIRECT,WTYPE_BF16"
     "matvec_down_f32|matvec.comp|MODE_DOWN,WTYPE_F32"
     "matvec_down_f16|matvec.comp|MODE_DOWN,WTYPE_F16"
     "matvec_down_bf16|matvec.comp|MODE_DOWN,WTYPE_BF16"
@@ -105,8 +108,10 @@ foreach(_variant IN LISTS _vk_variants)
   endif()
   add_custom_command(
     OUTPUT ${_inc}
+    # The depfile names the .inc (this command's OUTPUT) as its target, so that editing an included file (layout.h,
+    # common.glsl, ...) rebuilds every variant that includes it.
     COMMAND ${PIMOE_GLSLC} --target-env=vulkan1.1 -O -Werror ${_defs} -MD -MF ${PIMOE_VULKAN_GEN_DIR}/shaders/${_name}.d
-            -o ${_spv} ${_vk_dir}/shaders/${_src}
+            -MT ${_inc} -o ${_spv} ${_vk_dir}/shaders/${_src}
     ${_validate}
     COMMAND ${PIMOE_GLSLC} --target-env=vulkan1.1 -O ${_defs} -mfmt=c -o ${_inc} ${_vk_dir}/shaders/${_src}
     DEPENDS ${_vk_dir}/shaders/${_src}

@@ -43,9 +43,10 @@ struct Push {
 static_assert(sizeof(Push) == 4 * PUSH_WORDS, "Push must match layout.h's PUSH_WORDS");
 
 // Sections of the per-call routing buffer B_ROUTE, in ints. The host-routed path uploads [ids, ecount); the fused
-// path reads [ids, tok) back.
+// path reads [ids, tok) back. rowtok (the token of each row, written by route_small) follows tok, where the shaders'
+// route_rowtok() finds it.
 struct RouteLayout {
-  uint32_t ids, w, arow, seg, disp, active, ecount, stats, tok, total;
+  uint32_t ids, w, arow, seg, disp, active, ecount, stats, tok, rowtok, total;
   RouteLayout(int64_t T, int64_t K, int64_t E) {
     const auto A = static_cast<uint32_t>(T * K);
     ids = 0;
@@ -57,7 +58,8 @@ struct RouteLayout {
     ecount = active + static_cast<uint32_t>(E + 1);
     stats = ecount + static_cast<uint32_t>(E) * ECOUNT_STRIDE;
     tok = stats + STATS_SIZE;
-    total = tok + static_cast<uint32_t>(T) * TOK_STRIDE;
+    rowtok = tok + static_cast<uint32_t>(T) * TOK_STRIDE;
+    total = rowtok + static_cast<uint32_t>(T * (K + 1));
   }
 };
 
@@ -117,7 +119,16 @@ class VkScratch final : public BackendScratch {
   Buffer &buffer(Slot slot) { return buffers_[slot]; }
 
   VkCommandBuffer begin();
-  void submit();  // ends, submits and waits
+  void submit();  // ends the recording (if any), submits and waits
+  // Re-use of the last recorded command buffer: a fused call of the same tokens records the very same commands (its
+  // push constants and grids depend on the layer and the token count only) as long as no buffer was reallocated, so
+  // a decode loop records once and then only submits. reusable() says whether the recording made for `tokens` is
+  // still valid; recorded() marks the one just made. begin() forgets it.
+  bool reusable(int64_t tokens) const { return recorded_tokens_ == tokens && recorded_generation_ == generation_; }
+  void recorded(int64_t tokens) {
+    recorded_tokens_ = tokens;
+    recorded_generation_ = generation_;
+  }
   VkDescriptorSet set() const { return set_; }
 
   // PIMOE_VULKAN_PROFILE: a GPU timestamp after each step of the command buffer, named by `label` (a literal or a
@@ -136,6 +147,10 @@ class VkScratch final : public BackendScratch {
   VkDescriptorPool descriptor_pool_ = VK_NULL_HANDLE;
   VkDescriptorSet set_ = VK_NULL_HANDLE;
   Buffer buffers_[kSlots];
+  uint64_t generation_ = 0;  // counts buffer reallocations (each rewrites the descriptor set)
+  int64_t recorded_tokens_ = -1;
+  uint64_t recorded_generation_ = 0;
+  bool recording_ = false;
   VkQueryPool queries_ = VK_NULL_HANDLE;
   std::vector<const char *> labels_;
 };
@@ -194,6 +209,7 @@ class VulkanBackend final : public Backend {
     if (tiles && std::strcmp(tiles, "large") == 0) tiles_ = Tiles::Large;
     const char *profile = std::getenv("PIMOE_VULKAN_PROFILE");
     profile_ = profile && *profile && std::strcmp(profile, "0") != 0;
+    for (const ExpertSpec &e : config.experts) any_pre_norm_ = any_pre_norm_ || e.pre_norm;
     upload_weights(weights);
   }
 
@@ -248,20 +264,34 @@ class VulkanBackend final : public Backend {
   void record_copy(VkCommandBuffer cmd, const Buffer &src, VkDeviceSize src_offset, const Buffer &dst,
                    VkDeviceSize dst_offset, VkDeviceSize bytes) const;
   // gather -> up -> down -> combine, with the grid sizes in B_ROUTE's disp section.
-  // The kernels of the two projections for a call, and their grids' x extent and row tile.
+  // The kernels of the two projections for a call, and their grids' x extent and row tile. up_direct: the
+  // small-row up projection that reads its rows from x itself (no gather; route_small's row tokens needed), or null
+  // where the layer needs gather (pre-norm experts, H not a multiple of 4) or the kernels are not the small-row ones.
   struct Projection {
     const char *up, *down;
     bool matvec;
     uint32_t up_x, down_x, row_tile;
+    const char *up_direct;
   };
-  // max_rows: the largest segment's rows when known (host routing, or at most the call's tokens), else -1.
+  // max_rows: the largest segment's rows when the call has at most MV_MAX_ROWS tokens, else -1.
   Projection projection(int64_t max_rows, int64_t max_ip) const;
-  void record_experts(VkCommandBuffer cmd, VkScratch &s, Push &push, int64_t assignments, const Projection &p) const;
+  // direct: route_small wrote the rows' tokens and p.up_direct exists: no gather pass.
+  void record_experts(VkCommandBuffer cmd, VkScratch &s, Push &push, int64_t assignments, const Projection &p,
+                      bool direct) const;
+  // Whether route_small serves a fused call of `tokens` tokens (layout.h's RS_* limits).
+  bool small_routing(int64_t tokens) const;
   // logits = x * router^T: the small-row kernel for calls of few tokens (as the projections), else the tiled GEMM.
   void record_router(VkCommandBuffer cmd, VkScratch &s, Push &push, int64_t tokens) const;
   void check_call_size(int64_t tokens, int64_t slots) const;
   // Submits the call's command buffer; with PIMOE_VULKAN_PROFILE, adds its GPU step times to the model's profile.
-  void submit(VkScratch &s, const char *path) const;
+  // The profile's name of a call: its path and, for the small-row kernels, its tokens (their times differ by far).
+  std::string profile_key(const char *path, int64_t tokens) const {
+    return tokens <= MV_MAX_ROWS ? std::string(path) + ", " + std::to_string(tokens) + " token" + (tokens > 1 ? "s" : "")
+                                 : std::string(path);
+  }
+  void submit(VkScratch &s, const char *path, int64_t tokens) const;
+  // PIMOE_VULKAN_PROFILE: the wall time of the whole backend call, from `start` (host work included).
+  void profile_host(const char *path, int64_t tokens, std::chrono::steady_clock::time_point start) const;
   void print_profile() const;
 
   const LayerConfig &config_;
@@ -272,9 +302,11 @@ class VulkanBackend final : public Backend {
   const char *variant_;
   // Shader variant names of the projections for this model's weight type (vulkan.cmake lists them).
   const std::string up_mv_ = std::string("matvec_up_") + variant_, down_mv_ = std::string("matvec_down_") + variant_;
+  const std::string upx_mv_ = std::string("matvec_upx_") + variant_;
   const std::string up_mm_ = std::string("matmul_up_") + variant_, down_mm_ = std::string("matmul_down_") + variant_;
   const std::string up_large_ = up_mm_ + "_large", down_large_ = down_mm_ + "_large";
   bool host_routing_only_ = false;
+  bool any_pre_norm_ = false;  // some expert normalises its input: gather does it, so decode steps keep gather
   // PIMOE_VULKAN_TILES=small|large: always the tiled kernels with that tile (tests run every case through each);
   // by default the small-row kernels serve segments of at most MV_MAX_ROWS rows, the small tiles the rest.
   enum class Tiles { Auto, Small, Large } tiles_ = Tiles::Auto;
@@ -399,6 +431,7 @@ Buffer &VkScratch::ensure(Slot slot, VkDeviceSize bytes) {
   const VkDeviceSize grown = std::max<VkDeviceSize>(bytes, b.size() + b.size() / 2);
   const VkDeviceSize size = std::min<VkDeviceSize>(std::max(grown, bytes), std::max(bytes, device_.max_binding()));
   b.reset();
+  ++generation_;
   b = device_.make_buffer(static_cast<VkDeviceSize>(round_up(static_cast<int64_t>(size), 256)), info.usage,
                           info.memory, info.what);
   bind(slot);
@@ -420,10 +453,11 @@ void VkScratch::bind(Slot slot) {
 
 VkCommandBuffer VkScratch::begin() {
   device_.check_alive();
+  recorded_tokens_ = -1;
   vk::check(device_.fn().vkResetCommandBuffer(cmd_, 0), "vkResetCommandBuffer");
-  VkCommandBufferBeginInfo info{VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
-  info.flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT;
+  VkCommandBufferBeginInfo info{VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};  // no ONE_TIME_SUBMIT: it may be re-used
   vk::check(device_.fn().vkBeginCommandBuffer(cmd_, &info), "vkBeginCommandBuffer");
+  recording_ = true;
   device_.fn().vkCmdBindDescriptorSets(cmd_, VK_PIPELINE_BIND_POINT_COMPUTE, device_.pipeline_layout(), 0, 1, &set_,
                                        0, nullptr);
   if (queries_) {
@@ -456,7 +490,10 @@ std::vector<std::pair<const char *, double>> VkScratch::marks() {
 }
 
 void VkScratch::submit() {
-  vk::check(device_.fn().vkEndCommandBuffer(cmd_), "vkEndCommandBuffer");
+  if (recording_) {
+    recording_ = false;
+    vk::check(device_.fn().vkEndCommandBuffer(cmd_), "vkEndCommandBuffer");
+  }
   device_.submit_and_wait(cmd_, fence_);
 }
 
@@ -664,8 +701,15 @@ Push VulkanBackend::base_push(int64_t tokens, int64_t slots) const {
   p.route_ecount = layout.ecount;
   p.route_stats = layout.stats;
   p.route_tok = layout.tok;
-  p.inv_tau = static_cast<float>(1.0 / r.temperature);
-  p.scaling = static_cast<float>(r.routed_scaling_factor);
+  // Doubles as two 32-bit halves: the device computes routing with the host router's very numbers.
+  const double inv_tau = 1.0 / r.temperature, scaling = r.routed_scaling_factor;
+  uint32_t halves[2];
+  std::memcpy(halves, &inv_tau, 8);
+  p.inv_tau_lo = halves[0];
+  p.inv_tau_hi = halves[1];
+  std::memcpy(halves, &scaling, 8);
+  p.scaling_lo = halves[0];
+  p.scaling_hi = halves[1];
   p.capacity = -1;
   p.groups = static_cast<uint32_t>(r.num_groups);
   p.topk_groups = static_cast<uint32_t>(r.topk_groups);
@@ -720,35 +764,43 @@ VulkanBackend::Projection VulkanBackend::projection(int64_t max_rows, int64_t ma
   if (tiles_ == Tiles::Auto && small_rows && !config_.deterministic) {
     // Every segment's rows in one workgroup, each weight row streamed once. Its sums run in another order than the
     // tiled kernels', so deterministic mode (a token's bits independent of the call) never takes it.
+    const bool direct = !any_pre_norm_ && H % 4 == 0;  // X_DIRECT reads x as vec4s
     return {up_mv_.c_str(), down_mv_.c_str(), true, ceil_div(max_ip, MV_NPW), ceil_div(H, MV_NPW),
-            1};
+            1, direct ? upx_mv_.c_str() : nullptr};
   }
   // The large tiles only on request: on an H100 (bench/vulkan/README.md) the small tiles ran the 4096-token calls of
   // shapes C and F 2.4 times faster.
   if (tiles_ == Tiles::Large) {
     return {up_large_.c_str(), down_large_.c_str(), false, ceil_div(max_ip, MM_BN),
-            ceil_div(H, MM_BN_LARGE), MM_BM_LARGE};
+            ceil_div(H, MM_BN_LARGE), MM_BM_LARGE, nullptr};
   }
-  return {up_mm_.c_str(), down_mm_.c_str(), false, ceil_div(max_ip, MM_BN), ceil_div(H, MM_BN), MM_BM};
+  return {up_mm_.c_str(), down_mm_.c_str(), false, ceil_div(max_ip, MM_BN), ceil_div(H, MM_BN), MM_BM, nullptr};
 }
 
 void VulkanBackend::record_router(VkCommandBuffer cmd, VkScratch &s, Push &push, int64_t tokens) const {
   const int64_t E = config_.router.num_experts;
-  if (projection(tokens <= MV_MAX_ROWS ? tokens : -1, PAD).matvec) {
-    dispatch(cmd, s, "matvec_router", push, ceil_div(E, MV_NPW), 1, 1);
+  if (projection(tokens <= MV_MAX_ROWS ? tokens : -1, PAD).matvec && E <= 65535) {
+    dispatch(cmd, s, "matvec_router", push, static_cast<uint32_t>(E), 1, 1);  // a workgroup per expert
   } else {
     dispatch(cmd, s, "matmul_router", push, ceil_div(E, MM_BN), ceil_div(tokens, MM_BM), 1);
   }
 }
 
 void VulkanBackend::record_experts(VkCommandBuffer cmd, VkScratch &s, Push &push, int64_t assignments,
-                                   const Projection &p) const {
+                                   const Projection &p, bool direct) const {
   const int64_t T = push.tokens;
   const bool shared = (push.flags & CALL_SHARED) != 0;
-  dispatch_flat(cmd, s, "gather", push, assignments + (shared ? T : 0));
-  dispatch_indirect(cmd, s, p.up, push, (push.route_disp + DISP_UP) * 4ull);
+  direct = direct && p.up_direct != nullptr;
+  if (!direct) dispatch_flat(cmd, s, "gather", push, assignments + (shared ? T : 0));
+  dispatch_indirect(cmd, s, direct ? p.up_direct : p.up, push, (push.route_disp + DISP_UP) * 4ull);
   dispatch_indirect(cmd, s, p.down, push, (push.route_disp + DISP_DOWN) * 4ull);
-  dispatch_flat(cmd, s, "combine", push, T);
+  dispatch_flat(cmd, s, "combine", push, T * ceil_div(config_.hidden, COMBINE_THREADS));
+}
+
+bool VulkanBackend::small_routing(int64_t tokens) const {
+  const RouterConfig &r = config_.router;
+  return tokens <= MV_MAX_ROWS && tokens * r.num_experts <= RS_MAX_SCORES && tokens * r.top_k <= RS_MAX_ASSIGN &&
+         r.num_experts <= RS_MAX_EXPERTS && r.num_groups <= RS_MAX_GROUPS;
 }
 
 void VulkanBackend::check_call_size(int64_t tokens, int64_t slots) const {
@@ -761,21 +813,31 @@ void VulkanBackend::check_call_size(int64_t tokens, int64_t slots) const {
   }
 }
 
-void VulkanBackend::submit(VkScratch &s, const char *path) const {
+void VulkanBackend::submit(VkScratch &s, const char *path, int64_t tokens) const {
   if (!profile_) return s.submit();
   const auto start = std::chrono::steady_clock::now();
   s.submit();
   const double wall = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start).count();
   const auto marks = s.marks();
+  const std::string key = profile_key(path, tokens);
   std::lock_guard<std::mutex> lock(profile_mutex_);
-  ProfileEntry &call = entry(profile_calls_, path);
+  ProfileEntry &call = entry(profile_calls_, key + ": submit to fence");
   call.ns += wall;
   ++call.count;
   for (const auto &m : marks) {
-    ProfileEntry &e = entry(profile_entries_, std::string(path) + " / " + m.first);
+    ProfileEntry &e = entry(profile_entries_, key + " / " + m.first);
     e.ns += m.second;
     ++e.count;
   }
+}
+
+void VulkanBackend::profile_host(const char *path, int64_t tokens, std::chrono::steady_clock::time_point start) const {
+  if (!profile_) return;
+  const double wall = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start).count();
+  std::lock_guard<std::mutex> lock(profile_mutex_);
+  ProfileEntry &call = entry(profile_calls_, profile_key(path, tokens) + ": whole backend call");
+  call.ns += wall;
+  ++call.count;
 }
 
 void VulkanBackend::print_profile() const {
@@ -783,7 +845,7 @@ void VulkanBackend::print_profile() const {
   std::fprintf(stderr, "pimoe vulkan profile (%s, H=%lld E=%lld): mean per call\n", device_->describe().c_str(),
                static_cast<long long>(config_.hidden), static_cast<long long>(config_.router.num_experts));
   for (const auto &c : profile_calls_) {
-    std::fprintf(stderr, "  %-40s %8.1f us wall (submit to fence), %llu calls\n", c.first.c_str(),
+    std::fprintf(stderr, "  %-60s %8.1f us wall, %llu calls\n", c.first.c_str(),
                  c.second.ns / 1e3 / static_cast<double>(c.second.count), static_cast<unsigned long long>(c.second.count));
   }
   for (const auto &e : profile_entries_) {
@@ -815,7 +877,7 @@ void VulkanBackend::router_logits(const float *x, int64_t tokens, float *logits,
   record_copy(cmd, zb, 0, down, 0, z_bytes);
   vk::full_barrier(*device_, cmd, true);
   s.mark(cmd, "download");
-  submit(s, "router_logits");
+  submit(s, "router_logits", tokens);
   std::memcpy(logits, down.mapped(), z_bytes);
 }
 
@@ -855,7 +917,9 @@ void VulkanBackend::run_experts(const RoutePlan &plan, const float *x, float *y,
     max_rows = std::max(max_rows, rows);
     if (rows > 0) max_ip = std::max(max_ip, padded_width(seg));
   }
-  const Projection proj = projection(max_rows, max_ip);
+  // The kernels are chosen by the call's tokens, as on the fused path (which does not know the segments' rows), so
+  // that routing on the host or on the device gives the same bits.
+  const Projection proj = projection(T <= MV_MAX_ROWS ? max_rows : -1, max_ip);
   const int64_t nseg = shared ? E + 1 : E;
   uint32_t *disp = reinterpret_cast<uint32_t *>(route + layout.disp);
   disp[DISP_UP + 0] = proj.up_x;
@@ -882,20 +946,26 @@ void VulkanBackend::run_experts(const RoutePlan &plan, const float *x, float *y,
   Push push = base_push(T, K);
   push.segments = static_cast<uint32_t>(nseg);
   if (shared) push.flags |= CALL_SHARED;
-  record_experts(cmd, s, push, A, proj);
+  record_experts(cmd, s, push, A, proj, false);
   record_copy(cmd, yb, 0, down, 0, x_bytes);
   vk::full_barrier(*device_, cmd, true);
   s.mark(cmd, "download");
-  submit(s, proj.matvec ? "run_experts, small-row kernels" : proj.row_tile == MM_BM ? "run_experts, small tiles"
-                                                                                    : "run_experts, large tiles");
+  submit(s,
+         proj.matvec ? "run_experts, small-row kernels" : proj.row_tile == MM_BM ? "run_experts, small tiles"
+                                                                                : "run_experts, large tiles",
+         T);
   std::memcpy(y, down.mapped(), x_bytes);
 }
 
 bool VulkanBackend::forward_fused(const float *x, int64_t tokens, float *y, RoutePlan &plan, BackendScratch &base,
                                   const DeviceCall *device) const {
+  const auto host_start = std::chrono::steady_clock::now();
   const RouterConfig &r = config_.router;
   if (device) return false;  // host memory only: there is no Vulkan device-pointer API
   if (host_routing_only_ || r.num_groups > 32) return false;  // route.comp keeps the kept groups in one 32-bit mask
+  // Routing on the device repeats the host router's double arithmetic (so that both paths give the same bits): a
+  // device without doubles routes on the host.
+  if (!device_->float64()) return false;
   for (const ExpertSpec &e : config_.experts) {
     if (e.callback) return false;
   }
@@ -922,7 +992,7 @@ bool VulkanBackend::forward_fused(const float *x, int64_t tokens, float *y, Rout
   s.ensure(kHidden, static_cast<VkDeviceSize>(hidden_max) * 4);
   s.ensure(kOut, static_cast<VkDeviceSize>(R * H) * 4);
   s.ensure(kLogits, static_cast<VkDeviceSize>(T * E) * 4);
-  s.ensure(kProbs, static_cast<VkDeviceSize>(T * E) * 4);
+  s.ensure(kProbs, static_cast<VkDeviceSize>(T * E) * 8);  // doubles
   std::memcpy(up.mapped(), x, x_bytes);
 
   Push push = base_push(T, K);
@@ -932,7 +1002,9 @@ bool VulkanBackend::forward_fused(const float *x, int64_t tokens, float *y, Rout
   // A segment holds at most T rows (a token picks an expert once); the counts themselves stay on the device.
   const Projection proj = projection(T <= MV_MAX_ROWS ? T : -1, max_ip);
   push.segments = static_cast<uint32_t>(nseg);
-  push.flags |= CALL_FUSED | (shared ? CALL_SHARED : 0u) | (proj.matvec ? CALL_MATVEC : 0u);
+  // route_small writes every assignment's row; route + count + scan write ranks that gather turns into rows.
+  const bool small = small_routing(T);
+  push.flags |= (small ? 0u : CALL_FUSED) | (shared ? CALL_SHARED : 0u) | (proj.matvec ? CALL_MATVEC : 0u);
   if (r.capacity_factor > 0.0) {
     push.capacity = static_cast<int32_t>(
         std::ceil(static_cast<double>(T * K) * r.capacity_factor / static_cast<double>(E)));
@@ -941,25 +1013,29 @@ bool VulkanBackend::forward_fused(const float *x, int64_t tokens, float *y, Rout
   push.down_grid_x = proj.down_x;
   push.row_tile = proj.row_tile;
 
-  VkCommandBuffer cmd = s.begin();
-  record_copy(cmd, up, 0, xb, 0, x_bytes);
-  vk::full_barrier(*device_, cmd);
-  s.mark(cmd, "upload");
-  record_router(cmd, s, push, T);
-  if (T <= MV_MAX_ROWS) {  // a decode step: routing, counting and offsets in one workgroup, one launch
-    dispatch(cmd, s, "route_small", push, 1, 1, 1);
-  } else {
-    dispatch(cmd, s, "route", push, ceil_div(T, ROUTE_THREADS), 1, 1);
-    dispatch(cmd, s, "count", push, static_cast<uint32_t>(E), 1, 1);
-    dispatch(cmd, s, "scan", push, 1, 1, 1);
+  if (!s.reusable(T)) {  // else the commands recorded for the last call of T tokens (see VkScratch::reusable)
+    VkCommandBuffer cmd = s.begin();
+    record_copy(cmd, up, 0, xb, 0, x_bytes);
+    vk::full_barrier(*device_, cmd);
+    s.mark(cmd, "upload");
+    record_router(cmd, s, push, T);
+    if (small) {  // a decode step: routing, counting and offsets in one workgroup, one launch
+      dispatch(cmd, s, "route_small", push, 1, 1, 1);
+    } else {
+      dispatch(cmd, s, "route", push, ceil_div(T, ROUTE_THREADS), 1, 1);
+      dispatch(cmd, s, "count", push, static_cast<uint32_t>(E), 1, 1);
+      dispatch(cmd, s, "scan", push, 1, 1, 1);
+    }
+    record_experts(cmd, s, push, A, proj, small);
+    record_copy(cmd, yb, 0, down, 0, x_bytes);
+    record_copy(cmd, rb, 0, down, route_offset, back_bytes);
+    vk::full_barrier(*device_, cmd, true);
+    s.mark(cmd, "download");
+    s.recorded(T);
   }
-  record_experts(cmd, s, push, A, proj);
-  record_copy(cmd, yb, 0, down, 0, x_bytes);
-  record_copy(cmd, rb, 0, down, route_offset, back_bytes);
-  vk::full_barrier(*device_, cmd, true);
-  s.mark(cmd, "download");
-  submit(s, proj.matvec ? "fused, small-row kernels" : proj.row_tile == MM_BM ? "fused, small tiles"
-                                                                            : "fused, large tiles");
+  const char *path = proj.matvec ? "fused, small-row kernels" : proj.row_tile == MM_BM ? "fused, small tiles"
+                                                                                       : "fused, large tiles";
+  submit(s, path, T);
   std::memcpy(y, down.mapped(), x_bytes);
 
   // The plan as build_route_plan() would have made it (Stats and the caller's routing buffers read it).
@@ -998,6 +1074,7 @@ bool VulkanBackend::forward_fused(const float *x, int64_t tokens, float *y, Rout
   plan.aux_loss = aux;
   plan.z_loss = z;
   plan.top1_probability_sum = top1;
+  profile_host(path, T, host_start);
   return true;
 }
 

@@ -242,6 +242,44 @@ TEST(VulkanRouting, OnTheDeviceMatchesTheHostRouter) {
   EXPECT_EQ(la, lb);
 }
 
+// Decode steps (at most 8 tokens) route in one workgroup (route_small) and skip gather where no expert normalises
+// its input: every token count up to 8, through its router variants (softmax at temperature 1, whose scores are the
+// log-sum-exp's exps; softmax at another temperature; sigmoid with bias and groups ranked by their best expert;
+// capacity drops; more experts than 8 tokens' scores fill; an H that is not a multiple of 4, where gather stays),
+// against routing on the host: the same experts and drops, the same weights.
+TEST(VulkanRouting, DecodeStepsMatchTheHostRouter) {
+  using Options = std::vector<std::pair<std::string, std::string>>;
+  const Options variants[] = {
+      {{"hidden", "64"}, {"num_experts", "40"}, {"top_k", "6"}, {"intermediate", "16"}, {"seed", "3"}},
+      {{"hidden", "64"}, {"num_experts", "12"}, {"top_k", "3"}, {"intermediate", "16"}, {"temperature", "0.7"},
+       {"capacity_factor", "0.5"}, {"shared_width", "16"}, {"seed", "4"}},
+      {{"hidden", "64"}, {"num_experts", "32"}, {"top_k", "4"}, {"intermediate", "16"}, {"router_scoring", "sigmoid"},
+       {"router_bias", "1"}, {"num_groups", "8"}, {"topk_groups", "3"}, {"group_score", "max"},
+       {"renormalize", "1"}, {"seed", "5"}},
+      {{"hidden", "50"}, {"num_experts", "8"}, {"top_k", "2"}, {"intermediate", "16"}, {"seed", "6"}},
+  };
+  for (const Options &options : variants) {
+    ModelPtr fused = Make(options, Backend()), host = MakeHostRouted(options);
+    ASSERT_TRUE(fused && host);
+    const int64_t H = std::stoll(options[0].second), K = std::stoll(options[2].second);
+    for (int64_t tokens = 1; tokens <= 8; ++tokens) {
+      SCOPED_TRACE(options[1].second + " experts, " + std::to_string(tokens) + " tokens");
+      const std::vector<float> x = random_input(static_cast<size_t>(tokens * H), 500 + tokens);
+      ForwardResult a = forward(fused.get(), x, 1, tokens, H, K, true);
+      ForwardResult b = forward(host.get(), x, 1, tokens, H, K, true);
+      ASSERT_EQ(a.status, PIMOE_OK) << last_error();
+      ASSERT_EQ(b.status, PIMOE_OK) << last_error();
+      EXPECT_EQ(a.ids, b.ids);
+      EXPECT_LE(MaxAbsDiff(a.weights, b.weights), 1e-6);
+      EXPECT_LE(MaxAbsDiff(a.output, b.output), 1e-5 * Rms(b.output));
+    }
+    const pimoe_stats_snapshot sa = get_stats(fused.get()), sb = get_stats(host.get());
+    EXPECT_EQ(sa.dropped_tokens, sb.dropped_tokens);
+    EXPECT_NEAR(sa.aux_loss, sb.aux_loss, 1e-5 * std::fabs(sb.aux_loss) + 1e-9);
+    EXPECT_NEAR(sa.z_loss, sb.z_loss, 1e-5 * std::fabs(sb.z_loss) + 1e-9);
+  }
+}
+
 // ------------------------------------------------------------------------------------------------ kernels
 
 ModelPtr MakeWithTiles(const std::vector<std::pair<std::string, std::string>> &options, const char *tiles) {

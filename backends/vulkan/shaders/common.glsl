@@ -19,10 +19,12 @@ layout(set = 0, binding = B_SMALL) readonly buffer Small { float small_v[]; };
 #define BUFFER_HIDDEN(q) layout(set = 0, binding = B_HIDDEN) q buffer Hidden { float hidden_v[]; };
 #define BUFFER_OUT(q) layout(set = 0, binding = B_OUT) q buffer Out { float out_v[]; };
 #define BUFFER_LOGITS(q) layout(set = 0, binding = B_LOGITS) q buffer Logits { float logits_v[]; };
-#define BUFFER_PROBS(q) layout(set = 0, binding = B_PROBS) q buffer Probs { float probs_v[]; };
 #define BUFFER_WEIGHTS layout(set = 0, binding = B_WEIGHTS) readonly buffer Weights { uvec4 w[]; } arena[MAX_ARENAS];
 
 uint meta_of(uint segment, uint field) { return meta[segment * META_STRIDE + field]; }
+
+// Where B_ROUTE's row -> token section starts (after the tokens' TOK_* values).
+uint route_rowtok() { return pc.route_tok + pc.tokens * TOK_STRIDE; }
 
 // The index of a workgroup in a grid laid out as (grid_x, y) for counts beyond the 65535 of one dimension.
 uint flat_group() { return gl_WorkGroupID.y * pc.grid_x + gl_WorkGroupID.x; }

@@ -11,7 +11,7 @@
 
 layout(local_size_x = COUNT_THREADS) in;
 
-BUFFER_PROBS(readonly)
+layout(set = 0, binding = B_PROBS) readonly buffer Probs { double probs_d[]; };  // route.comp's scores
 layout(set = 0, binding = B_ROUTE) coherent buffer Route { int route[]; };
 
 shared uint scan_buf[COUNT_THREADS];
@@ -79,7 +79,7 @@ void main() {
 
   float s = 0.0;
   for (uint t = tid; t < T; t += COUNT_THREADS) {
-    s += probs_v[t * pc.experts + e] * intBitsToFloat(route[pc.route_tok + t * TOK_STRIDE + TOK_PSCALE]);
+    s += float(probs_d[t * pc.experts + e]) * intBitsToFloat(route[pc.route_tok + t * TOK_STRIDE + TOK_PSCALE]);
   }
   sum_buf[tid] = s;
   barrier();

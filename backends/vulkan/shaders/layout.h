@@ -16,7 +16,7 @@
 #define B_HIDDEN 7   // float[]  activations after the up projection, per segment [rows, Ip], zero padded
 #define B_OUT 8      // float[]  expert outputs before weighting [R, H]
 #define B_LOGITS 9   // float[]  router logits [T, E]
-#define B_PROBS 10   // float[]  router scores [T, E] (fused routing)
+#define B_PROBS 10   // double[] router scores [T, E] (fused routing)
 #define B_WEIGHTS 11 // uvec4[]  weight arenas [MAX_ARENAS]: expert and shared matrices, rows padded to 16 elements
 #define MAX_ARENAS 12
 #define NUM_BINDINGS 12
@@ -70,6 +70,9 @@
 #define TOK_TOP1 1
 #define TOK_PSCALE 2  // factor that turns the token's scores into the aux loss's P (1 for softmax)
 
+// After the tokens' values: per row of B_ROWS, the token it holds (route_small writes it; route_rowtok() in
+// common.glsl), so that the up projection of a decode step reads its rows straight from x (no gather pass).
+
 // The segments that have rows, in order (route_active, at most experts + 1 ints): the projections' workgroup z
 // indexes this list, so a call touching few experts launches no workgroups for the others.
 
@@ -79,12 +82,14 @@
 #define DISP_SIZE 8
 
 // ---------------------------------------------------------------- push constants (one block for every kernel)
+// inv_tau and scaling are doubles (1 / temperature, the routed scaling factor), as two 32-bit halves.
 #define PUSH_FIELDS(U, F, I)                                                                                        \
   U(tokens) U(slots) U(experts) U(hidden) U(segments) U(hidden_pad) U(route_ids) U(route_w) U(route_arow)         \
-  U(route_seg) U(route_disp) U(route_ecount) U(route_stats) U(route_tok) U(flags) F(inv_tau) F(scaling)             \
+  U(route_seg) U(route_disp) U(route_ecount) U(route_stats) U(route_tok) U(flags) U(inv_tau_lo) U(inv_tau_hi)      \
+  U(scaling_lo) U(scaling_hi)                                                                                        \
   I(capacity) U(groups) U(topk_groups) F(eps) F(aux_coef) U(score_off) U(bias_off) U(grid_x) U(up_grid_x)            \
   U(down_grid_x) U(row_tile) U(route_active)
-#define PUSH_WORDS 29
+#define PUSH_WORDS 31
 
 // flags
 #define CALL_SIGMOID 1u
@@ -108,6 +113,19 @@
 #define MV_THREADS 256
 #define ROW_THREADS 64  // gather and combine: threads per row
 #define ROUTE_THREADS 64
+// route_small: one workgroup routes every token of a decode step with its scores in shared memory. It serves calls
+// of at most MV_MAX_ROWS tokens with tokens * experts <= RS_MAX_SCORES, tokens * slots <= RS_MAX_ASSIGN and at most
+// RS_MAX_EXPERTS experts (its shared memory stays under the 16 KiB every usable device has); others take route,
+// count and scan.
+#define RS_THREADS 256
+#define RS_MAX_SCORES 1024
+#define RS_MAX_ASSIGN 256
+#define RS_MAX_EXPERTS 1024
+#define RS_MAX_GROUPS 32
+// combine: invocations per workgroup, each one output element of a token (a token's row is split over workgroups).
+#define COMBINE_THREADS 256
+// matvec_router: one workgroup per router row (expert), its depth split over the invocations.
+#define ROUTER_THREADS 256
 #define COUNT_THREADS 256
 #define PAD 16  // row padding of matrices and of B_ROWS / B_HIDDEN
 

@@ -3,9 +3,15 @@
 // is streamed once and dotted with every row of the segment. A workgroup owns MV_NPW output columns of one segment
 // (workgroup z = segment), 32 lanes per column reading consecutive uvec4 words (coalesced), then a tree reduction
 // over the lanes in shared memory. Bound by weight bandwidth, which is what a 1-token call is about.
-//   MODE_ROUTER logits[t, e] = x[t] . router[e]          (calls of at most MV_MAX_ROWS tokens; fp32 weights)
 //   MODE_UP     hidden[r, n] = act(rows[r] . up[n] + up_bias[n]), or silu(rows[r] . gate[n]) * (rows[r] . up[n])
 //   MODE_DOWN   out[r, n]    = hidden[r] . down[n]
+// X_DIRECT (MODE_UP, decode steps routed by route_small, no pre-norm experts, H a multiple of 4): row r of a segment
+// is read straight from x at its token (route_rowtok()), which is what gather would have copied, so the gather pass
+// and its barrier are skipped and the sums see the same values.
+// (The router's logits for such calls: router_small.comp.)
+// Measured on an H100 (bench/vulkan/README.md): this plain loop (one word per lane per step) and five-level tree
+// beat both four words loaded ahead per lane (2.2 times slower for shape C's up projection at one token) and a
+// two-step lane reduction through a register array (1.4 to 1.8 times slower): keep the loop simple.
 // The lanes' partial sums are added in a fixed tree, so results repeat exactly from call to call; they differ in
 // the last bits from the tiled kernel's, which is why deterministic mode never uses this path.
 #extension GL_GOOGLE_include_directive : require
@@ -13,17 +19,14 @@
 
 layout(local_size_x = MV_THREADS) in;
 
-#if defined(MODE_ROUTER)
-BUFFER_ROUTER
-BUFFER_X
-BUFFER_LOGITS(writeonly)
-#define NACC 1
-#else
 BUFFER_ROUTE(readonly)
 BUFFER_WEIGHTS
-#endif
 // The rows (up) and hidden activations (down) are read four floats at a time: their rows are padded to 16 floats.
-#if defined(MODE_UP)
+#if defined(MODE_UP) && defined(X_DIRECT)
+layout(set = 0, binding = B_X) readonly buffer X4 { vec4 in4[]; };
+BUFFER_HIDDEN(writeonly)
+#define NACC 2
+#elif defined(MODE_UP)
 layout(set = 0, binding = B_ROWS) readonly buffer Rows4 { vec4 in4[]; };
 BUFFER_HIDDEN(writeonly)
 #define NACC 2
@@ -39,12 +42,6 @@ void main() {
   const uint tid = gl_LocalInvocationIndex;
   const uint lane = tid % 32u, col = tid / 32u;
   const uint n = gl_WorkGroupID.x * MV_NPW + col;
-#if defined(MODE_ROUTER)
-  const uint rows = min(pc.tokens, uint(MV_MAX_ROWS));
-  const uint N = pc.experts, NP = N, K = pc.hidden_pad, wstride = pc.hidden_pad / 4u;
-  const uint row0 = 0u, hid0 = 0u, ar = 0u, wbase = 0u, gbase = 0u, Ip = 0u;
-  const bool gated = false;
-#else
   const uint s = uint(route[pc.route_active + gl_WorkGroupID.z]);  // the z-th segment that has rows
   const uint seg = uint(pc.route_seg) + s * SEG_STRIDE;
   const uint rows = min(uint(route[seg + SEG_COUNT]), uint(MV_MAX_ROWS));
@@ -61,7 +58,6 @@ void main() {
   const uint wbase = meta_of(s, META_DOWN), gbase = 0u, wstride = meta_of(s, META_DOWN_STRIDE);
   const bool gated = false;
 #endif
-#endif
   if (rows == 0u || gl_WorkGroupID.x * MV_NPW >= NP) return;  // whole workgroup
 
   float acc[MV_MAX_ROWS], accg[MV_MAX_ROWS];
@@ -69,23 +65,29 @@ void main() {
     acc[r] = 0.0;
     accg[r] = 0.0;
   }
+#if defined(X_DIRECT)
+  uint x4row[MV_MAX_ROWS];  // where each row's token starts in x, in vec4s
+  for (uint r = 0u; r < MV_MAX_ROWS; ++r) {
+    x4row[r] = r < rows ? uint(route[route_rowtok() + row0 + r]) * (pc.hidden / 4u) : 0u;
+  }
+#endif
   if (n < N) {
     const uint words = K / VW;
     for (uint q = lane; q < words; q += 32u) {
       float wv[VW], gv[VW];
-#if defined(MODE_ROUTER)
-      decode(router_w[n * wstride + q], wv);
-#else
       decode(arena[ar].w[wbase + n * wstride + q], wv);
       if (gated) decode(arena[ar].w[gbase + n * wstride + q], gv);
-#endif
       for (uint r = 0u; r < MV_MAX_ROWS; ++r) {
         if (r >= rows) break;
         float a[VW];
-#if defined(MODE_ROUTER)
-        for (uint i = 0u; i < VW; ++i) {
-          const uint k = q * VW + i;
-          a[i] = k < pc.hidden ? x_v[r * pc.hidden + k] : 0.0;  // x is not padded
+#if defined(X_DIRECT)
+        for (uint v = 0u; v < VW / 4u; ++v) {  // x is not padded: what lies past H reads as gather's zeros
+          const uint k = q * VW + 4u * v;
+          const vec4 x4 = k < pc.hidden ? in4[x4row[r] + k / 4u] : vec4(0.0);
+          a[4u * v] = x4.x;
+          a[4u * v + 1u] = x4.y;
+          a[4u * v + 2u] = x4.z;
+          a[4u * v + 3u] = x4.w;
         }
 #else
 #if defined(MODE_UP)
@@ -140,8 +142,6 @@ void main() {
       }
     }
     hidden_v[hid0 + r * Ip + n] = h;
-#elif defined(MODE_ROUTER)
-    logits_v[r * N + n] = v;
 #else
     out_v[(row0 + r) * N + n] = v;
 #endif

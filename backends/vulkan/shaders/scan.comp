@@ -7,8 +7,6 @@
 
 layout(local_size_x = COUNT_THREADS) in;
 
-BUFFER_LOGITS(readonly)
-BUFFER_PROBS(restrict)  // routing.glsl writes it (route_token), though this kernel only reads
 BUFFER_ROUTE(restrict)
 #include "routing.glsl"
 
