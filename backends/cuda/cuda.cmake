@@ -26,7 +26,20 @@ if(PIMOE_WITH_CUDA)
         backends/cuda/elementwise.cu
         backends/cuda/gemv.cu
         backends/cuda/grouped_gemm.cu)
-    message(STATUS "libpimoe: CUDA backend (nvcc ${CMAKE_CUDA_COMPILER_VERSION}, architectures ${CMAKE_CUDA_ARCHITECTURES})")
+    # The Hopper grouped GEMM (wgmma, TMA) exists only as sm_90a machine code, which runs on compute capability 9.0
+    # alone: its own object, built for that target whatever CMAKE_CUDA_ARCHITECTURES says (CUDA_ARCHITECTURES OFF:
+    # the -gencode below is the only target); the backend chooses it at run time and otherwise keeps the mma.sync
+    # kernel of the architectures above.
+    set(PIMOE_HAVE_SM90A OFF)
+    if(CMAKE_CUDA_COMPILER_VERSION VERSION_GREATER_EQUAL 12.5)
+      add_library(pimoe_cuda_sm90a OBJECT backends/cuda/grouped_gemm_sm90.cu)
+      set_target_properties(pimoe_cuda_sm90a PROPERTIES CUDA_ARCHITECTURES OFF POSITION_INDEPENDENT_CODE ON
+                            CUDA_VISIBILITY_PRESET hidden CUDA_STANDARD 17 CUDA_STANDARD_REQUIRED ON)
+      target_compile_options(pimoe_cuda_sm90a PRIVATE "-gencode=arch=compute_90a,code=sm_90a")
+      set(PIMOE_HAVE_SM90A ON)
+    endif()
+    message(STATUS "libpimoe: CUDA backend (nvcc ${CMAKE_CUDA_COMPILER_VERSION}, architectures ${CMAKE_CUDA_ARCHITECTURES}"
+                   "; sm_90a grouped GEMM ${PIMOE_HAVE_SM90A})")
   else()
     message(STATUS "libpimoe: nvcc not found; no CUDA backend")
   endif()
@@ -37,5 +50,9 @@ function(pimoe_configure_cuda target)
   if(PIMOE_HAVE_CUDA)
     target_compile_definitions(${target} PRIVATE PIMOE_HAVE_CUDA=1)
     target_link_libraries(${target} PRIVATE CUDA::cudart_static)
+    if(PIMOE_HAVE_SM90A)
+      target_sources(${target} PRIVATE $<TARGET_OBJECTS:pimoe_cuda_sm90a>)
+      target_compile_definitions(${target} PRIVATE PIMOE_HAVE_SM90A=1)
+    endif()
   endif()
 endfunction()

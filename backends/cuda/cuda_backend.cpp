@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <mutex>
@@ -20,6 +21,9 @@
 #include "elementwise.cuh"
 #include "gemv.cuh"
 #include "grouped_gemm.cuh"
+#if PIMOE_HAVE_SM90A
+#include "grouped_gemm_sm90.cuh"
+#endif
 #include "routing.cuh"
 #include "src/dtype.h"
 #include "src/error.h"
@@ -568,6 +572,9 @@ class CudaBackend final : public Backend {
           cuda::launch_simt_gemm(*p, wtype_, st);
           break;
         case Path::Mma:
+#if PIMOE_HAVE_SM90A
+          if (sm90_ && cuda::launch_sm90_gemm(*p, wmaps_.get(), rows, wtype_, st)) break;
+#endif
           cuda::launch_mma_gemm(*p, wtype_, st);
           break;
       }
@@ -794,6 +801,25 @@ class CudaBackend final : public Backend {
     groups_.reserve(sizeof(GroupDesc) * groups.size(), "expert descriptors");
     check(cudaMemcpy(groups_.get(), groups.data(), sizeof(GroupDesc) * groups.size(), cudaMemcpyHostToDevice),
           "uploading expert descriptors");
+    upload_sm90_maps(groups);
+  }
+
+  // The Hopper grouped GEMM (grouped_gemm_sm90.cu) on compute capability 9.0 with bf16/fp16 weights of 16-byte rows:
+  // one TMA descriptor per weight matrix, encoded once here. PIMOE_CUDA_NO_WGMMA=1 in the environment keeps the
+  // mma.sync kernel (same-run comparisons, and a way out should the new kernel misbehave somewhere).
+  void upload_sm90_maps(const std::vector<GroupDesc> &groups) {
+#if PIMOE_HAVE_SM90A
+    const char *off = std::getenv("PIMOE_CUDA_NO_WGMMA");
+    if (wtype_ == WType::F32 || !tensor_dims_ok_ || (off && *off && std::strcmp(off, "0") != 0)) return;
+    if (!cuda::sm90_gemm_supported()) return;
+    std::vector<unsigned char> maps(cuda::kSm90MapBytes * 3 * groups.size());
+    if (!cuda::sm90_weight_maps(groups.data(), static_cast<int32_t>(groups.size()), H_, wtype_, maps.data())) return;
+    wmaps_.reserve(maps.size(), "tensor maps of the weights");
+    check(cudaMemcpy(wmaps_.get(), maps.data(), maps.size(), cudaMemcpyHostToDevice), "uploading tensor maps");
+    sm90_ = true;
+#else
+    (void)groups;
+#endif
   }
 
   const LayerConfig &config_;
@@ -804,11 +830,12 @@ class CudaBackend final : public Backend {
   bool tensor_dims_ok_ = false;
   bool has_norm_ = false;  // some expert LayerNorms its input (the GEMV path then gathers rows first)
   bool pdl_ = false;       // programmatic dependent launch (sm_90 and newer)
+  bool sm90_ = false;      // the tensor-core path runs the wgmma kernel (wmaps_ holds its weight descriptors)
   std::string description_;
   std::vector<std::unique_ptr<DeviceTensor>> tensors_;
   std::unordered_map<const std::vector<float> *, const DeviceTensor *> held_;
   size_t weight_bytes_ = 0;
-  DeviceMemory router_, selection_bias_, groups_;
+  DeviceMemory router_, selection_bias_, groups_, wmaps_;
   const float *shared_score_ = nullptr;
 };
 

@@ -2,7 +2,8 @@
 // not exist; the tile list is built with the plan), the activation fused into the up projection's epilogue.
 //   simt: fp32 rows and outputs, weights of any type converted on load, fp32 FMA (exact fp32 path, any shape).
 //   mma:  bf16/fp16 rows, hidden and weights on the tensor cores (mma.sync m16n8k16), fp32 accumulation; needs H and
-//         every I_g to be multiples of 8 (16-byte rows).
+//         every I_g to be multiples of 8 (16-byte rows). On compute capability 9.0 the backend runs the wgmma + TMA
+//         form of it instead (grouped_gemm_sm90.cuh), same arguments and results.
 #pragma once
 
 #include <cuda_runtime_api.h>

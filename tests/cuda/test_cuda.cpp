@@ -234,6 +234,45 @@ TEST(CudaLowPrecision, ParityWithTheOracleOnEveryPath) {
   }
 }
 
+// The tensor-core grouped GEMM's edges (on the H100: the sm_90a wgmma kernel, 128 x 256 x 64 tiles): K and N tails
+// (H, I not multiples of 64 or 128), experts with 0 or 1 rows, a group's second row tile half empty, more k-steps than
+// pipeline stages, groups of different widths (the shared expert's I below the hidden buffer's row stride), GELU
+// experts with bias (the unfused activation epilogue), fp16.
+TEST(CudaLowPrecision, TensorCoreTilesAndTails) {
+  struct Case {
+    int64_t hidden, intermediate;
+    int32_t experts, top_k;
+    int64_t shared;
+    pimoe_activation act;
+    const char *dtype;
+    std::vector<int64_t> tokens;
+  };
+  const Case cases[] = {
+      {72, 200, 8, 2, 0, PIMOE_ACT_SWIGLU, "bf16", {17, 300}},
+      {136, 64, 64, 1, 0, PIMOE_ACT_SWIGLU, "bf16", {40}},
+      {264, 136, 8, 2, 24, PIMOE_ACT_SWIGLU, "bf16", {150}},
+      {96, 328, 4, 2, 0, PIMOE_ACT_GELU, "fp16", {200}},
+      {512, 1408, 8, 2, 0, PIMOE_ACT_SWIGLU, "bf16", {600}},
+      {512, 1408, 8, 2, 0, PIMOE_ACT_SWIGLU, "fp16", {600}},
+  };
+  for (const Case &c : cases) {
+    Layer l;
+    l.hidden = c.hidden;
+    l.intermediate = c.intermediate;
+    l.experts = c.experts;
+    l.top_k = c.top_k;
+    l.shared_width = c.shared;
+    l.activation = c.act;
+    l.expert_bias = c.act != PIMOE_ACT_SWIGLU;
+    l.weight_dtype = c.dtype;
+    ModelPtr m;
+    ASSERT_NO_FATAL_FAILURE(Create(l, &m));
+    for (int64_t tokens : c.tokens) {
+      ASSERT_NO_FATAL_FAILURE(CompareWithOracle(l, m.get(), tokens, 900 + tokens, 1e-2));
+    }
+  }
+}
+
 // fp32 on the tiled path with the shapes that the tensor cores cannot take (odd sizes) and with DeepSeek-like routing.
 TEST(CudaFp32, TiledPathParity) {
   Layer l;
