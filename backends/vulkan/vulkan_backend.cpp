@@ -192,6 +192,19 @@ class VulkanBackend final : public Backend {
     const char *tiles = std::getenv("PIMOE_VULKAN_TILES");
     if (tiles && std::strcmp(tiles, "small") == 0) tiles_ = Tiles::Small;
     if (tiles && std::strcmp(tiles, "large") == 0) tiles_ = Tiles::Large;
+    if (tiles && std::strcmp(tiles, "fma") == 0) tiles_ = Tiles::Fma;
+    if (tiles && std::strcmp(tiles, "coopmat") == 0) tiles_ = Tiles::Coopmat;
+    if (tiles && std::strcmp(tiles, "coopmat-fp16") == 0) tiles_ = Tiles::CoopmatFp16;
+    // The tensor-core kernels: fp16 weights (VK_NV_cooperative_matrix multiplies fp16 only; fp32 and bf16 weights
+    // keep the FMA tiles), never in deterministic mode (the FMA tiles' fixed order per output is what makes a
+    // token's bits independent of the call), never with PIMOE_VULKAN_TILES=small|large|fma.
+    const uint32_t n = device_->coopmat_n();
+    if (n != 0 && dtype_ == WeightDtype::F16 && !config.deterministic &&
+        (tiles_ == Tiles::Auto || tiles_ == Tiles::Coopmat || tiles_ == Tiles::CoopmatFp16)) {
+      const std::string kind = tiles_ == Tiles::CoopmatFp16 ? "matmul_coop16_" : "matmul_coop_";
+      coop_up_ = kind + "up_n" + std::to_string(n);
+      coop_down_ = kind + "down_n" + std::to_string(n);
+    }
     const char *profile = std::getenv("PIMOE_VULKAN_PROFILE");
     profile_ = profile && *profile && std::strcmp(profile, "0") != 0;
     upload_weights(weights);
@@ -203,7 +216,12 @@ class VulkanBackend final : public Backend {
 
   const char *name() const override { return "vulkan"; }
   std::string device_description() const override {
-    return device_->describe() + ", weights " + weight_dtype_name(dtype_) +
+    const std::string coop = device_->describe_coopmat();
+    return device_->describe() + ", weights " + weight_dtype_name(dtype_) + ", " +
+           (dtype_ == WeightDtype::F16 || device_->coopmat_n() == 0 ? coop : coop + " for fp16 weights only") +
+           (coop_up_.empty() ? "" : coop_up_.find("coop16") != std::string::npos
+                                        ? ", in use with activations rounded to fp16"
+                                        : ", in use") +
            (host_routing_only_ ? ", routing on the host (PIMOE_VULKAN_ROUTING=host)" : "");
   }
 
@@ -253,6 +271,7 @@ class VulkanBackend final : public Backend {
     const char *up, *down;
     bool matvec;
     uint32_t up_x, down_x, row_tile;
+    const char *label;  // for the profile: "small-row kernels", "small tiles", "large tiles", "tensor cores"
   };
   // max_rows: the largest segment's rows when the call has at most MV_MAX_ROWS tokens, else -1.
   Projection projection(int64_t max_rows, int64_t max_ip) const;
@@ -275,9 +294,13 @@ class VulkanBackend final : public Backend {
   const std::string up_mm_ = std::string("matmul_up_") + variant_, down_mm_ = std::string("matmul_down_") + variant_;
   const std::string up_large_ = up_mm_ + "_large", down_large_ = down_mm_ + "_large";
   bool host_routing_only_ = false;
-  // PIMOE_VULKAN_TILES=small|large: always the tiled kernels with that tile (tests run every case through each);
-  // by default the small-row kernels serve segments of at most MV_MAX_ROWS rows, the small tiles the rest.
-  enum class Tiles { Auto, Small, Large } tiles_ = Tiles::Auto;
+  // PIMOE_VULKAN_TILES=small|large: always the FMA tiles of that size (tests run every case through each); fma: the
+  // default choice without tensor cores; coopmat / coopmat-fp16: always the tensor-core kernels where they can run
+  // (SPLIT activations / activations rounded to fp16), else the small FMA tiles. By default the small-row kernels
+  // serve calls of at most MV_MAX_ROWS tokens, the tensor-core kernels (where they can run) or the small FMA tiles
+  // the rest.
+  enum class Tiles { Auto, Small, Large, Fma, Coopmat, CoopmatFp16 } tiles_ = Tiles::Auto;
+  std::string coop_up_, coop_down_;  // the tensor-core variants this model uses, empty for none
   bool profile_ = false;
   struct ProfileEntry {
     double ns = 0.0;
@@ -724,19 +747,25 @@ void VulkanBackend::record_copy(VkCommandBuffer cmd, const Buffer &src, VkDevice
 VulkanBackend::Projection VulkanBackend::projection(int64_t max_rows, int64_t max_ip) const {
   const int64_t H = config_.hidden;
   const bool small_rows = max_rows >= 0 && max_rows <= MV_MAX_ROWS;
-  if (tiles_ == Tiles::Auto && small_rows && !config_.deterministic) {
+  const bool automatic = tiles_ == Tiles::Auto || tiles_ == Tiles::Fma;
+  if (automatic && small_rows && !config_.deterministic) {
     // Every segment's rows in one workgroup, each weight row streamed once. Its sums run in another order than the
     // tiled kernels', so deterministic mode (a token's bits independent of the call) never takes it.
     return {up_mv_.c_str(), down_mv_.c_str(), true, ceil_div(max_ip, MV_NPW), ceil_div(H, MV_NPW),
-            1};
+            1, "small-row kernels"};
+  }
+  if (!coop_up_.empty()) {  // matmul_coop.comp: 128-row tiles of 64 (up) or 128 (down) output columns
+    return {coop_up_.c_str(), coop_down_.c_str(), false, ceil_div(max_ip, MM_BN), ceil_div(H, MM_BN_LARGE),
+            MM_BM_LARGE, "tensor cores"};
   }
   // The large tiles only on request: on an H100 (bench/vulkan/README.md) the small tiles ran the 4096-token calls of
   // shapes C and F 2.4 times faster.
   if (tiles_ == Tiles::Large) {
     return {up_large_.c_str(), down_large_.c_str(), false, ceil_div(max_ip, MM_BN),
-            ceil_div(H, MM_BN_LARGE), MM_BM_LARGE};
+            ceil_div(H, MM_BN_LARGE), MM_BM_LARGE, "large tiles"};
   }
-  return {up_mm_.c_str(), down_mm_.c_str(), false, ceil_div(max_ip, MM_BN), ceil_div(H, MM_BN), MM_BM};
+  return {up_mm_.c_str(), down_mm_.c_str(), false, ceil_div(max_ip, MM_BN), ceil_div(H, MM_BN), MM_BM,
+          "small tiles"};
 }
 
 void VulkanBackend::record_router(VkCommandBuffer cmd, VkScratch &s, Push &push, int64_t tokens) const {
@@ -895,8 +924,7 @@ void VulkanBackend::run_experts(const RoutePlan &plan, const float *x, float *y,
   record_copy(cmd, yb, 0, down, 0, x_bytes);
   vk::full_barrier(*device_, cmd, true);
   s.mark(cmd, "download");
-  submit(s, proj.matvec ? "run_experts, small-row kernels" : proj.row_tile == MM_BM ? "run_experts, small tiles"
-                                                                                    : "run_experts, large tiles");
+  submit(s, (std::string("run_experts, ") + proj.label).c_str());
   std::memcpy(y, down.mapped(), x_bytes);
 }
 
@@ -970,8 +998,7 @@ bool VulkanBackend::forward_fused(const float *x, int64_t tokens, float *y, Rout
   record_copy(cmd, rb, 0, down, route_offset, back_bytes);
   vk::full_barrier(*device_, cmd, true);
   s.mark(cmd, "download");
-  submit(s, proj.matvec ? "fused, small-row kernels" : proj.row_tile == MM_BM ? "fused, small tiles"
-                                                                            : "fused, large tiles");
+  submit(s, (std::string("fused, ") + proj.label).c_str());
   std::memcpy(y, down.mapped(), x_bytes);
 
   // The plan as build_route_plan() would have made it (Stats and the caller's routing buffers read it).
