@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -36,6 +37,7 @@ constexpr int kDevice = 0;
 // Calls of at most this many tokens take the GEMV kernels (outside deterministic mode): below it a token-tiled GEMM
 // would re-read each touched expert's weights once per tile of too few rows to pay for the tiles.
 constexpr int64_t kDecodeTokens = 16;
+static_assert(kDecodeTokens <= cuda::kDecodeMaxTokens, "the decode routing kernel sizes its accumulators by this");
 
 std::string mib(size_t bytes) {
   return std::to_string((bytes + (1u << 20) - 1) >> 20) + " MiB";
@@ -123,7 +125,8 @@ class DeviceMemory {
   size_t bytes_ = 0;
 };
 
-// Page-locked host memory, so that copies to and from it are asynchronous and run at full PCIe speed.
+// Page-locked host memory, so that copies to and from it are asynchronous and run at full PCIe speed; mapped into the
+// device's address space, so that kernels can write small results into it directly (no copy to wait for).
 class PinnedMemory {
  public:
   PinnedMemory() = default;
@@ -134,9 +137,13 @@ class PinnedMemory {
     if (bytes <= bytes_) return;
     release();
     const size_t want = bytes + bytes / 2;
-    const cudaError_t e = cudaMallocHost(&ptr_, want);
+    cudaError_t e = cudaHostAlloc(&ptr_, want, cudaHostAllocMapped);
+    if (e == cudaSuccess) {
+      e = cudaHostGetDevicePointer(&device_, ptr_, 0);
+      if (e != cudaSuccess) release();
+    }
     if (e != cudaSuccess) {
-      ptr_ = nullptr;
+      ptr_ = device_ = nullptr;
       cudaGetLastError();
       fail(PIMOE_ERR_OUT_OF_MEMORY, "cuda: cannot allocate ", mib(want), " of page-locked host memory for ", what,
            " (", cudaGetErrorName(e), ")");
@@ -145,14 +152,16 @@ class PinnedMemory {
   }
   void release() {
     if (ptr_) cudaFreeHost(ptr_);
-    ptr_ = nullptr;
+    ptr_ = device_ = nullptr;
     bytes_ = 0;
   }
   char *get() const { return static_cast<char *>(ptr_); }
+  void *device() const { return device_; }  // the same memory as kernels address it
   size_t bytes() const { return bytes_; }
 
  private:
   void *ptr_ = nullptr;
+  void *device_ = nullptr;
   size_t bytes_ = 0;
 };
 
@@ -209,40 +218,30 @@ struct CallLayout {
   }
 };
 
+// Device words of the decode kernels that persist between calls (each launch restores them): the input-check flag
+// (UINT64_MAX), the decode routing's finished-block counter and the fused combine's per-slice counters (0).
+struct DecodeState {
+  unsigned long long flag;
+  unsigned int route_counter;
+  unsigned int pad;
+  unsigned int combine_counters[1];  // gemv_column_slices(H) of them
+  static size_t bytes(int32_t slices) { return offsetof(DecodeState, combine_counters) + 4 * size_t(slices); }
+};
+
 struct CudaScratch final : BackendScratch {
   cudaStream_t stream = nullptr;  // this scratch's own stream: concurrent calls run concurrently on the GPU
-  cudaEvent_t input_ready = nullptr, layer_done = nullptr;  // order `stream` with a caller's stream
-  DeviceMemory x, y, logits, rows, hidden, out, call;
+  DeviceMemory x, y, logits, rows, hidden, out, call, decode;
   PinnedMemory host_call;
-
-  // Captured forwards of decode-sized calls, by token count and entry point.
-  struct Graph {
-    int64_t tokens;
-    bool device;
-    int seen;
-    cudaGraphExec_t exec;
-    std::vector<const void *> buffers;  // the addresses it was captured with
-  };
-  static constexpr size_t kMaxGraphs = 8;
-  std::vector<Graph> graphs;
-
-  std::vector<const void *> buffer_addresses() const {
-    return {x.get(), y.get(), logits.get(), rows.get(), hidden.get(), out.get(), call.get(), host_call.get()};
-  }
 
   ~CudaScratch() override {
     cudaSetDevice(kDevice);
     if (stream) cudaStreamSynchronize(stream);
-    for (Graph &g : graphs) {
-      if (g.exec) cudaGraphExecDestroy(g.exec);
-    }
-    if (input_ready) cudaEventDestroy(input_ready);
-    if (layer_done) cudaEventDestroy(layer_done);
     if (stream) cudaStreamDestroy(stream);
   }
+  DecodeState *decode_state() const { return decode.as<DecodeState>(); }
   size_t bytes() const override {
     return x.bytes() + y.bytes() + logits.bytes() + rows.bytes() + hidden.bytes() + out.bytes() + call.bytes() +
-           host_call.bytes();
+           decode.bytes() + host_call.bytes();
   }
 };
 
@@ -288,6 +287,9 @@ class CudaBackend final : public Backend {
     if (!cuda_backend_usable(why)) fail(PIMOE_ERR_BACKEND_UNAVAILABLE, why);
     check(cudaSetDevice(kDevice), "selecting the device");
     description_ = cuda_device_description();
+    int major = 0;
+    check(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, kDevice), "reading the device");
+    pdl_ = major >= 9;
     upload(weights);
   }
 
@@ -298,8 +300,10 @@ class CudaBackend final : public Backend {
     check(cudaSetDevice(kDevice), "selecting the device");
     auto s = std::make_unique<CudaScratch>();
     check(cudaStreamCreateWithFlags(&s->stream, cudaStreamNonBlocking), "creating a stream");
-    check(cudaEventCreateWithFlags(&s->input_ready, cudaEventDisableTiming), "creating an event");
-    check(cudaEventCreateWithFlags(&s->layer_done, cudaEventDisableTiming), "creating an event");
+    const size_t state = DecodeState::bytes(cuda::gemv_column_slices(H_));
+    s->decode.reserve(state, "decode counters");
+    check(cudaMemset(s->decode.get(), 0, s->decode.bytes()), "clearing decode counters");
+    check(cudaMemset(s->decode.get(), 0xff, sizeof(unsigned long long)), "clearing the input check");
     return s;
   }
 
@@ -400,42 +404,22 @@ class CudaBackend final : public Backend {
     const int64_t tile_rows = call.path == Path::Mma ? cuda::kMmaTileRows : cuda::kSimtTileRows;
     const int64_t tiles_bound = (call.rows + tile_rows - 1) / tile_rows + G;
     const CallLayout layout(E, T, A, call.rows, G, tiles_bound);
-    // Decode-sized calls replay a CUDA graph of the whole layer (captured the second time a call size is seen), so
-    // that a dozen small launches cost one; their input and output pass through the scratch's own buffers.
-    const bool graph = call.path == Path::Gemv;
-    reserve_call(s, T, call.rows, call.path, layout.total, layout.result_end, device == nullptr || graph);
+    reserve_call(s, T, call.rows, call.path, layout.total, layout.result_end, device == nullptr);
     char *hc = s.host_call.get();
     const size_t xb = sizeof(float) * T * H_;
-    const auto kind_in = device ? cudaMemcpyDeviceToDevice : cudaMemcpyHostToDevice;
-    const auto kind_out = device ? cudaMemcpyDeviceToDevice : cudaMemcpyDeviceToHost;
-
-    if (graph) {
-      check(cudaMemcpyAsync(s.x.get(), x, xb, kind_in, st), "copying the input");
-      cudaGraphExec_t exec = graph_for(s, T, device != nullptr, layout, tiles_bound, call);
-      if (exec == nullptr) {
-        // Not captured (yet): the same work, launched one by one on the scratch's stream.
-        check(cudaEventRecord(s.input_ready, st), "ordering the call");
-        check(cudaStreamWaitEvent(s.stream, s.input_ready, 0), "ordering the call");
-        enqueue_fused(s, s.x.as<float>(), s.y.as<float>(), device != nullptr, layout, tiles_bound, call, s.stream);
-      } else {
-        check(cudaEventRecord(s.input_ready, st), "ordering the call");
-        check(cudaStreamWaitEvent(s.stream, s.input_ready, 0), "ordering the call");
-        check(cudaGraphLaunch(exec, s.stream), "launching the forward graph");
-      }
-      check(cudaEventRecord(s.layer_done, s.stream), "ordering the call");
-      check(cudaStreamWaitEvent(st, s.layer_done, 0), "ordering the call");
-      check(cudaMemcpyAsync(y, s.y.get(), xb, kind_out, st), "copying the output");
-    } else {
-      const float *xd = x;
-      float *yd = y;
-      if (!device) {
-        check(cudaMemcpyAsync(s.x.get(), x, xb, cudaMemcpyHostToDevice, st), "copying the input to the device");
-        xd = s.x.as<float>();
-        yd = s.y.as<float>();
-      }
-      enqueue_fused(s, xd, yd, device != nullptr, layout, tiles_bound, call, st);
-      if (!device) check(cudaMemcpyAsync(y, yd, xb, cudaMemcpyDeviceToHost, st), "copying the output back");
+    const float *xd = x;
+    float *yd = y;
+    if (!device) {
+      check(cudaMemcpyAsync(s.x.get(), x, xb, cudaMemcpyHostToDevice, st), "copying the input to the device");
+      xd = s.x.as<float>();
+      yd = s.y.as<float>();
     }
+    if (call.path == Path::Gemv) {
+      enqueue_decode(s, xd, yd, layout, call, st);
+    } else {
+      enqueue_fused(s, xd, yd, device != nullptr, layout, tiles_bound, call, st);
+    }
+    if (!device) check(cudaMemcpyAsync(y, yd, xb, cudaMemcpyDeviceToHost, st), "copying the output back");
     check(cudaStreamSynchronize(st), "the forward kernels");
 
     if (device) {
@@ -494,7 +478,7 @@ class CudaBackend final : public Backend {
     a.out_stride = E_;
     // The same kernel for every call size in deterministic mode, so a token's logits do not depend on the call.
     if (!config_.deterministic && tokens <= kDecodeTokens) {
-      cuda::launch_gemv(a, WType::F32, st);
+      cuda::launch_gemv(a, WType::F32, false, st);
     } else {
       cuda::launch_simt_gemm(a, WType::F32, st);
     }
@@ -519,14 +503,21 @@ class CudaBackend final : public Backend {
     s.out.reserve(sizeof(float) * row_count * H_, "expert outputs");
   }
 
-  // gather -> up projection (+ activation) -> down projection -> combine, over the device plan dp.
+  // gather -> up projection (+ activation) -> down projection -> combine, over the device plan dp. The GEMV path
+  // reads the tokens' rows in place when no expert normalises its input (no gather), and combines inside the down
+  // projection unless the shared expert is gated (the gate is a dot product over the whole input row).
   void run_layer(CudaScratch &s, const float *x, float *y, int64_t T, int32_t k, bool shared, int64_t rows,
                  int64_t tiles_bound, Path path, const DevicePlan &dp, cudaStream_t st) const {
     const int32_t G = E_ + (shared ? 1 : 0);
     const WType act = path == Path::Mma ? wtype_ : WType::F32;
-    cuda::launch_gather(x, dp, groups_.as<GroupDesc>(), G, rows, H_, static_cast<float>(config_.layer_norm_eps),
-                        s.rows.get(), act, st);
-    check_launch("the gather kernel");
+    const bool gemv = path == Path::Gemv;
+    const bool gather = !gemv || has_norm_;
+    const bool fused_combine = gemv && !(shared && config_.shared.gated);
+    if (gather) {
+      cuda::launch_gather(x, dp, groups_.as<GroupDesc>(), G, rows, H_, static_cast<float>(config_.layer_norm_eps),
+                          s.rows.get(), act, st);
+      check_launch("the gather kernel");
+    }
 
     ProjectionArgs up;
     up.groups = groups_.as<GroupDesc>();
@@ -543,8 +534,9 @@ class CudaBackend final : public Backend {
     up.up = true;
     up.hidden = H_;
     up.max_n = imax_;
-    up.in = s.rows.get();
+    up.in = gather ? s.rows.get() : x;
     up.in_stride = H_;
+    up.in_rows = gather ? nullptr : dp.row_token;
     up.out = s.hidden.get();
     up.out_stride = istride_;
     ProjectionArgs down = up;
@@ -554,10 +546,23 @@ class CudaBackend final : public Backend {
     down.in_stride = istride_;
     down.out = s.out.get();
     down.out_stride = H_;
+    down.in_rows = nullptr;
+    if (fused_combine) {
+      cuda::FusedCombine &c = down.combine;
+      c.y = y;
+      c.counters = s.decode_state()->combine_counters;
+      c.position = dp.position;
+      c.weight = dp.weight;
+      c.expert = dp.expert;
+      c.tokens = static_cast<int32_t>(T);
+      c.top_k = k;
+      c.experts = E_;
+      c.shared = shared;
+    }
     for (const ProjectionArgs *p : {&up, &down}) {
       switch (path) {
         case Path::Gemv:
-          cuda::launch_gemv(*p, wtype_, st);
+          cuda::launch_gemv(*p, wtype_, pdl_, st);
           break;
         case Path::Simt:
           cuda::launch_simt_gemm(*p, wtype_, st);
@@ -568,6 +573,7 @@ class CudaBackend final : public Backend {
       }
       check_launch(p->up ? "the up projection kernel" : "the down projection kernel");
     }
+    if (fused_combine) return;
 
     cuda::CombineArgs c;
     c.out = s.out.as<float>();
@@ -586,8 +592,7 @@ class CudaBackend final : public Backend {
   }
 
   // Everything of a fused forward after the input is on the device: input check (device-pointer calls), router,
-  // routing, sort, the layer, and the copy of the routing results to page-locked memory. Stream-ordered only (no
-  // host synchronisation), so that it can be captured into a graph.
+  // routing, sort, the layer, and the copy of the routing results to page-locked memory. Stream-ordered only.
   void enqueue_fused(CudaScratch &s, const float *xd, float *yd, bool check_input, const CallLayout &layout,
                      int64_t tiles_bound, const Call &call, cudaStream_t st) const {
     const int64_t T = call.tokens, k = config_.router.top_k;
@@ -600,13 +605,52 @@ class CudaBackend final : public Backend {
       check_launch("the input check kernel");
     }
     launch_router(xd, T, s.logits.as<float>(), st);
+    const cuda::RouteArgs r = route_args(s, layout, T);
+    cuda::launch_route(r, st);
+    check_launch("the routing kernel");
+    cuda::launch_sort(sort_args(s, layout, call, r), st);
+    check_launch("the sort kernel");
 
+    run_layer(s, xd, yd, T, static_cast<int32_t>(k), shared_, call.rows, tiles_bound, call.path, dp, st);
+    check(cudaMemcpyAsync(s.host_call.get(), dc, layout.result_end, cudaMemcpyDeviceToHost, st),
+          "copying the routing back");
+  }
+
+  // A decode-sized fused forward: routing in one launch (which also writes the routing results to page-locked
+  // memory), then the two projections, the second with the combine fused. Three launches, each allowed to overlap
+  // the previous one's tail (sm_90), and no copies: at one token the layer is bound by launch latency otherwise.
+  void enqueue_decode(CudaScratch &s, const float *xd, float *yd, const CallLayout &layout, const Call &call,
+                      cudaStream_t st) const {
+    const int64_t T = call.tokens, k = config_.router.top_k;
+    char *dc = static_cast<char *>(s.call.get());
+    cuda::DecodeRouteArgs d;
+    d.route = route_args(s, layout, T);
+    d.sort = sort_args(s, layout, call, d.route);
+    d.x = xd;
+    d.router = router_.as<float>();
+    d.logits = s.logits.as<float>();
+    d.hidden = H_;
+    DecodeState *state = s.decode_state();
+    d.flag = &state->flag;
+    d.flag_out = reinterpret_cast<unsigned long long *>(dc + layout.flag);
+    d.counter = &state->route_counter;
+    d.results = dc;
+    d.host_results = s.host_call.device();
+    d.result_words = static_cast<int32_t>(layout.result_end / 4);
+    cuda::launch_decode_route(d, pdl_, st);
+    check_launch("the decode routing kernel");
+    run_layer(s, xd, yd, T, static_cast<int32_t>(k), shared_, call.rows, 0, call.path, layout.plan(dc), st);
+  }
+
+  cuda::RouteArgs route_args(CudaScratch &s, const CallLayout &layout, int64_t T) const {
+    char *dc = static_cast<char *>(s.call.get());
+    const DevicePlan dp = layout.plan(dc);
     cuda::RouteArgs r;
     r.logits = s.logits.as<float>();
     r.selection_bias = config_.router.selection_bias ? selection_bias_.as<float>() : nullptr;
     r.tokens = static_cast<int32_t>(T);
     r.experts = E_;
-    r.top_k = static_cast<int32_t>(k);
+    r.top_k = static_cast<int32_t>(config_.router.top_k);
     r.sigmoid = config_.router.scoring == RouterScoring::Sigmoid;
     r.renormalize = config_.router.renormalize;
     r.group_max = config_.router.group_score == GroupScore::Max;
@@ -619,11 +663,13 @@ class CudaBackend final : public Backend {
     r.prob_sum = reinterpret_cast<double *>(dc + layout.prob_sum);
     r.token_z = reinterpret_cast<double *>(dc + layout.token_z);
     r.token_top1 = reinterpret_cast<double *>(dc + layout.token_top1);
-    cuda::launch_route(r, st);
-    check_launch("the routing kernel");
+    return r;
+  }
 
+  cuda::SortArgs sort_args(CudaScratch &s, const CallLayout &layout, const Call &call, const cuda::RouteArgs &r) const {
+    char *dc = static_cast<char *>(s.call.get());
     cuda::SortArgs so;
-    so.plan = dp;
+    so.plan = layout.plan(dc);
     so.tokens = r.tokens;
     so.experts = E_;
     so.top_k = r.top_k;
@@ -633,52 +679,7 @@ class CudaBackend final : public Backend {
     so.token_top1 = r.token_top1;
     so.call_stats = reinterpret_cast<double *>(dc + layout.call_stats);
     so.counts = reinterpret_cast<int32_t *>(dc + layout.counts);
-    cuda::launch_sort(so, st);
-    check_launch("the sort kernel");
-
-    run_layer(s, xd, yd, T, static_cast<int32_t>(k), shared_, call.rows, tiles_bound, call.path, dp, st);
-    check(cudaMemcpyAsync(s.host_call.get(), dc, layout.result_end, cudaMemcpyDeviceToHost, st),
-          "copying the routing back");
-  }
-
-  // The graph of a decode-sized fused forward of T tokens on this scratch, or null when the call should run eagerly:
-  // the first call of a size runs eagerly (and sets up every buffer and kernel attribute); the second captures.
-  // A graph holds the buffer addresses it was captured with, so it is dropped when a buffer moves.
-  cudaGraphExec_t graph_for(CudaScratch &s, int64_t T, bool device, const CallLayout &layout, int64_t tiles_bound,
-                            const Call &call) const {
-    const std::vector<const void *> buffers = s.buffer_addresses();
-    for (CudaScratch::Graph &g : s.graphs) {
-      if (g.tokens != T || g.device != device) continue;
-      if (g.buffers != buffers && g.exec) {
-        cudaGraphExecDestroy(g.exec);
-        g.exec = nullptr;
-      }
-      g.buffers = buffers;
-      if (!g.exec && ++g.seen >= 2) {
-        check(cudaStreamBeginCapture(s.stream, cudaStreamCaptureModeThreadLocal), "starting a graph capture");
-        cudaGraph_t graph = nullptr;
-        try {
-          enqueue_fused(s, s.x.as<float>(), s.y.as<float>(), device, layout, tiles_bound, call, s.stream);
-        } catch (...) {
-          cudaStreamEndCapture(s.stream, &graph);
-          if (graph) cudaGraphDestroy(graph);
-          cudaGetLastError();
-          throw;
-        }
-        check(cudaStreamEndCapture(s.stream, &graph), "capturing the forward graph");
-        const cudaError_t e = cudaGraphInstantiate(&g.exec, graph, 0);
-        cudaGraphDestroy(graph);
-        if (e != cudaSuccess) g.exec = nullptr;
-        check(e, "instantiating the forward graph");
-      }
-      return g.exec;
-    }
-    if (s.graphs.size() >= CudaScratch::kMaxGraphs) {  // forget the oldest size
-      if (s.graphs.front().exec) cudaGraphExecDestroy(s.graphs.front().exec);
-      s.graphs.erase(s.graphs.begin());
-    }
-    s.graphs.push_back({T, device, 1, nullptr, buffers});
-    return nullptr;
+    return so;
   }
 
   void fill_plan(RoutePlan &plan, const char *hc, const CallLayout &layout, int64_t T, int64_t k) const {
@@ -773,6 +774,7 @@ class CudaBackend final : public Backend {
       g.down_bias = static_cast<const float *>(hold(x.down_bias, WType::F32, expert_name(e, "down.bias")));
       g.norm_weight = static_cast<const float *>(hold(x.norm_weight, WType::F32, expert_name(e, "norm.weight")));
       g.norm_bias = static_cast<const float *>(hold(x.norm_bias, WType::F32, expert_name(e, "norm.bias")));
+      has_norm_ = has_norm_ || g.norm_weight != nullptr;
       imax = std::max(imax, spec.intermediate);
       tensor_dims_ok_ = tensor_dims_ok_ && spec.intermediate % 8 == 0;
     }
@@ -800,6 +802,8 @@ class CudaBackend final : public Backend {
   const bool shared_;
   int32_t imax_ = 1, istride_ = 8;
   bool tensor_dims_ok_ = false;
+  bool has_norm_ = false;  // some expert LayerNorms its input (the GEMV path then gathers rows first)
+  bool pdl_ = false;       // programmatic dependent launch (sm_90 and newer)
   std::string description_;
   std::vector<std::unique_ptr<DeviceTensor>> tensors_;
   std::unordered_map<const std::vector<float> *, const DeviceTensor *> held_;

@@ -66,6 +66,20 @@ __device__ __forceinline__ double warp_max(double v) {
   return v;
 }
 
+// Programmatic dependent launch (sm_90): a kernel launched with the attribute may start while the previous kernel on
+// its stream is still finishing; it must wait before touching anything that kernel (or earlier work) writes or reads.
+// launch_dependents lets the next such kernel start launching. Both are no-ops below sm_90 and without the attribute.
+__device__ __forceinline__ void grid_dependency_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void grid_launch_dependents() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+
 // Row r of the grouped buffers belongs to group g = row_group[r]; K and N of a projection of that group.
 __device__ __forceinline__ int32_t group_rows(const int32_t *offsets, int32_t g) { return offsets[g + 1] - offsets[g]; }
 

@@ -42,6 +42,19 @@ struct DevicePlan {
 
 namespace pimoe::cuda {
 
+// The weighted combine fused into a decode down projection (gemv.cu): the last block to finish a column slice of the
+// outputs writes y[t, slice] = sum_j weight(t, j) * (out[position(t, j), slice] + down_bias) in slot order, plus the
+// shared expert's row (ungated). counters[gridDim.y] hold 0 between launches; y null: no fused combine.
+struct FusedCombine {
+  float *y = nullptr;
+  unsigned int *counters = nullptr;
+  const int32_t *position = nullptr;
+  const float *weight = nullptr;
+  const int32_t *expert = nullptr;
+  int32_t tokens = 0, top_k = 0, experts = 0;
+  bool shared = false;
+};
+
 // One projection of every group in one launch (gemv.cu, grouped_gemm.cu).
 //   up:   rows [.., H] x gate/up^T -> activation -> hidden [.., I_g]   (K = H,   N = I_g)
 //   down: hidden [.., I_g] x down^T -> out [.., H]                     (K = I_g, N = H)
@@ -57,6 +70,8 @@ struct ProjectionArgs {
   int32_t max_n = 0;  // largest N over the groups (grid)
   const void *in = nullptr;
   int64_t in_stride = 0;
+  const int32_t *in_rows = nullptr;  // GEMV: row r's input is in[in_rows[r]] (the call's tokens, no gather); null: in[r]
+  FusedCombine combine;              // GEMV down projection only
   void *out = nullptr;
   int64_t out_stride = 0;
   const float *dense_weight = nullptr;

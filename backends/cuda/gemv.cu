@@ -6,24 +6,25 @@ namespace pimoe::cuda {
 namespace {
 
 constexpr int kWarps = 8;
-constexpr int kRowsPerBlock = 16;  // output rows per block: 2 per warp
+constexpr int kRowsPerWarp = 2;
+constexpr int kRowsPerBlock = kWarps * kRowsPerWarp;  // output rows per block
 
-// 16 bytes of weights as floats.
+// 16 bytes of weights: loaded raw (4 registers, so that many can be in flight), converted to floats at use.
 template <typename WT>
 struct Vec;
 template <>
 struct Vec<float> {
   static constexpr int n = 4;
-  __device__ static void load(const float *p, float *w) {
-    const float4 v = __ldcs(reinterpret_cast<const float4 *>(p));
-    w[0] = v.x, w[1] = v.y, w[2] = v.z, w[3] = v.w;
+  __device__ static int4 load(const float *p) { return __ldcs(reinterpret_cast<const int4 *>(p)); }
+  __device__ static void convert(const int4 &v, float *w) {
+    w[0] = __int_as_float(v.x), w[1] = __int_as_float(v.y), w[2] = __int_as_float(v.z), w[3] = __int_as_float(v.w);
   }
 };
-template <typename H2, float2 (*ToFloat2)(H2)>
+template <typename T, typename H2, float2 (*ToFloat2)(H2)>
 struct Vec16 {
   static constexpr int n = 8;
-  __device__ static void load(const void *p, float *w) {
-    const int4 v = __ldcs(reinterpret_cast<const int4 *>(p));
+  __device__ static int4 load(const T *p) { return __ldcs(reinterpret_cast<const int4 *>(p)); }
+  __device__ static void convert(const int4 &v, float *w) {
     const H2 *h = reinterpret_cast<const H2 *>(&v);
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
@@ -36,18 +37,18 @@ struct Vec16 {
 __device__ __forceinline__ float2 bf2_to_f2(__nv_bfloat162 v) { return __bfloat1622float2(v); }
 __device__ __forceinline__ float2 h2_to_f2(__half2 v) { return __half22float2(v); }
 template <>
-struct Vec<__nv_bfloat16> : Vec16<__nv_bfloat162, bf2_to_f2> {};
+struct Vec<__nv_bfloat16> : Vec16<__nv_bfloat16, __nv_bfloat162, bf2_to_f2> {};
 template <>
-struct Vec<__half> : Vec16<__half2, h2_to_f2> {};
+struct Vec<__half> : Vec16<__half, __half2, h2_to_f2> {};
 
-// acc[m] += w . x[m] over VEC elements, rows m < mc.
-template <int VEC>
-__device__ __forceinline__ void dot_rows(const float *w, const float *x, int64_t stride, int mc,
+// acc[m] += w . xs[m][off ..] over VEC elements, rows m < mc (<= MC).
+template <int VEC, int MC>
+__device__ __forceinline__ void dot_rows(const float *w, const float *const (&xs)[kGemvTokens], int off, int mc,
                                          float (&acc)[kGemvTokens]) {
 #pragma unroll
-  for (int m = 0; m < kGemvTokens; ++m) {
+  for (int m = 0; m < MC; ++m) {
     if (m < mc) {
-      const float *xm = x + m * stride;
+      const float *xm = xs[m] + off;
 #pragma unroll
       for (int i = 0; i < VEC; i += 4) {
         const float4 v = __ldg(reinterpret_cast<const float4 *>(xm + i));
@@ -60,68 +61,133 @@ __device__ __forceinline__ void dot_rows(const float *w, const float *x, int64_t
   }
 }
 
-// One warp: acc[m] = W[n, :] . x[m, :] for m < mc (and the same for a second matrix G when gated).
-template <typename WT, bool GATED>
-__device__ __forceinline__ void row_dots(const WT *W, const WT *Wg, const float *x, int64_t stride, int K, int mc,
-                                         bool vector_ok, float (&acc)[kGemvTokens], float (&accg)[kGemvTokens]) {
+// Loads of 16 bytes each lane keeps in flight: decode calls are bound by how many bytes are in flight, and a warp's
+// rows are short (K = 768: three chunks a lane), so a warp streams all its rows (and gate and up) at once. More than
+// 8 does not fit in the 128 registers of two blocks per SM: the compiler hoists the input loads of every chunk.
+template <int MC>
+__host__ __device__ constexpr int loads_in_flight() {
+  return 8;
+}
+
+// One warp: acc[r][m] = W[r][:] . x[m, :] for rows r < rc of R and tokens m < mc <= MC (and the same for the gate
+// matrices when gated). Each row's sum runs over the lane's chunks in order, then across lanes: the same order
+// whatever rc, MC and the depth.
+template <typename WT, bool GATED, int R, int MC>
+__device__ __forceinline__ void row_dots(const WT *const (&W)[R], const WT *const (&Wg)[R], int rc,
+                                         const float *const (&xs)[kGemvTokens], int K, int mc, bool vector_ok,
+                                         float (&acc)[R][kGemvTokens], float (&accg)[R][kGemvTokens]) {
   const int lane = threadIdx.x & 31;
 #pragma unroll
-  for (int m = 0; m < kGemvTokens; ++m) acc[m] = accg[m] = 0.0f;
+  for (int r = 0; r < R; ++r)
+#pragma unroll
+    for (int m = 0; m < kGemvTokens; ++m) acc[r][m] = accg[r][m] = 0.0f;
   constexpr int VEC = Vec<WT>::n;
   if (vector_ok) {
     const int chunks = K / VEC;
-    // kDepth chunks per lane (per matrix) per step, all loads issued before the first is used: decode calls are bound
-    // by how many bytes are in flight. Chunks past the row's end load nothing and count as zeros, so short rows
-    // (K = 768: three chunks a lane) still have all their loads in flight at once.
-    constexpr int kDepth = 4;
+    // kDepth chunks per lane per row (and matrix) per step, all loads issued before the first is used. Chunks past
+    // the row's end load nothing and count as zeros.
+    constexpr int kDepth = loads_in_flight<MC>() / (R * (GATED ? 2 : 1));
     for (int c = lane; c < chunks; c += 32 * kDepth) {
-      float w[kDepth][VEC], g[kDepth][VEC];
+      int4 w[R][kDepth], g[R][kDepth];
 #pragma unroll
-      for (int d = 0; d < kDepth; ++d) {
-        const int cd = c + 32 * d;
-        if (cd < chunks) {
-          Vec<WT>::load(W + static_cast<int64_t>(cd) * VEC, w[d]);
-          if (GATED) Vec<WT>::load(Wg + static_cast<int64_t>(cd) * VEC, g[d]);
+      for (int r = 0; r < R; ++r) {
+#pragma unroll
+        for (int d = 0; d < kDepth; ++d) {
+          const int cd = c + 32 * d;
+          if (r < rc && cd < chunks) {
+            w[r][d] = Vec<WT>::load(W[r] + static_cast<int64_t>(cd) * VEC);
+            if (GATED) g[r][d] = Vec<WT>::load(Wg[r] + static_cast<int64_t>(cd) * VEC);
+          }
         }
       }
 #pragma unroll
-      for (int d = 0; d < kDepth; ++d) {
-        const int cd = c + 32 * d;
-        if (cd < chunks) {
-          dot_rows<VEC>(w[d], x + cd * VEC, stride, mc, acc);
-          if (GATED) dot_rows<VEC>(g[d], x + cd * VEC, stride, mc, accg);
+      for (int r = 0; r < R; ++r) {
+#pragma unroll
+        for (int d = 0; d < kDepth; ++d) {
+          const int cd = c + 32 * d;
+          if (r < rc && cd < chunks) {
+            float f[VEC];
+            Vec<WT>::convert(w[r][d], f);
+            dot_rows<VEC, MC>(f, xs, cd * VEC, mc, acc[r]);
+            if (GATED) {
+              Vec<WT>::convert(g[r][d], f);
+              dot_rows<VEC, MC>(f, xs, cd * VEC, mc, accg[r]);
+            }
+          }
         }
       }
     }
   } else {  // any K and alignment (odd sizes): one element per lane per step
-    for (int kk = lane; kk < K; kk += 32) {
-      const float w = to_float(W[kk]);
-      const float g = GATED ? to_float(Wg[kk]) : 0.0f;
 #pragma unroll
-      for (int m = 0; m < kGemvTokens; ++m) {
-        if (m < mc) {
-          const float xv = x[m * stride + kk];
-          acc[m] = fmaf(w, xv, acc[m]);
-          if (GATED) accg[m] = fmaf(g, xv, accg[m]);
+    for (int r = 0; r < R; ++r) {
+      if (r >= rc) continue;
+      for (int kk = lane; kk < K; kk += 32) {
+        const float w = to_float(W[r][kk]);
+        const float g = GATED ? to_float(Wg[r][kk]) : 0.0f;
+#pragma unroll
+        for (int m = 0; m < MC; ++m) {
+          if (m < mc) {
+            const float xv = xs[m][kk];
+            acc[r][m] = fmaf(w, xv, acc[r][m]);
+            if (GATED) accg[r][m] = fmaf(g, xv, accg[r][m]);
+          }
         }
       }
     }
   }
 #pragma unroll
-  for (int m = 0; m < kGemvTokens; ++m) {
-    if (m < mc) {  // mc is the same in the whole warp: only the rows in use pay for a reduction
-      acc[m] = warp_sum(acc[m]);
-      if (GATED) accg[m] = warp_sum(accg[m]);
+  for (int r = 0; r < R; ++r) {
+#pragma unroll
+    for (int m = 0; m < MC; ++m) {
+      if (r < rc && m < mc) {  // rc and mc are the same in the whole warp: only rows in use pay for a reduction
+        acc[r][m] = warp_sum(acc[r][m]);
+        if (GATED) accg[r][m] = warp_sum(accg[r][m]);
+      }
     }
   }
 }
 
+// The fused combine of a down projection (FusedCombine): called by every block after its outputs are written; the
+// last block of column slice blockIdx.y combines that slice. `out` is read through L2 (__ldcg): lines of it may sit
+// in this SM's L1 from another slice's combine, read before every block had written them.
+__device__ void combine_slice(const ProjectionArgs &a, int n_begin, int n_end) {
+  const FusedCombine &c = a.combine;
+  __shared__ bool last;
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) last = atomicAdd(&c.counters[blockIdx.y], 1u) == gridDim.x - 1;
+  __syncthreads();
+  if (!last) return;
+  __threadfence();
+  const float *out = static_cast<const float *>(a.out);
+  const int H = a.hidden, width = n_end - n_begin, k = c.top_k;
+  const int64_t shared0 = c.shared ? a.offsets[c.experts] : -1;
+  for (int idx = threadIdx.x; idx < c.tokens * width; idx += blockDim.x) {
+    const int t = idx / width, n = n_begin + idx % width;
+    float acc = 0.0f;
+    for (int j = 0; j < k; ++j) {
+      const int64_t slot = static_cast<int64_t>(t) * k + j;
+      const int32_t p = c.position[slot];
+      if (p < 0) continue;
+      const float w = c.weight[slot];
+      const float *bias = a.groups[c.expert[slot]].down_bias;
+      const float v = __ldcg(out + static_cast<int64_t>(p) * H + n);
+      acc += bias ? w * (v + bias[n]) : w * v;
+    }
+    if (shared0 >= 0) acc += 1.0f * __ldcg(out + (shared0 + t) * H + n);
+    c.y[static_cast<int64_t>(t) * H + n] = acc;
+  }
+  if (threadIdx.x == 0) c.counters[blockIdx.y] = 0u;
+}
+
 template <typename WT>
 __global__ void __launch_bounds__(kWarps * 32, 2) gemv_kernel(ProjectionArgs a) {
+  grid_dependency_wait();  // the plan, rows and hidden buffers come from the previous kernel
+  grid_launch_dependents();
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const float *in = static_cast<const float *>(a.in);
   float *out = static_cast<float *>(a.out);
-  int32_t row0, count, K, N, act = -1;
+  int32_t row0 = 0, count = 0, K, N, act = -1;
   const WT *W, *Wg = nullptr;
   const float *bias = nullptr;
   if (a.dense_rows > 0) {
@@ -131,11 +197,12 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_kernel(ProjectionArgs a) 
     N = a.dense_n;
     W = reinterpret_cast<const WT *>(a.dense_weight);
   } else {
-    if (static_cast<int32_t>(blockIdx.x) >= *a.list_count) return;
-    const int32_t g = a.list[blockIdx.x];
+    // A slot past the active groups has no rows (count 0), but still takes part in the fused combine's count.
+    const bool active = static_cast<int32_t>(blockIdx.x) < *a.list_count;
+    const int32_t g = active ? a.list[blockIdx.x] : 0;
     const GroupDesc &d = a.groups[g];
     row0 = a.offsets[g];
-    count = a.offsets[g + 1] - row0;
+    count = active ? a.offsets[g + 1] - row0 : 0;
     K = a.up ? a.hidden : d.inter;
     N = a.up ? d.inter : a.hidden;
     W = static_cast<const WT *>(a.up ? d.up : d.down);
@@ -149,54 +216,95 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_kernel(ProjectionArgs a) 
   const int n_end = min(N, n_begin + kRowsPerBlock);
   constexpr int VEC = Vec<WT>::n;
   const bool vector_ok = K % VEC == 0 && a.in_stride % 4 == 0 && (reinterpret_cast<uintptr_t>(in) & 15) == 0;
-  for (int n = n_begin + warp; n < n_end; n += kWarps) {
-    const WT *wrow = W + static_cast<int64_t>(n) * K;
-    const WT *grow = Wg ? Wg + static_cast<int64_t>(n) * K : nullptr;
+  // Each warp owns kRowsPerWarp output rows (n_begin + warp + kWarps * r) and streams them together. Rows outer,
+  // tokens inner: a group with more than kGemvTokens rows rereads its weight rows while they are still in L1.
+  const int n0 = n_begin + warp;
+  const int rc = n0 < n_end ? min(kRowsPerWarp, (n_end - n0 + kWarps - 1) / kWarps) : 0;
+  if (rc > 0) {
+    const WT *wrows[kRowsPerWarp], *grows[kRowsPerWarp];
+#pragma unroll
+    for (int r = 0; r < kRowsPerWarp; ++r) {
+      const int64_t n = min(n0 + kWarps * r, n_end - 1);
+      wrows[r] = W + n * K;
+      grows[r] = Wg ? Wg + n * K : nullptr;
+    }
     for (int m0 = 0; m0 < count; m0 += kGemvTokens) {
       const int mc = min(kGemvTokens, count - m0);
-      const float *x = in + static_cast<int64_t>(row0 + m0) * a.in_stride;
-      float acc[kGemvTokens], accg[kGemvTokens];
-      if (grow) {
-        row_dots<WT, true>(wrow, grow, x, a.in_stride, K, mc, vector_ok, acc, accg);
+      const float *xs[kGemvTokens];
+#pragma unroll
+      for (int m = 0; m < kGemvTokens; ++m) {
+        const int r = row0 + m0 + min(m, mc - 1);
+        xs[m] = in + static_cast<int64_t>(a.in_rows ? a.in_rows[r] : r) * a.in_stride;
+      }
+      float acc[kRowsPerWarp][kGemvTokens], accg[kRowsPerWarp][kGemvTokens];
+      if (Wg && mc == 1) {
+        row_dots<WT, true, kRowsPerWarp, 1>(wrows, grows, rc, xs, K, mc, vector_ok, acc, accg);
+      } else if (Wg) {
+        row_dots<WT, true, kRowsPerWarp, kGemvTokens>(wrows, grows, rc, xs, K, mc, vector_ok, acc, accg);
+      } else if (mc == 1) {
+        row_dots<WT, false, kRowsPerWarp, 1>(wrows, grows, rc, xs, K, mc, vector_ok, acc, accg);
       } else {
-        row_dots<WT, false>(wrow, nullptr, x, a.in_stride, K, mc, vector_ok, acc, accg);
+        row_dots<WT, false, kRowsPerWarp, kGemvTokens>(wrows, grows, rc, xs, K, mc, vector_ok, acc, accg);
       }
       if (lane == 0) {
 #pragma unroll
-        for (int m = 0; m < kGemvTokens; ++m) {
-          if (m < mc) {
-            float v = acc[m];
-            if (act == kSwiglu) {
-              v = silu(accg[m]) * v;
-            } else if (act >= 0) {
-              v = activate(act, bias ? v + bias[n] : v);
+        for (int r = 0; r < kRowsPerWarp; ++r) {
+          const int n = n0 + kWarps * r;
+#pragma unroll
+          for (int m = 0; m < kGemvTokens; ++m) {
+            if (r < rc && m < mc) {
+              float v = acc[r][m];
+              if (act == kSwiglu) {
+                v = silu(accg[r][m]) * v;
+              } else if (act >= 0) {
+                v = activate(act, bias ? v + bias[n] : v);
+              }
+              out[static_cast<int64_t>(row0 + m0 + m) * a.out_stride + n] = v;
             }
-            out[static_cast<int64_t>(row0 + m0 + m) * a.out_stride + n] = v;
           }
         }
       }
     }
   }
+  if (a.combine.y) combine_slice(a, n_begin, n_end);
+}
+
+template <typename WT>
+void launch_typed(const ProjectionArgs &args, dim3 grid, bool pdl, cudaStream_t stream) {
+  cudaLaunchConfig_t config{};
+  config.gridDim = grid;
+  config.blockDim = dim3(kWarps * 32);
+  config.stream = stream;
+  cudaLaunchAttribute attr{};
+  attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr.val.programmaticStreamSerializationAllowed = 1;
+  config.attrs = &attr;
+  config.numAttrs = pdl ? 1 : 0;
+  cudaLaunchKernelEx(&config, gemv_kernel<WT>, args);
 }
 
 }  // namespace
 
-void launch_gemv(const ProjectionArgs &args, WType w, cudaStream_t stream) {
+void launch_gemv(const ProjectionArgs &args, WType w, bool pdl, cudaStream_t stream) {
   const int32_t n = args.dense_rows > 0 ? args.dense_n : args.max_n;
   const dim3 grid(args.dense_rows > 0 ? 1u : static_cast<unsigned>(args.max_list),
                   static_cast<unsigned>((n + kRowsPerBlock - 1) / kRowsPerBlock));
   if (grid.x == 0 || grid.y == 0) return;
   switch (w) {
     case WType::F32:
-      gemv_kernel<float><<<grid, kWarps * 32, 0, stream>>>(args);
+      launch_typed<float>(args, grid, pdl, stream);
       break;
     case WType::BF16:
-      gemv_kernel<__nv_bfloat16><<<grid, kWarps * 32, 0, stream>>>(args);
+      launch_typed<__nv_bfloat16>(args, grid, pdl, stream);
       break;
     case WType::F16:
-      gemv_kernel<__half><<<grid, kWarps * 32, 0, stream>>>(args);
+      launch_typed<__half>(args, grid, pdl, stream);
       break;
   }
+}
+
+int32_t gemv_column_slices(int32_t n) {
+  return (n + kRowsPerBlock - 1) / kRowsPerBlock;
 }
 
 }  // namespace pimoe::cuda

@@ -11,7 +11,11 @@ namespace pimoe::cuda {
 // Rows per group a GEMV pass takes at once; groups with more rows take several passes over their weights.
 constexpr int32_t kGemvTokens = 4;
 
-// fp32 in and out (rows, hidden and out buffers); weights of type `w`.
-void launch_gemv(const ProjectionArgs &args, WType w, cudaStream_t stream);
+// fp32 in and out (rows, hidden and out buffers); weights of type `w`. pdl: may overlap the previous kernel's tail
+// (programmatic dependent launch; the kernel waits for it before reading anything).
+void launch_gemv(const ProjectionArgs &args, WType w, bool pdl, cudaStream_t stream);
+
+// Column slices (gridDim.y) of a GEMV with n outputs per row: the counters a fused combine needs.
+int32_t gemv_column_slices(int32_t n);
 
 }  // namespace pimoe::cuda

@@ -45,97 +45,104 @@ __device__ __forceinline__ void mark(uint32_t &taken, int i) {
   if ((threadIdx.x & 31) == (i & 31)) taken |= 1u << (i >> 5);
 }
 
-// One warp per token; the same arithmetic as src/router.cpp (doubles), so that near-tie-free tokens pick the same
-// experts and weights as the host router and the oracle.
+// Routes token t with one warp; the same arithmetic as src/router.cpp (doubles), so that near-tie-free tokens pick
+// the same experts and weights as the host router and the oracle. prob, sel and group_score are this warp's shared
+// scratch (E doubles each); block_prob[E] collects the block's probability sums.
+__device__ void route_token(const RouteArgs &a, int t, double *prob, double *sel, double *group_score,
+                            double *block_prob) {
+  const int lane = threadIdx.x & 31;
+  const int E = a.experts, k = a.top_k;
+  const float *z = a.logits + static_cast<int64_t>(t) * E;
+  double z_max = -DBL_MAX;
+  for (int e = lane; e < E; e += 32) z_max = fmax(z_max, static_cast<double>(z[e]));
+  z_max = warp_max(z_max);
+  double sum_raw = 0.0;
+  for (int e = lane; e < E; e += 32) sum_raw += exp(static_cast<double>(z[e]) - z_max);
+  sum_raw = warp_sum(sum_raw);
+  const double lse = z_max + log(sum_raw);
+
+  double score_sum = 0.0;
+  for (int e = lane; e < E; e += 32) {
+    const double ze = z[e];
+    const double p = a.sigmoid ? 1.0 / (1.0 + exp(-ze * a.inv_temperature)) : exp((ze - z_max) * a.inv_temperature);
+    prob[e] = p;
+    score_sum += p;
+  }
+  score_sum = warp_sum(score_sum);
+  const double p_scale = a.sigmoid ? 1.0 / score_sum : 1.0;
+  for (int e = lane; e < E; e += 32) {
+    if (!a.sigmoid) prob[e] /= score_sum;
+    atomicAdd(&block_prob[e], prob[e] * p_scale);
+    sel[e] = a.selection_bias ? prob[e] + static_cast<double>(a.selection_bias[e]) : prob[e];
+  }
+  __syncwarp();
+
+  const int G = a.num_groups;
+  if (G > 1) {
+    const int size = E / G;
+    for (int g = lane; g < G; g += 32) {
+      const double *s = sel + g * size;
+      double best = -INFINITY, second = -INFINITY;
+      for (int i = 0; i < size; ++i) {
+        if (s[i] > best) {
+          second = best;
+          best = s[i];
+        } else if (s[i] > second) {
+          second = s[i];
+        }
+      }
+      group_score[g] = a.group_max || size < 2 ? best : best + second;
+    }
+    __syncwarp();
+    uint32_t taken = 0;
+    for (int i = 0; i < a.topk_groups; ++i) mark(taken, warp_argmax(group_score, G, taken));
+    // Lane l now knows for its groups l + 32 s whether they were kept; experts of the others leave the race.
+    for (int g = 0; g < G; ++g) {
+      const bool kept = (__shfl_sync(0xffffffffu, taken, g & 31) >> (g >> 5)) & 1u;
+      if (!kept) {
+        for (int i = lane; i < size; i += 32) sel[g * size + i] = -INFINITY;
+      }
+    }
+    __syncwarp();
+  }
+
+  uint32_t taken = 0;
+  double chosen_sum = 0.0, top1 = 0.0;
+  int my_expert = -1;  // lane j keeps slot j's expert
+  for (int j = 0; j < k; ++j) {
+    int e = warp_argmax(sel, E, taken);
+    if (e < 0) e = 0;  // cannot happen (k <= E); keeps the index valid for the sort whatever the scores
+    mark(taken, e);
+    if (lane == j) my_expert = e;
+    if (j == 0) top1 = prob[e];
+    chosen_sum += prob[e];  // in slot order, as the host router
+  }
+  double scale = 1.0;
+  if (a.renormalize) scale = 1.0 / (a.sigmoid ? chosen_sum + 1e-20 : chosen_sum);
+  if (lane < k) {
+    const int64_t slot = static_cast<int64_t>(t) * k + lane;
+    a.expert[slot] = my_expert;
+    a.weight[slot] = static_cast<float>(prob[my_expert] * scale * a.routed_scaling);
+  }
+  if (lane == 0) {
+    a.token_z[t] = lse * lse;
+    a.token_top1[t] = top1;
+  }
+  __syncwarp();  // prob and sel are reused by this warp's next token
+}
+
+// One warp per token.
 __global__ void __launch_bounds__(kRouteWarps * 32) route_kernel(RouteArgs a) {
   extern __shared__ double smem[];
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  const int E = a.experts, k = a.top_k;
-  double *prob = smem + warp * 3 * E;
-  double *sel = prob + E;
-  double *group_score = sel + E;
+  const int warp = threadIdx.x >> 5;
+  const int E = a.experts;
   __shared__ double block_prob[kFusedMaxExperts];
   for (int e = threadIdx.x; e < E; e += blockDim.x) block_prob[e] = 0.0;
   __syncthreads();
-
   const int t = blockIdx.x * kRouteWarps + warp;
   if (t < a.tokens) {
-    const float *z = a.logits + static_cast<int64_t>(t) * E;
-    double z_max = -DBL_MAX;
-    for (int e = lane; e < E; e += 32) z_max = fmax(z_max, static_cast<double>(z[e]));
-    z_max = warp_max(z_max);
-    double sum_raw = 0.0;
-    for (int e = lane; e < E; e += 32) sum_raw += exp(static_cast<double>(z[e]) - z_max);
-    sum_raw = warp_sum(sum_raw);
-    const double lse = z_max + log(sum_raw);
-
-    double score_sum = 0.0;
-    for (int e = lane; e < E; e += 32) {
-      const double ze = z[e];
-      const double p = a.sigmoid ? 1.0 / (1.0 + exp(-ze * a.inv_temperature)) : exp((ze - z_max) * a.inv_temperature);
-      prob[e] = p;
-      score_sum += p;
-    }
-    score_sum = warp_sum(score_sum);
-    const double p_scale = a.sigmoid ? 1.0 / score_sum : 1.0;
-    for (int e = lane; e < E; e += 32) {
-      if (!a.sigmoid) prob[e] /= score_sum;
-      atomicAdd(&block_prob[e], prob[e] * p_scale);
-      sel[e] = a.selection_bias ? prob[e] + static_cast<double>(a.selection_bias[e]) : prob[e];
-    }
-    __syncwarp();
-
-    const int G = a.num_groups;
-    if (G > 1) {
-      const int size = E / G;
-      for (int g = lane; g < G; g += 32) {
-        const double *s = sel + g * size;
-        double best = -INFINITY, second = -INFINITY;
-        for (int i = 0; i < size; ++i) {
-          if (s[i] > best) {
-            second = best;
-            best = s[i];
-          } else if (s[i] > second) {
-            second = s[i];
-          }
-        }
-        group_score[g] = a.group_max || size < 2 ? best : best + second;
-      }
-      __syncwarp();
-      uint32_t taken = 0;
-      for (int i = 0; i < a.topk_groups; ++i) mark(taken, warp_argmax(group_score, G, taken));
-      // Lane l now knows for its groups l + 32 s whether they were kept; experts of the others leave the race.
-      for (int g = 0; g < G; ++g) {
-        const bool kept = (__shfl_sync(0xffffffffu, taken, g & 31) >> (g >> 5)) & 1u;
-        if (!kept) {
-          for (int i = lane; i < size; i += 32) sel[g * size + i] = -INFINITY;
-        }
-      }
-      __syncwarp();
-    }
-
-    uint32_t taken = 0;
-    double chosen_sum = 0.0, top1 = 0.0;
-    int my_expert = -1;  // lane j keeps slot j's expert
-    for (int j = 0; j < k; ++j) {
-      int e = warp_argmax(sel, E, taken);
-      if (e < 0) e = 0;  // cannot happen (k <= E); keeps the index valid for the sort whatever the scores
-      mark(taken, e);
-      if (lane == j) my_expert = e;
-      if (j == 0) top1 = prob[e];
-      chosen_sum += prob[e];  // in slot order, as the host router
-    }
-    double scale = 1.0;
-    if (a.renormalize) scale = 1.0 / (a.sigmoid ? chosen_sum + 1e-20 : chosen_sum);
-    if (lane < k) {
-      const int64_t slot = static_cast<int64_t>(t) * k + lane;
-      a.expert[slot] = my_expert;
-      a.weight[slot] = static_cast<float>(prob[my_expert] * scale * a.routed_scaling);
-    }
-    if (lane == 0) {
-      a.token_z[t] = lse * lse;
-      a.token_top1[t] = top1;
-    }
+    double *prob = smem + warp * 3 * E;
+    route_token(a, t, prob, prob + E, prob + 2 * E, block_prob);
   }
   __syncthreads();
   for (int e = threadIdx.x; e < E; e += blockDim.x) {
@@ -146,18 +153,25 @@ __global__ void __launch_bounds__(kRouteWarps * 32) route_kernel(RouteArgs a) {
 constexpr int kSortThreads = 1024;
 constexpr int kMaxGroups = kFusedMaxExperts + 1;
 
-// One block: histogram, offsets, schedules, scatter and the call's loss sums. A single block keeps the whole sort in
-// one launch with no inter-block synchronisation; its cost (a few microseconds at 32K assignments) is small beside
-// the projections it feeds.
-__global__ void __launch_bounds__(kSortThreads) sort_kernel(SortArgs a) {
-  __shared__ int32_t count[kMaxGroups];
-  __shared__ int32_t cursor[kMaxGroups];
-  __shared__ double partial[2][kSortThreads / 32];
+// Shared memory of one block's sort.
+template <int THREADS>
+struct SortShared {
+  int32_t count[kMaxGroups];
+  int32_t cursor[kMaxGroups];
+  double partial[2][THREADS / 32];
+};
+
+// One block of THREADS threads: histogram, offsets, schedules, scatter and the call's loss sums. A single block keeps
+// the whole sort free of inter-block synchronisation; its cost (a few microseconds at 32K assignments) is small beside
+// the projections it feeds. Reads a.plan.expert written by this block or by earlier launches.
+template <int THREADS>
+__device__ void sort_block(const SortArgs &a, SortShared<THREADS> &sh) {
+  int32_t *count = sh.count, *cursor = sh.cursor;
   const int E = a.experts, G = E + (a.shared ? 1 : 0);
   const int64_t A = static_cast<int64_t>(a.tokens) * a.top_k;
-  for (int g = threadIdx.x; g < G; g += blockDim.x) count[g] = 0;
+  for (int g = threadIdx.x; g < G; g += THREADS) count[g] = 0;
   __syncthreads();
-  for (int64_t i = threadIdx.x; i < A; i += blockDim.x) atomicAdd(&count[a.plan.expert[i]], 1);
+  for (int64_t i = threadIdx.x; i < A; i += THREADS) atomicAdd(&count[a.plan.expert[i]], 1);
   if (threadIdx.x == 0 && a.shared) count[E] = a.tokens;
   __syncthreads();
   if (threadIdx.x == 0) {
@@ -178,10 +192,10 @@ __global__ void __launch_bounds__(kSortThreads) sort_kernel(SortArgs a) {
     *a.plan.active_count = active;
     *a.plan.tile_count = tiles;
   }
-  for (int e = threadIdx.x; e < E; e += blockDim.x) a.counts[e] = count[e];
+  for (int e = threadIdx.x; e < E; e += THREADS) a.counts[e] = count[e];
   __syncthreads();
   // Rows inside a group in any order: a row's result depends only on its own input, so the output bits do not.
-  for (int64_t i = threadIdx.x; i < A; i += blockDim.x) {
+  for (int64_t i = threadIdx.x; i < A; i += THREADS) {
     const int32_t e = a.plan.expert[i];
     const int32_t row = atomicAdd(&cursor[e], 1);
     a.plan.position[i] = row;
@@ -189,7 +203,7 @@ __global__ void __launch_bounds__(kSortThreads) sort_kernel(SortArgs a) {
     a.plan.row_group[row] = e;
   }
   if (a.shared) {
-    for (int t = threadIdx.x; t < a.tokens; t += blockDim.x) {
+    for (int t = threadIdx.x; t < a.tokens; t += THREADS) {
       const int32_t row = cursor[E] + t;  // cursor[E] is untouched by the routed scatter
       a.plan.row_token[row] = t;
       a.plan.row_group[row] = E;
@@ -197,7 +211,7 @@ __global__ void __launch_bounds__(kSortThreads) sort_kernel(SortArgs a) {
   }
   // The call's loss sums in a fixed order (per thread, then per warp, then warp 0), so repeated calls agree.
   double z = 0.0, top1 = 0.0;
-  for (int t = threadIdx.x; t < a.tokens; t += blockDim.x) {
+  for (int t = threadIdx.x; t < a.tokens; t += THREADS) {
     z += a.token_z[t];
     top1 += a.token_top1[t];
   }
@@ -205,19 +219,131 @@ __global__ void __launch_bounds__(kSortThreads) sort_kernel(SortArgs a) {
   z = warp_sum(z);
   top1 = warp_sum(top1);
   if (lane == 0) {
-    partial[0][warp] = z;
-    partial[1][warp] = top1;
+    sh.partial[0][warp] = z;
+    sh.partial[1][warp] = top1;
   }
   __syncthreads();
   if (threadIdx.x == 0) {
     double zs = 0.0, ts = 0.0;
-    for (int w = 0; w < kSortThreads / 32; ++w) {
-      zs += partial[0][w];
-      ts += partial[1][w];
+    for (int w = 0; w < THREADS / 32; ++w) {
+      zs += sh.partial[0][w];
+      ts += sh.partial[1][w];
     }
     a.call_stats[0] = zs;
     a.call_stats[1] = ts;
   }
+  __syncthreads();
+}
+
+__global__ void __launch_bounds__(kSortThreads) sort_kernel(SortArgs a) {
+  __shared__ SortShared<kSortThreads> sh;
+  sort_block<kSortThreads>(a, sh);
+}
+
+// ------------------------------------------------------------------------------------------------ decode routing
+// Decode-sized calls route in one launch: the router logits (each block one expert row, its 8 warps splitting H, a
+// fixed-order reduction so a token's logits do not depend on scheduling), the input check, and then, in whichever
+// block finishes last (a counter in device memory, reset by that block), routing of every token, the sort, and the
+// routing results written straight into the caller-visible page-locked buffer. This replaces five launches, two
+// memsets and a device-to-host copy, each of which cost microseconds of latency at one token.
+constexpr int kDecodeThreads = 256;
+constexpr int kDecodeWarps = kDecodeThreads / 32;
+
+__global__ void __launch_bounds__(kDecodeThreads) decode_route_kernel(DecodeRouteArgs a) {
+  extern __shared__ double smem[];  // kRouteWarps x 3 x E doubles for the last block's routing
+  __shared__ float partial[kDecodeWarps][kDecodeMaxTokens];
+  __shared__ double block_prob[kFusedMaxExperts];
+  __shared__ SortShared<kDecodeThreads> sort_shared;
+  __shared__ bool last;
+  grid_dependency_wait();  // the input may come from the work queued before this launch
+  grid_launch_dependents();
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const int T = a.route.tokens, E = a.route.experts, H = a.hidden;
+  const int e = blockIdx.x;
+
+  // The input check: each block scans its slice of x (n = T*H) for NaN/Inf; the lowest bad index wins.
+  {
+    const int64_t n = static_cast<int64_t>(T) * H;
+    const int64_t per = (n + gridDim.x - 1) / gridDim.x;
+    const int64_t lo = per * blockIdx.x, hi = min(n, lo + per);
+    for (int64_t i = lo + tid; i < hi; i += kDecodeThreads) {
+      if (!isfinite(a.x[i])) {
+        atomicMin(a.flag, static_cast<unsigned long long>(i));
+        break;  // later elements of this thread have higher indices
+      }
+    }
+  }
+
+  // logits[t, e] = x[t] . router[e] for every token t < T.
+  float acc[kDecodeMaxTokens];
+#pragma unroll
+  for (int t = 0; t < kDecodeMaxTokens; ++t) acc[t] = 0.0f;
+  const float *w = a.router + static_cast<int64_t>(e) * H;
+  if ((H & 3) == 0) {
+    const int H4 = H >> 2;
+    for (int i = tid; i < H4; i += kDecodeThreads) {
+      const float4 wv = __ldcs(reinterpret_cast<const float4 *>(w) + i);
+#pragma unroll
+      for (int t = 0; t < kDecodeMaxTokens; ++t) {
+        if (t < T) {
+          const float4 xv = __ldg(reinterpret_cast<const float4 *>(a.x + static_cast<int64_t>(t) * H) + i);
+          acc[t] = fmaf(wv.x, xv.x, acc[t]);
+          acc[t] = fmaf(wv.y, xv.y, acc[t]);
+          acc[t] = fmaf(wv.z, xv.z, acc[t]);
+          acc[t] = fmaf(wv.w, xv.w, acc[t]);
+        }
+      }
+    }
+  } else {
+    for (int i = tid; i < H; i += kDecodeThreads) {
+      const float wv = w[i];
+#pragma unroll
+      for (int t = 0; t < kDecodeMaxTokens; ++t) {
+        if (t < T) acc[t] = fmaf(wv, a.x[static_cast<int64_t>(t) * H + i], acc[t]);
+      }
+    }
+  }
+#pragma unroll
+  for (int t = 0; t < kDecodeMaxTokens; ++t) {
+    if (t < T) {
+      const float v = warp_sum(acc[t]);
+      if (lane == 0) partial[warp][t] = v;
+    }
+  }
+  __syncthreads();
+  if (tid < T) {
+    float v = 0.0f;
+    for (int w8 = 0; w8 < kDecodeWarps; ++w8) v += partial[w8][tid];
+    a.logits[static_cast<int64_t>(tid) * E + e] = v;
+  }
+
+  // The last block to finish sees every block's logits and input-check result.
+  __threadfence();
+  __syncthreads();
+  if (tid == 0) last = atomicAdd(a.counter, 1u) == gridDim.x - 1;
+  __syncthreads();
+  if (!last) return;
+  __threadfence();
+
+  for (int i = tid; i < E; i += kDecodeThreads) block_prob[i] = 0.0;
+  __syncthreads();
+  if (warp < kRouteWarps) {
+    double *prob = smem + warp * 3 * E;
+    for (int t = warp; t < T; t += kRouteWarps) route_token(a.route, t, prob, prob + E, prob + 2 * E, block_prob);
+  }
+  __syncthreads();
+  for (int i = tid; i < E; i += kDecodeThreads) a.route.prob_sum[i] = block_prob[i];
+  sort_block<kDecodeThreads>(a.sort, sort_shared);  // ends with a barrier: the plan and sums are written
+  if (tid == 0) {
+    *a.flag_out = *reinterpret_cast<volatile unsigned long long *>(a.flag);
+    *a.flag = ~0ull;
+    *a.counter = 0u;
+  }
+  __syncthreads();
+  // The routing results (the head of the call buffer) to page-locked host memory, 4 bytes a thread.
+  const auto *src = reinterpret_cast<const uint32_t *>(a.results);
+  auto *dst = reinterpret_cast<uint32_t *>(a.host_results);
+  for (int i = tid; i < a.result_words; i += kDecodeThreads) dst[i] = src[i];
 }
 
 }  // namespace
@@ -236,6 +362,24 @@ void launch_route(const RouteArgs &args, cudaStream_t stream) {
 
 void launch_sort(const SortArgs &args, cudaStream_t stream) {
   sort_kernel<<<1, kSortThreads, 0, stream>>>(args);
+}
+
+void launch_decode_route(const DecodeRouteArgs &args, bool pdl, cudaStream_t stream) {
+  static const cudaError_t opt_in = cudaFuncSetAttribute(
+      decode_route_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+      static_cast<int>(sizeof(double) * 3 * kFusedMaxExperts * kRouteWarps));
+  (void)opt_in;  // a failure here shows up as the launch's error, which the caller checks
+  cudaLaunchConfig_t config{};
+  config.gridDim = dim3(static_cast<unsigned>(args.route.experts));
+  config.blockDim = dim3(kDecodeThreads);
+  config.dynamicSmemBytes = sizeof(double) * 3 * static_cast<size_t>(args.route.experts) * kRouteWarps;
+  config.stream = stream;
+  cudaLaunchAttribute attr{};
+  attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr.val.programmaticStreamSerializationAllowed = 1;
+  config.attrs = &attr;
+  config.numAttrs = pdl ? 1 : 0;
+  cudaLaunchKernelEx(&config, decode_route_kernel, args);
 }
 
 }  // namespace pimoe::cuda

@@ -42,4 +42,29 @@ struct SortArgs {
 };
 void launch_sort(const SortArgs &args, cudaStream_t stream);
 
+// The most tokens the one-launch decode routing takes (its per-thread accumulators are sized by it).
+constexpr int32_t kDecodeMaxTokens = 16;
+
+// Router logits, input check, routing and sort of a decode-sized call in one launch of E blocks (routing.cu says
+// how). route.prob_sum is written (not accumulated). flag and counter are device words that hold UINT64_MAX and 0
+// between launches (set once when allocated; the launch restores them). The first result_words 4-byte words of
+// `results` (the call buffer's head: the routing results, with flag_out among them) are copied to host_results, a
+// page-locked host buffer the device can write.
+struct DecodeRouteArgs {
+  RouteArgs route;
+  SortArgs sort;
+  const float *x = nullptr;       // [T, H] the call's input
+  const float *router = nullptr;  // [E, H] fp32
+  float *logits = nullptr;        // [T, E] out (route.logits, writable)
+  int32_t hidden = 0;
+  unsigned long long *flag = nullptr;      // lowest index of a non-finite input element, UINT64_MAX when none
+  unsigned long long *flag_out = nullptr;  // where that index is reported (inside the results)
+  unsigned int *counter = nullptr;         // blocks finished
+  const void *results = nullptr;
+  void *host_results = nullptr;
+  int32_t result_words = 0;
+};
+// pdl: let this launch overlap the tail of the previous kernel on the stream (programmatic dependent launch, sm_90).
+void launch_decode_route(const DecodeRouteArgs &args, bool pdl, cudaStream_t stream);
+
 }  // namespace pimoe::cuda

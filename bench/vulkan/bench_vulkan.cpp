@@ -10,9 +10,14 @@
 //   vs copy         weight GB/s / copy GB/s, the copy counting the bytes it read and wrote (what HBM moved), so
 //                   1.0 would mean the layer streamed its weights as fast as the memory moves data
 //   TFLOP/s         useful FLOPs (2*T*k*H*I*3 for SwiGLU, plus the router's 2*T*H*E) / median time
+// With --peer BACKEND (e.g. cuda) the same model (same seed, so the same weights) is also created on that
+// backend with --peer-dtype weights and timed the same way, right after the Vulkan case, through the same call:
+//   peer ms         its median wall time of pimoe_forward()
+//   x peer          peer ms / Vulkan ms (above 1: Vulkan is faster)
 //
 // Usage: bench_vulkan [--device vulkan:N] [--shape C,F,S|all] [--tokens 1,4096] [--dtype fp16|bf16|fp32]
-//                     [--min-time SECONDS] [--min-reps N] [--json FILE]
+//                     [--peer BACKEND] [--peer-dtype fp16|bf16|fp32] [--min-time SECONDS] [--min-reps N]
+//                     [--json FILE]
 #include <pimoe/pimoe.h>
 
 #include <volk.h>
@@ -239,6 +244,30 @@ std::vector<float> random_input(size_t n, uint64_t seed) {
   return v;
 }
 
+// Median wall time in seconds of pimoe_forward() on `m` over at least `min_reps` calls and `min_time` seconds,
+// after three warm-up calls; the routing of the last call is left in `ids`.
+double time_forward(pimoe_model *m, const std::vector<float> &x, int64_t T, std::vector<float> &y,
+                    std::vector<int32_t> &ids, double min_time, int min_reps) {
+  std::vector<float> w(ids.size());
+  auto call = [&] {
+    if (pimoe_forward(m, x.data(), x.size(), 1, T, y.data(), y.size(), ids.data(), w.data(), ids.size()) !=
+        PIMOE_OK) {
+      die(std::string("pimoe_forward: ") + pimoe_last_error());
+    }
+  };
+  for (int warm = 0; warm < 3; ++warm) call();
+  std::vector<double> times;
+  const auto t0 = Clock::now();
+  while (static_cast<int>(times.size()) < min_reps ||
+         std::chrono::duration<double>(Clock::now() - t0).count() < min_time) {
+    const auto a = Clock::now();
+    call();
+    times.push_back(std::chrono::duration<double>(Clock::now() - a).count());
+    if (times.size() > 100000) break;
+  }
+  return median(times);
+}
+
 std::vector<int64_t> parse_list(const std::string &text) {
   std::vector<int64_t> out;
   std::stringstream ss(text);
@@ -250,7 +279,7 @@ std::vector<int64_t> parse_list(const std::string &text) {
 }  // namespace
 
 int main(int argc, char **argv) {
-  std::string device = "vulkan:0", shape_arg = "all", dtype = "fp16", json_path;
+  std::string device = "vulkan:0", shape_arg = "all", dtype = "fp16", json_path, peer, peer_dtype = "fp16";
   std::vector<int64_t> token_counts = {1, 4096};
   double min_time = 2.0;
   int min_reps = 10;
@@ -264,6 +293,8 @@ int main(int argc, char **argv) {
     else if (a == "--shape") shape_arg = value();
     else if (a == "--tokens") token_counts = parse_list(value());
     else if (a == "--dtype") dtype = value();
+    else if (a == "--peer") peer = value();
+    else if (a == "--peer-dtype") peer_dtype = value();
     else if (a == "--min-time") min_time = std::stod(value());
     else if (a == "--min-reps") min_reps = std::stoi(value());
     else if (a == "--json") json_path = value();
@@ -274,6 +305,11 @@ int main(int argc, char **argv) {
   if (!description) die(device + ": " + pimoe_last_error());
   std::printf("device   %s\n", description);
   std::printf("library  %s\n", pimoe_build_info());
+  if (!peer.empty()) {
+    const char *peer_description = pimoe_backend_device(peer.c_str());
+    if (!peer_description) die(peer + ": " + pimoe_last_error());
+    std::printf("peer     %s (%s weights)\n", peer_description, peer_dtype.c_str());
+  }
   CopyProbe probe(index);
   const VkDeviceSize copy_bytes = 512ull << 20;
   const double copy_before = probe.measure(copy_bytes, 20);
@@ -283,42 +319,28 @@ int main(int argc, char **argv) {
   struct Row {
     std::string shape;
     int64_t tokens;
-    double ms, tokens_per_s, weight_gbs, tflops;
+    double ms, tokens_per_s, weight_gbs, tflops, peer_ms;
   };
   std::vector<Row> rows;
-  std::printf("%-5s %6s %5s %10s %12s %11s %8s %9s\n", "shape", "tokens", "dtype", "median ms", "tokens/s",
+  std::printf("%-5s %6s %5s %10s %12s %11s %8s %9s", "shape", "tokens", "dtype", "median ms", "tokens/s",
               "weight GB/s", "vs copy", "TFLOP/s");
+  if (!peer.empty()) std::printf(" %10s %7s", "peer ms", "x peer");
+  std::printf("\n");
   for (const Shape &s : kShapes) {
     if (shape_arg != "all" && ("," + shape_arg + ",").find("," + s.name + ",") == std::string::npos) continue;
     const auto start = Clock::now();
     pimoe_model *m = create(s, device, dtype);
     const double load_s = std::chrono::duration<double>(Clock::now() - start).count();
     std::fprintf(stderr, "shape %s: created in %.1f s\n", s.name.c_str(), load_s);
+    pimoe_model *peer_model = peer.empty() ? nullptr : create(s, peer, peer_dtype);
     const int64_t value_bytes = dtype == "fp32" ? 4 : 2;
     for (int64_t T : token_counts) {
       const std::vector<float> x = random_input(static_cast<size_t>(T * s.hidden), 7 + static_cast<uint64_t>(T));
       std::vector<float> y(x.size());
       std::vector<int32_t> ids(static_cast<size_t>(T * s.top_k));
-      std::vector<float> w(ids.size());
-      for (int warm = 0; warm < 3; ++warm) {
-        if (pimoe_forward(m, x.data(), x.size(), 1, T, y.data(), y.size(), ids.data(), w.data(), ids.size()) !=
-            PIMOE_OK) {
-          die(std::string("pimoe_forward: ") + pimoe_last_error());
-        }
-      }
-      std::vector<double> times;
-      const auto t0 = Clock::now();
-      while (static_cast<int>(times.size()) < min_reps ||
-             std::chrono::duration<double>(Clock::now() - t0).count() < min_time) {
-        const auto a = Clock::now();
-        if (pimoe_forward(m, x.data(), x.size(), 1, T, y.data(), y.size(), ids.data(), w.data(), ids.size()) !=
-            PIMOE_OK) {
-          die(std::string("pimoe_forward: ") + pimoe_last_error());
-        }
-        times.push_back(std::chrono::duration<double>(Clock::now() - a).count());
-        if (times.size() > 100000) break;
-      }
-      const double t = median(times);
+      const double t = time_forward(m, x, T, y, ids, min_time, min_reps);
+      std::vector<int32_t> peer_ids(ids.size());
+      const double peer_t = peer_model ? time_forward(peer_model, x, T, y, peer_ids, min_time, min_reps) : NAN;
       const std::set<int32_t> touched(ids.begin(), ids.end());
       const double H = static_cast<double>(s.hidden), I = static_cast<double>(s.intermediate);
       const double weight_bytes = static_cast<double>(s.experts) * H * 4 +
@@ -326,12 +348,15 @@ int main(int argc, char **argv) {
       const double tokens = static_cast<double>(T);
       const double flops = 2.0 * tokens * static_cast<double>(s.top_k) * H * I * 3 +
                            2.0 * tokens * H * static_cast<double>(s.experts);
-      Row r{s.name, T, t * 1e3, tokens / t, weight_bytes / t / 1e9, flops / t / 1e12};
+      Row r{s.name, T, t * 1e3, tokens / t, weight_bytes / t / 1e9, flops / t / 1e12, peer_t * 1e3};
       rows.push_back(r);
-      std::printf("%-5s %6lld %5s %10.3f %12.1f %11.1f %8.2f %9.2f\n", s.name.c_str(), static_cast<long long>(T),
+      std::printf("%-5s %6lld %5s %10.3f %12.1f %11.1f %8.2f %9.2f", s.name.c_str(), static_cast<long long>(T),
                   dtype.c_str(), r.ms, r.tokens_per_s, r.weight_gbs, r.weight_gbs / copy_before, r.tflops);
+      if (peer_model) std::printf(" %10.3f %7.3f", r.peer_ms, r.peer_ms / r.ms);
+      std::printf("\n");
       std::fflush(stdout);
     }
+    pimoe_destroy(peer_model);
     pimoe_destroy(m);
   }
   const double copy_after = probe.measure(copy_bytes, 20);
@@ -339,15 +364,17 @@ int main(int argc, char **argv) {
   if (!json_path.empty()) {
     FILE *f = std::fopen(json_path.c_str(), "w");
     if (!f) die("cannot write " + json_path);
-    std::fprintf(f, "{\"device\": \"%s\", \"copy_gbs_before\": %.2f, \"copy_gbs_after\": %.2f, \"rows\": [\n",
-                 probe.name().c_str(), copy_before, copy_after);
+    std::fprintf(f,
+                 "{\"device\": \"%s\", \"copy_gbs_before\": %.2f, \"copy_gbs_after\": %.2f, \"peer\": \"%s\", "
+                 "\"peer_dtype\": \"%s\", \"rows\": [\n",
+                 probe.name().c_str(), copy_before, copy_after, peer.c_str(), peer.empty() ? "" : peer_dtype.c_str());
     for (size_t i = 0; i < rows.size(); ++i) {
       const Row &r = rows[i];
       std::fprintf(f,
                    "  {\"shape\": \"%s\", \"tokens\": %lld, \"dtype\": \"%s\", \"median_ms\": %.4f, \"tokens_per_s\": "
-                   "%.1f, \"weight_gbs\": %.1f, \"tflops\": %.3f}%s\n",
+                   "%.1f, \"weight_gbs\": %.1f, \"tflops\": %.3f, \"peer_ms\": %.4f}%s\n",
                    r.shape.c_str(), static_cast<long long>(r.tokens), dtype.c_str(), r.ms, r.tokens_per_s,
-                   r.weight_gbs, r.tflops, i + 1 < rows.size() ? "," : "");
+                   r.weight_gbs, r.tflops, std::isnan(r.peer_ms) ? -1.0 : r.peer_ms, i + 1 < rows.size() ? "," : "");
     }
     std::fprintf(f, "]}\n");
     std::fclose(f);

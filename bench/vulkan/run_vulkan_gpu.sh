@@ -3,7 +3,7 @@
 # validation layer, then bench_vulkan. Everything it needs sits next to it (see bench/vulkan/README.md, "On a GPU
 # machine"): bin/ (test binaries, bench_vulkan, libhide_vulkan_loader.so), lib/ (libpimoe.so.0), vvl/ (Debian's
 # vulkan-validationlayers unpacked), run_vulkan_tests.sh. The Vulkan loader itself must be installed or unpacked.
-#   OUT=DIR BENCH_SHAPES="F,C" BENCH_TOKENS=1,4096 sh run_vulkan_gpu.sh
+#   OUT=DIR BENCH_SHAPES="F,C" BENCH_TOKENS=1,4096 [BENCH_PEER=cuda BENCH_PEER_DTYPE=bf16] sh run_vulkan_gpu.sh
 # Writes DIR/summary.txt, DIR/logs.tar.gz (every log) and DIR/bench*.json.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
@@ -49,7 +49,9 @@ echo "== tests (validation layer, synchronisation validation on)" >>"$summary"
 PIMOE_VULKAN_VALIDATION=sync timeout 240 sh "$here/run_vulkan_tests.sh" "$here/bin" vulkan:0 "$out/logs" >>"$summary" 2>&1
 echo "tests exit: $?" >>"$summary"
 echo "== bench (fp16 weights; GPU step times per call below)" >>"$summary"
-PIMOE_VULKAN_PROFILE=1 timeout 180 "$here/bin/bench_vulkan" --shape "$shapes" --tokens "$tokens" --dtype fp16 \
+# BENCH_PEER=cuda also times the CUDA backend of the same library on the same calls (the ratio column)
+PIMOE_VULKAN_PROFILE=1 timeout 300 "$here/bin/bench_vulkan" --shape "$shapes" --tokens "$tokens" --dtype fp16 \
+  ${BENCH_PEER:+--peer "$BENCH_PEER" --peer-dtype "${BENCH_PEER_DTYPE:-fp16}"} \
   --min-time 1.5 --min-reps 5 --json "$out/bench.json" >>"$summary" 2>"$out/logs/bench_profile.log"
 echo "bench exit: $?" >>"$summary"
 grep -v '^shape .*created' "$out/logs/bench_profile.log" >>"$summary"
