@@ -104,12 +104,16 @@ execute_process(COMMAND ${PIMOE_GLSLC} --target-env=vulkan1.1 -o ${_vk_probe}.sp
                 RESULT_VARIABLE _vk_coop_rc OUTPUT_QUIET ERROR_VARIABLE _vk_coop_err)
 if(_vk_coop_rc EQUAL 0)
   message(STATUS "libpimoe: Vulkan tensor-core GEMM (GL_NV_cooperative_matrix) compiled")
+  # PREFETCH2: global loads two depth steps ahead (the default); matmul_coopp1_*: one step ahead, the first
+  # version, kept for comparison (PIMOE_VULKAN_TILES=coopmat-p1).
   foreach(_n 8 16)
     list(APPEND _vk_variants
-         "matmul_coop_up_n${_n}|matmul_coop.comp|MODE_UP,WTYPE_F16,SPLIT,CM_N=${_n}"
-         "matmul_coop_down_n${_n}|matmul_coop.comp|MODE_DOWN,WTYPE_F16,SPLIT,CM_N=${_n}"
-         "matmul_coop16_up_n${_n}|matmul_coop.comp|MODE_UP,WTYPE_F16,CM_N=${_n}"
-         "matmul_coop16_down_n${_n}|matmul_coop.comp|MODE_DOWN,WTYPE_F16,CM_N=${_n}")
+         "matmul_coop_up_n${_n}|matmul_coop.comp|MODE_UP,WTYPE_F16,SPLIT,PREFETCH2,CM_N=${_n}"
+         "matmul_coop_down_n${_n}|matmul_coop.comp|MODE_DOWN,WTYPE_F16,SPLIT,PREFETCH2,CM_N=${_n}"
+         "matmul_coopp1_up_n${_n}|matmul_coop.comp|MODE_UP,WTYPE_F16,SPLIT,CM_N=${_n}"
+         "matmul_coopp1_down_n${_n}|matmul_coop.comp|MODE_DOWN,WTYPE_F16,SPLIT,CM_N=${_n}"
+         "matmul_coop16_up_n${_n}|matmul_coop.comp|MODE_UP,WTYPE_F16,PREFETCH2,CM_N=${_n}"
+         "matmul_coop16_down_n${_n}|matmul_coop.comp|MODE_DOWN,WTYPE_F16,PREFETCH2,CM_N=${_n}")
   endforeach()
 else()
   string(STRIP "${_vk_coop_err}" _vk_coop_err)

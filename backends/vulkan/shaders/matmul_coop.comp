@@ -130,35 +130,40 @@ void main() {
 #endif
   }
 
-  vec4 a_reg[A_CH][2];
-  uvec4 b_reg[B_CH];
-  // Depth step k0 into registers; depth past K (rows are padded to 16, a step may be 32) and rows or columns past
-  // the segment read as 0.
-#define LOAD_STEP(k0)                                                                     \
+  // Two register sets for the depth steps in flight (PREFETCH2: loads are issued two steps before their step is
+  // computed, so that twice the bytes are in flight per invocation; the loop below is unrolled by two so that both
+  // sets stay in registers).
+  vec4 a_reg[A_CH][2], a_reg2[A_CH][2];
+  uvec4 b_reg[B_CH], b_reg2[B_CH];
+  // Depth step k0 into registers AR, BR; depth past K (rows are padded to 16, a step may be 32) and rows or columns
+  // past the segment read as 0.
+#define LOAD_STEP_TO(k0, AR, BR)                                                          \
   [[unroll]] for (uint q = 0u; q < A_CH; ++q) {                                           \
     const uint kc = (tid + q * MM_THREADS) % KC;                                          \
     const bool ok = a_ok[q] && (k0) + kc * 8u < K;                                        \
-    a_reg[q][0] = ok ? a4[a_off[q] + (k0) / 4u] : vec4(0.0);                              \
-    a_reg[q][1] = ok ? a4[a_off[q] + (k0) / 4u + 1u] : vec4(0.0);                         \
+    AR[q][0] = ok ? a4[a_off[q] + (k0) / 4u] : vec4(0.0);                                 \
+    AR[q][1] = ok ? a4[a_off[q] + (k0) / 4u + 1u] : vec4(0.0);                            \
   }                                                                                       \
   [[unroll]] for (uint q = 0u; q < B_CH; ++q) {                                           \
     const uint kc = (tid + q * MM_THREADS) % KC;                                          \
-    b_reg[q] = (b_ok[q] && (k0) + kc * 8u < K) ? arena[ar].w[b_off[q] + (k0) / 8u] : uvec4(0u); \
+    BR[q] = (b_ok[q] && (k0) + kc * 8u < K) ? arena[ar].w[b_off[q] + (k0) / 8u] : uvec4(0u); \
   }
+#define LOAD_STEP(k0) LOAD_STEP_TO(k0, a_reg, b_reg)
 
-  // Registers into shared buffer `buf` (A rounded to fp16, and with SPLIT its remainder).
-#define STORE_STEP(buf)                                                                   \
+  // Registers AR, BR into shared buffer `buf` (A rounded to fp16, and with SPLIT its remainder).
+#define STORE_STEP_FROM(buf, AR, BR)                                                      \
   [[unroll]] for (uint q = 0u; q < A_CH; ++q) {                                           \
     const uint c = tid + q * MM_THREADS, at = (buf) * BM * SROW + (c / KC) * SROW + c % KC; \
-    const vec4 x0 = HI(a_reg[q][0]), x1 = HI(a_reg[q][1]);                                \
+    const vec4 x0 = HI(AR[q][0]), x1 = HI(AR[q][1]);                                      \
     const uvec4 hi = uvec4(packHalf2x16(x0.xy), packHalf2x16(x0.zw), packHalf2x16(x1.xy), packHalf2x16(x1.zw)); \
     a_hi[at] = hi;                                                                        \
-    STORE_LO(at, a_reg[q][0], a_reg[q][1], hi)                                            \
+    STORE_LO(at, AR[q][0], AR[q][1], hi)                                                  \
   }                                                                                       \
   [[unroll]] for (uint q = 0u; q < B_CH; ++q) {                                           \
     const uint c = tid + q * MM_THREADS;                                                  \
-    b_sh[(buf) * BNW * SROW + (c / KC) * SROW + c % KC] = b_reg[q];                       \
+    b_sh[(buf) * BNW * SROW + (c / KC) * SROW + c % KC] = BR[q];                          \
   }
+#define STORE_STEP(buf) STORE_STEP_FROM(buf, a_reg, b_reg)
 #if defined(SPLIT)
 // hi: x with its significand cut to fp16's 11 bits by integer masking. A first version took lo as
 // x - unpackHalf2x16(packHalf2x16(x)) and gave exactly the errors of plain fp16 on the H100: the split was folded
@@ -195,52 +200,48 @@ void main() {
   STORE_STEP(0u)
   barrier();
   uint buf = 0u;
+#if defined(PREFETCH2)
+  // Step k0 + BK is in a_reg/b_reg and step k0 + 2 BK in a_reg2/b_reg2 when step k0 is computed from shared
+  // buffer `buf`; after the computation the older set goes to the other buffer and is reloaded two steps ahead.
+  if (BK < K) {
+    LOAD_STEP_TO(BK, a_reg, b_reg)
+  }
+  if (2u * BK < K) {
+    LOAD_STEP_TO(2u * BK, a_reg2, b_reg2)
+  }
+  for (uint k0 = 0u; k0 < K; k0 += 2u * BK) {
+    {
+#include "matmul_coop_step.glsl"
+    }
+    if (k0 + BK < K) {
+      STORE_STEP_FROM(buf ^ 1u, a_reg, b_reg)
+    }
+    barrier();  // the other buffer is written; this one is no longer read
+    buf ^= 1u;
+    if (k0 + BK >= K) break;
+    if (k0 + 3u * BK < K) {
+      LOAD_STEP_TO(k0 + 3u * BK, a_reg, b_reg)
+    }
+    {
+#include "matmul_coop_step.glsl"
+    }
+    if (k0 + 2u * BK < K) {
+      STORE_STEP_FROM(buf ^ 1u, a_reg2, b_reg2)
+    }
+    barrier();
+    buf ^= 1u;
+    if (k0 + 4u * BK < K) {
+      LOAD_STEP_TO(k0 + 4u * BK, a_reg2, b_reg2)
+    }
+  }
+#else
   for (uint k0 = 0u; k0 < K; k0 += BK) {
     const bool more = k0 + BK < K;
     if (more) {
       LOAD_STEP(k0 + BK)
     }
-    const uint abase = buf * BM * SROW, bbase = buf * BNW * SROW;
-    [[unroll]] for (uint kk = 0u; kk < KC; kk += 2u) {  // 16-deep fragments: two chunks
-      FA af[FM];
-      FB bf[FN];
-      [[unroll]] for (uint j = 0u; j < FN; ++j) {
-        coopMatLoadNV(bf[j], b_sh, bbase + (wn + j * CM_N) * SROW + kk, SROW, true);
-      }
-      [[unroll]] for (uint i = 0u; i < FM; ++i) {
-        coopMatLoadNV(af[i], a_hi, abase + (wm + i * 16u) * SROW + kk, SROW, false);
-      }
-      [[unroll]] for (uint i = 0u; i < FM; ++i) {
-        [[unroll]] for (uint j = 0u; j < FN; ++j) acc[i][j] = coopMatMulAddNV(af[i], bf[j], acc[i][j]);
-      }
-#if defined(MODE_UP)
-      if (gated) {
-        [[unroll]] for (uint j = 0u; j < FN; ++j) {
-          coopMatLoadNV(bf[j], b_sh, bbase + (64u + wn + j * CM_N) * SROW + kk, SROW, true);
-        }
-        [[unroll]] for (uint i = 0u; i < FM; ++i) {
-          [[unroll]] for (uint j = 0u; j < FN; ++j) accg[i][j] = coopMatMulAddNV(af[i], bf[j], accg[i][j]);
-        }
-      }
-#endif
-#if defined(SPLIT)
-      [[unroll]] for (uint i = 0u; i < FM; ++i) {
-        coopMatLoadNV(af[i], a_lo, abase + (wm + i * 16u) * SROW + kk, SROW, false);
-      }
-#if defined(MODE_UP)
-      if (gated) {
-        [[unroll]] for (uint i = 0u; i < FM; ++i) {
-          [[unroll]] for (uint j = 0u; j < FN; ++j) accg[i][j] = coopMatMulAddNV(af[i], bf[j], accg[i][j]);
-        }
-        [[unroll]] for (uint j = 0u; j < FN; ++j) {
-          coopMatLoadNV(bf[j], b_sh, bbase + (wn + j * CM_N) * SROW + kk, SROW, true);
-        }
-      }
-#endif
-      [[unroll]] for (uint i = 0u; i < FM; ++i) {
-        [[unroll]] for (uint j = 0u; j < FN; ++j) acc[i][j] = coopMatMulAddNV(af[i], bf[j], acc[i][j]);
-      }
-#endif
+    {
+#include "matmul_coop_step.glsl"
     }
     if (more) {
       STORE_STEP(buf ^ 1u)
@@ -248,6 +249,7 @@ void main() {
     barrier();  // the other buffer is written; this one is no longer read
     buf ^= 1u;
   }
+#endif
 
   // Epilogue: each fragment goes through the subgroup's stage in shared memory, so that every element is written
   // with its row and column known (bounds, padding columns, bias and activation).
