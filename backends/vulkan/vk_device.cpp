@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <vector>
 
 #include "src/error.h"
@@ -104,6 +105,36 @@ Device::Device(std::shared_ptr<Instance> instance, int index)
   info.queueCreateInfoCount = 1;
   info.pQueueCreateInfos = &queue;
   info.pEnabledFeatures = &features;
+  // The tensor-core kernels, where the device runs them (PhysicalDevice::coopmat_n) and this build has them (glslc
+  // compiled GL_NV_cooperative_matrix): the extension and the features their SPIR-V declares.
+  const char *coop_ext = "VK_NV_cooperative_matrix";
+  VkPhysicalDeviceCooperativeMatrixFeaturesNV coop{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV};
+  VkPhysicalDeviceVulkan12Features v12{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES};
+  VkPhysicalDeviceFeatures2 features2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2};
+  // PIMOE_VULKAN_COOPMAT_N=8|16 picks the fragment width among those the device has (tuning).
+  uint32_t width = physical_.coopmat_n;
+  if (const char *n = std::getenv("PIMOE_VULKAN_COOPMAT_N")) {
+    const uint32_t want = static_cast<uint32_t>(std::atoi(n));
+    if ((want == 8 || want == 16) && (physical_.coopmat_widths & want)) width = want;
+  }
+  if (width == 0) {
+    coopmat_missing_ = physical_.coopmat_missing;
+  } else if (!find_shader("matmul_coop_up_n" + std::to_string(width))) {
+    coopmat_missing_ = "this build's glslc did not compile GL_NV_cooperative_matrix";
+  } else {
+    coopmat_n_ = width;
+    coop.cooperativeMatrix = VK_TRUE;
+    v12.pNext = &coop;
+    v12.shaderFloat16 = VK_TRUE;
+    v12.vulkanMemoryModel = VK_TRUE;
+    v12.vulkanMemoryModelDeviceScope = VK_TRUE;
+    features2.pNext = &v12;
+    features2.features = features;
+    info.pNext = &features2;
+    info.pEnabledFeatures = nullptr;
+    info.enabledExtensionCount = 1;
+    info.ppEnabledExtensionNames = &coop_ext;
+  }
   check(vkCreateDevice(physical_.handle, &info, nullptr, &device_), "vkCreateDevice");
   volkLoadDeviceTable(&fn_, device_);
   fn_.vkGetDeviceQueue(device_, queue_family_, 0, &queue_);
@@ -179,6 +210,12 @@ VkDeviceSize Device::max_binding() const {
 std::string Device::describe() const {
   return "vulkan:" + std::to_string(index_) + ": " + physical_.describe() +
          (validation() ? " [validation layer on]" : "");
+}
+
+std::string Device::describe_coopmat() const {
+  if (coopmat_n_ == 0) return "no tensor-core GEMM (" + coopmat_missing_ + ")";
+  return "tensor-core GEMM (VK_NV_cooperative_matrix 16x" + std::to_string(coopmat_n_) + "x16; device shapes: " +
+         physical_.coopmat_shapes + ")";
 }
 
 uint32_t Device::memory_type(uint32_t allowed, Memory kind) const {

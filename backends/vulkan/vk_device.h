@@ -70,6 +70,10 @@ class Device {
   bool validation() const { return instance_->validation(); }
   // Whether shaders may use doubles (shaderFloat64, enabled when the device has it): routing on the device needs it.
   bool float64() const { return float64_; }
+  // The fragment width N of the tensor-core kernels (matmul_coop.comp, 16 x N x 16), 0 where they cannot run (the
+  // device, or this build's glslc, lacks cooperative matrices); describe_coopmat() says which, or why not.
+  uint32_t coopmat_n() const { return coopmat_n_; }
+  std::string describe_coopmat() const;
   // The largest buffer the kernels can bind (maxStorageBufferRange, and what one allocation may hold).
   VkDeviceSize max_binding() const;
   std::string describe() const;
@@ -108,6 +112,8 @@ class Device {
   uint32_t queue_family_ = 0;
   uint32_t timestamp_bits_ = 0;
   bool float64_ = false;
+  uint32_t coopmat_n_ = 0;
+  std::string coopmat_missing_;
   VkQueue queue_ = VK_NULL_HANDLE;
   std::mutex queue_mutex_;
   std::atomic<bool> lost_{false};

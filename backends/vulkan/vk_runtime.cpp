@@ -48,6 +48,90 @@ std::string gib(uint64_t bytes) {
   return text;
 }
 
+const char *component_name(VkComponentTypeNV t) {
+  switch (t) {
+    case VK_COMPONENT_TYPE_FLOAT16_NV: return "f16";
+    case VK_COMPONENT_TYPE_FLOAT32_NV: return "f32";
+    case VK_COMPONENT_TYPE_FLOAT64_NV: return "f64";
+    case VK_COMPONENT_TYPE_SINT8_NV: return "s8";
+    case VK_COMPONENT_TYPE_UINT8_NV: return "u8";
+    case VK_COMPONENT_TYPE_SINT32_NV: return "s32";
+    case VK_COMPONENT_TYPE_UINT32_NV: return "u32";
+    default: return "?";
+  }
+}
+
+// Whether the tensor-core kernels (matmul_coop.comp) can run on the device: VK_NV_cooperative_matrix with a
+// 16 x N x 16 fp16 * fp16 + fp32 -> fp32 subgroup shape in compute shaders, the fp16 arithmetic and the Vulkan
+// memory model (with device scope: the validation layer asks for it) that glslang's SPIR-V for it declares,
+// subgroups of 32 (2 x 4 subgroups tile a workgroup of 256) and the kernels' 48 KiB of shared memory. Debian 12's
+// glslc compiles the NV extension, not the KHR one.
+void inspect_coopmat(PhysicalDevice &d) {
+  if (d.properties.apiVersion < VK_API_VERSION_1_2) {
+    d.coopmat_missing = "Vulkan 1.2 needed";
+    return;
+  }
+  uint32_t count = 0;
+  vkEnumerateDeviceExtensionProperties(d.handle, nullptr, &count, nullptr);
+  std::vector<VkExtensionProperties> ext(count);
+  vkEnumerateDeviceExtensionProperties(d.handle, nullptr, &count, ext.data());
+  bool nv = false;
+  for (const VkExtensionProperties &e : ext) {
+    nv = nv || std::strcmp(e.extensionName, "VK_NV_cooperative_matrix") == 0;
+  }
+  if (!nv || !vkGetPhysicalDeviceCooperativeMatrixPropertiesNV) {
+    d.coopmat_missing = "no VK_NV_cooperative_matrix";
+    return;
+  }
+  VkPhysicalDeviceCooperativeMatrixFeaturesNV coop{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV};
+  VkPhysicalDeviceVulkan12Features v12{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES};
+  v12.pNext = &coop;
+  VkPhysicalDeviceFeatures2 features{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2};
+  features.pNext = &v12;
+  vkGetPhysicalDeviceFeatures2(d.handle, &features);
+  VkPhysicalDeviceCooperativeMatrixPropertiesNV props{
+      VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_PROPERTIES_NV};
+  VkPhysicalDeviceProperties2 props2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2};
+  props2.pNext = &props;
+  vkGetPhysicalDeviceProperties2(d.handle, &props2);
+  count = 0;
+  vkGetPhysicalDeviceCooperativeMatrixPropertiesNV(d.handle, &count, nullptr);
+  std::vector<VkCooperativeMatrixPropertiesNV> shapes(count, {VK_STRUCTURE_TYPE_COOPERATIVE_MATRIX_PROPERTIES_NV});
+  if (count > 0) vkGetPhysicalDeviceCooperativeMatrixPropertiesNV(d.handle, &count, shapes.data());
+  shapes.resize(count);
+  bool n8 = false, n16 = false;
+  for (const VkCooperativeMatrixPropertiesNV &p : shapes) {
+    char text[96];
+    std::snprintf(text, sizeof text, "%s%ux%ux%u %s*%s+%s=%s%s", d.coopmat_shapes.empty() ? "" : ", ", p.MSize,
+                  p.NSize, p.KSize, component_name(p.AType), component_name(p.BType), component_name(p.CType),
+                  component_name(p.DType), p.scope == VK_SCOPE_SUBGROUP_NV ? "" : " (not subgroup scope)");
+    d.coopmat_shapes += text;
+    const bool ours = p.MSize == 16 && p.KSize == 16 && p.AType == VK_COMPONENT_TYPE_FLOAT16_NV &&
+                      p.BType == VK_COMPONENT_TYPE_FLOAT16_NV && p.CType == VK_COMPONENT_TYPE_FLOAT32_NV &&
+                      p.DType == VK_COMPONENT_TYPE_FLOAT32_NV && p.scope == VK_SCOPE_SUBGROUP_NV;
+    n8 = n8 || (ours && p.NSize == 8);
+    n16 = n16 || (ours && p.NSize == 16);
+  }
+  std::ostringstream why;
+  if (!coop.cooperativeMatrix) {
+    why << "cooperativeMatrix feature off";
+  } else if (!(props.cooperativeMatrixSupportedStages & VK_SHADER_STAGE_COMPUTE_BIT)) {
+    why << "cooperative matrices not in compute shaders";
+  } else if (!n8 && !n16) {
+    why << "no 16xNx16 f16*f16+f32 subgroup shape";
+  } else if (!v12.shaderFloat16 || !v12.vulkanMemoryModel || !v12.vulkanMemoryModelDeviceScope) {
+    why << "no shaderFloat16 / vulkanMemoryModel / vulkanMemoryModelDeviceScope";
+  } else if (d.subgroup_size != 32) {
+    why << "subgroup size " << d.subgroup_size << " (32 needed)";
+  } else if (d.properties.limits.maxComputeSharedMemorySize < 49152) {
+    why << "maxComputeSharedMemorySize " << d.properties.limits.maxComputeSharedMemorySize << " < 49152";
+  }
+  d.coopmat_missing = why.str();
+  d.coopmat_widths = (n8 ? 8u : 0u) | (n16 ? 16u : 0u);
+  // 16 x 16 fragments halve the B-fragment loads; the driver splits both into the same instructions where needed.
+  if (d.coopmat_missing.empty()) d.coopmat_n = n16 ? 16 : 8;
+}
+
 // Fills everything but `handle` of one device, and why the backend cannot use it (if it cannot).
 void inspect(PhysicalDevice &d) {
   vkGetPhysicalDeviceProperties(d.handle, &d.properties);
@@ -94,6 +178,7 @@ void inspect(PhysicalDevice &d) {
     } else if (limits.maxPushConstantsSize < 4 * PUSH_WORDS) {
       why << "maxPushConstantsSize " << limits.maxPushConstantsSize << " < " << 4 * PUSH_WORDS;
     }
+    if (why.str().empty()) inspect_coopmat(d);
   }
   d.unusable_reason = why.str();
 }
@@ -153,6 +238,12 @@ std::string PhysicalDevice::describe() const {
   std::string text = std::string(properties.deviceName) + " (" + type_name() + ", " + gib(device_local_bytes) +
                      " device-local, Vulkan " + version_text(properties.apiVersion);
   if (!driver.empty()) text += ", " + driver;
+  // The cooperative-matrix shapes (tensor cores) where the device has the extension: which one the GEMM uses, or why
+  // none.
+  if (!coopmat_shapes.empty()) {
+    text += ", VK_NV_cooperative_matrix " + coopmat_shapes + "; tensor-core GEMM " +
+            (coopmat_n ? "16x" + std::to_string(coopmat_n) + "x16" : "unavailable: " + coopmat_missing);
+  }
   return text + ")";
 }
 

@@ -25,6 +25,12 @@ struct PhysicalDevice {
   uint64_t device_local_bytes = 0;
   std::string driver;           // driver name and version where the device reports them
   std::string unusable_reason;  // empty when the backend can run on it
+  // Tensor-core GEMM (VK_NV_cooperative_matrix, shaders/matmul_coop.comp): the fragment width N of the
+  // 16 x N x 16 fp16 * fp16 + fp32 subgroup shape used (16 or 8), 0 when the device cannot run those kernels.
+  // coopmat_shapes lists every shape the device reports; coopmat_missing says what is missing when coopmat_n is 0.
+  uint32_t coopmat_n = 0;
+  uint32_t coopmat_widths = 0;  // bit N set for each fragment width N (8, 16) the device has in that shape
+  std::string coopmat_shapes, coopmat_missing;
 
   bool software() const { return properties.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU; }
   const char *type_name() const;

@@ -82,6 +82,48 @@ set(_vk_variants
     "route_small|route_small.comp|"
     "count|count.comp|"
     "scan|scan.comp|")
+# The tensor-core GEMM (matmul_coop.comp) needs GL_NV_cooperative_matrix, which glslc compiles only from shaderc
+# 2019 on (GL_KHR_cooperative_matrix, not used here, needs a newer glslang than Debian 12's): probe the compiler
+# with a tiny shader and build those variants only where it accepts it. The backend looks the variants up at run
+# time and falls back to the FMA tiles where they are missing or the device lacks cooperative matrices.
+set(_vk_probe ${PIMOE_VULKAN_GEN_DIR}/coopmat_probe.comp)
+file(WRITE ${_vk_probe} "#version 450
+#extension GL_NV_cooperative_matrix : require
+#extension GL_KHR_memory_scope_semantics : require
+#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
+layout(local_size_x = 32) in;
+layout(set = 0, binding = 0) buffer B { float c[]; };
+shared uvec4 s[64];
+void main() {
+  fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> a;
+  fcoopmatNV<16, gl_ScopeSubgroup, 16, 8> b;
+  coopMatLoadNV(a, s, 0, 2, false);
+  coopMatLoadNV(b, s, 32, 2, true);
+  fcoopmatNV<32, gl_ScopeSubgroup, 16, 8> d = coopMatMulAddNV(a, b, fcoopmatNV<32, gl_ScopeSubgroup, 16, 8>(0.0));
+  coopMatStoreNV(d, c, 0, 8, false);
+}
+")
+execute_process(COMMAND ${PIMOE_GLSLC} --target-env=vulkan1.1 -o ${_vk_probe}.spv ${_vk_probe}
+                RESULT_VARIABLE _vk_coop_rc OUTPUT_QUIET ERROR_VARIABLE _vk_coop_err)
+if(_vk_coop_rc EQUAL 0)
+  message(STATUS "libpimoe: Vulkan tensor-core GEMM (GL_NV_cooperative_matrix) compiled")
+  # PREFETCH2: global loads two depth steps ahead (the default); matmul_coopp1_*: one step ahead, the first
+  # version, kept for comparison (PIMOE_VULKAN_TILES=coopmat-p1).
+  foreach(_n 8 16)
+    list(APPEND _vk_variants
+         "matmul_coop_up_n${_n}|matmul_coop.comp|MODE_UP,WTYPE_F16,SPLIT,PREFETCH2,CM_N=${_n}"
+         "matmul_coop_down_n${_n}|matmul_coop.comp|MODE_DOWN,WTYPE_F16,SPLIT,PREFETCH2,CM_N=${_n}"
+         "matmul_coopp1_up_n${_n}|matmul_coop.comp|MODE_UP,WTYPE_F16,SPLIT,CM_N=${_n}"
+         "matmul_coopp1_down_n${_n}|matmul_coop.comp|MODE_DOWN,WTYPE_F16,SPLIT,CM_N=${_n}"
+         "matmul_coop16_up_n${_n}|matmul_coop.comp|MODE_UP,WTYPE_F16,PREFETCH2,CM_N=${_n}"
+         "matmul_coop16_down_n${_n}|matmul_coop.comp|MODE_DOWN,WTYPE_F16,PREFETCH2,CM_N=${_n}")
+  endforeach()
+else()
+  string(STRIP "${_vk_coop_err}" _vk_coop_err)
+  message(STATUS "libpimoe: Vulkan tensor-core GEMM left out: ${PIMOE_GLSLC} does not compile GL_NV_cooperative_matrix "
+                 "(${_vk_coop_err})")
+endif()
+
 set(_vk_incs)
 set(_vk_table "")
 set(_vk_arrays "")

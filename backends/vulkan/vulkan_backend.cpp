@@ -7,11 +7,13 @@
 #include <chrono>
 #include <cstdio>
 #include <mutex>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
 #include "src/dtype.h"
 #include "src/error.h"
+#include "src/thread_pool.h"
 #include "vk_device.h"
 
 #include "shaders/layout.h"
@@ -207,6 +209,23 @@ class VulkanBackend final : public Backend {
     const char *tiles = std::getenv("PIMOE_VULKAN_TILES");
     if (tiles && std::strcmp(tiles, "small") == 0) tiles_ = Tiles::Small;
     if (tiles && std::strcmp(tiles, "large") == 0) tiles_ = Tiles::Large;
+    if (tiles && std::strcmp(tiles, "fma") == 0) tiles_ = Tiles::Fma;
+    if (tiles && std::strcmp(tiles, "coopmat") == 0) tiles_ = Tiles::Coopmat;
+    if (tiles && std::strcmp(tiles, "coopmat-fp16") == 0) tiles_ = Tiles::CoopmatFp16;
+    if (tiles && std::strcmp(tiles, "coopmat-p1") == 0) tiles_ = Tiles::CoopmatP1;
+    // The tensor-core kernels: fp16 weights (VK_NV_cooperative_matrix multiplies fp16 only; fp32 and bf16 weights
+    // keep the FMA tiles), never in deterministic mode (the FMA tiles' fixed order per output is what makes a
+    // token's bits independent of the call), never with PIMOE_VULKAN_TILES=small|large|fma.
+    const uint32_t n = device_->coopmat_n();
+    if (n != 0 && dtype_ == WeightDtype::F16 && !config.deterministic &&
+        (tiles_ == Tiles::Auto || tiles_ == Tiles::Coopmat || tiles_ == Tiles::CoopmatFp16 ||
+         tiles_ == Tiles::CoopmatP1)) {
+      const std::string kind = tiles_ == Tiles::CoopmatFp16 ? "matmul_coop16_"
+                               : tiles_ == Tiles::CoopmatP1 ? "matmul_coopp1_"
+                                                            : "matmul_coop_";
+      coop_up_ = kind + "up_n" + std::to_string(n);
+      coop_down_ = kind + "down_n" + std::to_string(n);
+    }
     const char *profile = std::getenv("PIMOE_VULKAN_PROFILE");
     profile_ = profile && *profile && std::strcmp(profile, "0") != 0;
     for (const ExpertSpec &e : config.experts) any_pre_norm_ = any_pre_norm_ || e.pre_norm;
@@ -219,7 +238,12 @@ class VulkanBackend final : public Backend {
 
   const char *name() const override { return "vulkan"; }
   std::string device_description() const override {
-    return device_->describe() + ", weights " + weight_dtype_name(dtype_) +
+    const std::string coop = device_->describe_coopmat();
+    return device_->describe() + ", weights " + weight_dtype_name(dtype_) + ", " +
+           (dtype_ == WeightDtype::F16 || device_->coopmat_n() == 0 ? coop : coop + " for fp16 weights only") +
+           (coop_up_.empty() ? "" : coop_up_.find("coop16") != std::string::npos
+                                        ? ", in use with activations rounded to fp16"
+                                        : ", in use") +
            (host_routing_only_ ? ", routing on the host (PIMOE_VULKAN_ROUTING=host)" : "");
   }
 
@@ -272,6 +296,7 @@ class VulkanBackend final : public Backend {
     bool matvec;
     uint32_t up_x, down_x, row_tile;
     const char *up_direct;
+    const char *label;  // for the profile: "small-row kernels", "small tiles", "large tiles", "tensor cores"
   };
   // max_rows: the largest segment's rows when the call has at most MV_MAX_ROWS tokens, else -1.
   Projection projection(int64_t max_rows, int64_t max_ip) const;
@@ -293,6 +318,11 @@ class VulkanBackend final : public Backend {
   // PIMOE_VULKAN_PROFILE: the wall time of the whole backend call, from `start` (host work included).
   void profile_host(const char *path, int64_t tokens, std::chrono::steady_clock::time_point start) const;
   void print_profile() const;
+  // memcpy between the caller's memory and a staging buffer, split over host_pool_ when it is large: one thread
+  // moves about 5-10 GB/s, so a 4096-token call's input and output (32-64 MiB each way) cost milliseconds on one.
+  void host_copy(void *dst, const void *src, size_t bytes) const;
+  // PIMOE_VULKAN_PROFILE: host time of one step of a call (wall clock, nanoseconds), printed with the GPU steps.
+  void host_time(const char *path, const char *step, std::chrono::steady_clock::time_point since) const;
 
   const LayerConfig &config_;
   const LayerWeights &weights_;
@@ -307,9 +337,14 @@ class VulkanBackend final : public Backend {
   const std::string up_large_ = up_mm_ + "_large", down_large_ = down_mm_ + "_large";
   bool host_routing_only_ = false;
   bool any_pre_norm_ = false;  // some expert normalises its input: gather does it, so decode steps keep gather
-  // PIMOE_VULKAN_TILES=small|large: always the tiled kernels with that tile (tests run every case through each);
-  // by default the small-row kernels serve segments of at most MV_MAX_ROWS rows, the small tiles the rest.
-  enum class Tiles { Auto, Small, Large } tiles_ = Tiles::Auto;
+  // PIMOE_VULKAN_TILES=small|large: always the FMA tiles of that size (tests run every case through each); fma: the
+  // default choice without tensor cores; coopmat / coopmat-fp16: always the tensor-core kernels where they can run
+  // (SPLIT activations / activations rounded to fp16), else the small FMA tiles. By default the small-row kernels
+  // serve calls of at most MV_MAX_ROWS tokens, the tensor-core kernels (where they can run) or the small FMA tiles
+  // the rest.
+  // coopmat-p1: the tensor-core kernels' first version (global loads one depth step ahead), for comparison.
+  enum class Tiles { Auto, Small, Large, Fma, Coopmat, CoopmatFp16, CoopmatP1 } tiles_ = Tiles::Auto;
+  std::string coop_up_, coop_down_;  // the tensor-core variants this model uses, empty for none
   bool profile_ = false;
   struct ProfileEntry {
     double ns = 0.0;
@@ -317,7 +352,7 @@ class VulkanBackend final : public Backend {
   };
   mutable std::mutex profile_mutex_;
   // In first-seen order: "path / step" GPU times, and per path the wall time of submit-and-wait.
-  mutable std::vector<std::pair<std::string, ProfileEntry>> profile_entries_, profile_calls_;
+  mutable std::vector<std::pair<std::string, ProfileEntry>> profile_entries_, profile_calls_, profile_host_;
   static ProfileEntry &entry(std::vector<std::pair<std::string, ProfileEntry>> &list, const std::string &key) {
     for (auto &e : list) {
       if (e.first == key) return e.second;
@@ -336,6 +371,8 @@ class VulkanBackend final : public Backend {
 
   std::vector<Buffer> arenas_;
   Buffer router_, meta_, small_;
+  // Threads for the large host copies (the calling thread is one of them); idle between calls.
+  mutable ThreadPool host_pool_{static_cast<int>(std::min(8u, std::max(1u, std::thread::hardware_concurrency())))};
 };
 
 // ------------------------------------------------------------------------------------------------ scratch
@@ -761,20 +798,26 @@ void VulkanBackend::record_copy(VkCommandBuffer cmd, const Buffer &src, VkDevice
 VulkanBackend::Projection VulkanBackend::projection(int64_t max_rows, int64_t max_ip) const {
   const int64_t H = config_.hidden;
   const bool small_rows = max_rows >= 0 && max_rows <= MV_MAX_ROWS;
-  if (tiles_ == Tiles::Auto && small_rows && !config_.deterministic) {
+  const bool automatic = tiles_ == Tiles::Auto || tiles_ == Tiles::Fma;
+  if (automatic && small_rows && !config_.deterministic) {
     // Every segment's rows in one workgroup, each weight row streamed once. Its sums run in another order than the
     // tiled kernels', so deterministic mode (a token's bits independent of the call) never takes it.
     const bool direct = !any_pre_norm_ && H % 4 == 0;  // X_DIRECT reads x as vec4s
     return {up_mv_.c_str(), down_mv_.c_str(), true, ceil_div(max_ip, MV_NPW), ceil_div(H, MV_NPW),
-            1, direct ? upx_mv_.c_str() : nullptr};
+            1, direct ? upx_mv_.c_str() : nullptr, "small-row kernels"};
+  }
+  if (!coop_up_.empty()) {  // matmul_coop.comp: 128-row tiles of 64 (up) or 128 (down) output columns
+    return {coop_up_.c_str(), coop_down_.c_str(), false, ceil_div(max_ip, MM_BN), ceil_div(H, MM_BN_LARGE),
+            MM_BM_LARGE, nullptr, "tensor cores"};
   }
   // The large tiles only on request: on an H100 (bench/vulkan/README.md) the small tiles ran the 4096-token calls of
   // shapes C and F 2.4 times faster.
   if (tiles_ == Tiles::Large) {
     return {up_large_.c_str(), down_large_.c_str(), false, ceil_div(max_ip, MM_BN),
-            ceil_div(H, MM_BN_LARGE), MM_BM_LARGE, nullptr};
+            ceil_div(H, MM_BN_LARGE), MM_BM_LARGE, nullptr, "large tiles"};
   }
-  return {up_mm_.c_str(), down_mm_.c_str(), false, ceil_div(max_ip, MM_BN), ceil_div(H, MM_BN), MM_BM, nullptr};
+  return {up_mm_.c_str(), down_mm_.c_str(), false, ceil_div(max_ip, MM_BN), ceil_div(H, MM_BN), MM_BM, nullptr,
+          "small tiles"};
 }
 
 void VulkanBackend::record_router(VkCommandBuffer cmd, VkScratch &s, Push &push, int64_t tokens) const {
@@ -840,6 +883,31 @@ void VulkanBackend::profile_host(const char *path, int64_t tokens, std::chrono::
   ++call.count;
 }
 
+void VulkanBackend::host_copy(void *dst, const void *src, size_t bytes) const {
+  constexpr size_t kChunk = 2u << 20;  // below this a thread's wake-up costs more than it copies
+  const auto pieces = static_cast<int64_t>(std::min<size_t>(bytes / kChunk, static_cast<size_t>(host_pool_.size())));
+  if (pieces <= 1) {
+    std::memcpy(dst, src, bytes);
+    return;
+  }
+  const size_t step = (bytes / static_cast<size_t>(pieces) + 63) / 64 * 64;  // cache-line aligned pieces
+  host_pool_.parallel_for(pieces, [&](int64_t i) {
+    const size_t begin = static_cast<size_t>(i) * step;
+    if (begin >= bytes) return;
+    std::memcpy(static_cast<char *>(dst) + begin, static_cast<const char *>(src) + begin,
+                std::min(step, bytes - begin));
+  });
+}
+
+void VulkanBackend::host_time(const char *path, const char *step, std::chrono::steady_clock::time_point since) const {
+  if (!profile_) return;
+  const double ns = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - since).count();
+  std::lock_guard<std::mutex> lock(profile_mutex_);
+  ProfileEntry &e = entry(profile_host_, std::string(path) + " / " + step);
+  e.ns += ns;
+  ++e.count;
+}
+
 void VulkanBackend::print_profile() const {
   std::lock_guard<std::mutex> lock(profile_mutex_);
   std::fprintf(stderr, "pimoe vulkan profile (%s, H=%lld E=%lld): mean per call\n", device_->describe().c_str(),
@@ -850,6 +918,9 @@ void VulkanBackend::print_profile() const {
   }
   for (const auto &e : profile_entries_) {
     std::fprintf(stderr, "  %-60s %8.1f us GPU\n", e.first.c_str(), e.second.ns / 1e3 / static_cast<double>(e.second.count));
+  }
+  for (const auto &e : profile_host_) {
+    std::fprintf(stderr, "  %-60s %8.1f us host\n", e.first.c_str(), e.second.ns / 1e3 / static_cast<double>(e.second.count));
   }
 }
 
@@ -866,7 +937,7 @@ void VulkanBackend::router_logits(const float *x, int64_t tokens, float *logits,
   Buffer &down = s.ensure(kDownload, z_bytes);
   Buffer &xb = s.ensure(kX, x_bytes);
   Buffer &zb = s.ensure(kLogits, z_bytes);
-  std::memcpy(up.mapped(), x, x_bytes);
+  host_copy(up.mapped(), x, x_bytes);
 
   VkCommandBuffer cmd = s.begin();
   record_copy(cmd, up, 0, xb, 0, x_bytes);
@@ -928,7 +999,7 @@ void VulkanBackend::run_experts(const RoutePlan &plan, const float *x, float *y,
   disp[DISP_DOWN + 0] = proj.down_x;
   disp[DISP_DOWN + 1] = disp[DISP_UP + 1];
   disp[DISP_DOWN + 2] = static_cast<uint32_t>(active);
-  std::memcpy(up.mapped(), x, x_bytes);
+  host_copy(up.mapped(), x, x_bytes);
 
   Buffer &xb = s.ensure(kX, x_bytes);
   Buffer &yb = s.ensure(kY, x_bytes);
@@ -950,11 +1021,8 @@ void VulkanBackend::run_experts(const RoutePlan &plan, const float *x, float *y,
   record_copy(cmd, yb, 0, down, 0, x_bytes);
   vk::full_barrier(*device_, cmd, true);
   s.mark(cmd, "download");
-  submit(s,
-         proj.matvec ? "run_experts, small-row kernels" : proj.row_tile == MM_BM ? "run_experts, small tiles"
-                                                                                : "run_experts, large tiles",
-         T);
-  std::memcpy(y, down.mapped(), x_bytes);
+  submit(s, (std::string("run_experts, ") + proj.label).c_str(), T);
+  host_copy(y, down.mapped(), x_bytes);
 }
 
 bool VulkanBackend::forward_fused(const float *x, int64_t tokens, float *y, RoutePlan &plan, BackendScratch &base,
@@ -993,7 +1061,6 @@ bool VulkanBackend::forward_fused(const float *x, int64_t tokens, float *y, Rout
   s.ensure(kOut, static_cast<VkDeviceSize>(R * H) * 4);
   s.ensure(kLogits, static_cast<VkDeviceSize>(T * E) * 4);
   s.ensure(kProbs, static_cast<VkDeviceSize>(T * E) * 8);  // doubles
-  std::memcpy(up.mapped(), x, x_bytes);
 
   Push push = base_push(T, K);
   const int64_t nseg = shared ? E + 1 : E;
@@ -1012,7 +1079,14 @@ bool VulkanBackend::forward_fused(const float *x, int64_t tokens, float *y, Rout
   push.up_grid_x = proj.up_x;
   push.down_grid_x = proj.down_x;
   push.row_tile = proj.row_tile;
+  const std::string path = std::string("fused, ") + proj.label;
+  using Clock = std::chrono::steady_clock;
+  Clock::time_point t0 = Clock::now();
+  // Straight into the upload staging buffer (write-combined memory: written once, in order, never read here).
+  host_copy(up.mapped(), x, x_bytes);
+  host_time(path.c_str(), "input to staging", t0);
 
+  t0 = Clock::now();
   if (!s.reusable(T)) {  // else the commands recorded for the last call of T tokens (see VkScratch::reusable)
     VkCommandBuffer cmd = s.begin();
     record_copy(cmd, up, 0, xb, 0, x_bytes);
@@ -1033,10 +1107,13 @@ bool VulkanBackend::forward_fused(const float *x, int64_t tokens, float *y, Rout
     s.mark(cmd, "download");
     s.recorded(T);
   }
-  const char *path = proj.matvec ? "fused, small-row kernels" : proj.row_tile == MM_BM ? "fused, small tiles"
-                                                                                       : "fused, large tiles";
-  submit(s, path, T);
-  std::memcpy(y, down.mapped(), x_bytes);
+  host_time(path.c_str(), "recording", t0);
+  submit(s, path.c_str(), T);
+  t0 = Clock::now();
+  // Straight out of the read-back staging buffer (host-cached memory, Memory::Readback) into the caller's output.
+  host_copy(y, down.mapped(), x_bytes);
+  host_time(path.c_str(), "output from staging", t0);
+  t0 = Clock::now();
 
   // The plan as build_route_plan() would have made it (Stats and the caller's routing buffers read it).
   const auto *route = reinterpret_cast<const int32_t *>(static_cast<const char *>(down.mapped()) + route_offset);
@@ -1074,7 +1151,8 @@ bool VulkanBackend::forward_fused(const float *x, int64_t tokens, float *y, Rout
   plan.aux_loss = aux;
   plan.z_loss = z;
   plan.top1_probability_sum = top1;
-  profile_host(path, T, host_start);
+  host_time(path.c_str(), "plan from the device's routing", t0);
+  profile_host(path.c_str(), T, host_start);
   return true;
 }
 

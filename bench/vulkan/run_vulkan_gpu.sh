@@ -60,6 +60,23 @@ PIMOE_VULKAN_PROFILE=1 timeout 120 "$here/bin/bench_vulkan" --shape "$shapes" --
   --min-time 0.5 --min-reps 5 >>"$summary" 2>"$out/logs/bench_profile.log"
 echo "profiled bench exit: $?" >>"$summary"
 grep -v '^shape .*created' "$out/logs/bench_profile.log" >>"$summary"
+# The same shapes at 4096 tokens through other kernel choices: PIMOE_VULKAN_TILES values (coopmat-fp16, fma, small,
+# large) or n8 (the tensor-core kernels with 16x8 fragments, PIMOE_VULKAN_COOPMAT_N=8).
+for choice in ${BENCH_COMPARE:-}; do
+  echo "== bench, $choice" >>"$summary"
+  if [ "$choice" = n8 ]; then set -- PIMOE_VULKAN_COOPMAT_N=8; else set -- PIMOE_VULKAN_TILES="$choice"; fi
+  env "$@" timeout 120 "$here/bin/bench_vulkan" --shape "$shapes" --tokens 4096 --dtype fp16 --min-time 1 \
+    --min-reps 3 --json "$out/bench_$choice.json" >>"$summary" 2>&1
+done
+# How far the activations rounded to fp16 (PIMOE_VULKAN_TILES=coopmat-fp16) take the parity cases from the oracle
+# (information only: test_parity's 1e-5 bound for fp16 weights assumes fp32 arithmetic).
+if [ -n "${PARITY_COOPMAT_FP16:-}" ]; then
+  echo "== test_parity, PIMOE_VULKAN_TILES=coopmat-fp16 (information)" >>"$summary"
+  PIMOE_TEST_BACKEND=vulkan:0 PIMOE_VULKAN_TILES=coopmat-fp16 timeout 60 "$here/bin/test_parity" \
+    >"$out/logs/parity_coopmat_fp16.log" 2>&1
+  echo "exit $?" >>"$summary"
+  grep -E 'differs from the oracle|^\[  FAILED|Expected|Which is|rms' "$out/logs/parity_coopmat_fp16.log" | head -40 >>"$summary"
+fi
 if [ -n "${BENCH_SMALL_TILES:-}" ]; then  # the same calls through the small GEMM tiles, for comparison
   echo "== bench, PIMOE_VULKAN_TILES=small" >>"$summary"
   PIMOE_VULKAN_TILES=small timeout 120 "$here/bin/bench_vulkan" --shape "$BENCH_SMALL_TILES" --tokens 4096 \

@@ -34,6 +34,9 @@ run test_vulkan PIMOE_TEST_BACKEND="$backend" "$bin/test_vulkan"
 run test_parity_vulkan PIMOE_TEST_BACKEND="$backend" "$bin/test_parity"
 run test_parity_vulkan_host PIMOE_TEST_BACKEND="$backend" PIMOE_VULKAN_ROUTING=host "$bin/test_parity"
 run test_parity_vulkan_large_tiles PIMOE_TEST_BACKEND="$backend" PIMOE_VULKAN_TILES=large "$bin/test_parity"
+# The tensor-core kernels for every call (fp16 weights, where the device has cooperative matrices; elsewhere this
+# repeats the small tiles).
+run test_parity_vulkan_coopmat PIMOE_TEST_BACKEND="$backend" PIMOE_VULKAN_TILES=coopmat "$bin/test_parity"
 if [ -x "$bin/test_routing_features" ]; then
   run test_routing_features_vulkan PIMOE_TEST_BACKEND="$backend" "$bin/test_routing_features"
 fi

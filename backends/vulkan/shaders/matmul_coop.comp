@@ -1,0 +1,288 @@
+#version 450
+// The grouped GEMM of the two expert projections on tensor cores (VK_NV_cooperative_matrix), for fp16 weights: one
+// dispatch per projection covers every segment with rows (workgroup z, as matmul.comp), each workgroup one output
+// tile of BM rows x BN columns of its segment. 256 invocations = 8 subgroups of 32 (2 along the rows x 4 along the
+// columns), each holding a 64 x (BN / 4) block of fp32 accumulators as 16 x CM_N fragments.
+//   MODE_UP    hidden[r, n] = act(rows[r] . up[n] + up_bias[n]), or silu(rows[r] . gate[n]) * (rows[r] . up[n])
+//              (BN 64 output columns: the tile holds 64 up rows and, for gated experts, the 64 matching gate rows)
+//   MODE_DOWN  out[r, n]    = hidden[r] . down[n]   (BN 128; the down bias and routing weight are in the combine)
+// The multiplications take fp16 inputs and accumulate in fp32. The weights are fp16 already (exact). The
+// activations are fp32: with SPLIT (the default variants) each is split into hi (x cut to 11 significant bits) and
+// lo = fp16(x - hi) and both halves are multiplied, so that x is carried to about 21 bits (relative error about
+// 2^-21, or an absolute error below 3e-8 where lo is a subnormal fp16) and the result stays close to fp32; without
+// SPLIT the activations are rounded to fp16 (relative error 2^-11 per element), at half the tensor-core work. Either
+// way |activations| beyond 65504 overflow fp16 (the hi part), which the fp32 FMA kernels do not.
+// Depth steps of BK are staged in shared memory (A converted to fp16 on the way, B as stored), double buffered with
+// one barrier per step: the next step's global loads are issued before the current step's multiplications, and
+// stored into the other buffer after them.
+#extension GL_GOOGLE_include_directive : require
+#extension GL_NV_cooperative_matrix : require
+#extension GL_KHR_memory_scope_semantics : require
+#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_EXT_control_flow_attributes : require
+#include "common.glsl"
+
+layout(local_size_x = MM_THREADS) in;
+
+#if !defined(WTYPE_F16)
+#error matmul_coop.comp multiplies fp16 weights only
+#endif
+#if !defined(CM_N)
+#define CM_N 8
+#endif
+
+BUFFER_ROUTE(readonly)
+BUFFER_WEIGHTS
+// The activations as vec4 (rows are padded to 16 elements and every row starts at a multiple of 16 floats).
+#if defined(MODE_UP)
+layout(set = 0, binding = B_ROWS) readonly buffer Rows4 { vec4 a4[]; };
+BUFFER_HIDDEN(writeonly)
+#define BN 64
+#else
+layout(set = 0, binding = B_HIDDEN) readonly buffer Hidden4 { vec4 a4[]; };
+BUFFER_OUT(writeonly)
+#define BN 128
+#endif
+
+#define BM 128
+#define BNW 128  // weight rows staged per step (up: 64 up rows, then the 64 gate rows)
+#if defined(SPLIT)
+#define BK 16    // two A tiles (hi, lo) per step: the same multiplications per barrier as BK 32 without SPLIT
+#else
+#define BK 32
+#endif
+#define KC (BK / 8)       // 16-byte chunks (8 fp16) per staged row
+#define SROW (KC + 1)     // shared row stride in chunks: one chunk of padding keeps the fragment loads off one bank
+#define A_CH (BM * KC / MM_THREADS)   // A chunks per invocation per step
+#define B_CH (BNW * KC / MM_THREADS)  // B chunks per invocation per step
+#define WN (BN / 4)       // output columns per subgroup
+#define FM 4              // 64 rows per subgroup / 16
+#define FN (WN / CM_N)    // fragments along the columns per subgroup
+
+// Shared tiles hold fp16 as uvec4 (8 values) and are read as fragments with offsets and strides in uvec4 units.
+shared uvec4 a_hi[2 * BM * SROW];
+#if defined(SPLIT)
+shared uvec4 a_lo[2 * BM * SROW];
+#endif
+shared uvec4 b_sh[2 * BNW * SROW];
+shared float stage[8 * 16 * CM_N];  // one 16 x CM_N fp32 fragment per subgroup, for the bounded epilogue
+
+#define FA fcoopmatNV<16, gl_ScopeSubgroup, 16, 16>
+#define FB fcoopmatNV<16, gl_ScopeSubgroup, 16, CM_N>
+#define FC fcoopmatNV<32, gl_ScopeSubgroup, 16, CM_N>
+
+void main() {
+  const uint tid = gl_LocalInvocationIndex;
+  const uint s = uint(route[pc.route_active + gl_WorkGroupID.z]);  // the z-th segment that has rows
+  const uint seg = uint(pc.route_seg) + s * SEG_STRIDE;
+  const uint rows = uint(route[seg + SEG_COUNT]);
+  const uint row0 = uint(route[seg + SEG_ROW]);
+  const uint hid0 = uint(route[seg + SEG_HIDDEN]);
+  const uint I = meta_of(s, META_I), Ip = meta_of(s, META_IP);
+  const uint ar = meta_of(s, META_ARENA);
+#if defined(MODE_UP)
+  const uint N = I, NP = Ip, K = pc.hidden_pad;
+  const uint wbase = meta_of(s, META_UP), gbase = meta_of(s, META_GATE), wstride = meta_of(s, META_UP_STRIDE);
+  const bool gated = (meta_of(s, META_FLAGS) & EXPERT_GATED) != 0u;
+#else
+  const uint N = pc.hidden, NP = pc.hidden, K = Ip;
+  const uint wbase = meta_of(s, META_DOWN), gbase = 0u, wstride = meta_of(s, META_DOWN_STRIDE);
+  const bool gated = false;
+#endif
+
+  // Tile order: groups of 8 row tiles walk the column tiles together, so that a weight tile is read from memory
+  // once while the 8 row tiles that need it run (the dispatch runs x fastest: row-major order would stream an
+  // expert's whole up/gate weights once per row tile).
+  const uint gx = gl_NumWorkGroups.x, gy = gl_NumWorkGroups.y;
+  const uint lin = gl_WorkGroupID.y * gx + gl_WorkGroupID.x;
+  const uint group = lin / (8u * gx), first = group * 8u, gsize = min(gy - first, 8u);
+  const uint in_group = lin % (8u * gx);
+  const uint m0 = (first + in_group % gsize) * BM, n0 = (in_group / gsize) * BN;
+  if (m0 >= rows || n0 >= NP) return;  // whole workgroup: past this segment's rows or columns
+
+  // Global addresses of this invocation's chunks (fixed over the depth steps but for k).
+  uint a_off[A_CH];
+  bool a_ok[A_CH];
+  [[unroll]] for (uint q = 0u; q < A_CH; ++q) {
+    const uint c = tid + q * MM_THREADS, r = c / KC, kc = c % KC;
+    const uint m = m0 + r;
+    a_ok[q] = m < rows;
+#if defined(MODE_UP)
+    a_off[q] = ((row0 + m) * pc.hidden_pad + kc * 8u) / 4u;
+#else
+    a_off[q] = (hid0 + m * Ip + kc * 8u) / 4u;
+#endif
+  }
+  uint b_off[B_CH];
+  bool b_ok[B_CH];
+  [[unroll]] for (uint q = 0u; q < B_CH; ++q) {
+    const uint c = tid + q * MM_THREADS, r = c / KC, kc = c % KC;
+#if defined(MODE_UP)
+    const bool gate_row = r >= 64u;
+    const uint n = n0 + (gate_row ? r - 64u : r);
+    b_ok[q] = n < N && (!gate_row || gated);
+    b_off[q] = (gate_row ? gbase : wbase) + n * wstride + kc;
+#else
+    const uint n = n0 + r;
+    b_ok[q] = n < N;
+    b_off[q] = wbase + n * wstride + kc;
+#endif
+  }
+
+  // Two register sets for the depth steps in flight (PREFETCH2: loads are issued two steps before their step is
+  // computed, so that twice the bytes are in flight per invocation; the loop below is unrolled by two so that both
+  // sets stay in registers).
+  vec4 a_reg[A_CH][2], a_reg2[A_CH][2];
+  uvec4 b_reg[B_CH], b_reg2[B_CH];
+  // Depth step k0 into registers AR, BR; depth past K (rows are padded to 16, a step may be 32) and rows or columns
+  // past the segment read as 0.
+#define LOAD_STEP_TO(k0, AR, BR)                                                          \
+  [[unroll]] for (uint q = 0u; q < A_CH; ++q) {                                           \
+    const uint kc = (tid + q * MM_THREADS) % KC;                                          \
+    const bool ok = a_ok[q] && (k0) + kc * 8u < K;                                        \
+    AR[q][0] = ok ? a4[a_off[q] + (k0) / 4u] : vec4(0.0);                                 \
+    AR[q][1] = ok ? a4[a_off[q] + (k0) / 4u + 1u] : vec4(0.0);                            \
+  }                                                                                       \
+  [[unroll]] for (uint q = 0u; q < B_CH; ++q) {                                           \
+    const uint kc = (tid + q * MM_THREADS) % KC;                                          \
+    BR[q] = (b_ok[q] && (k0) + kc * 8u < K) ? arena[ar].w[b_off[q] + (k0) / 8u] : uvec4(0u); \
+  }
+#define LOAD_STEP(k0) LOAD_STEP_TO(k0, a_reg, b_reg)
+
+  // Registers AR, BR into shared buffer `buf` (A rounded to fp16, and with SPLIT its remainder).
+#define STORE_STEP_FROM(buf, AR, BR)                                                      \
+  [[unroll]] for (uint q = 0u; q < A_CH; ++q) {                                           \
+    const uint c = tid + q * MM_THREADS, at = (buf) * BM * SROW + (c / KC) * SROW + c % KC; \
+    const vec4 x0 = HI(AR[q][0]), x1 = HI(AR[q][1]);                                      \
+    const uvec4 hi = uvec4(packHalf2x16(x0.xy), packHalf2x16(x0.zw), packHalf2x16(x1.xy), packHalf2x16(x1.zw)); \
+    a_hi[at] = hi;                                                                        \
+    STORE_LO(at, AR[q][0], AR[q][1], hi)                                                  \
+  }                                                                                       \
+  [[unroll]] for (uint q = 0u; q < B_CH; ++q) {                                           \
+    const uint c = tid + q * MM_THREADS;                                                  \
+    b_sh[(buf) * BNW * SROW + (c / KC) * SROW + c % KC] = BR[q];                          \
+  }
+#define STORE_STEP(buf) STORE_STEP_FROM(buf, a_reg, b_reg)
+#if defined(SPLIT)
+// hi: x with its significand cut to fp16's 11 bits by integer masking. A first version took lo as
+// x - unpackHalf2x16(packHalf2x16(x)) and gave exactly the errors of plain fp16 on the H100: the split was folded
+// away somewhere (the SPIR-V still had it), which masking leaves nothing to fold.
+// It converts to fp16 exactly unless it is below fp16's normal range; lo = x - fp16(hi) then carries the rest.
+#define HI(x) uintBitsToFloat(floatBitsToUint(x) & 0xffffe000u)
+#define STORE_LO(at, x0, x1, hi)                                                                                  \
+  {                                                                                                               \
+    const vec4 r0 = x0 - vec4(unpackHalf2x16(hi.x), unpackHalf2x16(hi.y));                                        \
+    const vec4 r1 = x1 - vec4(unpackHalf2x16(hi.z), unpackHalf2x16(hi.w));                                        \
+    a_lo[at] = uvec4(packHalf2x16(r0.xy), packHalf2x16(r0.zw), packHalf2x16(r1.xy), packHalf2x16(r1.zw));         \
+  }
+#else
+#define HI(x) (x)
+#define STORE_LO(at, x0, x1, hi)
+#endif
+
+  const uint sg = tid / 32u;  // subgroup: 2 along the rows x 4 along the columns
+  const uint wm = (sg / 4u) * 64u, wn = (sg % 4u) * WN;
+  FC acc[FM][FN];
+#if defined(MODE_UP)
+  FC accg[FM][FN];
+#endif
+  [[unroll]] for (uint i = 0u; i < FM; ++i) {
+    [[unroll]] for (uint j = 0u; j < FN; ++j) {
+      acc[i][j] = FC(0.0);
+#if defined(MODE_UP)
+      accg[i][j] = FC(0.0);
+#endif
+    }
+  }
+
+  LOAD_STEP(0u)
+  STORE_STEP(0u)
+  barrier();
+  uint buf = 0u;
+#if defined(PREFETCH2)
+  // Step k0 + BK is in a_reg/b_reg and step k0 + 2 BK in a_reg2/b_reg2 when step k0 is computed from shared
+  // buffer `buf`; after the computation the older set goes to the other buffer and is reloaded two steps ahead.
+  if (BK < K) {
+    LOAD_STEP_TO(BK, a_reg, b_reg)
+  }
+  if (2u * BK < K) {
+    LOAD_STEP_TO(2u * BK, a_reg2, b_reg2)
+  }
+  for (uint k0 = 0u; k0 < K; k0 += 2u * BK) {
+    {
+#include "matmul_coop_step.glsl"
+    }
+    if (k0 + BK < K) {
+      STORE_STEP_FROM(buf ^ 1u, a_reg, b_reg)
+    }
+    barrier();  // the other buffer is written; this one is no longer read
+    buf ^= 1u;
+    if (k0 + BK >= K) break;
+    if (k0 + 3u * BK < K) {
+      LOAD_STEP_TO(k0 + 3u * BK, a_reg, b_reg)
+    }
+    {
+#include "matmul_coop_step.glsl"
+    }
+    if (k0 + 2u * BK < K) {
+      STORE_STEP_FROM(buf ^ 1u, a_reg2, b_reg2)
+    }
+    barrier();
+    buf ^= 1u;
+    if (k0 + 4u * BK < K) {
+      LOAD_STEP_TO(k0 + 4u * BK, a_reg2, b_reg2)
+    }
+  }
+#else
+  for (uint k0 = 0u; k0 < K; k0 += BK) {
+    const bool more = k0 + BK < K;
+    if (more) {
+      LOAD_STEP(k0 + BK)
+    }
+    {
+#include "matmul_coop_step.glsl"
+    }
+    if (more) {
+      STORE_STEP(buf ^ 1u)
+    }
+    barrier();  // the other buffer is written; this one is no longer read
+    buf ^= 1u;
+  }
+#endif
+
+  // Epilogue: each fragment goes through the subgroup's stage in shared memory, so that every element is written
+  // with its row and column known (bounds, padding columns, bias and activation).
+  const uint lane = tid % 32u, st = sg * 16u * CM_N;
+#if defined(MODE_UP)
+  const uint act = meta_of(s, META_ACT), up_b = meta_of(s, META_UP_B);
+#endif
+  [[unroll]] for (uint i = 0u; i < FM; ++i) {
+    [[unroll]] for (uint j = 0u; j < FN; ++j) {
+#if defined(MODE_UP)
+      if (gated) {
+        // Fragments of one type map their components to the same matrix elements: SwiGLU component by component.
+        [[unroll]] for (int e = 0; e < acc[i][j].length(); ++e) {
+          acc[i][j][e] = silu_f(accg[i][j][e]) * acc[i][j][e];
+        }
+      }
+#endif
+      coopMatStoreNV(acc[i][j], stage, st, CM_N, false);
+      subgroupMemoryBarrierShared();
+      subgroupBarrier();
+      for (uint q = lane; q < 16u * CM_N; q += 32u) {
+        const uint m = m0 + wm + i * 16u + q / CM_N, n = n0 + wn + j * CM_N + q % CM_N;
+        if (m >= rows || n >= NP) continue;
+        const float v = stage[st + q];
+#if defined(MODE_UP)
+        float h = 0.0;
+        if (n < N) h = gated ? v : activate(act, up_b == META_NONE ? v : v + small_v[up_b + n]);
+        hidden_v[hid0 + m * Ip + n] = h;
+#else
+        out_v[(row0 + m) * N + n] = v;
+#endif
+      }
+      subgroupBarrier();  // the stage is read before the next fragment overwrites it
+    }
+  }
+}
