@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
-#include <limits>
 #include <thread>
 
 namespace pimoe {
@@ -13,16 +13,23 @@ namespace {
 constexpr size_t kPieceBytes = 2u << 20;  // below this a thread's wake-up costs more than its share of the pass
 constexpr int kMaxThreads = 16;
 
-// The first non-finite index in x[begin, end), or end. Blocks are checked without an early exit (a loop the compiler
-// vectorises: the element-by-element early-exit loop took about 1.5 ns per element), the first bad element then
-// found in the block that has one.
+// The first non-finite index in x[begin, end), or end. Blocks are checked without an early exit, on the bits: an
+// element is NaN or Inf exactly when its exponent field is all ones, and adding one exponent step carries that (and
+// only that) into the sign bit, so OR-ing over a block needs no compare (a loop every x86-64 vectorises: the
+// early-exit loop took about 1.5 ns per element, the float compare loop 0.6). The block that has a bad element is
+// then searched for the first one.
 size_t scan(const float *x, size_t begin, size_t end) {
   constexpr size_t kBlock = 4096;
+  constexpr uint32_t kExponent = 0x7f800000u, kStep = 0x00800000u, kSign = 0x80000000u;
   for (size_t b = begin; b < end; b += kBlock) {
     const size_t stop = std::min(end, b + kBlock);
-    bool finite = true;
-    for (size_t i = b; i < stop; ++i) finite &= std::fabs(x[i]) <= std::numeric_limits<float>::max();
-    if (finite) continue;
+    uint32_t carried = 0;
+    for (size_t i = b; i < stop; ++i) {
+      uint32_t bits;
+      std::memcpy(&bits, x + i, sizeof bits);
+      carried |= (bits & kExponent) + kStep;
+    }
+    if (!(carried & kSign)) continue;
     for (size_t i = b; i < stop; ++i) {
       if (!std::isfinite(x[i])) return i;
     }
