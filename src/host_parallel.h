@@ -11,6 +11,11 @@
 
 namespace pimoe {
 
+// The most threads a front-end check or a CUDA staging copy uses. On the H100 machine (16 cores, one socket) one
+// thread copied 6-7 GB/s between pageable and page-locked memory, 8-12 threads 46-62 GB/s, 16 threads only 42-47
+// (the probe in bench/cuda/README.md).
+constexpr int kHostPassThreads = 12;
+
 class HostParallel {
  public:
   // At most max_threads threads per pass (the calling thread is one of them), and no more than the machine has.

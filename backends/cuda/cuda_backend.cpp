@@ -940,7 +940,7 @@ class CudaBackend final : public Backend {
   DeviceMemory router_, selection_bias_, groups_, wmaps_;
   const float *shared_score_ = nullptr;
   // Threads for the copies between callers' buffers and staging (the calling thread is one of them).
-  HostParallel host_parallel_{8};
+  HostParallel host_parallel_{kHostPassThreads};
 };
 
 }  // namespace
