@@ -519,7 +519,9 @@ class CudaBackend final : public Backend {
       check(cudaMemcpyAsync(dst, x, bytes, cudaMemcpyHostToDevice, st), "copying the input to the device");
       return;
     }
-    // The scratch's last call synchronised its stream before returning, so no DMA still reads the staging memory.
+    // No copy of an earlier call may still read the staging memory: a call that returned normally synchronised the
+    // stream already (this wait is then immediate), one that failed part-way may have left copies queued.
+    check(cudaStreamSynchronize(st), "waiting for the scratch's earlier copies");
     const size_t chunk = stage_chunk(bytes);
     const auto *src = reinterpret_cast<const char *>(x);
     for (size_t at = 0; at < bytes; at += chunk) {
