@@ -11,6 +11,7 @@
 
 #include "backend.h"
 #include "expert_spec.h"
+#include "host_parallel.h"
 #include "routing_features.h"
 #include "stats.h"
 #include "weights.h"
@@ -91,6 +92,8 @@ class Model {
   size_t workspace_bytes() const { return workspaces_.bytes(); }
   Stats &stats() { return stats_; }
   const Stats &stats() const { return stats_; }
+  // Threads for the front end's passes over a call's whole input (the finite check).
+  const HostParallel &host_parallel() const { return host_parallel_; }
 
   void record_error(const std::string &message);
   std::string last_error() const;
@@ -111,6 +114,7 @@ class Model {
   std::unique_ptr<Backend> backend_;
   WorkspacePool workspaces_;
   Stats stats_;
+  HostParallel host_parallel_;
   // Adaptive routing state (selection bias, load average): read at the start of a call, updated at its end.
   mutable std::mutex adaptive_mutex_;
   std::vector<float> initial_bias_, initial_ema_;

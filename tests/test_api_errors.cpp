@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <pimoe/pimoe.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -800,6 +801,43 @@ TEST_F(ModelErrors, NonFiniteInputNamesTheFirstBadElement) {
   bad[n - 1] = nan;
   EXPECT_TRUE(failed_with(fwd(bad.data(), n, 1, kT, out.data(), n, ids.data(), w.data(), ids.size()),
                           {PIMOE_ERR_NON_FINITE_INPUT}, {"63"}));
+}
+
+// A large input is checked in pieces on several threads (HostParallel); the message still names the first bad
+// element, whichever piece holds it and whatever later pieces hold.
+TEST(LargeInput, NonFiniteInputNamesTheFirstBadElement) {
+  SmallConfig config;
+  config.threads = 8;  // the check's most threads (as many as the machine has)
+  ModelPtr model = small_model(config);
+  ASSERT_NE(model, nullptr);
+  const size_t n = size_t{4} << 20;  // 16 MiB: a piece for each of 8 threads
+  const auto tokens = static_cast<int64_t>(n / kH);
+  const std::vector<float> input = random_input(kT * kH, 1);
+  std::vector<float> big(n), out(n);
+  for (size_t i = 0; i < n; ++i) big[i] = input[i % input.size()];
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const float inf = std::numeric_limits<float>::infinity();
+  struct Case {
+    std::vector<std::pair<size_t, float>> bad;
+    size_t first;
+  };
+  const size_t half = n / 2, eighth = n / 8;
+  const Case cases[] = {
+      {{{n - 1, nan}}, n - 1},
+      {{{half + 5, inf}, {n - 3, nan}}, half + 5},
+      {{{half - 1, nan}, {half, -inf}}, half - 1},
+      {{{eighth + 1, -inf}, {3 * eighth, nan}, {7 * eighth, nan}}, eighth + 1},
+      {{{7 * eighth + 2, nan}}, 7 * eighth + 2},
+  };
+  for (const Case &c : cases) {
+    for (const auto &b : c.bad) big[b.first] = b.second;
+    const std::string index = std::to_string(c.first);
+    EXPECT_TRUE(failed_with(pimoe_forward(model.get(), big.data(), n, 1, tokens, out.data(), n, nullptr, nullptr, 0),
+                            {PIMOE_ERR_NON_FINITE_INPUT}, {index.c_str(), std::isnan(big[c.first]) ? "~nan" : "~inf"}))
+        << "first bad element at " << index;
+    for (const auto &b : c.bad) big[b.first] = input[b.first % input.size()];
+  }
+  EXPECT_TRUE(std::all_of(out.begin(), out.end(), [](float v) { return v == 0.0f; })) << "a rejected call wrote";
 }
 
 // ------------------------------------------------------------------------------------------------ stats

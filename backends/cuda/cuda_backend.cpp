@@ -6,6 +6,7 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -27,6 +28,7 @@
 #include "routing.cuh"
 #include "src/dtype.h"
 #include "src/error.h"
+#include "src/host_parallel.h"
 
 namespace pimoe {
 namespace {
@@ -42,6 +44,13 @@ constexpr int kDevice = 0;
 // would re-read each touched expert's weights once per tile of too few rows to pay for the tiles.
 constexpr int64_t kDecodeTokens = 16;
 static_assert(kDecodeTokens <= cuda::kDecodeMaxTokens, "the decode routing kernel sizes its accumulators by this");
+// Host-buffer inputs and outputs of at least this size go through the scratch's page-locked staging memory, copied
+// there by several threads; smaller ones (decode steps: 1-16 tokens are at most 448 KiB even at H = 7168) take one
+// pageable cudaMemcpyAsync, which for them costs no more than a staged copy would.
+constexpr size_t kStagedBytes = size_t{1} << 20;
+// A staged copy runs in up to this many chunks, so that the host copy of one overlaps the DMA of the one before.
+constexpr int kStageChunks = 4;
+constexpr size_t kStageChunkMin = size_t{8} << 20;
 
 std::string mib(size_t bytes) {
   return std::to_string((bytes + (1u << 20) - 1) >> 20) + " MiB";
@@ -169,6 +178,47 @@ class PinnedMemory {
   size_t bytes_ = 0;
 };
 
+// Page-locked host memory for staging a call's input and output (not mapped: only DMA copies touch it). Unlike
+// PinnedMemory a failure is not an error: the call then copies from the caller's pageable memory as it always could.
+class StagingMemory {
+ public:
+  StagingMemory() = default;
+  StagingMemory(const StagingMemory &) = delete;
+  StagingMemory &operator=(const StagingMemory &) = delete;
+  ~StagingMemory() { release(); }
+  // Whether `bytes` of staging are there (allocated now if need be).
+  bool try_reserve(size_t bytes) {
+    if (bytes <= bytes_) return true;
+    release();
+    for (const size_t want : {bytes + bytes / 2, bytes}) {  // headroom first, as DeviceMemory does
+      if (cudaHostAlloc(&ptr_, want, cudaHostAllocDefault) == cudaSuccess) {
+        bytes_ = want;
+        return true;
+      }
+      cudaGetLastError();
+      ptr_ = nullptr;
+    }
+    return false;
+  }
+  void release() {
+    if (ptr_) cudaFreeHost(ptr_);
+    ptr_ = nullptr;
+    bytes_ = 0;
+  }
+  char *get() const { return static_cast<char *>(ptr_); }
+  size_t bytes() const { return bytes_; }
+
+ private:
+  void *ptr_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+// How a staged copy of `bytes` is cut: chunks of at least kStageChunkMin, at most kStageChunks of them.
+size_t stage_chunk(size_t bytes) {
+  const size_t chunks = std::max<size_t>(1, std::min<size_t>(kStageChunks, bytes / kStageChunkMin));
+  return (bytes / chunks + 4095) / 4096 * 4096;
+}
+
 size_t align16(size_t n) {
   return (n + 15) & ~size_t{15};
 }
@@ -236,16 +286,22 @@ struct CudaScratch final : BackendScratch {
   cudaStream_t stream = nullptr;  // this scratch's own stream: concurrent calls run concurrently on the GPU
   DeviceMemory x, y, logits, rows, hidden, out, call, decode;
   PinnedMemory host_call;
+  // Large host-buffer inputs and outputs pass through these; chunk_done marks each chunk of a staged output copy.
+  StagingMemory stage_in, stage_out;
+  std::array<cudaEvent_t, kStageChunks> chunk_done{};
 
   ~CudaScratch() override {
     cudaSetDevice(kDevice);
     if (stream) cudaStreamSynchronize(stream);
+    for (cudaEvent_t e : chunk_done) {
+      if (e) cudaEventDestroy(e);
+    }
     if (stream) cudaStreamDestroy(stream);
   }
   DecodeState *decode_state() const { return decode.as<DecodeState>(); }
   size_t bytes() const override {
     return x.bytes() + y.bytes() + logits.bytes() + rows.bytes() + hidden.bytes() + out.bytes() + call.bytes() +
-           decode.bytes() + host_call.bytes();
+           decode.bytes() + host_call.bytes() + stage_in.bytes() + stage_out.bytes();
   }
 };
 
@@ -304,6 +360,9 @@ class CudaBackend final : public Backend {
     check(cudaSetDevice(kDevice), "selecting the device");
     auto s = std::make_unique<CudaScratch>();
     check(cudaStreamCreateWithFlags(&s->stream, cudaStreamNonBlocking), "creating a stream");
+    for (cudaEvent_t &e : s->chunk_done) {
+      check(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "creating an event");
+    }
     const size_t state = DecodeState::bytes(cuda::gemv_column_slices(H_));
     s->decode.reserve(state, "decode counters");
     check(cudaMemset(s->decode.get(), 0, s->decode.bytes()), "clearing decode counters");
@@ -335,7 +394,7 @@ class CudaBackend final : public Backend {
     const size_t xb = sizeof(float) * tokens * H_, lb = sizeof(float) * tokens * E_;
     s.x.reserve(xb, "the call's input");
     s.logits.reserve(lb, "router logits");
-    check(cudaMemcpyAsync(s.x.get(), x, xb, cudaMemcpyHostToDevice, s.stream), "copying the input to the device");
+    copy_input(s, s.x.get(), x, xb, s.stream);
     launch_router(s.x.as<float>(), tokens, s.logits.as<float>(), s.stream);
     check(cudaMemcpyAsync(logits, s.logits.get(), lb, cudaMemcpyDeviceToHost, s.stream), "copying router logits back");
     check(cudaStreamSynchronize(s.stream), "router logits");
@@ -390,11 +449,10 @@ class CudaBackend final : public Backend {
     }
     const size_t xb = sizeof(float) * T * H_;
     check(cudaMemcpyAsync(s.call.get(), h, layout.total, cudaMemcpyHostToDevice, s.stream), "copying the plan");
-    check(cudaMemcpyAsync(s.x.get(), x, xb, cudaMemcpyHostToDevice, s.stream), "copying the input to the device");
+    copy_input(s, s.x.get(), x, xb, s.stream);
     run_layer(s, s.x.as<float>(), s.y.as<float>(), T, static_cast<int32_t>(k), shared, rows, tiles_bound, path,
               layout.plan(static_cast<char *>(s.call.get())), s.stream);
-    check(cudaMemcpyAsync(y, s.y.get(), xb, cudaMemcpyDeviceToHost, s.stream), "copying the output back");
-    check(cudaStreamSynchronize(s.stream), "the expert kernels");
+    copy_output(s, y, s.y.get(), xb, s.stream, "the expert kernels");
   }
 
   bool forward_fused(const float *x, int64_t T, float *y, RoutePlan &plan, BackendScratch &base,
@@ -414,7 +472,7 @@ class CudaBackend final : public Backend {
     const float *xd = x;
     float *yd = y;
     if (!device) {
-      check(cudaMemcpyAsync(s.x.get(), x, xb, cudaMemcpyHostToDevice, st), "copying the input to the device");
+      copy_input(s, s.x.get(), x, xb, st);
       xd = s.x.as<float>();
       yd = s.y.as<float>();
     }
@@ -423,7 +481,7 @@ class CudaBackend final : public Backend {
     } else {
       enqueue_fused(s, xd, yd, device != nullptr, layout, tiles_bound, call, st);
     }
-    if (!device) check(cudaMemcpyAsync(y, yd, xb, cudaMemcpyDeviceToHost, st), "copying the output back");
+    if (!device) copy_output(s, y, yd, xb, st, "the forward kernels");
     check(cudaStreamSynchronize(st), "the forward kernels");
 
     if (device) {
@@ -452,6 +510,52 @@ class CudaBackend final : public Backend {
   }
 
  private:
+  // Queues the copy of a caller's host input to device memory. Large inputs go through the scratch's page-locked
+  // staging in chunks: this thread (with the copy threads) fills chunk i + 1 while the DMA engine sends chunk i, and
+  // the DMA runs at full speed, which it does not from pageable memory. Returns once the input has been read (the
+  // caller may then change it); the device copy completes on the stream.
+  void copy_input(CudaScratch &s, void *dst, const float *x, size_t bytes, cudaStream_t st) const {
+    if (bytes < kStagedBytes || !s.stage_in.try_reserve(bytes)) {
+      check(cudaMemcpyAsync(dst, x, bytes, cudaMemcpyHostToDevice, st), "copying the input to the device");
+      return;
+    }
+    // No copy of an earlier call may still read the staging memory: a call that returned normally synchronised the
+    // stream already (this wait is then immediate), one that failed part-way may have left copies queued.
+    check(cudaStreamSynchronize(st), "waiting for the scratch's earlier copies");
+    const size_t chunk = stage_chunk(bytes);
+    const auto *src = reinterpret_cast<const char *>(x);
+    for (size_t at = 0; at < bytes; at += chunk) {
+      const size_t n = std::min(chunk, bytes - at);
+      host_parallel_.copy(s.stage_in.get() + at, src + at, n);
+      check(cudaMemcpyAsync(static_cast<char *>(dst) + at, s.stage_in.get() + at, n, cudaMemcpyHostToDevice, st),
+            "copying the input to the device");
+    }
+  }
+
+  // Copies device output to the caller's host memory once the stream's work is done; on return y holds it all.
+  // Large outputs come back through staging in chunks, each copied out while the next one's DMA runs. A failed
+  // kernel is reported by the wait for the first chunk, before anything is written to y.
+  void copy_output(CudaScratch &s, float *y, const void *src, size_t bytes, cudaStream_t st, const char *what) const {
+    if (bytes < kStagedBytes || !s.stage_out.try_reserve(bytes)) {
+      check(cudaMemcpyAsync(y, src, bytes, cudaMemcpyDeviceToHost, st), "copying the output back");
+      check(cudaStreamSynchronize(st), what);
+      return;
+    }
+    const size_t chunk = stage_chunk(bytes);
+    const auto *from = static_cast<const char *>(src);
+    size_t c = 0;
+    for (size_t at = 0; at < bytes; at += chunk, ++c) {
+      check(cudaMemcpyAsync(s.stage_out.get() + at, from + at, std::min(chunk, bytes - at), cudaMemcpyDeviceToHost, st),
+            "copying the output back");
+      check(cudaEventRecord(s.chunk_done[c], st), "recording a copy's end");
+    }
+    c = 0;
+    for (size_t at = 0; at < bytes; at += chunk, ++c) {
+      check(cudaEventSynchronize(s.chunk_done[c]), what);
+      host_parallel_.copy(reinterpret_cast<char *>(y) + at, s.stage_out.get() + at, std::min(chunk, bytes - at));
+    }
+  }
+
   // The on-device router implements softmax/sigmoid scoring, selection bias, single-level groups, top-k,
   // renormalisation and scaling, dropless. Everything else routes on the host (router_logits + run_experts).
   bool fused_routing_ok() const {
@@ -837,6 +941,8 @@ class CudaBackend final : public Backend {
   size_t weight_bytes_ = 0;
   DeviceMemory router_, selection_bias_, groups_, wmaps_;
   const float *shared_score_ = nullptr;
+  // Threads for the copies between callers' buffers and staging (the calling thread is one of them).
+  HostParallel host_parallel_{kHostPassThreads};
 };
 
 }  // namespace

@@ -13,7 +13,7 @@
 
 #include "src/dtype.h"
 #include "src/error.h"
-#include "src/thread_pool.h"
+#include "src/host_parallel.h"
 #include "vk_device.h"
 
 #include "shaders/layout.h"
@@ -371,8 +371,8 @@ class VulkanBackend final : public Backend {
 
   std::vector<Buffer> arenas_;
   Buffer router_, meta_, small_;
-  // Threads for the large host copies (the calling thread is one of them); idle between calls.
-  mutable ThreadPool host_pool_{static_cast<int>(std::min(8u, std::max(1u, std::thread::hardware_concurrency())))};
+  // Threads for the large host copies (the calling thread is one of them); started on the first large one.
+  HostParallel host_parallel_{8};
 };
 
 // ------------------------------------------------------------------------------------------------ scratch
@@ -884,19 +884,7 @@ void VulkanBackend::profile_host(const char *path, int64_t tokens, std::chrono::
 }
 
 void VulkanBackend::host_copy(void *dst, const void *src, size_t bytes) const {
-  constexpr size_t kChunk = 2u << 20;  // below this a thread's wake-up costs more than it copies
-  const auto pieces = static_cast<int64_t>(std::min<size_t>(bytes / kChunk, static_cast<size_t>(host_pool_.size())));
-  if (pieces <= 1) {
-    std::memcpy(dst, src, bytes);
-    return;
-  }
-  const size_t step = (bytes / static_cast<size_t>(pieces) + 63) / 64 * 64;  // cache-line aligned pieces
-  host_pool_.parallel_for(pieces, [&](int64_t i) {
-    const size_t begin = static_cast<size_t>(i) * step;
-    if (begin >= bytes) return;
-    std::memcpy(static_cast<char *>(dst) + begin, static_cast<const char *>(src) + begin,
-                std::min(step, bytes - begin));
-  });
+  host_parallel_.copy(dst, src, bytes);
 }
 
 void VulkanBackend::host_time(const char *path, const char *step, std::chrono::steady_clock::time_point since) const {

@@ -7,6 +7,11 @@
 //   TFLOP/s   effective: 2*T*(k + shared)*H*I*3 (SwiGLU) + 2*T*H*E (router), over the time
 //   wt GB/s   bytes of weights the call must read (router + the distinct experts its tokens touched + shared), over
 //             the time: the rate that bounds decode-sized calls
+// the same layer called with host buffers (pimoe_forward on the same model, the same inputs in host memory):
+//   host us   wall time of one pimoe_forward call: the front end's checks, the copies in and out, the kernels
+//   host/dev  host us / us: what the copies between the caller's memory and the GPU add
+//   check us  a pimoe_forward call whose input ends in a NaN: the front end's validation alone (it reads the whole
+//             input, then rejects it before any backend work)
 // and the same-run references:
 //   copy      device-to-device cudaMemcpy of 1 GiB, counting bytes read + written (the achievable HBM bandwidth)
 //   cuBLAS    cublasGemmEx of the same FLOPs as dense GEMMs, M = T*(k + shared) rows: [M,H]x[H,2I] and [M,I]x[I,H],
@@ -73,6 +78,19 @@ double median(std::vector<double> v) {
 
 double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// Median seconds of fn() over at least 10 calls and min_time seconds (at most 5000 calls).
+template <typename Fn>
+double time_calls(double min_time, const Fn &fn) {
+  std::vector<double> times;
+  const double t_begin = now_s();
+  while (times.size() < 10 || (now_s() - t_begin < min_time && times.size() < 5000)) {
+    const double t0 = now_s();
+    fn(static_cast<int>(times.size()));
+    times.push_back(now_s() - t0);
+  }
+  return median(times);
 }
 
 std::vector<std::string> split(const std::string &s) {
@@ -189,8 +207,8 @@ int main(int argc, char **argv) {
   FILE *out = json.empty() ? nullptr : std::fopen(json.c_str(), "w");
   if (out) std::fprintf(out, "{\"copy_gbps\": %.3f, \"dtype\": \"%s\", \"cases\": [\n", copy_bw / 1e9, dtype.c_str());
   bool first = true;
-  std::printf("%-5s %6s %10s %12s %9s %10s %9s %11s %9s %9s\n", "shape", "T", "us", "tok/s", "TFLOP/s", "wt GB/s",
-              "wt/copy", "cuBLAS TF", "vs cuBLAS", "floor x");
+  std::printf("%-5s %6s %10s %12s %9s %10s %9s %11s %9s %9s %10s %9s %9s\n", "shape", "T", "us", "tok/s", "TFLOP/s",
+              "wt GB/s", "wt/copy", "cuBLAS TF", "vs cuBLAS", "floor x", "host us", "host/dev", "check us");
   for (const std::string &name : split(shapes)) {
     const Shape *sh = nullptr;
     for (const Shape &s : kShapes) {
@@ -236,11 +254,11 @@ int main(int argc, char **argv) {
       std::vector<float *> xs(pool);
       std::mt19937_64 gen(static_cast<uint64_t>(T) * 7919 + 1);
       std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-      std::vector<float> host(n);
+      std::vector<std::vector<float>> hxs(static_cast<size_t>(pool), std::vector<float>(n));
       for (int p = 0; p < pool; ++p) {
-        for (float &f : host) f = dist(gen);
+        for (float &f : hxs[p]) f = dist(gen);
         CUDA_OK(cudaMalloc(reinterpret_cast<void **>(&xs[p]), n * 4));
-        CUDA_OK(cudaMemcpy(xs[p], host.data(), n * 4, cudaMemcpyHostToDevice));
+        CUDA_OK(cudaMemcpy(xs[p], hxs[p].data(), n * 4, cudaMemcpyHostToDevice));
       }
       float *y = nullptr;
       CUDA_OK(cudaMalloc(reinterpret_cast<void **>(&y), n * 4));
@@ -263,22 +281,40 @@ int main(int argc, char **argv) {
         ++calls;
       }
       const double t = median(times);
+      // The same calls with host buffers (pageable memory, as a caller's arrays usually are).
+      std::vector<float> hy(n);
+      for (int i = 0; i < 3; ++i) {
+        PIMOE_OK_OR_DIE(pimoe_forward(m, hxs[i % pool].data(), n, 1, T, hy.data(), n, nullptr, nullptr, 0));
+      }
+      const double t_host = time_calls(min_time, [&](int i) {
+        PIMOE_OK_OR_DIE(pimoe_forward(m, hxs[i % pool].data(), n, 1, T, hy.data(), n, ids.data(), wts.data(),
+                                      ids.size()));
+      });
+      std::vector<float> bad(hxs[0]);
+      bad.back() = std::nanf("");
+      const double t_check = time_calls(min_time / 4, [&](int) {
+        if (pimoe_forward(m, bad.data(), n, 1, T, hy.data(), n, nullptr, nullptr, 0) != PIMOE_ERR_NON_FINITE_INPUT) {
+          std::fprintf(stderr, "a NaN input was not rejected\n");
+          std::exit(1);
+        }
+      });
       const double wt_bytes = touched_bytes_sum / calls + 4.0 * sh->E * sh->H + shared * expert_bytes;
       const double flops = 2.0 * T * (sh->k + shared) * sh->H * sh->I * 3 + 2.0 * T * sh->H * sh->E;
       const double cublas_s = cublas_time(blas, st, dtype, T * (sh->k + shared), sh->H, sh->I);
       const double cublas_tf = (2.0 * T * (sh->k + shared) * sh->H * sh->I * 3) / cublas_s / 1e12;
       const double tf = flops / t / 1e12, wbw = wt_bytes / t;
       const double floor_s = wt_bytes / copy_bw;
-      std::printf("%-5s %6lld %10.1f %12.0f %9.2f %10.1f %9.3f %11.1f %9.3f %9.2f\n", sh->name.c_str(),
-                  static_cast<long long>(T), t * 1e6, T / t, tf, wbw / 1e9, wbw / copy_bw, cublas_tf, tf / cublas_tf,
-                  t / floor_s);
+      std::printf("%-5s %6lld %10.1f %12.0f %9.2f %10.1f %9.3f %11.1f %9.3f %9.2f %10.1f %9.2f %9.1f\n",
+                  sh->name.c_str(), static_cast<long long>(T), t * 1e6, T / t, tf, wbw / 1e9, wbw / copy_bw, cublas_tf,
+                  tf / cublas_tf, t / floor_s, t_host * 1e6, t_host / t, t_check * 1e6);
       std::fflush(stdout);
       if (out) {
         std::fprintf(out,
                      "%s{\"shape\": \"%s\", \"tokens\": %lld, \"us\": %.3f, \"tflops\": %.4f, \"weight_gbps\": %.3f, "
-                     "\"weight_bytes\": %.0f, \"cublas_tflops\": %.3f, \"calls\": %d}",
+                     "\"weight_bytes\": %.0f, \"cublas_tflops\": %.3f, \"calls\": %d, \"host_us\": %.3f, "
+                     "\"host_ratio\": %.4f, \"check_us\": %.3f}",
                      first ? "" : ",\n", sh->name.c_str(), static_cast<long long>(T), t * 1e6, tf, wbw / 1e9,
-                     wt_bytes, cublas_tf, calls);
+                     wt_bytes, cublas_tf, calls, t_host * 1e6, t_host / t, t_check * 1e6);
         first = false;
       }
       for (float *p : xs) cudaFree(p);
