@@ -116,7 +116,13 @@ if(_vk_coop_rc EQUAL 0)
          "matmul_coopp1_up_n${_n}|matmul_coop.comp|MODE_UP,WTYPE_F16,SPLIT,CM_N=${_n}"
          "matmul_coopp1_down_n${_n}|matmul_coop.comp|MODE_DOWN,WTYPE_F16,SPLIT,CM_N=${_n}"
          "matmul_coop16_up_n${_n}|matmul_coop.comp|MODE_UP,WTYPE_F16,PREFETCH2,CM_N=${_n}"
-         "matmul_coop16_down_n${_n}|matmul_coop.comp|MODE_DOWN,WTYPE_F16,PREFETCH2,CM_N=${_n}")
+         "matmul_coop16_down_n${_n}|matmul_coop.comp|MODE_DOWN,WTYPE_F16,PREFETCH2,CM_N=${_n}"
+         # Wider tiles, the epilogue's stage in the B tile's shared memory: matmul_coopw_* 128 x 128 up (and
+         # gate) / 128 x 256 down outputs of 2 x 4 subgroups, matmul_coopx_* the same tiles of 4 x 4 subgroups.
+         "matmul_coopw_up_n${_n}|matmul_coop.comp|MODE_UP,WTYPE_F16,SPLIT,PREFETCH2,CM_N=${_n},BN=128,STAGE_IN_B"
+         "matmul_coopw_down_n${_n}|matmul_coop.comp|MODE_DOWN,WTYPE_F16,SPLIT,PREFETCH2,CM_N=${_n},BN=256,STAGE_IN_B"
+         "matmul_coopx_up_n${_n}|matmul_coop.comp|MODE_UP,WTYPE_F16,SPLIT,PREFETCH2,CM_N=${_n},BN=128,WARPS_M=4,FM=2,STAGE_IN_B"
+         "matmul_coopx_down_n${_n}|matmul_coop.comp|MODE_DOWN,WTYPE_F16,SPLIT,PREFETCH2,CM_N=${_n},BN=256,WARPS_M=4,FM=2,STAGE_IN_B")
   endforeach()
 else()
   string(STRIP "${_vk_coop_err}" _vk_coop_err)
