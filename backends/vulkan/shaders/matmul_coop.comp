@@ -1,11 +1,13 @@
 #version 450
 // The grouped GEMM of the two expert projections on tensor cores (VK_NV_cooperative_matrix), for fp16 weights: one
 // dispatch per projection covers every segment with rows (workgroup z, as matmul.comp), each workgroup one output
-// tile of BM rows x BN columns of its segment. 256 invocations = 8 subgroups of 32 (2 along the rows x 4 along the
-// columns), each holding a 64 x (BN / 4) block of fp32 accumulators as 16 x CM_N fragments.
+// tile of BM rows x BN columns of its segment. WARPS_M x WARPS_N subgroups of 32 (defaults 2 x 4: 256 invocations),
+// each holding an (FM * 16) x (BN / WARPS_N) block of fp32 accumulators as 16 x CM_N fragments; BM = WARPS_M * FM * 16.
 //   MODE_UP    hidden[r, n] = act(rows[r] . up[n] + up_bias[n]), or silu(rows[r] . gate[n]) * (rows[r] . up[n])
-//              (BN 64 output columns: the tile holds 64 up rows and, for gated experts, the 64 matching gate rows)
-//   MODE_DOWN  out[r, n]    = hidden[r] . down[n]   (BN 128; the down bias and routing weight are in the combine)
+//              (BN output columns, default 64: the tile holds BN up rows and, for gated experts, the BN matching
+//              gate rows)
+//   MODE_DOWN  out[r, n]    = hidden[r] . down[n]   (BN default 128; the down bias and routing weight are in the
+//              combine)
 // The multiplications take fp16 inputs and accumulate in fp32. The weights are fp16 already (exact). The
 // activations are fp32: with SPLIT (the default variants) each is split into hi (x cut to 11 significant bits) and
 // lo = fp16(x - hi) and both halves are multiplied, so that x is carried to about 21 bits (relative error about
