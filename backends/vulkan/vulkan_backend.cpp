@@ -224,23 +224,21 @@ class VulkanBackend final : public Backend {
         (tiles_ == Tiles::Auto || tiles_ == Tiles::Coopmat || tiles_ == Tiles::CoopmatFp16 ||
          tiles_ == Tiles::CoopmatP1 || tiles_ == Tiles::CoopmatW || tiles_ == Tiles::CoopmatX ||
          tiles_ == Tiles::CoopmatN)) {
-      const bool wide = tiles_ == Tiles::CoopmatW || tiles_ == Tiles::CoopmatX;
+      // The default (and coopmat, coopmat-x): the wide tiles of 16 subgroups, 128 x 128 up / 128 x 256 down
+      // outputs, faster than the first version's 128 x 64 / 128 x 128 tiles of 8 subgroups (coopmat-n) on shapes C
+      // and F at 4096 tokens on an H100 (bench/vulkan/README.md).
+      const bool wide = tiles_ == Tiles::Auto || tiles_ == Tiles::Coopmat || tiles_ == Tiles::CoopmatW ||
+                        tiles_ == Tiles::CoopmatX;
       const std::string kind = tiles_ == Tiles::CoopmatFp16 ? "matmul_coop16_"
                                : tiles_ == Tiles::CoopmatP1 ? "matmul_coopp1_"
+                               : tiles_ == Tiles::CoopmatN  ? "matmul_coop_"
                                : tiles_ == Tiles::CoopmatW  ? "matmul_coopw_"
-                               : tiles_ == Tiles::CoopmatX  ? "matmul_coopx_"
-                                                            : "matmul_coop_";
+                                                            : "matmul_coopx_";
       // Output columns per workgroup tile (matmul_coop.comp's BN), for the grid.
       coop_bn_up_ = wide ? 128 : 64;
       coop_bn_down_ = wide ? 256 : 128;
       coop_up_ = kind + "up_n" + std::to_string(n);
       coop_down_ = kind + "down_n" + std::to_string(n);
-      // The default (and PIMOE_VULKAN_TILES=coopmat) also has the wide tiles of 16 subgroups for calls whose
-      // experts average many rows (bench/vulkan/README.md: faster on shape C at 4096 tokens, not on F).
-      if (tiles_ == Tiles::Auto || tiles_ == Tiles::Coopmat) {
-        coop_wide_up_ = "matmul_coopx_up_n" + std::to_string(n);
-        coop_wide_down_ = "matmul_coopx_down_n" + std::to_string(n);
-      }
     }
     const char *profile = std::getenv("PIMOE_VULKAN_PROFILE");
     profile_ = profile && *profile && std::strcmp(profile, "0") != 0;
@@ -314,9 +312,8 @@ class VulkanBackend final : public Backend {
     const char *up_direct;
     const char *label;  // for the profile: "small-row kernels", "small tiles", "large tiles", "tensor cores"
   };
-  // max_rows: the largest segment's rows when the call has at most MV_MAX_ROWS tokens, else -1. mean_rows: the
-  // call's assignments per routed expert (tokens * top_k / experts), which picks the tensor-core tile size.
-  Projection projection(int64_t max_rows, int64_t max_ip, int64_t mean_rows = 0) const;
+  // max_rows: the largest segment's rows when the call has at most MV_MAX_ROWS tokens, else -1.
+  Projection projection(int64_t max_rows, int64_t max_ip) const;
   // direct: route_small wrote the rows' tokens and p.up_direct exists: no gather pass.
   void record_experts(VkCommandBuffer cmd, VkScratch &s, Push &push, int64_t assignments, const Projection &p,
                       bool direct) const;
@@ -363,10 +360,6 @@ class VulkanBackend final : public Backend {
   enum class Tiles { Auto, Small, Large, Fma, Coopmat, CoopmatFp16, CoopmatP1, CoopmatW, CoopmatX, CoopmatN } tiles_ = Tiles::Auto;
   std::string coop_up_, coop_down_;  // the tensor-core variants this model uses, empty for none
   uint32_t coop_bn_up_ = 0, coop_bn_down_ = 0;  // their output columns per workgroup tile
-  // The wide tiles (128 x 128 up, 128 x 256 down) for calls of at least kWideRows rows per expert on average, where
-  // the automatic choice has them; empty otherwise.
-  std::string coop_wide_up_, coop_wide_down_;
-  static constexpr int64_t kWideRows = 512;
   bool profile_ = false;
   struct ProfileEntry {
     double ns = 0.0;
@@ -817,7 +810,7 @@ void VulkanBackend::record_copy(VkCommandBuffer cmd, const Buffer &src, VkDevice
   device_->fn().vkCmdCopyBuffer(cmd, src.handle(), dst.handle(), 1, &region);
 }
 
-VulkanBackend::Projection VulkanBackend::projection(int64_t max_rows, int64_t max_ip, int64_t mean_rows) const {
+VulkanBackend::Projection VulkanBackend::projection(int64_t max_rows, int64_t max_ip) const {
   const int64_t H = config_.hidden;
   const bool small_rows = max_rows >= 0 && max_rows <= MV_MAX_ROWS;
   const bool automatic = tiles_ == Tiles::Auto || tiles_ == Tiles::Fma;
@@ -827,10 +820,6 @@ VulkanBackend::Projection VulkanBackend::projection(int64_t max_rows, int64_t ma
     const bool direct = !any_pre_norm_ && H % 4 == 0;  // X_DIRECT reads x as vec4s
     return {up_mv_.c_str(), down_mv_.c_str(), true, ceil_div(max_ip, MV_NPW), ceil_div(H, MV_NPW),
             1, direct ? upx_mv_.c_str() : nullptr, "small-row kernels"};
-  }
-  if (!coop_wide_up_.empty() && mean_rows >= kWideRows) {  // matmul_coop.comp, 128 x 128 (up) / 128 x 256 tiles
-    return {coop_wide_up_.c_str(), coop_wide_down_.c_str(), false, ceil_div(max_ip, 128), ceil_div(H, 256),
-            MM_BM_LARGE, nullptr, "tensor cores, wide tiles"};
   }
   if (!coop_up_.empty()) {  // matmul_coop.comp: 128-row tiles of coop_bn_up_ / coop_bn_down_ output columns
     return {coop_up_.c_str(), coop_down_.c_str(), false, ceil_div(max_ip, coop_bn_up_), ceil_div(H, coop_bn_down_),
@@ -1016,7 +1005,7 @@ void VulkanBackend::run_experts(const RoutePlan &plan, const float *x, float *y,
   }
   // The kernels are chosen by the call's tokens, as on the fused path (which does not know the segments' rows), so
   // that routing on the host or on the device gives the same bits.
-  const Projection proj = projection(T <= MV_MAX_ROWS ? max_rows : -1, max_ip, T * K / E);
+  const Projection proj = projection(T <= MV_MAX_ROWS ? max_rows : -1, max_ip);
   const int64_t nseg = shared ? E + 1 : E;
   uint32_t *disp = reinterpret_cast<uint32_t *>(route + layout.disp);
   disp[DISP_UP + 0] = proj.up_x;
@@ -1093,7 +1082,7 @@ bool VulkanBackend::forward_fused(const float *x, int64_t tokens, float *y, Rout
   int64_t max_ip = PAD;
   for (int64_t seg = 0; seg < nseg; ++seg) max_ip = std::max(max_ip, padded_width(seg));
   // A segment holds at most T rows (a token picks an expert once); the counts themselves stay on the device.
-  const Projection proj = projection(T <= MV_MAX_ROWS ? T : -1, max_ip, T * K / E);
+  const Projection proj = projection(T <= MV_MAX_ROWS ? T : -1, max_ip);
   push.segments = static_cast<uint32_t>(nseg);
   // route_small writes every assignment's row; route + count + scan write ranks that gather turns into rows.
   const bool small = small_routing(T);
