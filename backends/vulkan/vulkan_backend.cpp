@@ -213,16 +213,30 @@ class VulkanBackend final : public Backend {
     if (tiles && std::strcmp(tiles, "coopmat") == 0) tiles_ = Tiles::Coopmat;
     if (tiles && std::strcmp(tiles, "coopmat-fp16") == 0) tiles_ = Tiles::CoopmatFp16;
     if (tiles && std::strcmp(tiles, "coopmat-p1") == 0) tiles_ = Tiles::CoopmatP1;
+    if (tiles && std::strcmp(tiles, "coopmat-w") == 0) tiles_ = Tiles::CoopmatW;
+    if (tiles && std::strcmp(tiles, "coopmat-x") == 0) tiles_ = Tiles::CoopmatX;
+    if (tiles && std::strcmp(tiles, "coopmat-n") == 0) tiles_ = Tiles::CoopmatN;
     // The tensor-core kernels: fp16 weights (VK_NV_cooperative_matrix multiplies fp16 only; fp32 and bf16 weights
     // keep the FMA tiles), never in deterministic mode (the FMA tiles' fixed order per output is what makes a
     // token's bits independent of the call), never with PIMOE_VULKAN_TILES=small|large|fma.
     const uint32_t n = device_->coopmat_n();
     if (n != 0 && dtype_ == WeightDtype::F16 && !config.deterministic &&
         (tiles_ == Tiles::Auto || tiles_ == Tiles::Coopmat || tiles_ == Tiles::CoopmatFp16 ||
-         tiles_ == Tiles::CoopmatP1)) {
+         tiles_ == Tiles::CoopmatP1 || tiles_ == Tiles::CoopmatW || tiles_ == Tiles::CoopmatX ||
+         tiles_ == Tiles::CoopmatN)) {
+      // The default (and coopmat, coopmat-x): the wide tiles of 16 subgroups, 128 x 128 up / 128 x 256 down
+      // outputs, faster than the first version's 128 x 64 / 128 x 128 tiles of 8 subgroups (coopmat-n) on shapes C
+      // and F at 4096 tokens on an H100 (bench/vulkan/README.md).
+      const bool wide = tiles_ == Tiles::Auto || tiles_ == Tiles::Coopmat || tiles_ == Tiles::CoopmatW ||
+                        tiles_ == Tiles::CoopmatX;
       const std::string kind = tiles_ == Tiles::CoopmatFp16 ? "matmul_coop16_"
                                : tiles_ == Tiles::CoopmatP1 ? "matmul_coopp1_"
-                                                            : "matmul_coop_";
+                               : tiles_ == Tiles::CoopmatN  ? "matmul_coop_"
+                               : tiles_ == Tiles::CoopmatW  ? "matmul_coopw_"
+                                                            : "matmul_coopx_";
+      // Output columns per workgroup tile (matmul_coop.comp's BN), for the grid.
+      coop_bn_up_ = wide ? 128 : 64;
+      coop_bn_down_ = wide ? 256 : 128;
       coop_up_ = kind + "up_n" + std::to_string(n);
       coop_down_ = kind + "down_n" + std::to_string(n);
     }
@@ -343,8 +357,9 @@ class VulkanBackend final : public Backend {
   // serve calls of at most MV_MAX_ROWS tokens, the tensor-core kernels (where they can run) or the small FMA tiles
   // the rest.
   // coopmat-p1: the tensor-core kernels' first version (global loads one depth step ahead), for comparison.
-  enum class Tiles { Auto, Small, Large, Fma, Coopmat, CoopmatFp16, CoopmatP1 } tiles_ = Tiles::Auto;
+  enum class Tiles { Auto, Small, Large, Fma, Coopmat, CoopmatFp16, CoopmatP1, CoopmatW, CoopmatX, CoopmatN } tiles_ = Tiles::Auto;
   std::string coop_up_, coop_down_;  // the tensor-core variants this model uses, empty for none
+  uint32_t coop_bn_up_ = 0, coop_bn_down_ = 0;  // their output columns per workgroup tile
   bool profile_ = false;
   struct ProfileEntry {
     double ns = 0.0;
@@ -806,8 +821,8 @@ VulkanBackend::Projection VulkanBackend::projection(int64_t max_rows, int64_t ma
     return {up_mv_.c_str(), down_mv_.c_str(), true, ceil_div(max_ip, MV_NPW), ceil_div(H, MV_NPW),
             1, direct ? upx_mv_.c_str() : nullptr, "small-row kernels"};
   }
-  if (!coop_up_.empty()) {  // matmul_coop.comp: 128-row tiles of 64 (up) or 128 (down) output columns
-    return {coop_up_.c_str(), coop_down_.c_str(), false, ceil_div(max_ip, MM_BN), ceil_div(H, MM_BN_LARGE),
+  if (!coop_up_.empty()) {  // matmul_coop.comp: 128-row tiles of coop_bn_up_ / coop_bn_down_ output columns
+    return {coop_up_.c_str(), coop_down_.c_str(), false, ceil_div(max_ip, coop_bn_up_), ceil_div(H, coop_bn_down_),
             MM_BM_LARGE, nullptr, "tensor cores"};
   }
   // The large tiles only on request: on an H100 (bench/vulkan/README.md) the small tiles ran the 4096-token calls of

@@ -68,6 +68,15 @@ for choice in ${BENCH_COMPARE:-}; do
   env "$@" timeout 120 "$here/bin/bench_vulkan" --shape "$shapes" --tokens 4096 --dtype fp16 --min-time 1 \
     --min-reps 3 --json "$out/bench_$choice.json" >>"$summary" 2>&1
 done
+# PROFILE_COMPARE="coopmat-w ...": the profile's GPU step times at 4096 tokens through each PIMOE_VULKAN_TILES choice
+# (the projection kernels' lines), each for at least PROFILE_MIN_TIME seconds per shape (default 0.5).
+for choice in ${PROFILE_COMPARE:-}; do
+  echo "== GPU step times, PIMOE_VULKAN_TILES=$choice, 4096 tokens" >>"$summary"
+  PIMOE_VULKAN_PROFILE=1 PIMOE_VULKAN_TILES="$choice" timeout 120 "$here/bin/bench_vulkan" --shape "$shapes" \
+    --tokens 4096 --dtype fp16 --min-time "${PROFILE_MIN_TIME:-0.5}" --min-reps 3 >"$out/logs/profile_$choice.log" 2>&1
+  echo "exit $?" >>"$summary"
+  grep -E 'matmul|submit|fence|^ *[A-Z] ' "$out/logs/profile_$choice.log" >>"$summary"
+done
 # How far the activations rounded to fp16 (PIMOE_VULKAN_TILES=coopmat-fp16) take the parity cases from the oracle
 # (information only: test_parity's 1e-5 bound for fp16 weights assumes fp32 arithmetic).
 if [ -n "${PARITY_COOPMAT_FP16:-}" ]; then

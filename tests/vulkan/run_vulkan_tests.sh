@@ -37,6 +37,10 @@ run test_parity_vulkan_large_tiles PIMOE_TEST_BACKEND="$backend" PIMOE_VULKAN_TI
 # The tensor-core kernels for every call (fp16 weights, where the device has cooperative matrices; elsewhere this
 # repeats the small tiles).
 run test_parity_vulkan_coopmat PIMOE_TEST_BACKEND="$backend" PIMOE_VULKAN_TILES=coopmat "$bin/test_parity"
+# PIMOE_TEST_EXTRA_TILES="coopmat-w ...": test_parity again through each of these PIMOE_VULKAN_TILES choices.
+for tiles in ${PIMOE_TEST_EXTRA_TILES:-}; do
+  run "test_parity_vulkan_$tiles" PIMOE_TEST_BACKEND="$backend" PIMOE_VULKAN_TILES="$tiles" "$bin/test_parity"
+done
 if [ -x "$bin/test_routing_features" ]; then
   run test_routing_features_vulkan PIMOE_TEST_BACKEND="$backend" "$bin/test_routing_features"
 fi

@@ -1,11 +1,13 @@
 #version 450
 // The grouped GEMM of the two expert projections on tensor cores (VK_NV_cooperative_matrix), for fp16 weights: one
 // dispatch per projection covers every segment with rows (workgroup z, as matmul.comp), each workgroup one output
-// tile of BM rows x BN columns of its segment. 256 invocations = 8 subgroups of 32 (2 along the rows x 4 along the
-// columns), each holding a 64 x (BN / 4) block of fp32 accumulators as 16 x CM_N fragments.
+// tile of BM rows x BN columns of its segment. WARPS_M x WARPS_N subgroups of 32 (defaults 2 x 4: 256 invocations),
+// each holding an (FM * 16) x (BN / WARPS_N) block of fp32 accumulators as 16 x CM_N fragments; BM = WARPS_M * FM * 16.
 //   MODE_UP    hidden[r, n] = act(rows[r] . up[n] + up_bias[n]), or silu(rows[r] . gate[n]) * (rows[r] . up[n])
-//              (BN 64 output columns: the tile holds 64 up rows and, for gated experts, the 64 matching gate rows)
-//   MODE_DOWN  out[r, n]    = hidden[r] . down[n]   (BN 128; the down bias and routing weight are in the combine)
+//              (BN output columns, default 64: the tile holds BN up rows and, for gated experts, the BN matching
+//              gate rows)
+//   MODE_DOWN  out[r, n]    = hidden[r] . down[n]   (BN default 128; the down bias and routing weight are in the
+//              combine)
 // The multiplications take fp16 inputs and accumulate in fp32. The weights are fp16 already (exact). The
 // activations are fp32: with SPLIT (the default variants) each is split into hi (x cut to 11 significant bits) and
 // lo = fp16(x - hi) and both halves are multiplied, so that x is carried to about 21 bits (relative error about
@@ -23,7 +25,19 @@
 #extension GL_EXT_control_flow_attributes : require
 #include "common.glsl"
 
-layout(local_size_x = MM_THREADS) in;
+// Tile geometry (defaults: the first version's 128 x 64 up / 128 x 128 down tiles of 2 x 4 subgroups): WARPS_M x
+// WARPS_N subgroups, each FM fragments of 16 rows deep and BN / WARPS_N columns wide.
+#if !defined(WARPS_M)
+#define WARPS_M 2
+#endif
+#if !defined(WARPS_N)
+#define WARPS_N 4
+#endif
+#if !defined(FM)
+#define FM 4
+#endif
+#define THREADS (32 * WARPS_M * WARPS_N)
+layout(local_size_x = THREADS) in;
 
 #if !defined(WTYPE_F16)
 #error matmul_coop.comp multiplies fp16 weights only
@@ -38,15 +52,20 @@ BUFFER_WEIGHTS
 #if defined(MODE_UP)
 layout(set = 0, binding = B_ROWS) readonly buffer Rows4 { vec4 a4[]; };
 BUFFER_HIDDEN(writeonly)
+#if !defined(BN)
 #define BN 64
+#endif
+#define BNW (2 * BN)  // weight rows staged per step: BN up rows, then the BN matching gate rows
 #else
 layout(set = 0, binding = B_HIDDEN) readonly buffer Hidden4 { vec4 a4[]; };
 BUFFER_OUT(writeonly)
+#if !defined(BN)
 #define BN 128
 #endif
+#define BNW BN
+#endif
 
-#define BM 128
-#define BNW 128  // weight rows staged per step (up: 64 up rows, then the 64 gate rows)
+#define BM (WARPS_M * FM * 16)
 #if defined(SPLIT)
 #define BK 16    // two A tiles (hi, lo) per step: the same multiplications per barrier as BK 32 without SPLIT
 #else
@@ -54,11 +73,14 @@ BUFFER_OUT(writeonly)
 #endif
 #define KC (BK / 8)       // 16-byte chunks (8 fp16) per staged row
 #define SROW (KC + 1)     // shared row stride in chunks: one chunk of padding keeps the fragment loads off one bank
-#define A_CH (BM * KC / MM_THREADS)   // A chunks per invocation per step
-#define B_CH (BNW * KC / MM_THREADS)  // B chunks per invocation per step
-#define WN (BN / 4)       // output columns per subgroup
-#define FM 4              // 64 rows per subgroup / 16
+#define A_CHUNKS (BM * KC)
+#define A_CH ((A_CHUNKS + THREADS - 1) / THREADS)  // A chunks per invocation per step (the last may be idle)
+#define B_CH (BNW * KC / THREADS)                  // B chunks per invocation per step
+#define WN (BN / WARPS_N) // output columns per subgroup
 #define FN (WN / CM_N)    // fragments along the columns per subgroup
+#if (BNW * KC) % THREADS != 0 || WN % CM_N != 0
+#error matmul_coop.comp: tile geometry does not divide
+#endif
 
 // Shared tiles hold fp16 as uvec4 (8 values) and are read as fragments with offsets and strides in uvec4 units.
 shared uvec4 a_hi[2 * BM * SROW];
@@ -66,7 +88,20 @@ shared uvec4 a_hi[2 * BM * SROW];
 shared uvec4 a_lo[2 * BM * SROW];
 #endif
 shared uvec4 b_sh[2 * BNW * SROW];
-shared float stage[8 * 16 * CM_N];  // one 16 x CM_N fp32 fragment per subgroup, for the bounded epilogue
+// One 16 x CM_N fp32 fragment per subgroup, for the bounded epilogue. STAGE_IN_B: in b_sh, which the epilogue no
+// longer needs (the larger tiles would not fit 48 KiB of shared memory otherwise).
+#define STAGE_FLOATS (THREADS / 32 * 16 * CM_N)
+#if defined(STAGE_IN_B)
+#if STAGE_FLOATS > 2 * BNW * SROW * 4
+#error matmul_coop.comp: the epilogue stage does not fit b_sh
+#endif
+#define STAGE_STORE(m, st) coopMatStoreNV(m, b_sh, (st) / 4u, CM_N / 4u, false)
+#define STAGE_READ(i) uintBitsToFloat(b_sh[(i) / 4u][(i) % 4u])
+#else
+shared float stage[STAGE_FLOATS];
+#define STAGE_STORE(m, st) coopMatStoreNV(m, stage, st, CM_N, false)
+#define STAGE_READ(i) stage[i]
+#endif
 
 #define FA fcoopmatNV<16, gl_ScopeSubgroup, 16, 16>
 #define FB fcoopmatNV<16, gl_ScopeSubgroup, 16, CM_N>
@@ -105,9 +140,9 @@ void main() {
   uint a_off[A_CH];
   bool a_ok[A_CH];
   [[unroll]] for (uint q = 0u; q < A_CH; ++q) {
-    const uint c = tid + q * MM_THREADS, r = c / KC, kc = c % KC;
+    const uint c = tid + q * THREADS, r = c / KC, kc = c % KC;
     const uint m = m0 + r;
-    a_ok[q] = m < rows;
+    a_ok[q] = m < rows && c < A_CHUNKS;
 #if defined(MODE_UP)
     a_off[q] = ((row0 + m) * pc.hidden_pad + kc * 8u) / 4u;
 #else
@@ -117,10 +152,10 @@ void main() {
   uint b_off[B_CH];
   bool b_ok[B_CH];
   [[unroll]] for (uint q = 0u; q < B_CH; ++q) {
-    const uint c = tid + q * MM_THREADS, r = c / KC, kc = c % KC;
+    const uint c = tid + q * THREADS, r = c / KC, kc = c % KC;
 #if defined(MODE_UP)
-    const bool gate_row = r >= 64u;
-    const uint n = n0 + (gate_row ? r - 64u : r);
+    const bool gate_row = r >= BN;
+    const uint n = n0 + (gate_row ? r - BN : r);
     b_ok[q] = n < N && (!gate_row || gated);
     b_off[q] = (gate_row ? gbase : wbase) + n * wstride + kc;
 #else
@@ -139,13 +174,13 @@ void main() {
   // past the segment read as 0.
 #define LOAD_STEP_TO(k0, AR, BR)                                                          \
   [[unroll]] for (uint q = 0u; q < A_CH; ++q) {                                           \
-    const uint kc = (tid + q * MM_THREADS) % KC;                                          \
+    const uint kc = (tid + q * THREADS) % KC;                                          \
     const bool ok = a_ok[q] && (k0) + kc * 8u < K;                                        \
     AR[q][0] = ok ? a4[a_off[q] + (k0) / 4u] : vec4(0.0);                                 \
     AR[q][1] = ok ? a4[a_off[q] + (k0) / 4u + 1u] : vec4(0.0);                            \
   }                                                                                       \
   [[unroll]] for (uint q = 0u; q < B_CH; ++q) {                                           \
-    const uint kc = (tid + q * MM_THREADS) % KC;                                          \
+    const uint kc = (tid + q * THREADS) % KC;                                          \
     BR[q] = (b_ok[q] && (k0) + kc * 8u < K) ? arena[ar].w[b_off[q] + (k0) / 8u] : uvec4(0u); \
   }
 #define LOAD_STEP(k0) LOAD_STEP_TO(k0, a_reg, b_reg)
@@ -153,14 +188,15 @@ void main() {
   // Registers AR, BR into shared buffer `buf` (A rounded to fp16, and with SPLIT its remainder).
 #define STORE_STEP_FROM(buf, AR, BR)                                                      \
   [[unroll]] for (uint q = 0u; q < A_CH; ++q) {                                           \
-    const uint c = tid + q * MM_THREADS, at = (buf) * BM * SROW + (c / KC) * SROW + c % KC; \
+    const uint c = tid + q * THREADS, at = (buf) * BM * SROW + (c / KC) * SROW + c % KC; \
+    if (A_CHUNKS % THREADS != 0 && c >= A_CHUNKS) break;                                  \
     const vec4 x0 = HI(AR[q][0]), x1 = HI(AR[q][1]);                                      \
     const uvec4 hi = uvec4(packHalf2x16(x0.xy), packHalf2x16(x0.zw), packHalf2x16(x1.xy), packHalf2x16(x1.zw)); \
     a_hi[at] = hi;                                                                        \
     STORE_LO(at, AR[q][0], AR[q][1], hi)                                                  \
   }                                                                                       \
   [[unroll]] for (uint q = 0u; q < B_CH; ++q) {                                           \
-    const uint c = tid + q * MM_THREADS;                                                  \
+    const uint c = tid + q * THREADS;                                                     \
     b_sh[(buf) * BNW * SROW + (c / KC) * SROW + c % KC] = BR[q];                          \
   }
 #define STORE_STEP(buf) STORE_STEP_FROM(buf, a_reg, b_reg)
@@ -181,8 +217,8 @@ void main() {
 #define STORE_LO(at, x0, x1, hi)
 #endif
 
-  const uint sg = tid / 32u;  // subgroup: 2 along the rows x 4 along the columns
-  const uint wm = (sg / 4u) * 64u, wn = (sg % 4u) * WN;
+  const uint sg = tid / 32u;  // subgroup: WARPS_M along the rows x WARPS_N along the columns
+  const uint wm = (sg / WARPS_N) * (FM * 16u), wn = (sg % WARPS_N) * WN;
   FC acc[FM][FN];
 #if defined(MODE_UP)
   FC accg[FM][FN];
@@ -253,6 +289,9 @@ void main() {
 
   // Epilogue: each fragment goes through the subgroup's stage in shared memory, so that every element is written
   // with its row and column known (bounds, padding columns, bias and activation).
+#if defined(STAGE_IN_B)
+  barrier();  // every subgroup is done with b_sh
+#endif
   const uint lane = tid % 32u, st = sg * 16u * CM_N;
 #if defined(MODE_UP)
   const uint act = meta_of(s, META_ACT), up_b = meta_of(s, META_UP_B);
@@ -267,13 +306,13 @@ void main() {
         }
       }
 #endif
-      coopMatStoreNV(acc[i][j], stage, st, CM_N, false);
+      STAGE_STORE(acc[i][j], st);
       subgroupMemoryBarrierShared();
       subgroupBarrier();
       for (uint q = lane; q < 16u * CM_N; q += 32u) {
         const uint m = m0 + wm + i * 16u + q / CM_N, n = n0 + wn + j * CM_N + q % CM_N;
         if (m >= rows || n >= NP) continue;
-        const float v = stage[st + q];
+        const float v = STAGE_READ(st + q);
 #if defined(MODE_UP)
         float h = 0.0;
         if (n < N) h = gated ? v : activate(act, up_b == META_NONE ? v : v + small_v[up_b + n]);

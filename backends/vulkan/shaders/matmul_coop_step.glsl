@@ -16,7 +16,7 @@ const uint abase = buf * BM * SROW, bbase = buf * BNW * SROW;
 #if defined(MODE_UP)
   if (gated) {
     [[unroll]] for (uint j = 0u; j < FN; ++j) {
-      coopMatLoadNV(bf[j], b_sh, bbase + (64u + wn + j * CM_N) * SROW + kk, SROW, true);
+      coopMatLoadNV(bf[j], b_sh, bbase + (BN + wn + j * CM_N) * SROW + kk, SROW, true);
     }
     [[unroll]] for (uint i = 0u; i < FM; ++i) {
       [[unroll]] for (uint j = 0u; j < FN; ++j) accg[i][j] = coopMatMulAddNV(af[i], bf[j], accg[i][j]);
