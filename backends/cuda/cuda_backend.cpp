@@ -14,6 +14,7 @@
 #include <cstring>
 #include <limits>
 #include <mutex>
+#include <numeric>
 #include <unordered_map>
 #include <vector>
 
@@ -536,6 +537,8 @@ class CudaBackend final : public Backend {
       up.max_list = static_cast<int32_t>(tiles_bound);
     }
     up.up = true;
+    up.gated = gated_;
+    up.inter_align = inter_align_;
     up.hidden = H_;
     up.max_n = imax_;
     up.in = gather ? s.rows.get() : x;
@@ -784,6 +787,8 @@ class CudaBackend final : public Backend {
       has_norm_ = has_norm_ || g.norm_weight != nullptr;
       imax = std::max(imax, spec.intermediate);
       tensor_dims_ok_ = tensor_dims_ok_ && spec.intermediate % 8 == 0;
+      inter_align_ = static_cast<int32_t>(std::gcd<int64_t>(inter_align_, spec.intermediate));
+      gated_ = gated_ || spec.activation == PIMOE_ACT_SWIGLU;
     }
     if (shared_) {
       GroupDesc &g = groups[static_cast<size_t>(E_)];
@@ -795,6 +800,8 @@ class CudaBackend final : public Backend {
       shared_score_ = static_cast<const float *>(hold(w.shared_score_weight, WType::F32, "shared.score.weight"));
       imax = std::max(imax, config_.shared.width);
       tensor_dims_ok_ = tensor_dims_ok_ && config_.shared.width % 8 == 0;
+      inter_align_ = static_cast<int32_t>(std::gcd<int64_t>(inter_align_, config_.shared.width));
+      gated_ = true;
     }
     imax_ = static_cast<int32_t>(imax);
     istride_ = static_cast<int32_t>((imax + 7) / 8 * 8);  // 16-byte rows for the vector loads
@@ -827,6 +834,8 @@ class CudaBackend final : public Backend {
   const int32_t H_, E_;
   const bool shared_;
   int32_t imax_ = 1, istride_ = 8;
+  int32_t inter_align_ = 0;  // gcd of the intermediate sizes: the GEMV streams rows of whole 16-byte chunks if 8 | it
+  bool gated_ = false;       // some group is SwiGLU (the up GEMV streams gate rows beside up rows)
   bool tensor_dims_ok_ = false;
   bool has_norm_ = false;  // some expert LayerNorms its input (the GEMV path then gathers rows first)
   bool pdl_ = false;       // programmatic dependent launch (sm_90 and newer)
