@@ -43,6 +43,14 @@ constexpr int kDevice = 0;
 // would re-read each touched expert's weights once per tile of too few rows to pay for the tiles.
 constexpr int64_t kDecodeTokens = 16;
 static_assert(kDecodeTokens <= cuda::kDecodeMaxTokens, "the decode routing kernel sizes its accumulators by this");
+// Calls of at most this many tokens take the streaming GEMV kernel (gemv.cu: a grid the size of the GPU, weights
+// through a cp.async ring), larger decode calls the kernel of a block per 16 output rows. On an H100 the streaming
+// kernel won at 1 token (F: 86.6 -> 80.7 us) and, in its first form, lost at 16 (bench/cuda/README.md); a build can
+// move the bound (-DPIMOE_CUDA_STREAM_TOKENS=16) to measure again.
+#ifndef PIMOE_CUDA_STREAM_TOKENS
+#define PIMOE_CUDA_STREAM_TOKENS 1
+#endif
+constexpr int64_t kStreamTokens = PIMOE_CUDA_STREAM_TOKENS;
 
 std::string mib(size_t bytes) {
   return std::to_string((bytes + (1u << 20) - 1) >> 20) + " MiB";
@@ -481,6 +489,7 @@ class CudaBackend final : public Backend {
     a.in_stride = H_;
     a.out = logits;
     a.out_stride = E_;
+    a.streaming = tokens <= kStreamTokens;
     // The same kernel for every call size in deterministic mode, so a token's logits do not depend on the call.
     if (!config_.deterministic && tokens <= kDecodeTokens) {
       cuda::launch_gemv(a, WType::F32, false, st);
@@ -537,6 +546,7 @@ class CudaBackend final : public Backend {
       up.max_list = static_cast<int32_t>(tiles_bound);
     }
     up.up = true;
+    up.streaming = T <= kStreamTokens;
     up.gated = gated_;
     up.inter_align = inter_align_;
     up.hidden = H_;

@@ -81,6 +81,7 @@ struct ProjectionArgs {
   // rows stream beside its up rows).
   int32_t inter_align = 1;
   bool gated = true;
+  bool streaming = true;  // may take the streaming kernel (gemv.cu); false: the kernel of a block per 16 rows
 };
 
 }  // namespace pimoe::cuda

@@ -389,7 +389,9 @@ struct StreamCursor {
   }
 };
 
-// The fused combine of one column slice [n_begin, n_end) by one warp (the last to finish a task of that slice).
+// The fused combine of one column slice [n_begin, n_end) by one warp (the one whose tasks completed the slice). The
+// loads of up to 8 slots are issued together (position, weight, expert, then the rows): the slices complete at the
+// end of the kernel, so this chain's latency is the kernel's tail. The sum runs in slot order, as in combine_slice.
 __device__ void combine_slice_warp(const ProjectionArgs &a, int n_begin, int n_end) {
   const FusedCombine &c = a.combine;
   const int lane = threadIdx.x & 31;
@@ -399,17 +401,62 @@ __device__ void combine_slice_warp(const ProjectionArgs &a, int n_begin, int n_e
   for (int idx = lane; idx < c.tokens * width; idx += 32) {
     const int t = idx / width, n = n_begin + idx % width;
     float acc = 0.0f;
-    for (int j = 0; j < k; ++j) {
-      const int64_t slot = static_cast<int64_t>(t) * k + j;
-      const int32_t p = c.position[slot];
-      if (p < 0) continue;
-      const float w = c.weight[slot];
-      const float *bias = a.groups[c.expert[slot]].down_bias;
-      const float v = __ldcg(out + static_cast<int64_t>(p) * H + n);
-      acc += bias ? w * (v + bias[n]) : w * v;
+    for (int j0 = 0; j0 < k; j0 += 8) {
+      int32_t p[8];
+      float w[8], v[8];
+      const float *bias[8];
+#pragma unroll
+      for (int j = 0; j < 8; ++j) {
+        const int64_t slot = static_cast<int64_t>(t) * k + j0 + j;
+        p[j] = j0 + j < k ? c.position[slot] : -1;
+        w[j] = j0 + j < k ? c.weight[slot] : 0.0f;
+        bias[j] = p[j] >= 0 ? a.groups[c.expert[slot]].down_bias : nullptr;
+        v[j] = p[j] >= 0 ? __ldcg(out + static_cast<int64_t>(p[j]) * H + n) : 0.0f;
+      }
+#pragma unroll
+      for (int j = 0; j < 8; ++j) {
+        if (p[j] >= 0) acc += bias[j] ? w[j] * (v[j] + bias[j][n]) : w[j] * v[j];
+      }
     }
     if (shared0 >= 0) acc += 1.0f * __ldcg(out + (shared0 + t) * H + n);
     c.y[static_cast<int64_t>(t) * H + n] = acc;
+  }
+}
+
+// After a warp of a down projection with the fused combine has written all its outputs: one fence, then one count
+// per column slice its tasks touched (a lane per slice), and the warp whose count completes a slice combines it.
+// (Counting per task instead put a fence and a round trip to L2 after every task, which stalls the stream.)
+__device__ void finish_slices(const ProjectionArgs &a, int64_t begin, int64_t end, int32_t per_group,
+                              int32_t slice_tasks, int32_t groups) {
+  const int lane = threadIdx.x & 31;
+  __threadfence();
+  __syncwarp();
+  const int32_t slices = (per_group + slice_tasks - 1) / slice_tasks;  // per group
+  const int64_t first = (begin / per_group) * slices + (begin % per_group) / slice_tasks;
+  const int64_t last = ((end - 1) / per_group) * slices + ((end - 1) % per_group) / slice_tasks;
+  for (int64_t base = first; base <= last; base += 32) {
+    const int64_t s = base + lane;
+    int32_t y = 0;
+    bool completes = false;
+    if (s <= last) {
+      const int64_t u = s / slices;
+      y = static_cast<int32_t>(s % slices);
+      const int64_t lo = max(begin, u * per_group + int64_t{y} * slice_tasks);
+      const int64_t hi = min(end, u * per_group + min(per_group, (y + 1) * slice_tasks));
+      const auto count = static_cast<unsigned int>(hi - lo);
+      const auto target = static_cast<unsigned int>(groups * min(slice_tasks, per_group - y * slice_tasks));
+      completes = atomicAdd(&a.combine.counters[y], count) + count == target;
+    }
+    unsigned int ready = __ballot_sync(0xffffffffu, completes);
+    if (ready) __threadfence();
+    while (ready) {
+      const int from = __ffs(ready) - 1;
+      ready &= ready - 1;
+      const int32_t ys = __shfl_sync(0xffffffffu, y, from);
+      const int n_begin = ys * kRowsPerBlock;
+      combine_slice_warp(a, n_begin, min(a.hidden, n_begin + kRowsPerBlock));
+      if (lane == 0) a.combine.counters[ys] = 0u;
+    }
   }
 }
 
@@ -561,7 +608,6 @@ __global__ void __launch_bounds__(kStreamWarps * 32, 1) gemv_stream_kernel(const
 
   StreamCursor<WT> c;
   c.group = -1;
-  constexpr int32_t kSliceTasks = kRowsPerBlock / R;  // tasks per column slice of the fused combine
   for (int64_t t = begin; t < end; ++t) {
     c.seek(a, t, per_group);
     const StreamGroup<WT> &s = c.s;
@@ -577,22 +623,9 @@ __global__ void __launch_bounds__(kStreamWarps * 32, 1) gemv_stream_kernel(const
         sw.template pass<kPassRows>(s, n0, rc, m0, mc);
       }
     }
-    if (a.combine.y) {  // down projections only (N = H for every group)
-      __threadfence();
-      __syncwarp();
-      const int32_t slice = static_cast<int32_t>(t % per_group) / kSliceTasks;
-      const int32_t target = groups * min(kSliceTasks, per_group - slice * kSliceTasks);
-      unsigned int old = 0;
-      if (lane == 0) old = atomicAdd(&a.combine.counters[slice], 1u);
-      old = __shfl_sync(0xffffffffu, old, 0);
-      if (old == static_cast<unsigned int>(target - 1)) {
-        __threadfence();
-        const int n_begin = slice * kRowsPerBlock;
-        combine_slice_warp(a, n_begin, min(a.hidden, n_begin + kRowsPerBlock));
-        if (lane == 0) a.combine.counters[slice] = 0u;
-      }
-    }
   }
+  // Down projections only (N = H for every group, R outputs a task, kRowsPerBlock outputs a slice).
+  if (a.combine.y && begin < end) finish_slices(a, begin, end, per_group, kRowsPerBlock / R, groups);
   cp_async_wait<0>();  // nothing may land in shared memory after the block has gone
 }
 
@@ -633,7 +666,7 @@ void launch_projection(const ProjectionArgs &args, bool pdl, cudaStream_t stream
   constexpr int VEC = Vec<WT>::n;
   const bool dense = args.dense_rows > 0;
   const int64_t k_align = dense ? args.dense_k : args.up ? args.hidden : args.inter_align;
-  const bool whole_chunks = k_align % VEC == 0 && args.in_stride % 4 == 0 &&
+  const bool whole_chunks = args.streaming && k_align % VEC == 0 && args.in_stride % 4 == 0 &&
                             (reinterpret_cast<uintptr_t>(args.in) & 15) == 0;
   if (whole_chunks && args.up && !dense && args.gated) {
     launch_stream<WT, 2>(args, pdl, stream);
