@@ -45,12 +45,23 @@ constexpr int64_t kDecodeTokens = 16;
 static_assert(kDecodeTokens <= cuda::kDecodeMaxTokens, "the decode routing kernel sizes its accumulators by this");
 // Calls of at most this many tokens take the streaming GEMV kernel (gemv.cu: a grid the size of the GPU, weights
 // through a cp.async ring), larger decode calls the kernel of a block per 16 output rows. On an H100 the streaming
-// kernel won at 1 token (F: 86.6 -> 80.7 us) and, in its first form, lost at 16 (bench/cuda/README.md); a build can
-// move the bound (-DPIMOE_CUDA_STREAM_TOKENS=16) to measure again.
-#ifndef PIMOE_CUDA_STREAM_TOKENS
-#define PIMOE_CUDA_STREAM_TOKENS 1
-#endif
-constexpr int64_t kStreamTokens = PIMOE_CUDA_STREAM_TOKENS;
+// kernel won at 1 token (F: 86.6 -> 80.7 us) and, in its first form, lost at 16 (bench/cuda/README.md).
+// PIMOE_CUDA_STREAM_TOKENS=N in the environment moves the bound (same-run comparisons).
+constexpr int64_t kStreamTokens = 1;
+// A decode-sized call whose experts expect at least this many rows each (tokens * top_k / experts, as if routing were
+// uniform) takes the wgmma grouped GEMM instead of the GEMV kernels: the GEMV passes over an expert's weights once
+// per few rows, the GEMM's tiles read them once for up to 128. C at 16 tokens (4 rows an expert) is such a call; F
+// and D at 16 (1 and 0.5) are not. PIMOE_CUDA_DECODE_GEMM_ROWS=R moves the bound (0: never).
+constexpr double kDecodeGemmRows = 4.0;
+
+// A non-negative number from the environment, or fallback when the variable is unset or not a number.
+double env_number(const char *name, double fallback) {
+  const char *v = std::getenv(name);
+  if (!v || !*v) return fallback;
+  char *end = nullptr;
+  const double d = std::strtod(v, &end);
+  return end != v && d >= 0.0 ? d : fallback;
+}
 
 std::string mib(size_t bytes) {
   return std::to_string((bytes + (1u << 20) - 1) >> 20) + " MiB";
@@ -474,9 +485,14 @@ class CudaBackend final : public Backend {
   }
 
   Path choose_path(int64_t tokens) const {
-    if (!config_.deterministic && tokens <= kDecodeTokens) return Path::Gemv;
+    if (!config_.deterministic && tokens <= kDecodeTokens && !decode_gemm(tokens)) return Path::Gemv;
     if (wtype_ != WType::F32 && tensor_dims_ok_) return Path::Mma;
     return Path::Simt;
+  }
+
+  bool decode_gemm(int64_t tokens) const {
+    if (!sm90_ || decode_gemm_rows_ <= 0.0) return false;
+    return static_cast<double>(tokens * config_.router.top_k) >= decode_gemm_rows_ * static_cast<double>(E_);
   }
 
   void launch_router(const float *x, int64_t tokens, float *logits, cudaStream_t st) const {
@@ -489,7 +505,7 @@ class CudaBackend final : public Backend {
     a.in_stride = H_;
     a.out = logits;
     a.out_stride = E_;
-    a.streaming = tokens <= kStreamTokens;
+    a.streaming = tokens <= stream_tokens_;
     // The same kernel for every call size in deterministic mode, so a token's logits do not depend on the call.
     if (!config_.deterministic && tokens <= kDecodeTokens) {
       cuda::launch_gemv(a, WType::F32, false, st);
@@ -546,7 +562,7 @@ class CudaBackend final : public Backend {
       up.max_list = static_cast<int32_t>(tiles_bound);
     }
     up.up = true;
-    up.streaming = T <= kStreamTokens;
+    up.streaming = T <= stream_tokens_;
     up.gated = gated_;
     up.inter_align = inter_align_;
     up.hidden = H_;
@@ -850,6 +866,8 @@ class CudaBackend final : public Backend {
   bool has_norm_ = false;  // some expert LayerNorms its input (the GEMV path then gathers rows first)
   bool pdl_ = false;       // programmatic dependent launch (sm_90 and newer)
   bool sm90_ = false;      // the tensor-core path runs the wgmma kernel (wmaps_ holds its weight descriptors)
+  const int64_t stream_tokens_ = static_cast<int64_t>(env_number("PIMOE_CUDA_STREAM_TOKENS", kStreamTokens));
+  const double decode_gemm_rows_ = env_number("PIMOE_CUDA_DECODE_GEMM_ROWS", kDecodeGemmRows);
   std::string description_;
   std::vector<std::unique_ptr<DeviceTensor>> tensors_;
   std::unordered_map<const std::vector<float> *, const DeviceTensor *> held_;
