@@ -48,11 +48,12 @@ static_assert(kDecodeTokens <= cuda::kDecodeMaxTokens, "the decode routing kerne
 // kernel won at 1 token (F: 86.6 -> 80.7 us) and, in its first form, lost at 16 (bench/cuda/README.md).
 // PIMOE_CUDA_STREAM_TOKENS=N in the environment moves the bound (same-run comparisons).
 constexpr int64_t kStreamTokens = 1;
-// A decode-sized call whose experts expect at least this many rows each (tokens * top_k / experts, as if routing were
-// uniform) takes the wgmma grouped GEMM instead of the GEMV kernels: the GEMV passes over an expert's weights once
-// per few rows, the GEMM's tiles read them once for up to 128. C at 16 tokens (4 rows an expert) is such a call; F
-// and D at 16 (1 and 0.5) are not. PIMOE_CUDA_DECODE_GEMM_ROWS=R moves the bound (0: never).
-constexpr double kDecodeGemmRows = 4.0;
+// PIMOE_CUDA_DECODE_GEMM_ROWS=R in the environment sends a decode-sized call whose experts expect at least R rows
+// each (tokens * top_k / experts, as if routing were uniform) to the wgmma grouped GEMM instead of the GEMV kernels.
+// Off by default (0): that path rounds the activations to the weight type, and decode-sized calls promise fp32
+// arithmetic (pimoe.h, WEIGHT_DTYPE; the shared parity suite checks 14 tokens at 1e-5 of the RMS). On an H100 it
+// measured faster at 16 tokens on every standard shape (C 2078 -> 1115 us; bench/cuda/README.md).
+constexpr double kDecodeGemmRows = 0.0;
 
 // A non-negative number from the environment, or fallback when the variable is unset or not a number.
 double env_number(const char *name, double fallback) {
