@@ -45,7 +45,7 @@ constexpr int64_t kDecodeTokens = 16;
 static_assert(kDecodeTokens <= cuda::kDecodeMaxTokens, "the decode routing kernel sizes its accumulators by this");
 // Calls of at most this many tokens take the streaming GEMV kernel (gemv.cu: a grid the size of the GPU, weights
 // through a cp.async ring), larger decode calls the kernel of a block per 16 output rows. On an H100 the streaming
-// kernel won at 1 token (F: 86.6 -> 80.7 us) and, in its first form, lost at 16 (bench/cuda/README.md).
+// kernel won at 1 token (F: 86.6 -> 80.7 us) and lost at 16 (C: 2079 -> 2358 us; bench/cuda/README.md).
 // PIMOE_CUDA_STREAM_TOKENS=N in the environment moves the bound (same-run comparisons).
 constexpr int64_t kStreamTokens = 1;
 // PIMOE_CUDA_DECODE_GEMM_ROWS=R in the environment sends a decode-sized call whose experts expect at least R rows
