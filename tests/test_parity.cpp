@@ -1425,6 +1425,8 @@ TEST(ParityRouterExt, DeterministicModeWithTheNewFeatures) {
 
 // bf16/fp16 weight storage: the expert matrices are rounded to the type (so the oracle, reading them back, sees the
 // stored values and parity stays at 1e-5), the router stays fp32, and the layer stays within 1e-2 of its fp32 self.
+// The 1e-5 check uses a call of 7 tokens (3.5 rows an expert), one that every backend computes in fp32 arithmetic;
+// CUDA's tensor-core calls round the activations (pimoe.h, WEIGHT_DTYPE) and are checked at 1e-2 in tests/cuda.
 TEST(ParityWeightDtype, RoundedExpertMatricesKeepParity) {
   for (const char *dtype : {"bf16", "fp16"}) {
     for (pimoe_activation act : {PIMOE_ACT_GELU, PIMOE_ACT_SWIGLU}) {
@@ -1433,7 +1435,7 @@ TEST(ParityWeightDtype, RoundedExpertMatricesKeepParity) {
       l.activation = act;
       l.shared_width = 24;
       l.seed = 2500;
-      CheckLayer(l, 2, 7, 2501);
+      CheckLayer(l, 1, 7, 2501);
 
       ModelPtr low, full;
       ASSERT_NO_FATAL_FAILURE(Create(l, &low));

@@ -15,6 +15,7 @@
 #include <cstring>
 #include <limits>
 #include <mutex>
+#include <numeric>
 #include <unordered_map>
 #include <vector>
 
@@ -51,6 +52,28 @@ constexpr size_t kStagedBytes = size_t{1} << 20;
 // A staged copy runs in up to this many chunks, so that the host copy of one overlaps the DMA of the one before.
 constexpr int kStageChunks = 4;
 constexpr size_t kStageChunkMin = size_t{8} << 20;
+// Calls of at most this many tokens take the streaming GEMV kernel (gemv.cu: a grid the size of the GPU, weights
+// through a cp.async ring), larger decode calls the kernel of a block per 16 output rows. On an H100 the streaming
+// kernel won at 1 token (F: 86.6 -> 80.7 us) and lost at 16 (C: 2079 -> 2358 us; bench/cuda/README.md).
+// PIMOE_CUDA_STREAM_TOKENS=N in the environment moves the bound (same-run comparisons).
+constexpr int64_t kStreamTokens = 1;
+// A decode-sized call whose experts expect at least this many rows each (tokens * top_k / experts, as if routing were
+// uniform) takes the wgmma grouped GEMM instead of the GEMV kernels: the GEMV passes over an expert's weights once per
+// few rows, the GEMM's tiles read them once for up to 128. On an H100 (bench/cuda/README.md, decode rework run 1) C at
+// 16 tokens (4 rows an expert) went 2078 -> 1115 us. F and D at 16 (1 and 0.5 rows) were faster there too, but
+// against the GEMV before its later rework, and 2-15-token calls were not measured: the bound stays where the gain is
+// large. Like every tensor-core call it rounds the activations to the weight type (pimoe.h, WEIGHT_DTYPE).
+// PIMOE_CUDA_DECODE_GEMM_ROWS=R in the environment moves the bound (0: never).
+constexpr double kDecodeGemmRows = 4.0;
+
+// A non-negative number from the environment, or fallback when the variable is unset or not a number.
+double env_number(const char *name, double fallback) {
+  const char *v = std::getenv(name);
+  if (!v || !*v) return fallback;
+  char *end = nullptr;
+  const double d = std::strtod(v, &end);
+  return end != v && d >= 0.0 ? d : fallback;
+}
 
 std::string mib(size_t bytes) {
   return std::to_string((bytes + (1u << 20) - 1) >> 20) + " MiB";
@@ -569,9 +592,14 @@ class CudaBackend final : public Backend {
   }
 
   Path choose_path(int64_t tokens) const {
-    if (!config_.deterministic && tokens <= kDecodeTokens) return Path::Gemv;
+    if (!config_.deterministic && tokens <= kDecodeTokens && !decode_gemm(tokens)) return Path::Gemv;
     if (wtype_ != WType::F32 && tensor_dims_ok_) return Path::Mma;
     return Path::Simt;
+  }
+
+  bool decode_gemm(int64_t tokens) const {
+    if (!sm90_ || decode_gemm_rows_ <= 0.0) return false;
+    return static_cast<double>(tokens * config_.router.top_k) >= decode_gemm_rows_ * static_cast<double>(E_);
   }
 
   void launch_router(const float *x, int64_t tokens, float *logits, cudaStream_t st) const {
@@ -584,6 +612,7 @@ class CudaBackend final : public Backend {
     a.in_stride = H_;
     a.out = logits;
     a.out_stride = E_;
+    a.streaming = tokens <= stream_tokens_;
     // The same kernel for every call size in deterministic mode, so a token's logits do not depend on the call.
     if (!config_.deterministic && tokens <= kDecodeTokens) {
       cuda::launch_gemv(a, WType::F32, false, st);
@@ -640,6 +669,9 @@ class CudaBackend final : public Backend {
       up.max_list = static_cast<int32_t>(tiles_bound);
     }
     up.up = true;
+    up.streaming = T <= stream_tokens_;
+    up.gated = gated_;
+    up.inter_align = inter_align_;
     up.hidden = H_;
     up.max_n = imax_;
     up.in = gather ? s.rows.get() : x;
@@ -888,6 +920,8 @@ class CudaBackend final : public Backend {
       has_norm_ = has_norm_ || g.norm_weight != nullptr;
       imax = std::max(imax, spec.intermediate);
       tensor_dims_ok_ = tensor_dims_ok_ && spec.intermediate % 8 == 0;
+      inter_align_ = static_cast<int32_t>(std::gcd<int64_t>(inter_align_, spec.intermediate));
+      gated_ = gated_ || spec.activation == PIMOE_ACT_SWIGLU;
     }
     if (shared_) {
       GroupDesc &g = groups[static_cast<size_t>(E_)];
@@ -899,6 +933,8 @@ class CudaBackend final : public Backend {
       shared_score_ = static_cast<const float *>(hold(w.shared_score_weight, WType::F32, "shared.score.weight"));
       imax = std::max(imax, config_.shared.width);
       tensor_dims_ok_ = tensor_dims_ok_ && config_.shared.width % 8 == 0;
+      inter_align_ = static_cast<int32_t>(std::gcd<int64_t>(inter_align_, config_.shared.width));
+      gated_ = true;
     }
     imax_ = static_cast<int32_t>(imax);
     istride_ = static_cast<int32_t>((imax + 7) / 8 * 8);  // 16-byte rows for the vector loads
@@ -931,10 +967,14 @@ class CudaBackend final : public Backend {
   const int32_t H_, E_;
   const bool shared_;
   int32_t imax_ = 1, istride_ = 8;
+  int32_t inter_align_ = 0;  // gcd of the intermediate sizes: the GEMV streams rows of whole 16-byte chunks if 8 | it
+  bool gated_ = false;       // some group is SwiGLU (the up GEMV streams gate rows beside up rows)
   bool tensor_dims_ok_ = false;
   bool has_norm_ = false;  // some expert LayerNorms its input (the GEMV path then gathers rows first)
   bool pdl_ = false;       // programmatic dependent launch (sm_90 and newer)
   bool sm90_ = false;      // the tensor-core path runs the wgmma kernel (wmaps_ holds its weight descriptors)
+  const int64_t stream_tokens_ = static_cast<int64_t>(env_number("PIMOE_CUDA_STREAM_TOKENS", kStreamTokens));
+  const double decode_gemm_rows_ = env_number("PIMOE_CUDA_DECODE_GEMM_ROWS", kDecodeGemmRows);
   std::string description_;
   std::vector<std::unique_ptr<DeviceTensor>> tensors_;
   std::unordered_map<const std::vector<float> *, const DeviceTensor *> held_;

@@ -76,6 +76,12 @@ struct ProjectionArgs {
   int64_t out_stride = 0;
   const float *dense_weight = nullptr;
   int32_t dense_rows = 0, dense_k = 0, dense_n = 0;
+  // GEMV only, what the host knows of the groups: every intermediate size is a multiple of inter_align (the streaming
+  // kernel takes rows in whole 16-byte chunks), and whether some group of an up projection is gated (SwiGLU: its gate
+  // rows stream beside its up rows).
+  int32_t inter_align = 1;
+  bool gated = true;
+  bool streaming = true;  // may take the streaming kernel (gemv.cu); false: the kernel of a block per 16 rows
 };
 
 }  // namespace pimoe::cuda

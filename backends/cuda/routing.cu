@@ -174,23 +174,49 @@ __device__ void sort_block(const SortArgs &a, SortShared<THREADS> &sh) {
   for (int64_t i = threadIdx.x; i < A; i += THREADS) atomicAdd(&count[a.plan.expert[i]], 1);
   if (threadIdx.x == 0 && a.shared) count[E] = a.tokens;
   __syncthreads();
-  if (threadIdx.x == 0) {
-    int32_t offset = 0, active = 0, tiles = 0;
-    for (int g = 0; g < G; ++g) {
+  // Offsets, active list and tile schedule in group order. Warp 0 does it, each lane a contiguous run of groups after
+  // an exclusive scan of the runs' totals: one thread walking all groups cost microseconds of a 1-token call.
+  if (threadIdx.x < 32) {
+    const int lane = threadIdx.x, per = (G + 31) / 32, lo = min(G, lane * per), hi = min(G, lo + per);
+    const int32_t tr = a.tile_rows;
+    int32_t my_rows = 0, my_active = 0, my_tiles = 0;
+    for (int g = lo; g < hi; ++g) {
+      const int32_t c = count[g];
+      my_rows += c;
+      my_active += c > 0 ? 1 : 0;
+      my_tiles += (c + tr - 1) / tr;
+    }
+    int32_t rows = my_rows, active = my_active, tiles = my_tiles;  // inclusive scans across the lanes
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+      const int32_t r = __shfl_up_sync(0xffffffffu, rows, o), ac = __shfl_up_sync(0xffffffffu, active, o),
+                    ti = __shfl_up_sync(0xffffffffu, tiles, o);
+      if (lane >= o) {
+        rows += r;
+        active += ac;
+        tiles += ti;
+      }
+    }
+    int32_t offset = rows - my_rows;
+    active -= my_active;
+    tiles -= my_tiles;
+    for (int g = lo; g < hi; ++g) {
       a.plan.offsets[g] = offset;
       cursor[g] = offset;
       const int32_t c = count[g];
       offset += c;
       if (c > 0) a.plan.active[active++] = g;
-      for (int32_t r = 0; r < c; r += a.tile_rows) {
+      for (int32_t r = 0; r < c; r += tr) {
         a.plan.tiles[2 * tiles] = g;
         a.plan.tiles[2 * tiles + 1] = r;
         ++tiles;
       }
     }
-    a.plan.offsets[G] = offset;
-    *a.plan.active_count = active;
-    *a.plan.tile_count = tiles;
+    if (lane == 31) {  // its run ends at G (32 * per >= G), so its running values are the totals
+      a.plan.offsets[G] = offset;
+      *a.plan.active_count = active;
+      *a.plan.tile_count = tiles;
+    }
   }
   for (int e = threadIdx.x; e < E; e += THREADS) a.counts[e] = count[e];
   __syncthreads();
@@ -350,9 +376,9 @@ __global__ void __launch_bounds__(kDecodeThreads) decode_route_kernel(DecodeRout
 
 void launch_route(const RouteArgs &args, cudaStream_t stream) {
   // Up to 48 KiB of dynamic shared memory (3 x 512 doubles per warp) beside the static 4 KiB: opt in once.
-  static const cudaError_t opt_in = cudaFuncSetAttribute(
-      route_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-      static_cast<int>(sizeof(double) * 3 * kFusedMaxExperts * kRouteWarps));
+  static const cudaError_t opt_in =
+      cudaFuncSetAttribute(route_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                           static_cast<int>(sizeof(double) * 3 * kFusedMaxExperts * kRouteWarps));
   (void)opt_in;  // a failure here shows up as the launch's error, which the caller checks
   cudaMemsetAsync(args.prob_sum, 0, sizeof(double) * static_cast<size_t>(args.experts), stream);
   const int blocks = (args.tokens + kRouteWarps - 1) / kRouteWarps;
@@ -365,9 +391,9 @@ void launch_sort(const SortArgs &args, cudaStream_t stream) {
 }
 
 void launch_decode_route(const DecodeRouteArgs &args, bool pdl, cudaStream_t stream) {
-  static const cudaError_t opt_in = cudaFuncSetAttribute(
-      decode_route_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-      static_cast<int>(sizeof(double) * 3 * kFusedMaxExperts * kRouteWarps));
+  static const cudaError_t opt_in =
+      cudaFuncSetAttribute(decode_route_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                           static_cast<int>(sizeof(double) * 3 * kFusedMaxExperts * kRouteWarps));
   (void)opt_in;  // a failure here shows up as the launch's error, which the caller checks
   cudaLaunchConfig_t config{};
   config.gridDim = dim3(static_cast<unsigned>(args.route.experts));

@@ -186,11 +186,17 @@ typedef enum pimoe_expert_preset {
  *                                                  GPU backends store the matrices in that type; the CPU backend
  *                                                  keeps fp32 values rounded to it, so every backend computes with
  *                                                  the same weight values. pimoe_tensor_read returns the rounded
- *                                                  values. Exception: the Vulkan backend's tensor-core kernels
- *                                                  (fp16 weights, calls of more than 8 tokens, not in deterministic
- *                                                  mode) multiply each fp32 activation as two fp16 parts (about 21
- *                                                  significant bits, fp32 accumulation; activations beyond +-65504
- *                                                  overflow to inf there).
+ *                                                  values. Exceptions, on the GPU backends' tensor cores:
+ *                                                  - CUDA (bf16/fp16 weights, H and every width a multiple of 8;
+ *                                                    calls of more than 16 tokens, calls whose experts expect at
+ *                                                    least 4 rows each (tokens * top_k >= 4 * experts) on compute
+ *                                                    capability 9.0, every call in deterministic mode) rounds the
+ *                                                    activations and the hidden layer to the weight type (fp32
+ *                                                    accumulation): within 1e-2 of the output RMS, not 1e-5.
+ *                                                  - Vulkan (fp16 weights, calls of more than 8 tokens, not in
+ *                                                    deterministic mode) multiplies each fp32 activation as two
+ *                                                    fp16 parts (about 21 significant bits, fp32 accumulation;
+ *                                                    activations beyond +-65504 overflow to inf there).
  *
  * Routing features (DESIGN section 5; all off by default, all saved by pimoe_save with the layer):
  *   ROUTING_MODE "routing_mode"  string "token_choice"  "token_choice": each token picks its k experts (above).

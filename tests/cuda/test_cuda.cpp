@@ -234,7 +234,8 @@ TEST(CudaLowPrecision, ParityWithTheOracleOnEveryPath) {
   }
 }
 
-// The tensor-core grouped GEMM's edges (on the H100: the sm_90a wgmma kernel, 128 x 256 x 64 tiles): K and N tails
+// The tensor-core grouped GEMM's edges (on the H100: the sm_90a wgmma kernel, 128 x 256 x 64 tiles, which also takes
+// decode-sized calls whose experts expect at least 4 rows each): K and N tails
 // (H, I not multiples of 64 or 128), experts with 0 or 1 rows, a group's second row tile half empty, more k-steps than
 // pipeline stages, groups of different widths (the shared expert's I below the hidden buffer's row stride), GELU
 // experts with bias (the unfused activation epilogue), fp16.
@@ -248,7 +249,7 @@ TEST(CudaLowPrecision, TensorCoreTilesAndTails) {
     std::vector<int64_t> tokens;
   };
   const Case cases[] = {
-      {72, 200, 8, 2, 0, PIMOE_ACT_SWIGLU, "bf16", {17, 300}},
+      {72, 200, 8, 2, 0, PIMOE_ACT_SWIGLU, "bf16", {16, 17, 300}},  // 16 tokens: 4 rows an expert, decode-sized
       {136, 64, 64, 1, 0, PIMOE_ACT_SWIGLU, "bf16", {40}},
       {264, 136, 8, 2, 24, PIMOE_ACT_SWIGLU, "bf16", {150}},
       {96, 328, 4, 2, 0, PIMOE_ACT_GELU, "fp16", {200}},
