@@ -27,6 +27,21 @@ __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) { re
 template <>
 __device__ __forceinline__ __half from_float<__half>(float v) { return __float2half_rn(v); }
 
+// Two floats packed into the 2-vector of a 16-bit type (bf16x2 / fp16x2), rounded to nearest: the tensor-core
+// kernels' epilogues store pairs of outputs at once.
+template <typename T>
+struct Pair;
+template <>
+struct Pair<__nv_bfloat16> {
+  using type = __nv_bfloat162;
+  __device__ static type make(float x, float y) { return __floats2bfloat162_rn(x, y); }
+};
+template <>
+struct Pair<__half> {
+  using type = __half2;
+  __device__ static type make(float x, float y) { return __floats2half2_rn(x, y); }
+};
+
 // Accurate library functions (expf, erff, tanhf: within 2 ulp), not the fast intrinsics: the backend must match the
 // double-precision oracle to 1e-5 of the output RMS.
 __device__ __forceinline__ float silu(float x) { return x / (1.0f + expf(-x)); }

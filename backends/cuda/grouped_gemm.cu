@@ -161,19 +161,6 @@ __device__ __forceinline__ void mma16816<__half>(float (&c)[4], const uint32_t (
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-template <typename T>
-struct Pair;
-template <>
-struct Pair<__nv_bfloat16> {
-  using type = __nv_bfloat162;
-  __device__ static type make(float x, float y) { return __floats2bfloat162_rn(x, y); }
-};
-template <>
-struct Pair<__half> {
-  using type = __half2;
-  __device__ static type make(float x, float y) { return __floats2half2_rn(x, y); }
-};
-
 // 128 rows x (128 columns, or 64 columns of gate and up each) per block; 8 warps as 2 (rows) x 4 (columns), each
 // 64 x 32 accumulators; a 4-stage cp.async pipeline over k. Rows past the group's end and columns past N load zeros.
 template <typename T>

@@ -138,19 +138,6 @@ __device__ __forceinline__ void wgmma_m64n256k16<__half>(float (&d)[128], uint64
 }
 #undef PIMOE_WGMMA_M64N256K16
 
-template <typename T>
-struct Pair;
-template <>
-struct Pair<__nv_bfloat16> {
-  using type = __nv_bfloat162;
-  __device__ static type make(float x, float y) { return __floats2bfloat162_rn(x, y); }
-};
-template <>
-struct Pair<__half> {
-  using type = __half2;
-  __device__ static type make(float x, float y) { return __floats2half2_rn(x, y); }
-};
-
 // ------------------------------------------------------------------------------------------------ the kernel
 // grid: ntile (a.max_list) x ncol blocks in one dimension, ordered in bands of kBand column tiles: consecutive
 // blocks take the same kBand column tiles of consecutive row tiles, so a wave shares rows and weight slices in L2.
