@@ -214,8 +214,9 @@ std::string Device::describe() const {
 
 std::string Device::describe_coopmat() const {
   if (coopmat_n_ == 0) return "no tensor-core GEMM (" + coopmat_missing_ + ")";
-  return "tensor-core GEMM (VK_NV_cooperative_matrix 16x" + std::to_string(coopmat_n_) + "x16; device shapes: " +
-         physical_.coopmat_shapes + ")";
+  return "tensor-core GEMM (VK_NV_cooperative_matrix 16x" + std::to_string(coopmat_n_) +
+         "x16; device shapes: " + physical_.coopmat_shapes + "; " + std::to_string(shared_memory() / 1024) +
+         " KiB shared memory)";
 }
 
 uint32_t Device::memory_type(uint32_t allowed, Memory kind) const {

@@ -73,6 +73,8 @@ class Device {
   // The fragment width N of the tensor-core kernels (matmul_coop.comp, 16 x N x 16), 0 where they cannot run (the
   // device, or this build's glslc, lacks cooperative matrices); describe_coopmat() says which, or why not.
   uint32_t coopmat_n() const { return coopmat_n_; }
+  // maxComputeSharedMemorySize: the tensor-core tile choices that need more are not offered.
+  uint32_t shared_memory() const { return physical_.properties.limits.maxComputeSharedMemorySize; }
   std::string describe_coopmat() const;
   // The largest buffer the kernels can bind (maxStorageBufferRange, and what one allocation may hold).
   VkDeviceSize max_binding() const;

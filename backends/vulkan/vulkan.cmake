@@ -77,6 +77,7 @@ set(_vk_variants
     "matvec_down_f16|matvec.comp|MODE_DOWN,WTYPE_F16"
     "matvec_down_bf16|matvec.comp|MODE_DOWN,WTYPE_BF16"
     "gather|gather.comp|"
+    "gather_h|gather.comp|ROWS_F16"
     "combine|combine.comp|"
     "route|route.comp|"
     "route_small|route_small.comp|"
@@ -109,7 +110,7 @@ if(_vk_coop_rc EQUAL 0)
   message(STATUS "libpimoe: Vulkan tensor-core GEMM (GL_NV_cooperative_matrix) compiled")
   # PREFETCH2: global loads two depth steps ahead; matmul_coopp1_*: one step ahead, the first version, kept for
   # comparison (PIMOE_VULKAN_TILES=coopmat-p1). matmul_coop_*: the first tiles (coopmat-n); the default is
-  # matmul_coopx_* below.
+  # matmul_coop16h_* below.
   foreach(_n 8 16)
     list(APPEND _vk_variants
          "matmul_coop_up_n${_n}|matmul_coop.comp|MODE_UP,WTYPE_F16,SPLIT,PREFETCH2,CM_N=${_n}"
@@ -119,12 +120,20 @@ if(_vk_coop_rc EQUAL 0)
          "matmul_coop16_up_n${_n}|matmul_coop.comp|MODE_UP,WTYPE_F16,PREFETCH2,CM_N=${_n}"
          "matmul_coop16_down_n${_n}|matmul_coop.comp|MODE_DOWN,WTYPE_F16,PREFETCH2,CM_N=${_n}"
          # Wider tiles, the epilogue's stage in the B tile's shared memory: matmul_coopw_* 128 x 128 up (and
-         # gate) / 128 x 256 down outputs of 2 x 4 subgroups, matmul_coopx_* (the default) the same tiles of 4 x 4
+         # gate) / 128 x 256 down outputs of 2 x 4 subgroups, matmul_coopx_* (coopmat-split) the same tiles of 4 x 4
          # subgroups.
          "matmul_coopw_up_n${_n}|matmul_coop.comp|MODE_UP,WTYPE_F16,SPLIT,PREFETCH2,CM_N=${_n},BN=128,STAGE_IN_B"
          "matmul_coopw_down_n${_n}|matmul_coop.comp|MODE_DOWN,WTYPE_F16,SPLIT,PREFETCH2,CM_N=${_n},BN=256,STAGE_IN_B"
          "matmul_coopx_up_n${_n}|matmul_coop.comp|MODE_UP,WTYPE_F16,SPLIT,PREFETCH2,CM_N=${_n},BN=128,WARPS_M=4,FM=2,STAGE_IN_B"
-         "matmul_coopx_down_n${_n}|matmul_coop.comp|MODE_DOWN,WTYPE_F16,SPLIT,PREFETCH2,CM_N=${_n},BN=256,WARPS_M=4,FM=2,STAGE_IN_B")
+         "matmul_coopx_down_n${_n}|matmul_coop.comp|MODE_DOWN,WTYPE_F16,SPLIT,PREFETCH2,CM_N=${_n},BN=256,WARPS_M=4,FM=2,STAGE_IN_B"
+         # Activations rounded to fp16 and stored so (A_F16: gather_h writes fp16 rows, the up projection an fp16
+         # hidden layer): half the bytes and half the multiplications of the split. coop16h (the default): coop16's
+         # 128 x 64 up / 128 x 128 down tiles of 2 x 4 subgroups, 32-deep steps; coopyh: the same tiles of 4 x 4
+         # subgroups. coop_tiles.h lists the choices.
+         "matmul_coop16h_up_n${_n}|matmul_coop.comp|MODE_UP,WTYPE_F16,A_F16,PREFETCH2,CM_N=${_n}"
+         "matmul_coop16h_down_n${_n}|matmul_coop.comp|MODE_DOWN,WTYPE_F16,A_F16,PREFETCH2,CM_N=${_n}"
+         "matmul_coopyh_up_n${_n}|matmul_coop.comp|MODE_UP,WTYPE_F16,A_F16,PREFETCH2,CM_N=${_n},BN=64,WARPS_M=4,FM=2,STAGE_IN_B,BK=32"
+         "matmul_coopyh_down_n${_n}|matmul_coop.comp|MODE_DOWN,WTYPE_F16,A_F16,PREFETCH2,CM_N=${_n},BN=128,WARPS_M=4,FM=2,STAGE_IN_B,BK=32")
   endforeach()
 else()
   string(STRIP "${_vk_coop_err}" _vk_coop_err)

@@ -14,6 +14,7 @@
 #include "src/dtype.h"
 #include "src/error.h"
 #include "src/host_parallel.h"
+#include "coop_tiles.h"
 #include "vk_device.h"
 
 #include "shaders/layout.h"
@@ -207,38 +208,27 @@ class VulkanBackend final : public Backend {
     const char *routing = std::getenv("PIMOE_VULKAN_ROUTING");
     host_routing_only_ = routing && std::strcmp(routing, "host") == 0;
     const char *tiles = std::getenv("PIMOE_VULKAN_TILES");
+    const CoopTiles *coop = nullptr;
     if (tiles && std::strcmp(tiles, "small") == 0) tiles_ = Tiles::Small;
     if (tiles && std::strcmp(tiles, "large") == 0) tiles_ = Tiles::Large;
     if (tiles && std::strcmp(tiles, "fma") == 0) tiles_ = Tiles::Fma;
-    if (tiles && std::strcmp(tiles, "coopmat") == 0) tiles_ = Tiles::Coopmat;
-    if (tiles && std::strcmp(tiles, "coopmat-fp16") == 0) tiles_ = Tiles::CoopmatFp16;
-    if (tiles && std::strcmp(tiles, "coopmat-p1") == 0) tiles_ = Tiles::CoopmatP1;
-    if (tiles && std::strcmp(tiles, "coopmat-w") == 0) tiles_ = Tiles::CoopmatW;
-    if (tiles && std::strcmp(tiles, "coopmat-x") == 0) tiles_ = Tiles::CoopmatX;
-    if (tiles && std::strcmp(tiles, "coopmat-n") == 0) tiles_ = Tiles::CoopmatN;
+    for (const CoopTiles &c : kCoopTiles) {
+      if (tiles && std::strcmp(tiles, c.choice) == 0) {
+        tiles_ = Tiles::Coopmat;
+        coop = &c;
+      }
+    }
+    if (tiles_ == Tiles::Auto) coop = &kCoopTiles[0];
     // The tensor-core kernels: fp16 weights (VK_NV_cooperative_matrix multiplies fp16 only; fp32 and bf16 weights
     // keep the FMA tiles), never in deterministic mode (the FMA tiles' fixed order per output is what makes a
-    // token's bits independent of the call), never with PIMOE_VULKAN_TILES=small|large|fma.
+    // token's bits independent of the call), never with PIMOE_VULKAN_TILES=small|large|fma, and only tiles that fit
+    // the device's shared memory.
     const uint32_t n = device_->coopmat_n();
-    if (n != 0 && dtype_ == WeightDtype::F16 && !config.deterministic &&
-        (tiles_ == Tiles::Auto || tiles_ == Tiles::Coopmat || tiles_ == Tiles::CoopmatFp16 ||
-         tiles_ == Tiles::CoopmatP1 || tiles_ == Tiles::CoopmatW || tiles_ == Tiles::CoopmatX ||
-         tiles_ == Tiles::CoopmatN)) {
-      // The default (and coopmat, coopmat-x): the wide tiles of 16 subgroups, 128 x 128 up / 128 x 256 down
-      // outputs, faster than the first version's 128 x 64 / 128 x 128 tiles of 8 subgroups (coopmat-n) on shapes C
-      // and F at 4096 tokens on an H100 (bench/vulkan/README.md).
-      const bool wide = tiles_ == Tiles::Auto || tiles_ == Tiles::Coopmat || tiles_ == Tiles::CoopmatW ||
-                        tiles_ == Tiles::CoopmatX;
-      const std::string kind = tiles_ == Tiles::CoopmatFp16 ? "matmul_coop16_"
-                               : tiles_ == Tiles::CoopmatP1 ? "matmul_coopp1_"
-                               : tiles_ == Tiles::CoopmatN  ? "matmul_coop_"
-                               : tiles_ == Tiles::CoopmatW  ? "matmul_coopw_"
-                                                            : "matmul_coopx_";
-      // Output columns per workgroup tile (matmul_coop.comp's BN), for the grid.
-      coop_bn_up_ = wide ? 128 : 64;
-      coop_bn_down_ = wide ? 256 : 128;
-      coop_up_ = kind + "up_n" + std::to_string(n);
-      coop_down_ = kind + "down_n" + std::to_string(n);
+    if (n != 0 && dtype_ == WeightDtype::F16 && !config.deterministic && coop != nullptr &&
+        coop->shared_bytes(n) <= device_->shared_memory()) {
+      coop_ = coop;
+      coop_up_ = std::string(coop->kernel) + "up_n" + std::to_string(n);
+      coop_down_ = std::string(coop->kernel) + "down_n" + std::to_string(n);
     }
     const char *profile = std::getenv("PIMOE_VULKAN_PROFILE");
     profile_ = profile && *profile && std::strcmp(profile, "0") != 0;
@@ -255,9 +245,8 @@ class VulkanBackend final : public Backend {
     const std::string coop = device_->describe_coopmat();
     return device_->describe() + ", weights " + weight_dtype_name(dtype_) + ", " +
            (dtype_ == WeightDtype::F16 || device_->coopmat_n() == 0 ? coop : coop + " for fp16 weights only") +
-           (coop_up_.empty() ? "" : coop_up_.find("coop16") != std::string::npos
-                                        ? ", in use with activations rounded to fp16"
-                                        : ", in use") +
+           (coop_ == nullptr ? ""
+                             : std::string(", in use (") + coop_->choice + ": " + coop_->activations + ")") +
            (host_routing_only_ ? ", routing on the host (PIMOE_VULKAN_ROUTING=host)" : "");
   }
 
@@ -311,6 +300,7 @@ class VulkanBackend final : public Backend {
     uint32_t up_x, down_x, row_tile;
     const char *up_direct;
     const char *label;  // for the profile: "small-row kernels", "small tiles", "large tiles", "tensor cores"
+    const char *gather;  // "gather", or "gather_h" where the up projection reads fp16 rows
   };
   // max_rows: the largest segment's rows when the call has at most MV_MAX_ROWS tokens, else -1.
   Projection projection(int64_t max_rows, int64_t max_ip) const;
@@ -352,14 +342,12 @@ class VulkanBackend final : public Backend {
   bool host_routing_only_ = false;
   bool any_pre_norm_ = false;  // some expert normalises its input: gather does it, so decode steps keep gather
   // PIMOE_VULKAN_TILES=small|large: always the FMA tiles of that size (tests run every case through each); fma: the
-  // default choice without tensor cores; coopmat / coopmat-fp16: always the tensor-core kernels where they can run
-  // (SPLIT activations / activations rounded to fp16), else the small FMA tiles. By default the small-row kernels
-  // serve calls of at most MV_MAX_ROWS tokens, the tensor-core kernels (where they can run) or the small FMA tiles
-  // the rest.
-  // coopmat-p1: the tensor-core kernels' first version (global loads one depth step ahead), for comparison.
-  enum class Tiles { Auto, Small, Large, Fma, Coopmat, CoopmatFp16, CoopmatP1, CoopmatW, CoopmatX, CoopmatN } tiles_ = Tiles::Auto;
-  std::string coop_up_, coop_down_;  // the tensor-core variants this model uses, empty for none
-  uint32_t coop_bn_up_ = 0, coop_bn_down_ = 0;  // their output columns per workgroup tile
+  // default choice without tensor cores; one of kCoopTiles' choices: those tensor-core kernels for every call where
+  // they can run, else the small FMA tiles. By default the small-row kernels serve calls of at most MV_MAX_ROWS
+  // tokens, the tensor-core kernels of kCoopTiles[0] (where they can run) or the small FMA tiles the rest.
+  enum class Tiles { Auto, Small, Large, Fma, Coopmat } tiles_ = Tiles::Auto;
+  const CoopTiles *coop_ = nullptr;  // the tensor-core tiles this model uses, null for none
+  std::string coop_up_, coop_down_;  // their shader variants
   bool profile_ = false;
   struct ProfileEntry {
     double ns = 0.0;
@@ -819,20 +807,20 @@ VulkanBackend::Projection VulkanBackend::projection(int64_t max_rows, int64_t ma
     // tiled kernels', so deterministic mode (a token's bits independent of the call) never takes it.
     const bool direct = !any_pre_norm_ && H % 4 == 0;  // X_DIRECT reads x as vec4s
     return {up_mv_.c_str(), down_mv_.c_str(), true, ceil_div(max_ip, MV_NPW), ceil_div(H, MV_NPW),
-            1, direct ? upx_mv_.c_str() : nullptr, "small-row kernels"};
+            1, direct ? upx_mv_.c_str() : nullptr, "small-row kernels", "gather"};
   }
-  if (!coop_up_.empty()) {  // matmul_coop.comp: 128-row tiles of coop_bn_up_ / coop_bn_down_ output columns
-    return {coop_up_.c_str(), coop_down_.c_str(), false, ceil_div(max_ip, coop_bn_up_), ceil_div(H, coop_bn_down_),
-            MM_BM_LARGE, nullptr, "tensor cores"};
+  if (coop_ != nullptr) {  // matmul_coop.comp: 128-row tiles of bn_up / bn_down output columns
+    return {coop_up_.c_str(), coop_down_.c_str(), false, ceil_div(max_ip, coop_->bn_up), ceil_div(H, coop_->bn_down),
+            MM_BM_LARGE, nullptr, "tensor cores", coop_->act16 ? "gather_h" : "gather"};
   }
   // The large tiles only on request: on an H100 (bench/vulkan/README.md) the small tiles ran the 4096-token calls of
   // shapes C and F 2.4 times faster.
   if (tiles_ == Tiles::Large) {
     return {up_large_.c_str(), down_large_.c_str(), false, ceil_div(max_ip, MM_BN),
-            ceil_div(H, MM_BN_LARGE), MM_BM_LARGE, nullptr, "large tiles"};
+            ceil_div(H, MM_BN_LARGE), MM_BM_LARGE, nullptr, "large tiles", "gather"};
   }
   return {up_mm_.c_str(), down_mm_.c_str(), false, ceil_div(max_ip, MM_BN), ceil_div(H, MM_BN), MM_BM, nullptr,
-          "small tiles"};
+          "small tiles", "gather"};
 }
 
 void VulkanBackend::record_router(VkCommandBuffer cmd, VkScratch &s, Push &push, int64_t tokens) const {
@@ -849,7 +837,7 @@ void VulkanBackend::record_experts(VkCommandBuffer cmd, VkScratch &s, Push &push
   const int64_t T = push.tokens;
   const bool shared = (push.flags & CALL_SHARED) != 0;
   direct = direct && p.up_direct != nullptr;
-  if (!direct) dispatch_flat(cmd, s, "gather", push, assignments + (shared ? T : 0));
+  if (!direct) dispatch_flat(cmd, s, p.gather, push, assignments + (shared ? T : 0));
   dispatch_indirect(cmd, s, direct ? p.up_direct : p.up, push, (push.route_disp + DISP_UP) * 4ull);
   dispatch_indirect(cmd, s, p.down, push, (push.route_disp + DISP_DOWN) * 4ull);
   dispatch_flat(cmd, s, "combine", push, T * ceil_div(config_.hidden, COMBINE_THREADS));

@@ -194,9 +194,15 @@ typedef enum pimoe_expert_preset {
  *                                                    activations and the hidden layer to the weight type (fp32
  *                                                    accumulation): within 1e-2 of the output RMS, not 1e-5.
  *                                                  - Vulkan (fp16 weights, calls of more than 8 tokens, not in
- *                                                    deterministic mode) multiplies each fp32 activation as two
- *                                                    fp16 parts (about 21 significant bits, fp32 accumulation;
- *                                                    activations beyond +-65504 overflow to inf there).
+ *                                                    deterministic mode, devices with VK_NV_cooperative_matrix)
+ *                                                    rounds the activations and the hidden layer to fp16 (fp32
+ *                                                    accumulation): within 1e-2 of the output RMS, not 1e-5.
+ *                                                    The environment variable PIMOE_VULKAN_TILES=coopmat-split
+ *                                                    (read when a model is made) multiplies each activation as
+ *                                                    two fp16 parts instead (about 21 significant bits), at about
+ *                                                    1.5x the time.
+ *                                                  On both, activations beyond +-65504 overflow to inf with fp16
+ *                                                  weights.
  *
  * Routing features (DESIGN section 5; all off by default, all saved by pimoe_save with the layer):
  *   ROUTING_MODE "routing_mode"  string "token_choice"  "token_choice": each token picks its k experts (above).

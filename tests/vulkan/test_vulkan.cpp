@@ -170,7 +170,7 @@ TEST(VulkanWeights, Fp16StorageStaysWithin1e2OfFp32) {
   options.push_back({"weight_dtype", "fp16"});
   ModelPtr half_gpu = Make(options, Backend()), half_cpu = Make(options, "cpu");
   ASSERT_TRUE(full && half_gpu && half_cpu);
-  for (int64_t tokens : {1, 5, 64}) {
+  for (int64_t tokens : {1, 5, 9, 64, 200}) {
     const std::vector<float> x = random_input(static_cast<size_t>(tokens * 48), 100 + tokens);
     ForwardResult a = forward(half_gpu.get(), x, 1, tokens, 48, 4, true);
     ForwardResult b = forward(full.get(), x, 1, tokens, 48, 4, true);
@@ -182,8 +182,12 @@ TEST(VulkanWeights, Fp16StorageStaysWithin1e2OfFp32) {
     ASSERT_GT(rms, 0.0);
     EXPECT_LE(MaxAbsDiff(a.output, b.output), 1e-2 * rms) << tokens << " tokens: fp16 vs fp32";
     EXPECT_GT(MaxAbsDiff(a.output, b.output), 0.0) << "fp16 storage changed nothing";
-    // The same rounded weights computed in fp32 on the CPU: equal up to summation order.
-    EXPECT_LE(MaxAbsDiff(a.output, c.output), 1e-5 * rms) << tokens << " tokens: vulkan fp16 vs cpu fp16";
+    // The same rounded weights computed in fp32 on the CPU: equal up to summation order, but for calls of more than
+    // 8 tokens where the device has tensor cores: the default tiles round the activations and the hidden layer to
+    // fp16 there (pimoe.h, WEIGHT_DTYPE), which keeps within 1e-2; PIMOE_VULKAN_TILES=coopmat's split within 1e-5
+    // (test_parity runs through it).
+    const double bound = tokens <= 8 ? 1e-5 : 1e-2;
+    EXPECT_LE(MaxAbsDiff(a.output, c.output), bound * rms) << tokens << " tokens: vulkan fp16 vs cpu fp16";
   }
 }
 

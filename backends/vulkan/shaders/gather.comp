@@ -11,7 +11,12 @@ layout(local_size_x = ROW_THREADS) in;
 
 BUFFER_X
 BUFFER_ROUTE(restrict)
+#if defined(ROWS_F16)
+// The rows as fp16 (for matmul_coop.comp's A_F16 variants), two to a word: the same element offsets, half the bytes.
+layout(set = 0, binding = B_ROWS) writeonly buffer RowsH { uint rows_h[]; };
+#else
 BUFFER_ROWS(writeonly)
+#endif
 
 shared float red[ROW_THREADS];
 
@@ -58,7 +63,13 @@ void main() {
   const uint src = t * H, dst = uint(row) * Hp;
   const bool norm = !shared_slot && (meta_of(segment, META_FLAGS) & EXPERT_PRE_NORM) != 0u;
   if (!norm) {
+#if defined(ROWS_F16)
+    for (uint i = 2u * tid; i < Hp; i += 2u * ROW_THREADS) {
+      rows_h[(dst + i) / 2u] = packHalf2x16(vec2(i < H ? x_v[src + i] : 0.0, i + 1u < H ? x_v[src + i + 1u] : 0.0));
+    }
+#else
     for (uint i = tid; i < Hp; i += ROW_THREADS) rows_v[dst + i] = i < H ? x_v[src + i] : 0.0;
+#endif
     return;
   }
   // LayerNorm in two passes (mean, then the variance of the centred values), as the CPU backend.
@@ -73,7 +84,15 @@ void main() {
   const float var = workgroup_sum(q) / float(H);
   const float inv = 1.0 / sqrt(var + pc.eps);
   const uint nw = meta_of(segment, META_NORM_W), nb = meta_of(segment, META_NORM_B);
+#if defined(ROWS_F16)
+  for (uint i = 2u * tid; i < Hp; i += 2u * ROW_THREADS) {
+    const float v0 = i < H ? (x_v[src + i] - mean) * inv * small_v[nw + i] + small_v[nb + i] : 0.0;
+    const float v1 = i + 1u < H ? (x_v[src + i + 1u] - mean) * inv * small_v[nw + i + 1u] + small_v[nb + i + 1u] : 0.0;
+    rows_h[(dst + i) / 2u] = packHalf2x16(vec2(v0, v1));
+  }
+#else
   for (uint i = tid; i < Hp; i += ROW_THREADS) {
     rows_v[dst + i] = i < H ? (x_v[src + i] - mean) * inv * small_v[nw + i] + small_v[nb + i] : 0.0;
   }
+#endif
 }

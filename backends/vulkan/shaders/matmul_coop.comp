@@ -48,16 +48,30 @@ layout(local_size_x = THREADS) in;
 
 BUFFER_ROUTE(readonly)
 BUFFER_WEIGHTS
-// The activations as vec4 (rows are padded to 16 elements and every row starts at a multiple of 16 floats).
+// The activations as vec4 (rows are padded to 16 elements and every row starts at a multiple of 16 floats), or with
+// A_F16 as fp16, 8 to a uvec4 (gather.comp's ROWS_F16 rows; MODE_UP then writes the hidden layer as fp16 for the
+// MODE_DOWN variant of the same kind): the same element offsets, half the bytes.
+#if defined(A_F16) && defined(SPLIT)
+#error matmul_coop.comp: A_F16 activations are fp16 already, there is nothing to split
+#endif
 #if defined(MODE_UP)
+#if defined(A_F16)
+layout(set = 0, binding = B_ROWS) readonly buffer Rows8 { uvec4 a8[]; };
+layout(set = 0, binding = B_HIDDEN) writeonly buffer HiddenH { uint hidden_h[]; };
+#else
 layout(set = 0, binding = B_ROWS) readonly buffer Rows4 { vec4 a4[]; };
 BUFFER_HIDDEN(writeonly)
+#endif
 #if !defined(BN)
 #define BN 64
 #endif
 #define BNW (2 * BN)  // weight rows staged per step: BN up rows, then the BN matching gate rows
 #else
+#if defined(A_F16)
+layout(set = 0, binding = B_HIDDEN) readonly buffer Hidden8 { uvec4 a8[]; };
+#else
 layout(set = 0, binding = B_HIDDEN) readonly buffer Hidden4 { vec4 a4[]; };
+#endif
 BUFFER_OUT(writeonly)
 #if !defined(BN)
 #define BN 128
@@ -66,7 +80,8 @@ BUFFER_OUT(writeonly)
 #endif
 
 #define BM (WARPS_M * FM * 16)
-#if defined(SPLIT)
+#if defined(BK)
+#elif defined(SPLIT)
 #define BK 16    // two A tiles (hi, lo) per step: the same multiplications per barrier as BK 32 without SPLIT
 #else
 #define BK 32
@@ -107,6 +122,21 @@ shared float stage[STAGE_FLOATS];
 #define FB fcoopmatNV<16, gl_ScopeSubgroup, 16, CM_N>
 #define FC fcoopmatNV<32, gl_ScopeSubgroup, 16, CM_N>
 
+#if defined(A_F16)
+#define A_PER_WORD 8u  // activations per a8 element
+#else
+#define A_PER_WORD 4u  // activations per a4 element
+#endif
+
+#if defined(MODE_UP)
+// The hidden layer's value at column n of an up-projection sum v (SwiGLU is applied on the fragments already):
+// 0 in the padding columns past N.
+float hidden_value(float v, uint n, uint N, bool gated, uint act, uint up_b) {
+  if (n >= N) return 0.0;
+  return gated ? v : activate(act, up_b == META_NONE ? v : v + small_v[up_b + n]);
+}
+#endif
+
 void main() {
   const uint tid = gl_LocalInvocationIndex;
   const uint s = uint(route[pc.route_active + gl_WorkGroupID.z]);  // the z-th segment that has rows
@@ -144,9 +174,9 @@ void main() {
     const uint m = m0 + r;
     a_ok[q] = m < rows && c < A_CHUNKS;
 #if defined(MODE_UP)
-    a_off[q] = ((row0 + m) * pc.hidden_pad + kc * 8u) / 4u;
+    a_off[q] = ((row0 + m) * pc.hidden_pad + kc * 8u) / A_PER_WORD;
 #else
-    a_off[q] = (hid0 + m * Ip + kc * 8u) / 4u;
+    a_off[q] = (hid0 + m * Ip + kc * 8u) / A_PER_WORD;
 #endif
   }
   uint b_off[B_CH];
@@ -168,16 +198,22 @@ void main() {
   // Two register sets for the depth steps in flight (PREFETCH2: loads are issued two steps before their step is
   // computed, so that twice the bytes are in flight per invocation; the loop below is unrolled by two so that both
   // sets stay in registers).
+#if defined(A_F16)
+  uvec4 a_reg[A_CH], a_reg2[A_CH];
+#define LOAD_A(q, AR, ok, k0) AR[q] = (ok) ? a8[a_off[q] + (k0) / 8u] : uvec4(0u);
+#else
   vec4 a_reg[A_CH][2], a_reg2[A_CH][2];
+#define LOAD_A(q, AR, ok, k0)                                  \
+  AR[q][0] = (ok) ? a4[a_off[q] + (k0) / 4u] : vec4(0.0);      \
+  AR[q][1] = (ok) ? a4[a_off[q] + (k0) / 4u + 1u] : vec4(0.0);
+#endif
   uvec4 b_reg[B_CH], b_reg2[B_CH];
   // Depth step k0 into registers AR, BR; depth past K (rows are padded to 16, a step may be 32) and rows or columns
   // past the segment read as 0.
 #define LOAD_STEP_TO(k0, AR, BR)                                                          \
   [[unroll]] for (uint q = 0u; q < A_CH; ++q) {                                           \
     const uint kc = (tid + q * THREADS) % KC;                                          \
-    const bool ok = a_ok[q] && (k0) + kc * 8u < K;                                        \
-    AR[q][0] = ok ? a4[a_off[q] + (k0) / 4u] : vec4(0.0);                                 \
-    AR[q][1] = ok ? a4[a_off[q] + (k0) / 4u + 1u] : vec4(0.0);                            \
+    LOAD_A(q, AR, a_ok[q] && (k0) + kc * 8u < K, k0)                                      \
   }                                                                                       \
   [[unroll]] for (uint q = 0u; q < B_CH; ++q) {                                           \
     const uint kc = (tid + q * THREADS) % KC;                                          \
@@ -190,16 +226,24 @@ void main() {
   [[unroll]] for (uint q = 0u; q < A_CH; ++q) {                                           \
     const uint c = tid + q * THREADS, at = (buf) * BM * SROW + (c / KC) * SROW + c % KC; \
     if (A_CHUNKS % THREADS != 0 && c >= A_CHUNKS) break;                                  \
-    const vec4 x0 = HI(AR[q][0]), x1 = HI(AR[q][1]);                                      \
-    const uvec4 hi = uvec4(packHalf2x16(x0.xy), packHalf2x16(x0.zw), packHalf2x16(x1.xy), packHalf2x16(x1.zw)); \
-    a_hi[at] = hi;                                                                        \
-    STORE_LO(at, AR[q][0], AR[q][1], hi)                                                  \
+    STORE_A(at, AR[q])                                                                    \
   }                                                                                       \
   [[unroll]] for (uint q = 0u; q < B_CH; ++q) {                                           \
     const uint c = tid + q * THREADS;                                                     \
     b_sh[(buf) * BNW * SROW + (c / KC) * SROW + c % KC] = BR[q];                          \
   }
 #define STORE_STEP(buf) STORE_STEP_FROM(buf, a_reg, b_reg)
+#if defined(A_F16)
+#define STORE_A(at, ar) a_hi[at] = ar;
+#else
+#define STORE_A(at, ar)                                                                                           \
+  {                                                                                                               \
+    const vec4 x0 = HI(ar[0]), x1 = HI(ar[1]);                                                                    \
+    const uvec4 hi = uvec4(packHalf2x16(x0.xy), packHalf2x16(x0.zw), packHalf2x16(x1.xy), packHalf2x16(x1.zw));   \
+    a_hi[at] = hi;                                                                                                \
+    STORE_LO(at, ar[0], ar[1], hi)                                                                                \
+  }
+#endif
 #if defined(SPLIT)
 // hi: x with its significand cut to fp16's 11 bits by integer masking. A first version took lo as
 // x - unpackHalf2x16(packHalf2x16(x)) and gave exactly the errors of plain fp16 on the H100: the split was folded
@@ -309,18 +353,27 @@ void main() {
       STAGE_STORE(acc[i][j], st);
       subgroupMemoryBarrierShared();
       subgroupBarrier();
+#if defined(MODE_UP) && defined(A_F16)
+      // Two neighbouring columns per invocation, written as one word of two fp16 (n is even, and so is NP).
+      for (uint q = 2u * lane; q < 16u * CM_N; q += 64u) {
+        const uint m = m0 + wm + i * 16u + q / CM_N, n = n0 + wn + j * CM_N + q % CM_N;
+        if (m >= rows || n >= NP) continue;
+        const vec2 h = vec2(hidden_value(STAGE_READ(st + q), n, N, gated, act, up_b),
+                            hidden_value(STAGE_READ(st + q + 1u), n + 1u, N, gated, act, up_b));
+        hidden_h[(hid0 + m * Ip + n) / 2u] = packHalf2x16(h);
+      }
+#else
       for (uint q = lane; q < 16u * CM_N; q += 32u) {
         const uint m = m0 + wm + i * 16u + q / CM_N, n = n0 + wn + j * CM_N + q % CM_N;
         if (m >= rows || n >= NP) continue;
         const float v = STAGE_READ(st + q);
 #if defined(MODE_UP)
-        float h = 0.0;
-        if (n < N) h = gated ? v : activate(act, up_b == META_NONE ? v : v + small_v[up_b + n]);
-        hidden_v[hid0 + m * Ip + n] = h;
+        hidden_v[hid0 + m * Ip + n] = hidden_value(v, n, N, gated, act, up_b);
 #else
         out_v[(row0 + m) * N + n] = v;
 #endif
       }
+#endif
       subgroupBarrier();  // the stage is read before the next fragment overwrites it
     }
   }
