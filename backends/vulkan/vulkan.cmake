@@ -110,7 +110,7 @@ if(_vk_coop_rc EQUAL 0)
   message(STATUS "libpimoe: Vulkan tensor-core GEMM (GL_NV_cooperative_matrix) compiled")
   # PREFETCH2: global loads two depth steps ahead; matmul_coopp1_*: one step ahead, the first version, kept for
   # comparison (PIMOE_VULKAN_TILES=coopmat-p1). matmul_coop_*: the first tiles (coopmat-n); the default is
-  # matmul_coop16h_* below.
+  # matmul_coopzh_* below.
   foreach(_n 8 16)
     list(APPEND _vk_variants
          "matmul_coop_up_n${_n}|matmul_coop.comp|MODE_UP,WTYPE_F16,SPLIT,PREFETCH2,CM_N=${_n}"
@@ -127,13 +127,22 @@ if(_vk_coop_rc EQUAL 0)
          "matmul_coopx_up_n${_n}|matmul_coop.comp|MODE_UP,WTYPE_F16,SPLIT,PREFETCH2,CM_N=${_n},BN=128,WARPS_M=4,FM=2,STAGE_IN_B"
          "matmul_coopx_down_n${_n}|matmul_coop.comp|MODE_DOWN,WTYPE_F16,SPLIT,PREFETCH2,CM_N=${_n},BN=256,WARPS_M=4,FM=2,STAGE_IN_B"
          # Activations rounded to fp16 and stored so (A_F16: gather_h writes fp16 rows, the up projection an fp16
-         # hidden layer): half the bytes and half the multiplications of the split. coop16h (the default): coop16's
-         # 128 x 64 up / 128 x 128 down tiles of 2 x 4 subgroups, 32-deep steps; coopyh: the same tiles of 4 x 4
-         # subgroups. coop_tiles.h lists the choices.
+         # hidden layer): half the bytes and half the multiplications of the split. coopzh (the default): 128 x 64
+         # up (+ 64 gate) / 128 x 128 down tiles of 2 x 2 subgroups, 32-deep steps; coop16h, coopyh, coopvh: the
+         # same tiles of 2 x 4, 4 x 4, 4 x 2 subgroups; coopxh, coopwh: the split's wide tiles, 16-deep. coop_tiles.h
+         # lists the choices.
          "matmul_coop16h_up_n${_n}|matmul_coop.comp|MODE_UP,WTYPE_F16,A_F16,PREFETCH2,CM_N=${_n}"
          "matmul_coop16h_down_n${_n}|matmul_coop.comp|MODE_DOWN,WTYPE_F16,A_F16,PREFETCH2,CM_N=${_n}"
          "matmul_coopyh_up_n${_n}|matmul_coop.comp|MODE_UP,WTYPE_F16,A_F16,PREFETCH2,CM_N=${_n},BN=64,WARPS_M=4,FM=2,STAGE_IN_B,BK=32"
-         "matmul_coopyh_down_n${_n}|matmul_coop.comp|MODE_DOWN,WTYPE_F16,A_F16,PREFETCH2,CM_N=${_n},BN=128,WARPS_M=4,FM=2,STAGE_IN_B,BK=32")
+         "matmul_coopyh_down_n${_n}|matmul_coop.comp|MODE_DOWN,WTYPE_F16,A_F16,PREFETCH2,CM_N=${_n},BN=128,WARPS_M=4,FM=2,STAGE_IN_B,BK=32"
+         "matmul_coopzh_up_n${_n}|matmul_coop.comp|MODE_UP,WTYPE_F16,A_F16,PREFETCH2,CM_N=${_n},BN=64,WARPS_M=2,WARPS_N=2,FM=4,BK=32"
+         "matmul_coopzh_down_n${_n}|matmul_coop.comp|MODE_DOWN,WTYPE_F16,A_F16,PREFETCH2,CM_N=${_n},BN=128,WARPS_M=2,WARPS_N=2,FM=4,BK=32"
+         "matmul_coopvh_up_n${_n}|matmul_coop.comp|MODE_UP,WTYPE_F16,A_F16,PREFETCH2,CM_N=${_n},BN=64,WARPS_M=4,WARPS_N=2,FM=2,BK=32"
+         "matmul_coopvh_down_n${_n}|matmul_coop.comp|MODE_DOWN,WTYPE_F16,A_F16,PREFETCH2,CM_N=${_n},BN=128,WARPS_M=4,WARPS_N=2,FM=2,BK=32"
+         "matmul_coopxh_up_n${_n}|matmul_coop.comp|MODE_UP,WTYPE_F16,A_F16,PREFETCH2,CM_N=${_n},BN=128,WARPS_M=4,FM=2,STAGE_IN_B,BK=16"
+         "matmul_coopxh_down_n${_n}|matmul_coop.comp|MODE_DOWN,WTYPE_F16,A_F16,PREFETCH2,CM_N=${_n},BN=256,WARPS_M=4,FM=2,STAGE_IN_B,BK=16"
+         "matmul_coopwh_up_n${_n}|matmul_coop.comp|MODE_UP,WTYPE_F16,A_F16,PREFETCH2,CM_N=${_n},BN=128,STAGE_IN_B,BK=16"
+         "matmul_coopwh_down_n${_n}|matmul_coop.comp|MODE_DOWN,WTYPE_F16,A_F16,PREFETCH2,CM_N=${_n},BN=256,STAGE_IN_B,BK=16")
   endforeach()
 else()
   string(STRIP "${_vk_coop_err}" _vk_coop_err)

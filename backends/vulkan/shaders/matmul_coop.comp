@@ -129,13 +129,21 @@ shared float stage[STAGE_FLOATS];
 #endif
 
 #if defined(MODE_UP)
-// The hidden layer's value at column n of an up-projection sum v (SwiGLU is applied on the fragments already):
+// The hidden layer's value at column n from the up projection's sum v and, for gated experts, the gate's sum g:
 // 0 in the padding columns past N.
-float hidden_value(float v, uint n, uint N, bool gated, uint act, uint up_b) {
+float hidden_value(float v, float g, uint n, uint N, bool gated, uint act, uint up_b) {
   if (n >= N) return 0.0;
-  return gated ? v : activate(act, up_b == META_NONE ? v : v + small_v[up_b + n]);
+  return gated ? silu_f(g) * v : activate(act, up_b == META_NONE ? v : v + small_v[up_b + n]);
 }
 #endif
+// The epilogue's elements per invocation and step: two neighbouring columns where the hidden layer is fp16 (written
+// as one word), else one.
+#if defined(MODE_UP) && defined(A_F16)
+#define EPW 2u
+#else
+#define EPW 1u
+#endif
+#define EPI_STEPS (16u * CM_N / (32u * EPW))
 
 void main() {
   const uint tid = gl_LocalInvocationIndex;
@@ -343,37 +351,40 @@ void main() {
   [[unroll]] for (uint i = 0u; i < FM; ++i) {
     [[unroll]] for (uint j = 0u; j < FN; ++j) {
 #if defined(MODE_UP)
+      // The gate's values go through the stage first, into registers: SwiGLU element by element on the fragments
+      // themselves (indexing their components) ran the up projection 4 times slower on an H100 once a subgroup held
+      // more than one fragment column.
+      float g[EPI_STEPS * EPW];
       if (gated) {
-        // Fragments of one type map their components to the same matrix elements: SwiGLU component by component.
-        [[unroll]] for (int e = 0; e < acc[i][j].length(); ++e) {
-          acc[i][j][e] = silu_f(accg[i][j][e]) * acc[i][j][e];
+        STAGE_STORE(accg[i][j], st);
+        subgroupMemoryBarrierShared();
+        subgroupBarrier();
+        [[unroll]] for (uint r = 0u; r < EPI_STEPS; ++r) {
+          [[unroll]] for (uint e = 0u; e < EPW; ++e) g[r * EPW + e] = STAGE_READ(st + (lane + 32u * r) * EPW + e);
         }
+        subgroupBarrier();  // read before the up fragment overwrites it
+      } else {
+        [[unroll]] for (uint r = 0u; r < EPI_STEPS * EPW; ++r) g[r] = 0.0;  // unused without a gate
       }
 #endif
       STAGE_STORE(acc[i][j], st);
       subgroupMemoryBarrierShared();
       subgroupBarrier();
+      [[unroll]] for (uint r = 0u; r < EPI_STEPS; ++r) {
+        const uint q = (lane + 32u * r) * EPW;
+        const uint m = m0 + wm + i * 16u + q / CM_N, n = n0 + wn + j * CM_N + q % CM_N;
+        if (m >= rows || n >= NP) continue;
 #if defined(MODE_UP) && defined(A_F16)
-      // Two neighbouring columns per invocation, written as one word of two fp16 (n is even, and so is NP).
-      for (uint q = 2u * lane; q < 16u * CM_N; q += 64u) {
-        const uint m = m0 + wm + i * 16u + q / CM_N, n = n0 + wn + j * CM_N + q % CM_N;
-        if (m >= rows || n >= NP) continue;
-        const vec2 h = vec2(hidden_value(STAGE_READ(st + q), n, N, gated, act, up_b),
-                            hidden_value(STAGE_READ(st + q + 1u), n + 1u, N, gated, act, up_b));
+        // n is even, and so is NP: both columns exist.
+        const vec2 h = vec2(hidden_value(STAGE_READ(st + q), g[r * 2u], n, N, gated, act, up_b),
+                            hidden_value(STAGE_READ(st + q + 1u), g[r * 2u + 1u], n + 1u, N, gated, act, up_b));
         hidden_h[(hid0 + m * Ip + n) / 2u] = packHalf2x16(h);
-      }
+#elif defined(MODE_UP)
+        hidden_v[hid0 + m * Ip + n] = hidden_value(STAGE_READ(st + q), g[r], n, N, gated, act, up_b);
 #else
-      for (uint q = lane; q < 16u * CM_N; q += 32u) {
-        const uint m = m0 + wm + i * 16u + q / CM_N, n = n0 + wn + j * CM_N + q % CM_N;
-        if (m >= rows || n >= NP) continue;
-        const float v = STAGE_READ(st + q);
-#if defined(MODE_UP)
-        hidden_v[hid0 + m * Ip + n] = hidden_value(v, n, N, gated, act, up_b);
-#else
-        out_v[(row0 + m) * N + n] = v;
+        out_v[(row0 + m) * N + n] = STAGE_READ(st + q);
 #endif
       }
-#endif
       subgroupBarrier();  // the stage is read before the next fragment overwrites it
     }
   }
