@@ -9,11 +9,14 @@
 //   MODE_DOWN  out[r, n]    = hidden[r] . down[n]   (BN default 128; the down bias and routing weight are in the
 //              combine)
 // The multiplications take fp16 inputs and accumulate in fp32. The weights are fp16 already (exact). The
-// activations are fp32: with SPLIT (the default variants) each is split into hi (x cut to 11 significant bits) and
+// activations: with A_F16 (the default tiles, coop_tiles.h) they are fp16 in memory already, rounded once by the
+// gather (rows) and by the up projection's epilogue (the hidden layer): relative error 2^-11 per element, half the
+// bytes and half the tensor-core work of the split. Without it they are fp32, converted on the way into shared
+// memory: with SPLIT (PIMOE_VULKAN_TILES=coopmat-split) each is split into hi (x cut to 11 significant bits) and
 // lo = fp16(x - hi) and both halves are multiplied, so that x is carried to about 21 bits (relative error about
 // 2^-21, or an absolute error below 3e-8 where lo is a subnormal fp16) and the result stays close to fp32; without
-// SPLIT the activations are rounded to fp16 (relative error 2^-11 per element), at half the tensor-core work. Either
-// way |activations| beyond 65504 overflow fp16 (the hi part), which the fp32 FMA kernels do not.
+// SPLIT they are rounded to fp16. Every way, |activations| beyond 65504 overflow fp16, which the fp32 FMA kernels
+// do not.
 // Depth steps of BK are staged in shared memory (A converted to fp16 on the way, B as stored), double buffered with
 // one barrier per step: the next step's global loads are issued before the current step's multiplications, and
 // stored into the other buffer after them.
