@@ -98,4 +98,23 @@ __device__ __forceinline__ void grid_launch_dependents() {
 // Row r of the grouped buffers belongs to group g = row_group[r]; K and N of a projection of that group.
 __device__ __forceinline__ int32_t group_rows(const int32_t *offsets, int32_t g) { return offsets[g + 1] - offsets[g]; }
 
+// Launches kernel(arg) on `stream`; with pdl, as a programmatic dependent launch (the kernel may start while the
+// stream's previous kernel finishes, and waits for it with cudaGridDependencySynchronize). The launch's error shows
+// up in cudaGetLastError / the stream, which the callers check.
+template <typename Arg>
+void launch_with_pdl(void (*kernel)(Arg), dim3 grid, dim3 block, size_t smem, bool pdl, cudaStream_t stream,
+                     const Arg &arg) {
+  cudaLaunchConfig_t config{};
+  config.gridDim = grid;
+  config.blockDim = block;
+  config.dynamicSmemBytes = smem;
+  config.stream = stream;
+  cudaLaunchAttribute attr{};
+  attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr.val.programmaticStreamSerializationAllowed = 1;
+  config.attrs = &attr;
+  config.numAttrs = pdl ? 1 : 0;
+  cudaLaunchKernelEx(&config, kernel, arg);
+}
+
 }  // namespace pimoe::cuda

@@ -294,16 +294,7 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_kernel(ProjectionArgs a) 
 
 template <typename WT>
 void launch_typed(const ProjectionArgs &args, dim3 grid, bool pdl, cudaStream_t stream) {
-  cudaLaunchConfig_t config{};
-  config.gridDim = grid;
-  config.blockDim = dim3(kWarps * 32);
-  config.stream = stream;
-  cudaLaunchAttribute attr{};
-  attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr.val.programmaticStreamSerializationAllowed = 1;
-  config.attrs = &attr;
-  config.numAttrs = pdl ? 1 : 0;
-  cudaLaunchKernelEx(&config, gemv_kernel<WT>, args);
+  launch_with_pdl(gemv_kernel<WT>, grid, dim3(kWarps * 32), 0, pdl, stream, args);
 }
 
 // ------------------------------------------------------------------------------------------------ streaming GEMV
@@ -663,17 +654,8 @@ void launch_stream(const ProjectionArgs &args, bool pdl, cudaStream_t stream) {
   // The fewest tasks per warp that the resident warps allow, then just enough warps for them.
   const int64_t per_warp = (tasks + int64_t{resident} * kStreamWarps - 1) / (int64_t{resident} * kStreamWarps);
   const int64_t warps = (tasks + per_warp - 1) / per_warp;
-  cudaLaunchConfig_t config{};
-  config.gridDim = dim3(static_cast<unsigned>((warps + kStreamWarps - 1) / kStreamWarps));
-  config.blockDim = dim3(kStreamWarps * 32);
-  config.dynamicSmemBytes = kRingBytes;
-  config.stream = stream;
-  cudaLaunchAttribute attr{};
-  attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr.val.programmaticStreamSerializationAllowed = 1;
-  config.attrs = &attr;
-  config.numAttrs = pdl ? 1 : 0;
-  cudaLaunchKernelEx(&config, gemv_stream_kernel<WT, M>, args);
+  launch_with_pdl(gemv_stream_kernel<WT, M>, dim3(static_cast<unsigned>((warps + kStreamWarps - 1) / kStreamWarps)),
+                  dim3(kStreamWarps * 32), kRingBytes, pdl, stream, args);
 }
 
 template <typename WT>

@@ -395,17 +395,8 @@ void launch_decode_route(const DecodeRouteArgs &args, bool pdl, cudaStream_t str
       cudaFuncSetAttribute(decode_route_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                            static_cast<int>(sizeof(double) * 3 * kFusedMaxExperts * kRouteWarps));
   (void)opt_in;  // a failure here shows up as the launch's error, which the caller checks
-  cudaLaunchConfig_t config{};
-  config.gridDim = dim3(static_cast<unsigned>(args.route.experts));
-  config.blockDim = dim3(kDecodeThreads);
-  config.dynamicSmemBytes = sizeof(double) * 3 * static_cast<size_t>(args.route.experts) * kRouteWarps;
-  config.stream = stream;
-  cudaLaunchAttribute attr{};
-  attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr.val.programmaticStreamSerializationAllowed = 1;
-  config.attrs = &attr;
-  config.numAttrs = pdl ? 1 : 0;
-  cudaLaunchKernelEx(&config, decode_route_kernel, args);
+  launch_with_pdl(decode_route_kernel, dim3(static_cast<unsigned>(args.route.experts)), dim3(kDecodeThreads),
+                  sizeof(double) * 3 * static_cast<size_t>(args.route.experts) * kRouteWarps, pdl, stream, args);
 }
 
 }  // namespace pimoe::cuda
