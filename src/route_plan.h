@@ -1,58 +1,68 @@
-// The dispatch plan of one forward call: which experts each token goes to, with which weights, grouped by expert.
+// What routing decided for one forward call (RouteResult), and the dispatch plan the host router makes of it
+// (RoutePlan). Data only: the router's scratch is private to routing (router.h), and each type counts its own bytes.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
 namespace pimoe {
 
-struct RoutePlan {
+// Capacity in bytes of a vector's storage.
+template <typename T>
+size_t vector_bytes(const std::vector<T> &v) {
+  return v.capacity() * sizeof(T);
+}
+
+// The routing of one call, whoever routed it (the host router, or a backend's device in route_and_run).
+struct RouteResult {
   int64_t tokens = 0;
-  int64_t top_k = 0;
+  int64_t top_k = 0;  // routing slots per token (num_experts with expert choice)
   int64_t num_experts = 0;
-  // Whether run_experts adds the shared expert (when the layer has one). The model clears it for the extra passes
-  // that need the routed experts' outputs alone (attention combine).
-  bool include_shared = true;
 
   // Per assignment a = t*top_k + j (slot j of token t, slots in descending probability).
-  std::vector<int32_t> expert;    // chosen expert
-  std::vector<float> weight;      // combine weight; 0 when dropped
-  std::vector<uint8_t> dropped;   // 1 when the capacity limit dropped it
-  std::vector<int64_t> position;  // index of the assignment in `order`, or -1 when dropped
+  std::vector<int32_t> expert;   // chosen expert
+  std::vector<float> weight;     // combine weight; 0 when dropped
+  std::vector<uint8_t> dropped;  // 1 when the capacity limit dropped it
 
+  std::vector<int64_t> loads;  // [E] kept assignments per expert, callback experts included
+  std::vector<float> scores;   // [T, E] router scores c[t][e] (softmax p or sigmoid s); host routing only
+
+  // Sums the losses are made of (routing_losses() in router.h turns them into aux_loss and z_loss).
+  int64_t dropped_count = 0;
+  double balance = 0.0;  // sum over experts of f_e * P_e: f_e choices of e / T, P_e sum of e's probabilities / T
+  double z_sum = 0.0;    // sum over tokens of logsumexp(logits)^2
+  double top1_probability_sum = 0.0;
+  double aux_loss = 0.0;
+  double z_loss = 0.0;
+
+  size_t bytes() const {
+    return vector_bytes(expert) + vector_bytes(weight) + vector_bytes(dropped) + vector_bytes(loads) +
+           vector_bytes(scores);
+  }
+};
+
+// The host router's plan: the routing plus a counting sort of the kept assignments by expert, which is what a
+// backend's run_experts() consumes.
+struct RoutePlan : RouteResult {
+  std::vector<int64_t> position;  // [T*top_k] index of the assignment in `order`, or -1 when dropped
   // Counting sort of the kept assignments by expert: expert e owns order[offsets[e] .. offsets[e+1]).
   std::vector<int64_t> counts;   // [E]
   std::vector<int64_t> offsets;  // [E+1]
   std::vector<int64_t> order;    // kept assignment indices, grouped by expert, token order inside a group
 
-  // Router scores c[t][e] (softmax p or sigmoid s) of every token, [T, E].
-  std::vector<float> scores;
-
   // Kept assignments to callback experts: not in `order` (position -1, weight kept), listed here grouped by expert,
   // token order inside a group; the model runs them.
   std::vector<int64_t> callback_order;
-  std::vector<int64_t> loads;  // [E] kept assignments per expert, callback experts included
-
-  // Per-call routing statistics.
-  int64_t dropped_count = 0;
-  double aux_loss = 0.0;
-  double z_loss = 0.0;
-  double top1_probability_sum = 0.0;
-
-  // Scratch of the router, kept here so that a reused plan allocates nothing.
-  std::vector<double> probability;      // [E] one token's probabilities
-  std::vector<double> probability_sum;  // [E]
-  std::vector<double> choice_count;     // [E]
-  std::vector<double> selection;        // [E] one token's selection scores (biased, masked to the kept groups)
-  std::vector<double> group_score;      // [G]
-  std::vector<int32_t> group_ids;       // [G] kept groups of one token
-  std::vector<int64_t> capacity;        // [E] per-expert capacity of this call (dynamic capacity)
-  std::vector<uint8_t> group_alive;     // [E] group tree: expert still inside a kept group
-  std::vector<double> ec_scores;        // [T] expert choice: one expert's column of scores
-  std::vector<int64_t> ec_tokens;       // [T] expert choice: token order by that column
-  std::vector<uint8_t> ec_chosen;       // [T, E] expert choice: expert e took token t
+  // [E] choices per expert before the capacity limit (the load average of dynamic capacity follows them).
+  std::vector<double> choice_count;
 
   int64_t kept() const { return offsets.empty() ? 0 : offsets.back(); }
+
+  size_t bytes() const {
+    return RouteResult::bytes() + vector_bytes(position) + vector_bytes(counts) + vector_bytes(offsets) +
+           vector_bytes(order) + vector_bytes(callback_order) + vector_bytes(choice_count);
+  }
 };
 
 }  // namespace pimoe
