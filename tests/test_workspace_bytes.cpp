@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <new>
+#include <ostream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -50,6 +51,8 @@ struct Case {
   std::vector<std::pair<const char *, const char *>> options;
   bool callback = false;
 };
+
+void PrintTo(const Case &c, std::ostream *os) { *os << c.name; }
 
 class WorkspaceBytes : public ::testing::TestWithParam<Case> {};
 
@@ -107,7 +110,7 @@ INSTANTIATE_TEST_SUITE_P(
               {"capacity_factor", "1.0"}}},
         Case{"group_tree", {{"num_experts", "16"}, {"group_levels", "4:2,2:1"}}},
         Case{"expert_choice", {{"routing_mode", "expert_choice"}}},
-        Case{"attention_router", {{"attention_heads", "2"}}},
+        Case{"attention_router", {{"router_attention_heads", "2"}}},
         Case{"attention_combine", {{"combine_attention_dim", "16"}, {"shared_width", "32"}}},
         Case{"adaptive_dynamic", {{"adaptive_bias_rate", "0.01"}, {"dynamic_capacity", "1"}, {"capacity_factor", "1.5"}}},
         Case{"callback_expert", {}, true}),
