@@ -8,7 +8,7 @@ SwiGLU experts mirror MixtralBlockSparseTop2MLP (w2(silu(w1 x) * w3 x), no biase
 MixtralSparseMoeBlock in transformers >= 4.46 (only experts that were hit are visited); the GELU expert is the same
 block with down(gelu(up x)) (GELU erf form, no biases), as the S-gelu shape of libpimoe.
 
-Run with Debian's torch:  /usr/bin/python3 bench/torch_peer.py --threads 2 --shape S-gelu --tokens 256
+Run with Debian's torch:  /usr/bin/python3 bench/cpu/torch_peer.py --threads 2 --shape S-gelu --tokens 256
 It prints one RESULT line per case (grep RESULT) with the median tokens/s over interleaved rounds.
 """
 import argparse
