@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""PyTorch eager MoE block: the peer that bench_moe's libpimoe numbers are compared with (DESIGN.md section 8).
+"""PyTorch eager MoE block: the peer that bench_moe's libpimoe numbers are compared with.
 
 The block is written the way Hugging Face models run it on the CPU: router nn.Linear, softmax in fp32, top-k,
 renormalise the k weights (Mixtral; the library's default PIMOE_OPT_RENORMALIZE=1), then a Python loop over the experts
