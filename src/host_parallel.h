@@ -13,7 +13,7 @@ namespace pimoe {
 
 // The most threads a front-end check or a CUDA staging copy uses. On the H100 machine (16 cores, one socket) one
 // thread copied 6-8 GB/s between pageable and page-locked memory, 8-12 threads 46-62 GB/s, 16 threads only 42-47
-// (the probe in bench/cuda/README.md).
+// (the probe in bench/cuda/RESULTS.md, "Host buffers against the kernels").
 constexpr int kHostPassThreads = 12;
 
 class HostParallel {

@@ -1,7 +1,7 @@
 // GEMM against weights packed once at load: C[M, N] = A[M, K] * W^T for W an nn.Linear weight [N, K].
 //
 // Why not OpenBLAS here: an MoE expert sees few rows per call (64 for the wishlist's layer at 256 tokens), where
-// OpenBLAS re-packs the whole weight on every call and reaches about 0.75 of its dense rate (bench/README.md), and
+// OpenBLAS re-packs the whole weight on every call and reaches about 0.75 of its dense rate (bench/cpu/RESULTS.md), and
 // its own spinning threads compete with the model's pool. Packing each weight once into the micro-kernel's panel
 // layout and running every expert's tiles on one pool removes both costs. Each output element is accumulated in the
 // same order whatever M, the row's position and the thread count, so results are batch-invariant.

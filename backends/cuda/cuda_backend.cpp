@@ -54,12 +54,12 @@ constexpr int kStageChunks = 4;
 constexpr size_t kStageChunkMin = size_t{8} << 20;
 // Calls of at most this many tokens take the streaming GEMV kernel (gemv.cu: a grid the size of the GPU, weights
 // through a cp.async ring), larger decode calls the kernel of a block per 16 output rows. On an H100 the streaming
-// kernel won at 1 token (F: 86.6 -> 80.7 us) and lost at 16 (C: 2079 -> 2358 us; bench/cuda/README.md).
+// kernel won at 1 token (F: 86.6 -> 80.7 us) and lost at 16 (C: 2079 -> 2358 us; bench/cuda/RESULTS.md).
 // PIMOE_CUDA_STREAM_TOKENS=N in the environment moves the bound (same-run comparisons).
 constexpr int64_t kStreamTokens = 1;
 // A decode-sized call whose experts expect at least this many rows each (tokens * top_k / experts, as if routing were
 // uniform) takes the wgmma grouped GEMM instead of the GEMV kernels: the GEMV passes over an expert's weights once per
-// few rows, the GEMM's tiles read them once for up to 128. On an H100 (bench/cuda/README.md, decode rework run 1) C at
+// few rows, the GEMM's tiles read them once for up to 128. On an H100 (bench/cuda/RESULTS.md, decode2 run 1) C at
 // 16 tokens (4 rows an expert) went 2078 -> 1115 us. F and D at 16 (1 and 0.5 rows) were faster there too, but
 // against the GEMV before its later rework, and 2-15-token calls were not measured: the bound stays where the gain is
 // large. Like every tensor-core call it rounds the activations to the weight type (pimoe.h, WEIGHT_DTYPE).

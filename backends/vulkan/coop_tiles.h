@@ -29,7 +29,7 @@ struct CoopTiles {
   }
 };
 
-// The first entry is the default; the others are for comparison and tests (bench/vulkan/README.md has the H100's
+// The first entry is the default; the others are for comparison and tests (bench/vulkan/RESULTS.md has the H100's
 // times of each). The default rounds the activations and the hidden layer to fp16 (as the CUDA backend's tensor
 // cores do) and stores them so: with half the bytes of fp32 activations to stage and half the multiplications of
 // the split, its 128 x 64 (+ 64 gate) / 128 x 128 tiles of 2 x 2 subgroups, 32 deep, ran the 4096-token calls of

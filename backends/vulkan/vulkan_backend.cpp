@@ -813,7 +813,7 @@ VulkanBackend::Projection VulkanBackend::projection(int64_t max_rows, int64_t ma
     return {coop_up_.c_str(), coop_down_.c_str(), false, ceil_div(max_ip, coop_->bn_up), ceil_div(H, coop_->bn_down),
             MM_BM_LARGE, nullptr, "tensor cores", coop_->act16 ? "gather_h" : "gather"};
   }
-  // The large tiles only on request: on an H100 (bench/vulkan/README.md) the small tiles ran the 4096-token calls of
+  // The large tiles only on request: on an H100 (bench/vulkan/RESULTS.md) the small tiles ran the 4096-token calls of
   // shapes C and F 2.4 times faster.
   if (tiles_ == Tiles::Large) {
     return {up_large_.c_str(), down_large_.c_str(), false, ceil_div(max_ip, MM_BN),

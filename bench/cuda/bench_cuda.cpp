@@ -1,4 +1,5 @@
-// bench_cuda: libpimoe's CUDA backend on the standard shapes of DESIGN.md section 8, against same-run references.
+// bench_cuda: libpimoe's CUDA backend on the standard shapes (docs/design.md, "Standard shapes"), against same-run
+// references.
 //
 // For each shape (S, F, C, D) and token count it times pimoe_forward_cuda (input and output already on the GPU, the
 // bench's stream; the call returns when the output is complete) and reports, with medians over the timed calls:

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The PyTorch peers of bench_cuda, on the same GPU in the same run (DESIGN.md section 8).
+"""The PyTorch peers of bench_cuda, on the same GPU in the same run.
 
   eager       the loop-over-experts MoE block that Hugging Face models run (MixtralSparseMoeBlock, transformers >= 4.46:
               router Linear, softmax in fp32, top-k, renormalise, a Python loop over the experts that got tokens, each

@@ -1,5 +1,5 @@
-// bench_vulkan: libpimoe's Vulkan backend on the standard shapes of DESIGN.md section 8, against a same-run
-// reference: the device's own buffer-copy bandwidth, measured by this program with vkCmdCopyBuffer between two
+// bench_vulkan: libpimoe's Vulkan backend on the standard shapes (docs/design.md, "Standard shapes"), against a
+// same-run reference: the device's own buffer-copy bandwidth, measured by this program with vkCmdCopyBuffer between two
 // device-local buffers on the same device (GPU timestamps), right before and right after the layer's timings.
 //
 // For every (shape, tokens) case it reports the median wall time of pimoe_forward() (public C ABI, input [1, T, H],

@@ -9,7 +9,7 @@
 // is read straight from x at its token (route_rowtok()), which is what gather would have copied, so the gather pass
 // and its barrier are skipped and the sums see the same values.
 // (The router's logits for such calls: router_small.comp.)
-// Measured on an H100 (bench/vulkan/README.md): this plain loop (one word per lane per step) and five-level tree
+// On an H100 (bench/vulkan/RESULTS.md, decode path): this plain loop (one word per lane per step) and five-level tree
 // beat both four words loaded ahead per lane (2.2 times slower for shape C's up projection at one token) and a
 // two-step lane reduction through a register array (1.4 to 1.8 times slower): keep the loop simple.
 // The lanes' partial sums are added in a fixed tree, so results repeat exactly from call to call; they differ in

@@ -1,4 +1,5 @@
-// bench_moe: libpimoe's CPU backend on the standard shapes of DESIGN.md section 8, against same-run references.
+// bench_moe: libpimoe's CPU backend on the standard shapes (docs/design.md, "Standard shapes"), against
+// same-run references.
 //
 // For every (shape, tokens) case it measures, interleaved round by round (A B C A B C ...) and reported as medians:
 //   lib      pimoe_forward() through the public C ABI (backend "cpu"), input [1, T, H]

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""PyTorch eager MoE block: the peer that bench_moe's libpimoe numbers are compared with (DESIGN.md section 8).
+"""PyTorch eager MoE block: the peer that bench_moe's libpimoe numbers are compared with.
 
 The block is written the way Hugging Face models run it on the CPU: router nn.Linear, softmax in fp32, top-k,
 renormalise the k weights (Mixtral; the library's default PIMOE_OPT_RENORMALIZE=1), then a Python loop over the experts
@@ -8,7 +8,7 @@ SwiGLU experts mirror MixtralBlockSparseTop2MLP (w2(silu(w1 x) * w3 x), no biase
 MixtralSparseMoeBlock in transformers >= 4.46 (only experts that were hit are visited); the GELU expert is the same
 block with down(gelu(up x)) (GELU erf form, no biases), as the S-gelu shape of libpimoe.
 
-Run with Debian's torch:  /usr/bin/python3 bench/torch_peer.py --threads 2 --shape S-gelu --tokens 256
+Run with Debian's torch:  /usr/bin/python3 bench/cpu/torch_peer.py --threads 2 --shape S-gelu --tokens 256
 It prints one RESULT line per case (grep RESULT) with the median tokens/s over interleaved rounds.
 """
 import argparse

@@ -1,7 +1,7 @@
 #!/bin/bash
 # A/B of two builds on the CPU benchmark's main case, interleaved (A B A B ...), each result a same-run ratio to
 # OpenBLAS sgemm: used to show that a change did not slow the plain softmax top-k path down.
-#   bench/run_ab.sh OLD_BUILD_DIR NEW_BUILD_DIR [ROUNDS] [SHAPE] [TOKENS]     (defaults: 3 S-gelu 256)
+#   bench/cpu/run_ab.sh OLD_BUILD_DIR NEW_BUILD_DIR [ROUNDS] [SHAPE] [TOKENS]     (defaults: 3 S-gelu 256)
 # Build the old commit with e.g.: git worktree add /tmp/old <commit> && cmake -S /tmp/old -B /tmp/old/build-bench
 #   -DPIMOE_BUILD_TESTS=OFF -DPIMOE_BUILD_BINDINGS=OFF && cmake --build /tmp/old/build-bench --target bench_moe
 set -euo pipefail

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The CPU benchmark of the issue "shape S at 256 tokens: >= 60% of same-run OpenBLAS sgemm, >= 3x PyTorch eager".
 #
-#   bench/run_cpu_bench.sh [BUILD_DIR]          (default BUILD_DIR: <repo>/build-bench, which must hold bench/bench_moe)
+#   bench/cpu/run_cpu_bench.sh [BUILD_DIR]      (default BUILD_DIR: <repo>/build-bench, which must hold bench/bench_moe)
 #
 # For each OpenBLAS core to test (the environment's default; plus OPENBLAS_CORETYPE=SkylakeX when the CPU has AVX-512):
 #   1. ../shared/tools/machine-probe (sgemm GFLOP/s and memory read bandwidth right now),
@@ -14,7 +14,7 @@
 #              FULL=1 to also run every shape and token count once (bench_moe and torch_peer) after the rounds.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-repo=$(cd "$here/.." && pwd)
+repo=$(cd "$here/../.." && pwd)
 build=${1:-$repo/build-bench}
 bench=$build/bench/bench_moe
 probe=$repo/../shared/tools/machine-probe
