@@ -204,7 +204,7 @@ typedef enum pimoe_expert_preset {
  *                                                  On both, activations beyond +-65504 overflow to inf with fp16
  *                                                  weights.
  *
- * Routing features (DESIGN section 5; all off by default, all saved by pimoe_save with the layer):
+ * Routing features (docs/design.md, "The math"; all off by default, all saved by pimoe_save with the layer):
  *   ROUTING_MODE "routing_mode"  string "token_choice"  "token_choice": each token picks its k experts (above).
  *                                                  "expert_choice" (Zhou et al. 2022): scores c[t][e] (softmax over
  *                                                  experts of z/tau, or sigmoid) for the T tokens of the call; each

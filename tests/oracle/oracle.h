@@ -33,7 +33,7 @@ struct Hyper {
   int64_t shared_width = 0;      // PIMOE_OPT_SHARED_WIDTH (0: no shared expert)
   bool shared_gate = false;      // PIMOE_OPT_SHARED_GATE
 
-  // Routing features (pimoe.h, PIMOE_OPT_ROUTING_MODE .. COMBINE_ATTENTION_DIM; DESIGN section 5).
+  // Routing features (pimoe.h, PIMOE_OPT_ROUTING_MODE .. COMBINE_ATTENTION_DIM; docs/design.md, "The math").
   bool expert_choice = false;  // PIMOE_OPT_ROUTING_MODE "expert_choice" (false: "token_choice")
   struct GroupLevel {
     int32_t groups = 1;  // G_l
