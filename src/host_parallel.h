@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 
@@ -15,6 +16,11 @@ namespace pimoe {
 // thread copied 6-8 GB/s between pageable and page-locked memory, 8-12 threads 46-62 GB/s, 16 threads only 42-47
 // (the probe in bench/cuda/RESULTS.md, "Host buffers against the kernels").
 constexpr int kHostPassThreads = 12;
+
+// Threads of a model's large host passes: THREADS (the option; 0 = unset) bounds them, and so does `cap`.
+inline int host_pass_threads(int64_t threads, int cap = kHostPassThreads) {
+  return threads > 0 && threads < cap ? static_cast<int>(threads) : cap;
+}
 
 class HostParallel {
  public:

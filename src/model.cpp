@@ -19,8 +19,7 @@ Model::Model(const LayerConfig &config, const WeightFiller &fill)
       workspaces_(*backend_),
       stats_(config_.router.num_experts),
       // The front end's passes over a large input: no more threads than the model was told to use.
-      host_parallel_(static_cast<int>(config_.threads > 0 ? std::min<int64_t>(config_.threads, kHostPassThreads)
-                                                          : kHostPassThreads)) {
+      host_parallel_(host_pass_threads(config_.threads)) {
   if (config_.router.adaptive_bias_rate > 0.0) initial_bias_ = weights_.selection_bias;
   if (config_.router.dynamic_capacity) initial_ema_ = weights_.load_ema;
 }

@@ -38,6 +38,7 @@ if(PIMOE_WITH_CUDA)
       target_compile_options(pimoe_cuda_sm90a PRIVATE "-gencode=arch=compute_90a,code=sm_90a")
       set(PIMOE_HAVE_SM90A ON)
     endif()
+    pimoe_add_backend(cuda SOURCES ${PIMOE_CUDA_SOURCES} CONFIGURE pimoe_configure_cuda)
     message(STATUS "libpimoe: CUDA backend (nvcc ${CMAKE_CUDA_COMPILER_VERSION}, architectures ${CMAKE_CUDA_ARCHITECTURES}"
                    "; sm_90a grouped GEMM ${PIMOE_HAVE_SM90A})")
   else()
@@ -45,10 +46,9 @@ if(PIMOE_WITH_CUDA)
   endif()
 endif()
 
-# Called from pimoe_configure_library for each library target.
+# Called for each library target (pimoe_configure_backends).
 function(pimoe_configure_cuda target)
   if(PIMOE_HAVE_CUDA)
-    target_compile_definitions(${target} PRIVATE PIMOE_HAVE_CUDA=1)
     target_link_libraries(${target} PRIVATE CUDA::cudart_static)
     if(PIMOE_HAVE_SM90A)
       target_sources(${target} PRIVATE $<TARGET_OBJECTS:pimoe_cuda_sm90a>)

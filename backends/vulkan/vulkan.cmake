@@ -226,9 +226,10 @@ set_source_files_properties(${_vk_dir}/vk_runtime.cpp ${_vk_dir}/vk_device.cpp $
 # volk.c is third-party code: compiled as is, without the project's warning flags.
 set_source_files_properties(${_vk_dir}/volk_impl.c PROPERTIES COMPILE_OPTIONS "-w")
 
-# Called by pimoe_configure_library() for each library target.
+pimoe_add_backend(vulkan CONFIGURE pimoe_vulkan_configure)  # its sources are in PIMOE_SOURCES (above)
+
+# Called for each library target (pimoe_configure_backends).
 function(pimoe_vulkan_configure target)
-  target_compile_definitions(${target} PRIVATE PIMOE_HAVE_VULKAN=1)
   target_include_directories(${target} PRIVATE ${PIMOE_VULKAN_GEN_DIR} ${PIMOE_VOLK_INCLUDE_DIR})
   target_link_libraries(${target} PRIVATE $<BUILD_INTERFACE:Vulkan::Headers> ${CMAKE_DL_LIBS})
 endfunction()

@@ -148,8 +148,9 @@ typedef enum pimoe_expert_preset {
  *   LAYER_NORM_EPS "layer_norm_eps" float 1e-5     epsilon of the experts' LayerNorm
  *   SEED "seed"                  int     0         seed of the deterministic weight initialisation (see below)
  *   THREADS "threads"            int     0         CPU worker threads for this model; 0 = the machine's cores
- *                                                  (the NaN/Inf check of a large input also runs on up to
- *                                                  min(threads, 12) threads)
+ *                                                  (large host passes, the NaN/Inf check of a large input and a
+ *                                                  GPU backend's staging copies, run on up to min(threads, 12)
+ *                                                  threads; 12 when threads is 0)
  *   BACKEND "backend"            string  "auto"    "auto", "cpu", "cuda", "vulkan" or "vulkan:N"; "auto" picks the
  *                                                  best usable one and never a software Vulkan device
  *   DETERMINISTIC "deterministic" int  0         1: promise that a token's output bits depend neither on the other
