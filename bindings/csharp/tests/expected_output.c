@@ -33,12 +33,12 @@ static int scale_expert(void *user_data, int32_t expert, const float *input, int
 }
 
 /* Routing records of one model (keep in step with RoutingTests.cs): "<name>:slots", then per call c (the last one
- * after pimoe_reset_adaptive_state, on call 0's input) "<name>:<c>:output|ids|weights|dropped|probs". */
+ * after pimoe_model_reset_adaptive_state, on call 0's input) "<name>:<c>:output|ids|weights|dropped|probs". */
 static void put_routing(FILE *f, const char *name, pimoe_options *o, int calls) {
   pimoe_model *m = NULL;
   CHECK(pimoe_create(o, &m));
   pimoe_options_destroy(o);
-  int64_t slots = pimoe_routing_slots(m);
+  int64_t slots = pimoe_model_routing_slots(m);
   fprintf(f, "%s:slots 1 %lld\n", name, (long long)slots);
   size_t r = (size_t)(T * slots);
   static float in[T * H], out[T * H], probs[T * E];
@@ -48,7 +48,7 @@ static void put_routing(FILE *f, const char *name, pimoe_options *o, int calls) 
   char key[128];
   for (int c = 0; c <= calls; c++) {
     int seed = c == calls ? 0 : c;
-    if (c == calls) CHECK(pimoe_reset_adaptive_state(m));
+    if (c == calls) CHECK(pimoe_model_reset_adaptive_state(m));
     for (int i = 0; i < T * H; i++) in[i] = (float)(((i + 13 * seed) * 29) % 97 - 48) / 40.0f; /* TestUtil.Input */
     pimoe_routing routing = {sizeof(pimoe_routing), ids, w, dropped, r, probs, T * E};
     CHECK(pimoe_forward_routing(m, in, T * H, BATCH, SEQ, out, T * H, &routing));
@@ -182,7 +182,7 @@ int main(int argc, char **argv) {
 
   pimoe_stats_snapshot s;
   s.struct_size = sizeof s;
-  CHECK(pimoe_stats_get(m, &s));
+  CHECK(pimoe_stats(m, &s));
   fprintf(f, "stats 13 %u %llu %llu %llu %llu %.17g %.17g %.17g %.17g %.17g %.17g %.17g %.17g\n", s.num_experts,
           (unsigned long long)s.forward_calls, (unsigned long long)s.tokens, (unsigned long long)s.dropped_tokens,
           (unsigned long long)s.weight_bytes, s.expert_utilization, s.load_cv, s.load_max_violation,

@@ -108,7 +108,7 @@ static void write_case(const char *dir, const char *name, pimoe_options *o, int6
   pimoe_stats_snapshot st;
   memset(&st, 0, sizeof st);
   st.struct_size = sizeof st;
-  CHECK(pimoe_stats_get(m, &st));
+  CHECK(pimoe_stats(m, &st));
   size_t rw = (size_t)experts * (size_t)hidden;
   float *router = malloc(rw * sizeof(float));
   CHECK(pimoe_tensor_read(m, "router.weight", router, rw));
@@ -153,7 +153,7 @@ static void write_routing_case(const char *dir, const char *name, pimoe_options 
   int64_t hidden = 0;
   int32_t experts = 0;
   CHECK(pimoe_model_dims(m, &hidden, &experts, NULL));
-  int64_t slots = pimoe_routing_slots(m);
+  int64_t slots = pimoe_model_routing_slots(m);
   size_t n = (size_t)(batch * seq * hidden), r = (size_t)(batch * seq * slots), p = (size_t)(batch * seq * experts);
   float *x = malloc(n * sizeof(float)), *y = malloc(n * sizeof(float)), *w = malloc(r * sizeof(float));
   float *probs = malloc(p * sizeof(float));
@@ -169,7 +169,7 @@ static void write_routing_case(const char *dir, const char *name, pimoe_options 
   int64_t header[6] = {batch, seq, hidden, slots, experts, calls + 1};
   write_all(f, header, sizeof header);
   for (int c = 0; c <= calls; ++c) {
-    if (c == calls) CHECK(pimoe_reset_adaptive_state(m));
+    if (c == calls) CHECK(pimoe_model_reset_adaptive_state(m));
     fill_input(x, n, (uint64_t)(100 + (c == calls ? 0 : c)));
     pimoe_routing routing;
     memset(&routing, 0, sizeof routing);
