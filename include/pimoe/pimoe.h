@@ -2,6 +2,7 @@
  * libpimoe: token-level routed Mixture-of-Experts layers, fast, behind one stable C ABI.
  *
  * This header is the whole public interface and its documentation. It is strict C99.
+ * docs/conventions.md gives the rules it follows (naming, ownership, errors, threading) and how to add a call.
  *
  * ---------------------------------------------------------------------------------------------------------------
  * THREADING
