@@ -131,7 +131,7 @@ pimoe_status pimoe_forward(pimoe_model *model, const float *input, size_t input_
   });
 }
 
-int64_t pimoe_routing_slots(const pimoe_model *model) {
+int64_t pimoe_model_routing_slots(const pimoe_model *model) {
   return model ? model->model.config().router.slots() : 0;
 }
 
@@ -182,21 +182,21 @@ pimoe_status pimoe_model_set_expert_callback(pimoe_model *model, int32_t expert,
   });
 }
 
-pimoe_status pimoe_reset_adaptive_state(pimoe_model *model) {
+pimoe_status pimoe_model_reset_adaptive_state(pimoe_model *model) {
   return guarded(model, [&] {
-    require(model, "pimoe_reset_adaptive_state", "model");
+    require(model, "pimoe_model_reset_adaptive_state", "model");
     model->model.reset_adaptive_state();
   });
 }
 
-pimoe_status pimoe_stats_get(const pimoe_model *model, pimoe_stats_snapshot *out) {
+pimoe_status pimoe_stats(const pimoe_model *model, pimoe_stats_snapshot *out) {
   return guarded(model, [&] {
-    require(model, "pimoe_stats_get", "model");
-    require(out, "pimoe_stats_get", "out");
+    require(model, "pimoe_stats", "model");
+    require(out, "pimoe_stats", "out");
     constexpr size_t kMinimum = offsetof(pimoe_stats_snapshot, forward_calls);
     const size_t size = out->struct_size;
     if (size < kMinimum) {
-      fail(PIMOE_ERR_INVALID_ARGUMENT, "pimoe_stats_get: out->struct_size (", size, ") is below the minimum of ",
+      fail(PIMOE_ERR_INVALID_ARGUMENT, "pimoe_stats: out->struct_size (", size, ") is below the minimum of ",
            kMinimum, " bytes; set it to sizeof(pimoe_stats_snapshot)");
     }
     pimoe_stats_snapshot full = model->model.stats().snapshot();

@@ -154,11 +154,11 @@ TEST(LastError, NeverNullAndClearedBySuccess) {
   EXPECT_EQ(pimoe_forward(m, in.data(), in.size(), 1, 1, out.data(), out.size(), nullptr, nullptr, 0), PIMOE_OK);
   EXPECT_STREQ(pimoe_last_error(), "") << "pimoe_forward success did not clear the message";
 
-  EXPECT_NE(pimoe_stats_get(m, nullptr), PIMOE_OK);
+  EXPECT_NE(pimoe_stats(m, nullptr), PIMOE_OK);
   pimoe_stats_snapshot s;
   s.struct_size = sizeof s;
-  EXPECT_EQ(pimoe_stats_get(m, &s), PIMOE_OK);
-  EXPECT_STREQ(pimoe_last_error(), "") << "pimoe_stats_get success did not clear the message";
+  EXPECT_EQ(pimoe_stats(m, &s), PIMOE_OK);
+  EXPECT_STREQ(pimoe_last_error(), "") << "pimoe_stats success did not clear the message";
 
   EXPECT_NE(pimoe_tensor_shape(m, "no.such.tensor", nullptr, nullptr), PIMOE_OK);
   int32_t nd = 0;
@@ -212,7 +212,7 @@ TEST_F(ModelErrors, ModelLastErrorRecordsFailuresFromAnyThread) {
   // This thread's own last error is untouched by the other thread ...
   pimoe_stats_snapshot s;
   s.struct_size = sizeof s;
-  EXPECT_EQ(pimoe_stats_get(model_.get(), &s), PIMOE_OK);
+  EXPECT_EQ(pimoe_stats(model_.get(), &s), PIMOE_OK);
   EXPECT_STREQ(pimoe_last_error(), "");
   // ... but the handle remembers the failure.
   std::string me = pimoe_model_last_error(model_.get());
@@ -306,8 +306,8 @@ TEST_F(ModelErrors, NullPointersForward) {
 TEST_F(ModelErrors, NullPointersStats) {
   pimoe_stats_snapshot s;
   s.struct_size = sizeof s;
-  EXPECT_TRUE(failed_with(pimoe_stats_get(nullptr, &s), {PIMOE_ERR_NULL_POINTER}, {}));
-  EXPECT_TRUE(failed_with(pimoe_stats_get(model_.get(), nullptr), {PIMOE_ERR_NULL_POINTER}, {}));
+  EXPECT_TRUE(failed_with(pimoe_stats(nullptr, &s), {PIMOE_ERR_NULL_POINTER}, {}));
+  EXPECT_TRUE(failed_with(pimoe_stats(model_.get(), nullptr), {PIMOE_ERR_NULL_POINTER}, {}));
   std::vector<uint64_t> loads(kE, 99);
   EXPECT_TRUE(failed_with(pimoe_stats_expert_loads(nullptr, loads.data(), loads.size()), {PIMOE_ERR_NULL_POINTER}, {}));
   EXPECT_EQ(loads, std::vector<uint64_t>(kE, 99));
@@ -857,7 +857,7 @@ TEST_F(ModelErrors, StatsStructSize) {
 
   for (uint32_t too_small : {0u, 1u, 4u, 7u}) {
     prepare(too_small);
-    EXPECT_TRUE(failed_with(pimoe_stats_get(model_.get(), snap), {PIMOE_ERR_INVALID_ARGUMENT, PIMOE_ERR_SIZE_MISMATCH},
+    EXPECT_TRUE(failed_with(pimoe_stats(model_.get(), snap), {PIMOE_ERR_INVALID_ARGUMENT, PIMOE_ERR_SIZE_MISMATCH},
                             {"struct_size"}))
         << too_small;
     EXPECT_TRUE(guard_intact_from(4)) << "struct_size " << too_small;
@@ -865,7 +865,7 @@ TEST_F(ModelErrors, StatsStructSize) {
 
   // The smallest valid snapshot: struct_size and num_experts.
   prepare(8);
-  PIMOE_ASSERT_OK(pimoe_stats_get(model_.get(), snap));
+  PIMOE_ASSERT_OK(pimoe_stats(model_.get(), snap));
   uint32_t e = 0;
   std::memcpy(&e, buf + offsetof(pimoe_stats_snapshot, num_experts), sizeof e);
   EXPECT_EQ(e, static_cast<uint32_t>(kE));
@@ -874,7 +874,7 @@ TEST_F(ModelErrors, StatsStructSize) {
   // An "old program" whose struct ends after `tokens`.
   const uint32_t old_size = static_cast<uint32_t>(offsetof(pimoe_stats_snapshot, tokens) + sizeof(uint64_t));
   prepare(old_size);
-  PIMOE_ASSERT_OK(pimoe_stats_get(model_.get(), snap));
+  PIMOE_ASSERT_OK(pimoe_stats(model_.get(), snap));
   uint64_t calls = 0, tokens = 0;
   std::memcpy(&calls, buf + offsetof(pimoe_stats_snapshot, forward_calls), sizeof calls);
   std::memcpy(&tokens, buf + offsetof(pimoe_stats_snapshot, tokens), sizeof tokens);
@@ -885,7 +885,7 @@ TEST_F(ModelErrors, StatsStructSize) {
   // An older program that ends right after weight_bytes.
   const uint32_t old2 = static_cast<uint32_t>(offsetof(pimoe_stats_snapshot, weight_bytes) + sizeof(uint64_t));
   prepare(old2);
-  PIMOE_ASSERT_OK(pimoe_stats_get(model_.get(), snap));
+  PIMOE_ASSERT_OK(pimoe_stats(model_.get(), snap));
   EXPECT_TRUE(guard_intact_from(old2));
   uint64_t wb = 0;
   std::memcpy(&wb, buf + offsetof(pimoe_stats_snapshot, weight_bytes), sizeof wb);
@@ -893,14 +893,14 @@ TEST_F(ModelErrors, StatsStructSize) {
 
   // Exactly this header's struct: everything, nothing past it.
   prepare(sizeof(pimoe_stats_snapshot));
-  PIMOE_ASSERT_OK(pimoe_stats_get(model_.get(), snap));
+  PIMOE_ASSERT_OK(pimoe_stats(model_.get(), snap));
   EXPECT_TRUE(guard_intact_from(sizeof(pimoe_stats_snapshot)));
   EXPECT_EQ(snap->num_experts, static_cast<uint32_t>(kE));
   EXPECT_EQ(snap->forward_calls, 1u);
 
   // A "newer program" with a bigger struct: works, known fields filled.
   prepare(sizeof(pimoe_stats_snapshot) + 32);
-  PIMOE_ASSERT_OK(pimoe_stats_get(model_.get(), snap));
+  PIMOE_ASSERT_OK(pimoe_stats(model_.get(), snap));
   EXPECT_EQ(snap->num_experts, static_cast<uint32_t>(kE));
   EXPECT_EQ(snap->forward_calls, 1u);
   EXPECT_EQ(snap->tokens, static_cast<uint64_t>(kT));

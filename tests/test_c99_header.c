@@ -87,7 +87,7 @@ int main(void) {
 
   memset(&stats, 0, sizeof stats);
   stats.struct_size = (uint32_t)sizeof stats;
-  CHECK_OK(pimoe_stats_get(model, &stats));
+  CHECK_OK(pimoe_stats(model, &stats));
   CHECK(stats.num_experts == E);
   CHECK(stats.forward_calls == 1);
   CHECK(stats.tokens == T);
@@ -116,7 +116,7 @@ int main(void) {
   }
 
   CHECK_OK(pimoe_stats_reset(model));
-  CHECK_OK(pimoe_stats_get(model, &stats));
+  CHECK_OK(pimoe_stats(model, &stats));
   CHECK(stats.forward_calls == 0 && stats.tokens == 0);
 
   pimoe_destroy(model);

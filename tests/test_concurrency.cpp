@@ -150,7 +150,7 @@ TEST(Concurrency, StatsReadsResetsAndTensorReadsWhileForwarding) {
       pimoe_stats_snapshot s;
       std::memset(&s, 0, sizeof s);
       s.struct_size = sizeof s;
-      if (pimoe_stats_get(m.get(), &s) != PIMOE_OK) f.add("stats_get failed: " + last_error());
+      if (pimoe_stats(m.get(), &s) != PIMOE_OK) f.add("pimoe_stats failed: " + last_error());
       // One snapshot is consistent: every call has at least one token, dropless top-k.
       if (s.tokens < s.forward_calls) f.add("snapshot with fewer tokens than calls");
       if (s.num_experts != kE) f.add("snapshot num_experts wrong");

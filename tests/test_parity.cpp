@@ -366,7 +366,7 @@ void CheckStats(const pimoe_model *m, const StatsExpectation &ex) {
   pimoe_stats_snapshot s;
   std::memset(&s, 0, sizeof(s));
   s.struct_size = sizeof(s);
-  PIMOE_ASSERT_OK(pimoe_stats_get(m, &s));
+  PIMOE_ASSERT_OK(pimoe_stats(m, &s));
   EXPECT_EQ(s.num_experts, ex.loads.size());
   EXPECT_EQ(s.forward_calls, ex.calls);
   EXPECT_EQ(s.tokens, ex.tokens);

@@ -1,7 +1,7 @@
 // The routing features of issue 4 (pimoe.h: PIMOE_OPT_ROUTING_MODE .. PIMOE_OPT_COMBINE_ATTENTION_DIM, callback
-// experts, pimoe_forward_routing, pimoe_reset_adaptive_state): parity with the reference oracle (tests/oracle) per
-// feature and in combination, behaviour tests with numbers asserted (the issue's "Done when"), save/load round trips,
-// error cases, and concurrent forwards.
+// experts, pimoe_forward_routing, pimoe_model_reset_adaptive_state): parity with the reference oracle (tests/oracle)
+// per feature and in combination, behaviour tests with numbers asserted (the issue's "Done when"), save/load round
+// trips, error cases, and concurrent forwards.
 //
 // Parity: every call is compared in full through pimoe_forward_routing: output within 1e-5 * RMS(oracle output),
 // expert ids and dropped flags exactly, weights within 1e-6 + 1e-5 * w, router probabilities within 1e-6 + 1e-5 * p.
@@ -292,7 +292,7 @@ void CreateAndLoad(const Cfg &c, ModelPtr *model, po::Weights *w) {
   ASSERT_EQ(w->hidden, c.hidden);
   ASSERT_EQ(w->num_experts, c.experts);
   ASSERT_EQ(w->top_k, c.top_k);
-  ASSERT_EQ(pimoe_routing_slots(model->get()), c.expert_choice ? c.experts : c.top_k);
+  ASSERT_EQ(pimoe_model_routing_slots(model->get()), c.expert_choice ? c.experts : c.top_k);
 }
 
 // Uniform values of unit variance, from SplitMix64.
@@ -364,7 +364,7 @@ pimoe_status LibRun(pimoe_model *m, const std::vector<float> &x, int64_t batch, 
   int64_t hidden = 0;
   int32_t experts = 0;
   if (pimoe_model_dims(m, &hidden, &experts, nullptr) != PIMOE_OK) return PIMOE_ERR_INTERNAL;
-  const int64_t tokens = batch * seq, slots = pimoe_routing_slots(m);
+  const int64_t tokens = batch * seq, slots = pimoe_model_routing_slots(m);
   out->tokens = tokens;
   out->slots = slots;
   out->output.assign(static_cast<size_t>(tokens * hidden), std::nanf(""));
@@ -549,7 +549,7 @@ void CheckChain(const Cfg &c, int64_t batch, int64_t seq, int calls, uint64_t se
   pimoe_stats_snapshot s;
   std::memset(&s, 0, sizeof s);
   s.struct_size = sizeof s;
-  PIMOE_ASSERT_OK(pimoe_stats_get(model.get(), &s));
+  PIMOE_ASSERT_OK(pimoe_stats(model.get(), &s));
   EXPECT_EQ(s.forward_calls, static_cast<uint64_t>(calls));
   EXPECT_EQ(s.tokens, tokens);
   EXPECT_EQ(s.dropped_tokens, dropped);
@@ -1003,7 +1003,7 @@ TEST(RoutingParity, IntrospectionMatchesForwardAndOracle) {
     po::Weights w;
     ASSERT_NO_FATAL_FAILURE(CreateAndLoad(cfg, &a, &w));
     ASSERT_NO_FATAL_FAILURE(Create(cfg, &b));
-    const int64_t T = 24, S = pimoe_routing_slots(a.get());
+    const int64_t T = 24, S = pimoe_model_routing_slots(a.get());
     po::Result r;
     const std::vector<float> x = DrawInput(w, cfg.Hyper(), 2, 12, 5, &r);
     CallResult full;
@@ -1099,7 +1099,7 @@ pimoe_stats_snapshot Stats(const pimoe_model *m) {
   pimoe_stats_snapshot s;
   std::memset(&s, 0, sizeof s);
   s.struct_size = sizeof s;
-  EXPECT_EQ(pimoe_stats_get(m, &s), PIMOE_OK) << pimoe_last_error();
+  EXPECT_EQ(pimoe_stats(m, &s), PIMOE_OK) << pimoe_last_error();
   return s;
 }
 
@@ -1165,8 +1165,8 @@ TEST(RoutingBehaviour, AdaptiveBiasRaisesJainIndexOnASkewedStream) {
   EXPECT_LT(window_static, 0.6);
 }
 
-// pimoe_reset_adaptive_state restores the bias (and load average) of creation bit for bit; the next call then equals
-// a fresh model's.
+// pimoe_model_reset_adaptive_state restores the bias (and load average) of creation bit for bit; the next call then
+// equals a fresh model's.
 TEST(RoutingBehaviour, ResetRestoresTheInitialStateBitForBit) {
   Cfg c;
   c.seed = 4;
@@ -1188,7 +1188,7 @@ TEST(RoutingBehaviour, ResetRestoresTheInitialStateBitForBit) {
   }
   EXPECT_FALSE(SameBits(ReadTensor(m.get(), "router.selection_bias"), bias0)) << "the bias did not move";
   EXPECT_FALSE(SameBits(ReadTensor(m.get(), "router.load_ema"), ema0)) << "the load average did not move";
-  PIMOE_ASSERT_OK(pimoe_reset_adaptive_state(m.get()));
+  PIMOE_ASSERT_OK(pimoe_model_reset_adaptive_state(m.get()));
   EXPECT_TRUE(SameBits(ReadTensor(m.get(), "router.selection_bias"), bias0));
   EXPECT_TRUE(SameBits(ReadTensor(m.get(), "router.load_ema"), ema0));
   const std::vector<float> x = SkewedInput(router, c.hidden, 64, 77);
@@ -1199,8 +1199,8 @@ TEST(RoutingBehaviour, ResetRestoresTheInitialStateBitForBit) {
   // A no-op for a layer without adaptive state; NULL is an error.
   ModelPtr plain;
   ASSERT_NO_FATAL_FAILURE(Create(Cfg(), &plain));
-  PIMOE_EXPECT_OK(pimoe_reset_adaptive_state(plain.get()));
-  EXPECT_EQ(pimoe_reset_adaptive_state(nullptr), PIMOE_ERR_NULL_POINTER);
+  PIMOE_EXPECT_OK(pimoe_model_reset_adaptive_state(plain.get()));
+  EXPECT_EQ(pimoe_model_reset_adaptive_state(nullptr), PIMOE_ERR_NULL_POINTER);
 }
 
 // Expert choice: every expert takes exactly C = min(T, ceil(T*cf/E)) tokens; tokens get 0..E experts; slots list a
@@ -1221,7 +1221,7 @@ TEST(RoutingBehaviour, ExpertChoiceGivesEveryExpertExactlyCTokens) {
     SCOPED_TRACE(c.Describe() + " T=" + std::to_string(k.tokens));
     ModelPtr m;
     ASSERT_NO_FATAL_FAILURE(Create(c, &m));
-    ASSERT_EQ(pimoe_routing_slots(m.get()), 8);
+    ASSERT_EQ(pimoe_model_routing_slots(m.get()), 8);
     const double cf = k.cf > 0.0 ? k.cf : static_cast<double>(k.top_k);
     const int64_t C =
         std::min<int64_t>(k.tokens, static_cast<int64_t>(std::ceil(static_cast<double>(k.tokens) * cf / 8.0)));
@@ -1761,7 +1761,7 @@ TEST(RoutingSaveLoad, EveryFeatureRoundTrips) {
     EXPECT_EQ(h1, h2);
     EXPECT_EQ(e1, e2);
     EXPECT_EQ(k1, k2);
-    EXPECT_EQ(pimoe_routing_slots(m.get()), pimoe_routing_slots(loaded.get()));
+    EXPECT_EQ(pimoe_model_routing_slots(m.get()), pimoe_model_routing_slots(loaded.get()));
     for (int32_t e = 0; e < e1; ++e) {
       pimoe_activation a1, a2;
       int64_t i1 = -1, i2 = -2;
@@ -1812,7 +1812,7 @@ TEST(RoutingSaveLoad, EveryFeatureRoundTrips) {
     }
     // The loaded model's reset goes back to the state as loaded (its value at load), not to the creation value.
     if (c.adaptive_bias_rate > 0.0 || c.dynamic_capacity) {
-      PIMOE_ASSERT_OK(pimoe_reset_adaptive_state(loaded.get()));
+      PIMOE_ASSERT_OK(pimoe_model_reset_adaptive_state(loaded.get()));
       for (const auto &kv : saved_state) {
         EXPECT_TRUE(SameBits(ReadTensor(loaded.get(), kv.first.c_str()), kv.second))
             << kv.first << " after a reset of the loaded model: not the value it was loaded with";
@@ -1851,7 +1851,7 @@ TEST(RoutingSaveLoad, AdaptiveStateRoundTripsAndResetGoesBackToTheLoadedValue) {
         Forward(loaded.get(), SkewedInput(router, c.hidden, 128, 95 + static_cast<uint64_t>(call)), 1, 128, &y));
   }
   EXPECT_FALSE(SameBits(ReadTensor(loaded.get(), "router.selection_bias"), bias));
-  PIMOE_ASSERT_OK(pimoe_reset_adaptive_state(loaded.get()));
+  PIMOE_ASSERT_OK(pimoe_model_reset_adaptive_state(loaded.get()));
   EXPECT_TRUE(SameBits(ReadTensor(loaded.get(), "router.selection_bias"), bias)) << "reset restores the loaded bias";
   EXPECT_TRUE(SameBits(ReadTensor(loaded.get(), "router.load_ema"), ema)) << "reset restores the loaded load average";
 }
@@ -2219,7 +2219,7 @@ TEST(RoutingErrors, RoutingBuffers) {
   r = routing();
   PIMOE_EXPECT_OK(pimoe_forward_routing(m.get(), x.data(), x.size(), 1, kT, y.data(), y.size(), &r));
   EXPECT_EQ(Stats(m.get()).forward_calls, 1u);
-  EXPECT_EQ(pimoe_routing_slots(nullptr), 0);
+  EXPECT_EQ(pimoe_model_routing_slots(nullptr), 0);
 }
 
 // pimoe_load applies pimoe_create's checks to the runtime options: deterministic cannot be promised for a file whose
@@ -2260,7 +2260,7 @@ TEST(RoutingErrors, ExpertChoiceRoutingCountIsTokensTimesExperts) {
   c.expert_choice = true;
   ModelPtr m;
   ASSERT_NO_FATAL_FAILURE(Create(c, &m));
-  EXPECT_EQ(pimoe_routing_slots(m.get()), 8);
+  EXPECT_EQ(pimoe_model_routing_slots(m.get()), 8);
   constexpr int64_t kT = 10;
   const std::vector<float> x = RandomInput(static_cast<size_t>(kT * c.hidden), 8);
   std::vector<float> y(x.size());
@@ -2336,8 +2336,8 @@ TEST(RoutingConcurrency, CallbackAndCombineUnderConcurrentForwards) {
 }
 
 // Adaptive state under concurrency: forwards on a layer with adaptive bias and dynamic capacity run concurrently with
-// reads of the state tensors and pimoe_reset_adaptive_state (thread-safe per pimoe.h); every call succeeds, the state
-// stays finite and in range, and a final reset restores the initial state bit for bit.
+// reads of the state tensors and pimoe_model_reset_adaptive_state (thread-safe per pimoe.h); every call succeeds, the
+// state stays finite and in range, and a final reset restores the initial state bit for bit.
 TEST(RoutingConcurrency, AdaptiveStateWithConcurrentForwardsReadsAndResets) {
   Cfg c;
   c.adaptive_bias_rate = 0.01;
@@ -2367,7 +2367,7 @@ TEST(RoutingConcurrency, AdaptiveStateWithConcurrentForwardsReadsAndResets) {
       std::vector<float> b(8), e(8);
       if (pimoe_tensor_read(m.get(), "router.selection_bias", b.data(), b.size()) != PIMOE_OK ||
           pimoe_tensor_read(m.get(), "router.load_ema", e.data(), e.size()) != PIMOE_OK ||
-          pimoe_reset_adaptive_state(m.get()) != PIMOE_OK) {
+          pimoe_model_reset_adaptive_state(m.get()) != PIMOE_OK) {
         ++failures;
       }
       double sum = 0.0;
@@ -2388,7 +2388,7 @@ TEST(RoutingConcurrency, AdaptiveStateWithConcurrentForwardsReadsAndResets) {
   EXPECT_EQ(failures.load(), 0);
   EXPECT_EQ(bad_state.load(), 0);
   EXPECT_EQ(Stats(m.get()).forward_calls, static_cast<uint64_t>(kForwardThreads * kCalls));
-  PIMOE_ASSERT_OK(pimoe_reset_adaptive_state(m.get()));
+  PIMOE_ASSERT_OK(pimoe_model_reset_adaptive_state(m.get()));
   EXPECT_TRUE(SameBits(ReadTensor(m.get(), "router.selection_bias"), bias0));
   EXPECT_TRUE(SameBits(ReadTensor(m.get(), "router.load_ema"), ema0));
 }

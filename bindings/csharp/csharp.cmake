@@ -116,10 +116,8 @@ if(NOT PIMOE_NUNIT_CONSOLE OR NOT PIMOE_NUNIT_FRAMEWORK)
   return()
 endif()
 
-# The C library's own output on the tests' fixed input, written by a C program at test time.
-add_executable(pimoe_csharp_expected ${_cs_dir}/tests/expected_output.c)
-target_link_libraries(pimoe_csharp_expected PRIVATE pimoe::pimoe)
-set_target_properties(pimoe_csharp_expected PROPERTIES C_STANDARD 99)
+# The C library's own output on the tests' fixed input: the bindings' shared reference, run at test time (a fixture).
+pimoe_bindings_reference_fixture(csharp)
 # An LD_PRELOAD interposer on pimoe_forward that records the buffer addresses it receives (the no-copy test).
 add_library(pimoe_csharp_spy SHARED ${_cs_dir}/tests/forward_spy.c)
 target_link_libraries(pimoe_csharp_spy PRIVATE ${CMAKE_DL_LIBS})
@@ -136,13 +134,11 @@ add_custom_command(
   DEPENDS ${_cs_dll} ${_cs_test_sources}
   COMMENT "mcs: PimoeTests.dll"
   VERBATIM)
-add_custom_target(pimoe_csharp_tests ALL DEPENDS ${_cs_tests_dll} pimoe_csharp_expected pimoe_csharp_spy)
+add_custom_target(pimoe_csharp_tests ALL DEPENDS ${_cs_tests_dll} pimoe_bindings_reference pimoe_csharp_spy)
 
-add_test(NAME csharp_expected_output COMMAND pimoe_csharp_expected ${_cs_out}/expected_output.txt)
-set_tests_properties(csharp_expected_output PROPERTIES LABELS csharp FIXTURES_SETUP pimoe_csharp_expected)
 add_test(NAME csharp_nunit
          COMMAND ${PIMOE_NUNIT_CONSOLE} -nologo -noshadow -labels -result=${_cs_out}/TestResult.xml ${_cs_tests_dll}
          WORKING_DIRECTORY ${_cs_out})
-set_tests_properties(csharp_nunit PROPERTIES LABELS csharp TIMEOUT 120 FIXTURES_REQUIRED pimoe_csharp_expected
-                     ENVIRONMENT "${_cs_env};LD_PRELOAD=$<TARGET_FILE:pimoe_csharp_spy>;PIMOE_CSHARP_EXPECTED=${_cs_out}/expected_output.txt;PIMOE_CSHARP_SPY=1;PIMOE_FIXTURES=${PROJECT_SOURCE_DIR}/tests/fixtures"
+set_tests_properties(csharp_nunit PROPERTIES LABELS csharp TIMEOUT 120 FIXTURES_REQUIRED pimoe_bindings_reference
+                     ENVIRONMENT "${_cs_env};LD_PRELOAD=$<TARGET_FILE:pimoe_csharp_spy>;PIMOE_CSHARP_EXPECTED=${PIMOE_BINDINGS_REFERENCE_DIR}/expected_output.txt;PIMOE_CSHARP_SPY=1;PIMOE_FIXTURES=${PROJECT_SOURCE_DIR}/tests/fixtures"
                      FAIL_REGULAR_EXPRESSION "Tests run: [0-9]+, Errors: [1-9]|Failures: [1-9]|Not run: [1-9]")

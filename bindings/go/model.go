@@ -20,7 +20,7 @@ type Model struct {
 	hidden     int
 	numExperts int
 	topK       int
-	slots      int       // routing slots per token (pimoe_routing_slots): TopK, or NumExperts with expert choice
+	slots      int       // routing slots per token (pimoe_model_routing_slots): TopK, or NumExperts with expert choice
 	callbacks  callbacks // cgo handles of the Go expert callbacks this model may call; freed after the model
 }
 
@@ -106,7 +106,7 @@ func wrap(h uintptr, cbs callbacks) (*Model, error) {
 		cbs = callbacks{}
 	}
 	m := &Model{handle: h, hidden: int(hidden), numExperts: int(experts), topK: int(topK),
-		slots: int(cpimoe.Pimoe_routing_slots(h)), callbacks: cbs}
+		slots: int(cpimoe.Pimoe_model_routing_slots(h)), callbacks: cbs}
 	runtime.SetFinalizer(m, (*Model).finalize)
 	return m, nil
 }
@@ -159,7 +159,7 @@ func (m *Model) NumExperts() int { return m.numExperts }
 // TopK is the number of experts per token k.
 func (m *Model) TopK() int { return m.topK }
 
-// RoutingSlots is the number of routing slots per token in the routing outputs (pimoe_routing_slots): TopK, or
+// RoutingSlots is the number of routing slots per token in the routing outputs (pimoe_model_routing_slots): TopK, or
 // NumExperts with expert-choice routing.
 func (m *Model) RoutingSlots() int { return m.slots }
 
@@ -293,16 +293,16 @@ func (m *Model) call(op string, output, input []float32, batch, seq int, ids []i
 }
 
 // ResetAdaptiveState restores the adaptive routing state (the selection bias of AdaptiveBiasRate, the load average
-// of DynamicCapacity) to its value at creation or load (pimoe_reset_adaptive_state); a no-op without them. Safe
+// of DynamicCapacity) to its value at creation or load (pimoe_model_reset_adaptive_state); a no-op without them. Safe
 // while forward calls run.
 func (m *Model) ResetAdaptiveState() error {
 	h, err := m.acquire()
 	if err != nil {
 		return err
 	}
-	status := cpimoe.Pimoe_reset_adaptive_state(h)
+	status := cpimoe.Pimoe_model_reset_adaptive_state(h)
 	m.release()
-	return check("pimoe_reset_adaptive_state", status)
+	return check("pimoe_model_reset_adaptive_state", status)
 }
 
 // ExpertFunc computes a callback expert (pimoe_expert_fn): it receives the rows routed to expert (input [rows,
@@ -400,9 +400,9 @@ func (m *Model) Stats() (Stats, error) {
 	if err != nil {
 		return Stats{}, err
 	}
-	status := cpimoe.Pimoe_stats_get(h, unsafe.Pointer(&s))
+	status := cpimoe.Pimoe_stats(h, unsafe.Pointer(&s))
 	m.release()
-	if err := check("pimoe_stats_get", status); err != nil {
+	if err := check("pimoe_stats", status); err != nil {
 		return Stats{}, err
 	}
 	return s, nil

@@ -204,7 +204,7 @@ int main(int argc, char **argv) {
   /* --- statistics */
   memset(&st, 0, sizeof st);
   st.struct_size = (uint32_t)sizeof st;
-  CHECK(pimoe_stats_get(model, &st));
+  CHECK(pimoe_stats(model, &st));
   CHECK(pimoe_stats_expert_loads(model, loads, (size_t)experts));
 
   device = pimoe_backend_device(pimoe_model_backend(model));

@@ -154,7 +154,7 @@ static void expert_choice(void) {
   enum { T = 16 };
   const char *const opts[] = {"routing_mode", "expert_choice", "capacity_factor", "1.5"};
   pimoe_model *m = make_layer(opts, 4);
-  const int64_t S = pimoe_routing_slots(m);
+  const int64_t S = pimoe_model_routing_slots(m);
   float x[T * H], y[T * H], w[T * E];
   int32_t ids[T * E];
   int per_expert[E] = {0}, per_token_hist[E + 1] = {0};
@@ -236,8 +236,8 @@ static void adaptive_bias(void) {
              (unsigned long long)most, T * 2);
     }
   }
-  CHECK(pimoe_reset_adaptive_state(m));
-  printf("pimoe_reset_adaptive_state() puts the bias back to its value at creation\n");
+  CHECK(pimoe_model_reset_adaptive_state(m));
+  printf("pimoe_model_reset_adaptive_state() puts the bias back to its value at creation\n");
   pimoe_destroy(m);
 }
 
@@ -256,8 +256,8 @@ static void dynamic_capacity(void) {
     CHECK(pimoe_forward(md, x, T * H, 1, T, y, T * H, NULL, NULL, 0));
   }
   s.struct_size = d.struct_size = sizeof s;
-  CHECK(pimoe_stats_get(ms, &s));
-  CHECK(pimoe_stats_get(md, &d));
+  CHECK(pimoe_stats(ms, &s));
+  CHECK(pimoe_stats(md, &d));
   section("6. dynamic capacity (capacity_factor 1.25, 40 slots per expert, 320 per call) on the skewed stream");
   printf("dropped assignments over %d calls: static %llu, dynamic %llu\n", CALLS,
          (unsigned long long)s.dropped_tokens, (unsigned long long)d.dropped_tokens);

@@ -2,11 +2,12 @@
  * libpimoe: token-level routed Mixture-of-Experts layers, fast, behind one stable C ABI.
  *
  * This header is the whole public interface and its documentation. It is strict C99.
+ * docs/conventions.md gives the rules it follows (naming, ownership, errors, threading) and how to add a call.
  *
  * ---------------------------------------------------------------------------------------------------------------
  * THREADING
  *   - One pimoe_model may be shared by any number of threads. pimoe_forward() and every read-only call
- *     (pimoe_stats_get, pimoe_tensor_*, pimoe_model_*) may run concurrently on the same handle: weights are
+ *     (pimoe_stats, pimoe_tensor_*, pimoe_model_*) may run concurrently on the same handle: weights are
  *     immutable after creation, scratch memory is per call, statistics are updated under a lock.
  *   - pimoe_destroy() must not race with any other call on the same handle (as with free()).
  *   - pimoe_options objects are NOT thread-safe: build one in one thread, then hand it to pimoe_create(), which
@@ -215,8 +216,9 @@ typedef enum pimoe_expert_preset {
  *                                                  experts, weight c[t][e] * routed_scaling_factor (RENORMALIZE does
  *                                                  not apply); every expert gets exactly C tokens. NOT causal: a
  *                                                  token's experts depend on every other token in the call. The
- *                                                  routing outputs have E slots per token (pimoe_routing_slots): the
- *                                                  token's experts by descending weight (ties to the lower expert),
+ *                                                  routing outputs have E slots per token
+ *                                                  (pimoe_model_routing_slots): the token's experts by descending
+ *                                                  weight (ties to the lower expert),
  *                                                  then unused slots (expert -1, weight 0). Not combinable with
  *                                                  ROUTER_BIAS, groups, ADAPTIVE_BIAS_RATE or DYNAMIC_CAPACITY.
  *   GROUP_LEVELS "group_levels"  string ""         multi-level group-limited routing, "G1:K1,G2:K2,...": level 1
@@ -246,7 +248,8 @@ typedef enum pimoe_expert_preset {
  *                                                  b_i += u * sign(mean(c) - c_i), c_i the call's kept assignments
  *                                                  of expert i. Outputs then depend on the call history (calls are
  *                                                  serialised for the update only). The bias is saved with the model;
- *                                                  pimoe_reset_adaptive_state() restores its value at creation/load.
+ *                                                  pimoe_model_reset_adaptive_state() restores its value at
+ *                                                  creation/load.
  *   DYNAMIC_CAPACITY "dynamic_capacity" int 0     1 (needs CAPACITY_FACTOR > 0): the call's S = E*C slots (C as for
  *                                                  static capacity) are re-budgeted per expert from a moving average
  *                                                  m (tensor "router.load_ema" [E], starts at 1/E) of observed demand:
@@ -255,7 +258,7 @@ typedef enum pimoe_expert_preset {
  *                                                  C_i (ties to the lower index); admission as for static capacity.
  *                                                  After the call m_i = beta*m_i + (1-beta)*d_i, d_i = (assignments
  *                                                  that chose expert i, dropped or not) / (T*k). Saved with the
- *                                                  model; pimoe_reset_adaptive_state() sets m back to 1/E.
+ *                                                  model; pimoe_model_reset_adaptive_state() sets m back to 1/E.
  *   CAPACITY_MOMENTUM "capacity_momentum" float 0.9  beta of DYNAMIC_CAPACITY, in [0, 1)
  *   COMBINE_ATTENTION_DIM "combine_attention_dim" int 0  cross-expert attention combine: d_c > 0 recomputes each
  *                                                  token's combine weights from attention between the token and
@@ -400,8 +403,8 @@ PIMOE_API const char *pimoe_model_backend(const pimoe_model *model);
  *   with a selection bias), the chosen expert and the weight its output was combined with (routed experts only;
  *   the shared expert is not reported); a slot dropped by the capacity limit reports its expert with weight 0.
  *   With expert-choice routing there are num_experts slots per token: routing_count == batch*seq*
- *   pimoe_routing_slots() (see PIMOE_OPT_ROUTING_MODE); pimoe_forward_routing() also reports dropped flags and the
- *   router's probabilities.
+ *   pimoe_model_routing_slots() (see PIMOE_OPT_ROUTING_MODE); pimoe_forward_routing() also reports dropped flags and
+ *   the router's probabilities.
  *   Every token is routed independently: one token's result does not depend on the others in the call, except
  *   through the capacity limit (when set), expert-choice routing (the whole call) and the attention router (the
  *   token's sequence); with adaptive bias or dynamic capacity it also depends on earlier calls.
@@ -412,10 +415,11 @@ PIMOE_API pimoe_status pimoe_forward(pimoe_model *model, const float *input, siz
                                      float *expert_weights, size_t routing_count);
 
 /* Routing slots per token in the routing outputs: top_k, or num_experts with expert-choice routing. 0 for NULL. */
-PIMOE_API int64_t pimoe_routing_slots(const pimoe_model *model);
+PIMOE_API int64_t pimoe_model_routing_slots(const pimoe_model *model);
 
 /* The full routing of one call (introspection). Versioned by its first field: set struct_size = sizeof(pimoe_routing);
- * fields may only be appended. Every pointer may be NULL (not wanted). With T = batch*seq, S = pimoe_routing_slots():
+ * fields may only be appended. Every pointer may be NULL (not wanted). With T = batch*seq,
+ * S = pimoe_model_routing_slots():
  *   expert_ids, weights, dropped hold T*S elements each (slot_count must equal T*S when any is non-NULL): per token t
  *   and slot j (index t*S + j) the expert (-1 for an unused expert-choice slot), the weight its output was combined
  *   with (0 when dropped or unused; the attention combine's w' when on), and 1 when the capacity limit dropped it.
@@ -443,7 +447,7 @@ PIMOE_API pimoe_status pimoe_model_set_expert_callback(pimoe_model *model, int32
 
 /* Restores the adaptive routing state to its value at creation or load: the selection bias of ADAPTIVE_BIAS_RATE and
  * the load average of DYNAMIC_CAPACITY. A no-op for a layer without them. Thread-safe. */
-PIMOE_API pimoe_status pimoe_reset_adaptive_state(pimoe_model *model);
+PIMOE_API pimoe_status pimoe_model_reset_adaptive_state(pimoe_model *model);
 
 /* Saves a model to `path` in libpimoe's native format: a safetensors file whose "__metadata__" holds every
  * layer-defining setting (hidden, num_experts, top_k, temperature, renormalize, capacity_factor, aux_loss_coef,
@@ -556,7 +560,7 @@ typedef struct pimoe_stats_snapshot {
 } pimoe_stats_snapshot;
 
 /* Fills the first out->struct_size bytes of *out (struct_size must be at least 8 bytes: the first two fields). */
-PIMOE_API pimoe_status pimoe_stats_get(const pimoe_model *model, pimoe_stats_snapshot *out);
+PIMOE_API pimoe_status pimoe_stats(const pimoe_model *model, pimoe_stats_snapshot *out);
 /* Per-expert loads (see above) into counts[0 .. num_experts-1]; count must be >= num_experts. */
 PIMOE_API pimoe_status pimoe_stats_expert_loads(const pimoe_model *model, uint64_t *counts, size_t count);
 /* Clears every statistic. Safe while forwards run (they land before or after the reset, never half). */

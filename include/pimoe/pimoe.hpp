@@ -324,7 +324,7 @@ class Model {
   pimoe_stats_snapshot stats() const {
     pimoe_stats_snapshot snapshot{};
     snapshot.struct_size = static_cast<std::uint32_t>(sizeof(pimoe_stats_snapshot));
-    detail::check(pimoe_stats_get(handle_, &snapshot));
+    detail::check(pimoe_stats(handle_, &snapshot));
     return snapshot;
   }
 

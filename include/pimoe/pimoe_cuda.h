@@ -10,7 +10,7 @@
  *     read and the output written in stream order on cuda_stream: the call waits for work queued on the stream
  *     before it, and work queued after it sees the output.
  *   - The call returns when the output is complete (it synchronises cuda_stream once, at the end, to read the few
- *     routing results that pimoe_stats_get() and expert_ids/expert_weights report). It makes no host copy of the input
+ *     routing results that pimoe_stats() and expert_ids/expert_weights report). It makes no host copy of the input
  *     or output for layers routed on the GPU; layers that need the host router (pimoe.h lists the routing options
  *     computed on the host) are staged through host memory.
  *   - expert_ids and expert_weights are HOST buffers of routing_count = batch*seq*top_k elements, or both NULL.

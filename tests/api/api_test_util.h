@@ -146,7 +146,7 @@ inline pimoe_stats_snapshot get_stats(const pimoe_model *m) {
   pimoe_stats_snapshot s;
   std::memset(&s, 0, sizeof s);
   s.struct_size = sizeof s;
-  pimoe_status st = pimoe_stats_get(m, &s);
+  pimoe_status st = pimoe_stats(m, &s);
   EXPECT_EQ(st, PIMOE_OK) << describe(st);
   return s;
 }

@@ -446,7 +446,7 @@ TEST(CudaConcurrency, ManyThreadsOneModelSameBitsAsAlone) {
     EXPECT_EQ(mismatches.load(), 0) << dtype << ": concurrent results differ from single-threaded ones";
     pimoe_stats_snapshot st{};
     st.struct_size = sizeof st;
-    PIMOE_ASSERT_OK(pimoe_stats_get(m.get(), &st));
+    PIMOE_ASSERT_OK(pimoe_stats(m.get(), &st));
     EXPECT_EQ(st.forward_calls, 6u + 8u * 20u);
   }
 }

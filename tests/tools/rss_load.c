@@ -154,7 +154,7 @@ int main(int argc, char **argv) {
   pimoe_stats_snapshot s;
   memset(&s, 0, sizeof s);
   s.struct_size = sizeof s;
-  check(pimoe_stats_get(m, &s), "stats");
+  check(pimoe_stats(m, &s), "stats");
   printf("%s (%s, cpu_gemm %s): weights %.1f MB; VmRSS before %.1f MB, after %.1f MB; VmHWM %.1f MB\n",
          hf ? "pimoe_import_hf" : "pimoe_load", path, gemm, (double)s.weight_bytes / 1e6, before / 1024.0,
          after / 1024.0, peak / 1024.0);

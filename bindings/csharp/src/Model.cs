@@ -58,7 +58,7 @@ namespace Pimoe
                 callbacks.AddRange(options.CallbackDelegates);
             }
             pimoe.PimoeModelDims(handle, out hidden, out numExperts, out topK);
-            slots = (int)pimoe.PimoeRoutingSlots(handle);
+            slots = (int)pimoe.PimoeModelRoutingSlots(handle);
         }
 
         internal ModelHandle Handle { get { return handle; } }
@@ -67,7 +67,7 @@ namespace Pimoe
         {
             handle = loaded;
             pimoe.PimoeModelDims(handle, out hidden, out numExperts, out topK);
-            slots = (int)pimoe.PimoeRoutingSlots(handle);
+            slots = (int)pimoe.PimoeModelRoutingSlots(handle);
         }
 
         private delegate void Opener(OptionsHandle options, out ModelHandle model);
@@ -133,8 +133,8 @@ namespace Pimoe
         /// <summary>Experts per token k.</summary>
         public int TopK { get { return topK; } }
 
-        /// <summary>Routing slots per token in the routing outputs (pimoe_routing_slots): TopK, or NumExperts with
-        /// expert-choice routing.</summary>
+        /// <summary>Routing slots per token in the routing outputs (pimoe_model_routing_slots): TopK, or NumExperts
+        /// with expert-choice routing.</summary>
         public int RoutingSlots { get { return slots; } }
 
         /// <summary>The backend this model runs on ("cpu", ...).</summary>
@@ -286,8 +286,9 @@ namespace Pimoe
         }
 
         /// <summary>Restores the adaptive routing state (adaptive bias, dynamic-capacity load average) to its value at
-        /// creation or load (pimoe_reset_adaptive_state); a no-op without them. Safe while forwards run.</summary>
-        public void ResetAdaptiveState() { pimoe.PimoeResetAdaptiveState(Live()); }
+        /// creation or load (pimoe_model_reset_adaptive_state); a no-op without them. Safe while forwards
+        /// run.</summary>
+        public void ResetAdaptiveState() { pimoe.PimoeModelResetAdaptiveState(Live()); }
 
         /// <summary>
         /// Sets or replaces the function of callback expert <paramref name="expert"/>
@@ -319,7 +320,7 @@ namespace Pimoe
         public Stats GetStats()
         {
             Stats s = Stats.Empty();
-            pimoe.PimoeStatsGet(Live(), ref s);
+            pimoe.PimoeStats(Live(), ref s);
             return s;
         }
 

@@ -1,5 +1,5 @@
 // Real numbers: the binding's results on the fixed model and input must equal, bit for bit, what the C library
-// itself produced for them (tests/expected_output.c, run by ctest as the fixture csharp_expected_output).
+// itself produced for them (bindings/reference/reference.c, run by ctest as the fixture bindings_reference).
 using System.Runtime.InteropServices;
 using NUnit.Framework;
 using Pimoe;

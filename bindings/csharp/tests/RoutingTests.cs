@@ -1,5 +1,5 @@
 // ForwardRouting (pimoe_forward_routing), the routing-feature options, ResetAdaptiveState and callback experts, bit
-// for bit against the C library (records written by tests/expected_output.c).
+// for bit against the C library (records written by bindings/reference/reference.c).
 using System;
 using System.Collections.Generic;
 using System.Linq;

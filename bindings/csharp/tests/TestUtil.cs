@@ -9,7 +9,7 @@ namespace PimoeTests
 {
     internal static class TestUtil
     {
-        // The fixed model of tests/expected_output.c; keep the two in step.
+        // The fixed model of bindings/reference/reference.c (write_text_records); keep the two in step.
         public const int H = 64, E = 8, K = 2, I = 96, Batch = 2, Seq = 5, T = Batch * Seq;
 
         public static Options MakeOptions()
@@ -67,7 +67,7 @@ namespace PimoeTests
             return true;
         }
 
-        /// <summary>The records written by tests/expected_output.c: name -> tokens after the count.</summary>
+        /// <summary>The records written by bindings/reference/reference.c: name -> tokens after the count.</summary>
         public static Dictionary<string, string[]> Expected()
         {
             string path = Environment.GetEnvironmentVariable("PIMOE_CSHARP_EXPECTED");

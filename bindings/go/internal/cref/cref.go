@@ -86,8 +86,10 @@ static ref_result ref_forward_routing(uintptr_t m, const float *in, size_t in_co
   r.probability_count = probs_count;
   return ref_capture(pimoe_forward_routing((pimoe_model *)m, in, in_count, batch, seq, out, out_count, &r));
 }
-static int64_t ref_routing_slots(uintptr_t m) { return pimoe_routing_slots((const pimoe_model *)m); }
-static ref_result ref_reset_adaptive(uintptr_t m) { return ref_capture(pimoe_reset_adaptive_state((pimoe_model *)m)); }
+static int64_t ref_routing_slots(uintptr_t m) { return pimoe_model_routing_slots((const pimoe_model *)m); }
+static ref_result ref_reset_adaptive(uintptr_t m) {
+  return ref_capture(pimoe_model_reset_adaptive_state((pimoe_model *)m));
+}
 static ref_result ref_save(uintptr_t m, const char *path) { return ref_capture(pimoe_save((const pimoe_model *)m, path)); }
 // The reference callback expert: output = input * (expert + 1), or failure with the value of *user_data when it is
 // non-zero (user_data points at an int owned by Go memory that outlives the model: a static here).
@@ -108,7 +110,7 @@ static ref_result ref_model_set_scale_callback(uintptr_t m, int32_t expert) {
 }
 static ref_result ref_stats(uintptr_t m, pimoe_stats_snapshot *s) {
   s->struct_size = sizeof *s;
-  return ref_capture(pimoe_stats_get((const pimoe_model *)m, s));
+  return ref_capture(pimoe_stats((const pimoe_model *)m, s));
 }
 static ref_result ref_loads(uintptr_t m, uint64_t *c, size_t n) {
   return ref_capture(pimoe_stats_expert_loads((const pimoe_model *)m, c, n));
@@ -326,10 +328,10 @@ func (m Model) ForwardRouting(in []float32, batch, seq int64, out []float32, ids
 		f32(out), C.size_t(len(out)), pids, f32(w), pd, C.size_t(slots), f32(probs), C.size_t(len(probs))))
 }
 
-// RoutingSlots is pimoe_routing_slots.
+// RoutingSlots is pimoe_model_routing_slots.
 func (m Model) RoutingSlots() int64 { return int64(C.ref_routing_slots(C.uintptr_t(m))) }
 
-// ResetAdaptiveState is pimoe_reset_adaptive_state.
+// ResetAdaptiveState is pimoe_model_reset_adaptive_state.
 func (m Model) ResetAdaptiveState() Result { return res(C.ref_reset_adaptive(C.uintptr_t(m))) }
 
 // Save is pimoe_save.
@@ -358,7 +360,7 @@ func (m Model) ForwardLoop(in, out []float32, n int) Result {
 	return res(C.ref_forward_loop(C.uintptr_t(m), f32(in), C.size_t(len(in)), f32(out), C.int64_t(n)))
 }
 
-// Stats is pimoe_stats_get into a C pimoe_stats_snapshot, returned as its fields in order (integers converted to
+// Stats is pimoe_stats into a C pimoe_stats_snapshot, returned as its fields in order (integers converted to
 // float64 exactly: they are far below 2^53 in the tests).
 func (m Model) Stats() ([]float64, Result) {
 	var s C.pimoe_stats_snapshot

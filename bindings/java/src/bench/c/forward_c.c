@@ -45,7 +45,7 @@ static int run(int calls, int tiny) {
     double per_call = (now_ns() - t0) / calls;
     pimoe_stats_snapshot st;
     st.struct_size = sizeof st;
-    pimoe_stats_get(m, &st);
+    pimoe_stats(m, &st);
     double outside = per_call - st.latency_mean_ms * 1e6;
     if (per_call < best) best = per_call;
     if (outside < best_outside) best_outside = outside;

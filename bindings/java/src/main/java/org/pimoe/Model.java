@@ -65,7 +65,7 @@ public final class Model implements AutoCloseable {
     hidden = h[0];
     numExperts = e[0];
     topK = k[0];
-    slots = (int) pimoeJNI.pimoeRoutingSlots(pointer);
+    slots = (int) pimoeJNI.pimoeModelRoutingSlots(pointer);
   }
 
   /** A model with every option at its default (hidden 512, 8 experts, top-2, intermediate 2048). */
@@ -181,7 +181,7 @@ public final class Model implements AutoCloseable {
   }
 
   /**
-   * Routing slots per token in the routing outputs ({@code pimoe_routing_slots}): topK, or numExperts with
+   * Routing slots per token in the routing outputs ({@code pimoe_model_routing_slots}): topK, or numExperts with
    * expert-choice routing.
    */
   public int routingSlots() {
@@ -333,7 +333,7 @@ public final class Model implements AutoCloseable {
   public void resetAdaptiveState() {
     long p = acquire();
     try {
-      pimoeJNI.pimoeResetAdaptiveState(p);
+      pimoeJNI.pimoeModelResetAdaptiveState(p);
     } finally {
       release();
     }
@@ -402,7 +402,7 @@ public final class Model implements AutoCloseable {
     long p = acquire();
     StatsSnapshotNative s = new StatsSnapshotNative();
     try {
-      pimoeJNI.pimoeStatsGet(p, StatsSnapshotNative.getCPtr(s), s);
+      pimoeJNI.pimoeStats(p, StatsSnapshotNative.getCPtr(s), s);
       return new Stats(s);
     } finally {
       s.delete();

@@ -10,7 +10,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
-/** The C library's own outputs, written by src/test/c/reference.c (the ctest fixture java_reference). */
+/** The C library's own outputs, written by bindings/reference/reference.c (the ctest fixture bindings_reference). */
 final class Reference {
   final long batch, seq, hidden;
   final int topK, numExperts;
