@@ -59,7 +59,7 @@ class WorkspaceBytes : public ::testing::TestWithParam<Case> {};
 uint64_t reported_workspace(const pimoe_model *m) {
   pimoe_stats_snapshot s{};
   s.struct_size = sizeof s;
-  EXPECT_EQ(pimoe_stats_get(m, &s), PIMOE_OK) << pimoe_last_error();
+  EXPECT_EQ(pimoe_stats(m, &s), PIMOE_OK) << pimoe_last_error();
   return s.workspace_bytes;
 }
 
@@ -78,7 +78,7 @@ TEST_P(WorkspaceBytes, EqualsTheHeapTheScratchHolds) {
   pimoe_options_destroy(o);
 
   const int64_t H = 64, max_tokens = 96;
-  const int64_t slots = pimoe_routing_slots(m);
+  const int64_t slots = pimoe_model_routing_slots(m);
   std::vector<float> x(max_tokens * H), y(max_tokens * H), w(max_tokens * slots);
   std::vector<int32_t> ids(max_tokens * slots);
   for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>((i * 7919 % 2003) / 1001.5 - 1.0);
