@@ -287,7 +287,8 @@ typedef enum pimoe_expert_preset {
  *                                                  experts) takes the wgmma grouped GEMM; 0: never (0 .. 1e9)
  *   EXPERIMENTAL_VULKAN_COOPMAT_N "experimental.vulkan_coopmat_n" string "auto"   env PIMOE_VULKAN_COOPMAT_N.
  *                                                  Fragment width of Vulkan's tensor-core kernels: "auto" (16 where
- *                                                  the device has it), "8" or "16" (where the device has it)
+ *                                                  the device has it), "8" or "16" (where the device has it). Per
+ *                                                  device: it counts only when the process first opens the device
  *   EXPERIMENTAL_VULKAN_VALIDATION "experimental.vulkan_validation" string "off"   env PIMOE_VULKAN_VALIDATION
  *                                                  ("0": "off", "sync": "sync", else "on"). "on": the Khronos
  *                                                  validation layer, messages on stderr; "sync": with
