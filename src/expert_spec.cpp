@@ -107,13 +107,7 @@ LayerConfig resolve_layer_config(const Options &options) {
   if (options.shared_gate && options.shared_width == 0) {
     fail(PIMOE_ERR_INVALID_OPTION, "shared_gate (1) needs a shared expert (shared_width > 0)");
   }
-  if (options.router_scoring != "softmax" && options.router_scoring != "sigmoid") {
-    fail(PIMOE_ERR_INVALID_OPTION, "router_scoring '", options.router_scoring, "' is not 'softmax' or 'sigmoid'");
-  }
-  if (options.group_score != "top2_sum" && options.group_score != "max") {
-    fail(PIMOE_ERR_INVALID_OPTION, "group_score '", options.group_score, "' is not 'top2_sum' or 'max'");
-  }
-  const bool expert_choice = options.routing_mode == "expert_choice";
+  const bool expert_choice = options.routing_mode == RoutingMode::ExpertChoice;
   if (expert_choice) {
     const char *conflict = options.router_bias                ? "router_bias"
                            : num_groups > 1 || !levels.empty() ? "group-limited routing"
@@ -136,13 +130,13 @@ LayerConfig resolve_layer_config(const Options &options) {
   }
   LayerConfig config;
   config.hidden = options.hidden;
-  config.router.scoring = options.router_scoring == "sigmoid" ? RouterScoring::Sigmoid : RouterScoring::Softmax;
+  config.router.scoring = options.router_scoring;
   config.router.selection_bias = options.router_bias;
   config.router.routed_scaling_factor = options.routed_scaling_factor;
   config.router.num_groups = num_groups;
   config.router.topk_groups = topk_groups;
   config.router.group_levels = levels;
-  config.router.expert_choice = options.routing_mode == "expert_choice";
+  config.router.expert_choice = expert_choice;
   config.router.attention_heads = options.attention_heads;
   config.router.attention_head_dim = options.attention_head_dim;
   config.router.attention_causal = options.attention_causal;
@@ -151,7 +145,7 @@ LayerConfig resolve_layer_config(const Options &options) {
   config.router.dynamic_capacity = options.dynamic_capacity;
   config.router.capacity_momentum = options.capacity_momentum;
   config.router.combine_attention_dim = options.combine_attention_dim;
-  config.router.group_score = options.group_score == "max" ? GroupScore::Max : GroupScore::Top2Sum;
+  config.router.group_score = options.group_score;
   config.shared.width = options.shared_width;
   config.shared.gated = options.shared_gate;
   config.router.num_experts = options.num_experts;
@@ -165,10 +159,9 @@ LayerConfig resolve_layer_config(const Options &options) {
   config.threads = options.threads;
   config.deterministic = options.deterministic;
   config.cpu_gemm = options.cpu_gemm;
-  config.weight_dtype = options.weight_dtype == "bf16"   ? WeightDtype::BF16
-                        : options.weight_dtype == "fp16" ? WeightDtype::F16
-                                                         : WeightDtype::F32;
+  config.weight_dtype = options.weight_dtype;
   config.backend = options.backend;
+  config.tuning = apply_tuning_environment(options.tuning);
 
   if (!options.per_expert.empty()) {
     int32_t highest = options.per_expert.rbegin()->first;

@@ -22,8 +22,7 @@ struct ExpertSpec {
   bool gated() const { return activation == PIMOE_ACT_SWIGLU; }
 };
 
-enum class RouterScoring { Softmax, Sigmoid };
-enum class GroupScore { Top2Sum, Max };
+// RouterScoring, GroupScore, WeightDtype and CpuGemm: option_table.h (the options' values, parsed at the setter).
 
 struct RouterConfig {
   int64_t num_experts = 0;
@@ -75,8 +74,6 @@ struct SharedExpertConfig {
   bool gated = false;
 };
 
-enum class WeightDtype { F32, BF16, F16 };
-
 struct LayerConfig {
   // Callback experts' functions, by expert index (see ExpertSpec::callback). Not part of the saved layer.
   std::vector<ExpertCallback> callbacks;
@@ -89,9 +86,11 @@ struct LayerConfig {
   uint64_t seed = 0;
   int64_t threads = 0;
   bool deterministic = false;
-  std::string backend;
-  std::string cpu_gemm;
+  std::string backend;  // a well-formed backend name (checked at the setter); availability is the registry's call
+  CpuGemm cpu_gemm = CpuGemm::Packed;
   WeightDtype weight_dtype = WeightDtype::F32;  // storage of expert and shared-expert matrices
+  // The experimental options with the environment's overrides applied (option_table.h; not saved with the layer).
+  BackendTuning tuning;
 };
 
 // Applies presets and overrides and checks every cross-option constraint (top_k <= num_experts, ...).

@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <algorithm>
+#include <iterator>
+#include <type_traits>
 
 #include "backend_registry.h"
 #include "error.h"
@@ -12,54 +14,53 @@
 namespace pimoe {
 namespace {
 
-enum class KeyType { Int, Float, String };
+// What a key's setter takes, from the C++ type of its field in option_table.h.
+enum class Kind { Int, Float, Enum, String };
+
+template <typename T>
+constexpr Kind kind_of() {
+  if constexpr (std::is_same_v<T, double>) return Kind::Float;
+  if constexpr (std::is_same_v<T, std::string>) return Kind::String;
+  if constexpr (std::is_integral_v<T> || std::is_same_v<T, pimoe_activation>) return Kind::Int;
+  return Kind::Enum;
+}
 
 struct KeyInfo {
   pimoe_option key;
   const char *name;
-  KeyType type;
+  Kind kind;
   double min;  // inclusive bounds for numeric keys
   double max;
+  void (*check)(const char *);  // a string key's syntax check, or nullptr
+  bool activation_names;        // set_by_name takes an activation's name ("swiglu") for this integer key
 };
 
-// The single table of layer-wide options: name, type and range. Order follows the enum.
-constexpr KeyInfo kKeys[] = {
-    {PIMOE_OPT_HIDDEN, "hidden", KeyType::Int, 1, 65536},
-    {PIMOE_OPT_NUM_EXPERTS, "num_experts", KeyType::Int, 1, 4096},
-    {PIMOE_OPT_TOP_K, "top_k", KeyType::Int, 1, 4096},
-    {PIMOE_OPT_INTERMEDIATE, "intermediate", KeyType::Int, 1, 262144},
-    {PIMOE_OPT_ACTIVATION, "activation", KeyType::Int, 0, 5},
-    {PIMOE_OPT_PRE_NORM, "pre_norm", KeyType::Int, 0, 1},
-    {PIMOE_OPT_EXPERT_BIAS, "expert_bias", KeyType::Int, 0, 1},
-    {PIMOE_OPT_TEMPERATURE, "temperature", KeyType::Float, 1e-6, 1e6},
-    {PIMOE_OPT_RENORMALIZE, "renormalize", KeyType::Int, 0, 1},
-    {PIMOE_OPT_CAPACITY_FACTOR, "capacity_factor", KeyType::Float, 0, 1e6},
-    {PIMOE_OPT_AUX_LOSS_COEF, "aux_loss_coef", KeyType::Float, -1e12, 1e12},
-    {PIMOE_OPT_LAYER_NORM_EPS, "layer_norm_eps", KeyType::Float, 0, 1},
-    {PIMOE_OPT_SEED, "seed", KeyType::Int, 0, 9.2e18},
-    {PIMOE_OPT_THREADS, "threads", KeyType::Int, 0, 1024},
-    {PIMOE_OPT_BACKEND, "backend", KeyType::String, 0, 0},
-    {PIMOE_OPT_DETERMINISTIC, "deterministic", KeyType::Int, 0, 1},
-    {PIMOE_OPT_CPU_GEMM, "cpu_gemm", KeyType::String, 0, 0},
-    {PIMOE_OPT_ROUTER_SCORING, "router_scoring", KeyType::String, 0, 0},
-    {PIMOE_OPT_ROUTER_BIAS, "router_bias", KeyType::Int, 0, 1},
-    {PIMOE_OPT_ROUTED_SCALING, "routed_scaling_factor", KeyType::Float, 1e-6, 1e6},
-    {PIMOE_OPT_NUM_GROUPS, "num_groups", KeyType::Int, 1, 4096},
-    {PIMOE_OPT_TOPK_GROUPS, "topk_groups", KeyType::Int, 1, 4096},
-    {PIMOE_OPT_GROUP_SCORE, "group_score", KeyType::String, 0, 0},
-    {PIMOE_OPT_SHARED_WIDTH, "shared_width", KeyType::Int, 0, 262144},
-    {PIMOE_OPT_SHARED_GATE, "shared_gate", KeyType::Int, 0, 1},
-    {PIMOE_OPT_WEIGHT_DTYPE, "weight_dtype", KeyType::String, 0, 0},
-    {PIMOE_OPT_ROUTING_MODE, "routing_mode", KeyType::String, 0, 0},
-    {PIMOE_OPT_GROUP_LEVELS, "group_levels", KeyType::String, 0, 0},
-    {PIMOE_OPT_ATTENTION_HEADS, "router_attention_heads", KeyType::Int, 0, 256},
-    {PIMOE_OPT_ATTENTION_HEAD_DIM, "router_attention_head_dim", KeyType::Int, 1, 4096},
-    {PIMOE_OPT_ATTENTION_CAUSAL, "router_attention_causal", KeyType::Int, 0, 1},
-    {PIMOE_OPT_ADAPTIVE_BIAS_RATE, "adaptive_bias_rate", KeyType::Float, 0, 1e6},
-    {PIMOE_OPT_DYNAMIC_CAPACITY, "dynamic_capacity", KeyType::Int, 0, 1},
-    {PIMOE_OPT_CAPACITY_MOMENTUM, "capacity_momentum", KeyType::Float, 0, 0.999999},
-    {PIMOE_OPT_COMBINE_ATTENTION_DIM, "combine_attention_dim", KeyType::Int, 0, 4096},
-};
+#define PIMOE_KEY_INFO(key, name, type, field, def, min, max, check) \
+  {key, name, kind_of<type>(), min, max, check, std::is_same_v<type, pimoe_activation>},
+#define PIMOE_EXPERIMENTAL_KEY_INFO(key, name, type, field, def, min, max, env, env_text) \
+  {key, name, kind_of<type>(), min, max, nullptr, false},
+
+// Every key, from option_table.h's two lists.
+constexpr KeyInfo kKeys[] = {PIMOE_OPTIONS(PIMOE_KEY_INFO) PIMOE_EXPERIMENTAL_OPTIONS(PIMOE_EXPERIMENTAL_KEY_INFO)};
+
+constexpr bool same_text(const char *a, const char *b) {
+  while (*a && *a == *b) ++a, ++b;
+  return *a == *b;
+}
+
+// Keys ascend (pimoe.h only ever appends), names are unique (or set_by_name would find the wrong key), and only
+// numeric keys have bounds (a string key's bounds would be ignored, so writing some is a mistake).
+constexpr bool keys_ascend_and_names_unique() {
+  for (size_t i = 0; i < std::size(kKeys); ++i) {
+    if (i > 0 && kKeys[i].key <= kKeys[i - 1].key) return false;
+    if (kKeys[i].kind != Kind::Int && kKeys[i].kind != Kind::Float && kKeys[i].min != kKeys[i].max) return false;
+    for (size_t j = 0; j < i; ++j) {
+      if (same_text(kKeys[i].name, kKeys[j].name)) return false;
+    }
+  }
+  return true;
+}
+static_assert(keys_ascend_and_names_unique(), "option_table.h: keys must ascend, names be unique, string keys have bounds 0, 0");
 
 const KeyInfo &key_info(int key) {
   for (const KeyInfo &info : kKeys) {
@@ -68,21 +69,23 @@ const KeyInfo &key_info(int key) {
   fail(PIMOE_ERR_UNKNOWN_OPTION, "unknown option key ", key);
 }
 
-const char *type_name(KeyType type) {
-  switch (type) {
-    case KeyType::Int:
+const char *type_name(Kind kind) {
+  switch (kind) {
+    case Kind::Int:
       return "an integer";
-    case KeyType::Float:
+    case Kind::Float:
       return "a number";
-    case KeyType::String:
+    case Kind::Enum:
+    case Kind::String:
       return "a string";
   }
   return "?";
 }
 
-void expect_type(const KeyInfo &info, KeyType given) {
-  if (info.type == given) return;
-  fail(PIMOE_ERR_INVALID_OPTION, "option '", info.name, "' takes ", type_name(info.type), ", not ", type_name(given));
+void expect_kind(const KeyInfo &info, Kind given) {
+  const bool text = info.kind == Kind::Enum || info.kind == Kind::String;
+  if (info.kind == given || (text && given == Kind::String)) return;
+  fail(PIMOE_ERR_INVALID_OPTION, "option '", info.name, "' takes ", type_name(info.kind), ", not ", type_name(given));
 }
 
 void check_range(const KeyInfo &info, double value) {
@@ -90,6 +93,66 @@ void check_range(const KeyInfo &info, double value) {
     fail(PIMOE_ERR_INVALID_OPTION, "option '", info.name, "' = ", value, " is out of range [", info.min, ", ", info.max,
          "]");
   }
+}
+
+// "'a', 'b' or 'c'": the values an enum-valued option takes, for its error message.
+template <typename E>
+std::string allowed_values() {
+  std::string out;
+  const size_t n = std::size(EnumNames<E>::list);
+  for (size_t i = 0; i < n; ++i) {
+    if (i > 0) out += i + 1 == n ? " or " : ", ";
+    out += std::string("'") + EnumNames<E>::list[i].name + "'";
+  }
+  return out;
+}
+
+template <typename E>
+E parse_enum(const KeyInfo &info, const char *text) {
+  for (const EnumName<E> &item : EnumNames<E>::list) {
+    if (std::strcmp(item.name, text) == 0) return item.value;
+  }
+  fail(PIMOE_ERR_INVALID_OPTION, "option '", info.name, "' = '", text, "' is not ", allowed_values<E>());
+}
+
+// One value given to a setter; expect_kind has checked that it is the member the key's type reads.
+struct Given {
+  int64_t integer = 0;
+  double number = 0.0;
+  const char *text = nullptr;
+};
+
+template <typename T>
+T convert(const KeyInfo &info, const Given &given) {
+  if constexpr (std::is_same_v<T, bool>) {
+    return given.integer != 0;
+  } else if constexpr (kind_of<T>() == Kind::Int) {
+    return static_cast<T>(given.integer);
+  } else if constexpr (kind_of<T>() == Kind::Float) {
+    return given.number;
+  } else if constexpr (kind_of<T>() == Kind::String) {
+    if (info.check) info.check(given.text);
+    return given.text;
+  } else {
+    return parse_enum<T>(info, given.text);
+  }
+}
+
+#define PIMOE_STORE(key, name, type, field, ...) \
+  case key:                                      \
+    options.field = convert<type>(info, given);  \
+    return;
+#define PIMOE_STORE_TUNING(key, name, type, field, ...) \
+  case key:                                             \
+    options.tuning.field = convert<type>(info, given);  \
+    return;
+
+void store(Options &options, const KeyInfo &info, const Given &given) {
+  switch (info.key) {
+    PIMOE_OPTIONS(PIMOE_STORE)
+    PIMOE_EXPERIMENTAL_OPTIONS(PIMOE_STORE_TUNING)
+  }
+  fail(PIMOE_ERR_INTERNAL, "option '", info.name, "' has no field");
 }
 
 constexpr const char *kActivationNames[] = {"gelu", "gelu_tanh", "silu", "relu", "tanh", "swiglu"};
@@ -112,154 +175,39 @@ pimoe_activation parse_activation(const std::string &name, const char *what) {
        "' (expected gelu, gelu_tanh, silu, relu, tanh or swiglu)");
 }
 
+void check_backend_name(const char *value) {
+  parse_backend_name(value);  // throws on a malformed name; availability is checked at pimoe_create
+}
+
+void check_group_levels(const char *value) {
+  parse_group_levels(value);  // syntax checked here, against the expert count at pimoe_create
+}
+
 void Options::set_int(int raw_key, int64_t value) {
   const KeyInfo &info = key_info(raw_key);
-  const pimoe_option key = info.key;
-  expect_type(info, KeyType::Int);
+  expect_kind(info, Kind::Int);
   check_range(info, static_cast<double>(value));
-  switch (key) {
-    case PIMOE_OPT_HIDDEN:
-      hidden = value;
-      break;
-    case PIMOE_OPT_NUM_EXPERTS:
-      num_experts = value;
-      break;
-    case PIMOE_OPT_TOP_K:
-      top_k = value;
-      break;
-    case PIMOE_OPT_INTERMEDIATE:
-      intermediate = value;
-      break;
-    case PIMOE_OPT_ACTIVATION:
-      activation = static_cast<pimoe_activation>(value);
-      break;
-    case PIMOE_OPT_PRE_NORM:
-      pre_norm = value != 0;
-      break;
-    case PIMOE_OPT_EXPERT_BIAS:
-      expert_bias = value != 0;
-      break;
-    case PIMOE_OPT_RENORMALIZE:
-      renormalize = value != 0;
-      break;
-    case PIMOE_OPT_SEED:
-      seed = static_cast<uint64_t>(value);
-      break;
-    case PIMOE_OPT_THREADS:
-      threads = value;
-      break;
-    case PIMOE_OPT_DETERMINISTIC:
-      deterministic = value != 0;
-      break;
-    case PIMOE_OPT_ROUTER_BIAS:
-      router_bias = value != 0;
-      break;
-    case PIMOE_OPT_NUM_GROUPS:
-      num_groups = value;
-      break;
-    case PIMOE_OPT_TOPK_GROUPS:
-      topk_groups = value;
-      break;
-    case PIMOE_OPT_SHARED_WIDTH:
-      shared_width = value;
-      break;
-    case PIMOE_OPT_SHARED_GATE:
-      shared_gate = value != 0;
-      break;
-    case PIMOE_OPT_ATTENTION_HEADS:
-      attention_heads = value;
-      break;
-    case PIMOE_OPT_ATTENTION_HEAD_DIM:
-      attention_head_dim = value;
-      break;
-    case PIMOE_OPT_ATTENTION_CAUSAL:
-      attention_causal = value != 0;
-      break;
-    case PIMOE_OPT_DYNAMIC_CAPACITY:
-      dynamic_capacity = value != 0;
-      break;
-    case PIMOE_OPT_COMBINE_ATTENTION_DIM:
-      combine_attention_dim = value;
-      break;
-    default:
-      fail(PIMOE_ERR_INTERNAL, "integer option '", info.name, "' has no field");
-  }
+  Given given;
+  given.integer = value;
+  store(*this, info, given);
 }
 
 void Options::set_float(int raw_key, double value) {
   const KeyInfo &info = key_info(raw_key);
-  const pimoe_option key = info.key;
-  expect_type(info, KeyType::Float);
+  expect_kind(info, Kind::Float);
   check_range(info, value);
-  switch (key) {
-    case PIMOE_OPT_TEMPERATURE:
-      temperature = value;
-      break;
-    case PIMOE_OPT_CAPACITY_FACTOR:
-      capacity_factor = value;
-      break;
-    case PIMOE_OPT_AUX_LOSS_COEF:
-      aux_loss_coef = value;
-      break;
-    case PIMOE_OPT_LAYER_NORM_EPS:
-      layer_norm_eps = value;
-      break;
-    case PIMOE_OPT_ROUTED_SCALING:
-      routed_scaling_factor = value;
-      break;
-    case PIMOE_OPT_ADAPTIVE_BIAS_RATE:
-      adaptive_bias_rate = value;
-      break;
-    case PIMOE_OPT_CAPACITY_MOMENTUM:
-      capacity_momentum = value;
-      break;
-    default:
-      fail(PIMOE_ERR_INTERNAL, "float option '", info.name, "' has no field");
-  }
+  Given given;
+  given.number = value;
+  store(*this, info, given);
 }
 
 void Options::set_string(int raw_key, const char *value) {
   const KeyInfo &info = key_info(raw_key);
-  const pimoe_option key = info.key;
-  expect_type(info, KeyType::String);
+  expect_kind(info, Kind::String);
   if (!value) fail(PIMOE_ERR_NULL_POINTER, "option '", info.name, "': value is NULL");
-  if (key == PIMOE_OPT_BACKEND) {
-    parse_backend_name(value);  // throws on a malformed name; availability is checked at pimoe_create
-    backend = value;
-  } else if (key == PIMOE_OPT_CPU_GEMM) {
-    const std::string v = value;
-    if (v != "packed" && v != "openblas") {
-      fail(PIMOE_ERR_INVALID_OPTION, "option 'cpu_gemm' = '", v, "' is not 'packed' or 'openblas'");
-    }
-    cpu_gemm = v;
-  } else if (key == PIMOE_OPT_ROUTER_SCORING) {
-    const std::string v = value;
-    if (v != "softmax" && v != "sigmoid") {
-      fail(PIMOE_ERR_INVALID_OPTION, "option 'router_scoring' = '", v, "' is not 'softmax' or 'sigmoid'");
-    }
-    router_scoring = v;
-  } else if (key == PIMOE_OPT_GROUP_SCORE) {
-    const std::string v = value;
-    if (v != "top2_sum" && v != "max") {
-      fail(PIMOE_ERR_INVALID_OPTION, "option 'group_score' = '", v, "' is not 'top2_sum' or 'max'");
-    }
-    group_score = v;
-  } else if (key == PIMOE_OPT_WEIGHT_DTYPE) {
-    const std::string v = value;
-    if (v != "fp32" && v != "bf16" && v != "fp16") {
-      fail(PIMOE_ERR_INVALID_OPTION, "option 'weight_dtype' = '", v, "' is not 'fp32', 'bf16' or 'fp16'");
-    }
-    weight_dtype = v;
-  } else if (key == PIMOE_OPT_ROUTING_MODE) {
-    const std::string v = value;
-    if (v != "token_choice" && v != "expert_choice") {
-      fail(PIMOE_ERR_INVALID_OPTION, "option 'routing_mode' = '", v, "' is not 'token_choice' or 'expert_choice'");
-    }
-    routing_mode = v;
-  } else if (key == PIMOE_OPT_GROUP_LEVELS) {
-    parse_group_levels(value);  // syntax checked here, against the expert count at pimoe_create
-    group_levels = value;
-  }
+  Given given;
+  given.text = value;
+  store(*this, info, given);
 }
 
 std::vector<std::pair<int64_t, int64_t>> parse_group_levels(const std::string &text) {
@@ -299,13 +247,13 @@ void Options::set_by_name(const char *key, const char *value) {
   }
   if (!found) fail(PIMOE_ERR_UNKNOWN_OPTION, "unknown option '", key, "'");
 
-  if (found->type == KeyType::String) return set_string(found->key, value);
-  if (found->key == PIMOE_OPT_ACTIVATION) {
-    return set_int(found->key, parse_activation(value, "option 'activation'"));
+  if (found->kind == Kind::String || found->kind == Kind::Enum) return set_string(found->key, value);
+  if (found->activation_names) {
+    return set_int(found->key, parse_activation(value, ("option '" + std::string(key) + "'").c_str()));
   }
   char *end = nullptr;
   errno = 0;
-  if (found->type == KeyType::Int) {
+  if (found->kind == Kind::Int) {
     long long parsed = std::strtoll(value, &end, 10);
     if (end == value || *end != '\0' || errno == ERANGE) {
       fail(PIMOE_ERR_INVALID_OPTION, "option '", key, "': '", value, "' is not an integer");

@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "option_table.h"
 #include "pimoe/pimoe.h"
 
 namespace pimoe {
@@ -26,42 +27,10 @@ struct ExpertCallback {
   void *user_data = nullptr;
 };
 
+// Every layer-wide option's field and default come from option_table.h; string values arrive here parsed to enums.
 struct Options {
-  int64_t hidden = 512;
-  int64_t num_experts = 8;
-  int64_t top_k = 2;
-  int64_t intermediate = 2048;
-  pimoe_activation activation = PIMOE_ACT_GELU;
-  bool pre_norm = false;
-  bool expert_bias = false;
-  double temperature = 1.0;
-  bool renormalize = true;
-  double capacity_factor = 0.0;
-  double aux_loss_coef = 1.0;
-  double layer_norm_eps = 1e-5;
-  uint64_t seed = 0;
-  int64_t threads = 0;
-  std::string backend = "auto";
-  bool deterministic = false;
-  std::string cpu_gemm = "packed";
-  std::string router_scoring = "softmax";
-  bool router_bias = false;
-  double routed_scaling_factor = 1.0;
-  int64_t num_groups = 1;
-  int64_t topk_groups = 1;
-  std::string group_score = "top2_sum";
-  int64_t shared_width = 0;
-  bool shared_gate = false;
-  std::string weight_dtype = "fp32";
-  std::string routing_mode = "token_choice";
-  std::string group_levels;  // "G1:K1,G2:K2,..." as given; parsed by resolve_layer_config
-  int64_t attention_heads = 0;
-  int64_t attention_head_dim = 16;
-  bool attention_causal = false;
-  double adaptive_bias_rate = 0.0;
-  bool dynamic_capacity = false;
-  double capacity_momentum = 0.9;
-  int64_t combine_attention_dim = 0;
+  PIMOE_OPTIONS(PIMOE_OPTION_FIELD)
+  BackendTuning tuning;  // the experimental options, as set (the environment is applied by resolve_layer_config)
   std::map<int32_t, ExpertCallback> callbacks;  // callback experts by index
 
   ExpertOverride every_expert;
@@ -76,10 +45,18 @@ struct Options {
   ExpertOverride &expert_override(int32_t expert);
 };
 
-// Parses an activation name ("gelu", "swiglu", ...); throws PIMOE_ERR_INVALID_OPTION naming `what`.
 // Parses "G1:K1,G2:K2,..." (the group_levels option); "" gives no levels. Throws PIMOE_ERR_INVALID_OPTION.
 std::vector<std::pair<int64_t, int64_t>> parse_group_levels(const std::string &text);
 
+// The option table's checks of string options (option_table.h): throw PIMOE_ERR_INVALID_OPTION on a bad value.
+void check_backend_name(const char *value);
+void check_group_levels(const char *value);
+
+// The experimental options of `set` with every set environment variable of option_table.h applied over them (the
+// variable wins; a value the option would reject is ignored, as the backends ignored it).
+BackendTuning apply_tuning_environment(const BackendTuning &set);
+
+// Parses an activation name ("gelu", "swiglu", ...); throws PIMOE_ERR_INVALID_OPTION naming `what`.
 pimoe_activation parse_activation(const std::string &name, const char *what);
 const char *activation_name(pimoe_activation activation);
 bool is_valid_activation(int64_t value);

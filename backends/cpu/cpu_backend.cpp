@@ -77,7 +77,7 @@ class CpuBackend final : public Backend {
   CpuBackend(const LayerConfig &config, LayerWeights &weights)
       : config_(config),
         weights_(weights),
-        openblas_(config.cpu_gemm == "openblas"),
+        openblas_(config.cpu_gemm == CpuGemm::OpenBlas),
         pool_(pool_threads(config.threads)) {
     if (openblas_ && !cpu::blas_available()) {
       fail(PIMOE_ERR_BACKEND_UNAVAILABLE, "cpu_gemm 'openblas': this build of libpimoe has no OpenBLAS");

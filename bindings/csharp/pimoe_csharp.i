@@ -245,6 +245,15 @@ PIMOE_OUT(int32_t, int, usable)
 %rename(DynamicCapacity) PIMOE_OPT_DYNAMIC_CAPACITY;
 %rename(CapacityMomentum) PIMOE_OPT_CAPACITY_MOMENTUM;
 %rename(CombineAttentionDim) PIMOE_OPT_COMBINE_ATTENTION_DIM;
+/* Experimental keys (pimoe.h: may change or disappear in any release), set through Set(OptionKey, ...) or by name. */
+%rename(ExperimentalCudaNoWgmma) PIMOE_OPT_EXPERIMENTAL_CUDA_NO_WGMMA;
+%rename(ExperimentalCudaStreamTokens) PIMOE_OPT_EXPERIMENTAL_CUDA_STREAM_TOKENS;
+%rename(ExperimentalCudaDecodeGemmRows) PIMOE_OPT_EXPERIMENTAL_CUDA_DECODE_GEMM_ROWS;
+%rename(ExperimentalVulkanCoopmatN) PIMOE_OPT_EXPERIMENTAL_VULKAN_COOPMAT_N;
+%rename(ExperimentalVulkanValidation) PIMOE_OPT_EXPERIMENTAL_VULKAN_VALIDATION;
+%rename(ExperimentalVulkanRouting) PIMOE_OPT_EXPERIMENTAL_VULKAN_ROUTING;
+%rename(ExperimentalVulkanTiles) PIMOE_OPT_EXPERIMENTAL_VULKAN_TILES;
+%rename(ExperimentalVulkanProfile) PIMOE_OPT_EXPERIMENTAL_VULKAN_PROFILE;
 
 %rename(HeaderVersionMajor) PIMOE_VERSION_MAJOR;
 %rename(HeaderVersionMinor) PIMOE_VERSION_MINOR;

@@ -41,8 +41,9 @@ const AllExperts = -1
 // zero value leaves the library's default in place, any other value is passed to the library, which validates it
 // (an invalid value makes New fail with the library's message naming the option).
 //
-// Every option key of pimoe.h has a field. For the few keys whose zero is a meaningful non-default value
-// (aux_loss_coef 0, capacity_momentum 0), or to set a key by its name, use Extra.
+// Every option key of pimoe.h has a field, except the experimental ones ("experimental.*", which may change or
+// disappear in any release): set those by name through Extra. For the few keys whose zero is a meaningful
+// non-default value (aux_loss_coef 0, capacity_momentum 0), or to set a key by its name, use Extra too.
 type Options struct {
 	Hidden         int        // "hidden": model width H (default 512)
 	NumExperts     int        // "num_experts": routed experts E (default 8)
@@ -151,7 +152,8 @@ func b2i(b bool) int64 {
 	return 0
 }
 
-// The C option keys (pimoe_option).
+// The C option keys (pimoe_option) but the experimental ones; tests/test_option_table.cpp holds this list to the
+// library's.
 const (
 	optHidden         = 0
 	optNumExperts     = 1

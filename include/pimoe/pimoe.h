@@ -271,6 +271,49 @@ typedef enum pimoe_expert_preset {
  *                                                  and RENORMALIZE have no effect on the output with it.
  * Callback experts (pimoe_options_set_expert_callback) are routed like any expert; see pimoe_expert_fn.
  *
+ * Experimental options (keys 1000 and up, names "experimental.*"): backend tuning knobs for comparisons, and a way
+ * out should a kernel misbehave somewhere. EXPERIMENTAL: any of them may change or disappear in any release (a key
+ * a release no longer knows fails with PIMOE_ERR_UNKNOWN_OPTION); the bindings reach them through the generic and
+ * by-name setters only. Runtime settings like BACKEND (also taken by pimoe_load / pimoe_import_hf, never saved);
+ * the other backends ignore them. Each was an environment variable first: the variable, when set to a non-empty
+ * value, OVERRIDES the option (existing scripts keep working), read when a model is created or loaded; a value the
+ * option would reject is ignored (a number is the non-negative number it starts with; "0" turns a 0/1 knob off and
+ * any other value on).
+ *   EXPERIMENTAL_CUDA_NO_WGMMA "experimental.cuda_no_wgmma" int 0   env PIMOE_CUDA_NO_WGMMA. 1: CUDA keeps the
+ *                                                  mma.sync grouped GEMM on compute capability 9.0 instead of the
+ *                                                  Hopper wgmma one
+ *   EXPERIMENTAL_CUDA_STREAM_TOKENS "experimental.cuda_stream_tokens" int 1   env PIMOE_CUDA_STREAM_TOKENS. CUDA
+ *                                                  calls of at most this many tokens take the streaming GEMV kernel
+ *                                                  (0 .. 2147483647)
+ *   EXPERIMENTAL_CUDA_DECODE_GEMM_ROWS "experimental.cuda_decode_gemm_rows" float 4.0   env
+ *                                                  PIMOE_CUDA_DECODE_GEMM_ROWS. A decode-sized CUDA call whose
+ *                                                  experts expect at least this many rows each (tokens * top_k /
+ *                                                  experts) takes the wgmma grouped GEMM; 0: never (0 .. 1e9)
+ *   EXPERIMENTAL_VULKAN_COOPMAT_N "experimental.vulkan_coopmat_n" string "auto"   env PIMOE_VULKAN_COOPMAT_N.
+ *                                                  Fragment width of Vulkan's tensor-core kernels: "auto" (16 where
+ *                                                  the device has it), "8" or "16" (where the device has it). Per
+ *                                                  device: it counts only when the process first opens the device
+ *   EXPERIMENTAL_VULKAN_VALIDATION "experimental.vulkan_validation" string "off"   env PIMOE_VULKAN_VALIDATION
+ *                                                  ("0": "off", "sync": "sync", else "on"). "on": the Khronos
+ *                                                  validation layer, messages on stderr; "sync": with
+ *                                                  synchronisation validation. Process-wide: it counts only when
+ *                                                  the process's Vulkan instance is made (its first Vulkan use)
+ *   EXPERIMENTAL_VULKAN_ROUTING "experimental.vulkan_routing" string "auto"   env PIMOE_VULKAN_ROUTING ("host":
+ *                                                  "host", else "auto"). "host": Vulkan never takes the fused
+ *                                                  on-device routing path
+ *   EXPERIMENTAL_VULKAN_TILES "experimental.vulkan_tiles" string "auto"   env PIMOE_VULKAN_TILES. Vulkan's GEMM:
+ *                                                  "auto" (the tensor cores where WEIGHT_DTYPE says), "small" /
+ *                                                  "large" (always FMA tiles of that size), "fma" (the default
+ *                                                  without tensor cores), "coopmat" / "coopmat-split" (the
+ *                                                  tensor-core GEMM for every call it can run: the default tiles /
+ *                                                  activations as two fp16 parts), or for comparison "coopmat-h8",
+ *                                                  "coopmat-y", "coopmat-v", "coopmat-xh", "coopmat-wh",
+ *                                                  "coopmat-x", "coopmat-fp16", "coopmat-n", "coopmat-w",
+ *                                                  "coopmat-p1" (backends/vulkan/README.md)
+ *   EXPERIMENTAL_VULKAN_PROFILE "experimental.vulkan_profile" int 0   env PIMOE_VULKAN_PROFILE. 1: Vulkan prints
+ *                                                  the GPU time of every step of a call, per model, when the model
+ *                                                  is destroyed
+ *
  * Routing of one token, in full: scores c_i (softmax p_i or sigmoid s_i); selection scores q_i = c_i + b_i (b = 0
  * without ROUTER_BIAS); with G > 1 groups, each group's score from its q_i, the topk_groups best groups kept (ties to
  * the lower group index) and q_i = -inf outside them; the k experts of largest q_i are chosen (ties to the lower
@@ -319,7 +362,16 @@ typedef enum pimoe_option {
   PIMOE_OPT_ADAPTIVE_BIAS_RATE = 31,
   PIMOE_OPT_DYNAMIC_CAPACITY = 32,
   PIMOE_OPT_CAPACITY_MOMENTUM = 33,
-  PIMOE_OPT_COMBINE_ATTENTION_DIM = 34
+  PIMOE_OPT_COMBINE_ATTENTION_DIM = 34,
+  /* Experimental (see above): may change or disappear in any release. */
+  PIMOE_OPT_EXPERIMENTAL_CUDA_NO_WGMMA = 1000,
+  PIMOE_OPT_EXPERIMENTAL_CUDA_STREAM_TOKENS = 1001,
+  PIMOE_OPT_EXPERIMENTAL_CUDA_DECODE_GEMM_ROWS = 1002,
+  PIMOE_OPT_EXPERIMENTAL_VULKAN_COOPMAT_N = 1003,
+  PIMOE_OPT_EXPERIMENTAL_VULKAN_VALIDATION = 1004,
+  PIMOE_OPT_EXPERIMENTAL_VULKAN_ROUTING = 1005,
+  PIMOE_OPT_EXPERIMENTAL_VULKAN_TILES = 1006,
+  PIMOE_OPT_EXPERIMENTAL_VULKAN_PROFILE = 1007
 } pimoe_option;
 
 /* Opaque, growable set of options (zstd/ONNX Runtime style: typed setters keyed by an enum, so new options never

@@ -187,6 +187,7 @@ HfLayerConfig read_hf_config(const std::string &dir, int32_t layer, const Option
   o.deterministic = runtime.deterministic;
   o.cpu_gemm = runtime.cpu_gemm;
   o.weight_dtype = runtime.weight_dtype;
+  o.tuning = runtime.tuning;
   o.seed = runtime.seed;
   o.activation = PIMOE_ACT_SWIGLU;
   o.pre_norm = false;

@@ -260,6 +260,7 @@ LayerConfig native_config(const SafetensorsView &view, const Options &runtime) {
   options.deterministic = runtime.deterministic;
   options.cpu_gemm = runtime.cpu_gemm;
   options.weight_dtype = runtime.weight_dtype;
+  options.tuning = runtime.tuning;
   options.seed = runtime.seed;
   auto set_int = [&](const char *name, pimoe_option key) {
     const std::string full = kPrefix + name;

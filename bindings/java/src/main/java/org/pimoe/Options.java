@@ -5,7 +5,8 @@ import java.util.List;
 
 /**
  * Options of a model: a plain Java builder covering every layer-wide option key ({@link OptionKey}) and every
- * per-expert override. Nothing native is held: the settings are recorded in call order and replayed into a
+ * per-expert override. The experimental keys ({@code EXPERIMENTAL_*}, which may change or disappear in any release)
+ * have no typed setter: use {@link #setInt}, {@link #setFloat}, {@link #setString} or {@link #set(String, String)}. Nothing native is held: the settings are recorded in call order and replayed into a
  * {@code pimoe_options} object by {@link Model#create(Options)}, so a bad value is reported there, as a
  * {@link PimoeException} with the library's status and message (naming the option). An Options object may be reused
  * for several models; it is not thread-safe while being modified.
