@@ -7,6 +7,7 @@
 #include "api_guard.h"
 #include "api_validate.h"
 #include "backend_registry.h"
+#include "options.h"
 #include "pimoe/pimoe.h"
 
 using namespace pimoe;

@@ -11,7 +11,7 @@
 #include <memory>
 #include <string>
 
-#include "expert_spec.h"
+#include "layer_config.h"
 #include "route_plan.h"
 #include "weights.h"
 

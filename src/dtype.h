@@ -6,7 +6,7 @@
 #include <cstring>
 #include <vector>
 
-#include "expert_spec.h"
+#include "layer_config.h"
 
 namespace pimoe {
 

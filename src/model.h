@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "backend.h"
-#include "expert_spec.h"
+#include "layer_config.h"
 #include "host_parallel.h"
 #include "stats.h"
 #include "weights.h"

@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "layer_config.h"
 #include "option_table.h"
 #include "pimoe/pimoe.h"
 
@@ -19,12 +20,6 @@ struct ExpertOverride {
   std::optional<pimoe_activation> activation;
   std::optional<int64_t> width;
   std::optional<bool> pre_norm;
-};
-
-// A host function computing one expert (pimoe_expert_fn), with its user data.
-struct ExpertCallback {
-  pimoe_expert_fn fn = nullptr;
-  void *user_data = nullptr;
 };
 
 // Every layer-wide option's field and default come from option_table.h; string values arrive here parsed to enums.
@@ -60,6 +55,10 @@ BackendTuning apply_tuning_environment(const BackendTuning &set);
 pimoe_activation parse_activation(const std::string &name, const char *what);
 const char *activation_name(pimoe_activation activation);
 bool is_valid_activation(int64_t value);
+
+// The layer an Options describes: presets and overrides applied, every cross-option constraint checked (top_k <=
+// num_experts, ...), the environment's overrides of the experimental options applied (layer_config.cpp).
+LayerConfig resolve_layer_config(const Options &options);
 
 }  // namespace pimoe
 

@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "expert_spec.h"
+#include "layer_config.h"
 #include "route_plan.h"
 
 namespace pimoe {

@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "expert_spec.h"
+#include "layer_config.h"
 #include "weights.h"
 
 namespace pimoe {

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "expert_spec.h"
+#include "layer_config.h"
 
 namespace pimoe {
 

@@ -4,7 +4,7 @@
 #include <map>
 
 #include "error.h"
-#include "expert_spec.h"
+#include "layer_config.h"
 #include "formats/hf_checkpoint.h"
 #include "formats/mapped_file.h"
 

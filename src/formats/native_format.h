@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "expert_spec.h"
+#include "layer_config.h"
 #include "formats/safetensors.h"
 #include "options.h"
 

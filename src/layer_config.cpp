@@ -1,4 +1,5 @@
-#include "expert_spec.h"
+#include "layer_config.h"
+#include "options.h"
 
 #include "error.h"
 

@@ -6,9 +6,16 @@
 #include <utility>
 #include <vector>
 
-#include "options.h"
+#include "option_table.h"
+#include "pimoe/pimoe.h"
 
 namespace pimoe {
+
+// A host function computing one expert (pimoe_expert_fn), with its user data.
+struct ExpertCallback {
+  pimoe_expert_fn fn = nullptr;
+  void *user_data = nullptr;
+};
 
 struct ExpertSpec {
   pimoe_activation activation = PIMOE_ACT_GELU;
@@ -92,8 +99,5 @@ struct LayerConfig {
   // The experimental options with the environment's overrides applied (option_table.h; not saved with the layer).
   BackendTuning tuning;
 };
-
-// Applies presets and overrides and checks every cross-option constraint (top_k <= num_experts, ...).
-LayerConfig resolve_layer_config(const Options &options);
 
 }  // namespace pimoe
