@@ -1,3 +1,11 @@
 # Parity of the library against the reference oracle (tests/oracle): router options, activations, presets, shapes,
-# thread counts, determinism and statistics, at fp32.
-pimoe_add_gtest(test_parity ${CMAKE_CURRENT_LIST_DIR}/test_parity.cpp)
+# thread counts, determinism and statistics, at fp32. One binary from the files of tests/parity (listed: a missing
+# file is a configure error); the Vulkan and CUDA parts run the same binary on their backend (PIMOE_TEST_BACKEND).
+pimoe_add_gtest(test_parity
+                ${CMAKE_CURRENT_LIST_DIR}/parity/harness.cpp
+                ${CMAKE_CURRENT_LIST_DIR}/parity/test_oracle_and_weights.cpp
+                ${CMAKE_CURRENT_LIST_DIR}/parity/test_router_and_capacity.cpp
+                ${CMAKE_CURRENT_LIST_DIR}/parity/test_experts.cpp
+                ${CMAKE_CURRENT_LIST_DIR}/parity/test_shapes_and_determinism.cpp
+                ${CMAKE_CURRENT_LIST_DIR}/parity/test_stats_and_router_extensions.cpp)
+target_include_directories(test_parity PRIVATE ${CMAKE_CURRENT_LIST_DIR}/parity ${CMAKE_CURRENT_LIST_DIR})

@@ -12,9 +12,7 @@
 #   test_vulkan_no_driver    no Vulkan driver: the same
 # Any message of the validation layer's error severity fails the test (FAIL_REGULAR_EXPRESSION below), and
 # test_vulkan checks that the layer is really on. tests/vulkan/run_vulkan_tests.sh runs the same binaries on a GPU.
-if(NOT PIMOE_HAVE_VULKAN)
-  return()
-endif()
+# Included from tests/CMakeLists.txt only when the library has the Vulkan backend (PIMOE_HAVE_VULKAN).
 
 # Built like pimoe_add_gtest's binaries, but registered below only with the environments they need.
 foreach(_t test_vulkan test_vulkan_unavailable)

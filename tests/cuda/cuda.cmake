@@ -1,15 +1,14 @@
-# GPU tests of the CUDA backend, built when the library has it (PIMOE_HAVE_CUDA). Where no usable CUDA device exists
-# each of them prints why and exits 77, which ctest reports as "Skipped" (SKIP_RETURN_CODE), never as passed.
-if(PIMOE_HAVE_CUDA)
-  pimoe_add_gtest(test_cuda ${CMAKE_CURRENT_LIST_DIR}/test_cuda.cpp)
-  target_link_libraries(test_cuda PRIVATE CUDA::cudart_static)
-  set_tests_properties(test_cuda PROPERTIES LABELS "cuda" TIMEOUT 900 SKIP_RETURN_CODE 77)
-  # The shared parity suite (every router option, activation, shape, determinism, statistics) on the CUDA backend.
-  add_test(NAME test_parity_cuda COMMAND test_parity)
-  set_tests_properties(test_parity_cuda PROPERTIES LABELS "cuda" TIMEOUT 900 SKIP_RETURN_CODE 77
-                       ENVIRONMENT "PIMOE_TEST_BACKEND=cuda")
-  # Every routing feature (host routing, the backend's expert kernels) against the oracle on the CUDA backend.
-  add_test(NAME test_routing_features_cuda COMMAND test_routing_features)
-  set_tests_properties(test_routing_features_cuda PROPERTIES LABELS "cuda" TIMEOUT 900 SKIP_RETURN_CODE 77
-                       ENVIRONMENT "PIMOE_TEST_BACKEND=cuda")
-endif()
+# GPU tests of the CUDA backend, included from tests/CMakeLists.txt when the library has it (PIMOE_HAVE_CUDA). Where
+# no usable CUDA device exists each of them prints why and exits 77, which ctest reports as "Skipped"
+# (SKIP_RETURN_CODE), never as passed.
+pimoe_add_gtest(test_cuda ${CMAKE_CURRENT_LIST_DIR}/test_cuda.cpp)
+target_link_libraries(test_cuda PRIVATE CUDA::cudart_static)
+set_tests_properties(test_cuda PROPERTIES LABELS "cuda" TIMEOUT 900 SKIP_RETURN_CODE 77)
+# The shared parity suite (every router option, activation, shape, determinism, statistics) on the CUDA backend.
+add_test(NAME test_parity_cuda COMMAND test_parity)
+set_tests_properties(test_parity_cuda PROPERTIES LABELS "cuda" TIMEOUT 900 SKIP_RETURN_CODE 77
+                     ENVIRONMENT "PIMOE_TEST_BACKEND=cuda")
+# Every routing feature (host routing, the backend's expert kernels) against the oracle on the CUDA backend.
+add_test(NAME test_routing_features_cuda COMMAND test_routing_features)
+set_tests_properties(test_routing_features_cuda PROPERTIES LABELS "cuda" TIMEOUT 900 SKIP_RETURN_CODE 77
+                     ENVIRONMENT "PIMOE_TEST_BACKEND=cuda")
