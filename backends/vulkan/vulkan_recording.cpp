@@ -42,7 +42,6 @@ Push VulkanBackend::base_push(int64_t tokens, int64_t slots) const {
   p.groups = static_cast<uint32_t>(r.num_groups);
   p.topk_groups = static_cast<uint32_t>(r.topk_groups);
   p.eps = static_cast<float>(config_.layer_norm_eps);
-  p.aux_coef = static_cast<float>(r.aux_loss_coef);
   p.score_off = score_off_;
   p.bias_off = bias_off_;
   p.flags = (r.scoring == RouterScoring::Sigmoid ? CALL_SIGMOID : 0u) | (r.renormalize ? CALL_RENORM : 0u) |
