@@ -65,8 +65,8 @@ std::unique_ptr<Backend> vulkan_create(const LayerConfig &config, LayerWeights &
 }  // namespace
 
 const BackendFamily &vulkan_backend_family() {
-  static const BackendFamily family{"vulkan",        true,           vulkan_device_count, vulkan_usable,
-                                    vulkan_describe, vulkan_auto_rank, vulkan_create};
+  static const BackendFamily family{"vulkan",         vulkan_device_count, vulkan_usable, vulkan_describe,
+                                    vulkan_auto_rank, vulkan_create,       nullptr};
   return family;
 }
 
