@@ -216,12 +216,19 @@ list(APPEND PIMOE_SOURCES
      ${_vk_dir}/vk_runtime.cpp
      ${_vk_dir}/vk_device.cpp
      ${_vk_dir}/vulkan_backend.cpp
+     ${_vk_dir}/vulkan_recording.cpp
+     ${_vk_dir}/vulkan_scratch.cpp
+     ${_vk_dir}/vulkan_weights.cpp
+     ${_vk_dir}/vulkan_profile.cpp
+     ${_vk_dir}/vulkan_family.cpp
      ${_vk_dir}/volk_impl.c
      ${PIMOE_VULKAN_GEN_DIR}/vk_shader_blobs.cpp
      ${_vk_incs})
 # Vulkan structures are zero-initialised with only their sType named (VkFooInfo info{VK_STRUCTURE_TYPE_FOO}), the
 # API's usual C++ idiom, which -Wextra's -Wmissing-field-initializers would flag on every one.
 set_source_files_properties(${_vk_dir}/vk_runtime.cpp ${_vk_dir}/vk_device.cpp ${_vk_dir}/vulkan_backend.cpp
+                            ${_vk_dir}/vulkan_recording.cpp ${_vk_dir}/vulkan_scratch.cpp ${_vk_dir}/vulkan_weights.cpp
+                            ${_vk_dir}/vulkan_family.cpp
                             PROPERTIES COMPILE_OPTIONS "-Wno-missing-field-initializers")
 # volk.c is third-party code: compiled as is, without the project's warning flags.
 set_source_files_properties(${_vk_dir}/volk_impl.c PROPERTIES COMPILE_OPTIONS "-w")

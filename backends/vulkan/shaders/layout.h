@@ -1,7 +1,7 @@
 // The interface between the Vulkan backend's C++ side and its shaders, in the common subset of C++ and GLSL:
 // descriptor bindings, the push-constant block, the per-expert metadata table, the sections of the per-call
-// routing buffer and the kernels' tile sizes. Included by vulkan_backend.cpp and by common.glsl, so both sides
-// always agree.
+// routing buffer and the kernels' tile sizes. Included by the backend (call_layout.h) and by common.glsl, so both
+// sides always agree.
 #ifndef PIMOE_VK_LAYOUT_H
 #define PIMOE_VK_LAYOUT_H
 
@@ -60,8 +60,8 @@
 #define STATS_SIZE 8
 #define STATS_KEPT 0        // int
 #define STATS_MAX_ROWS 1    // int: the largest segment
-#define STATS_AUX 2         // float bits
-#define STATS_ZLOSS 3       // float bits
+#define STATS_AUX 2         // float bits: the balance sum over experts of f_e * P_e (the host applies the coefficient)
+#define STATS_ZLOSS 3       // float bits: sum over tokens of lse^2 (the host divides by the tokens)
 #define STATS_TOP1 4        // float bits: sum over tokens of the top-1 score
 
 // Per token values of the fused router (float bits), TOK_STRIDE each.
@@ -87,9 +87,9 @@
   U(tokens) U(slots) U(experts) U(hidden) U(segments) U(hidden_pad) U(route_ids) U(route_w) U(route_arow)         \
   U(route_seg) U(route_disp) U(route_ecount) U(route_stats) U(route_tok) U(flags) U(inv_tau_lo) U(inv_tau_hi)      \
   U(scaling_lo) U(scaling_hi)                                                                                        \
-  I(capacity) U(groups) U(topk_groups) F(eps) F(aux_coef) U(score_off) U(bias_off) U(grid_x) U(up_grid_x)            \
+  I(capacity) U(groups) U(topk_groups) F(eps) U(score_off) U(bias_off) U(grid_x) U(up_grid_x)            \
   U(down_grid_x) U(row_tile) U(route_active)
-#define PUSH_WORDS 31
+#define PUSH_WORDS 30
 
 // flags
 #define CALL_SIGMOID 1u

@@ -294,8 +294,8 @@ void main() {
   const uint st = pc.route_stats;
   route[st + STATS_KEPT] = int(row_base);
   route[st + STATS_MAX_ROWS] = int(max_seg);
-  route[st + STATS_AUX] = floatBitsToInt(pc.aux_coef * float(E) * uintBitsToFloat(red_a[0]));
-  route[st + STATS_ZLOSS] = floatBitsToInt(sum_z / float(T));
+  route[st + STATS_AUX] = floatBitsToInt(uintBitsToFloat(red_a[0]));
+  route[st + STATS_ZLOSS] = floatBitsToInt(sum_z);
   route[st + STATS_TOP1] = floatBitsToInt(sum_top1);
   // Row tiles of the largest segment: at most MV_MAX_ROWS rows, one tile for every kernel.
   const uint y = (pc.flags & CALL_MATVEC) != 0u ? 1u : (max_seg + pc.row_tile - 1u) / pc.row_tile;

@@ -33,8 +33,8 @@ void finish_routing(float sum_z, float sum_top1) {
   const uint st = pc.route_stats;
   route[st + STATS_KEPT] = kept_total;
   route[st + STATS_MAX_ROWS] = max_rows;
-  route[st + STATS_AUX] = floatBitsToInt(pc.aux_coef * float(E) * aux);
-  route[st + STATS_ZLOSS] = floatBitsToInt(sum_z / float(T));
+  route[st + STATS_AUX] = floatBitsToInt(aux);
+  route[st + STATS_ZLOSS] = floatBitsToInt(sum_z);
   route[st + STATS_TOP1] = floatBitsToInt(sum_top1);
 
   // Row tiles of the largest segment (the small-row kernels take all of a segment's rows in one workgroup).
