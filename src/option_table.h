@@ -151,4 +151,9 @@ struct BackendTuning {
   PIMOE_EXPERIMENTAL_OPTIONS(PIMOE_OPTION_FIELD)
 };
 
+// `set` with the environment's overrides applied: each experimental option's variable, when set to a value the option
+// accepts, wins (option_env.cpp). A backend's process-wide settings, made before any model exists, read
+// apply_tuning_environment(BackendTuning{}).
+BackendTuning apply_tuning_environment(const BackendTuning &set);
+
 }  // namespace pimoe

@@ -47,10 +47,6 @@ std::vector<std::pair<int64_t, int64_t>> parse_group_levels(const std::string &t
 void check_backend_name(const char *value);
 void check_group_levels(const char *value);
 
-// The experimental options of `set` with every set environment variable of option_table.h applied over them (the
-// variable wins; a value the option would reject is ignored, as the backends ignored it).
-BackendTuning apply_tuning_environment(const BackendTuning &set);
-
 // Parses an activation name ("gelu", "swiglu", ...); throws PIMOE_ERR_INVALID_OPTION naming `what`.
 pimoe_activation parse_activation(const std::string &name, const char *what);
 const char *activation_name(pimoe_activation activation);

@@ -41,9 +41,9 @@ void Buffer::reset() {
   mapped_ = nullptr;
 }
 
-std::shared_ptr<Device> Device::get(int index) {
+std::shared_ptr<Device> Device::get(int index, const BackendTuning &tuning) {
   std::string why;
-  std::shared_ptr<Instance> instance = Instance::get(&why);
+  std::shared_ptr<Instance> instance = Instance::get(&why, tuning.vulkan_validation);
   if (!instance) throw Error(PIMOE_ERR_BACKEND_UNAVAILABLE, why);
   const int count = static_cast<int>(instance->devices().size());
   if (index < 0) {
@@ -69,11 +69,11 @@ std::shared_ptr<Device> Device::get(int index) {
   static std::map<int, std::shared_ptr<Device>> devices;
   std::lock_guard<std::mutex> lock(mutex);
   std::shared_ptr<Device> &slot = devices[index];
-  if (!slot) slot.reset(new Device(instance, index));
+  if (!slot) slot.reset(new Device(instance, index, tuning.vulkan_coopmat_n));
   return slot;
 }
 
-Device::Device(std::shared_ptr<Instance> instance, int index)
+Device::Device(std::shared_ptr<Instance> instance, int index, VulkanCoopmatN coopmat_n)
     : instance_(std::move(instance)), index_(index), physical_(instance_->devices()[static_cast<size_t>(index)]) {
   vkGetPhysicalDeviceMemoryProperties(physical_.handle, &memory_);
   uint32_t families = 0;
@@ -111,12 +111,10 @@ Device::Device(std::shared_ptr<Instance> instance, int index)
   VkPhysicalDeviceCooperativeMatrixFeaturesNV coop{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV};
   VkPhysicalDeviceVulkan12Features v12{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES};
   VkPhysicalDeviceFeatures2 features2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2};
-  // PIMOE_VULKAN_COOPMAT_N=8|16 picks the fragment width among those the device has (tuning).
+  // experimental.vulkan_coopmat_n (PIMOE_VULKAN_COOPMAT_N) = 8|16 picks the fragment width among those the device has.
   uint32_t width = physical_.coopmat_n;
-  if (const char *n = std::getenv("PIMOE_VULKAN_COOPMAT_N")) {
-    const uint32_t want = static_cast<uint32_t>(std::atoi(n));
-    if ((want == 8 || want == 16) && (physical_.coopmat_widths & want)) width = want;
-  }
+  const uint32_t want = coopmat_n == VulkanCoopmatN::N8 ? 8u : coopmat_n == VulkanCoopmatN::N16 ? 16u : 0u;
+  if (want != 0 && (physical_.coopmat_widths & want)) width = want;
   if (width == 0) {
     coopmat_missing_ = physical_.coopmat_missing;
   } else if (!find_shader("matmul_coop_up_n" + std::to_string(width))) {

@@ -52,7 +52,8 @@ class Device {
  public:
   // The device of index `index` in Instance::devices() (-1: the preferred one, software allowed), created on first
   // use and kept for the process's lifetime. Throws PIMOE_ERR_BACKEND_UNAVAILABLE with the reason.
-  static std::shared_ptr<Device> get(int index);
+  // Device `index` (-1: the preferred one), made on first use with `tuning`'s validation and fragment width.
+  static std::shared_ptr<Device> get(int index, const BackendTuning &tuning);
 
   Device(const Device &) = delete;
   Device &operator=(const Device &) = delete;
@@ -101,7 +102,7 @@ class Device {
   void copy(const std::vector<Copy> &copies);
 
  private:
-  Device(std::shared_ptr<Instance> instance, int index);
+  Device(std::shared_ptr<Instance> instance, int index, VulkanCoopmatN coopmat_n);
   void release();
   uint32_t memory_type(uint32_t allowed, Memory kind) const;
 

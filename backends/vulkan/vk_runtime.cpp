@@ -251,7 +251,7 @@ uint64_t Instance::validation_errors() {
   return g_validation_errors.load();
 }
 
-std::shared_ptr<Instance> Instance::get(std::string *why) {
+std::shared_ptr<Instance> Instance::get(std::string *why, VulkanValidation validation) {
   // One instance for the process, shared by every model, and never destroyed: tearing it down at exit would unload
   // the driver while its own exit handlers and threads may still run, and gains nothing (the devices, which own
   // every object the backend makes, are destroyed at exit; see Device::get). Kept behind a pointer so that no
@@ -264,14 +264,14 @@ std::shared_ptr<Instance> Instance::get(std::string *why) {
     instance = new std::shared_ptr<Instance>();
     failure = new std::string();
     std::shared_ptr<Instance> fresh(new Instance);
-    fresh->create(failure);
+    fresh->create(failure, validation);
     if (failure->empty()) *instance = std::move(fresh);
   }
   if (!*instance && why) *why = *failure;
   return *instance;
 }
 
-void Instance::create(std::string *why) {
+void Instance::create(std::string *why, VulkanValidation validation) {
   VkResult r = volkInitialize();
   if (r != VK_SUCCESS) {
     *why = "vulkan: the Vulkan loader libvulkan.so.1 was not found (Debian: libvulkan1)";
@@ -282,9 +282,8 @@ void Instance::create(std::string *why) {
     *why = "vulkan: the Vulkan loader is version " + version_text(loader_version) + "; 1.1 or later is needed";
     return;
   }
-  const char *validation_env = std::getenv("PIMOE_VULKAN_VALIDATION");
-  const bool want_validation = validation_env && *validation_env && std::strcmp(validation_env, "0") != 0;
-  const bool want_sync = want_validation && std::strcmp(validation_env, "sync") == 0;
+  const bool want_validation = validation != VulkanValidation::Off;
+  const bool want_sync = validation == VulkanValidation::Sync;
   std::vector<const char *> layers, extensions;
   if (want_validation) {
     if (!has_layer("VK_LAYER_KHRONOS_validation")) {

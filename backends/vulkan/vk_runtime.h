@@ -42,7 +42,8 @@ class Instance {
  public:
   // The process's instance, or nullptr with the reason in *why (no loader, no driver, no Vulkan 1.1, a requested
   // validation layer missing). The outcome of the first call is kept: the environment is read once.
-  static std::shared_ptr<Instance> get(std::string *why);
+  // The process's instance, made on first use with `validation` (later calls' choice does not count).
+  static std::shared_ptr<Instance> get(std::string *why, VulkanValidation validation);
 
   Instance(const Instance &) = delete;
   Instance &operator=(const Instance &) = delete;
@@ -61,7 +62,7 @@ class Instance {
 
  private:
   Instance() = default;
-  void create(std::string *why);
+  void create(std::string *why, VulkanValidation validation);
 
   VkInstance instance_ = VK_NULL_HANDLE;
   VkDebugUtilsMessengerEXT messenger_ = VK_NULL_HANDLE;

@@ -1,5 +1,5 @@
 # The Vulkan backend (backends/vulkan): included from the top-level CMakeLists.txt before the library is defined.
-# Appends its sources to PIMOE_SOURCES and sets PIMOE_HAVE_VULKAN when everything it needs is found:
+# Joins the build through pimoe_add_backend() (which sets PIMOE_HAVE_VULKAN) when everything it needs is found:
 #   - the Vulkan headers (Debian libvulkan-dev; the library itself is never linked: it is loaded at run time),
 #   - volk (Debian libvulkan-volk-dev: volk.h + volk.c, compiled into libpimoe with every symbol renamed),
 #   - glslc (Debian glslc), which compiles shaders/*.comp to SPIR-V at build time; the words are embedded.
@@ -212,7 +212,7 @@ const ShaderBlob *find_shader(const std::string &name) {
 ")
 set_source_files_properties(${PIMOE_VULKAN_GEN_DIR}/vk_shader_blobs.cpp PROPERTIES OBJECT_DEPENDS "${_vk_incs}")
 
-list(APPEND PIMOE_SOURCES
+set(_vk_sources
      ${_vk_dir}/vk_runtime.cpp
      ${_vk_dir}/vk_device.cpp
      ${_vk_dir}/vulkan_backend.cpp
@@ -233,7 +233,7 @@ set_source_files_properties(${_vk_dir}/vk_runtime.cpp ${_vk_dir}/vk_device.cpp $
 # volk.c is third-party code: compiled as is, without the project's warning flags.
 set_source_files_properties(${_vk_dir}/volk_impl.c PROPERTIES COMPILE_OPTIONS "-w")
 
-pimoe_add_backend(vulkan CONFIGURE pimoe_vulkan_configure)  # its sources are in PIMOE_SOURCES (above)
+pimoe_add_backend(vulkan SOURCES ${_vk_sources} CONFIGURE pimoe_vulkan_configure)
 
 # Called for each library target (pimoe_configure_backends).
 function(pimoe_vulkan_configure target)

@@ -19,21 +19,22 @@ using Clock = VulkanProfile::Clock;
 
 VulkanBackend::VulkanBackend(const LayerConfig &config, LayerWeights &weights, int device_index)
     : config_(config),
-      device_(Device::get(device_index)),
+      device_(Device::get(device_index, config.tuning)),
       dtype_(config.weight_dtype),
       vw_(config.weight_dtype == WeightDtype::F32 ? 4 : 8),
       variant_(config.weight_dtype == WeightDtype::F32    ? "f32"
                : config.weight_dtype == WeightDtype::BF16 ? "bf16"
                                                           : "f16") {
-  const char *routing = std::getenv("PIMOE_VULKAN_ROUTING");
-  host_routing_only_ = routing && std::strcmp(routing, "host") == 0;
-  const char *tiles = std::getenv("PIMOE_VULKAN_TILES");
+  // The experimental options (pimoe.h; their environment variables already applied in config.tuning).
+  const BackendTuning &tuning = config.tuning;
+  host_routing_only_ = tuning.vulkan_routing == VulkanRouting::Host;
+  const char *tiles = enum_name(tuning.vulkan_tiles);
   const CoopTiles *coop = nullptr;
-  if (tiles && std::strcmp(tiles, "small") == 0) tiles_ = Tiles::Small;
-  if (tiles && std::strcmp(tiles, "large") == 0) tiles_ = Tiles::Large;
-  if (tiles && std::strcmp(tiles, "fma") == 0) tiles_ = Tiles::Fma;
+  if (tuning.vulkan_tiles == VulkanTiles::Small) tiles_ = Tiles::Small;
+  if (tuning.vulkan_tiles == VulkanTiles::Large) tiles_ = Tiles::Large;
+  if (tuning.vulkan_tiles == VulkanTiles::Fma) tiles_ = Tiles::Fma;
   for (const CoopTiles &c : kCoopTiles) {
-    if (tiles && std::strcmp(tiles, c.choice) == 0) {
+    if (std::strcmp(tiles, c.choice) == 0) {
       tiles_ = Tiles::Coopmat;
       coop = &c;
     }
@@ -50,8 +51,7 @@ VulkanBackend::VulkanBackend(const LayerConfig &config, LayerWeights &weights, i
     coop_up_ = std::string(coop->kernel) + "up_n" + std::to_string(n);
     coop_down_ = std::string(coop->kernel) + "down_n" + std::to_string(n);
   }
-  const char *profile = std::getenv("PIMOE_VULKAN_PROFILE");
-  profile_ = std::make_unique<VulkanProfile>(profile && *profile && std::strcmp(profile, "0") != 0);
+  profile_ = std::make_unique<VulkanProfile>(tuning.vulkan_profile);
   bool callbacks = false;
   for (const ExpertSpec &e : config.experts) {
     any_pre_norm_ = any_pre_norm_ || e.pre_norm;

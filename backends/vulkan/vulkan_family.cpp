@@ -10,14 +10,17 @@
 namespace pimoe {
 namespace {
 
+// The validation choice of the process's instance when a device query makes it (no model's options exist yet).
+VulkanValidation process_validation() { return apply_tuning_environment(BackendTuning{}).vulkan_validation; }
+
 int vulkan_device_count() {
-  const std::shared_ptr<vk::Instance> instance = vk::Instance::get(nullptr);
+  const std::shared_ptr<vk::Instance> instance = vk::Instance::get(nullptr, process_validation());
   return instance ? static_cast<int>(instance->devices().size()) : 0;
 }
 
 // device -1: the preferred device.
 bool vulkan_usable(int device, std::string &why) {
-  const std::shared_ptr<vk::Instance> instance = vk::Instance::get(&why);
+  const std::shared_ptr<vk::Instance> instance = vk::Instance::get(&why, process_validation());
   if (!instance) return false;
   const auto &devices = instance->devices();
   const int count = static_cast<int>(devices.size());
@@ -44,7 +47,7 @@ bool vulkan_usable(int device, std::string &why) {
 std::string vulkan_describe(int device) {
   std::string why;
   if (!vulkan_usable(device, why)) return "";
-  const std::shared_ptr<vk::Instance> instance = vk::Instance::get(nullptr);
+  const std::shared_ptr<vk::Instance> instance = vk::Instance::get(nullptr, process_validation());
   const int index = device < 0 ? instance->preferred_device(true) : device;
   return "vulkan:" + std::to_string(index) + ": " + instance->devices()[static_cast<size_t>(index)].describe() +
          (instance->validation() ? " [validation layer on]" : "");
@@ -52,7 +55,7 @@ std::string vulkan_describe(int device) {
 
 // A hardware device beats the CPU backend; a software one (lavapipe, SwiftShader) never does.
 int vulkan_auto_rank(int *device) {
-  const std::shared_ptr<vk::Instance> instance = vk::Instance::get(nullptr);
+  const std::shared_ptr<vk::Instance> instance = vk::Instance::get(nullptr, process_validation());
   const int hardware = instance ? instance->preferred_device(false) : -1;
   *device = hardware;
   return hardware >= 0 ? 50 : -1;
