@@ -11,7 +11,6 @@ namespace pimoe::cuda {
 namespace {
 
 struct Probe {
-  bool seen = false;  // the driver reports a device
   bool usable = false;
   std::string reason;  // why not, when not usable
 };
@@ -33,7 +32,6 @@ const Probe &probe() {
       p.reason = "backend 'cuda': no CUDA device found";
       return;
     }
-    p.seen = true;
     cudaDeviceProp prop{};
     if (cudaGetDeviceProperties(&prop, kDevice) != cudaSuccess) {
       cudaGetLastError();
@@ -58,7 +56,7 @@ void select_device() {
 }
 
 int device_count() {
-  return probe().seen ? 1 : 0;
+  return probe().usable ? 1 : 0;
 }
 
 bool device_usable(std::string &why) {

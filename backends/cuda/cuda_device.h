@@ -10,7 +10,8 @@ constexpr int kDevice = 0;
 // Makes kDevice current on the calling thread; every entry point of the backend starts with it.
 void select_device();
 
-// 1 when the driver sees a CUDA device (usable or not), 0 when it sees none or the driver is missing.
+// 1 when the backend can run on kDevice, else 0 (pimoe_backend_device_count("cuda") as pimoe.h documents it: a
+// device the backend cannot use is not counted).
 int device_count();
 
 // Whether kDevice can run the backend; `why` receives the reason when not (driver missing, no device, compute
