@@ -5,22 +5,13 @@
 #include <limits>
 
 #include "api_guard.h"
+#include "api_validate.h"
 #include "backend_registry.h"
-#include "backends/cpu/cpu_backend.h"
-#include "backends/cpu/gemm.h"
-#ifdef PIMOE_HAVE_CUDA
-#include "backends/cuda/cuda_backend.h"
-#endif
-#ifdef PIMOE_HAVE_VULKAN
-#include "backends/vulkan/vulkan_backend.h"
-#endif
 #include "pimoe/pimoe.h"
 
 using namespace pimoe;
 
 namespace {
-
-constexpr int64_t kMaxTokensPerCall = int64_t{1} << 24;
 
 const char *kStatusText[] = {
     "success",
@@ -39,51 +30,6 @@ const char *kStatusText[] = {
     "internal error",
     "expert callback failed",
 };
-
-// Checks everything pimoe_forward promises to check, before any work is done.
-int64_t validate_forward(const Model &m, const float *input, size_t input_count, int64_t batch, int64_t seq,
-                         const float *output, size_t output_count, const int32_t *ids, const float *weights,
-                         size_t routing_count, const char *fn = "pimoe_forward") {
-  require(input, fn, "input");
-  require(output, fn, "output");
-  if (batch < 1) fail(PIMOE_ERR_INVALID_ARGUMENT, fn, ": batch (", batch, ") must be >= 1");
-  if (seq < 1) fail(PIMOE_ERR_INVALID_ARGUMENT, fn, ": seq (", seq, ") must be >= 1");
-  if (batch > kMaxTokensPerCall / seq) {
-    fail(PIMOE_ERR_INVALID_ARGUMENT, fn, ": batch*seq (", batch, "*", seq, ") exceeds the limit of ",
-         kMaxTokensPerCall, " tokens per call");
-  }
-  const int64_t tokens = batch * seq;
-  const int64_t H = m.config().hidden;
-  const auto expected = static_cast<size_t>(tokens * H);
-  if (input_count != expected) {
-    fail(PIMOE_ERR_SIZE_MISMATCH, fn, ": input_count (", input_count, ") != batch*seq*hidden (", batch, "*",
-         seq, "*", H, " = ", expected, ")");
-  }
-  if (output_count != expected) {
-    fail(PIMOE_ERR_SIZE_MISMATCH, fn, ": output_count (", output_count, ") != batch*seq*hidden (", expected,
-         ")");
-  }
-  if ((ids == nullptr) != (weights == nullptr)) {
-    fail(PIMOE_ERR_INVALID_ARGUMENT, fn, ": expert_ids and expert_weights must both be NULL or both set (",
-         ids ? "expert_weights" : "expert_ids", " is NULL)");
-  }
-  if (ids) {
-    const auto routing_expected = static_cast<size_t>(tokens * m.config().router.slots());
-    if (routing_count != routing_expected) {
-      fail(PIMOE_ERR_SIZE_MISMATCH, fn, ": routing_count (", routing_count, ") != batch*seq*",
-           m.config().router.expert_choice ? "num_experts (expert-choice slots)" : "top_k", " (", routing_expected,
-           ")");
-    }
-  }
-  // Split over the model's host threads for large inputs (HostParallel): one thread's scan of a 4096-token input
-  // took milliseconds, as long as a GPU backend's whole layer.
-  const size_t i = m.host_parallel().first_non_finite(input, expected);
-  if (i < expected) {
-    fail(PIMOE_ERR_NON_FINITE_INPUT, fn, ": input[", i, "] (token ", static_cast<int64_t>(i) / H, ", feature ",
-         static_cast<int64_t>(i) % H, ") is ", std::isnan(input[i]) ? "NaN" : "Inf");
-  }
-  return tokens;
-}
 
 // Storage for strings handed out per thread (messages copied out of a model, device descriptions).
 std::string &thread_string() {
@@ -106,13 +52,8 @@ uint32_t pimoe_abi_version(void) {
 }
 
 const char *pimoe_build_info(void) {
-  static const std::string info = [] {
-    std::string backends;
-    for (const char *name : compiled_backends()) backends += (backends.empty() ? "" : ",") + std::string(name);
-    return "libpimoe " PIMOE_VERSION_STRING " backends=" + backends + " cpu_gemm=packed" +
-           (cpu::blas_available() ? ",openblas blas=" + cpu::blas_description() : std::string(" blas=none")) +
-           " compiler=" PIMOE_COMPILER;
-  }();
+  static const std::string info =
+      "libpimoe " PIMOE_VERSION_STRING " " + backend_build_info() + " compiler=" PIMOE_COMPILER;
   return info.c_str();
 }
 
@@ -182,7 +123,7 @@ pimoe_status pimoe_forward(pimoe_model *model, const float *input, size_t input_
   return guarded(model, [&] {
     require(model, "pimoe_forward", "model");
     validate_forward(model->model, input, input_count, batch, seq, output, output_count, expert_ids, expert_weights,
-                     routing_count);
+                     routing_count, "pimoe_forward", false);
     RoutingOutputs out;
     out.ids = expert_ids;
     out.weights = expert_weights;
@@ -212,7 +153,7 @@ pimoe_status pimoe_forward_routing(pimoe_model *model, const float *input, size_
       out.probabilities = routing->probabilities;
     }
     const int64_t tokens = validate_forward(model->model, input, input_count, batch, seq, output, output_count,
-                                            nullptr, nullptr, 0, fn);
+                                            nullptr, nullptr, 0, fn, false);
     const LayerConfig &c = model->model.config();
     if (out.ids || out.weights || out.dropped) {
       const auto expected = static_cast<size_t>(tokens * c.router.slots());
@@ -318,50 +259,25 @@ int32_t pimoe_backend_device_count(const char *kind) {
     set_thread_error("pimoe_backend_device_count: kind is NULL");
     return -1;
   }
-  const std::string k(kind);
-  if (k == "cpu") return 1;
-#ifdef PIMOE_HAVE_CUDA
-  if (k == "cuda") {
-    std::string why;
-    return cuda_backend_usable(why) ? 1 : 0;  // the CUDA backend runs on device 0
-  }
-#endif
-#ifdef PIMOE_HAVE_VULKAN
-  if (k == "vulkan") return vulkan_device_count();
-#endif
-  if (k == "cuda" || k == "vulkan") return 0;  // not compiled into this build
-  set_thread_error("pimoe_backend_device_count: '" + k + "' is not a backend kind (cpu, cuda or vulkan)");
-  return -1;
+  std::string why;
+  const int count = backend_device_count(kind, why);
+  if (count < 0) set_thread_error("pimoe_backend_device_count: " + why);
+  return count;
 }
 
 const char *pimoe_backend_device(const char *name) {
   clear_thread_error();
   if (!name) return nullptr;
   try {
-    BackendName parsed = parse_backend_name(name);
+    const BackendName parsed = parse_backend_name(name);
     std::string why;
     if (!backend_usable(parsed, why)) {
       set_thread_error(why);
       return nullptr;
     }
-    if (parsed.kind == "auto") parsed = parse_backend_name(resolve_auto_backend());
-    if (parsed.kind == "cpu") {
-      thread_string() = cpu_device_description(0, false);
-      return thread_string().c_str();
-    }
-#ifdef PIMOE_HAVE_CUDA
-    if (parsed.kind == "cuda") {
-      thread_string() = cuda_device_description();
-      return thread_string().c_str();
-    }
-#endif
-#ifdef PIMOE_HAVE_VULKAN
-    if (parsed.kind == "vulkan") {
-      thread_string() = vulkan_device_description(parsed.device);
-      return thread_string().c_str();
-    }
-#endif
-    return nullptr;
+    thread_string() = describe_backend(parsed);
+    if (thread_string().empty()) return nullptr;
+    return thread_string().c_str();
   } catch (const std::exception &e) {
     set_thread_error(e.what());
     return nullptr;

@@ -100,8 +100,8 @@ class Backend {
 // A backend family: one per backend folder, found through the registry (backend_registry.cpp, the only file that
 // names them). Devices are numbered from 0; device -1 means the family's preferred device.
 struct BackendFamily {
-  const char *name;        // "cpu", "cuda", ...: the backend option's value, and "name:N" for device N
-  bool numbered_devices;   // whether "name:N" is accepted
+  const char *name;        // "cpu", "cuda", ...: the backend option's value ("name:N" for device N where the
+                           // registry's table says the backend numbers its devices)
   int (*device_count)();   // devices seen (unusable ones included); 0 when the driver is missing
   // Whether the device can run the backend; `why` receives the reason when it cannot.
   bool (*usable)(int device, std::string &why);
@@ -112,6 +112,8 @@ struct BackendFamily {
   int (*auto_rank)(int *device);
   // Throws PIMOE_ERR_BACKEND_UNAVAILABLE (with the reason) or PIMOE_ERR_OUT_OF_MEMORY.
   std::unique_ptr<Backend> (*create)(const LayerConfig &config, LayerWeights &weights, int device);
+  // What pimoe_build_info() adds for this family ("cpu_gemm=packed,openblas blas=..."); null: nothing.
+  std::string (*build_info)();
 };
 
 }  // namespace pimoe

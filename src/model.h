@@ -12,53 +12,18 @@
 #include "backend.h"
 #include "expert_spec.h"
 #include "host_parallel.h"
-#include "routing_features.h"
 #include "stats.h"
 #include "weights.h"
+#include "workspace.h"
 
 namespace pimoe {
 
-// Everything one forward call needs besides the weights. Pooled, so concurrent calls each get their own and a steady
-// stream of calls allocates nothing.
-struct Workspace {
-  RoutePlan plan;
-  std::vector<float> logits;
-  std::unique_ptr<BackendScratch> scratch;
-  size_t bytes_when_idle = 0;
-
-  // Used only by the routing features (empty otherwise).
-  std::vector<float> router_input;  // [T, H] x + attention context
-  AttentionScratch attention;
-  std::vector<float> bias_snapshot, ema_snapshot;  // adaptive state as of this call's start
-  RoutePlan slot_plan, shared_plan;  // attention combine: every kept assignment alone; the shared expert alone
-  std::vector<float> gathered, slot_out;           // [kept, H]
-  std::vector<float> callback_in, callback_out;    // [rows, H]
-  std::vector<const float *> slot_outputs;         // [slots] one token's expert outputs
-  std::vector<float> slot_weights, combined;       // [slots]
-  std::vector<double> combine_q, combine_logit;
-  std::vector<int64_t> kept_per_expert;
-};
-
-// What a caller wants back from a forward call besides the output (each may be null).
+// What a caller wants back from a forward call besides the output (each may be null; host memory).
 struct RoutingOutputs {
   int32_t *ids = nullptr;
   float *weights = nullptr;
   uint8_t *dropped = nullptr;
   float *probabilities = nullptr;
-};
-
-class WorkspacePool {
- public:
-  explicit WorkspacePool(const Backend &backend) : backend_(backend) {}
-  Workspace &acquire();
-  void release(Workspace &workspace);
-  size_t bytes() const;
-
- private:
-  const Backend &backend_;
-  mutable std::mutex mutex_;
-  std::vector<std::unique_ptr<Workspace>> all_;
-  std::vector<Workspace *> idle_;
 };
 
 // Fills a model's freshly allocated tensors (all zero, in the documented order and shapes) before the backend takes
@@ -70,17 +35,16 @@ class Model {
   // Weights from config.seed (pimoe.h documents the scheme), or from `fill` when given.
   explicit Model(const LayerConfig &config, const WeightFiller &fill = nullptr);
 
-  // Validated arguments only (api.cpp checks them).
-  void forward(const float *x, int64_t batch, int64_t seq, float *y, const RoutingOutputs &out);
+  // The one forward pipeline (model.cpp): validated arguments only (the C shims check them). x and y are host
+  // memory, or the backend's device memory when `device` is given (pimoe_forward_cuda); `fn` names the C call in
+  // error messages.
+  void forward(const float *x, int64_t batch, int64_t seq, float *y, const RoutingOutputs &out,
+               const DeviceCall *device = nullptr, const char *fn = "pimoe_forward");
 
   // Callback experts (pimoe_model_set_expert_callback). Not synchronised with forward (the header says so).
   void set_callback(int32_t expert, const ExpertCallback &callback);
   // Restores the adaptive bias and the load average to their values at creation/load.
   void reset_adaptive_state();
-  // The same with x and y in the backend's device memory, work ordered on `stream` (pimoe_forward_cuda;
-  // model_device.cpp). ids/weights are host memory and may be null.
-  void forward_device(const float *x, int64_t batch, int64_t seq, float *y, void *stream, int32_t *ids,
-                      float *weights);
 
   const LayerConfig &config() const { return config_; }
   const Backend &backend() const { return *backend_; }
@@ -103,8 +67,11 @@ class Model {
   std::unique_ptr<Backend> fill_then_create_backend(const WeightFiller &fill);
 
   bool is_adaptive_state(const NamedTensor &t) const;
-  void route_on_host(const float *x, int64_t batch, int64_t seq, float *y, Workspace &w);
-  void run_callbacks(const RoutePlan &plan, const float *x, Workspace &w, float *y, bool accumulate);
+  // The pipeline's steps (model.cpp), and the host experts (host_experts.cpp).
+  void route_on_host(const float *x, int64_t batch, int64_t seq, Workspace &w);
+  void run_routed(const float *x, float *y, const DeviceCall *device, Workspace &w);
+  void run_callbacks(const float *x, Workspace &w);
+  void add_callback_outputs(const RoutePlan &plan, const HostExtrasScratch &extras, float *y) const;
   void combine_with_attention(const float *x, Workspace &w, float *y);
   void update_adaptive_state(const RoutePlan &plan);
 

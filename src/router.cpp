@@ -24,47 +24,48 @@ void top_k(const double *p, int64_t E, int64_t k, int32_t *ids) {
 
 // Per-expert capacity of this call: C = ceil(T*k*cf/E) each, or with dynamic capacity the same E*C slots shared out
 // in proportion to the load average (pimoe.h, DYNAMIC_CAPACITY).
-void compute_capacities(const RouterConfig &config, const float *load_ema, RoutePlan &plan) {
+void compute_capacities(const RouterConfig &config, const float *load_ema, const RoutePlan &plan,
+                        RouterScratch &scratch) {
   const int64_t T = plan.tokens, k = plan.top_k, E = plan.num_experts;
   const auto capacity =
       static_cast<int64_t>(std::ceil(static_cast<double>(T * k) * config.capacity_factor / static_cast<double>(E)));
-  plan.capacity.assign(static_cast<size_t>(E), capacity);
+  std::vector<int64_t> &cap = scratch.capacity;
+  cap.assign(static_cast<size_t>(E), capacity);
   if (!config.dynamic_capacity || load_ema == nullptr) return;
   const int64_t total = E * capacity;
   double sum = 0.0;
   for (int64_t e = 0; e < E; ++e) sum += load_ema[e];
-  std::vector<double> &fraction = plan.probability;  // free at this point: reused for the fractional parts
+  std::vector<double> &fraction = scratch.capacity_fraction;
   fraction.resize(static_cast<size_t>(E));
   int64_t given = 0;
   for (int64_t e = 0; e < E; ++e) {
     const double quota = static_cast<double>(total) * load_ema[e] / sum;
-    plan.capacity[e] = static_cast<int64_t>(std::floor(quota + 1e-9));
-    fraction[e] = quota - static_cast<double>(plan.capacity[e]);
-    given += plan.capacity[e];
+    cap[e] = static_cast<int64_t>(std::floor(quota + 1e-9));
+    fraction[e] = quota - static_cast<double>(cap[e]);
+    given += cap[e];
   }
   for (int64_t left = total - given; left > 0; --left) {
     int64_t best = 0;
     for (int64_t e = 1; e < E; ++e) {
       if (fraction[e] > fraction[best]) best = e;
     }
-    ++plan.capacity[best];
+    ++cap[best];
     fraction[best] = -kInf;
   }
 }
 
-void apply_capacity(const RouterConfig &config, const float *load_ema, RoutePlan &plan) {
+void apply_capacity(const RouterConfig &config, const float *load_ema, RoutePlan &plan, RouterScratch &scratch) {
   const int64_t T = plan.tokens, k = plan.top_k;
   plan.dropped_count = 0;
   if (config.capacity_factor <= 0.0 || config.expert_choice) return;
-  compute_capacities(config, load_ema, plan);
-  // counts doubles as the admitted-so-far tally here; it is recomputed by the counting sort afterwards.
-  std::fill(plan.counts.begin(), plan.counts.end(), 0);
+  compute_capacities(config, load_ema, plan, scratch);
+  scratch.admitted.assign(static_cast<size_t>(plan.num_experts), 0);
   for (int64_t j = 0; j < k; ++j) {  // first choices of every token before any second choice (GShard order)
     for (int64_t t = 0; t < T; ++t) {
       const int64_t a = t * k + j;
       const auto e = static_cast<size_t>(plan.expert[a]);
-      int64_t &admitted = plan.counts[e];
-      if (admitted < plan.capacity[e]) {
+      int64_t &admitted = scratch.admitted[e];
+      if (admitted < scratch.capacity[e]) {
         ++admitted;
       } else {
         plan.dropped[a] = 1;
@@ -77,7 +78,7 @@ void apply_capacity(const RouterConfig &config, const float *load_ema, RoutePlan
 
 // Counting sort of the kept assignments by expert. Assignments to callback experts stay out of `order` (the backend
 // never sees them) and are listed in callback_order instead; unused expert-choice slots (expert -1) in neither.
-void sort_by_expert(const RouterConfig &config, RoutePlan &plan) {
+void sort_by_expert(const RouterConfig &config, RoutePlan &plan, RouterScratch &scratch) {
   const int64_t A = plan.tokens * plan.top_k, E = plan.num_experts;
   const bool callbacks = config.has_callback_experts;
   auto to_backend = [&](int64_t a) {
@@ -89,9 +90,8 @@ void sort_by_expert(const RouterConfig &config, RoutePlan &plan) {
   }
   plan.offsets[0] = 0;
   for (int64_t e = 0; e < E; ++e) plan.offsets[e + 1] = plan.offsets[e] + plan.counts[e];
-  // `position` serves first as the per-expert fill cursor, then receives each assignment's place in `order`.
-  std::vector<int64_t> &cursor = plan.position;
-  for (int64_t e = 0; e < E; ++e) cursor[e] = plan.offsets[e];
+  std::vector<int64_t> &cursor = scratch.cursor;
+  cursor.assign(plan.offsets.begin(), plan.offsets.end() - 1);
   for (int64_t a = 0; a < A; ++a) {
     if (to_backend(a)) plan.order[cursor[plan.expert[a]]++] = a;
   }
@@ -111,11 +111,25 @@ void sort_by_expert(const RouterConfig &config, RoutePlan &plan) {
   }
 }
 
+// A group's score from its experts' selection scores s[0..size): the largest, or the sum of the two largest.
+double group_score(GroupScore kind, const double *s, int64_t size) {
+  double best = -kInf, second = -kInf;
+  for (int64_t i = 0; i < size; ++i) {
+    if (s[i] > best) {
+      second = best;
+      best = s[i];
+    } else if (s[i] > second) {
+      second = s[i];
+    }
+  }
+  return kind == GroupScore::Max || size < 2 ? best : best + second;
+}
+
 // Multi-level group limit (pimoe.h, GROUP_LEVELS): sets sel[e] = -inf outside the groups kept at the last level.
-void apply_group_tree(const RouterConfig &config, RoutePlan &plan) {
+void apply_group_tree(const RouterConfig &config, RouterScratch &scratch) {
   const int64_t E = config.num_experts;
-  std::vector<double> &sel = plan.selection;
-  std::vector<uint8_t> &alive = plan.group_alive;
+  std::vector<double> &sel = scratch.selection;
+  std::vector<uint8_t> &alive = scratch.group_alive;
   alive.assign(static_cast<size_t>(E), 1);
   int64_t size = E;
   for (const auto &[groups, keep] : config.group_levels) {
@@ -123,23 +137,13 @@ void apply_group_tree(const RouterConfig &config, RoutePlan &plan) {
     const int64_t n = E / size;
     for (int64_t g = 0; g < n; ++g) {
       if (!alive[g * size]) {
-        plan.group_score[g] = -kInf;
+        scratch.group_score[g] = -kInf;
         continue;
       }
-      const double *s = sel.data() + g * size;
-      double best = -kInf, second = -kInf;
-      for (int64_t i = 0; i < size; ++i) {
-        if (s[i] > best) {
-          second = best;
-          best = s[i];
-        } else if (s[i] > second) {
-          second = s[i];
-        }
-      }
-      plan.group_score[g] = config.group_score == GroupScore::Max || size < 2 ? best : best + second;
+      scratch.group_score[g] = group_score(config.group_score, sel.data() + g * size, size);
     }
-    int32_t *kept = plan.group_ids.data();
-    top_k(plan.group_score.data(), n, keep, kept);
+    int32_t *kept = scratch.group_ids.data();
+    top_k(scratch.group_score.data(), n, keep, kept);
     std::fill(alive.begin(), alive.end(), 0);
     for (int64_t i = 0; i < keep; ++i) std::fill(alive.begin() + kept[i] * size, alive.begin() + (kept[i] + 1) * size, 1);
   }
@@ -150,11 +154,11 @@ void apply_group_tree(const RouterConfig &config, RoutePlan &plan) {
 
 // Scores, selects and weighs one token's experts for any router other than plain softmax top-k: softmax or sigmoid
 // scores, selection by score + bias within the best groups, weights from the unbiased scores.
-void route_token_general(const RouterConfig &config, const float *z, const float *bias, RoutePlan &plan, int64_t t,
-                         double &z_loss_sum, double &top1_sum) {
+void route_token_general(const RouterConfig &config, const float *z, const float *bias, RoutePlan &plan,
+                         RouterScratch &scratch, int64_t t, double &z_loss_sum, double &top1_sum) {
   const int64_t E = config.num_experts, k = config.top_k;
   const double inv_tau = 1.0 / config.temperature;
-  std::vector<double> &prob = plan.probability, &sel = plan.selection;
+  std::vector<double> &prob = scratch.probability, &sel = scratch.selection;
   double z_max = z[0];
   for (int64_t e = 1; e < E; ++e) z_max = std::max(z_max, static_cast<double>(z[e]));
   double sum_raw = 0.0;
@@ -173,7 +177,7 @@ void route_token_general(const RouterConfig &config, const float *z, const float
   }
   // Aux loss P_i: the scores normalised per token (softmax: already; sigmoid: s_i / sum_j s_j).
   const double p_scale = sigmoid ? 1.0 / score_sum : 1.0;
-  for (int64_t e = 0; e < E; ++e) plan.probability_sum[e] += prob[e] * p_scale;
+  for (int64_t e = 0; e < E; ++e) scratch.probability_sum[e] += prob[e] * p_scale;
 
   float *scores = plan.scores.data() + t * E;
   for (int64_t e = 0; e < E; ++e) scores[e] = static_cast<float>(prob[e]);
@@ -185,24 +189,14 @@ void route_token_general(const RouterConfig &config, const float *z, const float
   for (int64_t e = 0; e < E; ++e) sel[e] = config.selection_bias ? prob[e] + static_cast<double>(bias[e]) : prob[e];
   const int64_t G = config.num_groups;
   if (!config.group_levels.empty()) {
-    apply_group_tree(config, plan);
+    apply_group_tree(config, scratch);
   } else if (G > 1) {
     const int64_t size = E / G;
     for (int64_t g = 0; g < G; ++g) {
-      const double *s = sel.data() + g * size;
-      double best = -kInf, second = -kInf;
-      for (int64_t i = 0; i < size; ++i) {
-        if (s[i] > best) {
-          second = best;
-          best = s[i];
-        } else if (s[i] > second) {
-          second = s[i];
-        }
-      }
-      plan.group_score[g] = config.group_score == GroupScore::Max || size < 2 ? best : best + second;
+      scratch.group_score[g] = group_score(config.group_score, sel.data() + g * size, size);
     }
-    int32_t *kept = plan.group_ids.data();
-    top_k(plan.group_score.data(), G, config.topk_groups, kept);
+    int32_t *kept = scratch.group_ids.data();
+    top_k(scratch.group_score.data(), G, config.topk_groups, kept);
     for (int64_t g = 0; g < G; ++g) {
       bool keep = false;
       for (int64_t i = 0; i < config.topk_groups; ++i) keep = keep || kept[i] == g;
@@ -227,21 +221,21 @@ void route_token_general(const RouterConfig &config, const float *z, const float
 
 // Expert-choice routing (pimoe.h, ROUTING_MODE): every expert takes the C tokens of largest score; a token's slots
 // list its experts by descending weight, then unused slots. Needs plan.scores filled.
-void route_expert_choice(const RouterConfig &config, RoutePlan &plan) {
+void route_expert_choice(const RouterConfig &config, RoutePlan &plan, RouterScratch &scratch) {
   const int64_t T = plan.tokens, E = plan.num_experts;
   const double cf = config.capacity_factor > 0.0 ? config.capacity_factor : static_cast<double>(config.top_k);
   const int64_t C =
       std::min(T, static_cast<int64_t>(std::ceil(static_cast<double>(T) * cf / static_cast<double>(E))));
-  plan.ec_chosen.assign(static_cast<size_t>(T * E), 0);
-  plan.ec_tokens.resize(static_cast<size_t>(T));
+  scratch.ec_chosen.assign(static_cast<size_t>(T * E), 0);
+  scratch.ec_tokens.resize(static_cast<size_t>(T));
   for (int64_t e = 0; e < E; ++e) {
-    for (int64_t t = 0; t < T; ++t) plan.ec_tokens[t] = t;
+    for (int64_t t = 0; t < T; ++t) scratch.ec_tokens[t] = t;
     auto higher = [&](int64_t a, int64_t b) {
       const float sa = plan.scores[a * E + e], sb = plan.scores[b * E + e];
       return sa > sb || (sa == sb && a < b);
     };
-    std::partial_sort(plan.ec_tokens.begin(), plan.ec_tokens.begin() + C, plan.ec_tokens.end(), higher);
-    for (int64_t i = 0; i < C; ++i) plan.ec_chosen[plan.ec_tokens[i] * E + e] = 1;
+    std::partial_sort(scratch.ec_tokens.begin(), scratch.ec_tokens.begin() + C, scratch.ec_tokens.end(), higher);
+    for (int64_t i = 0; i < C; ++i) scratch.ec_chosen[scratch.ec_tokens[i] * E + e] = 1;
     plan.choice_count[e] = static_cast<double>(C);
   }
   for (int64_t t = 0; t < T; ++t) {
@@ -250,7 +244,7 @@ void route_expert_choice(const RouterConfig &config, RoutePlan &plan) {
     const float *c = plan.scores.data() + t * E;
     int64_t n = 0;
     for (int64_t e = 0; e < E; ++e) {
-      if (plan.ec_chosen[t * E + e]) ids[n++] = static_cast<int32_t>(e);
+      if (scratch.ec_chosen[t * E + e]) ids[n++] = static_cast<int32_t>(e);
     }
     std::sort(ids, ids + n, [&](int32_t a, int32_t b) { return c[a] > c[b] || (c[a] == c[b] && a < b); });
     for (int64_t j = 0; j < n; ++j) w[j] = static_cast<float>(c[ids[j]] * config.routed_scaling_factor);
@@ -264,7 +258,7 @@ void route_expert_choice(const RouterConfig &config, RoutePlan &plan) {
 }  // namespace
 
 void build_route_plan(const RouterConfig &config, const float *logits, int64_t tokens, RoutePlan &plan,
-                      const float *selection_bias, const float *load_ema) {
+                      RouterScratch &scratch, const float *selection_bias, const float *load_ema) {
   const int64_t E = config.num_experts, k = config.slots(), A = tokens * k;
   plan.tokens = tokens;
   plan.top_k = k;
@@ -272,14 +266,15 @@ void build_route_plan(const RouterConfig &config, const float *logits, int64_t t
   plan.expert.resize(A);
   plan.weight.resize(A);
   plan.dropped.assign(A, 0);
-  plan.position.resize(std::max(A, E));
+  plan.position.resize(A);
   plan.counts.resize(E);
   plan.offsets.resize(E + 1);
   plan.order.resize(A);
   plan.scores.resize(static_cast<size_t>(tokens * E));
 
   // Per-call sums for the aux loss: f_i counts choices, P_i sums probabilities.
-  std::vector<double> &prob = plan.probability, &prob_sum = plan.probability_sum, &choice_count = plan.choice_count;
+  std::vector<double> &prob = scratch.probability, &prob_sum = scratch.probability_sum;
+  std::vector<double> &choice_count = plan.choice_count;
   prob.resize(E);
   prob_sum.assign(E, 0.0);
   choice_count.assign(E, 0.0);
@@ -288,11 +283,11 @@ void build_route_plan(const RouterConfig &config, const float *logits, int64_t t
 
   const bool plain = config.plain_softmax();
   if (!plain) {
-    plan.selection.resize(E);
-    plan.group_score.resize(static_cast<size_t>(std::max<int64_t>(config.num_groups, E)));
-    plan.group_ids.resize(static_cast<size_t>(std::max<int64_t>(config.num_groups, E)));
+    scratch.selection.resize(E);
+    scratch.group_score.resize(static_cast<size_t>(std::max<int64_t>(config.num_groups, E)));
+    scratch.group_ids.resize(static_cast<size_t>(std::max<int64_t>(config.num_groups, E)));
     for (int64_t t = 0; t < tokens; ++t) {
-      route_token_general(config, logits + t * E, selection_bias, plan, t, z_loss_sum, top1_sum);
+      route_token_general(config, logits + t * E, selection_bias, plan, scratch, t, z_loss_sum, top1_sum);
     }
   }
   for (int64_t t = 0; plain && t < tokens; ++t) {  // plain softmax top-k: the default layer's fast path
@@ -327,17 +322,20 @@ void build_route_plan(const RouterConfig &config, const float *logits, int64_t t
     for (int64_t j = 0; j < k; ++j) plan.weight[t * k + j] = static_cast<float>(prob[ids[j]] * scale);
   }
 
-  if (config.expert_choice) route_expert_choice(config, plan);
+  if (config.expert_choice) route_expert_choice(config, plan, scratch);
 
-  double aux = 0.0;
-  const double T = static_cast<double>(tokens);
-  for (int64_t e = 0; e < E; ++e) aux += (choice_count[e] / T) * (prob_sum[e] / T);
-  plan.aux_loss = config.aux_loss_coef * static_cast<double>(E) * aux;
-  plan.z_loss = z_loss_sum / T;
+  plan.balance = routing_balance(choice_count.data(), prob_sum.data(), E, tokens);
+  plan.z_sum = z_loss_sum;
   plan.top1_probability_sum = top1_sum;
 
-  apply_capacity(config, load_ema, plan);
-  sort_by_expert(config, plan);
+  apply_capacity(config, load_ema, plan, scratch);
+  sort_by_expert(config, plan, scratch);
+}
+
+void routing_losses(const RouterConfig &config, RouteResult &route) {
+  const double T = static_cast<double>(route.tokens);
+  route.aux_loss = config.aux_loss_coef * static_cast<double>(config.num_experts) * route.balance;
+  route.z_loss = route.z_sum / T;
 }
 
 }  // namespace pimoe

@@ -19,11 +19,11 @@ Stats::Stats(int64_t num_experts) : loads_(static_cast<size_t>(num_experts), 0) 
   latency_window_.reserve(kLatencyWindow);
 }
 
-void Stats::record(const RoutePlan &plan, double latency_seconds) {
+void Stats::record(const RouteResult &route, double latency_seconds) {
   std::lock_guard<std::mutex> lock(mutex_);
   ++calls_;
-  tokens_ += static_cast<uint64_t>(plan.tokens);
-  dropped_ += static_cast<uint64_t>(plan.dropped_count);
+  tokens_ += static_cast<uint64_t>(route.tokens);
+  dropped_ += static_cast<uint64_t>(route.dropped_count);
   latency_sum_ += latency_seconds;
   latency_last_ = latency_seconds;
   if (latency_window_.size() < kLatencyWindow) {
@@ -32,10 +32,10 @@ void Stats::record(const RoutePlan &plan, double latency_seconds) {
     latency_window_[latency_next_] = latency_seconds;
   }
   latency_next_ = (latency_next_ + 1) % kLatencyWindow;
-  for (size_t e = 0; e < loads_.size(); ++e) loads_[e] += static_cast<uint64_t>(plan.loads[e]);
-  top1_sum_ += plan.top1_probability_sum;
-  aux_loss_ = plan.aux_loss;
-  z_loss_ = plan.z_loss;
+  for (size_t e = 0; e < loads_.size(); ++e) loads_[e] += static_cast<uint64_t>(route.loads[e]);
+  top1_sum_ += route.top1_probability_sum;
+  aux_loss_ = route.aux_loss;
+  z_loss_ = route.z_loss;
 }
 
 void Stats::reset() {

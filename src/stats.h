@@ -16,7 +16,7 @@ class Stats {
   explicit Stats(int64_t num_experts);
 
   // Adds one finished call. Thread-safe.
-  void record(const RoutePlan &plan, double latency_seconds);
+  void record(const RouteResult &route, double latency_seconds);
   void reset();
 
   // Every field but struct_size, weight_bytes and workspace_bytes.

@@ -25,6 +25,14 @@ if(PIMOE_BUILD_SHARED AND CMAKE_SYSTEM_NAME STREQUAL "Linux")
   set_tests_properties(check_exports PROPERTIES LABELS "api" TIMEOUT 60)
 endif()
 
+# The layering of the source tree, by include scan (docs/design.md, "The rooms").
+add_test(NAME check_layering COMMAND bash ${PIMOE_API_TEST_DIR}/check_layering.sh ${PROJECT_SOURCE_DIR})
+set_tests_properties(check_layering PROPERTIES LABELS "api" TIMEOUT 60)
+
+# The workspace bytes pimoe_stats reports are the heap the scratch objects hold (operator new is replaced there too).
+pimoe_add_gtest(test_workspace_bytes ${PIMOE_API_TEST_DIR}/test_workspace_bytes.cpp)
+set_tests_properties(test_workspace_bytes PROPERTIES LABELS "api" TIMEOUT 120)
+
 # No heap allocation per forward call in steady state (operator new is replaced in that test binary).
 pimoe_add_gtest(test_steady_state_alloc ${PIMOE_API_TEST_DIR}/test_steady_state_alloc.cpp)
 set_tests_properties(test_steady_state_alloc PROPERTIES LABELS "api" TIMEOUT 300)

@@ -35,7 +35,26 @@ struct ExpertPacked {
   cpu::PackedWeight gate, up, down;
 };
 
+// The rows one expert pass runs: rows grouped by expert (expert e owns rows offsets[e] .. offsets[e+1]), each the
+// input token row_token[p]; plus, with `shared`, the shared expert on every token of the call.
+struct Groups {
+  int64_t experts = 0;
+  const int64_t *offsets = nullptr;  // [experts + 1]
+  const int64_t *row_token = nullptr;
+  const int32_t *row_expert = nullptr;
+  int64_t tokens = 0;
+  bool shared = false;
+
+  int64_t count(int64_t e) const { return offsets[e + 1] - offsets[e]; }
+  int64_t rows() const { return offsets[experts]; }
+};
+
 struct CpuScratch final : BackendScratch {
+  const float *x = nullptr;            // the call's input (set_input)
+  int64_t tokens = 0;
+  std::vector<int64_t> row_token;      // [kept] token of each row (run_experts: from the plan)
+  std::vector<int32_t> row_expert;     // [kept] expert of each row
+  std::vector<int64_t> no_rows;        // [E+1] zeros: run_shared's groups
   std::vector<float> rows;             // [kept, H]  gathered (and normalised) inputs, grouped by expert
   std::vector<float> hidden;           // [sum count_e * I_e]  up projection, then activation
   std::vector<float> gate;             // [sum count_e * I_e]  SwiGLU gate projection
@@ -47,10 +66,9 @@ struct CpuScratch final : BackendScratch {
   std::vector<float> shared_out;       // [T, H]  shared expert output before its gate
 
   size_t bytes() const override {
-    return (rows.capacity() + hidden.capacity() + gate.capacity() + out.capacity() + shared_hidden.capacity() +
-            shared_gate.capacity() + shared_out.capacity()) *
-               sizeof(float) +
-           hidden_offset.capacity() * sizeof(int64_t) + tiles.capacity() * sizeof(Tile);
+    return sizeof(*this) + vector_bytes(row_token) + vector_bytes(row_expert) + vector_bytes(no_rows) + vector_bytes(rows) +
+           vector_bytes(hidden) + vector_bytes(gate) + vector_bytes(out) + vector_bytes(hidden_offset) +
+           vector_bytes(tiles) + vector_bytes(shared_hidden) + vector_bytes(shared_gate) + vector_bytes(shared_out);
   }
 };
 
@@ -87,8 +105,16 @@ class CpuBackend final : public Backend {
     return total;
   }
 
-  void router_logits(const float *x, int64_t tokens, float *logits, BackendScratch &) const override {
-    const int64_t H = config_.hidden, E = config_.router.num_experts;
+  void set_input(const float *x, int64_t tokens, BackendScratch &base, const DeviceCall *) const override {
+    auto &s = static_cast<CpuScratch &>(base);
+    s.x = x;
+    s.tokens = tokens;
+  }
+
+  void router_logits(const float *router_input, float *logits, BackendScratch &base) const override {
+    const auto &s = static_cast<const CpuScratch &>(base);
+    const float *x = router_input ? router_input : s.x;
+    const int64_t H = config_.hidden, E = config_.router.num_experts, tokens = s.tokens;
     if (openblas_) return cpu::blas_gemm_abt(x, weights_.router_weight.data(), logits, tokens, E, H);
     pool_.parallel_for((tokens + kTileRows - 1) / kTileRows, [&](int64_t b) {
       const int64_t r0 = b * kTileRows, rows = std::min(kTileRows, tokens - r0);
@@ -96,42 +122,105 @@ class CpuBackend final : public Backend {
     });
   }
 
-  void run_experts(const RoutePlan &plan, const float *x, float *y, BackendScratch &base) const override {
+  void run_experts(const RoutePlan &plan, float *y, BackendScratch &base) const override {
     auto &s = static_cast<CpuScratch &>(base);
-    const int64_t H = config_.hidden, E = plan.num_experts, kept = plan.kept();
+    const int64_t kept = plan.kept(), k = plan.top_k;
+    s.row_token.resize(static_cast<size_t>(kept));
+    s.row_expert.resize(static_cast<size_t>(kept));
+    for (int64_t p = 0; p < kept; ++p) {
+      const int64_t a = plan.order[p];
+      s.row_token[p] = a / k;
+      s.row_expert[p] = plan.expert[a];
+    }
+    const Groups groups = groups_of(plan.offsets.data(), s.row_token.data(), s, true);
+    run_groups(groups, s);
+    combine(plan, s, y);
+  }
+
+  void run_rows(const ExpertRows &rows, float *out, BackendScratch &base) const override {
+    auto &s = static_cast<CpuScratch &>(base);
+    const int64_t E = config_.router.num_experts, H = config_.hidden;
+    s.row_expert.resize(static_cast<size_t>(rows.count));
+    for (int64_t e = 0; e < E; ++e) {
+      std::fill(s.row_expert.begin() + rows.offsets[e], s.row_expert.begin() + rows.offsets[e + 1],
+                static_cast<int32_t>(e));
+    }
+    const Groups groups = groups_of(rows.offsets, rows.token, s, false);
+    run_groups(groups, s);
+    // Each row's expert output: its down projection plus the down bias, unweighted.
+    parallel_chunks(rows.count, 8, [&](int64_t begin, int64_t end) {
+      for (int64_t p = begin; p < end; ++p) {
+        const float *src = s.out.data() + p * H;
+        float *dst = out + p * H;
+        const std::vector<float> &bias = expert_weights(s.row_expert[p]).down_bias;
+        for (int64_t i = 0; i < H; ++i) dst[i] = bias.empty() ? src[i] : src[i] + bias[i];
+      }
+    });
+  }
+
+  void run_shared(float *y, BackendScratch &base) const override {
+    auto &s = static_cast<CpuScratch &>(base);
+    const int64_t H = config_.hidden, T = s.tokens;
+    if (config_.shared.width == 0) {
+      std::fill(y, y + T * H, 0.0f);
+      return;
+    }
+    s.row_token.clear();
+    s.row_expert.clear();
+    s.no_rows.assign(static_cast<size_t>(config_.router.num_experts + 1), 0);
+    const Groups groups = groups_of(s.no_rows.data(), nullptr, s, true);  // the shared expert alone
+    run_groups(groups, s);
+    parallel_chunks(T, 8, [&](int64_t begin, int64_t end) {
+      for (int64_t t = begin; t < end; ++t) add_shared(t, s, y + t * H, true);
+    });
+  }
+
+ private:
+  Groups groups_of(const int64_t *offsets, const int64_t *row_token, const CpuScratch &s, bool shared) const {
+    Groups g;
+    g.experts = config_.router.num_experts;
+    g.offsets = offsets;
+    g.row_token = row_token;
+    g.row_expert = s.row_expert.data();
+    g.tokens = s.tokens;
+    g.shared = shared && config_.shared.width > 0;
+    return g;
+  }
+
+  // Gather, up projection (+ activation) and down projection of every group's rows, and of the shared expert.
+  void run_groups(const Groups &g, CpuScratch &s) const {
+    const int64_t H = config_.hidden, E = g.experts, kept = g.rows();
     s.hidden_offset.resize(static_cast<size_t>(E));
     int64_t hidden_total = 0;
     bool any_gated = false;
     for (int64_t e = 0; e < E; ++e) {
       s.hidden_offset[e] = hidden_total;
-      hidden_total += plan.counts[e] * spec(e).intermediate;
-      any_gated = any_gated || (plan.counts[e] > 0 && spec(e).gated());
+      hidden_total += g.count(e) * spec(e).intermediate;
+      any_gated = any_gated || (g.count(e) > 0 && spec(e).gated());
     }
     s.rows.resize(static_cast<size_t>(kept * H));
     s.out.resize(static_cast<size_t>(kept * H));
     s.hidden.resize(static_cast<size_t>(hidden_total));
     if (any_gated) s.gate.resize(static_cast<size_t>(hidden_total));
-    const int64_t Is = plan.include_shared ? config_.shared.width : 0, T = plan.tokens;
+    const int64_t Is = g.shared ? config_.shared.width : 0, T = g.tokens;
     if (Is > 0) {
       s.shared_hidden.resize(static_cast<size_t>(T * Is));
       s.shared_gate.resize(static_cast<size_t>(T * Is));
       s.shared_out.resize(static_cast<size_t>(T * H));
     }
 
-    gather(plan, x, s);
+    gather(g, s.x, s);
     if (openblas_) {
       for (int64_t e = 0; e < E; ++e) {
-        if (plan.counts[e] > 0) run_expert_openblas(plan, e, s);
+        if (g.count(e) > 0) run_expert_openblas(g, e, s);
       }
-      if (Is > 0) run_shared_openblas(x, T, s);
+      if (Is > 0) run_shared_openblas(s.x, T, s);
     } else {
-      up_projection(plan, x, s);
-      down_projection(plan, s);
+      up_projection(g, s.x, s);
+      down_projection(g, s);
     }
-    combine(plan, x, s, y);
   }
 
- private:
   const ExpertSpec &spec(int64_t e) const { return config_.experts[static_cast<size_t>(e)]; }
   const ExpertWeights &expert_weights(int64_t e) const { return weights_.experts[static_cast<size_t>(e)]; }
 
@@ -178,15 +267,14 @@ class CpuBackend final : public Backend {
     });
   }
 
-  void gather(const RoutePlan &plan, const float *x, CpuScratch &s) const {
-    const int64_t H = config_.hidden, k = plan.top_k;
+  void gather(const Groups &g, const float *x, CpuScratch &s) const {
+    const int64_t H = config_.hidden;
     const float eps = static_cast<float>(config_.layer_norm_eps);
-    parallel_chunks(plan.kept(), 16, [&](int64_t begin, int64_t end) {
+    parallel_chunks(g.rows(), 16, [&](int64_t begin, int64_t end) {
       for (int64_t p = begin; p < end; ++p) {
-        const int64_t a = plan.order[p];
-        const float *src = x + (a / k) * H;
+        const float *src = x + g.row_token[p] * H;
         float *dst = s.rows.data() + p * H;
-        const int64_t e = plan.expert[a];
+        const int64_t e = g.row_expert[p];
         if (!spec(e).pre_norm) {
           std::copy(src, src + H, dst);
           continue;
@@ -209,21 +297,21 @@ class CpuBackend final : public Backend {
   // Every expert's (row block, panel group) tiles of a projection with `panels(e)` output panels, in one list, so a
   // single parallel loop covers all experts (the "grouped GEMM" of the fast MoE engines).
   template <typename Panels>
-  void make_tiles(const RoutePlan &plan, Panels panels, std::vector<Tile> &tiles) const {
+  void make_tiles(const Groups &g, Panels panels, std::vector<Tile> &tiles) const {
     tiles.clear();
-    for (int64_t e = 0; e < plan.num_experts; ++e) {
-      const int64_t P = panels(e);
-      for (int64_t r = 0; r < plan.counts[e]; r += kTileRows) {
+    for (int64_t e = 0; e < g.experts; ++e) {
+      const int64_t P = panels(e), count = g.count(e);
+      for (int64_t r = 0; r < count; r += kTileRows) {
         for (int64_t p = 0; p < P; p += kTilePanels) {
-          tiles.push_back({e, r, std::min(kTileRows, plan.counts[e] - r), p, std::min(P, p + kTilePanels)});
+          tiles.push_back({e, r, std::min(kTileRows, count - r), p, std::min(P, p + kTilePanels)});
         }
       }
     }
-    if (config_.shared.width > 0 && plan.include_shared) {  // the shared expert's tiles join the same list: one parallel loop for all
-      const int64_t e = plan.num_experts, P = panels(e);
-      for (int64_t r = 0; r < plan.tokens; r += kTileRows) {
+    if (g.shared) {  // the shared expert's tiles join the same list: one parallel loop for all
+      const int64_t e = g.experts, P = panels(e);
+      for (int64_t r = 0; r < g.tokens; r += kTileRows) {
         for (int64_t p = 0; p < P; p += kTilePanels) {
-          tiles.push_back({e, r, std::min(kTileRows, plan.tokens - r), p, std::min(P, p + kTilePanels)});
+          tiles.push_back({e, r, std::min(kTileRows, g.tokens - r), p, std::min(P, p + kTilePanels)});
         }
       }
     }
@@ -243,15 +331,15 @@ class CpuBackend final : public Backend {
   }
 
   // hidden = act(rows * up^T + bias), or silu(rows * gate^T) * (rows * up^T), tile by tile while it is in cache.
-  void up_projection(const RoutePlan &plan, const float *x, CpuScratch &s) const {
+  void up_projection(const Groups &g, const float *x, CpuScratch &s) const {
     const int64_t H = config_.hidden;
     make_tiles(
-        plan, [&](int64_t e) { return packed(e).up.panels(); }, s.tiles);
+        g, [&](int64_t e) { return packed(e).up.panels(); }, s.tiles);
     pool_.parallel_for(static_cast<int64_t>(s.tiles.size()), [&](int64_t i) {
       const Tile &t = s.tiles[static_cast<size_t>(i)];
       if (is_shared(t.expert)) return shared_up_tile(t, x, s);
       const int64_t I = spec(t.expert).intermediate;
-      const float *rows = s.rows.data() + (plan.offsets[t.expert] + t.row0) * H;
+      const float *rows = s.rows.data() + (g.offsets[t.expert] + t.row0) * H;
       float *hidden = s.hidden.data() + s.hidden_offset[t.expert] + t.row0 * I;
       float *gate = spec(t.expert).gated() ? s.gate.data() + s.hidden_offset[t.expert] + t.row0 * I : nullptr;
       const ExpertPacked &w = packed_[t.expert];
@@ -275,10 +363,10 @@ class CpuBackend final : public Backend {
   }
 
   // out = hidden * down^T (the down bias is added in the combine).
-  void down_projection(const RoutePlan &plan, CpuScratch &s) const {
+  void down_projection(const Groups &g, CpuScratch &s) const {
     const int64_t H = config_.hidden;
     make_tiles(
-        plan, [&](int64_t e) { return packed(e).down.panels(); }, s.tiles);
+        g, [&](int64_t e) { return packed(e).down.panels(); }, s.tiles);
     pool_.parallel_for(static_cast<int64_t>(s.tiles.size()), [&](int64_t i) {
       const Tile &t = s.tiles[static_cast<size_t>(i)];
       if (is_shared(t.expert)) {
@@ -289,16 +377,16 @@ class CpuBackend final : public Backend {
       }
       const int64_t I = spec(t.expert).intermediate;
       const float *hidden = s.hidden.data() + s.hidden_offset[t.expert] + t.row0 * I;
-      float *out = s.out.data() + (plan.offsets[t.expert] + t.row0) * H;
+      float *out = s.out.data() + (g.offsets[t.expert] + t.row0) * H;
       cpu::packed_gemm_tile(hidden, I, t.rows, packed_[t.expert].down, t.panel0, t.panel1, out, H);
     });
   }
 
   // One expert with OpenBLAS: one sgemm per projection (OpenBLAS threads inside it), activation on the pool.
-  void run_expert_openblas(const RoutePlan &plan, int64_t e, CpuScratch &s) const {
-    const int64_t H = config_.hidden, I = spec(e).intermediate, M = plan.counts[e];
+  void run_expert_openblas(const Groups &g, int64_t e, CpuScratch &s) const {
+    const int64_t H = config_.hidden, I = spec(e).intermediate, M = g.count(e);
     const ExpertWeights &w = expert_weights(e);
-    const float *rows = s.rows.data() + plan.offsets[e] * H;
+    const float *rows = s.rows.data() + g.offsets[e] * H;
     float *hidden = s.hidden.data() + s.hidden_offset[e];
     float *gate = spec(e).gated() ? s.gate.data() + s.hidden_offset[e] : nullptr;
     cpu::blas_gemm_abt(rows, w.up_weight.data(), hidden, M, I, H);
@@ -306,7 +394,7 @@ class CpuBackend final : public Backend {
     parallel_chunks(M, 8, [&](int64_t begin, int64_t end) {
       activate_rows(e, hidden + begin * I, gate ? gate + begin * I : nullptr, end - begin, 0, I);
     });
-    cpu::blas_gemm_abt(hidden, w.down_weight.data(), s.out.data() + plan.offsets[e] * H, M, H, I);
+    cpu::blas_gemm_abt(hidden, w.down_weight.data(), s.out.data() + g.offsets[e] * H, M, H, I);
   }
 
   // The shared expert with OpenBLAS on all T tokens: gate and up sgemms, SwiGLU on the pool, down sgemm.
@@ -326,10 +414,9 @@ class CpuBackend final : public Backend {
   // y[t] = sum_j weight(t, j) * (out[position(t, j)] + down_bias), slots in order, so that a token's result does not
   // depend on the thread count or on the other tokens in the call; then + g(x_t) * shared(x_t) when the layer has a
   // shared expert (g = 1, or sigmoid(shared.score.weight . x_t)).
-  void combine(const RoutePlan &plan, const float *x, const CpuScratch &s, float *y) const {
+  void combine(const RoutePlan &plan, const CpuScratch &s, float *y) const {
     const int64_t H = config_.hidden, k = plan.top_k;
-    const bool shared = config_.shared.width > 0 && plan.include_shared;
-    const float *score = config_.shared.gated ? weights_.shared_score_weight.data() : nullptr;
+    const bool shared = config_.shared.width > 0;
     parallel_chunks(plan.tokens, 8, [&](int64_t begin, int64_t end) {
       for (int64_t t = begin; t < end; ++t) {
         float *dst = y + t * H;
@@ -347,18 +434,25 @@ class CpuBackend final : public Backend {
             for (int64_t i = 0; i < H; ++i) dst[i] += wt * (src[i] + bias[i]);
           }
         }
-        if (!shared) continue;
-        float g = 1.0f;
-        if (score) {
-          const float *xt = x + t * H;
-          double dot = 0.0;
-          for (int64_t i = 0; i < H; ++i) dot += static_cast<double>(score[i]) * xt[i];
-          g = static_cast<float>(1.0 / (1.0 + std::exp(-dot)));
-        }
-        const float *src = s.shared_out.data() + t * H;
-        for (int64_t i = 0; i < H; ++i) dst[i] += g * src[i];
+        if (shared) add_shared(t, s, dst, false);
       }
     });
+  }
+
+  // dst += g(x_t) * shared(x_t) (g = 1, or sigmoid(shared.score.weight . x_t)); with `clear`, dst starts at 0.
+  void add_shared(int64_t t, const CpuScratch &s, float *dst, bool clear) const {
+    const int64_t H = config_.hidden;
+    if (clear) std::fill(dst, dst + H, 0.0f);
+    float g = 1.0f;
+    if (config_.shared.gated) {
+      const float *score = weights_.shared_score_weight.data();
+      const float *xt = s.x + t * H;
+      double dot = 0.0;
+      for (int64_t i = 0; i < H; ++i) dot += static_cast<double>(score[i]) * xt[i];
+      g = static_cast<float>(1.0 / (1.0 + std::exp(-dot)));
+    }
+    const float *src = s.shared_out.data() + t * H;
+    for (int64_t i = 0; i < H; ++i) dst[i] += g * src[i];
   }
 
   const LayerConfig &config_;
