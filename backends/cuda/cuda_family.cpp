@@ -41,7 +41,8 @@ std::unique_ptr<Backend> create(const LayerConfig &config, LayerWeights &weights
 }  // namespace
 
 const BackendFamily &cuda_backend_family() {
-  static const BackendFamily family{"cuda", false, cuda::device_count, usable, describe, auto_rank, create};
+  // No build_info: pimoe_build_info() names the backend, and nothing of its build varies.
+  static const BackendFamily family{"cuda", cuda::device_count, usable, describe, auto_rank, create, nullptr};
   return family;
 }
 
