@@ -205,11 +205,11 @@ class CudaBackend final : public Backend {
 
   void copy_to_host(void *dst, const void *src, size_t bytes, BackendScratch &base) const override {
     copy_between(dst, src, bytes, cudaMemcpyDeviceToHost, static_cast<CudaScratch &>(base).call_stream,
-                 "copying device input to the host");
+                 "copying device memory to the host");
   }
   void copy_to_device(void *dst, const void *src, size_t bytes, BackendScratch &base) const override {
     copy_between(dst, src, bytes, cudaMemcpyHostToDevice, static_cast<CudaScratch &>(base).call_stream,
-                 "copying the output to the device");
+                 "copying host memory to the device");
   }
 
  private:
