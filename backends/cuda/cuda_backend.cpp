@@ -163,15 +163,7 @@ class CudaBackend final : public Backend {
     auto &s = static_cast<CudaScratch &>(base);
     const int64_t T = s.tokens, k = config_.router.top_k;
     if (T == 0) {
-      route.tokens = 0;
-      route.top_k = k;
-      route.num_experts = E_;
-      route.expert.clear();
-      route.weight.clear();
-      route.dropped.clear();
-      route.loads.assign(static_cast<size_t>(E_), 0);
-      route.dropped_count = 0;
-      route.balance = route.z_sum = route.top1_probability_sum = 0.0;
+      write_empty_route(k, E_, route);
       return;
     }
     select_device();

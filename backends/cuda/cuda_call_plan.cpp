@@ -163,4 +163,16 @@ void read_route_result(const char *host, const CallLayout &layout, const CallSha
   route.top1_probability_sum = call_stats[1];
 }
 
+void write_empty_route(int64_t top_k, int64_t E, RouteResult &route) {
+  route.tokens = 0;
+  route.top_k = top_k;
+  route.num_experts = E;
+  route.expert.clear();
+  route.weight.clear();
+  route.dropped.clear();
+  route.loads.assign(static_cast<size_t>(E), 0);
+  route.dropped_count = 0;
+  route.balance = route.z_sum = route.top1_probability_sum = 0.0;
+}
+
 }  // namespace pimoe::cuda
