@@ -22,6 +22,15 @@ if(PIMOE_WITH_CUDA)
     set(PIMOE_HAVE_CUDA ON)
     set(PIMOE_CUDA_SOURCES
         backends/cuda/cuda_backend.cpp
+        backends/cuda/cuda_call_plan.cpp
+        backends/cuda/cuda_check.cpp
+        backends/cuda/cuda_device.cpp
+        backends/cuda/cuda_family.cpp
+        backends/cuda/cuda_memory.cpp
+        backends/cuda/cuda_scratch.cpp
+        backends/cuda/cuda_staging.cpp
+        backends/cuda/cuda_tuning.cpp
+        backends/cuda/cuda_weights.cpp
         backends/cuda/routing.cu
         backends/cuda/elementwise.cu
         backends/cuda/gemv.cu

@@ -1,4 +1,4 @@
-// Plain structs shared by the CUDA backend's host code (cuda_backend.cpp, compiled by the C++ compiler) and its
+// Plain structs shared by the CUDA backend's host code (cuda_*.cpp, compiled by the C++ compiler) and its
 // kernels (*.cu): the per-expert descriptors and the device form of a route plan.
 #pragma once
 

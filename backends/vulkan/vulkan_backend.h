@@ -159,7 +159,7 @@ class VulkanBackend final : public Backend {
   std::vector<vk::Buffer> arenas_;
   vk::Buffer router_, meta_, small_;
   // Threads for the large host copies (the calling thread is one of them); started on the first large one.
-  HostParallel host_parallel_{8};
+  HostParallel host_parallel_{host_pass_threads(config_.threads, 8)};  // staging copies: 8 threads at most
 };
 
 // The family the backend registry finds this backend through (vulkan_family.cpp).

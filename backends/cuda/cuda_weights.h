@@ -1,0 +1,71 @@
+// The layer's weights on the device: the experts' matrices in the layer's weight type, their descriptors (one
+// GroupDesc per routed expert and one for the shared expert), the router's fp32 copy, and what the host knows of
+// their shapes for choosing kernels.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "cuda_memory.h"
+#include "device_types.h"
+#include "src/weights.h"
+
+namespace pimoe::cuda {
+
+WType wtype_of(WeightDtype d);
+size_t wtype_size(WType t);
+
+// One weight the backend holds in place of the model's host copy.
+struct DeviceTensor {
+  DeviceMemory memory;
+  WType type = WType::F32;
+  int64_t count = 0;
+};
+
+// What the host knows of the uploaded experts (routed and shared).
+struct ExpertShapes {
+  int32_t max_inter = 1;     // largest intermediate size (the up projection's grid)
+  int32_t inter_stride = 8;  // row stride of the hidden activations: max_inter in 16-byte rows for the vector loads
+  int32_t inter_align = 0;   // gcd of the intermediate sizes: the GEMV streams rows of whole 16-byte chunks if 8 | it
+  bool gated = false;        // some group is SwiGLU (the up GEMV streams gate rows beside up rows)
+  bool tensor_dims_ok = false;  // H and every intermediate size are multiples of 8 (the tensor-core kernels)
+  bool has_norm = false;        // some expert LayerNorms its input (the GEMV path then gathers rows first)
+};
+
+class DeviceWeights {
+ public:
+  // Uploads the weights. The experts' tensors move to the device (their host vectors are freed: the model reads
+  // them back through read()); the router's stay on the host too, where host routing needs them.
+  // tensor_maps_allowed: encode the Hopper GEMM's weight descriptors when the device and weights allow it.
+  DeviceWeights(const LayerConfig &config, LayerWeights &weights, WType wtype, bool tensor_maps_allowed);
+
+  bool holds(const NamedTensor &t) const { return held_.count(t.data) > 0; }
+  void read(const NamedTensor &t, float *out) const;  // nn.Linear layout, fp32
+  size_t bytes() const { return bytes_; }
+
+  const ExpertShapes &shapes() const { return shapes_; }
+  const GroupDesc *groups() const { return groups_.as<GroupDesc>(); }
+  const float *router() const { return router_.as<float>(); }
+  const float *selection_bias() const { return selection_bias_.as<float>(); }
+  const float *shared_score() const { return shared_score_; }
+  // The wgmma kernel's weight descriptors (grouped_gemm_sm90.cuh), or null when the tensor-core path runs mma.sync.
+  const void *tensor_maps() const { return tensor_maps_.bytes() ? tensor_maps_.get() : nullptr; }
+
+ private:
+  const void *hold(std::vector<float> &host, WType type, const std::string &name);
+  void copy_up(DeviceMemory &dst, const std::vector<float> &host, const char *name);
+  void upload_tensor_maps(const std::vector<GroupDesc> &groups, int32_t hidden, WType wtype);
+
+  std::vector<std::unique_ptr<DeviceTensor>> tensors_;
+  std::unordered_map<const std::vector<float> *, const DeviceTensor *> held_;
+  size_t bytes_ = 0;
+  DeviceMemory router_, selection_bias_, groups_, tensor_maps_;
+  const float *shared_score_ = nullptr;
+  ExpertShapes shapes_;
+};
+
+}  // namespace pimoe::cuda
