@@ -102,7 +102,7 @@ class Backend {
 struct BackendFamily {
   const char *name;        // "cpu", "cuda", ...: the backend option's value ("name:N" for device N where the
                            // registry's table says the backend numbers its devices)
-  int (*device_count)();   // devices seen (unusable ones included); 0 when the driver is missing
+  int (*device_count)();   // what pimoe_backend_device_count() reports: devices seen (the family says which count)
   // Whether the device can run the backend; `why` receives the reason when it cannot.
   bool (*usable)(int device, std::string &why);
   // "cuda: NVIDIA H100 80GB HBM3 (sm_90, ...)"; "" when unusable.

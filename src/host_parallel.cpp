@@ -11,7 +11,7 @@ namespace pimoe {
 namespace {
 
 // Below this a thread's wake-up costs more than its share of the pass. Small enough that an 8 MiB chunk of a staged
-// copy (cuda_backend.cpp) runs on 8 threads: on the H100 machine one thread copies only 6-8 GB/s.
+// copy (backends/cuda/cuda_staging.cpp) runs on 8 threads: on the H100 machine one thread copies only 6-8 GB/s.
 constexpr size_t kPieceBytes = 1u << 20;
 constexpr int kMaxThreads = 16;
 

@@ -20,7 +20,7 @@ std::string env_flag(const char *value) {
   return std::strcmp(value, "0") == 0 ? "0" : "1";
 }
 
-// The non-negative number at the start of the value, as cuda_backend.cpp's env_number read it with strtod.
+// The non-negative number at the start of the value, as the CUDA backend read its variables with strtod.
 bool env_number(const char *value, double &out) {
   char *end = nullptr;
   out = std::strtod(value, &end);
