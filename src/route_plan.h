@@ -40,7 +40,32 @@ struct RouteResult {
     return vector_bytes(expert) + vector_bytes(weight) + vector_bytes(dropped) + vector_bytes(loads) +
            vector_bytes(scores);
   }
+
+  // The routing of a call of no tokens.
+  void set_empty(int64_t slots, int64_t experts) {
+    tokens = 0;
+    top_k = slots;
+    num_experts = experts;
+    expert.clear();
+    weight.clear();
+    dropped.clear();
+    loads.assign(static_cast<size_t>(experts), 0);
+    dropped_count = 0;
+    balance = z_sum = top1_probability_sum = 0.0;
+  }
 };
+
+// RouteResult::balance from per-expert choice counts and probability sums over a call of `tokens` tokens: the sum
+// over e of (choices_e / T) * (probability_sum_e / T). The host router and a device's routing both use it.
+template <typename Count>
+double routing_balance(const Count *choices, const double *probability_sum, int64_t num_experts, int64_t tokens) {
+  double balance = 0.0;
+  const double T = static_cast<double>(tokens);
+  for (int64_t e = 0; e < num_experts; ++e) {
+    balance += (static_cast<double>(choices[e]) / T) * (probability_sum[e] / T);
+  }
+  return balance;
+}
 
 // The host router's plan: the routing plus a counting sort of the kept assignments by expert, which is what a
 // backend's run_experts() consumes.

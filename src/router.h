@@ -44,15 +44,4 @@ void build_route_plan(const RouterConfig &config, const float *logits, int64_t t
 // aux_loss = aux_loss_coef * E * balance, z_loss = z_sum / T.
 void routing_losses(const RouterConfig &config, RouteResult &route);
 
-// balance = sum over e of (choices_e / T) * (probability_sum_e / T), for routers that count choices per expert.
-template <typename Count>
-double routing_balance(const Count *choices, const double *probability_sum, int64_t num_experts, int64_t tokens) {
-  double balance = 0.0;
-  const double T = static_cast<double>(tokens);
-  for (int64_t e = 0; e < num_experts; ++e) {
-    balance += (static_cast<double>(choices[e]) / T) * (probability_sum[e] / T);
-  }
-  return balance;
-}
-
 }  // namespace pimoe

@@ -163,7 +163,7 @@ class CudaBackend final : public Backend {
     auto &s = static_cast<CudaScratch &>(base);
     const int64_t T = s.tokens, k = config_.router.top_k;
     if (T == 0) {
-      write_empty_route(k, E_, route);
+      route.set_empty(k, E_);
       return;
     }
     select_device();

@@ -150,29 +150,11 @@ void read_route_result(const char *host, const CallLayout &layout, const CallSha
   const auto *counts = reinterpret_cast<const int32_t *>(host + layout.counts);
   const auto *prob_sum = reinterpret_cast<const double *>(host + layout.prob_sum);
   const auto *call_stats = reinterpret_cast<const double *>(host + layout.call_stats);
-  // f_e = counts_e / T: every choice is kept.
-  double balance = 0.0;
-  const double t = static_cast<double>(T);
-  for (int64_t e = 0; e < E; ++e) {
-    route.loads[e] = counts[e];
-    balance += (counts[e] / t) * (prob_sum[e] / t);
-  }
+  for (int64_t e = 0; e < E; ++e) route.loads[e] = counts[e];
   route.dropped_count = 0;
-  route.balance = balance;
+  route.balance = routing_balance(counts, prob_sum, E, T);  // f_e = counts_e / T: every choice is kept
   route.z_sum = call_stats[0];
   route.top1_probability_sum = call_stats[1];
-}
-
-void write_empty_route(int64_t top_k, int64_t E, RouteResult &route) {
-  route.tokens = 0;
-  route.top_k = top_k;
-  route.num_experts = E;
-  route.expert.clear();
-  route.weight.clear();
-  route.dropped.clear();
-  route.loads.assign(static_cast<size_t>(E), 0);
-  route.dropped_count = 0;
-  route.balance = route.z_sum = route.top1_probability_sum = 0.0;
 }
 
 }  // namespace pimoe::cuda

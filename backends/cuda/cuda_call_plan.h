@@ -52,7 +52,5 @@ void write_shared_rows(const CallShape &shape, const CallLayout &layout, char *h
 // and every choice is kept (loads are the counts).
 void read_route_result(const char *host, const CallLayout &layout, const CallShape &shape, int64_t experts,
                        RouteResult &route);
-// The routing of a call of no tokens.
-void write_empty_route(int64_t top_k, int64_t experts, RouteResult &route);
 
 }  // namespace pimoe::cuda

@@ -292,18 +292,10 @@ void VulkanBackend::route_and_run(float *y, RouteResult &result, BackendScratch 
   const RouterConfig &r = config_.router;
   const int64_t T = s.tokens(), K = r.top_k, E = r.num_experts, H = config_.hidden, A = T * K;
   if (!routes_on_device_) fail(PIMOE_ERR_INTERNAL, "vulkan: route_and_run on a layer routed on the host");
+  if (T <= 0) return result.set_empty(K, E);
   result.tokens = T;
   result.top_k = K;
   result.num_experts = E;
-  if (T <= 0) {
-    result.expert.clear();
-    result.weight.clear();
-    result.dropped.clear();
-    result.loads.assign(static_cast<size_t>(E), 0);
-    result.dropped_count = 0;
-    result.balance = result.z_sum = result.top1_probability_sum = 0.0;
-    return;
-  }
   check_call_size(T, K);
   const bool shared = config_.shared.width > 0;
   const int64_t R = A + (shared ? T : 0);  // rows if nothing is dropped: the most there can be
