@@ -40,7 +40,11 @@ int ComputeCallback(int32_t expert, const float *in, int64_t rows, int64_t hidde
   return 0;
 }
 
+namespace {
 thread_local bool t_in_forward = false;
+}  // namespace
+
+void SetInForward(bool in_forward) { t_in_forward = in_forward; }
 
 void CallbackState::Clear() {
   calls = 0;

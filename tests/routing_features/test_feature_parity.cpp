@@ -527,10 +527,10 @@ TEST(RoutingParity, IntrospectionMatchesForwardAndOracle) {
     std::vector<float> y(x.size(), std::nanf(""));
     std::vector<int32_t> ids(static_cast<size_t>(T * S), -7);
     std::vector<float> wt(ids.size(), std::nanf(""));
-    t_in_forward = true;
+    SetInForward(true);
     PIMOE_ASSERT_OK(
         pimoe_forward(b.get(), x.data(), x.size(), 2, 12, y.data(), y.size(), ids.data(), wt.data(), ids.size()));
-    t_in_forward = false;
+    SetInForward(false);
     EXPECT_TRUE(SameOrParity(y, full.output));
     EXPECT_EQ(ids, full.ids);
     EXPECT_TRUE(SameOrParity(wt, full.weights));
