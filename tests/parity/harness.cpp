@@ -1,12 +1,12 @@
 // The harness of test_parity: see parity.h.
-#include "parity.h"
-
 #include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <cstring>
 #include <limits>
 #include <sstream>
+
+#include "parity.h"
 
 namespace pimoe_parity {
 
@@ -65,7 +65,6 @@ void Create(const Layer &l, ModelPtr *out) {
   ASSERT_NE(m, nullptr);
   out->reset(m);
 }
-
 
 void CreateAndLoad(const Layer &l, ModelPtr *model, po::Weights *w) {
   ASSERT_NO_FATAL_FAILURE(Create(l, model));
@@ -275,7 +274,7 @@ void CheckStatsOverCalls(pimoe_model *m, const po::Weights &w, const po::Hyper &
 }
 
 const pimoe_activation kAllActivations[6] = {PIMOE_ACT_GELU, PIMOE_ACT_GELU_TANH, PIMOE_ACT_SILU,
-                                            PIMOE_ACT_RELU, PIMOE_ACT_TANH,      PIMOE_ACT_SWIGLU};
+                                             PIMOE_ACT_RELU, PIMOE_ACT_TANH,      PIMOE_ACT_SWIGLU};
 
 int64_t RoutingDifferences(const po::Weights &w, const po::Hyper &a, const po::Hyper &b, const std::vector<float> &x,
                            int64_t tokens) {
@@ -343,12 +342,18 @@ Layer Qwen2MoeLike() {
 }
 std::string ActivationName(pimoe_activation a) {
   switch (a) {
-    case PIMOE_ACT_GELU: return "gelu";
-    case PIMOE_ACT_GELU_TANH: return "gelu_tanh";
-    case PIMOE_ACT_SILU: return "silu";
-    case PIMOE_ACT_RELU: return "relu";
-    case PIMOE_ACT_TANH: return "tanh";
-    case PIMOE_ACT_SWIGLU: return "swiglu";
+    case PIMOE_ACT_GELU:
+      return "gelu";
+    case PIMOE_ACT_GELU_TANH:
+      return "gelu_tanh";
+    case PIMOE_ACT_SILU:
+      return "silu";
+    case PIMOE_ACT_RELU:
+      return "relu";
+    case PIMOE_ACT_TANH:
+      return "tanh";
+    case PIMOE_ACT_SWIGLU:
+      return "swiglu";
   }
   return "act" + std::to_string(static_cast<int>(a));
 }

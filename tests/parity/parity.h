@@ -62,8 +62,8 @@ struct Layer {
   int64_t shared_width = 0;
   bool shared_gate = false;
   std::string weight_dtype = "fp32";  // a runtime setting: applied even when set_layer_options is false
-  bool set_layer_options = true;  // false: leave every layer option at its default (except threads and backend)
-  po::SpecResolver overrides;     // per-expert calls, replayed in order before the layer options are set
+  bool set_layer_options = true;      // false: leave every layer option at its default (except threads and backend)
+  po::SpecResolver overrides;         // per-expert calls, replayed in order before the layer options are set
 
   po::Hyper Hyper() const;
   std::vector<po::ExpertSpec> Specs() const { return overrides.Resolve(experts, intermediate, activation, pre_norm); }

@@ -16,7 +16,8 @@ using namespace pimoe_parity;
 
 // ================================================================================================ experts
 
-class EveryActivationWithAndWithoutBiasAndPreNorm : public ::testing::TestWithParam<std::tuple<pimoe_activation, bool, bool>> {};
+class EveryActivationWithAndWithoutBiasAndPreNorm
+    : public ::testing::TestWithParam<std::tuple<pimoe_activation, bool, bool>> {};
 
 TEST_P(EveryActivationWithAndWithoutBiasAndPreNorm, Case) {
   const pimoe_activation act = std::get<0>(GetParam());
@@ -35,13 +36,14 @@ TEST_P(EveryActivationWithAndWithoutBiasAndPreNorm, Case) {
   CheckLayer(l, 3, 7, 600 + static_cast<uint64_t>(act));
 }
 
-INSTANTIATE_TEST_SUITE_P(ParityExperts, EveryActivationWithAndWithoutBiasAndPreNorm, ::testing::Combine(::testing::ValuesIn(kAllActivations), ::testing::Bool(), ::testing::Bool()),
+INSTANTIATE_TEST_SUITE_P(ParityExperts, EveryActivationWithAndWithoutBiasAndPreNorm,
+                         ::testing::Combine(::testing::ValuesIn(kAllActivations), ::testing::Bool(), ::testing::Bool()),
                          [](const ::testing::TestParamInfo<std::tuple<pimoe_activation, bool, bool>> &p) {
                            return ActivationName(std::get<0>(p.param)) + (std::get<1>(p.param) ? "_bias" : "") +
                                   (std::get<2>(p.param) ? "_norm" : "");
                          });
 
-  // Large inputs drive tanh/GELU into saturation and SiLU/ReLU far from 0; small ones the linear region.
+// Large inputs drive tanh/GELU into saturation and SiLU/ReLU far from 0; small ones the linear region.
 class InputScaleStressesActivations : public ::testing::TestWithParam<std::tuple<pimoe_activation, double>> {};
 
 TEST_P(InputScaleStressesActivations, Case) {
@@ -60,7 +62,8 @@ TEST_P(InputScaleStressesActivations, Case) {
   ASSERT_NO_FATAL_FAILURE(ForwardAndCompare(model.get(), w, l.Hyper(), 1, 5, x, &s));
 }
 
-INSTANTIATE_TEST_SUITE_P(ParityExperts, InputScaleStressesActivations, ::testing::Combine(::testing::ValuesIn(kAllActivations), ::testing::Values(0.01, 8.0)),
+INSTANTIATE_TEST_SUITE_P(ParityExperts, InputScaleStressesActivations,
+                         ::testing::Combine(::testing::ValuesIn(kAllActivations), ::testing::Values(0.01, 8.0)),
                          [](const ::testing::TestParamInfo<std::tuple<pimoe_activation, double>> &p) {
                            std::ostringstream s;
                            s << ActivationName(std::get<0>(p.param)) << "_scale" << std::get<1>(p.param);
@@ -84,9 +87,11 @@ TEST_P(EveryPresetForAllExperts, Case) {
   CheckLayer(l, 3, 7, 800 + static_cast<uint64_t>(preset));
 }
 
-INSTANTIATE_TEST_SUITE_P(ParityExperts, EveryPresetForAllExperts, ::testing::Combine(::testing::Range(0, 8), ::testing::Bool()),
+INSTANTIATE_TEST_SUITE_P(ParityExperts, EveryPresetForAllExperts,
+                         ::testing::Combine(::testing::Range(0, 8), ::testing::Bool()),
                          [](const ::testing::TestParamInfo<std::tuple<int, bool>> &p) {
-                           return "preset" + std::to_string(std::get<0>(p.param)) + (std::get<1>(p.param) ? "_bias" : "");
+                           return "preset" + std::to_string(std::get<0>(p.param)) +
+                                  (std::get<1>(p.param) ? "_bias" : "");
                          });
 
 TEST(ParityExperts, MixedLayerOfAllPresetsAndWidths) {
@@ -169,8 +174,9 @@ const OverrideScenario kOverrideScenarios[] = {
      }},
 };
 
-
-void PrintTo(const OverrideScenario &sc, std::ostream *os) { *os << sc.what; }
+void PrintTo(const OverrideScenario &sc, std::ostream *os) {
+  *os << sc.what;
+}
 
 class OverrideRulesOfTheHeader : public ::testing::TestWithParam<OverrideScenario> {};
 
@@ -194,9 +200,7 @@ TEST_P(OverrideRulesOfTheHeader, Case) {
 }
 
 INSTANTIATE_TEST_SUITE_P(ParityExperts, OverrideRulesOfTheHeader, ::testing::ValuesIn(kOverrideScenarios),
-                         [](const ::testing::TestParamInfo<OverrideScenario> &p) {
-                           return ParamName(p.param.what);
-                         });
+                         [](const ::testing::TestParamInfo<OverrideScenario> &p) { return ParamName(p.param.what); });
 
 // Calls for expert -1. The header: "expert is an index ... or -1 for every expert", "Later calls win over earlier
 // ones for the same expert and field" and "an explicit activation, width or norm flag given for that expert overrides

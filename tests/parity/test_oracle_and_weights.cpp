@@ -159,7 +159,9 @@ TEST_P(RoundedExpertMatricesKeepParity, Case) {
   EXPECT_GT(err, 0.0) << dtype << " storage changed nothing";
 }
 
-INSTANTIATE_TEST_SUITE_P(ParityWeightDtype, RoundedExpertMatricesKeepParity, ::testing::Combine(::testing::Values("bf16", "fp16"), ::testing::Values(PIMOE_ACT_GELU, PIMOE_ACT_SWIGLU)),
+INSTANTIATE_TEST_SUITE_P(ParityWeightDtype, RoundedExpertMatricesKeepParity,
+                         ::testing::Combine(::testing::Values("bf16", "fp16"),
+                                            ::testing::Values(PIMOE_ACT_GELU, PIMOE_ACT_SWIGLU)),
                          [](const ::testing::TestParamInfo<std::tuple<const char *, pimoe_activation>> &p) {
                            return std::string(std::get<0>(p.param)) + "_" + ActivationName(std::get<1>(p.param));
                          });

@@ -34,7 +34,8 @@ TEST_P(TemperatureAndRenormalisation, Case) {
   CheckLayer(l, 4, 16, 101);
 }
 
-INSTANTIATE_TEST_SUITE_P(ParityRouter, TemperatureAndRenormalisation, ::testing::Combine(::testing::Values(0.5, 1.0, 2.5), ::testing::Bool()),
+INSTANTIATE_TEST_SUITE_P(ParityRouter, TemperatureAndRenormalisation,
+                         ::testing::Combine(::testing::Values(0.5, 1.0, 2.5), ::testing::Bool()),
                          [](const ::testing::TestParamInfo<std::tuple<double, bool>> &p) {
                            std::ostringstream s;
                            s << "tau" << std::get<0>(p.param) << (std::get<1>(p.param) ? "_renorm" : "_plain");
@@ -55,7 +56,8 @@ TEST_P(TopKFromOneToAllExperts, Case) {
   CheckLayer(l, 3, 7, 200 + static_cast<uint64_t>(k));
 }
 
-INSTANTIATE_TEST_SUITE_P(ParityRouter, TopKFromOneToAllExperts, ::testing::Combine(::testing::Range(1, 7), ::testing::Bool()),
+INSTANTIATE_TEST_SUITE_P(ParityRouter, TopKFromOneToAllExperts,
+                         ::testing::Combine(::testing::Range(1, 7), ::testing::Bool()),
                          [](const ::testing::TestParamInfo<std::tuple<int32_t, bool>> &p) {
                            return "k" + std::to_string(std::get<0>(p.param)) +
                                   (std::get<1>(p.param) ? "_renorm" : "_plain");

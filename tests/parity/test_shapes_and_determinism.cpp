@@ -41,7 +41,8 @@ TEST_P(ThreadCountsAndCpuGemms, Case) {
   CheckLayer(l, 4, 64, 1202);
 }
 
-INSTANTIATE_TEST_SUITE_P(ParityShapes, ThreadCountsAndCpuGemms, ::testing::Combine(::testing::ValuesIn(CpuGemms()), ::testing::Values(1, 2, 4),
+INSTANTIATE_TEST_SUITE_P(ParityShapes, ThreadCountsAndCpuGemms,
+                         ::testing::Combine(::testing::ValuesIn(CpuGemms()), ::testing::Values(1, 2, 4),
                                             ::testing::Values(PIMOE_ACT_SWIGLU, PIMOE_ACT_GELU)),
                          [](const ::testing::TestParamInfo<std::tuple<std::string, int, pimoe_activation>> &p) {
                            return std::get<0>(p.param) + "_threads" + std::to_string(std::get<1>(p.param)) + "_" +
@@ -182,9 +183,12 @@ TEST_P(TokenAloneOrInsideABatch, Case) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Determinism, TokenAloneOrInsideABatch, ::testing::Combine(::testing::Values(PIMOE_ACT_GELU, PIMOE_ACT_SWIGLU), ::testing::Values(1, 4)),
+INSTANTIATE_TEST_SUITE_P(Determinism, TokenAloneOrInsideABatch,
+                         ::testing::Combine(::testing::Values(PIMOE_ACT_GELU, PIMOE_ACT_SWIGLU),
+                                            ::testing::Values(1, 4)),
                          [](const ::testing::TestParamInfo<std::tuple<pimoe_activation, int>> &p) {
-                           return ActivationName(std::get<0>(p.param)) + "_threads" + std::to_string(std::get<1>(p.param));
+                           return ActivationName(std::get<0>(p.param)) + "_threads" +
+                                  std::to_string(std::get<1>(p.param));
                          });
 
 TEST(Determinism, AcrossThreadCountsAndRepeatedCalls) {

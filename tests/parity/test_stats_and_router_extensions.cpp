@@ -98,11 +98,13 @@ TEST_P(SigmoidScoringWithAndWithoutSelectionBias, Case) {
   CheckLayer(l, 1, 1, 3002);
 }
 
-INSTANTIATE_TEST_SUITE_P(ParityRouterExt, SigmoidScoringWithAndWithoutSelectionBias, ::testing::Combine(::testing::Bool(), ::testing::Values(true, false), ::testing::Values(1.0, 0.7)),
+INSTANTIATE_TEST_SUITE_P(ParityRouterExt, SigmoidScoringWithAndWithoutSelectionBias,
+                         ::testing::Combine(::testing::Bool(), ::testing::Values(true, false),
+                                            ::testing::Values(1.0, 0.7)),
                          [](const ::testing::TestParamInfo<std::tuple<bool, bool, double>> &p) {
                            std::ostringstream s;
-                           s << (std::get<0>(p.param) ? "bias" : "nobias") << (std::get<1>(p.param) ? "_renorm" : "_plain")
-                             << "_tau" << std::get<2>(p.param);
+                           s << (std::get<0>(p.param) ? "bias" : "nobias")
+                             << (std::get<1>(p.param) ? "_renorm" : "_plain") << "_tau" << std::get<2>(p.param);
                            return ParamName(s.str());
                          });
 
@@ -140,13 +142,14 @@ TEST_P(RoutedScalingFactor, Case) {
   // The reported weights carry the factor: renormalised ones sum to it.
   if (renorm) {
     for (int64_t t = 0; t < s.tokens; ++t) {
-      EXPECT_NEAR(s.oracle.weights[static_cast<size_t>(2 * t)] + s.oracle.weights[static_cast<size_t>(2 * t + 1)],
-                  2.5, 1e-9);
+      EXPECT_NEAR(s.oracle.weights[static_cast<size_t>(2 * t)] + s.oracle.weights[static_cast<size_t>(2 * t + 1)], 2.5,
+                  1e-9);
     }
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(ParityRouterExt, RoutedScalingFactor, ::testing::Combine(::testing::Bool(), ::testing::Values(true, false)),
+INSTANTIATE_TEST_SUITE_P(ParityRouterExt, RoutedScalingFactor,
+                         ::testing::Combine(::testing::Bool(), ::testing::Values(true, false)),
                          [](const ::testing::TestParamInfo<std::tuple<bool, bool>> &p) {
                            return std::string(std::get<0>(p.param) ? "sigmoid" : "softmax") +
                                   (std::get<1>(p.param) ? "_renorm" : "_plain");
@@ -190,9 +193,9 @@ INSTANTIATE_TEST_SUITE_P(ParityRouterExt, GroupLimitedRouting, ::testing::Values
                          [](const ::testing::TestParamInfo<GroupCase> &p) {
                            const GroupCase &c = p.param;
                            return "E" + std::to_string(c.experts) + "_groups" + std::to_string(c.groups) + "_keep" +
-                                  std::to_string(c.kept) + "_k" + std::to_string(c.top_k) + (c.group_max ? "_max" : "") +
-                                  (c.sigmoid ? "_sigmoid" : "") + (c.bias ? "_bias" : "") + "_" +
-                                  std::to_string(p.index);
+                                  std::to_string(c.kept) + "_k" + std::to_string(c.top_k) +
+                                  (c.group_max ? "_max" : "") + (c.sigmoid ? "_sigmoid" : "") +
+                                  (c.bias ? "_bias" : "") + "_" + std::to_string(p.index);
                          });
 
 // Group limiting must change the routing of some tokens (with both group scores).
@@ -259,11 +262,13 @@ TEST_P(SharedExpertWithAndWithoutGate, Case) {
   CheckLayer(l, 2, 50, 3303);  // several row tiles of the shared expert
 }
 
-INSTANTIATE_TEST_SUITE_P(ParityRouterExt, SharedExpertWithAndWithoutGate, ::testing::Combine(::testing::Bool(), ::testing::Values(PIMOE_ACT_GELU, PIMOE_ACT_SWIGLU),
+INSTANTIATE_TEST_SUITE_P(ParityRouterExt, SharedExpertWithAndWithoutGate,
+                         ::testing::Combine(::testing::Bool(), ::testing::Values(PIMOE_ACT_GELU, PIMOE_ACT_SWIGLU),
                                             ::testing::Values(1, 2)),
                          [](const ::testing::TestParamInfo<std::tuple<bool, pimoe_activation, int>> &p) {
                            return std::string(std::get<0>(p.param) ? "gate" : "nogate") + "_" +
-                                  ActivationName(std::get<1>(p.param)) + "_threads" + std::to_string(std::get<2>(p.param));
+                                  ActivationName(std::get<1>(p.param)) + "_threads" +
+                                  std::to_string(std::get<2>(p.param));
                          });
 
 // Wide shared expert and odd widths (partial panels).
@@ -279,9 +284,7 @@ TEST_P(SharedExpertWidths, Case) {
 }
 
 INSTANTIATE_TEST_SUITE_P(ParityRouterExt, SharedExpertWidths, ::testing::Values(int64_t{1}, int64_t{17}, int64_t{300}),
-                         [](const ::testing::TestParamInfo<int64_t> &p) {
-                           return "width" + std::to_string(p.param);
-                         });
+                         [](const ::testing::TestParamInfo<int64_t> &p) { return "width" + std::to_string(p.param); });
 
 // The shared expert contributes: the output with it differs from the output without it.
 TEST(ParityRouterExt, SharedExpertContributes) {
@@ -324,9 +327,7 @@ TEST_P(EveryFeatureOnBothCpuGemms, Case) {
 }
 
 INSTANTIATE_TEST_SUITE_P(ParityRouterExt, EveryFeatureOnBothCpuGemms, ::testing::ValuesIn(CpuGemms()),
-                         [](const ::testing::TestParamInfo<std::string> &p) {
-                           return p.param;
-                         });
+                         [](const ::testing::TestParamInfo<std::string> &p) { return p.param; });
 
 TEST(ParityRouterExt, DeepSeekV3LikeLayer) {
   Layer l = DeepSeekV3Like();

@@ -1,17 +1,17 @@
 // The harness of test_routing_features: see routing_features.h.
-#include "routing_features.h"
-
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
-#include <cctype>
 #include <limits>
 #include <sstream>
+
+#include "routing_features.h"
 
 namespace pimoe_rf {
 
@@ -40,7 +40,13 @@ int ComputeCallback(int32_t expert, const float *in, int64_t rows, int64_t hidde
   return 0;
 }
 
+namespace {
 thread_local bool t_in_forward = false;
+}  // namespace
+
+void SetInForward(bool in_forward) {
+  t_in_forward = in_forward;
+}
 
 void CallbackState::Clear() {
   calls = 0;
@@ -426,7 +432,6 @@ void CheckAll(const std::vector<Cfg> &configs, const std::vector<std::pair<int64
     }
   }
 }
-
 
 std::vector<float> SkewedInput(const std::vector<float> &router, int64_t hidden, int64_t tokens, uint64_t seed) {
   std::vector<float> x = RandomInput(static_cast<size_t>(tokens * hidden), seed);

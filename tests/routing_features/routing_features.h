@@ -48,8 +48,9 @@ bool Contains(const std::string &text, const std::string &part);
 int ComputeCallback(int32_t expert, const float *in, int64_t rows, int64_t hidden, float *out);
 
 // Set by the test thread around its pimoe_forward* calls: the callback checks that it runs on such a thread (the
-// header's thread contract: fn runs on the thread that called pimoe_forward).
-extern thread_local bool t_in_forward;
+// header's thread contract: fn runs on the thread that called pimoe_forward). The thread_local flag stays inside
+// harness.cpp (an extern thread_local read through GCC's TLS wrapper trips UBSan's null check).
+void SetInForward(bool in_forward);
 
 // What the library's callbacks saw; user_data of every callback expert in these tests.
 struct CallbackState {

@@ -297,8 +297,8 @@ TEST_P(GroupLimitedRoutingNeverLeavesTheKeptGroups, Call) {
   EXPECT_GT(unrestricted_would_leave, kT / 20) << "the group limit never mattered: the test has no teeth";
 }
 
-INSTANTIATE_TEST_SUITE_P(RoutingBehaviour, GroupLimitedRoutingNeverLeavesTheKeptGroups, ::testing::ValuesIn(kGroupCases),
-                         [](const ::testing::TestParamInfo<GroupCase> &p) {
+INSTANTIATE_TEST_SUITE_P(RoutingBehaviour, GroupLimitedRoutingNeverLeavesTheKeptGroups,
+                         ::testing::ValuesIn(kGroupCases), [](const ::testing::TestParamInfo<GroupCase> &p) {
                            const GroupCase &k = p.param;
                            std::string name = *k.levels ? std::string("levels_") + k.levels
                                                         : "groups" + std::to_string(k.num_groups) + "_keep" +

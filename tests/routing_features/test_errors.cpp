@@ -23,7 +23,9 @@ struct InvalidCombination {
   std::vector<std::string> culprits;
 };
 
-void PrintTo(const InvalidCombination &k, std::ostream *os) { *os << k.what; }
+void PrintTo(const InvalidCombination &k, std::ostream *os) {
+  *os << k.what;
+}
 
 std::vector<InvalidCombination> InvalidCombinations() {
   return {
@@ -163,14 +165,12 @@ TEST_P(InvalidCombinationsFailAtCreate, Create) {
 }
 
 INSTANTIATE_TEST_SUITE_P(RoutingErrors, InvalidCombinationsFailAtCreate, ::testing::ValuesIn(InvalidCombinations()),
-                         [](const ::testing::TestParamInfo<InvalidCombination> &p) {
-                           return ParamName(p.param.what);
-                         });
+                         [](const ::testing::TestParamInfo<InvalidCombination> &p) { return ParamName(p.param.what); });
 
 // group_levels syntax is checked by the setter (PIMOE_ERR_INVALID_OPTION naming the option and the text); the
 // options keep their previous value and stay usable.
-const char *const kBadGroupLevels[] = {"3",   "2:0",  "a:b",   "2:",   ":1",       "2:1,",
-                                       ",2:1", "0:1",  "2:1:1", "-2:1", "2:1,,2:1", "2;1"};
+const char *const kBadGroupLevels[] = {"3",    "2:0", "a:b",   "2:",   ":1",       "2:1,",
+                                       ",2:1", "0:1", "2:1:1", "-2:1", "2:1,,2:1", "2;1"};
 
 class GroupLevelsSyntax : public ::testing::TestWithParam<const char *> {};
 
@@ -184,8 +184,8 @@ TEST_P(GroupLevelsSyntax, Rejected) {
   ASSERT_NO_FATAL_FAILURE(MakeOptions(c, &o));
   EXPECT_TRUE(FailedWith(pimoe_options_set_string(o.get(), PIMOE_OPT_GROUP_LEVELS, text), PIMOE_ERR_INVALID_OPTION,
                          {"group_levels", text}));
-  EXPECT_TRUE(FailedWith(pimoe_options_set_by_name(o.get(), "group_levels", text), PIMOE_ERR_INVALID_OPTION,
-                         {"group_levels"}));
+  EXPECT_TRUE(
+      FailedWith(pimoe_options_set_by_name(o.get(), "group_levels", text), PIMOE_ERR_INVALID_OPTION, {"group_levels"}));
   pimoe_model *raw = nullptr;
   PIMOE_ASSERT_OK(pimoe_create(o.get(), &raw));
   ModelPtr m(raw);

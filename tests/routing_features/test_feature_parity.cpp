@@ -22,7 +22,8 @@ struct ParityRun {
   bool summarised;  // its ChainSummary is what the feature's expectations read
 };
 
-// ================================================================================================ the layers per feature
+// ================================================================================================ the layers per
+// feature
 std::vector<ParityRun> ExpertChoiceRuns() {
   std::vector<ParityRun> runs;
   std::vector<Cfg> configs;
@@ -337,7 +338,8 @@ std::vector<ParityRun> CallbackExpertsRuns() {
   runs.push_back({configs, {{1, 29}, {2, 16}}, 1, {1, 2}, true});
   return runs;
 }
-// ================================================================================================ what they must exercise
+// ================================================================================================ what they must
+// exercise
 
 void NoExpectations(const ChainSummary &) {}
 
@@ -376,7 +378,9 @@ struct FeatureCase {
   void (*exercised)(const ChainSummary &);  // on the summary of the summarised runs, after them
 };
 
-void PrintTo(const FeatureCase &f, std::ostream *os) { *os << f.name; }
+void PrintTo(const FeatureCase &f, std::ostream *os) {
+  *os << f.name;
+}
 
 const FeatureCase kFeatures[] = {
     {"ExpertChoice", ExpertChoiceRuns, ExpertChoiceExercised},
@@ -426,7 +430,6 @@ TEST(RoutingParity, GroupLevelsOfOneLevelEqualNumGroups) {
     EXPECT_TRUE(SameRun(ra, rb)) << "group_levels \"4:2\" must equal num_groups 4 / topk_groups 2";
   }
 }
-
 
 // Every tensor of a layer with the routing features starts from the header's initialisation (SEED): the attention
 // router's and the combine's weights as linear weights (fan_in H, nh*dh for router.attention.o.weight), the selection
@@ -527,10 +530,10 @@ TEST(RoutingParity, IntrospectionMatchesForwardAndOracle) {
     std::vector<float> y(x.size(), std::nanf(""));
     std::vector<int32_t> ids(static_cast<size_t>(T * S), -7);
     std::vector<float> wt(ids.size(), std::nanf(""));
-    t_in_forward = true;
+    SetInForward(true);
     PIMOE_ASSERT_OK(
         pimoe_forward(b.get(), x.data(), x.size(), 2, 12, y.data(), y.size(), ids.data(), wt.data(), ids.size()));
-    t_in_forward = false;
+    SetInForward(false);
     EXPECT_TRUE(SameOrParity(y, full.output));
     EXPECT_EQ(ids, full.ids);
     EXPECT_TRUE(SameOrParity(wt, full.weights));

@@ -20,7 +20,9 @@ struct SaveCase {
   std::vector<std::pair<std::string, std::string>> meta;  // key, expected value ("" = any)
 };
 
-void PrintTo(const SaveCase &sc, std::ostream *os) { *os << sc.name << ": " << sc.cfg.Describe(); }
+void PrintTo(const SaveCase &sc, std::ostream *os) {
+  *os << sc.name << ": " << sc.cfg.Describe();
+}
 
 std::vector<SaveCase> SaveCases() {
   std::vector<SaveCase> cases;
@@ -113,8 +115,8 @@ TEST_P(EveryFeatureRoundTrips, SaveAndLoad) {
   ASSERT_NO_FATAL_FAILURE(Create(c, &m));
   std::vector<float> y;
   for (int call = 0; call < sc.calls_before_save; ++call) {
-    PIMOE_ASSERT_OK(Forward(
-        m.get(), RandomInput(static_cast<size_t>(32 * c.hidden), 70 + static_cast<uint64_t>(call)), 2, 16, &y));
+    PIMOE_ASSERT_OK(
+        Forward(m.get(), RandomInput(static_cast<size_t>(32 * c.hidden), 70 + static_cast<uint64_t>(call)), 2, 16, &y));
   }
   const std::string path = TempPath(sc.name);
   PIMOE_ASSERT_OK(pimoe_save(m.get(), path.c_str()));
