@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "src/option_table.h"
 #include "vk_api.h"
 
 namespace pimoe::vk {
@@ -43,7 +44,7 @@ class Instance {
   // The process's instance, or nullptr with the reason in *why (no loader, no driver, no Vulkan 1.1, a requested
   // validation layer missing). The outcome of the first call is kept: the environment is read once.
   // The process's instance, made on first use with `validation` (later calls' choice does not count).
-  static std::shared_ptr<Instance> get(std::string *why, VulkanValidation validation);
+  static std::shared_ptr<Instance> get(std::string *why, pimoe::VulkanValidation validation);
 
   Instance(const Instance &) = delete;
   Instance &operator=(const Instance &) = delete;
@@ -62,7 +63,7 @@ class Instance {
 
  private:
   Instance() = default;
-  void create(std::string *why, VulkanValidation validation);
+  void create(std::string *why, pimoe::VulkanValidation validation);
 
   VkInstance instance_ = VK_NULL_HANDLE;
   VkDebugUtilsMessengerEXT messenger_ = VK_NULL_HANDLE;
