@@ -8,6 +8,8 @@ foreach(t test_api_errors test_api_basics test_stats test_concurrency)
   target_include_directories(${t} PRIVATE ${PIMOE_API_TEST_DIR})
   set_tests_properties(${t} PROPERTIES LABELS "api" TIMEOUT 300)
 endforeach()
+# test_api_errors is two files of one binary around a shared fixture (tests/api/api_errors_fixture.h).
+target_sources(test_api_errors PRIVATE ${PIMOE_API_TEST_DIR}/test_api_errors_calls.cpp)
 
 # The header from a strict C99 program: the flags are set on this target only.
 add_executable(test_c99_header ${PIMOE_API_TEST_DIR}/test_c99_header.c)
