@@ -11,8 +11,6 @@
 
 namespace pimoe_oracle {
 
-namespace {
-
 const char *ActivationName(pimoe_activation activation) {
   switch (activation) {
     case PIMOE_ACT_GELU:
@@ -30,6 +28,8 @@ const char *ActivationName(pimoe_activation activation) {
   }
   return "?";
 }
+
+namespace {
 
 std::string ShapeString(const std::vector<int64_t> &shape) {
   std::ostringstream s;

@@ -15,6 +15,9 @@
 
 namespace pimoe_oracle {
 
+// The option-string name of an activation ("gelu", "swiglu", ...); "?" for a value outside the enum.
+const char *ActivationName(pimoe_activation activation);
+
 // The layer's hyper-parameters that the forward pass depends on (mirrors the layer-wide options).
 struct Hyper {
   double temperature = 1.0;      // PIMOE_OPT_TEMPERATURE

@@ -340,23 +340,7 @@ Layer Qwen2MoeLike() {
   l.seed = 360;
   return l;
 }
-std::string ActivationName(pimoe_activation a) {
-  switch (a) {
-    case PIMOE_ACT_GELU:
-      return "gelu";
-    case PIMOE_ACT_GELU_TANH:
-      return "gelu_tanh";
-    case PIMOE_ACT_SILU:
-      return "silu";
-    case PIMOE_ACT_RELU:
-      return "relu";
-    case PIMOE_ACT_TANH:
-      return "tanh";
-    case PIMOE_ACT_SWIGLU:
-      return "swiglu";
-  }
-  return "act" + std::to_string(static_cast<int>(a));
-}
+std::string ActivationName(pimoe_activation a) { return pimoe_oracle::ActivationName(a); }
 
 std::string ParamName(const std::string &text) {
   std::string name;
