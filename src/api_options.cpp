@@ -109,6 +109,23 @@ pimoe_status pimoe_options_set_expert_pre_norm(pimoe_options *options, int32_t e
   });
 }
 
+pimoe_status pimoe_options_set_expert_weight_dtype(pimoe_options *options, int32_t expert, const char *weight_dtype) {
+  return guarded(nullptr, [&] {
+    const char *fn = "pimoe_options_set_expert_weight_dtype";
+    Options &o = options_of(options, fn);
+    check_expert_index(expert, fn);
+    if (!weight_dtype) fail(PIMOE_ERR_NULL_POINTER, fn, ": weight_dtype is NULL");
+    for (const EnumName<WeightDtype> &item : EnumNames<WeightDtype>::list) {
+      if (item.value != WeightDtype::Auto && std::strcmp(item.name, weight_dtype) == 0) {
+        o.expert_override(expert).weight_dtype = item.value;
+        return;
+      }
+    }
+    fail(PIMOE_ERR_INVALID_OPTION, fn, ": weight_dtype '", weight_dtype,
+         "' is not a storage format (fp32, bf16, fp16, int8, int4, fp8_e4m3, mxfp4)");
+  });
+}
+
 pimoe_status pimoe_options_set_expert_callback(pimoe_options *options, int32_t expert, pimoe_expert_fn fn,
                                                void *user_data) {
   return guarded(nullptr, [&] {

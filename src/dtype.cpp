@@ -2,7 +2,6 @@
 
 #include <cmath>
 
-#include "weights.h"
 
 namespace pimoe {
 
@@ -42,48 +41,6 @@ float fp16_bits_to_float(uint16_t h) {
   const uint32_t u = exp == 31 ? (sign | 0x7f800000u | (man << 13)) : (sign | ((exp + 112u) << 23) | (man << 13));
   std::memcpy(&f, &u, 4);
   return f;
-}
-
-float round_to_dtype(float f, WeightDtype dtype) {
-  switch (dtype) {
-    case WeightDtype::BF16:
-      return bf16_bits_to_float(float_to_bf16_bits(f));
-    case WeightDtype::F16:
-      return fp16_bits_to_float(float_to_fp16_bits(f));
-    case WeightDtype::F32:
-      break;
-  }
-  return f;
-}
-
-namespace {
-void round_all(std::vector<float> &v, WeightDtype dtype) {
-  for (float &f : v) f = round_to_dtype(f, dtype);
-}
-}  // namespace
-
-void round_expert_matrices(const LayerConfig &config, LayerWeights &weights) {
-  if (config.weight_dtype == WeightDtype::F32) return;
-  for (ExpertWeights &e : weights.experts) {
-    round_all(e.gate_weight, config.weight_dtype);
-    round_all(e.up_weight, config.weight_dtype);
-    round_all(e.down_weight, config.weight_dtype);
-  }
-  round_all(weights.shared.gate_weight, config.weight_dtype);
-  round_all(weights.shared.up_weight, config.weight_dtype);
-  round_all(weights.shared.down_weight, config.weight_dtype);
-}
-
-const char *weight_dtype_name(WeightDtype dtype) {
-  switch (dtype) {
-    case WeightDtype::BF16:
-      return "bf16";
-    case WeightDtype::F16:
-      return "fp16";
-    case WeightDtype::F32:
-      break;
-  }
-  return "fp32";
 }
 
 }  // namespace pimoe

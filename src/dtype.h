@@ -1,12 +1,11 @@
-// fp32 <-> bf16 / fp16 conversions (round to nearest even), shared by the model's weight rounding and by the GPU
-// backends that store weights in those types.
+// fp32 <-> bf16 / fp16 conversions (round to nearest even), shared by the compact formats (compact_matrix.cpp) and
+// by the GPU backends that store weights in those types.
 #pragma once
 
 #include <cstdint>
 #include <cstring>
 #include <vector>
 
-#include "layer_config.h"
 
 namespace pimoe {
 
@@ -27,14 +26,5 @@ inline float bf16_bits_to_float(uint16_t h) {
 
 uint16_t float_to_fp16_bits(float f);
 float fp16_bits_to_float(uint16_t h);
-
-// The value a float takes once stored in `dtype` and read back.
-float round_to_dtype(float f, WeightDtype dtype);
-
-// Rounds every expert and shared-expert matrix of the layer (not the router, biases or norms) to config.weight_dtype.
-struct LayerWeights;
-void round_expert_matrices(const LayerConfig &config, LayerWeights &weights);
-
-const char *weight_dtype_name(WeightDtype dtype);
 
 }  // namespace pimoe

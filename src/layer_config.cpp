@@ -12,38 +12,54 @@ constexpr int64_t kMaxIntermediate = 262144;
 void apply_preset(pimoe_expert_preset preset, const ExpertSpec &layer_default, ExpertSpec &spec) {
   const int64_t base_width = layer_default.intermediate;
   switch (preset) {
-    case PIMOE_PRESET_GENERIC:
+    case PIMOE_PRESET_GENERIC: {
+      const WeightFormat format = spec.format;
       spec = layer_default;
+      spec.format = format;
       return;
+    }
     case PIMOE_PRESET_REASONING:
-      spec = {PIMOE_ACT_GELU, base_width, true, spec.bias};
+      spec = {PIMOE_ACT_GELU, base_width, true, spec.bias, false, spec.format};
       return;
     case PIMOE_PRESET_COMPUTATION:
-      spec = {PIMOE_ACT_GELU, 2 * base_width, false, spec.bias};
+      spec = {PIMOE_ACT_GELU, 2 * base_width, false, spec.bias, false, spec.format};
       return;
     case PIMOE_PRESET_MATHEMATICAL:
-      spec = {PIMOE_ACT_SILU, base_width, false, spec.bias};
+      spec = {PIMOE_ACT_SILU, base_width, false, spec.bias, false, spec.format};
       return;
     case PIMOE_PRESET_LOGICAL:
-      spec = {PIMOE_ACT_TANH, base_width, false, spec.bias};
+      spec = {PIMOE_ACT_TANH, base_width, false, spec.bias, false, spec.format};
       return;
     case PIMOE_PRESET_LANGUAGE:
-      spec = {PIMOE_ACT_SWIGLU, base_width, false, spec.bias};
+      spec = {PIMOE_ACT_SWIGLU, base_width, false, spec.bias, false, spec.format};
       return;
     case PIMOE_PRESET_CREATIVE:
-      spec = {PIMOE_ACT_GELU_TANH, base_width, true, spec.bias};
+      spec = {PIMOE_ACT_GELU_TANH, base_width, true, spec.bias, false, spec.format};
       return;
     case PIMOE_PRESET_ANALYTICAL:
-      spec = {PIMOE_ACT_RELU, base_width, true, spec.bias};
+      spec = {PIMOE_ACT_RELU, base_width, true, spec.bias, false, spec.format};
       return;
   }
 }
 
 void apply_override(const ExpertOverride &o, const ExpertSpec &layer_default, ExpertSpec &spec) {
-  if (o.preset) apply_preset(*o.preset, layer_default, spec);
+  if (o.preset) apply_preset(*o.preset, layer_default, spec);  // shape only: the storage format stays
   if (o.activation) spec.activation = *o.activation;
   if (o.width) spec.intermediate = *o.width;
   if (o.pre_norm) spec.pre_norm = *o.pre_norm;
+  if (o.weight_dtype) spec.format.dtype = *o.weight_dtype;
+}
+
+// A storage format from the options: "auto" is fp32 here (pimoe_load and pimoe_import_hf resolve it from the file
+// before the layer is built); the group size and zero point apply to int4 only.
+WeightFormat format_of(WeightDtype dtype, const Options &options) {
+  WeightFormat f;
+  f.dtype = dtype == WeightDtype::Auto ? WeightDtype::F32 : dtype;
+  if (f.dtype == WeightDtype::Int4) {
+    f.group = options.weight_group_size;
+    f.zero_point = options.weight_zero_point;
+  }
+  return f;
 }
 
 }  // namespace
@@ -160,7 +176,10 @@ LayerConfig resolve_layer_config(const Options &options) {
   config.threads = options.threads;
   config.deterministic = options.deterministic;
   config.cpu_gemm = options.cpu_gemm;
-  config.weight_dtype = options.weight_dtype;
+  if (options.weight_group_size != 32 && options.weight_group_size != 64 && options.weight_group_size != 128) {
+    fail(PIMOE_ERR_INVALID_OPTION, "weight_group_size (", options.weight_group_size, ") must be 32, 64 or 128");
+  }
+  config.weight_format = format_of(options.weight_dtype, options);
   config.backend = options.backend;
   config.tuning = apply_tuning_environment(options.tuning);
 
@@ -171,7 +190,8 @@ LayerConfig resolve_layer_config(const Options &options) {
            options.num_experts);
     }
   }
-  const ExpertSpec layer_default{options.activation, options.intermediate, options.pre_norm, options.expert_bias};
+  const ExpertSpec layer_default{options.activation, options.intermediate, options.pre_norm, options.expert_bias,
+                                 false, config.weight_format};
   config.experts.assign(static_cast<size_t>(options.num_experts), layer_default);
   for (int64_t e = 0; e < options.num_experts; ++e) {
     ExpertSpec &spec = config.experts[static_cast<size_t>(e)];
@@ -183,6 +203,7 @@ LayerConfig resolve_layer_config(const Options &options) {
       spec.callback = true;
       continue;
     }
+    spec.format = format_of(spec.format.dtype, options);
     if (spec.intermediate < 1 || spec.intermediate > kMaxIntermediate) {
       fail(PIMOE_ERR_INVALID_OPTION, "expert ", e, ": width ", spec.intermediate, " is out of range [1, ",
            kMaxIntermediate, "]");

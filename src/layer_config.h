@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "compact_matrix.h"
 #include "option_table.h"
 #include "pimoe/pimoe.h"
 
@@ -25,6 +26,7 @@ struct ExpertSpec {
   // A host callback computes this expert (pimoe_expert_callback): it has no weights, and a backend never sees its
   // assignments (the router keeps them out of the plan's counting sort; the model calls the callback).
   bool callback = false;
+  WeightFormat format;  // storage of the expert's matrices (the layer's, or the expert's override)
 
   bool gated() const { return activation == PIMOE_ACT_SWIGLU; }
 };
@@ -95,7 +97,9 @@ struct LayerConfig {
   bool deterministic = false;
   std::string backend;  // a well-formed backend name (checked at the setter); availability is the registry's call
   CpuGemm cpu_gemm = CpuGemm::Packed;
-  WeightDtype weight_dtype = WeightDtype::F32;  // storage of expert and shared-expert matrices
+  // Storage of expert and shared-expert matrices: the layer's format (never "auto" once resolved); experts may
+  // override it (ExpertSpec::format); the shared expert uses the layer's.
+  WeightFormat weight_format;
   // The experimental options with the environment's overrides applied (option_table.h; not saved with the layer).
   BackendTuning tuning;
 };

@@ -2,11 +2,13 @@
 
 #include <algorithm>
 #include <chrono>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include <cmath>
 
 #include "backend_registry.h"
-#include "dtype.h"
 #include "error.h"
 #include "router.h"
 
@@ -30,8 +32,14 @@ std::unique_ptr<Backend> Model::fill_then_create_backend(const WeightFiller &fil
   } else {
     initialize_weights(config_.seed, tensors_);
   }
-  round_expert_matrices(config_, weights_);
-  return create_backend(config_.backend, config_, weights_);
+  compact_matrices(tensors_);
+  std::unique_ptr<Backend> backend = create_backend(config_.backend, config_, weights_);
+#if defined(__GLIBC__)
+  // Filling, quantising and packing freed the fp32 and interchange copies; glibc keeps freed heap pages resident
+  // unless asked, and a loaded layer should cost its packed weights only.
+  malloc_trim(0);
+#endif
+  return backend;
 }
 
 bool Model::is_adaptive_state(const NamedTensor &t) const {
@@ -46,6 +54,7 @@ void Model::read_tensor(const NamedTensor &t, float *out) const {
     std::copy(t.data->begin(), t.data->end(), out);
     return;
   }
+  if (t.compact && !t.compact->empty()) return t.compact->dequantize_rows(0, t.compact->rows, out);
   std::copy(t.data->begin(), t.data->end(), out);
 }
 
@@ -197,7 +206,10 @@ const NamedTensor *Model::find_tensor(const std::string &name) const {
 
 size_t Model::weight_bytes() const {
   size_t total = backend_->weight_bytes();
-  for (const NamedTensor &t : tensors_) total += t.data->size() * sizeof(float);
+  for (const NamedTensor &t : tensors_) {
+    total += t.data->size() * sizeof(float);
+    if (t.compact) total += t.compact->bytes();
+  }
   return total;
 }
 

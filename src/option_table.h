@@ -43,7 +43,11 @@ PIMOE_DEFINE_ENUM(CpuGemm, PIMOE_CPU_GEMM_VALUES)
 PIMOE_DEFINE_ENUM(RouterScoring, PIMOE_ROUTER_SCORING_VALUES)
 #define PIMOE_GROUP_SCORE_VALUES(V) V(Top2Sum, "top2_sum") V(Max, "max")
 PIMOE_DEFINE_ENUM(GroupScore, PIMOE_GROUP_SCORE_VALUES)
-#define PIMOE_WEIGHT_DTYPE_VALUES(V) V(F32, "fp32") V(BF16, "bf16") V(F16, "fp16")
+// Storage formats of expert matrices (compact_matrix.h has their layouts). "auto": fp32 for a created layer, the
+// file's format for a loaded one, the checkpoint's for an import (fp32 unless it ships a compact format).
+#define PIMOE_WEIGHT_DTYPE_VALUES(V)                                                                      \
+  V(Auto, "auto") V(F32, "fp32") V(BF16, "bf16") V(F16, "fp16") V(Int8, "int8") V(Int4, "int4")            \
+  V(Fp8E4M3, "fp8_e4m3") V(Mxfp4, "mxfp4")
 PIMOE_DEFINE_ENUM(WeightDtype, PIMOE_WEIGHT_DTYPE_VALUES)
 #define PIMOE_ROUTING_MODE_VALUES(V) V(TokenChoice, "token_choice") V(ExpertChoice, "expert_choice")
 PIMOE_DEFINE_ENUM(RoutingMode, PIMOE_ROUTING_MODE_VALUES)
@@ -108,7 +112,7 @@ const char *enum_name(E value) {
   X(PIMOE_OPT_GROUP_SCORE, "group_score", GroupScore, group_score, GroupScore::Top2Sum, 0, 0, nullptr)            \
   X(PIMOE_OPT_SHARED_WIDTH, "shared_width", int64_t, shared_width, 0, 0, 262144, nullptr)                         \
   X(PIMOE_OPT_SHARED_GATE, "shared_gate", bool, shared_gate, false, 0, 1, nullptr)                                \
-  X(PIMOE_OPT_WEIGHT_DTYPE, "weight_dtype", WeightDtype, weight_dtype, WeightDtype::F32, 0, 0, nullptr)           \
+  X(PIMOE_OPT_WEIGHT_DTYPE, "weight_dtype", WeightDtype, weight_dtype, WeightDtype::Auto, 0, 0, nullptr)          \
   X(PIMOE_OPT_ROUTING_MODE, "routing_mode", RoutingMode, routing_mode, RoutingMode::TokenChoice, 0, 0, nullptr)   \
   X(PIMOE_OPT_GROUP_LEVELS, "group_levels", std::string, group_levels, "", 0, 0, check_group_levels)              \
   X(PIMOE_OPT_ATTENTION_HEADS, "router_attention_heads", int64_t, attention_heads, 0, 0, 256, nullptr)            \
@@ -117,7 +121,9 @@ const char *enum_name(E value) {
   X(PIMOE_OPT_ADAPTIVE_BIAS_RATE, "adaptive_bias_rate", double, adaptive_bias_rate, 0.0, 0, 1e6, nullptr)         \
   X(PIMOE_OPT_DYNAMIC_CAPACITY, "dynamic_capacity", bool, dynamic_capacity, false, 0, 1, nullptr)                 \
   X(PIMOE_OPT_CAPACITY_MOMENTUM, "capacity_momentum", double, capacity_momentum, 0.9, 0, 0.999999, nullptr)       \
-  X(PIMOE_OPT_COMBINE_ATTENTION_DIM, "combine_attention_dim", int64_t, combine_attention_dim, 0, 0, 4096, nullptr)
+  X(PIMOE_OPT_COMBINE_ATTENTION_DIM, "combine_attention_dim", int64_t, combine_attention_dim, 0, 0, 4096, nullptr) \
+  X(PIMOE_OPT_WEIGHT_GROUP_SIZE, "weight_group_size", int64_t, weight_group_size, 32, 32, 128, nullptr)           \
+  X(PIMOE_OPT_WEIGHT_ZERO_POINT, "weight_zero_point", bool, weight_zero_point, false, 0, 1, nullptr)
 
 // Experimental options: backend tuning knobs that were environment variables only. They may change or disappear in
 // any release. Their fields live in BackendTuning (Options::tuning, LayerConfig::tuning); the defaults are what the

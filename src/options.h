@@ -20,6 +20,7 @@ struct ExpertOverride {
   std::optional<pimoe_activation> activation;
   std::optional<int64_t> width;
   std::optional<bool> pre_norm;
+  std::optional<WeightDtype> weight_dtype;  // the expert's storage format (same group size and zero point)
 };
 
 // Every layer-wide option's field and default come from option_table.h; string values arrive here parsed to enums.

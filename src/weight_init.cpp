@@ -45,7 +45,17 @@ std::vector<NamedTensor> allocate_weights(const LayerConfig &config, LayerWeight
     int64_t count = 1;
     for (int64_t d : shape) count *= d;
     data.assign(static_cast<size_t>(count), 0.0f);
-    tensors.push_back({std::move(name), std::move(shape), &data, fan_in});
+    tensors.push_back({std::move(name), std::move(shape), &data, fan_in, WeightFormat{}, nullptr});
+  };
+  // An expert or shared-expert matrix, stored in `format` (compact_matrices quantises it once it is filled).
+  auto add_matrix = [&](std::string name, int64_t rows, int64_t cols, std::vector<float> &data, CompactMatrix &compact,
+                        const WeightFormat &format) {
+    add(std::move(name), {rows, cols}, data, cols);
+    tensors.back().format = format;
+    if (format.compact()) {  // filled one at a time through fill_buffer / finish_filling, never all in fp32
+      tensors.back().compact = &compact;
+      std::vector<float>().swap(data);
+    }
   };
 
   weights.experts.resize(static_cast<size_t>(E));
@@ -69,17 +79,19 @@ std::vector<NamedTensor> allocate_weights(const LayerConfig &config, LayerWeight
       add(prefix + "norm.weight", {H}, w.norm_weight, 0);
       add(prefix + "norm.bias", {H}, w.norm_bias, 0);
     }
-    if (spec.gated()) add(prefix + "gate.weight", {I, H}, w.gate_weight, H);
-    add(prefix + "up.weight", {I, H}, w.up_weight, H);
+    if (spec.gated()) add_matrix(prefix + "gate.weight", I, H, w.gate_weight, w.gate_compact, spec.format);
+    add_matrix(prefix + "up.weight", I, H, w.up_weight, w.up_compact, spec.format);
     if (spec.bias && !spec.gated()) add(prefix + "up.bias", {I}, w.up_bias, H);
-    add(prefix + "down.weight", {H, I}, w.down_weight, I);
+    add_matrix(prefix + "down.weight", H, I, w.down_weight, w.down_compact, spec.format);
     if (spec.bias) add(prefix + "down.bias", {H}, w.down_bias, I);
   }
   if (config.shared.width > 0) {
     const int64_t Is = config.shared.width;
-    add("shared.gate.weight", {Is, H}, weights.shared.gate_weight, H);
-    add("shared.up.weight", {Is, H}, weights.shared.up_weight, H);
-    add("shared.down.weight", {H, Is}, weights.shared.down_weight, Is);
+    const WeightFormat &f = config.weight_format;
+    ExpertWeights &s = weights.shared;
+    add_matrix("shared.gate.weight", Is, H, s.gate_weight, s.gate_compact, f);
+    add_matrix("shared.up.weight", Is, H, s.up_weight, s.up_compact, f);
+    add_matrix("shared.down.weight", H, Is, s.down_weight, s.down_compact, f);
     if (config.shared.gated) add("shared.score.weight", {1, H}, weights.shared_score_weight, H);
   }
   if (config.router.combine_attention_dim > 0) {
@@ -93,7 +105,7 @@ std::vector<NamedTensor> allocate_weights(const LayerConfig &config, LayerWeight
 void initialize_weights(uint64_t seed, const std::vector<NamedTensor> &tensors) {
   for (const NamedTensor &t : tensors) {
     SplitMix64 rng(seed ^ fnv1a64(t.name));
-    std::vector<float> &data = *t.data;
+    std::vector<float> &data = fill_buffer(t);
     if (t.fan_in < 0) {  // routing state (router.load_ema): uniform, not random
       for (float &v : data) v = 1.0f / static_cast<float>(data.size());
       continue;
@@ -106,6 +118,7 @@ void initialize_weights(uint64_t seed, const std::vector<NamedTensor> &tensors) 
     // nn.Linear's default bound 1/sqrt(fan_in) for weight and bias alike.
     const float bound = 1.0f / std::sqrt(static_cast<float>(t.fan_in));
     for (float &v : data) v = bound * (2.0f * rng.uniform01() - 1.0f);
+    finish_filling(t);
   }
 }
 

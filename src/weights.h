@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "compact_matrix.h"
 #include "layer_config.h"
 
 namespace pimoe {
@@ -17,6 +18,9 @@ struct ExpertWeights {
   std::vector<float> up_bias;      // [I]    with expert bias only
   std::vector<float> down_weight;  // [H, I]
   std::vector<float> down_bias;    // [H]    with expert bias only
+  // The matrices in their storage format when it is not fp32 (the fp32 vector above is then empty once the model
+  // has compacted it). A backend packs them into its own form.
+  CompactMatrix gate_compact, up_compact, down_compact;
 };
 
 struct LayerWeights {
@@ -37,6 +41,9 @@ struct NamedTensor {
   std::vector<int64_t> shape;
   std::vector<float> *data;
   int64_t fan_in;  // of the nn.Linear the tensor belongs to; 0 for LayerNorm parameters; -1: state, 1/count each
+  // Expert and shared-expert matrices: their storage format, and where the compact form lives (null otherwise).
+  WeightFormat format;
+  CompactMatrix *compact = nullptr;
 
   int64_t element_count() const {
     int64_t count = 1;
@@ -47,6 +54,20 @@ struct NamedTensor {
 
 // Allocates every tensor the config needs (zero-filled) and lists them in the documented order.
 std::vector<NamedTensor> allocate_weights(const LayerConfig &config, LayerWeights &weights);
+
+// Filling a layer (the seeded initialisation, a loader), one tensor at a time: fill_buffer gives the tensor's fp32
+// values to write (allocating them for a compact matrix, which holds none until then); finish_filling then quantises
+// a compact matrix into its format and frees the fp32 values, so a layer never holds more than one matrix in fp32
+// beyond its fp32 tensors. A loader that has the compact form already writes *t.compact instead.
+std::vector<float> &fill_buffer(const NamedTensor &t);
+void finish_filling(const NamedTensor &t);
+// finish_filling for every tensor (what the model does once the filler returns; a no-op for finished tensors).
+void compact_matrices(const std::vector<NamedTensor> &tensors);
+
+// For a backend that computes with fp32 matrices and stores them as fp32, bf16 or fp16 (one type per layer): puts
+// bf16/fp16 compact matrices back into their fp32 vectors (exact), after checking that the layer's formats are ones
+// it holds (PIMOE_ERR_UNSUPPORTED naming `backend` and the format otherwise).
+void expand_for_float_backend(const LayerConfig &config, LayerWeights &weights, const char *backend);
 
 // Fills every tensor from the seed as documented in pimoe.h (SplitMix64 per tensor, keyed by its name).
 void initialize_weights(uint64_t seed, const std::vector<NamedTensor> &tensors);

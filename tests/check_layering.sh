@@ -38,7 +38,7 @@ for f in "${src_files[@]}"; do
 done
 
 # 3
-allowed_src='^src/(backend|layer_config|option_table|route_plan|weights|error|dtype|thread_pool|host_parallel)\.h$'
+allowed_src='^src/(backend|layer_config|option_table|compact_matrix|route_plan|weights|error|dtype|thread_pool|host_parallel)\.h$'
 for b in $backends; do
   mapfile -t files < <(find "backends/$b" -type f \( -name '*.cpp' -o -name '*.h' -o -name '*.cu' -o -name '*.cuh' -o -name '*.c' \))
   for f in "${files[@]}"; do

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "activation.h"
+#include "compact_panels.h"
 #include "cpu_isa.h"
 #include "gemm.h"
 #include "packed_gemm.h"
@@ -32,7 +33,7 @@ constexpr int64_t kTileRows = 36;
 constexpr int64_t kTilePanels = 8;
 
 struct ExpertPacked {
-  cpu::PackedWeight gate, up, down;
+  cpu::PanelMatrix gate, up, down;
 };
 
 // The rows one expert pass runs: rows grouped by expert (expert e owns rows offsets[e] .. offsets[e+1]), each the
@@ -86,6 +87,10 @@ class CpuBackend final : public Backend {
       fail(PIMOE_ERR_INVALID_OPTION,
            "deterministic mode needs cpu_gemm 'packed' (OpenBLAS's rounding depends on the number of rows)");
     }
+    if (openblas_ && has_compact(weights)) {
+      fail(PIMOE_ERR_INVALID_OPTION, "cpu_gemm 'openblas' computes with fp32 weights only (weight_dtype '",
+           config.weight_format.name(), "'); use cpu_gemm 'packed'");
+    }
     if (!openblas_) pack_weights(weights);
   }
 
@@ -118,7 +123,7 @@ class CpuBackend final : public Backend {
     if (openblas_) return cpu::blas_gemm_abt(x, weights_.router_weight.data(), logits, tokens, E, H);
     pool_.parallel_for((tokens + kTileRows - 1) / kTileRows, [&](int64_t b) {
       const int64_t r0 = b * kTileRows, rows = std::min(kTileRows, tokens - r0);
-      cpu::packed_gemm_tile(x + r0 * H, H, rows, router_packed_, 0, router_packed_.panels(), logits + r0 * E, E);
+      router_packed_.tile(x + r0 * H, H, rows, 0, router_packed_.panels(), logits + r0 * E, E);
     });
   }
 
@@ -225,34 +230,48 @@ class CpuBackend final : public Backend {
   const ExpertWeights &expert_weights(int64_t e) const { return weights_.experts[static_cast<size_t>(e)]; }
 
   // Tiles name the shared expert (when the layer has one) as expert index E: all T tokens of the call, SwiGLU.
+  static bool has_compact(const LayerWeights &w) {
+    for (const ExpertWeights &e : w.experts) {
+      if (!e.up_compact.empty()) return true;
+    }
+    return !w.shared.up_compact.empty();
+  }
+
   bool is_shared(int64_t e) const { return e == config_.router.num_experts; }
   const ExpertPacked &packed(int64_t e) const { return is_shared(e) ? shared_packed_ : packed_[e]; }
 
-  // Packs W [n, k] into `packed` and frees the host copy right away, so that packing a layer never holds two full
-  // copies of its weights (pimoe_tensor_read unpacks through read_weight()).
-  void pack(std::vector<float> &w, int64_t n, int64_t k, cpu::PackedWeight &packed) {
-    packed = cpu::PackedWeight(w.data(), n, k);
+  // Packs a projection's weights into the kernels' panels and frees the layer's copy right away (the fp32 matrix,
+  // or the compact one), so that packing never holds two full copies (pimoe_tensor_read unpacks via read_weight()).
+  void pack(std::vector<float> &w, CompactMatrix &compact, int64_t n, int64_t k, cpu::PanelMatrix &packed) {
+    if (!compact.empty()) {
+      packed = cpu::PanelMatrix(cpu::CompactPanels(compact));
+      compact = CompactMatrix();
+    } else {
+      packed = cpu::PanelMatrix(cpu::PackedWeight(w.data(), n, k));
+      std::vector<float>().swap(w);
+    }
     packed_of_[&w] = &packed;
-    std::vector<float>().swap(w);
   }
 
   void pack_weights(LayerWeights &weights) {
     const int64_t H = config_.hidden;
-    pack(weights.router_weight, config_.router.num_experts, H, router_packed_);
+    CompactMatrix fp32_router;  // the router is always fp32
+    pack(weights.router_weight, fp32_router, config_.router.num_experts, H, router_packed_);
     packed_.resize(weights.experts.size());
     for (size_t e = 0; e < packed_.size(); ++e) {
       ExpertWeights &w = weights.experts[e];
       const int64_t I = config_.experts[e].intermediate;
-      if (!w.gate_weight.empty()) pack(w.gate_weight, I, H, packed_[e].gate);
-      pack(w.up_weight, I, H, packed_[e].up);
-      pack(w.down_weight, H, I, packed_[e].down);
+      if (config_.experts[e].gated()) pack(w.gate_weight, w.gate_compact, I, H, packed_[e].gate);
+      if (config_.experts[e].callback) continue;
+      pack(w.up_weight, w.up_compact, I, H, packed_[e].up);
+      pack(w.down_weight, w.down_compact, H, I, packed_[e].down);
     }
     if (config_.shared.width > 0) {
       const int64_t Is = config_.shared.width;
       ExpertWeights &w = weights.shared;
-      pack(w.gate_weight, Is, H, shared_packed_.gate);
-      pack(w.up_weight, Is, H, shared_packed_.up);
-      pack(w.down_weight, H, Is, shared_packed_.down);
+      pack(w.gate_weight, w.gate_compact, Is, H, shared_packed_.gate);
+      pack(w.up_weight, w.up_compact, Is, H, shared_packed_.up);
+      pack(w.down_weight, w.down_compact, H, Is, shared_packed_.down);
     }
   }
 
@@ -343,8 +362,8 @@ class CpuBackend final : public Backend {
       float *hidden = s.hidden.data() + s.hidden_offset[t.expert] + t.row0 * I;
       float *gate = spec(t.expert).gated() ? s.gate.data() + s.hidden_offset[t.expert] + t.row0 * I : nullptr;
       const ExpertPacked &w = packed_[t.expert];
-      cpu::packed_gemm_tile(rows, H, t.rows, w.up, t.panel0, t.panel1, hidden, I);
-      if (gate) cpu::packed_gemm_tile(rows, H, t.rows, w.gate, t.panel0, t.panel1, gate, I);
+      w.up.tile(rows, H, t.rows, t.panel0, t.panel1, hidden, I);
+      if (gate) w.gate.tile(rows, H, t.rows, t.panel0, t.panel1, gate, I);
       const int64_t col0 = t.panel0 * cpu::kPanelWidth;
       activate_rows(t.expert, hidden, gate, t.rows, col0, std::min(I, t.panel1 * cpu::kPanelWidth) - col0);
     });
@@ -356,8 +375,8 @@ class CpuBackend final : public Backend {
     const float *rows = x + t.row0 * H;
     float *hidden = s.shared_hidden.data() + t.row0 * Is;
     float *gate = s.shared_gate.data() + t.row0 * Is;
-    cpu::packed_gemm_tile(rows, H, t.rows, shared_packed_.up, t.panel0, t.panel1, hidden, Is);
-    cpu::packed_gemm_tile(rows, H, t.rows, shared_packed_.gate, t.panel0, t.panel1, gate, Is);
+    shared_packed_.up.tile(rows, H, t.rows, t.panel0, t.panel1, hidden, Is);
+    shared_packed_.gate.tile(rows, H, t.rows, t.panel0, t.panel1, gate, Is);
     const int64_t col0 = t.panel0 * cpu::kPanelWidth, cols = std::min(Is, t.panel1 * cpu::kPanelWidth) - col0;
     for (int64_t r = 0; r < t.rows; ++r) cpu::swiglu(gate + r * Is + col0, hidden + r * Is + col0, cols);
   }
@@ -371,14 +390,14 @@ class CpuBackend final : public Backend {
       const Tile &t = s.tiles[static_cast<size_t>(i)];
       if (is_shared(t.expert)) {
         const int64_t Is = config_.shared.width;
-        cpu::packed_gemm_tile(s.shared_hidden.data() + t.row0 * Is, Is, t.rows, shared_packed_.down, t.panel0, t.panel1,
+        shared_packed_.down.tile(s.shared_hidden.data() + t.row0 * Is, Is, t.rows, t.panel0, t.panel1,
                               s.shared_out.data() + t.row0 * H, H);
         return;
       }
       const int64_t I = spec(t.expert).intermediate;
       const float *hidden = s.hidden.data() + s.hidden_offset[t.expert] + t.row0 * I;
       float *out = s.out.data() + (g.offsets[t.expert] + t.row0) * H;
-      cpu::packed_gemm_tile(hidden, I, t.rows, packed_[t.expert].down, t.panel0, t.panel1, out, H);
+      packed_[t.expert].down.tile(hidden, I, t.rows, t.panel0, t.panel1, out, H);
     });
   }
 
@@ -459,10 +478,10 @@ class CpuBackend final : public Backend {
   const LayerWeights &weights_;
   const bool openblas_;
   mutable ThreadPool pool_;
-  cpu::PackedWeight router_packed_;
+  cpu::PanelMatrix router_packed_;
   std::vector<ExpertPacked> packed_;
   ExpertPacked shared_packed_;
-  std::unordered_map<const std::vector<float> *, const cpu::PackedWeight *> packed_of_;
+  std::unordered_map<const std::vector<float> *, const cpu::PanelMatrix *> packed_of_;
 };
 
 }  // namespace

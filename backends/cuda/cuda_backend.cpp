@@ -44,7 +44,7 @@ class CudaBackend final : public Backend {
  public:
   CudaBackend(const LayerConfig &config, LayerWeights &weights)
       : config_(on_usable_device(config)),
-        wtype_(wtype_of(config.weight_dtype)),
+        wtype_(wtype_of(config.weight_format.dtype)),
         H_(static_cast<int32_t>(config.hidden)),
         E_(static_cast<int32_t>(config.router.num_experts)),
         shared_(config.shared.width > 0),

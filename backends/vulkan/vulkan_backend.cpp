@@ -20,10 +20,10 @@ using Clock = VulkanProfile::Clock;
 VulkanBackend::VulkanBackend(const LayerConfig &config, LayerWeights &weights, int device_index)
     : config_(config),
       device_(Device::get(device_index, config.tuning)),
-      dtype_(config.weight_dtype),
-      vw_(config.weight_dtype == WeightDtype::F32 ? 4 : 8),
-      variant_(config.weight_dtype == WeightDtype::F32    ? "f32"
-               : config.weight_dtype == WeightDtype::BF16 ? "bf16"
+      dtype_(config.weight_format.dtype),
+      vw_(config.weight_format.dtype == WeightDtype::F32 ? 4 : 8),
+      variant_(config.weight_format.dtype == WeightDtype::F32    ? "f32"
+               : config.weight_format.dtype == WeightDtype::BF16 ? "bf16"
                                                           : "f16") {
   // The experimental options (pimoe.h; their environment variables already applied in config.tuning).
   const BackendTuning &tuning = config.tuning;
@@ -72,7 +72,7 @@ VulkanBackend::~VulkanBackend() {
 
 std::string VulkanBackend::device_description() const {
   const std::string coop = device_->describe_coopmat();
-  return device_->describe() + ", weights " + weight_dtype_name(dtype_) + ", " +
+  return device_->describe() + ", weights " + enum_name(dtype_) + ", " +
          (dtype_ == WeightDtype::F16 || device_->coopmat_n() == 0 ? coop : coop + " for fp16 weights only") +
          (coop_ == nullptr ? "" : std::string(", in use (") + coop_->choice + ": " + coop_->activations + ")") +
          (host_routing_only_ ? ", routing on the host (PIMOE_VULKAN_ROUTING=host)" : "");

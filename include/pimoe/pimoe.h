@@ -181,14 +181,39 @@ typedef enum pimoe_expert_preset {
  *                                                  Is on every token (no pre-norm, no biases, unaffected by capacity)
  *   SHARED_GATE "shared_gate"    int     0         1: the shared expert's output is scaled by sigmoid(w . x), w the
  *                                                  tensor "shared.score.weight" (Qwen2-MoE); needs shared_width > 0
- *   WEIGHT_DTYPE "weight_dtype"  string  "fp32"    storage of the expert and shared-expert matrices: "fp32", "bf16"
- *                                                  or "fp16" (round to nearest even; router, biases and norms stay
- *                                                  fp32; arithmetic and accumulation stay fp32). A runtime setting
- *                                                  like BACKEND: it also applies to pimoe_load / pimoe_import_hf.
- *                                                  GPU backends store the matrices in that type; the CPU backend
- *                                                  keeps fp32 values rounded to it, so every backend computes with
- *                                                  the same weight values. pimoe_tensor_read returns the rounded
- *                                                  values. Exceptions, on the GPU backends' tensor cores:
+ *   WEIGHT_DTYPE "weight_dtype"  string  "auto"    storage of the expert and shared-expert matrices (the router,
+ *                                                  biases and norms stay fp32). A runtime setting like BACKEND: it
+ *                                                  also applies to pimoe_load / pimoe_import_hf, which quantise on
+ *                                                  load. "auto": fp32 for pimoe_create, the file's formats for
+ *                                                  pimoe_load, the checkpoint's for pimoe_import_hf (fp8_e4m3 or
+ *                                                  mxfp4 where it ships them, else fp32). The formats, each value
+ *                                                  rounded to nearest (ties to even), deterministic:
+ *                                                  "fp32".
+ *                                                  "bf16", "fp16": 2 bytes a value.
+ *                                                  "int8": q in [-127, 127] per element, one fp32 scale per output
+ *                                                    row s = max|w|/127; value q*s. Error <= s/2 per element.
+ *                                                  "int4": groups of WEIGHT_GROUP_SIZE elements along the input
+ *                                                    dimension, one fp16 scale each: symmetric s = max|w|/7,
+ *                                                    q in [-8, 7], value q*s; or with WEIGHT_ZERO_POINT, over
+ *                                                    [min(w, 0), max(w, 0)]: s = range/15, zero point z in [0, 15],
+ *                                                    u in [0, 15], value (u - z)*s. Error <= s/2 per element
+ *                                                    (scales saturate at fp16's largest finite value).
+ *                                                  "fp8_e4m3": e4m3fn values with one fp32 scale per 128x128 block
+ *                                                    (DeepSeek-V3's weight_scale_inv): s = max|w|/448, value
+ *                                                    e4m3(w/s)*s; relative error <= 2^-4 for normal values.
+ *                                                  "mxfp4": OCP MX FP4 (gpt-oss): E2M1 values (0, 0.5, 1, 1.5, 2,
+ *                                                    3, 4, 6 and negatives) with one power-of-two scale per 32
+ *                                                    elements, 2^(floor(log2(max|w|)) - 2); values past 6 times
+ *                                                    the scale saturate (the OCP rule).
+ *                                                  The CPU backend holds every format at its size and computes in
+ *                                                  fp32 with each value dequantised in registers: a layer's output
+ *                                                  is bitwise that of the fp32 layer whose weights are the
+ *                                                  dequantised values, which pimoe_tensor_read returns. GPU backends
+ *                                                  hold fp32, bf16 or fp16 (one per layer) and refuse the others
+ *                                                  (PIMOE_ERR_UNSUPPORTED). docs/format.md gives the byte layouts.
+ *                                                  (CPU_GEMM "openblas" takes fp32 only.) Every backend computes
+ *                                                  with the same weight values, in fp32, except on the GPU
+ *                                                  backends' tensor cores:
  *                                                  - CUDA (bf16/fp16 weights, H and every width a multiple of 8;
  *                                                    calls of more than 16 tokens, calls whose experts expect at
  *                                                    least 4 rows each (tokens * top_k >= 4 * experts) on compute
@@ -205,6 +230,8 @@ typedef enum pimoe_expert_preset {
  *                                                    1.5x the time.
  *                                                  On both, activations beyond +-65504 overflow to inf with fp16
  *                                                  weights.
+ *   WEIGHT_GROUP_SIZE "weight_group_size" int 32   int4's group: 32, 64 or 128 elements per scale.
+ *   WEIGHT_ZERO_POINT "weight_zero_point" int 0    1: int4 groups carry a zero point (asymmetric); 0: symmetric.
  *
  * Routing features (docs/design.md, "The math"; all off by default, all saved by pimoe_save with the layer):
  *   ROUTING_MODE "routing_mode"  string "token_choice"  "token_choice": each token picks its k experts (above).
@@ -363,6 +390,8 @@ typedef enum pimoe_option {
   PIMOE_OPT_DYNAMIC_CAPACITY = 32,
   PIMOE_OPT_CAPACITY_MOMENTUM = 33,
   PIMOE_OPT_COMBINE_ATTENTION_DIM = 34,
+  PIMOE_OPT_WEIGHT_GROUP_SIZE = 35,
+  PIMOE_OPT_WEIGHT_ZERO_POINT = 36,
   /* Experimental (see above): may change or disappear in any release. */
   PIMOE_OPT_EXPERIMENTAL_CUDA_NO_WGMMA = 1000,
   PIMOE_OPT_EXPERIMENTAL_CUDA_STREAM_TOKENS = 1001,
@@ -402,6 +431,12 @@ PIMOE_API pimoe_status pimoe_options_set_expert_activation(pimoe_options *option
                                                            pimoe_activation activation);
 PIMOE_API pimoe_status pimoe_options_set_expert_width(pimoe_options *options, int32_t expert, int64_t intermediate);
 PIMOE_API pimoe_status pimoe_options_set_expert_pre_norm(pimoe_options *options, int32_t expert, int32_t enabled);
+/* The expert's storage format, overriding WEIGHT_DTYPE for its matrices (e.g. a hot expert kept at "bf16" in an
+ * "int4" layer): any WEIGHT_DTYPE value but "auto"; int4 takes the layer's WEIGHT_GROUP_SIZE and WEIGHT_ZERO_POINT.
+ * The CPU backend takes any mix; the GPU backends one format per layer. pimoe_load keeps each expert's format from
+ * the file unless this call or WEIGHT_DTYPE says otherwise. */
+PIMOE_API pimoe_status pimoe_options_set_expert_weight_dtype(pimoe_options *options, int32_t expert,
+                                                             const char *weight_dtype);
 
 /* A physically isolated expert (the PiMoE idea): an expert slot computed by the host instead of a neural network,
  * e.g. an exact arithmetic unit. libpimoe routes tokens to it like any expert, gathers the rows it receives and calls

@@ -110,14 +110,16 @@ std::unique_ptr<pimoe_model> import_hf(const std::string &dir, int32_t layer_ind
       const HfTensorMapping &m = *it->second.first;
       const HfCheckpoint::Found &found = it->second.second;
       const SafetensorsView &view = found.file->view();
-      decode_to_f32(view, *found.tensor, t.data->data(), t.data->size());
+      std::vector<float> &values = fill_buffer(t);
+      decode_to_f32(view, *found.tensor, values.data(), values.size());
       release_mapped_pages(view.bytes(*found.tensor), found.tensor->byte_size());
-      for (size_t i = 0; i < t.data->size(); ++i) {
-        if (!std::isfinite((*t.data)[i])) {
+      for (size_t i = 0; i < values.size(); ++i) {
+        if (!std::isfinite(values[i])) {
           fail(PIMOE_ERR_FORMAT, "file '", found.file->path(), "': tensor '", m.hf_name, "' element ", i, " is ",
-               std::isnan((*t.data)[i]) ? "NaN" : "Inf");
+               std::isnan(values[i]) ? "NaN" : "Inf");
         }
       }
+      finish_filling(t);
     }
   };
   return std::make_unique<pimoe_model>(config, fill);

@@ -31,8 +31,10 @@ std::unique_ptr<pimoe_model> load_native(const std::string &path, const Options 
       }
       const TensorInfo *stored = view.find(t.name);
       if (!stored) fail(PIMOE_ERR_INTERNAL, "tensor '", t.name, "' vanished from '", path, "'");
-      read_native_tensor(view, *stored, t.data->data(), t.data->size());
+      std::vector<float> &values = fill_buffer(t);
+      read_native_tensor(view, *stored, values.data(), values.size());
       release_mapped_pages(view.bytes(*stored), stored->byte_size());
+      finish_filling(t);
     }
   };
   return std::make_unique<pimoe_model>(config, fill);

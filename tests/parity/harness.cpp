@@ -30,7 +30,10 @@ std::string Layer::Describe() const {
     << " scoring=" << (sigmoid ? "sigmoid" : "softmax") << " router_bias=" << router_bias
     << " scaling=" << routed_scaling << " groups=" << num_groups << "/" << topk_groups << "("
     << (group_max ? "max" : "top2_sum") << ") shared=" << shared_width << (shared_gate ? "+gate" : "")
-    << " weight_dtype=" << weight_dtype << " backend=" << Backend();
+    << " weight_dtype=" << weight_dtype;
+  if (weight_dtype == "int4") s << "-g" << weight_group_size << (weight_zero_point ? "-zp" : "");
+  for (const auto &[e, d] : expert_weight_dtypes) s << " expert" << e << "=" << d;
+  s << " backend=" << Backend();
   return s.str();
 }
 
@@ -59,6 +62,11 @@ void Create(const Layer &l, ModelPtr *out) {
   PIMOE_ASSERT_OK(pimoe_options_set_int(o.get(), PIMOE_OPT_DETERMINISTIC, l.deterministic ? 1 : 0));
   PIMOE_ASSERT_OK(pimoe_options_set_string(o.get(), PIMOE_OPT_CPU_GEMM, l.cpu_gemm.c_str()));
   PIMOE_ASSERT_OK(pimoe_options_set_string(o.get(), PIMOE_OPT_WEIGHT_DTYPE, l.weight_dtype.c_str()));
+  PIMOE_ASSERT_OK(pimoe_options_set_int(o.get(), PIMOE_OPT_WEIGHT_GROUP_SIZE, l.weight_group_size));
+  PIMOE_ASSERT_OK(pimoe_options_set_int(o.get(), PIMOE_OPT_WEIGHT_ZERO_POINT, l.weight_zero_point ? 1 : 0));
+  for (const auto &[e, d] : l.expert_weight_dtypes) {
+    PIMOE_ASSERT_OK(pimoe_options_set_expert_weight_dtype(o.get(), e, d.c_str()));
+  }
   PIMOE_ASSERT_OK(pimoe_options_set_string(o.get(), PIMOE_OPT_BACKEND, Backend()));
   pimoe_model *m = nullptr;
   PIMOE_ASSERT_OK(pimoe_create(o.get(), &m));

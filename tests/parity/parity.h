@@ -19,6 +19,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "backend_under_test.h"
@@ -62,6 +63,9 @@ struct Layer {
   int64_t shared_width = 0;
   bool shared_gate = false;
   std::string weight_dtype = "fp32";  // a runtime setting: applied even when set_layer_options is false
+  int64_t weight_group_size = 32;     // int4's group (runtime, like weight_dtype)
+  bool weight_zero_point = false;     // int4's zero point (runtime)
+  std::vector<std::pair<int32_t, std::string>> expert_weight_dtypes;  // per-expert storage overrides
   bool set_layer_options = true;      // false: leave every layer option at its default (except threads and backend)
   po::SpecResolver overrides;         // per-expert calls, replayed in order before the layer options are set
 

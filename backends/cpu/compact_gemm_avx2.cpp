@@ -1,0 +1,2 @@
+#define PIMOE_ISA avx2
+#include "compact_gemm_impl.h"

@@ -1,0 +1,2 @@
+#define PIMOE_ISA avx512
+#include "compact_gemm_impl.h"

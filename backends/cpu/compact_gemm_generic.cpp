@@ -1,0 +1,2 @@
+#define PIMOE_ISA generic
+#include "compact_gemm_impl.h"

@@ -1,0 +1,140 @@
+#include "compact_panels.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "cpu_isa.h"
+#include "src/error.h"
+
+namespace pimoe::cpu {
+
+#define PIMOE_DECLARE_COMPACT_GEMM(isa)                                                                             \
+  namespace isa {                                                                                                   \
+  void dequantize_panel_block(const CompactPanels &W, int64_t p, int64_t k0, int64_t kd, float *out);              \
+  void compact_gemm_tile(const float *A, int64_t lda, int64_t rows, const CompactPanels &W, int64_t p0, int64_t p1, \
+                         float *C, int64_t ldc);                                                                    \
+  }
+PIMOE_DECLARE_COMPACT_GEMM(generic)
+#if defined(PIMOE_HAVE_X86_ISAS)
+PIMOE_DECLARE_COMPACT_GEMM(avx2)
+PIMOE_DECLARE_COMPACT_GEMM(avx512)
+#endif
+
+namespace {
+
+constexpr int64_t kW = kPanelWidth;
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// The nibble of element c of a row in the interchange layout (compact_matrix.h: 16-byte blocks of 32 elements,
+// element 2j in the low nibble of byte j).
+uint8_t source_nibble(const uint8_t *row, int64_t c) {
+  const uint8_t b = row[(c / 32) * 16 + (c % 32) / 2];
+  return (c & 1) ? static_cast<uint8_t>(b >> 4) : static_cast<uint8_t>(b & 0x0f);
+}
+
+}  // namespace
+
+CompactPanels::CompactPanels(const CompactMatrix &m) : format_(m.format), n_(m.rows), k_(m.cols) {
+  const WeightDtype d = format_.dtype;
+  const int64_t P = panels(), K = k_;
+  const uint8_t *src = m.values.data(), *ssrc = m.scales.data(), *zsrc = m.zeros.data();
+  const size_t rb = m.row_bytes();
+  switch (d) {
+    case WeightDtype::BF16:
+    case WeightDtype::F16: values_per_panel_ = static_cast<size_t>(K * kW * 2); break;
+    case WeightDtype::Int8:
+    case WeightDtype::Fp8E4M3: values_per_panel_ = static_cast<size_t>(K * kW); break;
+    case WeightDtype::Int4:
+    case WeightDtype::Mxfp4: values_per_panel_ = static_cast<size_t>(K * kW / 2); break;
+    default: fail(PIMOE_ERR_INTERNAL, "CompactPanels: format ", format_.name(), " is not compact");
+  }
+  group_ = d == WeightDtype::Int4 ? format_.group : d == WeightDtype::Mxfp4 ? 32 : d == WeightDtype::Fp8E4M3 ? 128 : K;
+  const int64_t groups = ceil_div(K, group_);
+  switch (d) {
+    case WeightDtype::Int8: scales_per_panel_ = kW * 4; break;
+    case WeightDtype::Int4: scales_per_panel_ = static_cast<size_t>(groups * kW * 2); break;
+    case WeightDtype::Fp8E4M3: scales_per_panel_ = static_cast<size_t>(groups * 4); break;
+    case WeightDtype::Mxfp4: scales_per_panel_ = static_cast<size_t>(groups * kW); break;
+    default: break;
+  }
+  if (d == WeightDtype::Int4 && format_.zero_point) zeros_per_panel_ = static_cast<size_t>(groups * kW);
+  // Padding features read as 0: zero codes where the code alone gives the value, zero scales elsewhere.
+  values_.assign(values_per_panel_ * static_cast<size_t>(P), 0);
+  scales_.assign(scales_per_panel_ * static_cast<size_t>(P), 0);
+  zeros_.assign(zeros_per_panel_ * static_cast<size_t>(P), 0);
+
+  for (int64_t n = 0; n < n_; ++n) {
+    const int64_t p = n / kW, c = n % kW;
+    const uint8_t *row = src + static_cast<size_t>(n) * rb;
+    uint8_t *v = values_.data() + p * values_per_panel_;
+    uint8_t *s = scales_.data() + p * scales_per_panel_;
+    switch (d) {
+      case WeightDtype::BF16:
+      case WeightDtype::F16:
+        for (int64_t k = 0; k < K; ++k) std::memcpy(v + 2 * (k * kW + c), row + 2 * k, 2);
+        break;
+      case WeightDtype::Int8:
+        std::memcpy(s + 4 * c, ssrc + 4 * n, 4);
+        [[fallthrough]];
+      case WeightDtype::Fp8E4M3:
+        for (int64_t k = 0; k < K; ++k) v[k * kW + c] = row[k];
+        if (d == WeightDtype::Fp8E4M3 && c == 0) {  // a 128-row scale block covers whole panels
+          for (int64_t g = 0; g < groups; ++g) std::memcpy(s + 4 * g, ssrc + 4 * ((n / 128) * groups + g), 4);
+        }
+        break;
+      case WeightDtype::Int4:
+      case WeightDtype::Mxfp4: {
+        for (int64_t k = 0; k < K; ++k) {
+          uint8_t &b = v[k * (kW / 2) + c % 8];
+          const uint8_t u = source_nibble(row, k);
+          b = c < 8 ? static_cast<uint8_t>((b & 0xf0) | u) : static_cast<uint8_t>((b & 0x0f) | (u << 4));
+        }
+        const size_t scale_bytes = d == WeightDtype::Int4 ? 2 : 1;
+        for (int64_t g = 0; g < groups; ++g) {
+          std::memcpy(s + scale_bytes * (g * kW + c), ssrc + scale_bytes * (n * groups + g), scale_bytes);
+          if (zeros_per_panel_) zeros_[p * zeros_per_panel_ + g * kW + c] = zsrc[n * groups + g];
+        }
+        break;
+      }
+      default: break;
+    }
+  }
+  // The padding features of a 4-bit panel: code 8 of symmetric int4 is 0 already times a 0 scale; nothing to do.
+}
+
+void CompactPanels::unpack(float *w) const {
+  alignas(64) float block[kDepthBlock * kW];
+  for (int64_t p = 0; p < panels(); ++p) {
+    for (int64_t k0 = 0; k0 < k_; k0 += kDepthBlock) {
+      const int64_t kd = std::min(kDepthBlock, k_ - k0);
+      dequantize_panel_block(*this, p, k0, kd, block);
+      for (int64_t c = 0; c < kW && p * kW + c < n_; ++c) {
+        for (int64_t k = 0; k < kd; ++k) w[(p * kW + c) * k_ + k0 + k] = block[k * kW + c];
+      }
+    }
+  }
+}
+
+void dequantize_panel_block(const CompactPanels &W, int64_t p, int64_t k0, int64_t kd, float *out) {
+  switch (isa()) {
+#if defined(PIMOE_HAVE_X86_ISAS)
+    case Isa::Avx512: return avx512::dequantize_panel_block(W, p, k0, kd, out);
+    case Isa::Avx2: return avx2::dequantize_panel_block(W, p, k0, kd, out);
+#endif
+    default: return generic::dequantize_panel_block(W, p, k0, kd, out);
+  }
+}
+
+void compact_gemm_tile(const float *A, int64_t lda, int64_t rows, const CompactPanels &W, int64_t p0, int64_t p1,
+                       float *C, int64_t ldc) {
+  switch (isa()) {
+#if defined(PIMOE_HAVE_X86_ISAS)
+    case Isa::Avx512: return avx512::compact_gemm_tile(A, lda, rows, W, p0, p1, C, ldc);
+    case Isa::Avx2: return avx2::compact_gemm_tile(A, lda, rows, W, p0, p1, C, ldc);
+#endif
+    default: return generic::compact_gemm_tile(A, lda, rows, W, p0, p1, C, ldc);
+  }
+}
+
+}  // namespace pimoe::cpu

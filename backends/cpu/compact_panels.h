@@ -1,0 +1,87 @@
+// Expert matrices in a compact storage format (bf16, fp16, int8, int4, fp8_e4m3, mxfp4), repacked once into the
+// packed GEMM's panels: 16 output features per panel, depth-major, so a depth block of a panel dequantises into
+// exactly the fp32 block packed_gemm.h's micro-kernel reads. Decode streams each panel's compact bytes once;
+// nothing of the matrix is ever held in fp32 beyond one 16 x 256 block per thread.
+//
+// Panel p (output features 16p .. 16p+15; features past the matrix's rows have scale 0, so they read as 0):
+//   values  bf16/fp16: [K][16] u16;  int8, fp8_e4m3: [K][16] bytes;
+//           int4, mxfp4: [K][8] bytes, byte j of depth k holding feature j (low nibble) and feature j+8 (high)
+//   scales  int8: [16] f32;  int4: [K/group][16] f16 (+ zero points [K/group][16] u8);
+//           fp8_e4m3: [ceil(K/128)] f32 (a 128-row scale block holds whole panels);  mxfp4: [ceil(K/32)][16] e8m0
+// The value of an element is the reference dequantiser's (compact_matrix.h), bit for bit.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <utility>
+#include <vector>
+
+#include "packed_gemm.h"
+#include "src/compact_matrix.h"
+
+namespace pimoe::cpu {
+
+class CompactPanels {
+ public:
+  CompactPanels() = default;
+  // Repacks m (any compact format; not fp32).
+  explicit CompactPanels(const CompactMatrix &m);
+
+  const WeightFormat &format() const { return format_; }
+  int64_t rows() const { return n_; }
+  int64_t depth() const { return k_; }
+  int64_t panels() const { return (n_ + kPanelWidth - 1) / kPanelWidth; }
+  size_t bytes() const { return values_.capacity() + scales_.capacity() + zeros_.capacity(); }
+
+  // Values, scales and zero points of panel p (layouts above).
+  const uint8_t *values(int64_t p) const { return values_.data() + p * values_per_panel_; }
+  const uint8_t *scales(int64_t p) const { return scales_.data() + p * scales_per_panel_; }
+  const uint8_t *zeros(int64_t p) const { return zeros_.data() + p * zeros_per_panel_; }
+  int64_t group() const { return group_; }  // depth elements per scale (int8: K)
+
+  // The matrix [rows, depth] dequantised (for pimoe_tensor_read).
+  void unpack(float *w) const;
+
+ private:
+  WeightFormat format_;
+  int64_t n_ = 0, k_ = 0, group_ = 0;
+  size_t values_per_panel_ = 0, scales_per_panel_ = 0, zeros_per_panel_ = 0;
+  std::vector<uint8_t> values_, scales_, zeros_;
+};
+
+// out[kd][16] = panel p's depth rows [k0, k0 + kd) dequantised (k0 a multiple of kDepthBlock).
+void dequantize_panel_block(const CompactPanels &W, int64_t p, int64_t k0, int64_t kd, float *out);
+
+// packed_gemm_tile's twin for compact weights: C[rows, panels p0..p1) of A * W^T, the same accumulation order (each
+// depth block of a panel is dequantised to fp32, then the same micro-kernel runs), so a compact layer's output is
+// bitwise the fp32 layer's on its dequantised weights.
+void compact_gemm_tile(const float *A, int64_t lda, int64_t rows, const CompactPanels &W, int64_t p0, int64_t p1,
+                       float *C, int64_t ldc);
+
+}  // namespace pimoe::cpu
+
+namespace pimoe::cpu {
+
+// One projection's weights as the CPU backend holds them: fp32 panels or compact panels, one tile call for both.
+class PanelMatrix {
+ public:
+  PanelMatrix() = default;
+  explicit PanelMatrix(PackedWeight w) : fp32_(std::move(w)) {}
+  explicit PanelMatrix(CompactPanels w) : compact_(true), packed_(std::move(w)) {}
+
+  int64_t panels() const { return compact_ ? packed_.panels() : fp32_.panels(); }
+  size_t bytes() const { return compact_ ? packed_.bytes() : fp32_.bytes(); }
+  void unpack(float *w) const { compact_ ? packed_.unpack(w) : fp32_.unpack(w); }
+  // C[rows, panels p0..p1) of A * W^T (packed_gemm_tile / compact_gemm_tile).
+  void tile(const float *A, int64_t lda, int64_t rows, int64_t p0, int64_t p1, float *C, int64_t ldc) const {
+    if (compact_) return compact_gemm_tile(A, lda, rows, packed_, p0, p1, C, ldc);
+    packed_gemm_tile(A, lda, rows, fp32_, p0, p1, C, ldc);
+  }
+
+ private:
+  bool compact_ = false;
+  PackedWeight fp32_;
+  CompactPanels packed_;
+};
+
+}  // namespace pimoe::cpu

@@ -1,0 +1,54 @@
+// The expert matrices' storage step between filling a layer and handing it to a backend.
+#include <string>
+
+#include "error.h"
+#include "weights.h"
+
+namespace pimoe {
+
+std::vector<float> &fill_buffer(const NamedTensor &t) {
+  if (t.data->empty()) t.data->assign(static_cast<size_t>(t.element_count()), 0.0f);
+  return *t.data;
+}
+
+void finish_filling(const NamedTensor &t) {
+  if (!t.compact || !t.compact->empty()) return;  // fp32, or filled in its format already (a loaded file)
+  try {
+    *t.compact = quantize_matrix(fill_buffer(t).data(), t.shape[0], t.shape[1], t.format);
+  } catch (const Error &e) {
+    fail(e.status(), "tensor '", t.name, "': ", e.what());
+  }
+  std::vector<float>().swap(*t.data);
+}
+
+void compact_matrices(const std::vector<NamedTensor> &tensors) {
+  for (const NamedTensor &t : tensors) finish_filling(t);
+}
+
+void expand_for_float_backend(const LayerConfig &config, LayerWeights &weights, const char *backend) {
+  const WeightFormat &f = config.weight_format;
+  auto unsupported = [&](const WeightFormat &g, const std::string &where) {
+    fail(PIMOE_ERR_UNSUPPORTED, "backend '", backend, "' holds expert weights in fp32, bf16 or fp16, one type per layer; ",
+         where, "weight_dtype '", g.name(), "' runs on the cpu backend");
+  };
+  if (f.dtype != WeightDtype::F32 && f.dtype != WeightDtype::BF16 && f.dtype != WeightDtype::F16) unsupported(f, "");
+  for (size_t e = 0; e < config.experts.size(); ++e) {
+    const ExpertSpec &spec = config.experts[e];
+    if (!spec.callback && spec.format != f) unsupported(spec.format, "expert " + std::to_string(e) + " has ");
+  }
+  auto expand = [](std::vector<float> &v, CompactMatrix &m) {
+    if (m.empty()) return;
+    v.resize(static_cast<size_t>(m.rows * m.cols));
+    m.dequantize_rows(0, m.rows, v.data());  // exact: bf16 and fp16 values are fp32 values
+    m = CompactMatrix();
+  };
+  auto expand_expert = [&](ExpertWeights &w) {
+    expand(w.gate_weight, w.gate_compact);
+    expand(w.up_weight, w.up_compact);
+    expand(w.down_weight, w.down_compact);
+  };
+  for (ExpertWeights &w : weights.experts) expand_expert(w);
+  expand_expert(weights.shared);
+}
+
+}  // namespace pimoe
