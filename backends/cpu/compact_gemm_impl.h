@@ -4,8 +4,9 @@
 // (src/compact_matrix.cpp) computes it: the code's exact value, times the scale, rounded once.
 #include <cstdint>
 #include <cstring>
+#include <tuple>
 
-#if defined(__F16C__)
+#if defined(__AVX2__) || defined(__F16C__)
 #include <immintrin.h>
 #endif
 
@@ -28,6 +29,30 @@ __attribute__((always_inline)) inline V load_vec(const void *p) {
   std::memcpy(&v, p, sizeof v);
   return v;
 }
+// Eight bytes (or 16-bit values) widened to 32-bit lanes: vpmovsx/vpmovzx where AVX2 has them (GCC scalarises the
+// generic conversion of an 8-byte vector).
+__attribute__((always_inline)) inline v8i widen_i8(const uint8_t *p) {
+#if defined(__AVX2__)
+  return (v8i)_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i *>(p)));
+#else
+  return __builtin_convertvector(load_vec<i8x8>(p), v8i);
+#endif
+}
+__attribute__((always_inline)) inline v8i widen_u8(const uint8_t *p) {
+#if defined(__AVX2__)
+  return (v8i)_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i *>(p)));
+#else
+  return __builtin_convertvector(load_vec<u8x8>(p), v8i);
+#endif
+}
+__attribute__((always_inline)) inline v8u widen_u16(const uint8_t *p) {
+#if defined(__AVX2__)
+  return (v8u)_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i *>(p)));
+#else
+  return __builtin_convertvector(load_vec<u16x8>(p), v8u);
+#endif
+}
+
 __attribute__((always_inline)) inline v8 bits_to_float(v8u u) {
   v8 f;
   std::memcpy(&f, &u, sizeof f);
@@ -56,94 +81,252 @@ __attribute__((always_inline)) inline v8 f16x8_to_float(const uint8_t *p) {
 // e4m3fn codes to their exact values: the code's low seven bits placed at fp32's exponent/mantissa boundary read as
 // a float 2^-120 times the value (subnormals included), the sign moved to bit 31 by the sign extension.
 __attribute__((always_inline)) inline v8 e4m3x8_to_float(const uint8_t *p) {
-  const v8i x = __builtin_convertvector(load_vec<i8x8>(p), v8i);
+  const v8i x = widen_i8(p);
   const v8u bits = (__builtin_convertvector(x, v8u) << 20) & 0x87f00000u;
   return bits_to_float(bits) * splat(0x1p120f);
 }
 
-// e2m1 codes (sign in bit 3) to their values 0, 0.5, 1, 1.5, 2, 3, 4, 6: from magnitude 2 up, the code's bits are a
-// float's exponent and first mantissa bit above 2^-1.
-__attribute__((always_inline)) inline v8 e2m1x8_to_float(v8u u) {
-  const v8u m = u & 7u;
-  const v8 big = bits_to_float((m << 22) + (126u << 23));
-  const v8 small = __builtin_convertvector(m, v8) * splat(0.5f);
-  const v8 mag = m < 2u ? small : big;
-  v8u bits;
-  std::memcpy(&bits, &mag, sizeof bits);
-  return bits_to_float(bits | ((u & 8u) << 28));
+// The 16 features' e2m1 codes of one depth (8 bytes: feature j in the low nibble of byte j, j+8 in the high) as
+// twice their values (0, 1, 2, 3, 4, 6, 8, 12 and negatives, exact small integers), in two groups of eight. A zero
+// code of either sign reads as +0.
+__attribute__((always_inline)) inline void e2m1x16_doubled(const uint8_t *p, v8 &lo, v8 &hi) {
+#if defined(__AVX2__)
+  const __m128i lut = _mm_setr_epi8(0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12);
+  const __m128i raw = _mm_loadl_epi64(reinterpret_cast<const __m128i *>(p));
+  const __m128i mask = _mm_set1_epi8(0x0f);
+  const __m128i l = _mm_shuffle_epi8(lut, _mm_and_si128(raw, mask));
+  const __m128i h = _mm_shuffle_epi8(lut, _mm_and_si128(_mm_srli_epi16(raw, 4), mask));
+  lo = __builtin_convertvector((v8i)_mm256_cvtepi8_epi32(l), v8);
+  hi = __builtin_convertvector((v8i)_mm256_cvtepi8_epi32(h), v8);
+#else
+  static constexpr float kDoubled[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
+  float a[8], b[8];
+  for (int j = 0; j < 8; ++j) {
+    a[j] = kDoubled[p[j] & 15];
+    b[j] = kDoubled[p[j] >> 4];
+  }
+  lo = load8(a);
+  hi = load8(b);
+#endif
 }
 
-// 2^(e - 127) for e8m0 bytes (e = 0: 2^-127, a subnormal).
-__attribute__((always_inline)) inline v8 e8m0x8_to_float(const uint8_t *p) {
-  const v8u e = __builtin_convertvector(load_vec<u8x8>(p), v8u);
-  return bits_to_float(e == 0u ? v8u{} + 0x00400000u : e << 23);
+// Half of 2^(e - 127) for e8m0 bytes, 2^(e - 128): the scale of doubled e2m1 values (exact for every e).
+__attribute__((always_inline)) inline v8 e8m0x8_half(const uint8_t *p) {
+  const v8u e = (v8u)widen_u8(p);
+  return bits_to_float(e <= 1u ? (v8u{} + 0x00200000u) << e : (e - 1u) << 23);
+}
+
+// Decoders of one format: for each chunk of depth that shares scales (setup), the 16 values of a depth k (load),
+// each the code's value times its scale, rounded once, as the reference dequantiser computes it.
+struct Bf16Decoder {
+  const uint8_t *values;
+  static constexpr int64_t chunk = kDepthBlock;
+  void setup(int64_t) {}
+  void load(int64_t k, v8 &b0, v8 &b1) const {
+    b0 = bits_to_float(widen_u16(values + 32 * k) << 16);
+    b1 = bits_to_float(widen_u16(values + 32 * k + 16) << 16);
+  }
+};
+struct F16Decoder {
+  const uint8_t *values;
+  static constexpr int64_t chunk = kDepthBlock;
+  void setup(int64_t) {}
+  void load(int64_t k, v8 &b0, v8 &b1) const {
+    b0 = f16x8_to_float(values + 32 * k);
+    b1 = f16x8_to_float(values + 32 * k + 16);
+  }
+};
+struct Int8Decoder {
+  const uint8_t *values;
+  v8 s0, s1;
+  Int8Decoder(const uint8_t *v, const uint8_t *scales)
+      : values(v), s0(load8(reinterpret_cast<const float *>(scales))),
+        s1(load8(reinterpret_cast<const float *>(scales) + 8)) {}
+  static constexpr int64_t chunk = kDepthBlock;
+  void setup(int64_t) {}
+  void load(int64_t k, v8 &b0, v8 &b1) const {
+    b0 = __builtin_convertvector(widen_i8(values + 16 * k), v8) * s0;
+    b1 = __builtin_convertvector(widen_i8(values + 16 * k + 8), v8) * s1;
+  }
+};
+// (u - z) * s as u * s + (-z * s): both products are exact (4-bit integers times an fp16 scale) and so is their sum,
+// which (u - z) * s represents exactly; one multiply-add instead of a subtract and a multiply.
+struct Int4Decoder {
+  const uint8_t *values, *scales, *zeros;
+  int64_t group;
+  int shift;  // log2(group): the group of depth k without a division in the loop
+  v8 s0, s1, zs0, zs1;
+  Int4Decoder(const uint8_t *v, const uint8_t *s, const uint8_t *z, int64_t g)
+      : values(v), scales(s), zeros(z), group(g), shift(__builtin_ctzll(static_cast<unsigned long long>(g))) {}
+  int64_t chunk_of() const { return group; }
+  void setup(int64_t k) {
+    const int64_t gi = k >> shift;
+    s0 = f16x8_to_float(scales + 32 * gi);
+    s1 = f16x8_to_float(scales + 32 * gi + 16);
+    const v8 z0 = zeros ? __builtin_convertvector(widen_u8(zeros + 16 * gi), v8) : splat(8.0f);
+    const v8 z1 = zeros ? __builtin_convertvector(widen_u8(zeros + 16 * gi + 8), v8) : splat(8.0f);
+    zs0 = -(z0 * s0);
+    zs1 = -(z1 * s1);
+  }
+  void load(int64_t k, v8 &b0, v8 &b1) const {
+    const v8i b = widen_u8(values + 8 * k);
+    b0 = __builtin_convertvector(b & 15, v8) * s0 + zs0;
+    b1 = __builtin_convertvector(b >> 4, v8) * s1 + zs1;
+  }
+};
+struct Fp8Decoder {
+  const uint8_t *values;
+  const float *scales;
+  v8 s;
+  static constexpr int64_t chunk = 128;
+  void setup(int64_t k) { s = splat(scales[k / 128]); }
+  void load(int64_t k, v8 &b0, v8 &b1) const {
+    b0 = e4m3x8_to_float(values + 16 * k) * s;
+    b1 = e4m3x8_to_float(values + 16 * k + 8) * s;
+  }
+};
+struct Mxfp4Decoder {
+  const uint8_t *values, *scales;
+  v8 s0, s1;
+  static constexpr int64_t chunk = 32;
+  void setup(int64_t k) {
+    s0 = e8m0x8_half(scales + 16 * (k / 32));
+    s1 = e8m0x8_half(scales + 16 * (k / 32) + 8);
+  }
+  void load(int64_t k, v8 &b0, v8 &b1) const {
+    v8 lo, hi;
+    e2m1x16_doubled(values + 8 * k, lo, hi);
+    b0 = lo * s0;
+    b1 = hi * s1;
+  }
+};
+
+template <typename D>
+int64_t chunk_of(const D &) { return D::chunk; }
+template <>
+int64_t chunk_of(const Int4Decoder &d) { return d.chunk_of(); }
+
+// Calls fn(decoder of panel p0, ..., of panel p0 + NP - 1) with the format's decoder type.
+template <int NP, typename Fn>
+void with_decoders(const CompactPanels &W, int64_t p0, Fn fn) {
+  const WeightDtype d = W.format().dtype;
+  auto make = [&](int64_t p) {
+    return std::make_tuple(W.values(p), W.scales(p), W.format().zero_point ? W.zeros(p) : nullptr);
+  };
+  auto call = [&](auto factory) {
+    if constexpr (NP == 1) {
+      fn(factory(p0));
+    } else {
+      fn(factory(p0), factory(p0 + 1));
+    }
+  };
+  switch (d) {
+    case WeightDtype::BF16: return call([&](int64_t p) { return Bf16Decoder{std::get<0>(make(p))}; });
+    case WeightDtype::F16: return call([&](int64_t p) { return F16Decoder{std::get<0>(make(p))}; });
+    case WeightDtype::Int8:
+      return call([&](int64_t p) { return Int8Decoder(std::get<0>(make(p)), std::get<1>(make(p))); });
+    case WeightDtype::Int4:
+      return call([&](int64_t p) {
+        const auto t = make(p);
+        return Int4Decoder(std::get<0>(t), std::get<1>(t), std::get<2>(t), W.group());
+      });
+    case WeightDtype::Fp8E4M3:
+      return call([&](int64_t p) {
+        return Fp8Decoder{std::get<0>(make(p)), reinterpret_cast<const float *>(std::get<1>(make(p))), {}};
+      });
+    case WeightDtype::Mxfp4:
+      return call([&](int64_t p) { return Mxfp4Decoder{std::get<0>(make(p)), std::get<1>(make(p)), {}, {}}; });
+    default: return;
+  }
 }
 
 void dequantize_block(const CompactPanels &W, int64_t p, int64_t k0, int64_t kd, float *out) {
-  const uint8_t *values = W.values(p), *scales = W.scales(p);
-  switch (W.format().dtype) {
-    case WeightDtype::BF16:
-      for (int64_t k = k0; k < k0 + kd; ++k) {
-        for (int h = 0; h < 2; ++h) {
-          const v8u u = __builtin_convertvector(load_vec<u16x8>(values + 2 * (k * 16 + 8 * h)), v8u) << 16;
-          store8(out + (k - k0) * 16 + 8 * h, bits_to_float(u));
+  with_decoders<1>(W, p, [&](auto dec) {
+    const int64_t step = chunk_of(dec);
+    for (int64_t c0 = k0; c0 < k0 + kd; c0 += step) {
+      dec.setup(c0);
+      const int64_t c1 = c0 + step < k0 + kd ? c0 + step : k0 + kd;
+      for (int64_t k = c0; k < c1; ++k) {
+        v8 b0, b1;
+        dec.load(k, b0, b1);
+        store8(out + (k - k0) * 16, b0);
+        store8(out + (k - k0) * 16 + 8, b1);
+      }
+    }
+  });
+}
+
+// micro_kernel with the panels' values decoded in registers instead of read from an fp32 block, for NP adjacent
+// panels at once (more independent accumulators to hide the multiply-add latency of a one-row call): the same
+// accumulation per output (acc += a * w, k in order, C stored at the end of the depth block).
+template <int MR, int NP, typename D>
+void fused_kernel(const float *A, int64_t lda, D *dec, int64_t k0, int64_t kd, float *C, int64_t ldc,
+                  const int64_t *cols) {
+  v8 acc[MR][NP][2];
+  for (int r = 0; r < MR; ++r) {
+    for (int q = 0; q < NP; ++q) {
+      if (k0 == 0) {
+        acc[r][q][0] = v8{};
+        acc[r][q][1] = v8{};
+      } else {
+        float tmp[16] = {};
+        std::memcpy(tmp, C + r * ldc + q * kPanelWidth, static_cast<size_t>(cols[q]) * sizeof(float));
+        acc[r][q][0] = load8(tmp);
+        acc[r][q][1] = load8(tmp + 8);
+      }
+    }
+  }
+  const int64_t step = chunk_of(dec[0]);
+  for (int64_t c0 = k0; c0 < k0 + kd; c0 += step) {
+    for (int q = 0; q < NP; ++q) dec[q].setup(c0);
+    const int64_t c1 = c0 + step < k0 + kd ? c0 + step : k0 + kd;
+    for (int64_t k = c0; k < c1; ++k) {
+      v8 b[NP][2];
+      for (int q = 0; q < NP; ++q) dec[q].load(k, b[q][0], b[q][1]);
+      for (int r = 0; r < MR; ++r) {
+        const v8 a = splat(A[r * lda + k]);
+        for (int q = 0; q < NP; ++q) {
+          acc[r][q][0] += a * b[q][0];
+          acc[r][q][1] += a * b[q][1];
         }
       }
-      return;
-    case WeightDtype::F16:
-      for (int64_t k = k0; k < k0 + kd; ++k) {
-        store8(out + (k - k0) * 16, f16x8_to_float(values + 2 * k * 16));
-        store8(out + (k - k0) * 16 + 8, f16x8_to_float(values + 2 * k * 16 + 16));
-      }
-      return;
-    case WeightDtype::Int8: {
-      const v8 s0 = load8(reinterpret_cast<const float *>(scales)), s1 = load8(reinterpret_cast<const float *>(scales) + 8);
-      for (int64_t k = k0; k < k0 + kd; ++k) {
-        const v8 q0 = __builtin_convertvector(__builtin_convertvector(load_vec<i8x8>(values + k * 16), v8i), v8);
-        const v8 q1 = __builtin_convertvector(__builtin_convertvector(load_vec<i8x8>(values + k * 16 + 8), v8i), v8);
-        store8(out + (k - k0) * 16, q0 * s0);
-        store8(out + (k - k0) * 16 + 8, q1 * s1);
-      }
-      return;
     }
-    case WeightDtype::Int4: {
-      const int64_t g = W.group();
-      const uint8_t *zeros = W.format().zero_point ? W.zeros(p) : nullptr;
-      for (int64_t gk = k0; gk < k0 + kd; gk += g) {
-        const int64_t gi = gk / g, end = gk + g < k0 + kd ? gk + g : k0 + kd;
-        const v8 s0 = f16x8_to_float(scales + 32 * gi), s1 = f16x8_to_float(scales + 32 * gi + 16);
-        const v8i z0 = zeros ? __builtin_convertvector(load_vec<u8x8>(zeros + 16 * gi), v8i) : v8i{} + 8;
-        const v8i z1 = zeros ? __builtin_convertvector(load_vec<u8x8>(zeros + 16 * gi + 8), v8i) : v8i{} + 8;
-        for (int64_t k = gk; k < end; ++k) {
-          const v8i b = __builtin_convertvector(load_vec<u8x8>(values + 8 * k), v8i);
-          store8(out + (k - k0) * 16, __builtin_convertvector((b & 15) - z0, v8) * s0);
-          store8(out + (k - k0) * 16 + 8, __builtin_convertvector((b >> 4) - z1, v8) * s1);
-        }
-      }
-      return;
+  }
+  for (int r = 0; r < MR; ++r) {
+    for (int q = 0; q < NP; ++q) {
+      float tmp[16];
+      store8(tmp, acc[r][q][0]);
+      store8(tmp + 8, acc[r][q][1]);
+      std::memcpy(C + r * ldc + q * kPanelWidth, tmp, static_cast<size_t>(cols[q]) * sizeof(float));
     }
-    case WeightDtype::Fp8E4M3: {
-      const float *s = reinterpret_cast<const float *>(scales);
-      for (int64_t k = k0; k < k0 + kd; ++k) {
-        const v8 sk = splat(s[k / 128]);
-        store8(out + (k - k0) * 16, e4m3x8_to_float(values + k * 16) * sk);
-        store8(out + (k - k0) * 16 + 8, e4m3x8_to_float(values + k * 16 + 8) * sk);
-      }
-      return;
-    }
-    case WeightDtype::Mxfp4:
-      for (int64_t bk = k0; bk < k0 + kd; bk += 32) {
-        const int64_t end = bk + 32 < k0 + kd ? bk + 32 : k0 + kd;
-        const v8 s0 = e8m0x8_to_float(scales + 16 * (bk / 32)), s1 = e8m0x8_to_float(scales + 16 * (bk / 32) + 8);
-        for (int64_t k = bk; k < end; ++k) {
-          const v8u b = __builtin_convertvector(load_vec<u8x8>(values + 8 * k), v8u);
-          store8(out + (k - k0) * 16, e2m1x8_to_float(b & 15u) * s0);
-          store8(out + (k - k0) * 16 + 8, e2m1x8_to_float(b >> 4) * s1);
-        }
-      }
-      return;
-    default:
-      return;
+  }
+}
+
+template <int NP, typename D>
+void fused_rows(int64_t rows, const float *A, int64_t lda, D *dec, int64_t k0, int64_t kd, float *C, int64_t ldc,
+                const int64_t *cols) {
+  switch (rows) {
+    case 1: return fused_kernel<1, NP>(A, lda, dec, k0, kd, C, ldc, cols);
+    case 2: return fused_kernel<2, NP>(A, lda, dec, k0, kd, C, ldc, cols);
+    case 3: return fused_kernel<3, 1>(A, lda, dec, k0, kd, C, ldc, cols);
+    case 4: return fused_kernel<4, 1>(A, lda, dec, k0, kd, C, ldc, cols);
+    case 5: return fused_kernel<5, 1>(A, lda, dec, k0, kd, C, ldc, cols);
+    default: return fused_kernel<6, 1>(A, lda, dec, k0, kd, C, ldc, cols);
+  }
+}
+
+// Panels [p, p + NP) over depth block [k0, k0 + kd), times A's rows (at most six; two panels at once for one or two
+// rows), decoded in registers.
+template <int NP>
+void fused_block(const CompactPanels &W, int64_t p, int64_t rows, const float *A, int64_t lda, int64_t k0, int64_t kd,
+                 float *C, int64_t ldc, const int64_t *cols) {
+  if constexpr (NP == 1) {
+    with_decoders<1>(W, p, [&](auto d0) { fused_rows<1>(rows, A, lda, &d0, k0, kd, C, ldc, cols); });
+  } else {
+    with_decoders<2>(W, p, [&](auto d0, auto d1) {
+      decltype(d0) dec[2] = {d0, d1};
+      fused_rows<2>(rows, A, lda, dec, k0, kd, C, ldc, cols);
+    });
   }
 }
 
@@ -156,13 +339,37 @@ void dequantize_panel_block(const CompactPanels &W, int64_t p, int64_t k0, int64
 void compact_gemm_tile(const float *A, int64_t lda, int64_t rows, const CompactPanels &W, int64_t p0, int64_t p1,
                        float *C, int64_t ldc) {
   const int64_t K = W.depth(), N = W.rows();
+  if (rows <= kRowsPerKernel) {
+    // Decode: panel by panel (two at a time for one or two rows), each panel's depth blocks in order, so the tile's
+    // compact bytes stream from memory in one sequential run (its panels are contiguous). Each output's
+    // accumulation order is that of the block path below.
+    const int64_t np = rows <= 2 ? 2 : 1;
+    for (int64_t p = p0; p < p1; p += np) {
+      int64_t cols[2];
+      for (int64_t q = 0; q < 2; ++q) {
+        const int64_t col = (p + q) * kPanelWidth;
+        cols[q] = N - col < kPanelWidth ? (N - col > 0 ? N - col : 0) : kPanelWidth;
+      }
+      const bool pair = np == 2 && p + 1 < p1;
+      for (int64_t k0 = 0; k0 < K; k0 += kDepthBlock) {
+        const int64_t kd = K - k0 < kDepthBlock ? K - k0 : kDepthBlock;
+        if (pair) {
+          fused_block<2>(W, p, rows, A, lda, k0, kd, C + p * kPanelWidth, ldc, cols);
+        } else {
+          fused_block<1>(W, p, rows, A, lda, k0, kd, C + p * kPanelWidth, ldc, cols);
+        }
+      }
+      if (!pair) p += 1 - np;
+    }
+    return;
+  }
   alignas(64) float block[kDepthBlock * kPanelWidth];
   for (int64_t k0 = 0; k0 < K; k0 += kDepthBlock) {
     const int64_t kd = K - k0 < kDepthBlock ? K - k0 : kDepthBlock;
     for (int64_t p = p0; p < p1; ++p) {
-      dequantize_block(W, p, k0, kd, block);
       const int64_t col = p * kPanelWidth;
       const int64_t cols = N - col < kPanelWidth ? N - col : kPanelWidth;
+      dequantize_block(W, p, k0, kd, block);  // prefill: dequantised once, read by every group of six rows
       for (int64_t r = 0; r < rows; r += kRowsPerKernel) {
         const int64_t mr = rows - r < kRowsPerKernel ? rows - r : kRowsPerKernel;
         kKernels[mr](A + r * lda + k0, lda, block, kd, k0 == 0, C + r * ldc + col, ldc, cols);

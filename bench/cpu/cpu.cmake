@@ -9,3 +9,8 @@ if(PIMOE_HAVE_CBLAS)
   target_include_directories(bench_moe PRIVATE ${PIMOE_CBLAS_INCLUDE_DIR})
   target_link_libraries(bench_moe PRIVATE ${PIMOE_OPENBLAS_LIBRARY})
 endif()
+
+# bench_formats (bench/cpu/bench_formats.cpp): the weight formats side by side, decode with cold weights.
+add_executable(bench_formats ${CMAKE_CURRENT_LIST_DIR}/bench_formats.cpp)
+target_link_libraries(bench_formats PRIVATE pimoe::pimoe)
+target_compile_options(bench_formats PRIVATE ${PIMOE_WARNINGS})

@@ -209,7 +209,8 @@ TEST(CompactWeights, WeightBytesOfShapeS) {
     l.weight_dtype = c.dtype;
     ModelPtr m;
     ASSERT_NO_FATAL_FAILURE(Create(l, &m));
-    pimoe_stats_snapshot s;
+    pimoe_stats_snapshot s{};
+    s.struct_size = sizeof s;
     PIMOE_ASSERT_OK(pimoe_stats(m.get(), &s));
     EXPECT_LE(s.weight_bytes, c.most) << c.dtype;
     EXPECT_GT(s.weight_bytes, c.most / 2) << c.dtype;
