@@ -16,7 +16,8 @@
  *                              fixed model's forward, statistics, expert specs and tensors, then routing cases
  *                              (write_text_records)
  * The two sets use different models and inputs (each binding's tests build theirs with their own setters); the
- * option settings they share are built by one function each (add_routing_features, add_expert_choice). */
+ * option settings they share are built by one function each (add_routing_features, add_expert_choice,
+ * add_compact_weights). */
 #include <pimoe/pimoe.h>
 
 #include <math.h>
@@ -226,6 +227,16 @@ static void add_expert_choice(pimoe_options *o) {
   CHECK(pimoe_options_set_float(o, PIMOE_OPT_CAPACITY_FACTOR, 1.5));
 }
 
+/* Compact weights, the same in the Java and C# cases: an int4 layer (64-element groups with zero points) whose
+ * expert 0 is kept at bf16 and expert 3 at int8 (pimoe_options_set_expert_weight_dtype). */
+static void add_compact_weights(pimoe_options *o) {
+  CHECK(pimoe_options_set_string(o, PIMOE_OPT_WEIGHT_DTYPE, "int4"));
+  CHECK(pimoe_options_set_int(o, PIMOE_OPT_WEIGHT_GROUP_SIZE, 64));
+  CHECK(pimoe_options_set_int(o, PIMOE_OPT_WEIGHT_ZERO_POINT, 1));
+  CHECK(pimoe_options_set_expert_weight_dtype(o, 0, "bf16"));
+  CHECK(pimoe_options_set_expert_weight_dtype(o, 3, "int8"));
+}
+
 /* The routing features on the basic model (Java). */
 static pimoe_options *options_features(void) {
   pimoe_options *o = options_basic();
@@ -249,6 +260,13 @@ static pimoe_options *options_router_extensions(void) {
   return o;
 }
 
+
+/* Compact weights on the basic model (Java). */
+static pimoe_options *options_compact(void) {
+  pimoe_options *o = options_basic();
+  add_compact_weights(o);
+  return o;
+}
 
 static pimoe_options *options_expert_choice(void) {
   pimoe_options *o = options_basic();
@@ -305,6 +323,9 @@ static void write_errors(const char *dir) {
   o = options_basic();
   record("bad_temperature", pimoe_options_set_float(o, PIMOE_OPT_TEMPERATURE, -1.0));
   pimoe_options_destroy(o);
+  o = options_basic();
+  record("bad_expert_weight_dtype", pimoe_options_set_expert_weight_dtype(o, 0, "int3"));
+  pimoe_options_destroy(o);
 
   o = options_basic();
   CHECK(pimoe_options_set_int(o, PIMOE_OPT_TOP_K, 9));
@@ -312,6 +333,9 @@ static void write_errors(const char *dir) {
   o = options_basic();
   CHECK(pimoe_options_set_expert_preset(o, 9, PIMOE_PRESET_LOGICAL));
   record("expert_index", create_with(o));
+  o = options_basic();
+  CHECK(pimoe_options_set_int(o, PIMOE_OPT_WEIGHT_GROUP_SIZE, 48)); /* in the setter's range, not a group size */
+  record("bad_weight_group_size", create_with(o));
   o = options_basic();
   s = pimoe_options_set_string(o, PIMOE_OPT_BACKEND, "no_such_backend");
   record("bad_backend", s != PIMOE_OK ? s : create_with(o));
@@ -564,6 +588,7 @@ int main(int argc, char **argv) {
   /* Binary records (Java). */
   write_case(argv[1], "basic", options_basic(), 2, 3, 42);
   write_case(argv[1], "rich", options_rich(), 3, 5, 43);
+  write_case(argv[1], "compact", options_compact(), 2, 3, 44);
   write_routing_case(argv[1], "basic", options_basic(), 2, 3, 1);
   write_routing_case(argv[1], "features", options_features(), 2, 6, 3);
   write_routing_case(argv[1], "router_extensions", options_router_extensions(), 2, 6, 1);
