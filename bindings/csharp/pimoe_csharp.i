@@ -86,7 +86,7 @@ static void pimoe_csharp_raise(int status) {
   pimoe_status pimoe_options_set_string, pimoe_status pimoe_options_set_by_name,
   pimoe_status pimoe_options_set_expert_preset, pimoe_status pimoe_options_set_expert_activation,
   pimoe_status pimoe_options_set_expert_width, pimoe_status pimoe_options_set_expert_pre_norm,
-  pimoe_status pimoe_create, pimoe_status pimoe_model_dims, pimoe_status pimoe_model_expert,
+  pimoe_status pimoe_options_set_expert_weight_dtype, pimoe_status pimoe_create, pimoe_status pimoe_model_dims, pimoe_status pimoe_model_expert,
   pimoe_status pimoe_forward, pimoe_status pimoe_stats, pimoe_status pimoe_stats_expert_loads,
   pimoe_status pimoe_stats_reset, pimoe_status pimoe_tensor_shape, pimoe_status pimoe_tensor_read,
   pimoe_status pimoe_backend_probe, pimoe_status pimoe_save, pimoe_status pimoe_load,
@@ -245,6 +245,8 @@ PIMOE_OUT(int32_t, int, usable)
 %rename(DynamicCapacity) PIMOE_OPT_DYNAMIC_CAPACITY;
 %rename(CapacityMomentum) PIMOE_OPT_CAPACITY_MOMENTUM;
 %rename(CombineAttentionDim) PIMOE_OPT_COMBINE_ATTENTION_DIM;
+%rename(WeightGroupSize) PIMOE_OPT_WEIGHT_GROUP_SIZE;
+%rename(WeightZeroPoint) PIMOE_OPT_WEIGHT_ZERO_POINT;
 /* Experimental keys (pimoe.h: may change or disappear in any release), set through Set(OptionKey, ...) or by name. */
 %rename(ExperimentalCudaNoWgmma) PIMOE_OPT_EXPERIMENTAL_CUDA_NO_WGMMA;
 %rename(ExperimentalCudaStreamTokens) PIMOE_OPT_EXPERIMENTAL_CUDA_STREAM_TOKENS;

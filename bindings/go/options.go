@@ -44,6 +44,11 @@ const AllExperts = -1
 // Every option key of pimoe.h has a field, except the experimental ones ("experimental.*", which may change or
 // disappear in any release): set those by name through Extra. For the few keys whose zero is a meaningful
 // non-default value (aux_loss_coef 0, capacity_momentum 0), or to set a key by its name, use Extra too.
+//
+// WeightDtype (and ExpertWeightDtype per expert) takes the storage formats of pimoe.h: "auto" (the default: fp32 for
+// New, the file's formats for Load, the checkpoint's for ImportHF), "fp32", "bf16", "fp16", "int8", "int4" (groups
+// of WeightGroupSize elements, symmetric or with WeightZeroPoint), "fp8_e4m3" or "mxfp4". The CPU backend takes any
+// of them, in any mix per expert; the GPU backends take fp32, bf16 or fp16, one per layer.
 type Options struct {
 	Hidden         int        // "hidden": model width H (default 512)
 	NumExperts     int        // "num_experts": routed experts E (default 8)
@@ -74,7 +79,7 @@ type Options struct {
 	SharedGate    bool    // "shared_gate": the shared expert's output is scaled by sigmoid(w . x)
 
 	// Weight storage and the routing features of pimoe.h (all off by default).
-	WeightDtype         string  // "weight_dtype": "fp32" (default), "bf16" or "fp16" storage of expert matrices
+	WeightDtype         string  // "weight_dtype": storage of expert matrices (the values below)
 	RoutingMode         string  // "routing_mode": "token_choice" (default) or "expert_choice"
 	GroupLevels         string  // "group_levels": multi-level group-limited routing, "G1:K1,G2:K2,..."
 	AttentionHeads      int     // "router_attention_heads": heads of the attention router (0: off)
@@ -84,10 +89,12 @@ type Options struct {
 	DynamicCapacity     bool    // "dynamic_capacity": capacity re-budgeted per expert (needs CapacityFactor > 0)
 	CapacityMomentum    float64 // "capacity_momentum": beta of DynamicCapacity (default 0.9; 0 through Extra)
 	CombineAttentionDim int     // "combine_attention_dim": cross-expert attention combine width (0: off)
+	WeightGroupSize     int     // "weight_group_size": elements per int4 scale, 32 (default), 64 or 128
+	WeightZeroPoint     bool    // "weight_zero_point": int4 groups carry a zero point (asymmetric)
 
 	// Experts holds per-expert overrides (ExpertPreset, ExpertActivation, ExpertWidth, ExpertPreNorm,
-	// ExpertCallback), applied in order with the C API's rules: every-expert settings first, then per-expert ones;
-	// within each, presets first.
+	// ExpertWeightDtype, ExpertCallback), applied in order with the C API's rules: every-expert settings first, then
+	// per-expert ones; within each, presets first.
 	Experts []ExpertOverride
 
 	// Extra holds settings by name, parsed by the library (pimoe_options_set_by_name), applied after the fields.
@@ -107,14 +114,16 @@ const (
 	overrideWidth
 	overridePreNorm
 	overrideCallback
+	overrideWeightDtype
 )
 
 // ExpertOverride is one per-expert setting; build it with ExpertPreset, ExpertActivation, ExpertWidth,
-// ExpertPreNorm or ExpertCallback.
+// ExpertPreNorm, ExpertWeightDtype or ExpertCallback.
 type ExpertOverride struct {
 	kind   overrideKind
 	expert int
 	value  int64
+	str    string
 	fn     ExpertFunc
 }
 
@@ -136,6 +145,13 @@ func ExpertWidth(expert int, intermediate int64) ExpertOverride {
 // ExpertPreNorm turns the pre-LayerNorm of expert (or AllExperts) on or off.
 func ExpertPreNorm(expert int, enabled bool) ExpertOverride {
 	return ExpertOverride{kind: overridePreNorm, expert: expert, value: b2i(enabled)}
+}
+
+// ExpertWeightDtype gives expert (or AllExperts) its own storage format, overriding WeightDtype for its matrices
+// (pimoe_options_set_expert_weight_dtype), e.g. a hot expert kept at "bf16" in an "int4" layer: any WeightDtype value
+// but "auto"; int4 takes the layer's WeightGroupSize and WeightZeroPoint.
+func ExpertWeightDtype(expert int, dtype string) ExpertOverride {
+	return ExpertOverride{kind: overrideWeightDtype, expert: expert, str: dtype}
 }
 
 // ExpertCallback makes expert (an index in [0, NumExperts); AllExperts is not allowed) a callback expert computed by
@@ -191,6 +207,8 @@ const (
 	optDynamicCapacity     = 32
 	optCapacityMomentum    = 33
 	optCombineAttentionDim = 34
+	optWeightGroupSize     = 35
+	optWeightZeroPoint     = 36
 )
 
 // callbacks are the cgo handles of the Go expert callbacks given to one C options object, by expert.
@@ -260,6 +278,8 @@ func (o *Options) apply(h uintptr, cbs callbacks) error {
 		{optAttentionCausal, 1, o.AttentionCausal},
 		{optDynamicCapacity, 1, o.DynamicCapacity},
 		{optCombineAttentionDim, int64(o.CombineAttentionDim), o.CombineAttentionDim != 0},
+		{optWeightGroupSize, int64(o.WeightGroupSize), o.WeightGroupSize != 0},
+		{optWeightZeroPoint, 1, o.WeightZeroPoint},
 	}
 	for _, s := range ints {
 		if s.set {
@@ -336,6 +356,9 @@ func (x ExpertOverride) apply(h uintptr, cbs callbacks) error {
 	case overridePreNorm:
 		return check("pimoe_options_set_expert_pre_norm",
 			cpimoe.Pimoe_options_set_expert_pre_norm(h, e, int(x.value)))
+	case overrideWeightDtype:
+		return check("pimoe_options_set_expert_weight_dtype",
+			cpimoe.Pimoe_options_set_expert_weight_dtype(h, e, x.str))
 	case overrideCallback:
 		if x.fn == nil {
 			return argError("pimoe_options_set_expert_callback", StatusNullPointer,
@@ -354,6 +377,6 @@ func (x ExpertOverride) apply(h uintptr, cbs callbacks) error {
 		return nil
 	}
 	return argError("ExpertOverride", StatusInvalidArgument,
-		"empty per-expert override for expert %d (build it with ExpertPreset, ExpertActivation, ExpertWidth or "+
-			"ExpertPreNorm)", e)
+		"empty per-expert override for expert %d (build it with ExpertPreset, ExpertActivation, ExpertWidth, "+
+			"ExpertPreNorm, ExpertWeightDtype or ExpertCallback)", e)
 }

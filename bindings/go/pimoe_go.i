@@ -49,7 +49,7 @@
   pimoe_status pimoe_options_set_string, pimoe_status pimoe_options_set_by_name,
   pimoe_status pimoe_options_set_expert_preset, pimoe_status pimoe_options_set_expert_activation,
   pimoe_status pimoe_options_set_expert_width, pimoe_status pimoe_options_set_expert_pre_norm,
-  pimoe_status pimoe_create, pimoe_status pimoe_model_dims, pimoe_status pimoe_model_expert,
+  pimoe_status pimoe_options_set_expert_weight_dtype, pimoe_status pimoe_create, pimoe_status pimoe_model_dims, pimoe_status pimoe_model_expert,
   pimoe_status pimoe_forward, pimoe_status pimoe_stats, pimoe_status pimoe_stats_expert_loads,
   pimoe_status pimoe_stats_reset, pimoe_status pimoe_tensor_shape, pimoe_status pimoe_tensor_read,
   pimoe_status pimoe_backend_probe, pimoe_status pimoe_save, pimoe_status pimoe_load, pimoe_status pimoe_import_hf,

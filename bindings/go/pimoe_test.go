@@ -115,6 +115,29 @@ var configs = []config{
 		o.SetByName("activation", "silu")
 		o.SetByName("aux_loss_coef", "0.5")
 	}},
+	{"compact_int4_g64_zero_point_bf16_expert", compactOptions(), refCompact},
+}
+
+// compactOptions: compact weights (pimoe.h's WEIGHT_DTYPE formats): an int4 layer with 64-element groups and zero
+// points, expert 0 kept at bf16, one expert at int8 and one at mxfp4.
+func compactOptions() *Options {
+	o := small()
+	o.WeightDtype = "int4"
+	o.WeightGroupSize = 64
+	o.WeightZeroPoint = true
+	o.Experts = []ExpertOverride{ExpertWeightDtype(0, "bf16"), ExpertWeightDtype(3, "int8"),
+		ExpertWeightDtype(5, "mxfp4")}
+	return o
+}
+
+func refCompact(o cref.Options) {
+	refSmall(o)
+	o.SetString(optWeightDtype, "int4")
+	o.SetInt(optWeightGroupSize, 64)
+	o.SetInt(optWeightZeroPoint, 1)
+	o.SetExpertWeightDtype(0, "bf16")
+	o.SetExpertWeightDtype(3, "int8")
+	o.SetExpertWeightDtype(5, "mxfp4")
 }
 
 func refModel(t *testing.T, setup func(cref.Options)) cref.Model {
@@ -194,6 +217,8 @@ func TestConstantsMatchC(t *testing.T) {
 		{optDynamicCapacity, int(cpimoe.PIMOE_OPT_DYNAMIC_CAPACITY)},
 		{optCapacityMomentum, int(cpimoe.PIMOE_OPT_CAPACITY_MOMENTUM)},
 		{optCombineAttentionDim, int(cpimoe.PIMOE_OPT_COMBINE_ATTENTION_DIM)},
+		{optWeightGroupSize, int(cpimoe.PIMOE_OPT_WEIGHT_GROUP_SIZE)},
+		{optWeightZeroPoint, int(cpimoe.PIMOE_OPT_WEIGHT_ZERO_POINT)},
 	}
 	for i, p := range pairs {
 		if p.got != p.want {
@@ -492,6 +517,21 @@ func errCases() []errCase {
 			createRef(func(o cref.Options) cref.Result { return o.SetExpert(1, 0, 99) })},
 		{"create/zero_expert_width", -1, createGo(&Options{Experts: []ExpertOverride{ExpertWidth(1, 0)}}),
 			createRef(func(o cref.Options) cref.Result { return o.SetExpert(3, 1, 0) })},
+		{"create/weight_group_size_not_32_64_128", StatusInvalidOption, createGo(&Options{WeightGroupSize: 48}),
+			createRef(func(o cref.Options) cref.Result { return o.SetInt(optWeightGroupSize, 48) })},
+		{"create/weight_group_size_out_of_range", StatusInvalidOption, createGo(&Options{WeightGroupSize: 256}),
+			createRef(func(o cref.Options) cref.Result { return o.SetInt(optWeightGroupSize, 256) })},
+		{"create/bad_weight_dtype", StatusInvalidOption, createGo(&Options{WeightDtype: "int3"}),
+			createRef(func(o cref.Options) cref.Result { return o.SetString(optWeightDtype, "int3") })},
+		{"create/bad_expert_weight_dtype", StatusInvalidOption,
+			createGo(&Options{Experts: []ExpertOverride{ExpertWeightDtype(0, "int3")}}),
+			createRef(func(o cref.Options) cref.Result { return o.SetExpertWeightDtype(0, "int3") })},
+		{"create/expert_weight_dtype_auto", StatusInvalidOption,
+			createGo(&Options{Experts: []ExpertOverride{ExpertWeightDtype(1, "auto")}}),
+			createRef(func(o cref.Options) cref.Result { return o.SetExpertWeightDtype(1, "auto") })},
+		{"create/expert_weight_dtype_index_below_-1", StatusInvalidArgument,
+			createGo(&Options{Experts: []ExpertOverride{ExpertWeightDtype(-2, "bf16")}}),
+			createRef(func(o cref.Options) cref.Result { return o.SetExpertWeightDtype(-2, "bf16") })},
 		{"create/empty_override", StatusInvalidArgument,
 			createGo(&Options{Experts: []ExpertOverride{{}}}), nil},
 		{"forward/input_size_mismatch", StatusSizeMismatch,

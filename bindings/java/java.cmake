@@ -40,7 +40,6 @@ swig_add_library(pimoe_java TYPE SHARED LANGUAGE java
 set_target_properties(pimoe_java PROPERTIES
   SWIG_COMPILE_OPTIONS "-Wall;-Werror;-package;org.pimoe"
   SWIG_INCLUDE_DIRECTORIES "${PROJECT_SOURCE_DIR}/include;${PROJECT_BINARY_DIR}/include;${CMAKE_CURRENT_SOURCE_DIR}"
-  SWIG_USE_SWIG_DEPENDENCIES TRUE
   OUTPUT_NAME pimoe_java
   LIBRARY_OUTPUT_DIRECTORY ${_pj_bin}/lib
   C_VISIBILITY_PRESET default

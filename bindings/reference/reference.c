@@ -14,9 +14,10 @@
  *   text records (read by bindings/csharp/tests/TestUtil.cs, Expected()):
  *     expected_output.txt      one record per line, "name count v0 v1 ...", floats as %.9g, doubles as %.17g: a
  *                              fixed model's forward, statistics, expert specs and tensors, then routing cases
- *                              (write_text_records)
+ *                              and a compact-weights model (write_text_records)
  * The two sets use different models and inputs (each binding's tests build theirs with their own setters); the
- * option settings they share are built by one function each (add_routing_features, add_expert_choice). */
+ * option settings they share are built by one function each (add_routing_features, add_expert_choice,
+ * add_compact_weights). */
 #include <pimoe/pimoe.h>
 
 #include <math.h>
@@ -226,6 +227,16 @@ static void add_expert_choice(pimoe_options *o) {
   CHECK(pimoe_options_set_float(o, PIMOE_OPT_CAPACITY_FACTOR, 1.5));
 }
 
+/* Compact weights, the same in the Java and C# cases: an int4 layer (64-element groups with zero points) whose
+ * expert 0 is kept at bf16 and expert 3 at int8 (pimoe_options_set_expert_weight_dtype). */
+static void add_compact_weights(pimoe_options *o) {
+  CHECK(pimoe_options_set_string(o, PIMOE_OPT_WEIGHT_DTYPE, "int4"));
+  CHECK(pimoe_options_set_int(o, PIMOE_OPT_WEIGHT_GROUP_SIZE, 64));
+  CHECK(pimoe_options_set_int(o, PIMOE_OPT_WEIGHT_ZERO_POINT, 1));
+  CHECK(pimoe_options_set_expert_weight_dtype(o, 0, "bf16"));
+  CHECK(pimoe_options_set_expert_weight_dtype(o, 3, "int8"));
+}
+
 /* The routing features on the basic model (Java). */
 static pimoe_options *options_features(void) {
   pimoe_options *o = options_basic();
@@ -249,6 +260,13 @@ static pimoe_options *options_router_extensions(void) {
   return o;
 }
 
+
+/* Compact weights on the basic model (Java). */
+static pimoe_options *options_compact(void) {
+  pimoe_options *o = options_basic();
+  add_compact_weights(o);
+  return o;
+}
 
 static pimoe_options *options_expert_choice(void) {
   pimoe_options *o = options_basic();
@@ -305,6 +323,9 @@ static void write_errors(const char *dir) {
   o = options_basic();
   record("bad_temperature", pimoe_options_set_float(o, PIMOE_OPT_TEMPERATURE, -1.0));
   pimoe_options_destroy(o);
+  o = options_basic();
+  record("bad_expert_weight_dtype", pimoe_options_set_expert_weight_dtype(o, 0, "int3"));
+  pimoe_options_destroy(o);
 
   o = options_basic();
   CHECK(pimoe_options_set_int(o, PIMOE_OPT_TOP_K, 9));
@@ -312,6 +333,9 @@ static void write_errors(const char *dir) {
   o = options_basic();
   CHECK(pimoe_options_set_expert_preset(o, 9, PIMOE_PRESET_LOGICAL));
   record("expert_index", create_with(o));
+  o = options_basic();
+  CHECK(pimoe_options_set_int(o, PIMOE_OPT_WEIGHT_GROUP_SIZE, 48)); /* in the setter's range, not a group size */
+  record("bad_weight_group_size", create_with(o));
   o = options_basic();
   s = pimoe_options_set_string(o, PIMOE_OPT_BACKEND, "no_such_backend");
   record("bad_backend", s != PIMOE_OK ? s : create_with(o));
@@ -452,8 +476,52 @@ static void put_routing_cases(FILE *f) {
   pimoe_destroy(m);
 }
 
+static uint64_t weight_bytes(const pimoe_model *m) {
+  pimoe_stats_snapshot s;
+  memset(&s, 0, sizeof s);
+  s.struct_size = sizeof s;
+  CHECK(pimoe_stats(m, &s));
+  return s.weight_bytes;
+}
+
+/* Compact weights (keep in step with CompactWeightsTests.cs): routing_base() plus add_compact_weights, on
+ * TestUtil.Input(0, T): "compact:output|ids|weights", "compact:weight_bytes", the values read back of expert 0's and
+ * expert 1's up projections ("compact:tensor:<name>"), and "compact:fp32_weight_bytes", those of routing_base()
+ * alone. */
+static void put_compact(FILE *f) {
+  pimoe_options *o = routing_base();
+  add_compact_weights(o);
+  pimoe_model *m = NULL;
+  CHECK(pimoe_create(o, &m));
+  pimoe_options_destroy(o);
+  static float in[T * H], out[T * H], w[T * K];
+  static int32_t ids[T * K];
+  for (int i = 0; i < T * H; i++) in[i] = (float)((i * 29) % 97 - 48) / 40.0f; /* TestUtil.Input(0, T) */
+  CHECK(pimoe_forward(m, in, T * H, BATCH, SEQ, out, T * H, ids, w, T * K));
+  put_floats(f, "compact:output", out, T * H);
+  fprintf(f, "compact:ids %d", T * K);
+  for (int i = 0; i < T * K; i++) fprintf(f, " %d", ids[i]);
+  fputc('\n', f);
+  put_floats(f, "compact:weights", w, T * K);
+  fprintf(f, "compact:weight_bytes 1 %llu\n", (unsigned long long)weight_bytes(m));
+  const char *tensors[] = {"experts.0.up.weight", "experts.1.up.weight"};
+  for (int i = 0; i < 2; i++) {
+    static float v[H * I];
+    char key[128];
+    CHECK(pimoe_tensor_read(m, tensors[i], v, H * I));
+    snprintf(key, sizeof key, "compact:tensor:%s", tensors[i]);
+    put_floats(f, key, v, H * I);
+  }
+  pimoe_destroy(m);
+  o = routing_base();
+  CHECK(pimoe_create(o, &m));
+  pimoe_options_destroy(o);
+  fprintf(f, "compact:fp32_weight_bytes 1 %llu\n", (unsigned long long)weight_bytes(m));
+  pimoe_destroy(m);
+}
+
 /* expected_output.txt: the C# tests' fixed model (keep in step with TestUtil.MakeOptions()) and input, then the
- * routing cases. */
+ * routing cases and the compact-weights records. */
 static void write_text_records(const char *dir) {
   pimoe_options *o = NULL;
   CHECK(pimoe_options_create(&o));
@@ -551,6 +619,7 @@ static void write_text_records(const char *dir) {
   fprintf(f, "version 1 %s\n", pimoe_version_string());
   fprintf(f, "build_info 1 %s\n", pimoe_build_info());
   put_routing_cases(f);
+  put_compact(f);
   fclose(f);
   pimoe_destroy(m);
 }
@@ -564,6 +633,7 @@ int main(int argc, char **argv) {
   /* Binary records (Java). */
   write_case(argv[1], "basic", options_basic(), 2, 3, 42);
   write_case(argv[1], "rich", options_rich(), 3, 5, 43);
+  write_case(argv[1], "compact", options_compact(), 2, 3, 44);
   write_routing_case(argv[1], "basic", options_basic(), 2, 3, 1);
   write_routing_case(argv[1], "features", options_features(), 2, 6, 3);
   write_routing_case(argv[1], "router_extensions", options_router_extensions(), 2, 6, 1);

@@ -92,9 +92,31 @@ namespace Pimoe
             return this;
         }
 
-        // ------------------------------------------------------------ typed setters of the routing features
-        /// <summary>Storage of the expert matrices: "fp32" (default), "bf16" or "fp16".</summary>
+        /// <summary>The storage format of one expert's matrices (or every expert's, with <see cref="AllExperts"/>),
+        /// overriding <see cref="SetWeightDtype"/>, e.g. a hot expert kept at "bf16" in an "int4" layer: any weight
+        /// dtype but "auto"; int4 takes the layer's group size and zero point.</summary>
+        public Options SetExpertWeightDtype(int expert, string dtype)
+        {
+            pimoe.PimoeOptionsSetExpertWeightDtype(handle, expert, dtype);
+            return this;
+        }
+
+        // ------------------------------------------------------------ typed setters of the weight storage
+        /// <summary>Storage of the expert matrices: "auto" (default: fp32 for a created model, the file's formats
+        /// for Model.Load, the checkpoint's for Model.ImportHf), "fp32", "bf16", "fp16", "int8", "int4" (see
+        /// <see cref="SetWeightGroupSize"/>, <see cref="SetWeightZeroPoint"/>), "fp8_e4m3" or "mxfp4". The CPU
+        /// backend takes every format, in any mix per expert (<see cref="SetExpertWeightDtype"/>); the GPU backends
+        /// fp32, bf16 or fp16, one per layer.</summary>
         public Options SetWeightDtype(string dtype) { return Set(OptionKey.WeightDtype, dtype); }
+
+        /// <summary>int4's group: 32 (default), 64 or 128 elements along the input dimension per scale (the
+        /// setter takes 32 to 128; the model creation checks it is one of the three).</summary>
+        public Options SetWeightGroupSize(int groupSize) { return Set(OptionKey.WeightGroupSize, (long)groupSize); }
+
+        /// <summary>int4 groups carry a zero point (asymmetric) instead of being symmetric.</summary>
+        public Options SetWeightZeroPoint(bool enabled) { return Set(OptionKey.WeightZeroPoint, enabled); }
+
+        // ------------------------------------------------------------ typed setters of the routing features
 
         /// <summary>"token_choice" (default) or "expert_choice" (then Model.RoutingSlots is NumExperts).</summary>
         public Options SetRoutingMode(string mode) { return Set(OptionKey.RoutingMode, mode); }

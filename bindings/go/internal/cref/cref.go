@@ -49,6 +49,9 @@ static ref_result ref_set_expert(uintptr_t o, int what, int32_t e, int64_t v) {
     default: return ref_capture(pimoe_options_set_expert_pre_norm(p, e, (int32_t)v));
   }
 }
+static ref_result ref_set_expert_weight_dtype(uintptr_t o, int32_t e, const char *dtype) {
+  return ref_capture(pimoe_options_set_expert_weight_dtype((pimoe_options *)o, e, dtype));
+}
 static ref_result ref_import_hf(const char *dir, int32_t layer, uintptr_t *out) {
   pimoe_model *m = NULL;
   ref_result r = ref_capture(pimoe_import_hf(dir, layer, NULL, &m));
@@ -257,6 +260,13 @@ func (o Options) SetByName(k, v string) Result {
 // SetExpert is pimoe_options_set_expert_{preset (what 1), activation (2), width (3), pre_norm (4)}.
 func (o Options) SetExpert(what int, expert int32, v int64) Result {
 	return res(C.ref_set_expert(C.uintptr_t(o), C.int(what), C.int32_t(expert), C.int64_t(v)))
+}
+
+// SetExpertWeightDtype is pimoe_options_set_expert_weight_dtype.
+func (o Options) SetExpertWeightDtype(expert int32, dtype string) Result {
+	p, free := cstr(dtype)
+	defer free()
+	return res(C.ref_set_expert_weight_dtype(C.uintptr_t(o), C.int32_t(expert), p))
 }
 
 // Model is a pimoe_model handle.

@@ -169,9 +169,24 @@ public final class Options {
   }
 
   // ------------------------------------------------------------------ weight storage and routing features
-  /** Storage of the expert matrices: "fp32" (default), "bf16" or "fp16". */
+  /**
+   * Storage of the expert matrices: "auto" (default: fp32 for {@link Model#create}, the file's formats for
+   * {@link Model#load}, the checkpoint's for {@link Model#importHf}), "fp32", "bf16", "fp16", "int8", "int4" (see
+   * {@link #weightGroupSize} and {@link #weightZeroPoint}), "fp8_e4m3" or "mxfp4". The CPU backend takes every format,
+   * in any mix per expert ({@link #expertWeightDtype}); the GPU backends fp32, bf16 or fp16, one per layer.
+   */
   public Options weightDtype(String dtype) {
     return setString(OptionKey.WEIGHT_DTYPE, dtype);
+  }
+
+  /** int4's group: 32 (default), 64 or 128 elements along the input dimension per scale. */
+  public Options weightGroupSize(int groupSize) {
+    return setInt(OptionKey.WEIGHT_GROUP_SIZE, groupSize);
+  }
+
+  /** int4 groups carry a zero point (asymmetric) instead of being symmetric. */
+  public Options weightZeroPoint(boolean enabled) {
+    return setInt(OptionKey.WEIGHT_ZERO_POINT, enabled ? 1 : 0);
   }
 
   /** "token_choice" (default) or "expert_choice" (then {@link Model#routingSlots()} is numExperts). */
@@ -239,6 +254,15 @@ public final class Options {
 
   public Options expertPreNorm(int expert, boolean enabled) {
     setters.add(h -> pimoeJNI.pimoeOptionsSetExpertPreNorm(h, expert, enabled ? 1 : 0));
+    return this;
+  }
+
+  /**
+   * The storage format of one expert's matrices, overriding {@link #weightDtype} (e.g. a hot expert kept at "bf16"
+   * in an "int4" layer): any weightDtype value but "auto"; int4 takes the layer's group size and zero point.
+   */
+  public Options expertWeightDtype(int expert, String dtype) {
+    setters.add(h -> pimoeJNI.pimoeOptionsSetExpertWeightDtype(h, expert, dtype));
     return this;
   }
 

@@ -37,8 +37,10 @@ class ErrorsTest {
       scenarios.put("bad_activation_name", create(Reference.basicOptions().set("activation", "mish")));
       scenarios.put("negative_width", create(Reference.basicOptions().expertWidth(0, -5)));
       scenarios.put("bad_temperature", create(Reference.basicOptions().temperature(-1.0)));
+      scenarios.put("bad_expert_weight_dtype", create(Reference.basicOptions().expertWeightDtype(0, "int3")));
       scenarios.put("top_k_exceeds", create(Reference.basicOptions().topK(9)));
       scenarios.put("expert_index", create(Reference.basicOptions().expertPreset(9, ExpertPreset.LOGICAL)));
+      scenarios.put("bad_weight_group_size", create(Reference.basicOptions().weightGroupSize(48)));
       scenarios.put("bad_backend", create(Reference.basicOptions().backend("no_such_backend")));
       scenarios.put("cuda_backend", create(Reference.basicOptions().backend("cuda")));
       scenarios.put("input_size_mismatch", () -> m.forward(new float[100], 2, 1, y));

@@ -100,6 +100,20 @@ final class Reference {
         .expertPreset(5, ExpertPreset.GENERIC);
   }
 
+  /**
+   * reference.c's add_compact_weights(), through the typed setters: an int4 layer (64-element groups with zero points)
+   * whose expert 0 is kept at bf16 and expert 3 at int8.
+   */
+  static Options addCompactWeights(Options o) {
+    return o.weightDtype("int4").weightGroupSize(64).weightZeroPoint(true).expertWeightDtype(0, "bf16")
+        .expertWeightDtype(3, "int8");
+  }
+
+  /** The options of reference.c's options_compact(): compact weights on the basic model. */
+  static Options compactOptions() {
+    return addCompactWeights(basicOptions());
+  }
+
   static java.nio.FloatBuffer directFloats(int n) {
     return ByteBuffer.allocateDirect(4 * n).order(ByteOrder.nativeOrder()).asFloatBuffer();
   }

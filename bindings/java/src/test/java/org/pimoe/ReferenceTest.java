@@ -98,9 +98,14 @@ class ReferenceTest {
   }
 
   @Test
+  void compactWeightsMatchC() throws Exception {
+    checkCase("compact", Reference.compactOptions());
+  }
+
+  @Test
   void loadsTheFileTheCProgramSavedAndSavesItBack(@org.junit.jupiter.api.io.TempDir java.nio.file.Path tmp)
       throws Exception {
-    for (String name : new String[] {"basic", "rich"}) {
+    for (String name : new String[] {"basic", "rich", "compact"}) {
       Reference ref = new Reference(name);
       String cFile = Reference.dir().resolve("case_" + name + ".safetensors").toString();
       String javaFile = tmp.resolve(name + ".safetensors").toString();
