@@ -38,3 +38,12 @@ set_tests_properties(test_workspace_bytes PROPERTIES LABELS "api" TIMEOUT 120)
 # No heap allocation per forward call in steady state (operator new is replaced in that test binary).
 pimoe_add_gtest(test_steady_state_alloc ${PIMOE_API_TEST_DIR}/test_steady_state_alloc.cpp)
 set_tests_properties(test_steady_state_alloc PROPERTIES LABELS "api" TIMEOUT 300)
+
+# Resident memory of compact layers after creation: one process per case (see the file's header).
+add_executable(test_compact_memory ${PIMOE_API_TEST_DIR}/test_compact_memory.cpp)
+target_link_libraries(test_compact_memory PRIVATE pimoe::pimoe GTest::gtest GTest::gtest_main Threads::Threads)
+target_compile_options(test_compact_memory PRIVATE ${PIMOE_WARNINGS} -Wno-conversion)
+foreach(_f int4 int8 fp32)
+  add_test(NAME test_compact_memory_${_f} COMMAND test_compact_memory --gtest_filter=*/${_f})
+  set_tests_properties(test_compact_memory_${_f} PROPERTIES LABELS "api" TIMEOUT 120)
+endforeach()
