@@ -69,6 +69,7 @@ class PanelMatrix {
   explicit PanelMatrix(PackedWeight w) : fp32_(std::move(w)) {}
   explicit PanelMatrix(CompactPanels w) : compact_(true), packed_(std::move(w)) {}
 
+  bool compact() const { return compact_; }
   int64_t panels() const { return compact_ ? packed_.panels() : fp32_.panels(); }
   size_t bytes() const { return compact_ ? packed_.bytes() : fp32_.bytes(); }
   void unpack(float *w) const { compact_ ? packed_.unpack(w) : fp32_.unpack(w); }

@@ -30,6 +30,9 @@ struct Tile {
 // Tile sizes: a row block's inputs (36 x 256 floats per depth block; 36 = six 6-row micro-tiles) stay in L2 while
 // the weight panels stream through L1.
 constexpr int64_t kTileRows = 36;
+// Compact weights dequantise each panel block once per tile: taller tiles (144 rows of inputs, 144 KB per depth
+// block, still within L2) spread that work over four times the rows.
+constexpr int64_t kCompactTileRows = 4 * kTileRows;
 constexpr int64_t kTilePanels = 8;
 
 struct ExpertPacked {
@@ -230,6 +233,8 @@ class CpuBackend final : public Backend {
   const ExpertWeights &expert_weights(int64_t e) const { return weights_.experts[static_cast<size_t>(e)]; }
 
   // Tiles name the shared expert (when the layer has one) as expert index E: all T tokens of the call, SwiGLU.
+  int64_t tile_rows(int64_t e) const { return packed(e).up.compact() ? kCompactTileRows : kTileRows; }
+
   static bool has_compact(const LayerWeights &w) {
     for (const ExpertWeights &e : w.experts) {
       if (!e.up_compact.empty()) return true;
@@ -319,18 +324,18 @@ class CpuBackend final : public Backend {
   void make_tiles(const Groups &g, Panels panels, std::vector<Tile> &tiles) const {
     tiles.clear();
     for (int64_t e = 0; e < g.experts; ++e) {
-      const int64_t P = panels(e), count = g.count(e);
-      for (int64_t r = 0; r < count; r += kTileRows) {
+      const int64_t P = panels(e), count = g.count(e), tr = tile_rows(e);
+      for (int64_t r = 0; r < count; r += tr) {
         for (int64_t p = 0; p < P; p += kTilePanels) {
-          tiles.push_back({e, r, std::min(kTileRows, count - r), p, std::min(P, p + kTilePanels)});
+          tiles.push_back({e, r, std::min(tr, count - r), p, std::min(P, p + kTilePanels)});
         }
       }
     }
     if (g.shared) {  // the shared expert's tiles join the same list: one parallel loop for all
-      const int64_t e = g.experts, P = panels(e);
-      for (int64_t r = 0; r < g.tokens; r += kTileRows) {
+      const int64_t e = g.experts, P = panels(e), tr = tile_rows(e);
+      for (int64_t r = 0; r < g.tokens; r += tr) {
         for (int64_t p = 0; p < P; p += kTilePanels) {
-          tiles.push_back({e, r, std::min(kTileRows, g.tokens - r), p, std::min(P, p + kTilePanels)});
+          tiles.push_back({e, r, std::min(tr, g.tokens - r), p, std::min(P, p + kTilePanels)});
         }
       }
     }
