@@ -119,6 +119,7 @@ __attribute__((always_inline)) inline v8 e8m0x8_half(const uint8_t *p) {
 // Decoders of one format: for each chunk of depth that shares scales (setup), the 16 values of a depth k (load),
 // each the code's value times its scale, rounded once, as the reference dequantiser computes it.
 struct Bf16Decoder {
+  static constexpr int64_t bytes_per_k = 32;
   const uint8_t *values;
   static constexpr int64_t chunk = kDepthBlock;
   void setup(int64_t) {}
@@ -128,6 +129,7 @@ struct Bf16Decoder {
   }
 };
 struct F16Decoder {
+  static constexpr int64_t bytes_per_k = 32;
   const uint8_t *values;
   static constexpr int64_t chunk = kDepthBlock;
   void setup(int64_t) {}
@@ -137,6 +139,7 @@ struct F16Decoder {
   }
 };
 struct Int8Decoder {
+  static constexpr int64_t bytes_per_k = 16;
   const uint8_t *values;
   v8 s0, s1;
   Int8Decoder(const uint8_t *v, const uint8_t *scales)
@@ -152,6 +155,7 @@ struct Int8Decoder {
 // (u - z) * s as u * s + (-z * s): both products are exact (4-bit integers times an fp16 scale) and so is their sum,
 // which (u - z) * s represents exactly; one multiply-add instead of a subtract and a multiply.
 struct Int4Decoder {
+  static constexpr int64_t bytes_per_k = 8;
   const uint8_t *values, *scales, *zeros;
   int64_t group;
   int shift;  // log2(group): the group of depth k without a division in the loop
@@ -175,6 +179,7 @@ struct Int4Decoder {
   }
 };
 struct Fp8Decoder {
+  static constexpr int64_t bytes_per_k = 16;
   const uint8_t *values;
   const float *scales;
   v8 s;
@@ -186,6 +191,7 @@ struct Fp8Decoder {
   }
 };
 struct Mxfp4Decoder {
+  static constexpr int64_t bytes_per_k = 8;
   const uint8_t *values, *scales;
   v8 s0, s1;
   static constexpr int64_t chunk = 32;
@@ -259,6 +265,8 @@ void dequantize_block(const CompactPanels &W, int64_t p, int64_t k0, int64_t kd,
 // micro_kernel with the panels' values decoded in registers instead of read from an fp32 block, for NP adjacent
 // panels at once (more independent accumulators to hide the multiply-add latency of a one-row call): the same
 // accumulation per output (acc += a * w, k in order, C stored at the end of the depth block).
+constexpr int64_t kPrefetchDepth = 192;
+
 template <int MR, int NP, typename D>
 void fused_kernel(const float *A, int64_t lda, D *dec, int64_t k0, int64_t kd, float *C, int64_t ldc,
                   const int64_t *cols) {
@@ -281,6 +289,11 @@ void fused_kernel(const float *A, int64_t lda, D *dec, int64_t k0, int64_t kd, f
     for (int q = 0; q < NP; ++q) dec[q].setup(c0);
     const int64_t c1 = c0 + step < k0 + kd ? c0 + step : k0 + kd;
     for (int64_t k = c0; k < c1; ++k) {
+      // A one-row call reads each byte once and does little with it: ask for the stream ahead of the hardware
+      // prefetcher (kPrefetchDepth depths on, the next depth block or the next panels, which follow in memory).
+      if ((k & 1) == 0) {
+        for (int q = 0; q < NP; ++q) __builtin_prefetch(dec[q].values + D::bytes_per_k * (k + kPrefetchDepth));
+      }
       v8 b[NP][2];
       for (int q = 0; q < NP; ++q) dec[q].load(k, b[q][0], b[q][1]);
       for (int r = 0; r < MR; ++r) {
