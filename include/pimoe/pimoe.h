@@ -655,7 +655,9 @@ PIMOE_API pimoe_status pimoe_stats_reset(pimoe_model *model);
 
 /* ============================================ tensors ============================================ */
 
-/* The model's weight tensors, all fp32, in this order and with these names (e in [0, E), I_e the expert's width):
+/* The model's weight tensors, read as fp32 (an expert or shared-expert matrix held in a compact WEIGHT_DTYPE reads as
+ * its dequantised values, the values the layer computes with), in this order and with these names (e in [0, E),
+ * I_e the expert's width):
  *   "router.weight"               [E, H]
  *   "router.selection_bias"       [E]      only with PIMOE_OPT_ROUTER_BIAS or ADAPTIVE_BIAS_RATE > 0 (seeded like
  *                                          a bias of fan_in H; with adaptive routing: its current value)
@@ -684,7 +686,8 @@ PIMOE_API const char *pimoe_tensor_name(const pimoe_model *model, int64_t index)
 /* Shape of a tensor: *ndim receives the rank (1 or 2), dims[0 .. rank-1] its extents; dims must hold 4 values. */
 PIMOE_API pimoe_status pimoe_tensor_shape(const pimoe_model *model, const char *name, int32_t *ndim,
                                           int64_t dims[4]);
-/* Copies a tensor's values (row-major fp32) into out; count must equal the tensor's element count. */
+/* Copies a tensor's values (row-major fp32; a compact matrix dequantised) into out; count must equal the tensor's
+ * element count. */
 PIMOE_API pimoe_status pimoe_tensor_read(const pimoe_model *model, const char *name, float *out, size_t count);
 
 /* ============================================ backends =========================================== */
