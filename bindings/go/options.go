@@ -11,12 +11,13 @@ type Activation int32
 
 // Activations of pimoe.h.
 const (
-	ActivationGELU     Activation = 0 // x/2 * (1 + erf(x/sqrt(2)))
-	ActivationGELUTanh Activation = 1 // the tanh approximation of GELU
-	ActivationSiLU     Activation = 2 // x * sigmoid(x)
-	ActivationReLU     Activation = 3 // max(x, 0)
-	ActivationTanh     Activation = 4 // tanh(x)
-	ActivationSwiGLU   Activation = 5 // gated: silu(gate(x)) * up(x)
+	ActivationGELU      Activation = 0 // x/2 * (1 + erf(x/sqrt(2)))
+	ActivationGELUTanh  Activation = 1 // the tanh approximation of GELU
+	ActivationSiLU      Activation = 2 // x * sigmoid(x)
+	ActivationReLU      Activation = 3 // max(x, 0)
+	ActivationTanh      Activation = 4 // tanh(x)
+	ActivationSwiGLU    Activation = 5 // gated: silu(gate(x)) * up(x)
+	ActivationSwiGLUOAI Activation = 6 // gated and clamped (gpt-oss): see pimoe.h, PIMOE_ACT_SWIGLU_OAI
 )
 
 // Preset is a named expert type (pimoe_expert_preset): a fixed (activation, width, pre-LayerNorm) triple.
@@ -84,6 +85,11 @@ type Options struct {
 	DynamicCapacity     bool    // "dynamic_capacity": capacity re-budgeted per expert (needs CapacityFactor > 0)
 	CapacityMomentum    float64 // "capacity_momentum": beta of DynamicCapacity (default 0.9; 0 through Extra)
 	CombineAttentionDim int     // "combine_attention_dim": cross-expert attention combine width (0: off)
+
+	// gpt-oss's block (pimoe.h): the router's logit bias, SwiGLU-OAI's alpha and limit (0: the defaults).
+	RouterLogitBias bool    // "router_logit_bias": logits z = W_g x + c (tensor "router.bias")
+	SwigluAlpha     float64 // "swiglu_alpha" of ActivationSwiGLUOAI experts (default 1.702)
+	SwigluLimit     float64 // "swiglu_limit" of ActivationSwiGLUOAI experts (default 7.0)
 
 	// Experts holds per-expert overrides (ExpertPreset, ExpertActivation, ExpertWidth, ExpertPreNorm,
 	// ExpertCallback), applied in order with the C API's rules: every-expert settings first, then per-expert ones;
@@ -191,6 +197,10 @@ const (
 	optDynamicCapacity     = 32
 	optCapacityMomentum    = 33
 	optCombineAttentionDim = 34
+
+	optRouterLogitBias = 37
+	optSwigluAlpha     = 38
+	optSwigluLimit     = 39
 )
 
 // callbacks are the cgo handles of the Go expert callbacks given to one C options object, by expert.
@@ -260,6 +270,7 @@ func (o *Options) apply(h uintptr, cbs callbacks) error {
 		{optAttentionCausal, 1, o.AttentionCausal},
 		{optDynamicCapacity, 1, o.DynamicCapacity},
 		{optCombineAttentionDim, int64(o.CombineAttentionDim), o.CombineAttentionDim != 0},
+		{optRouterLogitBias, 1, o.RouterLogitBias},
 	}
 	for _, s := range ints {
 		if s.set {
@@ -279,6 +290,8 @@ func (o *Options) apply(h uintptr, cbs callbacks) error {
 		{optRoutedScaling, o.RoutedScaling},
 		{optAdaptiveBiasRate, o.AdaptiveBiasRate},
 		{optCapacityMomentum, o.CapacityMomentum},
+		{optSwigluAlpha, o.SwigluAlpha},
+		{optSwigluLimit, o.SwigluLimit},
 	}
 	for _, s := range floats {
 		if s.v != 0 {
