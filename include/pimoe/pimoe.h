@@ -556,9 +556,12 @@ PIMOE_API pimoe_status pimoe_model_reset_adaptive_state(pimoe_model *model);
 
 /* Saves a model to `path` in libpimoe's native format: a safetensors file whose "__metadata__" holds every
  * layer-defining setting (hidden, num_experts, top_k, temperature, renormalize, capacity_factor, aux_loss_coef,
- * layer_norm_eps, the router extensions and shared expert (router_scoring ... shared_gate, written when not at their
- * defaults), and per expert: activation, width, pre_norm, bias) and whose tensors are the model's weights, fp32,
- * named as listed at pimoe_tensor_count(). docs/format.md documents the keys and the validation rules.
+ * layer_norm_eps, the router extensions and shared expert (router_scoring ... shared_gate, router_logit_bias,
+ * swiglu_alpha and swiglu_limit, written when not at their defaults), and per expert: activation, width, pre_norm,
+ * bias) and whose tensors are the model's weights, fp32, named as listed at pimoe_tensor_count(). docs/format.md
+ * documents the keys and the validation rules. The file declares format version 1, or 2 when a gated expert has
+ * biases (version 1 gave a SwiGLU expert with bias a down bias only: pimoe_load reads such a file with zero gate and
+ * up biases).
  * The file appears only when complete (written next to it, then renamed); an existing file is replaced.
  * Errors: PIMOE_ERR_IO (cannot create or write the file), with a message naming the file. */
 PIMOE_API pimoe_status pimoe_save(const pimoe_model *model, const char *path);
@@ -566,7 +569,7 @@ PIMOE_API pimoe_status pimoe_save(const pimoe_model *model, const char *path);
 /* Creates a model from a native file written by pimoe_save() (or by hand, following docs/format.md).
  *   - The layer comes from the file: hidden, num_experts, top_k, temperature, renormalize, capacity_factor,
  *     aux_loss_coef, layer_norm_eps, router_scoring, router_bias, routed_scaling_factor, num_groups, topk_groups,
- *     group_score, shared_width, shared_gate, the routing features (routing_mode, group_levels, the attention
+ *     group_score, shared_width, shared_gate, router_logit_bias, swiglu_alpha, swiglu_limit, the routing features (routing_mode, group_levels, the attention
  *     router, adaptive_bias_rate, dynamic_capacity, capacity_momentum, combine_attention_dim; the adaptive state as
  *     saved), every expert's activation, width, pre_norm and bias, and which experts are callback slots (their
  *     functions are not saved: set them with pimoe_model_set_expert_callback). The same settings in `options` (and
@@ -601,16 +604,33 @@ PIMOE_API pimoe_status pimoe_load(const char *path, const pimoe_options *options
  *   deepseek_v3   sigmoid, e_score_correction_bias for selection,      gate/up/down_proj         n_shared_experts
  *                 n_group/topk_group (group score = sum of top 2),                                x moe_intermediate
  *                 renormalised iff norm_topk_prob, x routed_scaling_factor
+ *   gpt_oss       router.weight + router.bias (ROUTER_LOGIT_BIAS), the  SWIGLU_OAI with biases:    none
+ *                 softmax of the top-k logits (= softmax,               fused MXFP4 *_blocks/
+ *                 renormalised); k = num_experts_per_tok (or            *_scales, gate = even rows
+ *                 experts_per_token)                                    of gate_up, up = odd rows;
+ *                                                                       swiglu_limit from config
+ *                                                                       (def. 7), swiglu_alpha 1.702
  *
  * The README's "Loading a Hugging Face MoE layer" lists the exact tensor names. Weights stored as F32 load exactly,
- * BF16 and F16 ones are converted to fp32. Runtime settings come from `runtime_options` (backend, threads,
- * deterministic, cpu_gemm; NULL: the defaults), every layer setting from config.json (capacity_factor is 0:
- * dropless; aux_loss_coef is config.json's router_aux_loss_coef, else 1.0).
+ * BF16 and F16 ones are converted to fp32. Pre-quantised checkpoints load as they ship, named by config.json's
+ * quantization_config: "fp8" (fmt e4m3, weight_block_size [128, 128], activation_scheme dynamic: DeepSeek-V3,
+ * Qwen3-FP8), whose expert and shared-expert matrices are F8_E4M3 with an F32 (or BF16/F16) weight_scale_inv
+ * [ceil(out/128), ceil(in/128)], and "mxfp4" (gpt_oss only, which needs it). With WEIGHT_DTYPE "auto" (the default)
+ * those matrices are held as fp8_e4m3 / mxfp4, copied from the file without an fp32 copy (their values are exactly
+ * the checkpoint's dequantised ones; a matrix an fp8 checkpoint keeps in F32/BF16/F16 is rounded to fp8_e4m3); any
+ * other WEIGHT_DTYPE dequantises each matrix, then stores it in that format. The router and biases are fp32. Runtime
+ * settings come from `runtime_options` (backend, threads, deterministic, cpu_gemm, weight_dtype, weight_group_size,
+ * weight_zero_point; NULL: the defaults), every layer setting from config.json (capacity_factor is 0: dropless;
+ * aux_loss_coef is config.json's router_aux_loss_coef, else 1.0). A gpt_oss layer and a compact format run on the
+ * cpu backend only (a GPU backend, "auto" included, refuses them with PIMOE_ERR_UNSUPPORTED).
  * Errors (the message names the file, and the config key or tensor): PIMOE_ERR_IO (no such folder, no config.json,
  * neither model.safetensors nor an index, an unreadable shard), PIMOE_ERR_FORMAT (invalid JSON, a missing or
  * mistyped config key, a missing tensor, a tensor whose shape contradicts config.json, a non-finite weight, a
- * malformed safetensors file), PIMOE_ERR_UNSUPPORTED (an unknown model_type, hidden_act other than silu, an
- * unsupported topk_method or scoring_func, a tensor dtype other than F32/BF16/F16), PIMOE_ERR_INVALID_ARGUMENT
+ * malformed safetensors file; quantised: missing scales, scales whose shape contradicts their matrix, an fp8 NaN
+ * code, a NaN or E8M0 0xff scale, a scale whose values overflow fp32), PIMOE_ERR_UNSUPPORTED (an unknown
+ * model_type, hidden_act other than silu, an unsupported topk_method or scoring_func, a quantization_config other
+ * than the two above (another quant_method, fmt, weight_block_size or activation_scheme; gpt_oss without mxfp4), a
+ * tensor dtype other than F32/BF16/F16 and the quantised ones above), PIMOE_ERR_INVALID_ARGUMENT
  * (layer out of range, or a dense layer: DeepSeek's first_k_dense_replace / moe_layer_freq, Qwen2/3-MoE's
  * mlp_only_layers / decoder_sparse_step), and those of pimoe_create() for the runtime options.
  * *out is set only on success. */
