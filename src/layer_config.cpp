@@ -172,6 +172,9 @@ LayerConfig resolve_layer_config(const Options &options) {
   config.router.capacity_factor = options.capacity_factor;
   config.router.aux_loss_coef = options.aux_loss_coef;
   config.layer_norm_eps = options.layer_norm_eps;
+  config.swiglu_alpha = options.swiglu_alpha;
+  config.swiglu_limit = options.swiglu_limit;
+  config.router.logit_bias = options.router_logit_bias;
   config.seed = options.seed;
   config.threads = options.threads;
   config.deterministic = options.deterministic;
@@ -215,6 +218,21 @@ LayerConfig resolve_layer_config(const Options &options) {
   config.router.callback_expert.assign(static_cast<size_t>(options.num_experts), 0);
   for (const auto &item : options.callbacks) config.router.callback_expert[static_cast<size_t>(item.first)] = 1;
   return config;
+}
+
+void refuse_cpu_only_expert_features(const LayerConfig &config, const char *backend) {
+  for (size_t e = 0; e < config.experts.size(); ++e) {
+    const ExpertSpec &spec = config.experts[e];
+    if (spec.callback) continue;
+    if (spec.activation == PIMOE_ACT_SWIGLU_OAI) {
+      fail(PIMOE_ERR_UNSUPPORTED, "backend '", backend, "' does not implement the swiglu_oai activation (expert ", e,
+           "); it runs on the cpu backend");
+    }
+    if (spec.gated() && spec.bias) {
+      fail(PIMOE_ERR_UNSUPPORTED, "backend '", backend, "' does not implement biases on a gated expert's gate and up ",
+           "projections (expert ", e, ": swiglu with expert_bias); it runs on the cpu backend");
+    }
+  }
 }
 
 }  // namespace pimoe

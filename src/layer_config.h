@@ -28,7 +28,8 @@ struct ExpertSpec {
   bool callback = false;
   WeightFormat format;  // storage of the expert's matrices (the layer's, or the expert's override)
 
-  bool gated() const { return activation == PIMOE_ACT_SWIGLU; }
+  // A gated expert (SwiGLU, SwiGLU-OAI) has a gate projection; with `bias`, gate, up and down have biases.
+  bool gated() const { return activation == PIMOE_ACT_SWIGLU || activation == PIMOE_ACT_SWIGLU_OAI; }
 };
 
 // RouterScoring, GroupScore, WeightDtype and CpuGemm: option_table.h (the options' values, parsed at the setter).
@@ -42,6 +43,7 @@ struct RouterConfig {
   double aux_loss_coef = 1.0;
   RouterScoring scoring = RouterScoring::Softmax;
   bool selection_bias = false;  // tensor "router.selection_bias" [E]: selection by score + b, weights unbiased
+  bool logit_bias = false;      // tensor "router.bias" [E]: z = W_g x + c (the model adds c to the backend's logits)
   double routed_scaling_factor = 1.0;
   int64_t num_groups = 1;  // group-limited routing: E/num_groups consecutive experts per group; 1 = off
   int64_t topk_groups = 1;
@@ -63,11 +65,12 @@ struct RouterConfig {
   int64_t slots() const { return expert_choice ? num_experts : top_k; }
 
   // True when the layer uses a routing feature that only the host router implements (attention router, expert
-  // choice, multi-level groups, adaptive bias, dynamic capacity, attention combine, callback experts): a backend's
-  // fused on-device routing must then leave routing to the model (router_logits + run_experts).
+  // choice, multi-level groups, adaptive bias, dynamic capacity, attention combine, callback experts, the router's
+  // logit bias): a backend's fused on-device routing must then leave routing to the model (router_logits +
+  // run_experts).
   bool needs_host_routing() const {
     return !group_levels.empty() || expert_choice || attention_heads > 0 || adaptive_bias_rate > 0.0 ||
-           dynamic_capacity || combine_attention_dim > 0 || has_callback_experts;
+           dynamic_capacity || combine_attention_dim > 0 || has_callback_experts || logit_bias;
   }
 
   // True when routing is plain softmax top-k (the default layer): the router's fast path.
@@ -92,6 +95,8 @@ struct LayerConfig {
   std::vector<ExpertSpec> experts;
   SharedExpertConfig shared;
   double layer_norm_eps = 1e-5;
+  double swiglu_alpha = 1.702;  // SWIGLU_OAI experts' alpha and limit
+  double swiglu_limit = 7.0;
   uint64_t seed = 0;
   int64_t threads = 0;
   bool deterministic = false;
@@ -103,5 +108,10 @@ struct LayerConfig {
   // The experimental options with the environment's overrides applied (option_table.h; not saved with the layer).
   BackendTuning tuning;
 };
+
+// Expert features the GPU backends' kernels do not implement: SWIGLU_OAI experts and gated experts with biases. Throws
+// PIMOE_ERR_UNSUPPORTED naming `backend`, the expert and the feature when the layer has one (a backend family calls
+// it before taking the weights).
+void refuse_cpu_only_expert_features(const LayerConfig &config, const char *backend);
 
 }  // namespace pimoe

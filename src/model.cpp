@@ -139,6 +139,13 @@ void Model::route_on_host(const float *x, int64_t batch, int64_t seq, Workspace 
   }
   w.logits.resize(static_cast<size_t>(T * E));
   backend_->router_logits(router_input, w.logits.data(), *w.scratch);
+  if (rc.logit_bias) {  // z = W_g x + c: the router's own bias, before any scoring
+    const float *c = weights_.router_logit_bias.data();
+    for (int64_t t = 0; t < T; ++t) {
+      float *z = w.logits.data() + t * E;
+      for (int64_t e = 0; e < E; ++e) z[e] += c[e];
+    }
+  }
 
   const float *bias = weights_.selection_bias.data(), *ema = weights_.load_ema.data();
   if (rc.adaptive_bias_rate > 0.0 || rc.dynamic_capacity) {  // this call routes with the state as it is now

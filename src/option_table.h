@@ -90,7 +90,7 @@ const char *enum_name(E value) {
   X(PIMOE_OPT_NUM_EXPERTS, "num_experts", int64_t, num_experts, 8, 1, 4096, nullptr)                              \
   X(PIMOE_OPT_TOP_K, "top_k", int64_t, top_k, 2, 1, 4096, nullptr)                                                \
   X(PIMOE_OPT_INTERMEDIATE, "intermediate", int64_t, intermediate, 2048, 1, 262144, nullptr)                      \
-  X(PIMOE_OPT_ACTIVATION, "activation", pimoe_activation, activation, PIMOE_ACT_GELU, 0, 5, nullptr)              \
+  X(PIMOE_OPT_ACTIVATION, "activation", pimoe_activation, activation, PIMOE_ACT_GELU, 0, 6, nullptr)              \
   X(PIMOE_OPT_PRE_NORM, "pre_norm", bool, pre_norm, false, 0, 1, nullptr)                                         \
   X(PIMOE_OPT_EXPERT_BIAS, "expert_bias", bool, expert_bias, false, 0, 1, nullptr)                                \
   X(PIMOE_OPT_TEMPERATURE, "temperature", double, temperature, 1.0, 1e-6, 1e6, nullptr)                           \
@@ -123,7 +123,10 @@ const char *enum_name(E value) {
   X(PIMOE_OPT_CAPACITY_MOMENTUM, "capacity_momentum", double, capacity_momentum, 0.9, 0, 0.999999, nullptr)       \
   X(PIMOE_OPT_COMBINE_ATTENTION_DIM, "combine_attention_dim", int64_t, combine_attention_dim, 0, 0, 4096, nullptr) \
   X(PIMOE_OPT_WEIGHT_GROUP_SIZE, "weight_group_size", int64_t, weight_group_size, 32, 32, 128, nullptr)           \
-  X(PIMOE_OPT_WEIGHT_ZERO_POINT, "weight_zero_point", bool, weight_zero_point, false, 0, 1, nullptr)
+  X(PIMOE_OPT_WEIGHT_ZERO_POINT, "weight_zero_point", bool, weight_zero_point, false, 0, 1, nullptr)              \
+  X(PIMOE_OPT_ROUTER_LOGIT_BIAS, "router_logit_bias", bool, router_logit_bias, false, 0, 1, nullptr)              \
+  X(PIMOE_OPT_SWIGLU_ALPHA, "swiglu_alpha", double, swiglu_alpha, 1.702, 1e-6, 1e6, nullptr)                      \
+  X(PIMOE_OPT_SWIGLU_LIMIT, "swiglu_limit", double, swiglu_limit, 7.0, 1e-6, 1e6, nullptr)
 
 // Experimental options: backend tuning knobs that were environment variables only. They may change or disappear in
 // any release. Their fields live in BackendTuning (Options::tuning, LayerConfig::tuning); the defaults are what the

@@ -155,12 +155,13 @@ void store(Options &options, const KeyInfo &info, const Given &given) {
   fail(PIMOE_ERR_INTERNAL, "option '", info.name, "' has no field");
 }
 
-constexpr const char *kActivationNames[] = {"gelu", "gelu_tanh", "silu", "relu", "tanh", "swiglu"};
+constexpr const char *kActivationNames[] = {"gelu", "gelu_tanh", "silu", "relu", "tanh", "swiglu", "swiglu_oai"};
+static_assert(std::size(kActivationNames) == PIMOE_ACT_SWIGLU_OAI + 1, "one name per pimoe_activation");
 
 }  // namespace
 
 bool is_valid_activation(int64_t value) {
-  return value >= PIMOE_ACT_GELU && value <= PIMOE_ACT_SWIGLU;
+  return value >= PIMOE_ACT_GELU && value <= PIMOE_ACT_SWIGLU_OAI;
 }
 
 const char *activation_name(pimoe_activation activation) {
@@ -168,11 +169,11 @@ const char *activation_name(pimoe_activation activation) {
 }
 
 pimoe_activation parse_activation(const std::string &name, const char *what) {
-  for (int i = 0; i <= PIMOE_ACT_SWIGLU; ++i) {
+  for (int i = 0; i <= PIMOE_ACT_SWIGLU_OAI; ++i) {
     if (name == kActivationNames[i]) return static_cast<pimoe_activation>(i);
   }
   fail(PIMOE_ERR_INVALID_OPTION, what, ": unknown activation '", name,
-       "' (expected gelu, gelu_tanh, silu, relu, tanh or swiglu)");
+       "' (expected gelu, gelu_tanh, silu, relu, tanh, swiglu or swiglu_oai)");
 }
 
 void check_backend_name(const char *value) {

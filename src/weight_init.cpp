@@ -60,6 +60,7 @@ std::vector<NamedTensor> allocate_weights(const LayerConfig &config, LayerWeight
 
   weights.experts.resize(static_cast<size_t>(E));
   add("router.weight", {E, H}, weights.router_weight, H);
+  if (config.router.logit_bias) add("router.bias", {E}, weights.router_logit_bias, H);
   if (config.router.selection_bias) add("router.selection_bias", {E}, weights.selection_bias, H);
   if (config.router.dynamic_capacity) add("router.load_ema", {E}, weights.load_ema, -1);
   if (config.router.attention_heads > 0) {
@@ -80,8 +81,9 @@ std::vector<NamedTensor> allocate_weights(const LayerConfig &config, LayerWeight
       add(prefix + "norm.bias", {H}, w.norm_bias, 0);
     }
     if (spec.gated()) add_matrix(prefix + "gate.weight", I, H, w.gate_weight, w.gate_compact, spec.format);
+    if (spec.gated() && spec.bias) add(prefix + "gate.bias", {I}, w.gate_bias, H);
     add_matrix(prefix + "up.weight", I, H, w.up_weight, w.up_compact, spec.format);
-    if (spec.bias && !spec.gated()) add(prefix + "up.bias", {I}, w.up_bias, H);
+    if (spec.bias) add(prefix + "up.bias", {I}, w.up_bias, H);
     add_matrix(prefix + "down.weight", H, I, w.down_weight, w.down_compact, spec.format);
     if (spec.bias) add(prefix + "down.bias", {H}, w.down_bias, I);
   }

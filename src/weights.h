@@ -13,7 +13,8 @@ namespace pimoe {
 struct ExpertWeights {
   std::vector<float> norm_weight;  // [H]    pre-LayerNorm only
   std::vector<float> norm_bias;    // [H]    pre-LayerNorm only
-  std::vector<float> gate_weight;  // [I, H] SwiGLU only
+  std::vector<float> gate_weight;  // [I, H] gated (SwiGLU, SwiGLU-OAI) only
+  std::vector<float> gate_bias;    // [I]    gated with expert bias only
   std::vector<float> up_weight;    // [I, H]
   std::vector<float> up_bias;      // [I]    with expert bias only
   std::vector<float> down_weight;  // [H, I]
@@ -25,6 +26,7 @@ struct ExpertWeights {
 
 struct LayerWeights {
   std::vector<float> router_weight;   // [E, H]
+  std::vector<float> router_logit_bias;  // [E]  "router.bias", with router_logit_bias only
   std::vector<float> selection_bias;  // [E]  with router_bias only
   std::vector<ExpertWeights> experts;
   ExpertWeights shared;                    // gate/up [Is, H], down [H, Is]; with shared_width > 0 only

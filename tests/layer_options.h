@@ -6,14 +6,15 @@
 
 #include <cmath>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "backend_under_test.h"
 #include "oracle.h"
 #include "pimoe/pimoe.h"
 
-// The layer options common to Layer (test_parity) and Cfg (test_routing_features): shapes, experts, the router
-// (scoring, bias, scaling, groups, capacity) and the shared expert.
+// The layer options common to Layer (test_parity) and Cfg (test_routing_features): shapes, experts (and SWIGLU_OAI's
+// alpha and limit), the router (scoring, biases, scaling, groups, capacity) and the shared expert.
 template <class L>
 void SetLayerOptions(pimoe_options *o, const L &l) {
   PIMOE_ASSERT_OK(pimoe_options_set_int(o, PIMOE_OPT_HIDDEN, l.hidden));
@@ -35,6 +36,9 @@ void SetLayerOptions(pimoe_options *o, const L &l) {
   PIMOE_ASSERT_OK(pimoe_options_set_string(o, PIMOE_OPT_GROUP_SCORE, l.group_max ? "max" : "top2_sum"));
   PIMOE_ASSERT_OK(pimoe_options_set_int(o, PIMOE_OPT_SHARED_WIDTH, l.shared_width));
   PIMOE_ASSERT_OK(pimoe_options_set_int(o, PIMOE_OPT_SHARED_GATE, l.shared_gate ? 1 : 0));
+  PIMOE_ASSERT_OK(pimoe_options_set_int(o, PIMOE_OPT_ROUTER_LOGIT_BIAS, l.router_logit_bias ? 1 : 0));
+  PIMOE_ASSERT_OK(pimoe_options_set_float(o, PIMOE_OPT_SWIGLU_ALPHA, l.swiglu_alpha));
+  PIMOE_ASSERT_OK(pimoe_options_set_float(o, PIMOE_OPT_SWIGLU_LIMIT, l.swiglu_limit));
 }
 
 // The same options as the oracle's hyperparameters.
@@ -54,7 +58,28 @@ pimoe_oracle::Hyper LayerHyper(const L &l) {
   h.group_max = l.group_max;
   h.shared_width = l.shared_width;
   h.shared_gate = l.shared_gate;
+  h.router_logit_bias = l.router_logit_bias;
+  h.swiglu_alpha = l.swiglu_alpha;
+  h.swiglu_limit = l.swiglu_limit;
   return h;
+}
+
+// The GPU backends implement neither SWIGLU_OAI experts nor gated experts with biases (pimoe.h, EXPERT_BIAS): true
+// when the backend under test is one of them and one of `specs` is such an expert.
+inline bool BackendRefusesExperts(const std::vector<pimoe_oracle::ExpertSpec> &specs, bool expert_bias) {
+  if (std::string(Backend()) == "cpu") return false;
+  for (const pimoe_oracle::ExpertSpec &s : specs) {
+    if (s.activation == PIMOE_ACT_SWIGLU_OAI || (pimoe_oracle::IsGated(s.activation) && expert_bias)) return true;
+  }
+  return false;
+}
+
+// Such a layer's creation fails as pimoe.h says: PIMOE_ERR_UNSUPPORTED, pointing at the cpu backend.
+inline void ExpectBackendRefuses(const pimoe_options *o) {
+  pimoe_model *m = nullptr;
+  EXPECT_EQ(pimoe_create(o, &m), PIMOE_ERR_UNSUPPORTED) << Backend();
+  EXPECT_NE(std::string(pimoe_last_error()).find("cpu backend"), std::string::npos) << pimoe_last_error();
+  pimoe_destroy(m);
 }
 
 // Uniform values of unit variance (times scale), from SplitMix64: portable, independent of the library's generator.

@@ -8,5 +8,6 @@ pimoe_add_gtest(test_parity
                 ${CMAKE_CURRENT_LIST_DIR}/parity/test_experts.cpp
                 ${CMAKE_CURRENT_LIST_DIR}/parity/test_shapes_and_determinism.cpp
                 ${CMAKE_CURRENT_LIST_DIR}/parity/test_stats_and_router_extensions.cpp
-                ${CMAKE_CURRENT_LIST_DIR}/parity/test_compact_weights.cpp)
+                ${CMAKE_CURRENT_LIST_DIR}/parity/test_compact_weights.cpp
+                ${CMAKE_CURRENT_LIST_DIR}/parity/test_gpt_oss_features.cpp)
 target_include_directories(test_parity PRIVATE ${CMAKE_CURRENT_LIST_DIR}/parity ${CMAKE_CURRENT_LIST_DIR})

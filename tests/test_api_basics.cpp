@@ -334,8 +334,9 @@ std::vector<TensorDesc> expected_tensors(const Spec *specs, int32_t E, int64_t H
       t.push_back({p + "norm.bias", {H}});
     }
     if (swiglu) t.push_back({p + "gate.weight", {I, H}});
+    if (swiglu && bias) t.push_back({p + "gate.bias", {I}});
     t.push_back({p + "up.weight", {I, H}});
-    if (bias && !swiglu) t.push_back({p + "up.bias", {I}});
+    if (bias) t.push_back({p + "up.bias", {I}});
     t.push_back({p + "down.weight", {H, I}});
     if (bias) t.push_back({p + "down.bias", {H}});
   }
@@ -370,7 +371,10 @@ TEST(Tensors, NamingSchemeAndShapesOfAMixedLayer) {
     int64_t dims[4];
     EXPECT_EQ(pimoe_tensor_shape(m.get(), "experts.0.gate.weight", &nd, dims), PIMOE_ERR_NOT_FOUND);
     EXPECT_EQ(pimoe_tensor_shape(m.get(), "experts.0.norm.weight", &nd, dims), PIMOE_ERR_NOT_FOUND);
-    EXPECT_EQ(pimoe_tensor_shape(m.get(), "experts.6.up.bias", &nd, dims), PIMOE_ERR_NOT_FOUND);
+    // Expert 6 is SwiGLU: its gate and up biases exist with expert_bias only.
+    EXPECT_EQ(pimoe_tensor_shape(m.get(), "experts.6.up.bias", &nd, dims), bias ? PIMOE_OK : PIMOE_ERR_NOT_FOUND);
+    EXPECT_EQ(pimoe_tensor_shape(m.get(), "experts.6.gate.bias", &nd, dims), bias ? PIMOE_OK : PIMOE_ERR_NOT_FOUND);
+    EXPECT_EQ(pimoe_tensor_shape(m.get(), "experts.0.gate.bias", &nd, dims), PIMOE_ERR_NOT_FOUND);
     EXPECT_EQ(pimoe_tensor_shape(m.get(), "experts.8.up.weight", &nd, dims), PIMOE_ERR_NOT_FOUND);
   }
 }
@@ -565,8 +569,13 @@ TEST(OptionsByName, EveryKeyMatchesItsTypedSetter) {
 
 TEST(OptionsByName, ActivationNames) {
   const std::pair<const char *, pimoe_activation> names[] = {
-      {"gelu", PIMOE_ACT_GELU}, {"gelu_tanh", PIMOE_ACT_GELU_TANH}, {"silu", PIMOE_ACT_SILU},
-      {"relu", PIMOE_ACT_RELU}, {"tanh", PIMOE_ACT_TANH},           {"swiglu", PIMOE_ACT_SWIGLU},
+      {"gelu", PIMOE_ACT_GELU},
+      {"gelu_tanh", PIMOE_ACT_GELU_TANH},
+      {"silu", PIMOE_ACT_SILU},
+      {"relu", PIMOE_ACT_RELU},
+      {"tanh", PIMOE_ACT_TANH},
+      {"swiglu", PIMOE_ACT_SWIGLU},
+      {"swiglu_oai", PIMOE_ACT_SWIGLU_OAI},
   };
   for (auto &p : names) {
     OptionsPtr o = small_options();
@@ -577,7 +586,8 @@ TEST(OptionsByName, ActivationNames) {
     int32_t nd = 0;
     int64_t dims[4];
     const pimoe_status gate = pimoe_tensor_shape(m.get(), "experts.3.gate.weight", &nd, dims);
-    EXPECT_EQ(gate, p.second == PIMOE_ACT_SWIGLU ? PIMOE_OK : PIMOE_ERR_NOT_FOUND) << p.first;
+    const bool gated = p.second == PIMOE_ACT_SWIGLU || p.second == PIMOE_ACT_SWIGLU_OAI;
+    EXPECT_EQ(gate, gated ? PIMOE_OK : PIMOE_ERR_NOT_FOUND) << p.first;
   }
 }
 

@@ -233,6 +233,13 @@ Layer round_trip_layer(int which) {
                    {"renormalize", "0"},
                    {"routed_scaling_factor", "0.3333333333333333"}};
       break;
+    case 6:  // gpt-oss's block: the router's logit bias, clamped SwiGLU experts with gate, up and down biases
+      l.by_name = {{"activation", "swiglu_oai"},
+                   {"expert_bias", "1"},
+                   {"router_logit_bias", "1"},
+                   {"swiglu_alpha", "1.25"},
+                   {"swiglu_limit", "5.5"}};
+      break;
   }
   return l;
 }
@@ -255,7 +262,7 @@ TEST_P(RoundTrip, IdenticalModelAfterSaveAndLoad) {
   EXPECT_EQ(read_file(path), read_file(again));
 }
 
-INSTANTIATE_TEST_SUITE_P(Layers, RoundTrip, ::testing::Values(0, 1, 2, 3, 4, 5));
+INSTANTIATE_TEST_SUITE_P(Layers, RoundTrip, ::testing::Values(0, 1, 2, 3, 4, 5, 6));
 
 TEST(RoundTripFormat, FileFollowsTheDocumentedLayout) {
   const std::string dir = test_dir();
@@ -268,7 +275,7 @@ TEST(RoundTripFormat, FileFollowsTheDocumentedLayout) {
   EXPECT_EQ((8 + n) % 8, 0u) << "data section aligned to 8 bytes";
   Crafted c = Crafted::parse(file);
   EXPECT_EQ(c.meta("format"), "pimoe.moe");
-  EXPECT_EQ(c.meta("format_version"), "1");
+  EXPECT_EQ(c.meta("format_version"), "2");  // a SwiGLU expert with biases (LANGUAGE): version 2
   EXPECT_EQ(c.meta("library_version"), PIMOE_VERSION_STRING);
   EXPECT_EQ(c.meta("hidden"), "24");
   EXPECT_EQ(c.meta("experts.2.activation"), "swiglu");
@@ -285,6 +292,74 @@ TEST(RoundTripFormat, FileFollowsTheDocumentedLayout) {
   }
   EXPECT_EQ(offset, c.data.size());
   EXPECT_EQ(c.header.size(), tensor_names(m.get()).size() + 1);
+}
+
+// Version 1 is written when it describes the layer; the new options' keys only when the layer has them.
+TEST(RoundTripFormat, VersionAndNewKeysOnlyWhenNeeded) {
+  const std::string dir = test_dir();
+  for (int which : {0, 2, 3, 6}) {
+    ModelPtr m = make_layer(round_trip_layer(which));
+    const std::string path = dir + "/v.safetensors";
+    PIMOE_ASSERT_OK(pimoe_save(m.get(), path.c_str()));
+    Crafted c = Crafted::parse(read_file(path));
+    const json &meta = c.header["__metadata__"];
+    EXPECT_EQ(c.meta("format_version"), which == 6 ? "2" : "1") << which;
+    EXPECT_EQ(meta.contains("pimoe.router_logit_bias"), which == 6) << which;
+    EXPECT_EQ(meta.contains("pimoe.swiglu_alpha"), which == 6) << which;
+    if (which == 6) {
+      EXPECT_EQ(c.meta("router_logit_bias"), "1");
+      EXPECT_EQ(c.meta("swiglu_alpha"), "1.25");
+      EXPECT_EQ(c.meta("swiglu_limit"), "5.5");
+      EXPECT_EQ(c.meta("experts.0.activation"), "swiglu_oai");
+      EXPECT_TRUE(c.header.contains("router.bias"));
+      EXPECT_TRUE(c.header.contains("experts.5.gate.bias"));
+      EXPECT_TRUE(c.header.contains("experts.5.up.bias"));
+    }
+  }
+}
+
+// A version-1 file (before gated experts had gate and up biases): its SwiGLU expert with biases has a down bias only,
+// and loads with zero gate and up biases; the same file with a gate bias is malformed.
+TEST(RoundTripFormat, VersionOneSwigluExpertsHaveZeroGateAndUpBiases) {
+  const std::string dir = test_dir();
+  ModelPtr m = make_layer(round_trip_layer(1));  // expert 2 is LANGUAGE (SwiGLU), every expert has biases
+  const std::string path = dir + "/v2.safetensors";
+  PIMOE_ASSERT_OK(pimoe_save(m.get(), path.c_str()));
+  Crafted c = Crafted::parse(read_file(path));
+  c.meta("format_version") = "1";
+  std::map<std::string, Bytes> tensors = c.tensor_bytes();
+  for (const char *name : {"experts.2.gate.bias", "experts.2.up.bias"}) {
+    c.header.erase(name);
+    tensors.erase(name);
+  }
+  c.relayout(tensors);
+  const std::string v1 = dir + "/v1.safetensors";
+  write_file(v1, c.bytes());
+  ModelPtr loaded = load(v1);
+  ASSERT_TRUE(loaded);
+  ASSERT_EQ(tensor_names(loaded.get()), tensor_names(m.get()));
+  for (const std::string &name : tensor_names(m.get())) {
+    const std::vector<float> got = read_tensor(loaded.get(), name.c_str());
+    if (name == "experts.2.gate.bias" || name == "experts.2.up.bias") {
+      EXPECT_EQ(got, std::vector<float>(got.size(), 0.0f)) << name;
+    } else {
+      EXPECT_TRUE(bitwise_equal(got, read_tensor(m.get(), name.c_str()))) << name;
+    }
+  }
+  // Saved again, it is a version-2 file with the zero biases.
+  const std::string again = dir + "/again.safetensors";
+  PIMOE_ASSERT_OK(pimoe_save(loaded.get(), again.c_str()));
+  EXPECT_EQ(Crafted::parse(read_file(again)).meta("format_version"), "2");
+  // Version 1 with a gated expert's gate bias: not a layer that version describes.
+  Crafted bad = Crafted::parse(read_file(path));
+  bad.meta("format_version") = "1";
+  const std::string bad_path = dir + "/bad.safetensors";
+  write_file(bad_path, bad.bytes());
+  pimoe_model *out = nullptr;
+  EXPECT_EQ(pimoe_load(bad_path.c_str(), nullptr, &out), PIMOE_ERR_FORMAT);
+  EXPECT_NE(std::string(pimoe_last_error()).find("unexpected tensor 'experts.2.gate.bias'"), std::string::npos)
+      << pimoe_last_error();
+  EXPECT_EQ(out, nullptr);
 }
 
 TEST(RoundTripFormat, NullOptionsAndRuntimeOptionsFromTheCaller) {

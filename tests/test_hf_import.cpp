@@ -3,101 +3,19 @@
 // error cases. Public C API only.
 #include <gtest/gtest.h>
 #include <pimoe/pimoe.h>
-#include <unistd.h>
 
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
-#include <cstring>
-#include <filesystem>
-#include <fstream>
-#include <map>
-#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 #include <vector>
 
-namespace fs = std::filesystem;
-using nlohmann::json;
+#include "hf_import_util.h"
+
+using namespace pimoe_hf_test;
 
 namespace {
-
-const std::string kFixtures = PIMOE_HF_FIXTURE_DIR;
-
-std::string read_text(const std::string &path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-
-void write_text(const std::string &path, const std::string &text) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << text;
-  ASSERT_TRUE(out.good()) << path;
-}
-
-// The F32 tensors of a small safetensors file (the fixtures' expected.safetensors).
-struct F32Tensor {
-  std::vector<int64_t> shape;
-  std::vector<float> data;
-};
-std::map<std::string, F32Tensor> read_f32_safetensors(const std::string &path) {
-  const std::string bytes = read_text(path);
-  std::map<std::string, F32Tensor> out;
-  if (bytes.size() < 8) return out;
-  uint64_t n = 0;
-  for (int i = 0; i < 8; ++i)
-    n |= static_cast<uint64_t>(static_cast<uint8_t>(bytes[static_cast<size_t>(i)])) << (8 * i);
-  const json header = json::parse(bytes.substr(8, n));
-  const char *data = bytes.data() + 8 + n;
-  for (const auto &item : header.items()) {
-    if (item.key() == "__metadata__") continue;
-    EXPECT_EQ(item.value()["dtype"], "F32") << item.key();
-    F32Tensor t;
-    t.shape = item.value()["shape"].get<std::vector<int64_t>>();
-    const auto offsets = item.value()["data_offsets"].get<std::vector<uint64_t>>();
-    t.data.resize((offsets[1] - offsets[0]) / 4);
-    std::memcpy(t.data.data(), data + offsets[0], offsets[1] - offsets[0]);
-    out[item.key()] = std::move(t);
-  }
-  return out;
-}
-
-// A private copy of a fixture folder that a test may break.
-class Scratch {
- public:
-  explicit Scratch(const std::string &family) {
-    const auto *info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = ::testing::TempDir() + "pimoe_hf_" + std::to_string(::getpid()) + "_" + info->name() + "_" + family;
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-    for (const auto &entry : fs::directory_iterator(kFixtures + "/" + family)) {
-      fs::copy_file(entry.path(), dir_ + "/" + entry.path().filename().string());
-    }
-  }
-  ~Scratch() {
-    std::error_code ignored;
-    fs::remove_all(dir_, ignored);
-  }
-  const std::string &dir() const { return dir_; }
-  json config() const { return json::parse(read_text(dir_ + "/config.json")); }
-  void set_config(const json &config) const { write_text(dir_ + "/config.json", config.dump(2)); }
-
- private:
-  std::string dir_;
-};
-
-struct Failure {
-  pimoe_status status;
-  std::string message;
-};
-
-Failure import_failure(const std::string &dir, int32_t layer) {
-  pimoe_model *model = nullptr;
-  const pimoe_status status = pimoe_import_hf(dir.c_str(), layer, nullptr, &model);
-  EXPECT_EQ(model, nullptr);
-  pimoe_destroy(model);
-  return {status, pimoe_last_error()};
-}
 
 struct Family {
   const char *name;
@@ -154,7 +72,8 @@ TEST_P(HfParity, MatchesTransformers) {
 INSTANTIATE_TEST_SUITE_P(Families, HfParity,
                          ::testing::Values(Family{"mixtral", 1e-5}, Family{"qwen2_moe", 1e-5},
                                            Family{"qwen3_moe", 1e-5}, Family{"olmoe", 1e-2},
-                                           Family{"deepseek_v2", 1e-5}, Family{"deepseek_v3", 1e-5}),
+                                           Family{"deepseek_v2", 1e-5}, Family{"deepseek_v3", 1e-5},
+                                           Family{"deepseek_v3_fp8", 1e-5}, Family{"gpt_oss", 1e-5}),
                          [](const ::testing::TestParamInfo<Family> &param) { return std::string(param.param.name); });
 
 TEST(HfImport, FixturesHaveTheAdvertisedLayouts) {

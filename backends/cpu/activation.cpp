@@ -5,10 +5,12 @@
 
 namespace pimoe::cpu {
 
-#define PIMOE_DECLARE_ISA(isa)                                                                       \
-  namespace isa {                                                                                    \
-  void activate(pimoe_activation activation, float *h, const float *bias, int64_t n, int64_t width); \
-  void swiglu(const float *gate, float *h, int64_t n);                                               \
+#define PIMOE_DECLARE_ISA(isa)                                                                          \
+  namespace isa {                                                                                       \
+  void activate(pimoe_activation activation, float *h, const float *bias, int64_t n, int64_t width);    \
+  void swiglu(const float *gate, float *h, int64_t n);                                                  \
+  void glu(pimoe_activation activation, const float *gate, float *h, int64_t n, const float *gate_bias, \
+           const float *up_bias, float alpha, float limit);                                             \
   }
 PIMOE_DECLARE_ISA(generic)
 #if defined(PIMOE_HAVE_X86_ISAS)
@@ -30,6 +32,15 @@ void swiglu(const float *gate, float *h, int64_t n) {
   if (isa() == Isa::Avx2) return avx2::swiglu(gate, h, n);
 #endif
   generic::swiglu(gate, h, n);
+}
+
+void glu(pimoe_activation activation, const float *gate, float *h, int64_t n, const float *gate_bias,
+         const float *up_bias, float alpha, float limit) {
+#if defined(PIMOE_HAVE_X86_ISAS)
+  if (isa() == Isa::Avx512) return avx512::glu(activation, gate, h, n, gate_bias, up_bias, alpha, limit);
+  if (isa() == Isa::Avx2) return avx2::glu(activation, gate, h, n, gate_bias, up_bias, alpha, limit);
+#endif
+  generic::glu(activation, gate, h, n, gate_bias, up_bias, alpha, limit);
 }
 
 }  // namespace pimoe::cpu

@@ -96,12 +96,36 @@ void activate(pimoe_activation activation, float *h, const float *bias, int64_t 
     case PIMOE_ACT_TANH:
       return apply(h, bias, n, width, [](float v) { return fast_tanh(v); });
     case PIMOE_ACT_SWIGLU:
-      return;  // handled by swiglu()
+    case PIMOE_ACT_SWIGLU_OAI:
+      return;  // gated: handled by swiglu() / glu()
   }
 }
 
 void swiglu(const float *gate, float *h, int64_t n) {
   for (int64_t i = 0; i < n; ++i) h[i] *= silu(gate[i]);
+}
+
+void glu(pimoe_activation activation, const float *gate, float *h, int64_t n, const float *gate_bias,
+         const float *up_bias, float alpha, float limit) {
+  if (activation == PIMOE_ACT_SWIGLU_OAI) {
+    // Loops without the bias branches, so that each vectorises.
+    auto oai = [alpha, limit](float g, float u) {
+      const float m = g < limit ? g : limit;
+      const float c = u < -limit ? -limit : (u > limit ? limit : u);
+      return (c + 1.0f) * m * sigmoid(alpha * m);
+    };
+    if (gate_bias && up_bias) {
+      for (int64_t i = 0; i < n; ++i) h[i] = oai(gate[i] + gate_bias[i], h[i] + up_bias[i]);
+    } else {
+      for (int64_t i = 0; i < n; ++i)
+        h[i] = oai(gate[i] + (gate_bias ? gate_bias[i] : 0.0f), h[i] + (up_bias ? up_bias[i] : 0.0f));
+    }
+    return;
+  }
+  if (!gate_bias && !up_bias) return swiglu(gate, h, n);
+  for (int64_t i = 0; i < n; ++i) {
+    h[i] = silu(gate[i] + (gate_bias ? gate_bias[i] : 0.0f)) * (h[i] + (up_bias ? up_bias[i] : 0.0f));
+  }
 }
 
 }  // namespace pimoe::cpu::PIMOE_ISA

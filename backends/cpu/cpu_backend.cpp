@@ -341,14 +341,21 @@ class CpuBackend final : public Backend {
     }
   }
 
-  // Applies the expert's activation (SwiGLU: silu(gate) * up) to `rows` rows of `cols` columns starting at col0.
+  // Applies the expert's activation (gated: glu(gate + gate bias, up + up bias)) to `rows` rows of `cols` columns
+  // starting at col0.
   void activate_rows(int64_t e, float *hidden, const float *gate, int64_t rows, int64_t col0, int64_t cols) const {
     const int64_t I = spec(e).intermediate;
+    const std::vector<float> &bias = expert_weights(e).up_bias;
     if (spec(e).gated()) {
-      for (int64_t r = 0; r < rows; ++r) cpu::swiglu(gate + r * I + col0, hidden + r * I + col0, cols);
+      const std::vector<float> &gate_bias = expert_weights(e).gate_bias;
+      const float *gb = gate_bias.empty() ? nullptr : gate_bias.data() + col0;
+      const float *ub = bias.empty() ? nullptr : bias.data() + col0;
+      const auto alpha = static_cast<float>(config_.swiglu_alpha), limit = static_cast<float>(config_.swiglu_limit);
+      for (int64_t r = 0; r < rows; ++r) {
+        cpu::glu(spec(e).activation, gate + r * I + col0, hidden + r * I + col0, cols, gb, ub, alpha, limit);
+      }
       return;
     }
-    const std::vector<float> &bias = expert_weights(e).up_bias;
     for (int64_t r = 0; r < rows; ++r) {
       cpu::activate(spec(e).activation, hidden + r * I + col0, bias.empty() ? nullptr : bias.data() + col0, cols, cols);
     }

@@ -35,6 +35,7 @@ int auto_rank(int *device) {
 std::unique_ptr<Backend> create(const LayerConfig &config, LayerWeights &weights, int device) {
   std::string why;
   if (!usable(device, why)) fail(PIMOE_ERR_BACKEND_UNAVAILABLE, why);
+  refuse_cpu_only_expert_features(config, "cuda");
   expand_for_float_backend(config, weights, "cuda");
   return cuda::create_backend(config, weights);
 }

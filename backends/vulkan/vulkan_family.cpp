@@ -62,6 +62,7 @@ int vulkan_auto_rank(int *device) {
 }
 
 std::unique_ptr<Backend> vulkan_create(const LayerConfig &config, LayerWeights &weights, int device) {
+  refuse_cpu_only_expert_features(config, "vulkan");
   expand_for_float_backend(config, weights, "vulkan");
   return std::make_unique<VulkanBackend>(config, weights, device);
 }

@@ -200,6 +200,7 @@ PIMOE_OUT(int32_t, int, usable)
 %rename(Relu) PIMOE_ACT_RELU;
 %rename(Tanh) PIMOE_ACT_TANH;
 %rename(SwiGlu) PIMOE_ACT_SWIGLU;
+%rename(SwiGluOai) PIMOE_ACT_SWIGLU_OAI;
 
 %rename(Generic) PIMOE_PRESET_GENERIC;
 %rename(Reasoning) PIMOE_PRESET_REASONING;
@@ -247,6 +248,9 @@ PIMOE_OUT(int32_t, int, usable)
 %rename(CombineAttentionDim) PIMOE_OPT_COMBINE_ATTENTION_DIM;
 %rename(WeightGroupSize) PIMOE_OPT_WEIGHT_GROUP_SIZE;
 %rename(WeightZeroPoint) PIMOE_OPT_WEIGHT_ZERO_POINT;
+%rename(RouterLogitBias) PIMOE_OPT_ROUTER_LOGIT_BIAS;
+%rename(SwigluAlpha) PIMOE_OPT_SWIGLU_ALPHA;
+%rename(SwigluLimit) PIMOE_OPT_SWIGLU_LIMIT;
 /* Experimental keys (pimoe.h: may change or disappear in any release), set through Set(OptionKey, ...) or by name. */
 %rename(ExperimentalCudaNoWgmma) PIMOE_OPT_EXPERIMENTAL_CUDA_NO_WGMMA;
 %rename(ExperimentalCudaStreamTokens) PIMOE_OPT_EXPERIMENTAL_CUDA_STREAM_TOKENS;

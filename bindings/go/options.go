@@ -11,12 +11,13 @@ type Activation int32
 
 // Activations of pimoe.h.
 const (
-	ActivationGELU     Activation = 0 // x/2 * (1 + erf(x/sqrt(2)))
-	ActivationGELUTanh Activation = 1 // the tanh approximation of GELU
-	ActivationSiLU     Activation = 2 // x * sigmoid(x)
-	ActivationReLU     Activation = 3 // max(x, 0)
-	ActivationTanh     Activation = 4 // tanh(x)
-	ActivationSwiGLU   Activation = 5 // gated: silu(gate(x)) * up(x)
+	ActivationGELU      Activation = 0 // x/2 * (1 + erf(x/sqrt(2)))
+	ActivationGELUTanh  Activation = 1 // the tanh approximation of GELU
+	ActivationSiLU      Activation = 2 // x * sigmoid(x)
+	ActivationReLU      Activation = 3 // max(x, 0)
+	ActivationTanh      Activation = 4 // tanh(x)
+	ActivationSwiGLU    Activation = 5 // gated: silu(gate(x)) * up(x)
+	ActivationSwiGLUOAI Activation = 6 // gated and clamped (gpt-oss): see pimoe.h, PIMOE_ACT_SWIGLU_OAI
 )
 
 // Preset is a named expert type (pimoe_expert_preset): a fixed (activation, width, pre-LayerNorm) triple.
@@ -91,6 +92,11 @@ type Options struct {
 	CombineAttentionDim int     // "combine_attention_dim": cross-expert attention combine width (0: off)
 	WeightGroupSize     int     // "weight_group_size": elements per int4 scale, 32 (default), 64 or 128
 	WeightZeroPoint     bool    // "weight_zero_point": int4 groups carry a zero point (asymmetric)
+
+	// gpt-oss's block (pimoe.h): the router's logit bias, SwiGLU-OAI's alpha and limit (0: the defaults).
+	RouterLogitBias bool    // "router_logit_bias": logits z = W_g x + c (tensor "router.bias")
+	SwigluAlpha     float64 // "swiglu_alpha" of ActivationSwiGLUOAI experts (default 1.702)
+	SwigluLimit     float64 // "swiglu_limit" of ActivationSwiGLUOAI experts (default 7.0)
 
 	// Experts holds per-expert overrides (ExpertPreset, ExpertActivation, ExpertWidth, ExpertPreNorm,
 	// ExpertWeightDtype, ExpertCallback), applied in order with the C API's rules: every-expert settings first, then
@@ -209,6 +215,9 @@ const (
 	optCombineAttentionDim = 34
 	optWeightGroupSize     = 35
 	optWeightZeroPoint     = 36
+	optRouterLogitBias     = 37
+	optSwigluAlpha         = 38
+	optSwigluLimit         = 39
 )
 
 // callbacks are the cgo handles of the Go expert callbacks given to one C options object, by expert.
@@ -280,6 +289,7 @@ func (o *Options) apply(h uintptr, cbs callbacks) error {
 		{optCombineAttentionDim, int64(o.CombineAttentionDim), o.CombineAttentionDim != 0},
 		{optWeightGroupSize, int64(o.WeightGroupSize), o.WeightGroupSize != 0},
 		{optWeightZeroPoint, 1, o.WeightZeroPoint},
+		{optRouterLogitBias, 1, o.RouterLogitBias},
 	}
 	for _, s := range ints {
 		if s.set {
@@ -299,6 +309,8 @@ func (o *Options) apply(h uintptr, cbs callbacks) error {
 		{optRoutedScaling, o.RoutedScaling},
 		{optAdaptiveBiasRate, o.AdaptiveBiasRate},
 		{optCapacityMomentum, o.CapacityMomentum},
+		{optSwigluAlpha, o.SwigluAlpha},
+		{optSwigluLimit, o.SwigluLimit},
 	}
 	for _, s := range floats {
 		if s.v != 0 {

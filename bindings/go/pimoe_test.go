@@ -189,6 +189,7 @@ func TestConstantsMatchC(t *testing.T) {
 		{int(ActivationGELU), int(cpimoe.PIMOE_ACT_GELU)}, {int(ActivationGELUTanh), int(cpimoe.PIMOE_ACT_GELU_TANH)},
 		{int(ActivationSiLU), int(cpimoe.PIMOE_ACT_SILU)}, {int(ActivationReLU), int(cpimoe.PIMOE_ACT_RELU)},
 		{int(ActivationTanh), int(cpimoe.PIMOE_ACT_TANH)}, {int(ActivationSwiGLU), int(cpimoe.PIMOE_ACT_SWIGLU)},
+		{int(ActivationSwiGLUOAI), int(cpimoe.PIMOE_ACT_SWIGLU_OAI)},
 		{int(PresetGeneric), int(cpimoe.PIMOE_PRESET_GENERIC)}, {int(PresetReasoning), int(cpimoe.PIMOE_PRESET_REASONING)},
 		{int(PresetComputation), int(cpimoe.PIMOE_PRESET_COMPUTATION)},
 		{int(PresetMathematical), int(cpimoe.PIMOE_PRESET_MATHEMATICAL)},
@@ -219,6 +220,8 @@ func TestConstantsMatchC(t *testing.T) {
 		{optCombineAttentionDim, int(cpimoe.PIMOE_OPT_COMBINE_ATTENTION_DIM)},
 		{optWeightGroupSize, int(cpimoe.PIMOE_OPT_WEIGHT_GROUP_SIZE)},
 		{optWeightZeroPoint, int(cpimoe.PIMOE_OPT_WEIGHT_ZERO_POINT)},
+		{optRouterLogitBias, int(cpimoe.PIMOE_OPT_ROUTER_LOGIT_BIAS)},
+		{optSwigluAlpha, int(cpimoe.PIMOE_OPT_SWIGLU_ALPHA)}, {optSwigluLimit, int(cpimoe.PIMOE_OPT_SWIGLU_LIMIT)},
 	}
 	for i, p := range pairs {
 		if p.got != p.want {

@@ -56,6 +56,7 @@ static const char *activation_name(pimoe_activation a) {
     case PIMOE_ACT_RELU: return "relu";
     case PIMOE_ACT_TANH: return "tanh";
     case PIMOE_ACT_SWIGLU: return "swiglu";
+    case PIMOE_ACT_SWIGLU_OAI: return "swiglu_oai";
   }
   return "?";
 }

@@ -89,14 +89,18 @@ PIMOE_API const char *pimoe_last_error(void);
 
 /* ============================================ options ============================================ */
 
-/* Activation functions of an expert FFN: y = down(act(up(x))), or SwiGLU: y = down(silu(gate(x)) * up(x)). */
+/* Activation functions of an expert FFN: y = down(act(up(x))), or gated (SWIGLU, SWIGLU_OAI): y = down(glu(gate(x),
+ * up(x))), with gate(x) = W_gate x (+ b_gate), up(x) = W_up x (+ b_up) (biases with PIMOE_OPT_EXPERT_BIAS). */
 typedef enum pimoe_activation {
   PIMOE_ACT_GELU = 0,      /* x/2 * (1 + erf(x/sqrt(2)))            (PyTorch GELU(approximate='none')) */
   PIMOE_ACT_GELU_TANH = 1, /* x/2 * (1 + tanh(sqrt(2/pi)(x + 0.044715 x^3)))   (approximate='tanh') */
   PIMOE_ACT_SILU = 2,      /* x * sigmoid(x) */
   PIMOE_ACT_RELU = 3,      /* max(x, 0) */
   PIMOE_ACT_TANH = 4,      /* tanh(x) */
-  PIMOE_ACT_SWIGLU = 5     /* gated: silu(gate(x)) * up(x); the expert has a third projection "gate" */
+  PIMOE_ACT_SWIGLU = 5,    /* gated: silu(gate(x)) * up(x); the expert has a third projection "gate" */
+  PIMOE_ACT_SWIGLU_OAI = 6 /* gated and clamped, gpt-oss's (named as ggml's swiglu_oai): with a = SWIGLU_ALPHA and
+                              L = SWIGLU_LIMIT, g = min(gate(x), L), u = clamp(up(x), -L, L),
+                              glu = (u + 1) * g * sigmoid(a * g) */
 } pimoe_activation;
 
 /* Named expert presets (the wishlist's expert types). Each is a fixed (activation, width, pre-LayerNorm) triple;
@@ -133,9 +137,14 @@ typedef enum pimoe_expert_preset {
  *   TOP_K "top_k"                int     2         experts per token k (1 .. E)
  *   INTERMEDIATE "intermediate"  int     2048      expert FFN width I (1 .. 262144); presets scale it
  *   ACTIVATION "activation"      int     GELU      pimoe_activation of GENERIC experts; by name: "gelu",
- *                                                  "gelu_tanh", "silu", "relu", "tanh", "swiglu"
+ *                                                  "gelu_tanh", "silu", "relu", "tanh", "swiglu", "swiglu_oai"
+ *   SWIGLU_ALPHA "swiglu_alpha"  float   1.702     a of SWIGLU_OAI experts (1e-6 .. 1e6; gpt-oss's value)
+ *   SWIGLU_LIMIT "swiglu_limit"  float   7.0       L of SWIGLU_OAI experts (1e-6 .. 1e6; gpt-oss's swiglu_limit)
  *   PRE_NORM "pre_norm"          int     0         1: GENERIC experts apply LayerNorm (eps below) to their input
- *   EXPERT_BIAS "expert_bias"    int     0         1: expert projections have bias vectors
+ *   EXPERT_BIAS "expert_bias"    int     0         1: expert projections have bias vectors: up and down, and gate
+ *                                                  too for gated experts (SWIGLU, SWIGLU_OAI; gpt-oss's experts).
+ *                                                  GPU backends refuse a gated expert with biases and SWIGLU_OAI
+ *                                                  (PIMOE_ERR_UNSUPPORTED): they run on the cpu backend
  *   TEMPERATURE "temperature"    float   1.0       router softmax temperature tau > 0: p = softmax(z / tau)
  *   RENORMALIZE "renormalize"    int     1         1: the k chosen weights are divided by their sum (Mixtral);
  *                                                  0: raw softmax probabilities (Qwen2-MoE, OLMoE)
@@ -169,6 +178,10 @@ typedef enum pimoe_expert_preset {
  *   ROUTER_BIAS "router_bias"    int     0         1: a per-expert selection bias b (tensor "router.selection_bias"):
  *                                                  experts are SELECTED by score + b and WEIGHTED by the unbiased
  *                                                  score (DeepSeek-V3's e_score_correction_bias)
+ *   ROUTER_LOGIT_BIAS "router_logit_bias" int 0    1: the router's nn.Linear has a bias c (tensor "router.bias" [E],
+ *                                                  gpt-oss): the logits are z = W_g x + c, so c moves the scores
+ *                                                  that experts are both selected and weighted by (and z_loss's z).
+ *                                                  Combines with every other router option.
  *   ROUTED_SCALING "routed_scaling_factor" float 1.0  the final routed weights are multiplied by it (1e-6 .. 1e6)
  *   NUM_GROUPS "num_groups"      int     1         group-limited routing: the experts form G equal groups of
  *                                                  consecutive indices (E % G == 0); 1 = off
@@ -341,13 +354,15 @@ typedef enum pimoe_expert_preset {
  *                                                  the GPU time of every step of a call, per model, when the model
  *                                                  is destroyed
  *
- * Routing of one token, in full: scores c_i (softmax p_i or sigmoid s_i); selection scores q_i = c_i + b_i (b = 0
- * without ROUTER_BIAS); with G > 1 groups, each group's score from its q_i, the topk_groups best groups kept (ties to
- * the lower group index) and q_i = -inf outside them; the k experts of largest q_i are chosen (ties to the lower
- * index), slots in descending q; slot weights w_j = c_(chosen j); with RENORMALIZE w_j /= sum of the k chosen c
- * (+ 1e-20 with sigmoid scores, as DeepSeek-V3); then w_j *= routed_scaling_factor. The layer's output is
- * y = sum_j w_j * expert_j(x) + g(x) * shared(x), shared(x) = down(silu(gate(x)) * up(x)), g = 1 or
- * sigmoid(shared.score.weight . x). With the defaults this is exactly the softmax top-k described above.
+ * Routing of one token, in full: logits z = W_g x (+ c with ROUTER_LOGIT_BIAS); scores c_i (softmax p_i or sigmoid
+ * s_i of z/tau); selection scores q_i = c_i + b_i (b = 0 without ROUTER_BIAS); with G > 1 groups, each group's score
+ * from its q_i, the topk_groups best groups kept (ties to the lower group index) and q_i = -inf outside them; the k
+ * experts of largest q_i are chosen (ties to the lower index), slots in descending q; slot weights w_j = c_(chosen j);
+ * with RENORMALIZE w_j /= sum of the k chosen c (+ 1e-20 with sigmoid scores, as DeepSeek-V3); then
+ * w_j *= routed_scaling_factor. The layer's output is y = sum_j w_j * expert_j(x) + g(x) * shared(x), expert_j(x)
+ * including its down bias, shared(x) = down(silu(gate(x)) * up(x)), g = 1 or sigmoid(shared.score.weight . x). With
+ * the defaults this is exactly the softmax top-k described above; softmax with RENORMALIZE is the softmax over the k
+ * chosen logits (gpt-oss, Mixtral).
  *
  * Weight initialisation from SEED: every tensor is filled from its own stream of the SplitMix64 generator started at
  * seed XOR fnv1a64(tensor name); each 64-bit output u gives the float ((u >> 40) * 2^-24) in [0, 1), mapped to
@@ -392,6 +407,9 @@ typedef enum pimoe_option {
   PIMOE_OPT_COMBINE_ATTENTION_DIM = 34,
   PIMOE_OPT_WEIGHT_GROUP_SIZE = 35,
   PIMOE_OPT_WEIGHT_ZERO_POINT = 36,
+  PIMOE_OPT_ROUTER_LOGIT_BIAS = 37,
+  PIMOE_OPT_SWIGLU_ALPHA = 38,
+  PIMOE_OPT_SWIGLU_LIMIT = 39,
   /* Experimental (see above): may change or disappear in any release. */
   PIMOE_OPT_EXPERIMENTAL_CUDA_NO_WGMMA = 1000,
   PIMOE_OPT_EXPERIMENTAL_CUDA_STREAM_TOKENS = 1001,
@@ -538,9 +556,12 @@ PIMOE_API pimoe_status pimoe_model_reset_adaptive_state(pimoe_model *model);
 
 /* Saves a model to `path` in libpimoe's native format: a safetensors file whose "__metadata__" holds every
  * layer-defining setting (hidden, num_experts, top_k, temperature, renormalize, capacity_factor, aux_loss_coef,
- * layer_norm_eps, the router extensions and shared expert (router_scoring ... shared_gate, written when not at their
- * defaults), and per expert: activation, width, pre_norm, bias) and whose tensors are the model's weights, fp32,
- * named as listed at pimoe_tensor_count(). docs/format.md documents the keys and the validation rules.
+ * layer_norm_eps, the router extensions and shared expert (router_scoring ... shared_gate, router_logit_bias,
+ * swiglu_alpha and swiglu_limit, written when not at their defaults), and per expert: activation, width, pre_norm,
+ * bias) and whose tensors are the model's weights, fp32, named as listed at pimoe_tensor_count(). docs/format.md
+ * documents the keys and the validation rules. The file declares format version 1, or 2 when a gated expert has
+ * biases (version 1 gave a SwiGLU expert with bias a down bias only: pimoe_load reads such a file with zero gate and
+ * up biases).
  * The file appears only when complete (written next to it, then renamed); an existing file is replaced.
  * Errors: PIMOE_ERR_IO (cannot create or write the file), with a message naming the file. */
 PIMOE_API pimoe_status pimoe_save(const pimoe_model *model, const char *path);
@@ -548,7 +569,7 @@ PIMOE_API pimoe_status pimoe_save(const pimoe_model *model, const char *path);
 /* Creates a model from a native file written by pimoe_save() (or by hand, following docs/format.md).
  *   - The layer comes from the file: hidden, num_experts, top_k, temperature, renormalize, capacity_factor,
  *     aux_loss_coef, layer_norm_eps, router_scoring, router_bias, routed_scaling_factor, num_groups, topk_groups,
- *     group_score, shared_width, shared_gate, the routing features (routing_mode, group_levels, the attention
+ *     group_score, shared_width, shared_gate, router_logit_bias, swiglu_alpha, swiglu_limit, the routing features (routing_mode, group_levels, the attention
  *     router, adaptive_bias_rate, dynamic_capacity, capacity_momentum, combine_attention_dim; the adaptive state as
  *     saved), every expert's activation, width, pre_norm and bias, and which experts are callback slots (their
  *     functions are not saved: set them with pimoe_model_set_expert_callback). The same settings in `options` (and
@@ -583,16 +604,33 @@ PIMOE_API pimoe_status pimoe_load(const char *path, const pimoe_options *options
  *   deepseek_v3   sigmoid, e_score_correction_bias for selection,      gate/up/down_proj         n_shared_experts
  *                 n_group/topk_group (group score = sum of top 2),                                x moe_intermediate
  *                 renormalised iff norm_topk_prob, x routed_scaling_factor
+ *   gpt_oss       router.weight + router.bias (ROUTER_LOGIT_BIAS), the  SWIGLU_OAI with biases:    none
+ *                 softmax of the top-k logits (= softmax,               fused MXFP4 *_blocks/
+ *                 renormalised); k = num_experts_per_tok (or            *_scales, gate = even rows
+ *                 experts_per_token)                                    of gate_up, up = odd rows;
+ *                                                                       swiglu_limit from config
+ *                                                                       (def. 7), swiglu_alpha 1.702
  *
  * The README's "Loading a Hugging Face MoE layer" lists the exact tensor names. Weights stored as F32 load exactly,
- * BF16 and F16 ones are converted to fp32. Runtime settings come from `runtime_options` (backend, threads,
- * deterministic, cpu_gemm; NULL: the defaults), every layer setting from config.json (capacity_factor is 0:
- * dropless; aux_loss_coef is config.json's router_aux_loss_coef, else 1.0).
+ * BF16 and F16 ones are converted to fp32. Pre-quantised checkpoints load as they ship, named by config.json's
+ * quantization_config: "fp8" (fmt e4m3, weight_block_size [128, 128], activation_scheme dynamic: DeepSeek-V3,
+ * Qwen3-FP8), whose expert and shared-expert matrices are F8_E4M3 with an F32 (or BF16/F16) weight_scale_inv
+ * [ceil(out/128), ceil(in/128)], and "mxfp4" (gpt_oss only, which needs it). With WEIGHT_DTYPE "auto" (the default)
+ * those matrices are held as fp8_e4m3 / mxfp4, copied from the file without an fp32 copy (their values are exactly
+ * the checkpoint's dequantised ones; a matrix an fp8 checkpoint keeps in F32/BF16/F16 is rounded to fp8_e4m3); any
+ * other WEIGHT_DTYPE dequantises each matrix, then stores it in that format. The router and biases are fp32. Runtime
+ * settings come from `runtime_options` (backend, threads, deterministic, cpu_gemm, weight_dtype, weight_group_size,
+ * weight_zero_point; NULL: the defaults), every layer setting from config.json (capacity_factor is 0: dropless;
+ * aux_loss_coef is config.json's router_aux_loss_coef, else 1.0). A gpt_oss layer and a compact format run on the
+ * cpu backend only (a GPU backend, "auto" included, refuses them with PIMOE_ERR_UNSUPPORTED).
  * Errors (the message names the file, and the config key or tensor): PIMOE_ERR_IO (no such folder, no config.json,
  * neither model.safetensors nor an index, an unreadable shard), PIMOE_ERR_FORMAT (invalid JSON, a missing or
  * mistyped config key, a missing tensor, a tensor whose shape contradicts config.json, a non-finite weight, a
- * malformed safetensors file), PIMOE_ERR_UNSUPPORTED (an unknown model_type, hidden_act other than silu, an
- * unsupported topk_method or scoring_func, a tensor dtype other than F32/BF16/F16), PIMOE_ERR_INVALID_ARGUMENT
+ * malformed safetensors file; quantised: missing scales, scales whose shape contradicts their matrix, an fp8 NaN
+ * code, a NaN or E8M0 0xff scale, a scale whose values overflow fp32), PIMOE_ERR_UNSUPPORTED (an unknown
+ * model_type, hidden_act other than silu, an unsupported topk_method or scoring_func, a quantization_config other
+ * than the two above (another quant_method, fmt, weight_block_size or activation_scheme; gpt_oss without mxfp4), a
+ * tensor dtype other than F32/BF16/F16 and the quantised ones above), PIMOE_ERR_INVALID_ARGUMENT
  * (layer out of range, or a dense layer: DeepSeek's first_k_dense_replace / moe_layer_freq, Qwen2/3-MoE's
  * mlp_only_layers / decoder_sparse_step), and those of pimoe_create() for the runtime options.
  * *out is set only on success. */
@@ -659,6 +697,7 @@ PIMOE_API pimoe_status pimoe_stats_reset(pimoe_model *model);
  * its dequantised values, the values the layer computes with), in this order and with these names (e in [0, E),
  * I_e the expert's width):
  *   "router.weight"               [E, H]
+ *   "router.bias"                 [E]      only with PIMOE_OPT_ROUTER_LOGIT_BIAS (seeded like a bias of fan_in H)
  *   "router.selection_bias"       [E]      only with PIMOE_OPT_ROUTER_BIAS or ADAPTIVE_BIAS_RATE > 0 (seeded like
  *                                          a bias of fan_in H; with adaptive routing: its current value)
  *   "router.load_ema"             [E]      only with DYNAMIC_CAPACITY (not seeded: 1/E each; its current value)
@@ -668,7 +707,8 @@ PIMOE_API pimoe_status pimoe_stats_reset(pimoe_model *model);
  *   "router.attention.o.weight"   [H, nh*dh] only with ATTENTION_HEADS > 0
  *   "experts.<e>.norm.weight"     [H]      only for experts with pre-LayerNorm
  *   "experts.<e>.norm.bias"       [H]      only for experts with pre-LayerNorm
- *   "experts.<e>.gate.weight"     [I_e, H] only for SwiGLU experts
+ *   "experts.<e>.gate.weight"     [I_e, H] only for gated experts (SWIGLU, SWIGLU_OAI)
+ *   "experts.<e>.gate.bias"       [I_e]    only for gated experts with PIMOE_OPT_EXPERT_BIAS
  *   "experts.<e>.up.weight"       [I_e, H]
  *   "experts.<e>.up.bias"         [I_e]    only with PIMOE_OPT_EXPERT_BIAS
  *   "experts.<e>.down.weight"     [H, I_e]
@@ -679,7 +719,7 @@ PIMOE_API pimoe_status pimoe_stats_reset(pimoe_model *model);
  *   "shared.score.weight"         [1, H]   only with PIMOE_OPT_SHARED_GATE
  *   "combine.q.weight"            [d_c, H] only with COMBINE_ATTENTION_DIM = d_c > 0
  *   "combine.k.weight"            [d_c, H] only with COMBINE_ATTENTION_DIM > 0
- * (A SwiGLU expert's gate and up projections have no biases. A callback expert has no tensors.) */
+ * (The shared expert has no biases. A callback expert has no tensors.) */
 PIMOE_API int64_t pimoe_tensor_count(const pimoe_model *model);
 /* Name of tensor i, or NULL when i is out of range. Valid for the model's lifetime. */
 PIMOE_API const char *pimoe_tensor_name(const pimoe_model *model, int64_t index);

@@ -25,7 +25,11 @@ std::string format_double(double value) {
 // Typed access to config.json's top-level keys; every message names the file and the key.
 class ConfigReader {
  public:
-  ConfigReader(const json &root, std::string path) : root_(root), path_(std::move(path)) {}
+  // `prefix` names a nested object's keys in messages ("quantization_config.").
+  ConfigReader(const json &root, std::string path, std::string prefix = "")
+      : root_(root), path_(std::move(path)), prefix_(std::move(prefix)) {}
+
+  const std::string &path() const { return path_; }
 
   std::string where() const { return "file '" + path_ + "': "; }
 
@@ -37,7 +41,8 @@ class ConfigReader {
 
   const json &get(const char *key) const {
     const auto it = root_.find(key);
-    if (it == root_.end() || it->is_null()) fail(PIMOE_ERR_FORMAT, where(), "required key '", key, "' is missing");
+    if (it == root_.end() || it->is_null())
+      fail(PIMOE_ERR_FORMAT, where(), "required key '", prefix_, key, "' is missing");
     return *it;
   }
 
@@ -45,12 +50,12 @@ class ConfigReader {
     const json &value = get(key);
     if (value.is_number_unsigned()) {
       if (value.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
-        fail(PIMOE_ERR_FORMAT, where(), "key '", key, "' = ", value.dump(), " is out of range");
+        fail(PIMOE_ERR_FORMAT, where(), "key '", prefix_, key, "' = ", value.dump(), " is out of range");
       }
       return static_cast<int64_t>(value.get<uint64_t>());
     }
     if (!value.is_number_integer())
-      fail(PIMOE_ERR_FORMAT, where(), "key '", key, "' = ", value.dump(), " is not an integer");
+      fail(PIMOE_ERR_FORMAT, where(), "key '", prefix_, key, "' = ", value.dump(), " is not an integer");
     return value.get<int64_t>();
   }
   int64_t integer(const char *key, int64_t fallback) const { return absent(key) ? fallback : integer(key); }
@@ -58,28 +63,32 @@ class ConfigReader {
   // An integer that must be >= minimum (sizes, counts).
   int64_t at_least(const char *key, int64_t minimum) const {
     const int64_t value = integer(key);
-    if (value < minimum) fail(PIMOE_ERR_FORMAT, where(), "key '", key, "' = ", value, " must be at least ", minimum);
+    if (value < minimum)
+      fail(PIMOE_ERR_FORMAT, where(), "key '", prefix_, key, "' = ", value, " must be at least ", minimum);
     return value;
   }
 
   double number(const char *key, double fallback) const {
     if (absent(key)) return fallback;
     const json &value = get(key);
-    if (!value.is_number()) fail(PIMOE_ERR_FORMAT, where(), "key '", key, "' = ", value.dump(), " is not a number");
+    if (!value.is_number())
+      fail(PIMOE_ERR_FORMAT, where(), "key '", prefix_, key, "' = ", value.dump(), " is not a number");
     return value.get<double>();
   }
 
   bool flag(const char *key, bool fallback) const {
     if (absent(key)) return fallback;
     const json &value = get(key);
-    if (!value.is_boolean()) fail(PIMOE_ERR_FORMAT, where(), "key '", key, "' = ", value.dump(), " is not a boolean");
+    if (!value.is_boolean())
+      fail(PIMOE_ERR_FORMAT, where(), "key '", prefix_, key, "' = ", value.dump(), " is not a boolean");
     return value.get<bool>();
   }
 
   std::string text(const char *key, const char *fallback) const {
     if (absent(key)) return fallback;
     const json &value = get(key);
-    if (!value.is_string()) fail(PIMOE_ERR_FORMAT, where(), "key '", key, "' = ", value.dump(), " is not a string");
+    if (!value.is_string())
+      fail(PIMOE_ERR_FORMAT, where(), "key '", prefix_, key, "' = ", value.dump(), " is not a string");
     return value.get<std::string>();
   }
 
@@ -87,9 +96,9 @@ class ConfigReader {
     std::vector<int64_t> out;
     if (absent(key)) return out;
     const json &value = get(key);
-    if (!value.is_array()) fail(PIMOE_ERR_FORMAT, where(), "key '", key, "' is not a list");
+    if (!value.is_array()) fail(PIMOE_ERR_FORMAT, where(), "key '", prefix_, key, "' is not a list");
     for (const json &item : value) {
-      if (!item.is_number_integer()) fail(PIMOE_ERR_FORMAT, where(), "key '", key, "' holds a non-integer");
+      if (!item.is_number_integer()) fail(PIMOE_ERR_FORMAT, where(), "key '", prefix_, key, "' holds a non-integer");
       out.push_back(item.get<int64_t>());
     }
     return out;
@@ -98,6 +107,7 @@ class ConfigReader {
  private:
   const json &root_;
   std::string path_;
+  std::string prefix_;
 };
 
 json read_json(const std::string &path) {
@@ -124,11 +134,50 @@ void checked(const ConfigReader &config, const std::string &key, Set &&set) {
 
 HfFamily family_of(const std::string &model_type, const ConfigReader &config) {
   for (HfFamily f : {HfFamily::Mixtral, HfFamily::Qwen2Moe, HfFamily::Qwen3Moe, HfFamily::Olmoe, HfFamily::DeepseekV2,
-                     HfFamily::DeepseekV3}) {
+                     HfFamily::DeepseekV3, HfFamily::GptOss}) {
     if (model_type == hf_model_type(f)) return f;
   }
   fail(PIMOE_ERR_UNSUPPORTED, config.where(), "model_type '", model_type,
-       "' is not supported (supported: mixtral, qwen2_moe, qwen3_moe, olmoe, deepseek_v2, deepseek_v3)");
+       "' is not supported (supported: mixtral, qwen2_moe, qwen3_moe, olmoe, deepseek_v2, deepseek_v3, gpt_oss)");
+}
+
+// config.json's quantization_config: absent (the weights are F32, BF16 or F16), DeepSeek-V3's FP8 blocks, or
+// gpt-oss's MXFP4. Anything else is refused, naming the key.
+HfQuant quantization_of(const json &root, const ConfigReader &config, HfFamily family) {
+  const auto it = root.find("quantization_config");
+  if (it == root.end() || it->is_null()) return HfQuant::None;
+  if (!it->is_object()) fail(PIMOE_ERR_FORMAT, config.where(), "key 'quantization_config' is not an object");
+  const ConfigReader q(*it, config.path(), "quantization_config.");
+  const std::string method = q.text("quant_method", "");
+  auto unsupported = [&](const std::string &key, const std::string &value, const char *why) {
+    fail(PIMOE_ERR_UNSUPPORTED, config.where(), "key 'quantization_config.", key, "' = ", value, ": ", why);
+  };
+  if (method == "fp8") {
+    if (family == HfFamily::GptOss) unsupported("quant_method", "'fp8'", "gpt_oss checkpoints ship mxfp4");
+    const std::string fmt = q.text("fmt", "e4m3");
+    if (fmt != "e4m3") unsupported("fmt", "'" + fmt + "'", "only e4m3 (F8_E4M3) weights are supported");
+    const std::string scheme = q.text("activation_scheme", "dynamic");
+    if (scheme != "dynamic") {
+      unsupported("activation_scheme", "'" + scheme + "'",
+                  "only 'dynamic' (libpimoe computes with fp32 activations; static input scales are not applied)");
+    }
+    if (!q.absent("weight_block_size")) {
+      const std::vector<int64_t> block = q.integer_list("weight_block_size");
+      if (block != std::vector<int64_t>{128, 128}) {
+        std::string text = "[";
+        for (size_t i = 0; i < block.size(); ++i) text += (i ? ", " : "") + std::to_string(block[i]);
+        unsupported("weight_block_size", text + "]", "only [128, 128] blocks (DeepSeek-V3's weight_scale_inv)");
+      }
+    }
+    return HfQuant::Fp8Block;
+  }
+  if (method == "mxfp4") {
+    if (family != HfFamily::GptOss) unsupported("quant_method", "'mxfp4'", "only gpt_oss checkpoints ship mxfp4");
+    return HfQuant::Mxfp4;
+  }
+  if (q.absent("quant_method")) q.get("quant_method");  // FORMAT: the key is missing
+  fail(PIMOE_ERR_UNSUPPORTED, config.where(), "key 'quantization_config.quant_method' = '", method,
+       "': supported: 'fp8' (e4m3, 128x128 blocks) and 'mxfp4' (gpt_oss)");
 }
 
 void dense_layer(const ConfigReader &config, int32_t layer, const std::string &why) {
@@ -152,6 +201,8 @@ const char *hf_model_type(HfFamily family) {
       return "deepseek_v2";
     case HfFamily::DeepseekV3:
       return "deepseek_v3";
+    case HfFamily::GptOss:
+      return "gpt_oss";
   }
   return "unknown";
 }
@@ -175,7 +226,8 @@ HfLayerConfig read_hf_config(const std::string &dir, int32_t layer, const Option
          ")");
   }
   const std::string activation = config.text("hidden_act", "silu");
-  if (activation != "silu") {
+  // gpt-oss's experts ignore hidden_act (their clamped SwiGLU is fixed; its configs say "silu").
+  if (activation != "silu" && out.family != HfFamily::GptOss) {
     fail(PIMOE_ERR_UNSUPPORTED, config.where(), "key 'hidden_act' = '", activation,
          "': only SwiGLU experts with silu are supported");
   }
@@ -194,6 +246,13 @@ HfLayerConfig read_hf_config(const std::string &dir, int32_t layer, const Option
   o.expert_bias = false;
   o.temperature = 1.0;
   o.capacity_factor = 0.0;  // every supported family is dropless at inference
+  out.quant = quantization_of(root, config, out.family);
+  if (runtime.weight_dtype == WeightDtype::Auto) {  // "auto": the format the checkpoint ships
+    if (out.quant == HfQuant::Fp8Block) o.weight_dtype = WeightDtype::Fp8E4M3;
+    if (out.quant == HfQuant::Mxfp4) o.weight_dtype = WeightDtype::Mxfp4;
+  }
+  o.weight_group_size = runtime.weight_group_size;
+  o.weight_zero_point = runtime.weight_zero_point;
 
   const char *experts_key = "num_experts";
   const char *width_key = "moe_intermediate_size";
@@ -230,6 +289,22 @@ HfLayerConfig read_hf_config(const std::string &dir, int32_t layer, const Option
       width_key = "intermediate_size";
       renormalize = config.flag("norm_topk_prob", false);
       break;
+    case HfFamily::GptOss:
+      // GptOssTopKRouter: logits = x W^T + b, the top-k logits softmaxed among themselves (= softmax, renormalised);
+      // GptOssExperts: the clamped SwiGLU on interleaved gate/up rows, biases on both projections.
+      experts_key = "num_local_experts";
+      width_key = "intermediate_size";
+      renormalize = true;
+      o.activation = PIMOE_ACT_SWIGLU_OAI;
+      o.expert_bias = true;
+      o.router_logit_bias = true;
+      out.router_logit_bias = true;
+      if (out.quant != HfQuant::Mxfp4) {
+        fail(PIMOE_ERR_UNSUPPORTED, config.where(),
+             "gpt_oss without quantization_config 'mxfp4' (fused BF16 experts) is not supported: libpimoe imports "
+             "gpt-oss checkpoints as they ship, with MXFP4 experts");
+      }
+      break;
     case HfFamily::DeepseekV2:
     case HfFamily::DeepseekV3: {
       experts_key = "n_routed_experts";
@@ -249,10 +324,17 @@ HfLayerConfig read_hf_config(const std::string &dir, int32_t layer, const Option
   out.hidden = config.at_least("hidden_size", 1);
   out.num_experts = config.at_least(experts_key, 1);
   out.expert_width = config.at_least(width_key, 1);
-  const int64_t top_k = config.at_least("num_experts_per_tok", 1);
+  const char *top_k_key = "num_experts_per_tok";
+  if (out.family == HfFamily::GptOss && config.absent(top_k_key)) top_k_key = "experts_per_token";  // openai's name
+  const int64_t top_k = config.at_least(top_k_key, 1);
+  if (out.family == HfFamily::GptOss && !config.absent("experts_per_token") &&
+      config.integer("experts_per_token") != top_k) {
+    fail(PIMOE_ERR_FORMAT, config.where(), "keys 'num_experts_per_tok' (", top_k, ") and 'experts_per_token' (",
+         config.integer("experts_per_token"), ") disagree");
+  }
   checked(config, "hidden_size", [&] { o.set_int(PIMOE_OPT_HIDDEN, out.hidden); });
   checked(config, experts_key, [&] { o.set_int(PIMOE_OPT_NUM_EXPERTS, out.num_experts); });
-  checked(config, "num_experts_per_tok", [&] { o.set_int(PIMOE_OPT_TOP_K, top_k); });
+  checked(config, top_k_key, [&] { o.set_int(PIMOE_OPT_TOP_K, top_k); });
   checked(config, width_key, [&] { o.set_int(PIMOE_OPT_INTERMEDIATE, out.expert_width); });
   const double aux = config.number("router_aux_loss_coef", 1.0);
   checked(config, "router_aux_loss_coef", [&] { o.set_float(PIMOE_OPT_AUX_LOSS_COEF, aux); });
@@ -307,6 +389,12 @@ HfLayerConfig read_hf_config(const std::string &dir, int32_t layer, const Option
     if (applied_scaling != 1.0) {
       set("routed_scaling_factor", "routed_scaling_factor", format_double(applied_scaling));
     }
+  }
+  if (out.family == HfFamily::GptOss) {
+    const double limit = config.number("swiglu_limit", 7.0);
+    const double alpha = config.number("swiglu_alpha", 1.702);  // absent from gpt-oss's configs: GptOssConfig's
+    checked(config, "swiglu_limit", [&] { o.set_float(PIMOE_OPT_SWIGLU_LIMIT, limit); });
+    checked(config, "swiglu_alpha", [&] { o.set_float(PIMOE_OPT_SWIGLU_ALPHA, alpha); });
   }
   if (out.shared_width > 0) {
     set(out.shared_width_key, "shared_width", std::to_string(out.shared_width));

@@ -10,7 +10,14 @@
 
 namespace pimoe {
 
-enum class HfFamily { Mixtral, Qwen2Moe, Qwen3Moe, Olmoe, DeepseekV2, DeepseekV3 };
+enum class HfFamily { Mixtral, Qwen2Moe, Qwen3Moe, Olmoe, DeepseekV2, DeepseekV3, GptOss };
+
+// How a checkpoint stores its expert matrices, from config.json's quantization_config.
+enum class HfQuant {
+  None,      // F32, BF16 or F16
+  Fp8Block,  // "fp8", e4m3, 128x128 blocks: F8_E4M3 weights with an F32 weight_scale_inv (DeepSeek-V3, Qwen3-FP8)
+  Mxfp4,     // "mxfp4": gpt-oss's *_blocks (U8, E2M1 pairs) and *_scales (U8, E8M0) per 32 inputs
+};
 
 // config.json's "model_type" of a family ("mixtral", "qwen2_moe", ...).
 const char *hf_model_type(HfFamily family);
@@ -26,6 +33,8 @@ struct HfLayerConfig {
   int64_t shared_width = 0;      // 0: no shared expert
   bool shared_gate = false;      // Qwen2-MoE's sigmoid(shared_expert_gate . x)
   bool selection_bias = false;   // DeepSeek-V3's e_score_correction_bias
+  bool router_logit_bias = false;  // gpt-oss's router.bias
+  HfQuant quant = HfQuant::None;
   std::string width_key;         // the config.json key expert_width came from (for messages)
   std::string shared_width_key;  // the key(s) shared_width came from
   // Layer-defining fields from config.json; runtime fields (backend, threads, deterministic, cpu_gemm, seed) from
@@ -35,7 +44,8 @@ struct HfLayerConfig {
 
 // Reads <dir>/config.json and describes the MoE block of decoder layer `layer`. Throws PIMOE_ERR_IO (no directory,
 // unreadable config.json), PIMOE_ERR_FORMAT (invalid JSON, a missing or mistyped key, a value out of range),
-// PIMOE_ERR_UNSUPPORTED (an unknown model_type, an activation other than SiLU, a routing method libpimoe lacks),
+// PIMOE_ERR_UNSUPPORTED (an unknown model_type, an activation other than SiLU, a routing method libpimoe lacks, a
+// quantization_config other than fp8 e4m3 with 128x128 blocks or gpt-oss's mxfp4),
 // PIMOE_ERR_INVALID_ARGUMENT (layer out of range, or a dense layer), each naming config.json and the key.
 HfLayerConfig read_hf_config(const std::string &dir, int32_t layer, const Options &runtime);
 

@@ -1,15 +1,24 @@
 #include "formats/hf_import.h"
 
+#include <cfloat>
 #include <cmath>
+#include <cstring>
 #include <map>
 
+#include "compact_matrix.h"
 #include "error.h"
-#include "layer_config.h"
 #include "formats/hf_checkpoint.h"
 #include "formats/mapped_file.h"
+#include "layer_config.h"
 
 namespace pimoe {
 namespace {
+
+using Storage = HfTensorMapping::Storage;
+
+int64_t ceil_div(int64_t a, int64_t b) {
+  return (a + b - 1) / b;
+}
 
 std::string shape_text(const std::vector<int64_t> &shape) {
   std::string text = "[";
@@ -18,16 +27,232 @@ std::string shape_text(const std::vector<int64_t> &shape) {
 }
 
 // The config.json values a tensor's shape derives from, for "contradicts config.json" messages.
-std::string shape_reason(const HfLayerConfig &layer, const std::string &native_name) {
+std::string shape_reason(const HfLayerConfig &layer, const HfTensorMapping &m) {
+  const std::string &native_name = m.native_name;
   std::string why = "hidden_size = " + std::to_string(layer.hidden);
-  if (native_name.rfind("router.", 0) == 0) {
+  if (native_name.rfind("router.", 0) == 0 || m.expert >= 0) {
     why += ", experts = " + std::to_string(layer.num_experts);
-  } else if (native_name.rfind("experts.", 0) == 0) {
+  }
+  if (native_name.rfind("experts.", 0) == 0) {
     why += ", " + layer.width_key + " = " + std::to_string(layer.expert_width);
   } else if (native_name.rfind("shared.", 0) == 0) {
     why += ", " + layer.shared_width_key + " = " + std::to_string(layer.shared_width);
   }
   return why;
+}
+
+bool is_float(DType d) {
+  return d == DType::F32 || d == DType::BF16 || d == DType::F16;
+}
+
+// A checkpoint tensor of one mapping, found and validated, with its scales when its storage has them.
+struct Source {
+  const HfTensorMapping *mapping = nullptr;
+  HfCheckpoint::Found values;
+  HfCheckpoint::Found scales;  // F8_E4M3 matrices and MXFP4 blocks only
+
+  std::string where() const { return "file '" + values.file->path() + "': tensor '" + mapping->hf_name + "'"; }
+  // `where` with the slice and the scales, for messages about a compact matrix's bytes.
+  std::string what() const {
+    std::string w = where();
+    if (mapping->expert >= 0) {
+      w += " (expert " + std::to_string(mapping->expert);
+      if (mapping->row_parity >= 0) w += mapping->row_parity ? ", odd rows: up" : ", even rows: gate";
+      w += ")";
+    }
+    if (scales.file) w += " with scales '" + mapping->scale_name + "'";
+    return w;
+  }
+};
+
+// Finds the tensor of `m` and its scales, and checks their shapes and dtypes against config.json.
+Source find_source(HfCheckpoint &checkpoint, const std::string &dir, const HfLayerConfig &layer,
+                   const HfTensorMapping &m) {
+  Source src;
+  src.mapping = &m;
+  src.values = checkpoint.find(m.hf_name);
+  if (!src.values.file) {
+    const std::string file = checkpoint.file_for(m.hf_name);
+    fail(PIMOE_ERR_FORMAT, "checkpoint '", dir, "': tensor '", m.hf_name, "' is missing from '",
+         file.empty() ? checkpoint.source() : file, "' (", hf_model_type(layer.family), " layer ", layer.layer,
+         " needs it, shape ", shape_text(m.shape), ")");
+  }
+  const TensorInfo &t = *src.values.tensor;
+  if (t.shape != m.shape) {
+    fail(PIMOE_ERR_FORMAT, src.where(), " has shape ", shape_text(t.shape), " but '", layer.config_path, "' (",
+         shape_reason(layer, m), ") needs ", shape_text(m.shape));
+  }
+  const bool fp8 = m.storage == Storage::Fp8OrFloat && t.dtype == DType::F8_E4M3;
+  if (m.storage == Storage::Mxfp4) {
+    if (t.dtype != DType::U8) {
+      fail(PIMOE_ERR_UNSUPPORTED, src.where(), " has dtype ", dtype_name(t.dtype), " (MXFP4 blocks are U8)");
+    }
+  } else if (!fp8 && !is_float(t.dtype)) {
+    const char *hint = t.dtype == DType::F8_E4M3 && m.storage == Storage::Float && layer.quant != HfQuant::Fp8Block
+                           ? "; an F8_E4M3 expert matrix needs config.json's quantization_config 'fp8'"
+                           : "";
+    fail(PIMOE_ERR_UNSUPPORTED, src.where(), " has dtype ", dtype_name(t.dtype),
+         m.storage == Storage::Fp8OrFloat ? " (F8_E4M3 with its weight_scale_inv, F32, BF16 and F16 are supported)"
+                                          : " (F32, BF16 and F16 are supported)",
+         hint);
+  }
+  if (!fp8 && m.storage != Storage::Mxfp4) return src;
+
+  src.scales = checkpoint.find(m.scale_name);
+  if (!src.scales.file) {
+    const std::string file = checkpoint.file_for(m.scale_name);
+    fail(PIMOE_ERR_FORMAT, src.where(), " is ", fp8 ? "F8_E4M3" : "MXFP4", " but its scales '", m.scale_name,
+         "' are missing from '", file.empty() ? checkpoint.source() : file, "' (shape ", shape_text(m.scale_shape),
+         ")");
+  }
+  const TensorInfo &st = *src.scales.tensor;
+  if (st.shape != m.scale_shape) {
+    fail(PIMOE_ERR_FORMAT, "file '", src.scales.file->path(), "': tensor '", m.scale_name, "' has shape ",
+         shape_text(st.shape), " but '", m.hf_name, "' ", shape_text(m.shape),
+         fp8 ? " in 128 x 128 blocks needs " : " in groups of 32 needs ", shape_text(m.scale_shape));
+  }
+  if (fp8 ? !is_float(st.dtype) : st.dtype != DType::U8) {
+    fail(PIMOE_ERR_UNSUPPORTED, "file '", src.scales.file->path(), "': tensor '", m.scale_name, "' has dtype ",
+         dtype_name(st.dtype), fp8 ? " (weight_scale_inv is F32, BF16 or F16)" : " (E8M0 scales are U8)");
+  }
+  return src;
+}
+
+void check_finite(const float *values, size_t count, const Source &src) {
+  for (size_t i = 0; i < count; ++i) {
+    if (!std::isfinite(values[i])) {
+      fail(PIMOE_ERR_FORMAT, src.where(), " element ", i, " is ", std::isnan(values[i]) ? "NaN" : "Inf");
+    }
+  }
+}
+
+// A whole F32, BF16 or F16 tensor into out.
+void read_floats(const Source &src, std::vector<float> &out) {
+  const SafetensorsView &view = src.values.file->view();
+  decode_to_f32(view, *src.values.tensor, out.data(), out.size());
+  release_mapped_pages(view.bytes(*src.values.tensor), src.values.tensor->byte_size());
+  check_finite(out.data(), out.size(), src);
+}
+
+// Fused float tensors [E, R] (gpt-oss's biases), decoded once each.
+using FusedFloats = std::map<std::string, std::vector<float>>;
+
+// The expert's row slice of a fused float tensor (its even or odd elements with a row parity) into out.
+void read_fused_floats(const Source &src, FusedFloats &fused, std::vector<float> &out) {
+  const HfTensorMapping &m = *src.mapping;
+  std::vector<float> &all = fused[m.hf_name];
+  if (all.empty()) {
+    all.resize(static_cast<size_t>(src.values.tensor->element_count));
+    read_floats(src, all);
+  }
+  const int64_t R = m.shape[1];
+  const float *row = all.data() + m.expert * R;
+  for (size_t i = 0; i < out.size(); ++i) {
+    const auto j = static_cast<int64_t>(i);
+    out[i] = row[m.row_parity < 0 ? j : 2 * j + m.row_parity];
+  }
+}
+
+// A compact matrix's values must be finite in fp32: check_codes rejects NaN codes and scales, and this the scales
+// that overflow fp32 with a large code (no quantiser writes them).
+void check_compact_finite(const CompactMatrix &c, const Source &src) {
+  if (c.format.dtype == WeightDtype::Fp8E4M3) {
+    const size_t n = c.scales.size() / 4;
+    for (size_t i = 0; i < n; ++i) {
+      float s;
+      std::memcpy(&s, c.scales.data() + 4 * i, 4);
+      if (!(std::fabs(s) <= FLT_MAX / 448.0f)) {
+        fail(PIMOE_ERR_FORMAT, src.what(), ": scale [", i, "] = ", s, " overflows fp32 times e4m3's largest value 448");
+      }
+    }
+    return;
+  }
+  const int64_t groups = ceil_div(c.cols, 32);
+  std::vector<float> row(static_cast<size_t>(c.cols));
+  for (int64_t r = 0; r < c.rows; ++r) {
+    bool large = false;  // 6 * 2^(252 - 127) is finite: rows whose scales stay below need no look
+    for (int64_t g = 0; g < groups; ++g) large = large || c.scales.data()[r * groups + g] > 252;
+    if (!large) continue;
+    c.dequantize_rows(r, r + 1, row.data());
+    for (int64_t k = 0; k < c.cols; ++k) {
+      if (!std::isfinite(row[static_cast<size_t>(k)])) {
+        fail(PIMOE_ERR_FORMAT, src.what(), ": element [", r, ", ", k, "] overflows fp32 (E8M0 scale ",
+             int(c.scales.data()[r * groups + k / 32]), ")");
+      }
+    }
+  }
+}
+
+// An F8_E4M3 matrix [rows, cols] and its weight_scale_inv, as the fp8_e4m3 format holds them (the same layout).
+CompactMatrix read_fp8(const Source &src, int64_t rows, int64_t cols) {
+  CompactMatrix c;
+  c.format.dtype = WeightDtype::Fp8E4M3;
+  c.rows = rows;
+  c.cols = cols;
+  const SafetensorsView &view = src.values.file->view();
+  const TensorInfo &vt = *src.values.tensor;
+  c.values = ByteBuffer(CompactMatrix::values_bytes(c.format, rows, cols));
+  std::memcpy(c.values.mutable_data(), view.bytes(vt), c.values.size());
+  release_mapped_pages(view.bytes(vt), vt.byte_size());
+  const SafetensorsView &sview = src.scales.file->view();
+  const TensorInfo &st = *src.scales.tensor;
+  std::vector<float> scales(static_cast<size_t>(st.element_count));
+  decode_to_f32(sview, st, scales.data(), scales.size());
+  c.scales = ByteBuffer(CompactMatrix::scales_bytes(c.format, rows, cols));
+  if (c.scales.size() != 4 * scales.size()) fail(PIMOE_ERR_INTERNAL, src.what(), ": scale count disagrees");
+  std::memcpy(c.scales.mutable_data(), scales.data(), c.scales.size());
+  c.check_codes(src.what());
+  check_compact_finite(c, src);
+  return c;
+}
+
+// Rows of one expert of fused MXFP4 blocks [E, R, G, 16] and scales [E, R, G] (all rows, or the even or odd ones),
+// as the mxfp4 format holds them (the same row layout); the nibbles past `cols` in a row's last block become zero.
+CompactMatrix read_mxfp4_rows(const Source &src, int64_t rows, int64_t cols) {
+  const HfTensorMapping &m = *src.mapping;
+  const int64_t R = m.shape[1], G = m.shape[2], row_bytes = G * 16;
+  CompactMatrix c;
+  c.format.dtype = WeightDtype::Mxfp4;
+  c.rows = rows;
+  c.cols = cols;
+  c.values = ByteBuffer(CompactMatrix::values_bytes(c.format, rows, cols));
+  c.scales = ByteBuffer(CompactMatrix::scales_bytes(c.format, rows, cols));
+  if (static_cast<int64_t>(c.values.size()) != rows * row_bytes || static_cast<int64_t>(c.scales.size()) != rows * G) {
+    fail(PIMOE_ERR_INTERNAL, src.what(), ": MXFP4 row layout disagrees");
+  }
+  const SafetensorsView &view = src.values.file->view();
+  const SafetensorsView &sview = src.scales.file->view();
+  const uint8_t *blocks = view.bytes(*src.values.tensor) + m.expert * R * row_bytes;
+  const uint8_t *scales = sview.bytes(*src.scales.tensor) + m.expert * R * G;
+  uint8_t *values = c.values.mutable_data(), *scale_out = c.scales.mutable_data();
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t from = m.row_parity < 0 ? r : 2 * r + m.row_parity;
+    std::memcpy(values + r * row_bytes, blocks + from * row_bytes, static_cast<size_t>(row_bytes));
+    std::memcpy(scale_out + r * G, scales + from * G, static_cast<size_t>(G));
+    for (int64_t k = cols; k < G * 32; ++k) {  // padding: the code of zero
+      uint8_t &b = values[r * row_bytes + (k / 32) * 16 + (k % 32) / 2];
+      b = static_cast<uint8_t>((k & 1) ? (b & 0x0f) : (b & 0xf0));
+    }
+  }
+  release_mapped_pages(blocks, static_cast<size_t>(R * row_bytes));
+  release_mapped_pages(scales, static_cast<size_t>(R * G));
+  c.check_codes(src.what());
+  check_compact_finite(c, src);
+  return c;
+}
+
+// Hands a matrix read in a compact format to its tensor: as it is when the tensor is stored in that format (no fp32
+// copy), else through fp32 into the tensor's format.
+void deliver(const NamedTensor &t, CompactMatrix &&c) {
+  if (t.compact && t.format == c.format) {
+    *t.compact = std::move(c);
+    return;
+  }
+  {
+    const CompactMatrix local = std::move(c);
+    local.dequantize_rows(0, local.rows, fill_buffer(t).data());
+  }
+  finish_filling(t);
 }
 
 }  // namespace
@@ -37,28 +262,77 @@ std::vector<HfTensorMapping> hf_tensor_mapping(const HfLayerConfig &layer) {
   const int64_t E = layer.num_experts;
   const int64_t I = layer.expert_width;
   const std::string &p = layer.prefix;
+  std::vector<HfTensorMapping> out;
+  auto add = [&](std::string native, std::string hf, std::vector<int64_t> shape) -> HfTensorMapping & {
+    HfTensorMapping m;
+    m.native_name = std::move(native);
+    m.hf_name = std::move(hf);
+    m.shape = std::move(shape);
+    out.push_back(std::move(m));
+    return out.back();
+  };
+  // An nn.Linear weight [rows, cols] of an expert or the shared expert: FP8 checkpoints ship it as F8_E4M3 with its
+  // weight_scale_inv, in 128 x 128 blocks.
+  auto add_matrix = [&](std::string native, const std::string &hf, int64_t rows, int64_t cols) {
+    HfTensorMapping &m = add(std::move(native), hf, {rows, cols});
+    if (layer.quant == HfQuant::Fp8Block) {
+      m.storage = HfTensorMapping::Storage::Fp8OrFloat;
+      m.scale_name = hf + "_scale_inv";
+      m.scale_shape = {ceil_div(rows, 128), ceil_div(cols, 128)};
+    }
+  };
+
+  if (layer.family == HfFamily::GptOss) {
+    // GptOssMLP: router.{weight,bias}; every expert's matrices in one MXFP4 tensor per projection, rows the outputs,
+    // gate_up's rows interleaved (row 2j: gate j, row 2j+1: up j), its bias the same way.
+    const int64_t gh = ceil_div(H, 32), gi = ceil_div(I, 32);
+    const std::string x = p + "experts.";
+    add("router.weight", p + "router.weight", {E, H});
+    add("router.bias", p + "router.bias", {E});
+    for (int64_t e = 0; e < E; ++e) {
+      const std::string native = "experts." + std::to_string(e) + ".";
+      for (int parity : {0, 1}) {
+        HfTensorMapping &w =
+            add(native + (parity ? "up.weight" : "gate.weight"), x + "gate_up_proj_blocks", {E, 2 * I, gh, 16});
+        w.storage = HfTensorMapping::Storage::Mxfp4;
+        w.scale_name = x + "gate_up_proj_scales";
+        w.scale_shape = {E, 2 * I, gh};
+        w.expert = e;
+        w.row_parity = parity;
+        HfTensorMapping &b = add(native + (parity ? "up.bias" : "gate.bias"), x + "gate_up_proj_bias", {E, 2 * I});
+        b.expert = e;
+        b.row_parity = parity;
+      }
+      HfTensorMapping &w = add(native + "down.weight", x + "down_proj_blocks", {E, H, gi, 16});
+      w.storage = HfTensorMapping::Storage::Mxfp4;
+      w.scale_name = x + "down_proj_scales";
+      w.scale_shape = {E, H, gi};
+      w.expert = e;
+      add(native + "down.bias", x + "down_proj_bias", {E, H}).expert = e;
+    }
+    return out;
+  }
+
   const bool mixtral = layer.family == HfFamily::Mixtral;
   const char *gate = mixtral ? "w1" : "gate_proj";
   const char *up = mixtral ? "w3" : "up_proj";
   const char *down = mixtral ? "w2" : "down_proj";
-
-  std::vector<HfTensorMapping> out;
-  out.push_back({"router.weight", p + "gate.weight", {E, H}});
-  if (layer.selection_bias) out.push_back({"router.selection_bias", p + "gate.e_score_correction_bias", {E}});
+  add("router.weight", p + "gate.weight", {E, H});
+  if (layer.selection_bias) add("router.selection_bias", p + "gate.e_score_correction_bias", {E});
   for (int64_t e = 0; e < E; ++e) {
     const std::string native = "experts." + std::to_string(e) + ".";
     const std::string hf = p + "experts." + std::to_string(e) + ".";
-    out.push_back({native + "gate.weight", hf + gate + ".weight", {I, H}});
-    out.push_back({native + "up.weight", hf + up + ".weight", {I, H}});
-    out.push_back({native + "down.weight", hf + down + ".weight", {H, I}});
+    add_matrix(native + "gate.weight", hf + gate + ".weight", I, H);
+    add_matrix(native + "up.weight", hf + up + ".weight", I, H);
+    add_matrix(native + "down.weight", hf + down + ".weight", H, I);
   }
   if (layer.shared_width > 0) {
     const int64_t S = layer.shared_width;
     const std::string hf = p + (layer.family == HfFamily::Qwen2Moe ? "shared_expert." : "shared_experts.");
-    out.push_back({"shared.gate.weight", hf + "gate_proj.weight", {S, H}});
-    out.push_back({"shared.up.weight", hf + "up_proj.weight", {S, H}});
-    out.push_back({"shared.down.weight", hf + "down_proj.weight", {H, S}});
-    if (layer.shared_gate) out.push_back({"shared.score.weight", p + "shared_expert_gate.weight", {1, H}});
+    add_matrix("shared.gate.weight", hf + "gate_proj.weight", S, H);
+    add_matrix("shared.up.weight", hf + "up_proj.weight", S, H);
+    add_matrix("shared.down.weight", hf + "down_proj.weight", H, S);
+    if (layer.shared_gate) add("shared.score.weight", p + "shared_expert_gate.weight", {1, H});
   }
   return out;
 }
@@ -76,50 +350,32 @@ std::unique_ptr<pimoe_model> import_hf(const std::string &dir, int32_t layer_ind
   // Every tensor is found and checked before the model allocates anything.
   HfCheckpoint checkpoint(dir);
   const std::vector<HfTensorMapping> mapping = hf_tensor_mapping(layer);
-  std::map<std::string, std::pair<const HfTensorMapping *, HfCheckpoint::Found>> by_native;
-  for (const HfTensorMapping &m : mapping) {
-    const HfCheckpoint::Found found = checkpoint.find(m.hf_name);
-    if (!found.file) {
-      const std::string file = checkpoint.file_for(m.hf_name);
-      fail(PIMOE_ERR_FORMAT, "checkpoint '", dir, "': tensor '", m.hf_name, "' is missing from '",
-           file.empty() ? checkpoint.source() : file, "' (", hf_model_type(layer.family), " layer ", layer_index,
-           " needs it, shape ", shape_text(m.shape), ")");
-    }
-    const TensorInfo &t = *found.tensor;
-    if (t.shape != m.shape) {
-      fail(PIMOE_ERR_FORMAT, "file '", found.file->path(), "': tensor '", m.hf_name, "' has shape ",
-           shape_text(t.shape), " but '", layer.config_path, "' (", shape_reason(layer, m.native_name), ") needs ",
-           shape_text(m.shape));
-    }
-    if (t.dtype != DType::F32 && t.dtype != DType::BF16 && t.dtype != DType::F16) {
-      fail(PIMOE_ERR_UNSUPPORTED, "file '", found.file->path(), "': tensor '", m.hf_name, "' has dtype ",
-           dtype_name(t.dtype), " (F32, BF16 and F16 are supported)");
-    }
-    by_native[m.native_name] = {&m, found};
-  }
+  std::map<std::string, Source> by_native;
+  for (const HfTensorMapping &m : mapping) by_native[m.native_name] = find_source(checkpoint, dir, layer, m);
 
   const WeightFiller fill = [&](const std::vector<NamedTensor> &tensors) {
     if (tensors.size() != mapping.size()) {
       fail(PIMOE_ERR_INTERNAL, "the layer has ", tensors.size(), " tensors but the importer maps ", mapping.size());
     }
+    FusedFloats fused;  // fused bias tensors, decoded once
     for (const NamedTensor &t : tensors) {
       const auto it = by_native.find(t.name);
-      if (it == by_native.end() || it->second.first->shape != t.shape) {
+      if (it == by_native.end() || (it->second.mapping->expert < 0 && it->second.mapping->shape != t.shape)) {
         fail(PIMOE_ERR_INTERNAL, "the importer has no mapping for tensor '", t.name, "' ", shape_text(t.shape));
       }
-      const HfTensorMapping &m = *it->second.first;
-      const HfCheckpoint::Found &found = it->second.second;
-      const SafetensorsView &view = found.file->view();
-      std::vector<float> &values = fill_buffer(t);
-      decode_to_f32(view, *found.tensor, values.data(), values.size());
-      release_mapped_pages(view.bytes(*found.tensor), found.tensor->byte_size());
-      for (size_t i = 0; i < values.size(); ++i) {
-        if (!std::isfinite(values[i])) {
-          fail(PIMOE_ERR_FORMAT, "file '", found.file->path(), "': tensor '", m.hf_name, "' element ", i, " is ",
-               std::isnan(values[i]) ? "NaN" : "Inf");
-        }
+      const Source &src = it->second;
+      const HfTensorMapping &m = *src.mapping;
+      if (m.storage == HfTensorMapping::Storage::Mxfp4) {
+        deliver(t, read_mxfp4_rows(src, t.shape[0], t.shape[1]));
+      } else if (src.scales.file) {  // F8_E4M3 with its weight_scale_inv
+        deliver(t, read_fp8(src, t.shape[0], t.shape[1]));
+      } else if (m.expert >= 0) {
+        read_fused_floats(src, fused, fill_buffer(t));
+        finish_filling(t);
+      } else {
+        read_floats(src, fill_buffer(t));
+        finish_filling(t);
       }
-      finish_filling(t);
     }
   };
   return std::make_unique<pimoe_model>(config, fill);

@@ -93,9 +93,9 @@ std::string shape_text(const std::vector<int64_t> &shape) {
   return text + "]";
 }
 
-void check_tensors(const SafetensorsView &view, const LayerConfig &config) {
+void check_tensors(const SafetensorsView &view, const LayerConfig &config, int64_t version) {
   const std::string where = "file '" + view.label() + "': ";
-  const std::vector<ExpectedTensor> layout = native_tensor_layout(config);
+  const std::vector<ExpectedTensor> layout = native_tensor_layout(config, version);
   std::set<std::string> expected_names;
   for (const ExpectedTensor &want : layout) {
     expected_names.insert(want.name);
@@ -131,7 +131,10 @@ void check_tensors(const SafetensorsView &view, const LayerConfig &config) {
 std::map<std::string, std::string> native_metadata(const LayerConfig &config) {
   std::map<std::string, std::string> m;
   m[kPrefix + "format"] = kNativeFormatName;
-  m[kPrefix + "format_version"] = std::to_string(kNativeFormatVersion);
+  bool gated_bias = false;  // only version 2 describes these
+  for (const ExpertSpec &spec : config.experts)
+    gated_bias = gated_bias || (!spec.callback && spec.gated() && spec.bias);
+  m[kPrefix + "format_version"] = gated_bias ? "2" : "1";
   m[kPrefix + "library_version"] = PIMOE_VERSION_STRING;
   m[kPrefix + "hidden"] = std::to_string(config.hidden);
   m[kPrefix + "num_experts"] = std::to_string(config.router.num_experts);
@@ -146,6 +149,7 @@ std::map<std::string, std::string> native_metadata(const LayerConfig &config) {
   const RouterConfig &r = config.router;
   if (r.scoring != RouterScoring::Softmax) m[kPrefix + "router_scoring"] = "sigmoid";
   if (r.selection_bias) m[kPrefix + "router_bias"] = "1";
+  if (r.logit_bias) m[kPrefix + "router_logit_bias"] = "1";
   if (r.routed_scaling_factor != 1.0) m[kPrefix + "routed_scaling_factor"] = format_double(r.routed_scaling_factor);
   if (r.num_groups != 1 || r.topk_groups != 1) {
     m[kPrefix + "num_groups"] = std::to_string(r.num_groups);
@@ -173,6 +177,13 @@ std::map<std::string, std::string> native_metadata(const LayerConfig &config) {
     m[kPrefix + "capacity_momentum"] = format_double(r.capacity_momentum);
   }
   if (r.combine_attention_dim > 0) m[kPrefix + "combine_attention_dim"] = std::to_string(r.combine_attention_dim);
+  bool oai = false;
+  for (const ExpertSpec &spec : config.experts)
+    oai = oai || (!spec.callback && spec.activation == PIMOE_ACT_SWIGLU_OAI);
+  if (oai || config.swiglu_alpha != 1.702 || config.swiglu_limit != 7.0) {  // always with swiglu_oai experts
+    m[kPrefix + "swiglu_alpha"] = format_double(config.swiglu_alpha);
+    m[kPrefix + "swiglu_limit"] = format_double(config.swiglu_limit);
+  }
   for (size_t e = 0; e < config.experts.size(); ++e) {
     const ExpertSpec &spec = config.experts[e];
     if (spec.callback) {  // a host function: only the slot is saved
@@ -188,11 +199,12 @@ std::map<std::string, std::string> native_metadata(const LayerConfig &config) {
   return m;
 }
 
-std::vector<ExpectedTensor> native_tensor_layout(const LayerConfig &config) {
+std::vector<ExpectedTensor> native_tensor_layout(const LayerConfig &config, int64_t version) {
   const int64_t H = config.hidden;
   const int64_t E = config.router.num_experts;
   std::vector<ExpectedTensor> layout;
   layout.push_back({"router.weight", {E, H}, -1});
+  if (config.router.logit_bias) layout.push_back({"router.bias", {E}, -1});
   if (config.router.selection_bias) layout.push_back({"router.selection_bias", {E}, -1});
   if (config.router.dynamic_capacity) layout.push_back({"router.load_ema", {E}, -1});
   if (config.router.attention_heads > 0) {
@@ -211,9 +223,11 @@ std::vector<ExpectedTensor> native_tensor_layout(const LayerConfig &config) {
       layout.push_back({prefix + "norm.weight", {H}, e});
       layout.push_back({prefix + "norm.bias", {H}, e});
     }
+    const bool gate_up_bias = spec.bias && (!spec.gated() || version >= 2);
     if (spec.gated()) layout.push_back({prefix + "gate.weight", {I, H}, e});
+    if (spec.gated() && gate_up_bias) layout.push_back({prefix + "gate.bias", {I}, e});
     layout.push_back({prefix + "up.weight", {I, H}, e});
-    if (spec.bias && !spec.gated()) layout.push_back({prefix + "up.bias", {I}, e});
+    if (gate_up_bias) layout.push_back({prefix + "up.bias", {I}, e});
     layout.push_back({prefix + "down.weight", {H, I}, e});
     if (spec.bias) layout.push_back({prefix + "down.bias", {H}, e});
   }
@@ -230,6 +244,20 @@ std::vector<ExpectedTensor> native_tensor_layout(const LayerConfig &config) {
     layout.push_back({"combine.k.weight", {D, H}, -1});
   }
   return layout;
+}
+
+int64_t native_format_version(const SafetensorsView &view) {
+  const auto it = view.metadata().find(kPrefix + "format_version");
+  int64_t version = 0;
+  if (it != view.metadata().end()) {
+    const std::string &v = it->second;
+    const auto result = std::from_chars(v.data(), v.data() + v.size(), version);
+    if (v.empty() || result.ec != std::errc() || result.ptr != v.data() + v.size()) version = 0;
+  }
+  if (version < 1 || version > kNativeFormatVersion) {
+    fail(PIMOE_ERR_FORMAT, "file '", view.label(), "': metadata 'pimoe.format_version' is missing or invalid");
+  }
+  return version;
 }
 
 LayerConfig native_config(const SafetensorsView &view, const Options &runtime) {
@@ -289,6 +317,9 @@ LayerConfig native_config(const SafetensorsView &view, const Options &runtime) {
   };
   if (has("router_scoring")) set_string("router_scoring", PIMOE_OPT_ROUTER_SCORING);
   if (has("router_bias")) options.router_bias = meta.flag(kPrefix + "router_bias");
+  if (has("router_logit_bias")) options.router_logit_bias = meta.flag(kPrefix + "router_logit_bias");
+  if (has("swiglu_alpha")) set_float("swiglu_alpha", PIMOE_OPT_SWIGLU_ALPHA);
+  if (has("swiglu_limit")) set_float("swiglu_limit", PIMOE_OPT_SWIGLU_LIMIT);
   if (has("routed_scaling_factor")) set_float("routed_scaling_factor", PIMOE_OPT_ROUTED_SCALING);
   if (has("num_groups")) set_int("num_groups", PIMOE_OPT_NUM_GROUPS);
   if (has("topk_groups")) set_int("topk_groups", PIMOE_OPT_TOPK_GROUPS);
@@ -342,7 +373,7 @@ LayerConfig native_config(const SafetensorsView &view, const Options &runtime) {
   }
 
   for (size_t e = 0; e < bias.size(); ++e) config.experts[e].bias = bias[e];
-  check_tensors(view, config);
+  check_tensors(view, config, version);
   return config;
 }
 

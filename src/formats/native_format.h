@@ -15,7 +15,9 @@
 namespace pimoe {
 
 constexpr const char *kNativeFormatName = "pimoe.moe";
-constexpr int64_t kNativeFormatVersion = 1;
+// Version 2: a gated expert with bias has gate, up and down biases. A version-1 file's gated expert with bias has its
+// down bias only (its gate and up biases are zero); a writer writes version 1 unless the layer needs 2.
+constexpr int64_t kNativeFormatVersion = 2;
 
 // The metadata a file of this layer carries (layer-defining fields, format and library version).
 std::map<std::string, std::string> native_metadata(const LayerConfig &config);
@@ -26,8 +28,12 @@ struct ExpectedTensor {
   int64_t expert;  // -1 for the router
 };
 
-// Names and shapes of the tensors of a layer, in the documented order (that of pimoe_tensor_name()).
-std::vector<ExpectedTensor> native_tensor_layout(const LayerConfig &config);
+// Names and shapes of the tensors a file of `version` holds for a layer, in the documented order (that of
+// pimoe_tensor_name(); a version-1 file lacks the gate and up biases of gated experts, which are zero).
+std::vector<ExpectedTensor> native_tensor_layout(const LayerConfig &config, int64_t version = kNativeFormatVersion);
+
+// The version a file declares (checked as native_config checks it).
+int64_t native_format_version(const SafetensorsView &view);
 
 // The layer a native file describes. Layer-defining fields come from the metadata; runtime fields (backend,
 // threads, deterministic, cpu_gemm, seed) from `runtime`. Validates every key and value, the hyper-parameters'

@@ -20,15 +20,25 @@ std::unique_ptr<pimoe_model> load_native(const std::string &path, const Options 
   const SafetensorsFile file(path);  // unmapped when this function returns: the model holds its own copy
   const SafetensorsView &view = file.view();
   const LayerConfig config = native_config(view, runtime);
-  const std::vector<ExpectedTensor> layout = native_tensor_layout(config);
+  const int64_t version = native_format_version(view);
+  const std::vector<ExpectedTensor> layout = native_tensor_layout(config, version);
+  // What the current version lists and this file's does not: a version-1 file's gated experts' gate and up biases,
+  // which are zero (the model's tensors start zero-filled).
+  const std::vector<ExpectedTensor> full = native_tensor_layout(config);
   const WeightFiller fill = [&](const std::vector<NamedTensor> &tensors) {
     // native_tensor_layout mirrors allocate_weights; a drift between them is a bug, caught here, not a bad read.
-    if (tensors.size() != layout.size()) fail(PIMOE_ERR_INTERNAL, "tensor layout of '", path, "' disagrees");
+    if (tensors.size() != full.size()) fail(PIMOE_ERR_INTERNAL, "tensor layout of '", path, "' disagrees");
+    size_t next = 0;  // the file's layout is the full one with some tensors left out, in the same order
     for (size_t i = 0; i < tensors.size(); ++i) {
       const NamedTensor &t = tensors[i];
-      if (t.name != layout[i].name || t.shape != layout[i].shape) {
-        fail(PIMOE_ERR_INTERNAL, "tensor layout disagrees at '", t.name, "' (expected '", layout[i].name, "')");
+      if (t.name != full[i].name || t.shape != full[i].shape) {
+        fail(PIMOE_ERR_INTERNAL, "tensor layout disagrees at '", t.name, "' (expected '", full[i].name, "')");
       }
+      if (next == layout.size() || layout[next].name != t.name) {
+        fill_buffer(t);  // zero: a tensor this file's version does not hold
+        continue;
+      }
+      ++next;
       const TensorInfo *stored = view.find(t.name);
       if (!stored) fail(PIMOE_ERR_INTERNAL, "tensor '", t.name, "' vanished from '", path, "'");
       std::vector<float> &values = fill_buffer(t);
@@ -36,6 +46,7 @@ std::unique_ptr<pimoe_model> load_native(const std::string &path, const Options 
       release_mapped_pages(view.bytes(*stored), stored->byte_size());
       finish_filling(t);
     }
+    if (next != layout.size()) fail(PIMOE_ERR_INTERNAL, "tensor layout of '", path, "' disagrees");
   };
   return std::make_unique<pimoe_model>(config, fill);
 }

@@ -23,7 +23,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       }
     }
     const pimoe::LayerConfig config = pimoe::native_config(view, pimoe::Options());
-    for (const pimoe::ExpectedTensor &want : pimoe::native_tensor_layout(config)) {
+    for (const pimoe::ExpectedTensor &want : pimoe::native_tensor_layout(config, pimoe::native_format_version(view))) {
       const pimoe::TensorInfo *t = view.find(want.name);
       if (!t) __builtin_trap();  // native_config() promised every tensor is there
       values.resize(t->element_count);

@@ -25,6 +25,8 @@ const char *ActivationName(pimoe_activation activation) {
       return "tanh";
     case PIMOE_ACT_SWIGLU:
       return "swiglu";
+    case PIMOE_ACT_SWIGLU_OAI:
+      return "swiglu_oai";
   }
   return "?";
 }
@@ -84,6 +86,7 @@ std::vector<TensorInfo> ExpectedTensors(int64_t hidden, const std::vector<Expert
   const int64_t num_experts = static_cast<int64_t>(experts.size());
   std::vector<TensorInfo> list;
   list.push_back({"router.weight", {num_experts, hidden}});
+  if (hp.router_logit_bias) list.push_back({"router.bias", {num_experts}});
   if (hp.HasSelectionBias()) list.push_back({"router.selection_bias", {num_experts}});
   if (hp.dynamic_capacity) list.push_back({"router.load_ema", {num_experts}});
   if (hp.attention_heads > 0) {
@@ -101,10 +104,11 @@ std::vector<TensorInfo> ExpectedTensors(int64_t hidden, const std::vector<Expert
       list.push_back({p + "norm.weight", {hidden}});
       list.push_back({p + "norm.bias", {hidden}});
     }
-    const bool swiglu = s.activation == PIMOE_ACT_SWIGLU;
-    if (swiglu) list.push_back({p + "gate.weight", {s.intermediate, hidden}});
+    const bool gated = IsGated(s.activation);
+    if (gated) list.push_back({p + "gate.weight", {s.intermediate, hidden}});
+    if (gated && expert_bias) list.push_back({p + "gate.bias", {s.intermediate}});
     list.push_back({p + "up.weight", {s.intermediate, hidden}});
-    if (expert_bias && !swiglu) list.push_back({p + "up.bias", {s.intermediate}});
+    if (expert_bias) list.push_back({p + "up.bias", {s.intermediate}});
     list.push_back({p + "down.weight", {hidden, s.intermediate}});
     if (expert_bias) list.push_back({p + "down.bias", {hidden}});
   }
@@ -189,6 +193,7 @@ std::string LoadWeights(const pimoe_model *model, const Hyper &hp, Weights *out)
   }
 
   w.router = std::move(values["router.weight"]);
+  w.router_logit_bias = std::move(values["router.bias"]);
   w.selection_bias = std::move(values["router.selection_bias"]);
   w.load_ema = std::move(values["router.load_ema"]);
   w.attention_q = std::move(values["router.attention.q.weight"]);
@@ -221,6 +226,7 @@ std::string LoadWeights(const pimoe_model *model, const Hyper &hp, Weights *out)
     x.norm_weight = take("norm.weight");
     x.norm_bias = take("norm.bias");
     x.gate_weight = take("gate.weight");
+    x.gate_bias = take("gate.bias");
     x.up_weight = take("up.weight");
     x.up_bias = take("up.bias");
     x.down_weight = take("down.weight");
@@ -234,6 +240,19 @@ std::string LoadWeights(const pimoe_model *model, const Hyper &hp, Weights *out)
 
 double Silu(double x) {
   return x / (1.0 + std::exp(-x));
+}
+
+bool IsGated(pimoe_activation activation) {
+  return activation == PIMOE_ACT_SWIGLU || activation == PIMOE_ACT_SWIGLU_OAI;
+}
+
+double Glu(pimoe_activation activation, double g, double u, double alpha, double limit) {
+  if (activation == PIMOE_ACT_SWIGLU_OAI) {
+    const double m = std::min(g, limit);
+    const double c = std::min(std::max(u, -limit), limit);
+    return (c + 1.0) * m / (1.0 + std::exp(-alpha * m));
+  }
+  return Silu(g) * u;
 }
 
 double Activate(pimoe_activation activation, double x) {
@@ -251,11 +270,14 @@ double Activate(pimoe_activation activation, double x) {
       return x > 0.0 ? x : 0.0;
     case PIMOE_ACT_TANH:
       return std::tanh(x);
+    case PIMOE_ACT_SWIGLU_OAI:  // two inputs: Glu()
+      break;
   }
   return std::numeric_limits<double>::quiet_NaN();
 }
 
-std::vector<double> ExpertForward(const Expert &expert, int64_t hidden, double layer_norm_eps, const float *x) {
+std::vector<double> ExpertForward(const Expert &expert, int64_t hidden, double layer_norm_eps, const float *x,
+                                  double swiglu_alpha, double swiglu_limit) {
   const size_t hd = static_cast<size_t>(hidden);
   const size_t inter = static_cast<size_t>(expert.spec.intermediate);
   std::vector<double> h(x, x + hd);
@@ -273,9 +295,12 @@ std::vector<double> ExpertForward(const Expert &expert, int64_t hidden, double l
     }
   }
   std::vector<double> a(inter, 0.0);
-  if (expert.spec.activation == PIMOE_ACT_SWIGLU) {
+  if (IsGated(expert.spec.activation)) {
     for (size_t i = 0; i < inter; ++i) {
-      a[i] = Silu(Dot(&expert.gate_weight[i * hd], h)) * Dot(&expert.up_weight[i * hd], h);
+      double g = Dot(&expert.gate_weight[i * hd], h), u = Dot(&expert.up_weight[i * hd], h);
+      if (!expert.gate_bias.empty()) g += static_cast<double>(expert.gate_bias[i]);
+      if (!expert.up_bias.empty()) u += static_cast<double>(expert.up_bias[i]);
+      a[i] = Glu(expert.spec.activation, g, u, swiglu_alpha, swiglu_limit);
     }
   } else {
     for (size_t i = 0; i < inter; ++i) {

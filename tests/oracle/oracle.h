@@ -29,6 +29,9 @@ struct Hyper {
   bool expert_bias = false;      // PIMOE_OPT_EXPERT_BIAS
   bool sigmoid = false;          // PIMOE_OPT_ROUTER_SCORING "sigmoid" (false: "softmax")
   bool router_bias = false;      // PIMOE_OPT_ROUTER_BIAS: selection by score + b ("router.selection_bias")
+  bool router_logit_bias = false;  // PIMOE_OPT_ROUTER_LOGIT_BIAS: z = W_g x + c ("router.bias")
+  double swiglu_alpha = 1.702;     // PIMOE_OPT_SWIGLU_ALPHA: a of SWIGLU_OAI experts
+  double swiglu_limit = 7.0;       // PIMOE_OPT_SWIGLU_LIMIT: L of SWIGLU_OAI experts
   double routed_scaling = 1.0;   // PIMOE_OPT_ROUTED_SCALING
   int32_t num_groups = 1;        // PIMOE_OPT_NUM_GROUPS
   int32_t topk_groups = 1;       // PIMOE_OPT_TOPK_GROUPS
@@ -83,8 +86,8 @@ struct Expert {
   bool callback = false;  // a callback expert: no tensors, computed by Hyper::callback
   bool has_bias = false;
   std::vector<float> norm_weight, norm_bias;  // [H] (pre-LayerNorm only)
-  std::vector<float> gate_weight;             // [I, H] (SwiGLU only)
-  std::vector<float> up_weight, up_bias;      // [I, H], [I] (bias: expert_bias and not SwiGLU)
+  std::vector<float> gate_weight, gate_bias;  // [I, H] (gated only), [I] (bias: expert_bias and gated)
+  std::vector<float> up_weight, up_bias;      // [I, H], [I] (bias: expert_bias)
   std::vector<float> down_weight, down_bias;  // [H, I], [H] (bias: expert_bias)
 };
 
@@ -93,6 +96,7 @@ struct Weights {
   int32_t num_experts = 0;
   int32_t top_k = 0;
   std::vector<float> router;  // [E, H]
+  std::vector<float> router_logit_bias;  // [E] "router.bias" (router_logit_bias only)
   std::vector<Expert> experts;
   std::vector<float> selection_bias;  // [E] (router_bias only)
   Expert shared;                      // SwiGLU of shared_width (spec.intermediate 0: none)
@@ -132,6 +136,10 @@ std::string LoadWeights(const pimoe_model *model, const Hyper &hp, Weights *out)
 
 double Activate(pimoe_activation activation, double x);  // GELU (erf), GELU (tanh), SiLU, ReLU, tanh; SwiGLU: SiLU
 double Silu(double x);
+// A gated activation of gate value g and up value u (biases included): SwiGLU silu(g) * u; SwiGLU-OAI
+// (clamp(u, -L, L) + 1) * m * sigmoid(a * m), m = min(g, L).
+double Glu(pimoe_activation activation, double g, double u, double alpha, double limit);
+bool IsGated(pimoe_activation activation);
 
 // Routing of one token, before any capacity limit.
 struct TokenRoute {
@@ -172,8 +180,11 @@ std::vector<double> AttentionContext(const Weights &w, const Hyper &hp, const fl
 std::vector<double> CombineWeights(const Weights &w, const Hyper &hp, const float *x,
                                    const std::vector<std::vector<double>> &outputs, const std::vector<double> &weights);
 
-// y = expert(x) for one token, x of length H, in double.
-std::vector<double> ExpertForward(const Expert &expert, int64_t hidden, double layer_norm_eps, const float *x);
+// y = expert(x) for one token, x of length H, in double (alpha and limit: SWIGLU_OAI's).
+std::vector<double> ExpertForward(const Expert &expert, int64_t hidden, double layer_norm_eps, const float *x,
+                                  double swiglu_alpha = 1.702, double swiglu_limit = 7.0);
+// The router logits of one (router) input v [H]: W_g v, + c with ROUTER_LOGIT_BIAS.
+std::vector<double> RouterLogits(const Weights &w, const Hyper &hp, const std::vector<double> &v);
 
 struct Result {
   std::string error;  // "" on success; else why the call fails (a callback expert failed or has no callback)

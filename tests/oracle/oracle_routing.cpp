@@ -136,7 +136,15 @@ TokenRoute RouteLogits(const Weights &w, const Hyper &hp, const std::vector<doub
 
 TokenRoute RouteToken(const Weights &w, const Hyper &hp, const float *x) {
   const size_t hidden = static_cast<size_t>(w.hidden);
-  return RouteLogits(w, hp, MatVec(w.router, static_cast<size_t>(w.num_experts), ToDouble(x, hidden)));
+  return RouteLogits(w, hp, RouterLogits(w, hp, ToDouble(x, hidden)));
+}
+
+std::vector<double> RouterLogits(const Weights &w, const Hyper &hp, const std::vector<double> &v) {
+  std::vector<double> z = MatVec(w.router, static_cast<size_t>(w.num_experts), v);
+  if (hp.router_logit_bias) {
+    for (size_t e = 0; e < z.size(); ++e) z[e] += static_cast<double>(w.router_logit_bias[e]);
+  }
+  return z;
 }
 
 // ------------------------------------------------------------------------------------------------ expert choice
@@ -345,7 +353,8 @@ Result Forward(const Weights &w, const Hyper &hp, const float *input, int64_t ba
   r.choices.assign(num_experts, 0);
   r.capacities.assign(num_experts, -1);
 
-  // Router logits: z = W_g x, or W_g (x + u) with the attention router (u from the token's sequence).
+  // Router logits: z = W_g x, or W_g (x + u) with the attention router (u from the token's sequence); + c with
+  // ROUTER_LOGIT_BIAS.
   if (hp.attention_heads > 0) {
     r.context.assign(t_count * hidden, 0.0);
     for (int64_t b = 0; b < batch; ++b) {
@@ -359,7 +368,7 @@ Result Forward(const Weights &w, const Hyper &hp, const float *input, int64_t ba
     if (!r.context.empty()) {
       for (size_t h = 0; h < hidden; ++h) v[h] += r.context[t * hidden + h];
     }
-    const std::vector<double> z = MatVec(w.router, num_experts, v);
+    const std::vector<double> z = RouterLogits(w, hp, v);
     std::copy(z.begin(), z.end(), r.logits.begin() + static_cast<std::ptrdiff_t>(t * num_experts));
   }
 
@@ -488,7 +497,8 @@ Result Forward(const Weights &w, const Hyper &hp, const float *input, int64_t ba
       if (e < 0 || r.dropped[t * slots + j]) continue;
       const Expert &expert = w.experts[static_cast<size_t>(e)];
       if (expert.callback || hp.IsCallback(e)) continue;
-      outs[t * slots + j] = ExpertForward(expert, w.hidden, hp.layer_norm_eps, input + t * hidden);
+      outs[t * slots + j] =
+          ExpertForward(expert, w.hidden, hp.layer_norm_eps, input + t * hidden, hp.swiglu_alpha, hp.swiglu_limit);
     }
   }
   for (size_t e = 0; e < num_experts; ++e) {

@@ -62,6 +62,9 @@ struct Layer {
   bool group_max = false;
   int64_t shared_width = 0;
   bool shared_gate = false;
+  bool router_logit_bias = false;  // gpt-oss's router bias (ROUTER_LOGIT_BIAS)
+  double swiglu_alpha = 1.702;     // SWIGLU_OAI's alpha and limit
+  double swiglu_limit = 7.0;
   std::string weight_dtype = "fp32";  // a runtime setting: applied even when set_layer_options is false
   int64_t weight_group_size = 32;     // int4's group (runtime, like weight_dtype)
   bool weight_zero_point = false;     // int4's zero point (runtime)
@@ -76,7 +79,11 @@ struct Layer {
 
 // Every layer option left at the header's default: H=512, E=8, k=2, I=2048, GELU, no norm, no bias, seed 0.
 Layer DefaultLayer();
+void MakeOptions(const Layer &l, OptionsPtr *out);
 void Create(const Layer &l, ModelPtr *out);
+// On a GPU backend, a layer with an expert it does not implement (BackendRefusesExperts): checks that pimoe_create
+// refuses it and returns true; the caller then returns, having nothing to compare. False otherwise.
+bool RefusedByBackend(const Layer &l);
 // Creates the model and reads it into the oracle, checking dims and resolved expert specs against the options.
 void CreateAndLoad(const Layer &l, ModelPtr *model, po::Weights *w);
 // Uniform values of unit variance, from SplitMix64 (portable, independent of the library's generator use).
@@ -129,7 +136,7 @@ void CheckStats(const pimoe_model *m, const StatsExpectation &ex);
 void CheckStatsOverCalls(pimoe_model *m, const po::Weights &w, const po::Hyper &hp, uint64_t *seed,
                          StatsExpectation *ex);
 
-extern const pimoe_activation kAllActivations[6];
+extern const pimoe_activation kAllActivations[7];
 
 // How many tokens' chosen expert sets differ between two oracle configurations of the same weights: a test of a
 // feature is meaningful only if the feature changes the routing.

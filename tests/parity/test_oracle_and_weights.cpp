@@ -76,8 +76,16 @@ TEST(ParityWeights, TensorListAndInitialisationFollowTheHeader) {
   extended.shared_gate = false;
   extended.router_bias = false;
   layers.push_back(extended);
+  // gpt-oss's block: the router's logit bias, clamped SwiGLU experts with gate, up and down biases.
+  Layer oai;
+  oai.router_logit_bias = true;
+  oai.activation = PIMOE_ACT_SWIGLU_OAI;
+  oai.expert_bias = true;
+  oai.seed = 5;
+  layers.push_back(oai);
   for (const Layer &l : layers) {
     SCOPED_TRACE(l.Describe());
+    if (RefusedByBackend(l)) continue;  // a GPU backend: SwiGLU experts with biases
     ModelPtr model;
     po::Weights w;
     ASSERT_NO_FATAL_FAILURE(CreateAndLoad(l, &model, &w));  // checks names, order and shapes

@@ -343,6 +343,18 @@ std::string Compare(const CallResult &lib, const po::Result &r, int64_t hidden, 
 void CheckChain(const Cfg &c, int64_t batch, int64_t seq, int calls, uint64_t seed, ChainSummary *summary) {
   SCOPED_TRACE(c.Describe() + " shape " + std::to_string(batch) + "x" + std::to_string(seq) + " input seed " +
                std::to_string(seed));
+  std::vector<po::ExpertSpec> specs;
+  for (int32_t e = 0; e < c.experts; ++e) {
+    const bool callback =
+        std::find(c.callback_experts.begin(), c.callback_experts.end(), e) != c.callback_experts.end();
+    if (!callback) specs.push_back(po::ExpertSpec{c.activation, c.intermediate, c.pre_norm});
+  }
+  if (BackendRefusesExperts(specs, c.expert_bias)) {  // a GPU backend: nothing to compare
+    OptionsPtr o;
+    MakeOptions(c, &o);
+    if (o) ExpectBackendRefuses(o.get());
+    return;
+  }
   ModelPtr model;
   po::Weights w;
   ASSERT_NO_FATAL_FAILURE(CreateAndLoad(c, &model, &w));

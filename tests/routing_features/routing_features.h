@@ -97,6 +97,9 @@ struct Cfg {
   bool group_max = false;
   int64_t shared_width = 0;
   bool shared_gate = false;
+  bool router_logit_bias = false;
+  double swiglu_alpha = 1.702;
+  double swiglu_limit = 7.0;
   // Routing features.
   bool expert_choice = false;
   std::string group_levels;

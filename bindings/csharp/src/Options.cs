@@ -145,6 +145,15 @@ namespace Pimoe
         /// <summary>Width d_c of the cross-expert attention combine (0: off).</summary>
         public Options SetCombineAttentionDim(int dim) { return Set(OptionKey.CombineAttentionDim, (long)dim); }
 
+        /// <summary>The router's logit bias (gpt-oss): z = W_g x + c, tensor "router.bias".</summary>
+        public Options SetRouterLogitBias(bool enabled) { return Set(OptionKey.RouterLogitBias, enabled); }
+
+        /// <summary>Alpha of SwiGluOai experts (default 1.702).</summary>
+        public Options SetSwigluAlpha(double alpha) { return Set(OptionKey.SwigluAlpha, alpha); }
+
+        /// <summary>Limit of SwiGluOai experts (default 7.0).</summary>
+        public Options SetSwigluLimit(double limit) { return Set(OptionKey.SwigluLimit, limit); }
+
         // ------------------------------------------------------------ callback experts
         // Every delegate handed to the library, kept alive here and by every Model created from these options.
         private readonly System.Collections.Generic.List<Callbacks.NativeExpertFn> callbacks =

@@ -234,6 +234,21 @@ public final class Options {
     return setInt(OptionKey.COMBINE_ATTENTION_DIM, dim);
   }
 
+  /** The router's logit bias (gpt-oss): z = W_g x + c, tensor "router.bias". */
+  public Options routerLogitBias(boolean enabled) {
+    return setInt(OptionKey.ROUTER_LOGIT_BIAS, enabled ? 1 : 0);
+  }
+
+  /** Alpha of SWIGLU_OAI experts (default 1.702). */
+  public Options swigluAlpha(double alpha) {
+    return setFloat(OptionKey.SWIGLU_ALPHA, alpha);
+  }
+
+  /** Limit of SWIGLU_OAI experts (default 7.0). */
+  public Options swigluLimit(double limit) {
+    return setFloat(OptionKey.SWIGLU_LIMIT, limit);
+  }
+
   // ------------------------------------------------------------------ per-expert overrides
   /** A preset for one expert, or for every expert with {@link #ALL_EXPERTS}. */
   public Options expertPreset(int expert, ExpertPreset preset) {
