@@ -11,9 +11,10 @@ namespace pimoe {
 void save_native(const Model &model, const std::string &path) {
   std::vector<TensorToWrite> tensors;
   for (const NamedTensor &t : model.tensors()) {
-    tensors.push_back({t.name, t.shape, [&model, &t](float *out) { model.read_tensor(t, out); }});
+    tensors.push_back(
+        {t.name, DType::F32, t.shape, [&model, &t](void *out) { model.read_tensor(t, static_cast<float *>(out)); }});
   }
-  write_safetensors_f32(path, native_metadata(model.config()), tensors);
+  write_safetensors(path, native_metadata(model.config()), tensors);
 }
 
 std::unique_ptr<pimoe_model> load_native(const std::string &path, const Options &runtime) {
