@@ -59,6 +59,10 @@ class Backend {
   // backend holds, and reads it back through read_weight() (nn.Linear layout) when asked.
   virtual bool holds_weight(const NamedTensor &) const { return false; }
   virtual void read_weight(const NamedTensor &, float *) const {}
+  // A held compact matrix (t.compact set) in the interchange layout of its format (compact_matrix.h), exactly the
+  // one the backend was given: true when the backend can give it (pimoe_save writes it), false when it holds only
+  // values (the model then rebuilds bf16/fp16 from read_weight, which is exact).
+  virtual bool read_compact_weight(const NamedTensor &, CompactMatrix &) const { return false; }
   virtual size_t weight_bytes() const { return 0; }
 
   // ---- Capabilities, decided once when the backend is created for its layer.

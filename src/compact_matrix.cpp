@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 
 #include "dtype.h"
@@ -186,9 +187,38 @@ std::string WeightFormat::name() const {
   return n;
 }
 
+bool parse_weight_format(const std::string &name, WeightFormat &out) {
+  for (const EnumName<WeightDtype> &item : EnumNames<WeightDtype>::list) {
+    if (item.value == WeightDtype::Auto) continue;
+    WeightFormat f;
+    f.dtype = item.value;
+    for (int64_t group : {32, 64, 128}) {
+      for (bool zero_point : {false, true}) {
+        if (f.dtype == WeightDtype::Int4) {
+          f.group = group;
+          f.zero_point = zero_point;
+        }
+        if (f.name() == name) {
+          out = f;
+          return true;
+        }
+      }
+    }
+  }
+  return false;
+}
+
 uint8_t *ByteBuffer::mutable_data() {
   if (owner_) fail(PIMOE_ERR_INTERNAL, "a mapped weight buffer is read-only");
   return owned_.data();
+}
+
+void ByteBuffer::detach() {
+  if (!owner_) return;
+  owned_.assign(view_, view_ + view_size_);
+  owner_.reset();
+  view_ = nullptr;
+  view_size_ = 0;
 }
 
 size_t CompactMatrix::values_bytes(const WeightFormat &f, int64_t rows, int64_t cols) {
@@ -259,38 +289,98 @@ void CompactMatrix::dequantize_rows(int64_t r0, int64_t r1, float *out) const {
 }
 
 void CompactMatrix::check_codes(const std::string &what) const {
-  const uint8_t *v = values.data(), *s = scales.data();
+  const uint8_t *v = values.data(), *s = scales.data(), *z = zeros.data();
+  if (values.size() != values_bytes(format, rows, cols) || scales.size() != scales_bytes(format, rows, cols) ||
+      zeros.size() != zeros_bytes(format, rows, cols)) {
+    fail(PIMOE_ERR_INTERNAL, what, ": buffer sizes do not match ", format.name(), " [", rows, ", ", cols, "]");
+  }
   const size_t nv = values.size(), ns = scales.size();
+  auto bad_scale = [&](size_t i, float x) {
+    fail(PIMOE_ERR_FORMAT, what, ": scale [", i, "] is ", std::isnan(x) ? "NaN" : "Inf");
+  };
+  // A finite scale times a finite code can still overflow fp32: such an element is rejected as a non-finite weight.
+  auto overflows = [&](int64_t r, int64_t c, float code, float scale) {
+    if (std::isfinite(code * scale)) return;
+    char text[96];
+    std::snprintf(text, sizeof text, "code value %g times scale %g", static_cast<double>(code),
+                  static_cast<double>(scale));
+    fail(PIMOE_ERR_FORMAT, what, ": element [", r, ", ", c, "] (", text, ") is not finite in fp32");
+  };
   switch (format.dtype) {
+    case WeightDtype::BF16:
+    case WeightDtype::F16:
+      for (size_t i = 0; i < nv / 2; ++i) {
+        const uint16_t h = load_u16(v + 2 * i);
+        const float x = format.dtype == WeightDtype::BF16 ? bf16_bits_to_float(h) : fp16_bits_to_float(h);
+        if (!std::isfinite(x)) fail(PIMOE_ERR_FORMAT, what, ": value [", i, "] is ", std::isnan(x) ? "NaN" : "Inf");
+      }
+      return;
     case WeightDtype::Int8:
       for (size_t i = 0; i < nv; ++i) {
         if (v[i] == 0x80) fail(PIMOE_ERR_FORMAT, what, ": int8 value [", i, "] is -128 (int8 codes are -127..127)");
       }
-      break;
-    case WeightDtype::Fp8E4M3:
+      for (int64_t r = 0; r < rows; ++r) {
+        const float x = load_f32(s + 4 * r);
+        if (!std::isfinite(x)) bad_scale(static_cast<size_t>(r), x);
+        if (std::isfinite(127.0f * x)) continue;  // no code of the row can overflow
+        for (int64_t c = 0; c < cols; ++c) overflows(r, c, static_cast<int8_t>(v[r * cols + c]), x);
+      }
+      return;
+    case WeightDtype::Fp8E4M3: {
       for (size_t i = 0; i < nv; ++i) {
         if ((v[i] & 0x7f) == 0x7f) fail(PIMOE_ERR_FORMAT, what, ": fp8 value [", i, "] is NaN");
       }
-      break;
-    case WeightDtype::Mxfp4:
-      for (size_t i = 0; i < ns; ++i) {
-        if (s[i] == 0xff) fail(PIMOE_ERR_FORMAT, what, ": e8m0 scale [", i, "] is NaN (0xff)");
+      const int64_t cblocks = ceil_div(cols, kFp8Block);
+      for (size_t i = 0; i < ns / 4; ++i) {
+        const float x = load_f32(s + 4 * i);
+        if (!std::isfinite(x)) bad_scale(i, x);
+        if (std::isfinite(kE4m3Max * x)) continue;
+        const int64_t br = static_cast<int64_t>(i) / cblocks, bc = static_cast<int64_t>(i) % cblocks;
+        for (int64_t r = br * kFp8Block; r < std::min(rows, (br + 1) * kFp8Block); ++r) {
+          for (int64_t c = bc * kFp8Block; c < std::min(cols, (bc + 1) * kFp8Block); ++c) {
+            overflows(r, c, e4m3_to_float(v[r * cols + c]), x);
+          }
+        }
       }
       return;
+    }
     case WeightDtype::Int4:
+    case WeightDtype::Mxfp4: {
+      const bool int4 = format.dtype == WeightDtype::Int4;
+      const int64_t g = group_of(format, cols), groups = ceil_div(cols, g), rb = static_cast<int64_t>(row_bytes());
       for (size_t i = 0; i < zeros.size(); ++i) {
-        if (zeros.data()[i] > 15) fail(PIMOE_ERR_FORMAT, what, ": zero point [", i, "] is ", int(zeros.data()[i]), " (> 15)");
+        if (z[i] > 15) fail(PIMOE_ERR_FORMAT, what, ": zero point [", i, "] is ", int(z[i]), " (> 15)");
       }
-      for (size_t i = 0; i < ns / 2; ++i) {
-        const float x = fp16_bits_to_float(load_u16(s + 2 * i));
-        if (!std::isfinite(x)) fail(PIMOE_ERR_FORMAT, what, ": scale [", i, "] is ", std::isnan(x) ? "NaN" : "Inf");
+      for (int64_t r = 0; r < rows; ++r) {
+        const uint8_t *row = v + r * rb;
+        for (int64_t gi = 0; gi < groups; ++gi) {
+          const size_t i = static_cast<size_t>(r * groups + gi);
+          float scale;
+          if (int4) {
+            scale = fp16_bits_to_float(load_u16(s + 2 * i));
+            if (!std::isfinite(scale)) bad_scale(i, scale);
+            continue;  // at most 15 times fp16's largest finite value: finite
+          }
+          if (s[i] == 0xff) fail(PIMOE_ERR_FORMAT, what, ": e8m0 scale [", i, "] is NaN (0xff)");
+          scale = std::ldexp(1.0f, static_cast<int>(s[i]) - 127);
+          if (std::isfinite(6.0f * scale)) continue;
+          for (int64_t c = gi * g; c < std::min(cols, (gi + 1) * g); ++c) {
+            overflows(r, c, e2m1_to_float(nibble_at(row, c)), scale);
+          }
+        }
+        // Past cols, the last block holds the code of zero: 8 (symmetric int4), the group's zero point, or 0 (mxfp4).
+        const int zero = !int4 ? 0 : z ? z[r * groups + groups - 1] : 8;
+        for (int64_t c = cols; c < ceil_div(cols, kBlock) * kBlock; ++c) {
+          if (nibble_at(row, c) != zero) {
+            fail(PIMOE_ERR_FORMAT, what, ": row ", r, " padding element ", c, " (past the ", cols, " columns) is code ",
+                 int(nibble_at(row, c)), ", not the code of zero (", zero, ")");
+          }
+        }
       }
       return;
-    default: return;
-  }
-  for (size_t i = 0; i < ns / 4; ++i) {  // int8 and fp8: f32 scales
-    const float x = load_f32(s + 4 * i);
-    if (!std::isfinite(x)) fail(PIMOE_ERR_FORMAT, what, ": scale [", i, "] is ", std::isnan(x) ? "NaN" : "Inf");
+    }
+    case WeightDtype::F32:
+    case WeightDtype::Auto: return;
   }
 }
 

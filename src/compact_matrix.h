@@ -57,13 +57,17 @@ struct WeightFormat {
   bool zero_point = false;  // int4 only
 
   bool compact() const { return dtype != WeightDtype::F32; }
-  // "int4-g32", "int4-g64-zp", "int8", ...
+  // "int4-g32", "int4-g64-zp", "int8", ... (files store this name: parse_weight_format reads it back)
   std::string name() const;
   bool operator==(const WeightFormat &o) const {
     return dtype == o.dtype && group == o.group && zero_point == o.zero_point;
   }
   bool operator!=(const WeightFormat &o) const { return !(*this == o); }
 };
+
+// The format whose name() is `name` ("fp32", "bf16", "fp16", "int8", "int4-g32", "int4-g64-zp", "fp8_e4m3",
+// "mxfp4", ...; int4 always with its group); false for any other text.
+bool parse_weight_format(const std::string &name, WeightFormat &out);
 
 // Bytes owned by a matrix, or a view of bytes someone else keeps alive (a mapped file): `owner` holds them.
 class ByteBuffer {
@@ -79,6 +83,10 @@ class ByteBuffer {
   // Heap bytes this buffer owns (a view owns none).
   size_t owned_bytes() const { return owned_.capacity(); }
   bool empty() const { return size() == 0; }
+  // A view of someone else's bytes (the owner form).
+  bool is_view() const { return owner_ != nullptr; }
+  // Turns a view into an owned copy of its bytes, releasing the owner (a no-op for an owned buffer).
+  void detach();
 
  private:
   std::vector<uint8_t> owned_;
@@ -107,7 +115,10 @@ struct CompactMatrix {
   // Rows [r0, r1) dequantised into out [(r1 - r0), cols].
   void dequantize_rows(int64_t r0, int64_t r1, float *out) const;
   // Throws PIMOE_ERR_FORMAT naming `what` when a code is one no quantiser writes (an fp8 NaN, a NaN or Inf scale,
-  // an int8 -128, a zero point past 15): what a file must be checked for before its bytes are used.
+  // an e8m0 scale 0xff, an int8 -128, a zero point past 15, a bf16/fp16 NaN or Inf, a 4-bit row's padding past
+  // `cols` other than the code of zero) or when an element's dequantised value is not finite (a huge scale times a
+  // large code): what a file must be checked for before its bytes are used. The buffers must have the sizes the
+  // shape and format give (values_bytes, scales_bytes, zeros_bytes).
   void check_codes(const std::string &what) const;
 };
 

@@ -50,9 +50,12 @@ void apply_override(const ExpertOverride &o, const ExpertSpec &layer_default, Ex
   if (o.weight_dtype) spec.format.dtype = *o.weight_dtype;
 }
 
-// A storage format from the options: "auto" is fp32 here (pimoe_load and pimoe_import_hf resolve it from the file
-// before the layer is built); the group size and zero point apply to int4 only.
-WeightFormat format_of(WeightDtype dtype, const Options &options) {
+}  // namespace
+
+WeightFormat weight_format_of(WeightDtype dtype, const Options &options) {
+  if (options.weight_group_size != 32 && options.weight_group_size != 64 && options.weight_group_size != 128) {
+    fail(PIMOE_ERR_INVALID_OPTION, "weight_group_size (", options.weight_group_size, ") must be 32, 64 or 128");
+  }
   WeightFormat f;
   f.dtype = dtype == WeightDtype::Auto ? WeightDtype::F32 : dtype;
   if (f.dtype == WeightDtype::Int4) {
@@ -61,8 +64,6 @@ WeightFormat format_of(WeightDtype dtype, const Options &options) {
   }
   return f;
 }
-
-}  // namespace
 
 LayerConfig resolve_layer_config(const Options &options) {
   if (options.top_k > options.num_experts) {
@@ -179,10 +180,7 @@ LayerConfig resolve_layer_config(const Options &options) {
   config.threads = options.threads;
   config.deterministic = options.deterministic;
   config.cpu_gemm = options.cpu_gemm;
-  if (options.weight_group_size != 32 && options.weight_group_size != 64 && options.weight_group_size != 128) {
-    fail(PIMOE_ERR_INVALID_OPTION, "weight_group_size (", options.weight_group_size, ") must be 32, 64 or 128");
-  }
-  config.weight_format = format_of(options.weight_dtype, options);
+  config.weight_format = weight_format_of(options.weight_dtype, options);
   config.backend = options.backend;
   config.tuning = apply_tuning_environment(options.tuning);
 
@@ -206,7 +204,7 @@ LayerConfig resolve_layer_config(const Options &options) {
       spec.callback = true;
       continue;
     }
-    spec.format = format_of(spec.format.dtype, options);
+    spec.format = weight_format_of(spec.format.dtype, options);
     if (spec.intermediate < 1 || spec.intermediate > kMaxIntermediate) {
       fail(PIMOE_ERR_INVALID_OPTION, "expert ", e, ": width ", spec.intermediate, " is out of range [1, ",
            kMaxIntermediate, "]");

@@ -58,6 +58,21 @@ void Model::read_tensor(const NamedTensor &t, float *out) const {
   std::copy(t.data->begin(), t.data->end(), out);
 }
 
+CompactMatrix Model::read_compact(const NamedTensor &t) const {
+  if (!t.format.compact()) fail(PIMOE_ERR_INTERNAL, "read_compact: tensor '", t.name, "' is fp32");
+  CompactMatrix m;
+  if (backend_->holds_weight(t) && backend_->read_compact_weight(t, m)) return m;
+  if (!backend_->holds_weight(t) && t.compact && !t.compact->empty()) return *t.compact;
+  // A backend that holds the values only (fp32, or its own bf16/fp16 type): bf16 and fp16 values convert back
+  // exactly. The other formats never reach such a backend (expand_for_float_backend refuses them).
+  if (t.format.dtype != WeightDtype::BF16 && t.format.dtype != WeightDtype::F16) {
+    fail(PIMOE_ERR_INTERNAL, "tensor '", t.name, "' (", t.format.name(), ") is held without its codes");
+  }
+  std::vector<float> values(static_cast<size_t>(t.element_count()));
+  read_tensor(t, values.data());
+  return quantize_matrix(values.data(), t.shape[0], t.shape[1], t.format);
+}
+
 void Model::set_callback(int32_t expert, const ExpertCallback &callback) {
   const int64_t E = config_.router.num_experts;
   if (expert < 0 || expert >= E || !config_.experts[static_cast<size_t>(expert)].callback) {

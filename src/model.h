@@ -52,6 +52,8 @@ class Model {
   const NamedTensor *find_tensor(const std::string &name) const;
   // Copies a tensor (nn.Linear layout) into out, which holds element_count(t) floats.
   void read_tensor(const NamedTensor &t, float *out) const;
+  // A compact matrix (t.format.compact()) exactly as stored (interchange layout, the codes the layer computes with).
+  CompactMatrix read_compact(const NamedTensor &t) const;
   size_t weight_bytes() const;
   size_t workspace_bytes() const { return workspaces_.bytes(); }
   Stats &stats() { return stats_; }

@@ -57,6 +57,11 @@ bool is_valid_activation(int64_t value);
 // num_experts, ...), the environment's overrides of the experimental options applied (layer_config.cpp).
 LayerConfig resolve_layer_config(const Options &options);
 
+// The storage format a weight_dtype value names under these options: "auto" is fp32 here (pimoe_load and
+// pimoe_import_hf resolve it from the file before the layer is built); int4 takes weight_group_size and
+// weight_zero_point. Throws PIMOE_ERR_INVALID_OPTION when weight_group_size is not 32, 64 or 128 (whatever the dtype).
+WeightFormat weight_format_of(WeightDtype dtype, const Options &options);
+
 }  // namespace pimoe
 
 // The opaque C handle is the C++ options object itself.

@@ -1,5 +1,6 @@
-# The native file format: round trips, BF16/F16 files, hostile files, the fuzz corpus as regression tests, the
-# pimoe-info CLI and (with clang) a bounded libFuzzer run. Included from tests/CMakeLists.txt.
+# The native file format: round trips, BF16/F16 files, hostile files, the fuzz corpus as regression tests, compact
+# matrices (test_format_compact: every format's layout and round trip, loading into another format, hostile
+# quantised files), the pimoe-info CLI and (with clang) a bounded libFuzzer run. Included from tests/CMakeLists.txt.
 
 set(PIMOE_FORMAT_TEST_DIR ${CMAKE_CURRENT_SOURCE_DIR})
 
@@ -8,6 +9,11 @@ target_include_directories(test_format PRIVATE ${PIMOE_FORMAT_TEST_DIR})
 target_link_libraries(test_format PRIVATE nlohmann_json::nlohmann_json)
 target_compile_definitions(test_format PRIVATE PIMOE_FUZZ_CORPUS_DIR="${PIMOE_FORMAT_TEST_DIR}/fuzz/corpus")
 set_tests_properties(test_format PROPERTIES LABELS "format" TIMEOUT 300)
+
+pimoe_add_gtest(test_format_compact ${PIMOE_FORMAT_TEST_DIR}/test_format_compact.cpp)
+target_include_directories(test_format_compact PRIVATE ${PIMOE_FORMAT_TEST_DIR})
+target_link_libraries(test_format_compact PRIVATE nlohmann_json::nlohmann_json)
+set_tests_properties(test_format_compact PROPERTIES LABELS "format" TIMEOUT 300)
 
 add_test(NAME pimoe_info_cli
          COMMAND bash ${PIMOE_FORMAT_TEST_DIR}/fuzz/check_pimoe_info.sh $<TARGET_FILE:pimoe-info>

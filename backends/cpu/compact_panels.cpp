@@ -103,6 +103,62 @@ CompactPanels::CompactPanels(const CompactMatrix &m) : format_(m.format), n_(m.r
   // The padding features of a 4-bit panel: code 8 of symmetric int4 is 0 already times a 0 scale; nothing to do.
 }
 
+CompactMatrix CompactPanels::to_matrix() const {
+  const WeightDtype d = format_.dtype;
+  const int64_t K = k_, groups = ceil_div(K, group_);
+  CompactMatrix m;
+  m.format = format_;
+  m.rows = n_;
+  m.cols = k_;
+  m.values = ByteBuffer(CompactMatrix::values_bytes(format_, n_, k_));
+  m.scales = ByteBuffer(CompactMatrix::scales_bytes(format_, n_, k_));
+  m.zeros = ByteBuffer(CompactMatrix::zeros_bytes(format_, n_, k_));
+  uint8_t *dst = m.values.mutable_data(), *sdst = m.scales.mutable_data(), *zdst = m.zeros.mutable_data();
+  const size_t rb = m.row_bytes();
+  for (int64_t n = 0; n < n_; ++n) {
+    const int64_t p = n / kW, c = n % kW;
+    uint8_t *row = dst + static_cast<size_t>(n) * rb;
+    const uint8_t *v = values(p), *s = scales(p);
+    switch (d) {
+      case WeightDtype::BF16:
+      case WeightDtype::F16:
+        for (int64_t k = 0; k < K; ++k) std::memcpy(row + 2 * k, v + 2 * (k * kW + c), 2);
+        break;
+      case WeightDtype::Int8:
+        std::memcpy(sdst + 4 * n, s + 4 * c, 4);
+        [[fallthrough]];
+      case WeightDtype::Fp8E4M3:
+        for (int64_t k = 0; k < K; ++k) row[k] = v[k * kW + c];
+        if (d == WeightDtype::Fp8E4M3 && n % 128 == 0) {  // the panel starting a 128-row block holds its scales
+          for (int64_t g = 0; g < groups; ++g) std::memcpy(sdst + 4 * ((n / 128) * groups + g), s + 4 * g, 4);
+        }
+        break;
+      case WeightDtype::Int4:
+      case WeightDtype::Mxfp4: {
+        const size_t scale_bytes = d == WeightDtype::Int4 ? 2 : 1;
+        for (int64_t g = 0; g < groups; ++g) {
+          std::memcpy(sdst + scale_bytes * (n * groups + g), s + scale_bytes * (g * kW + c), scale_bytes);
+          if (zeros_per_panel_) zdst[n * groups + g] = zeros(p)[g * kW + c];
+        }
+        // Every nibble of the row's blocks: the codes, then the padding with the code of zero (the quantiser's).
+        const uint8_t zero = d == WeightDtype::Mxfp4 ? 0 : zeros_per_panel_ ? zdst[n * groups + groups - 1] : 8;
+        for (int64_t k = 0; k < static_cast<int64_t>(rb) * 2; ++k) {
+          uint8_t u = zero;
+          if (k < K) {
+            const uint8_t b = v[k * (kW / 2) + c % 8];
+            u = c < 8 ? static_cast<uint8_t>(b & 0x0f) : static_cast<uint8_t>(b >> 4);
+          }
+          uint8_t &out = row[(k / 32) * 16 + (k % 32) / 2];
+          out = (k & 1) ? static_cast<uint8_t>((out & 0x0f) | (u << 4)) : static_cast<uint8_t>((out & 0xf0) | u);
+        }
+        break;
+      }
+      default: break;
+    }
+  }
+  return m;
+}
+
 void CompactPanels::unpack(float *w) const {
   alignas(64) float block[kDepthBlock * kW];
   for (int64_t p = 0; p < panels(); ++p) {

@@ -41,6 +41,9 @@ class CompactPanels {
 
   // The matrix [rows, depth] dequantised (for pimoe_tensor_read).
   void unpack(float *w) const;
+  // The matrix in the interchange layout it was packed from, bit for bit (for pimoe_save): the panels hold every
+  // code and scale, and a 4-bit row's padding past `depth` is the code of zero, as check_codes requires.
+  CompactMatrix to_matrix() const;
 
  private:
   WeightFormat format_;
@@ -73,6 +76,8 @@ class PanelMatrix {
   int64_t panels() const { return compact_ ? packed_.panels() : fp32_.panels(); }
   size_t bytes() const { return compact_ ? packed_.bytes() : fp32_.bytes(); }
   void unpack(float *w) const { compact_ ? packed_.unpack(w) : fp32_.unpack(w); }
+  bool is_compact() const { return compact_; }
+  const CompactPanels &compact() const { return packed_; }
   // C[rows, panels p0..p1) of A * W^T (packed_gemm_tile / compact_gemm_tile).
   void tile(const float *A, int64_t lda, int64_t rows, int64_t p0, int64_t p1, float *C, int64_t ldc) const {
     if (compact_) return compact_gemm_tile(A, lda, rows, packed_, p0, p1, C, ldc);

@@ -107,6 +107,13 @@ class CpuBackend final : public Backend {
 
   void read_weight(const NamedTensor &t, float *out) const override { packed_of_.at(t.data)->unpack(out); }
 
+  bool read_compact_weight(const NamedTensor &t, CompactMatrix &out) const override {
+    const cpu::PanelMatrix &packed = *packed_of_.at(t.data);
+    if (!packed.is_compact()) return false;
+    out = packed.compact().to_matrix();
+    return true;
+  }
+
   size_t weight_bytes() const override {
     size_t total = 0;
     for (const auto &entry : packed_of_) total += entry.second->bytes();

@@ -558,10 +558,12 @@ PIMOE_API pimoe_status pimoe_model_reset_adaptive_state(pimoe_model *model);
  * layer-defining setting (hidden, num_experts, top_k, temperature, renormalize, capacity_factor, aux_loss_coef,
  * layer_norm_eps, the router extensions and shared expert (router_scoring ... shared_gate, router_logit_bias,
  * swiglu_alpha and swiglu_limit, written when not at their defaults), and per expert: activation, width, pre_norm,
- * bias) and whose tensors are the model's weights, fp32, named as listed at pimoe_tensor_count(). docs/format.md
- * documents the keys and the validation rules. The file declares format version 1, or 2 when a gated expert has
- * biases (version 1 gave a SwiGLU expert with bias a down bias only: pimoe_load reads such a file with zero gate and
- * up biases).
+ * bias, and the storage formats when not fp32) and whose tensors are the model's weights, named as listed at
+ * pimoe_tensor_count(): fp32, except expert and shared-expert matrices of a compact WEIGHT_DTYPE, written in their
+ * format as the layer holds them (values, plus "<name>.scales" and "<name>.zeros" where the format has them).
+ * docs/format.md documents the keys, the byte layouts and the validation rules. The file declares format version 1,
+ * or 2 when a gated expert has biases (version 1 gave a SwiGLU expert with bias a down bias only: pimoe_load reads
+ * such a file with zero gate and up biases).
  * The file appears only when complete (written next to it, then renamed); an existing file is replaced.
  * Errors: PIMOE_ERR_IO (cannot create or write the file), with a message naming the file. */
 PIMOE_API pimoe_status pimoe_save(const pimoe_model *model, const char *path);
@@ -573,18 +575,25 @@ PIMOE_API pimoe_status pimoe_save(const pimoe_model *model, const char *path);
  *     router, adaptive_bias_rate, dynamic_capacity, capacity_momentum, combine_attention_dim; the adaptive state as
  *     saved), every expert's activation, width, pre_norm and bias, and which experts are callback slots (their
  *     functions are not saved: set them with pimoe_model_set_expert_callback). The same settings in `options` (and
- *     its per-expert overrides and callbacks) are ignored.
+ *     its per-expert overrides but pimoe_options_set_expert_weight_dtype's, and its callbacks) are ignored.
  *   - Runtime settings come from `options`: backend, threads, deterministic, cpu_gemm, weight_dtype (seed is unused:
  *     the weights are the file's). options may be NULL: the defaults. deterministic with a file whose layer has
  *     adaptive routing or dynamic capacity fails with PIMOE_ERR_INVALID_OPTION, as pimoe_create would.
- *   - Tensors stored as F32 load bit-exactly (save then load gives identical outputs); BF16 and F16 tensors are
- *     converted to fp32.
+ *   - Storage formats: with WEIGHT_DTYPE "auto" (the default) every matrix keeps the file's format, its bytes used as
+ *     stored; a format named by WEIGHT_DTYPE (with WEIGHT_GROUP_SIZE and WEIGHT_ZERO_POINT for int4) or by
+ *     pimoe_options_set_expert_weight_dtype (for that expert, or every expert) that differs from the file's is
+ *     made from the file's values dequantised to fp32. (An override for an expert the file lacks is ignored.)
+ *   - Tensors stored as F32 load bit-exactly (save then load gives identical outputs), and so do matrices kept in
+ *     their compact format (saving the loaded model writes the same bytes); BF16 and F16 fp32 tensors are converted
+ *     to fp32.
  * The file is memory-mapped read-only and validated completely before anything is used (header size and JSON,
  * offsets, dtypes, shapes against the metadata, every required tensor present and no other, hyper-parameters in
- * range, weights finite); then the weights are copied into the model and the file is unmapped.
+ * range, weights finite, compact codes valid); then the weights are copied into the model (a matrix kept in its
+ * compact format goes from the mapped file straight into the backend's form) and the file is unmapped.
  * Errors (the message names the file, and the tensor or metadata key): PIMOE_ERR_IO (missing, unreadable, not a
- * regular file), PIMOE_ERR_FORMAT (malformed or inconsistent contents, not a native file), PIMOE_ERR_UNSUPPORTED (a
- * newer format version, a dtype other than F32/BF16/F16), and those of pimoe_create() for the runtime options.
+ * regular file), PIMOE_ERR_FORMAT (malformed or inconsistent contents, not a native file; a compact matrix whose
+ * scales, zero points, dtypes, packed shape or codes disagree with its format), PIMOE_ERR_UNSUPPORTED (a newer format
+ * version, an fp32 tensor of a dtype other than F32/BF16/F16), and those of pimoe_create() for the runtime options.
  * *out is set only on success. The file must not be truncated by another process while pimoe_load() runs. */
 PIMOE_API pimoe_status pimoe_load(const char *path, const pimoe_options *options, pimoe_model **out);
 

@@ -2,6 +2,8 @@
 
 #include <charconv>
 #include <cmath>
+#include <cstring>
+#include <optional>
 #include <set>
 #include <system_error>
 
@@ -93,37 +95,93 @@ std::string shape_text(const std::vector<int64_t> &shape) {
   return text + "]";
 }
 
+const char *part_text(StoredTensor::Part part) {
+  switch (part) {
+    case StoredTensor::Part::Values: return "values";
+    case StoredTensor::Part::Scales: return "scales";
+    case StoredTensor::Part::Zeros: return "zero points";
+  }
+  return "";
+}
+
+// The metadata values a stored tensor's shape derives from, for "has shape ... but the metadata (...) needs" messages.
+std::string shape_reason(const LayerConfig &config, const ExpectedTensor &want, const StoredTensor &stored) {
+  std::string why =
+      "hidden = " + std::to_string(config.hidden) + ", num_experts = " + std::to_string(config.router.num_experts);
+  if (want.expert >= 0) {
+    why += ", expert " + std::to_string(want.expert) +
+           " intermediate = " + std::to_string(config.experts[static_cast<size_t>(want.expert)].intermediate);
+  } else if (want.name.compare(0, 7, "shared.") == 0) {
+    why += ", shared_width = " + std::to_string(config.shared.width);
+  }
+  if (want.format.compact()) {
+    why += ", weight_format " + want.format.name() + ": " + part_text(stored.part) + " of [" +
+           std::to_string(want.shape[0]) + ", " + std::to_string(want.shape[1]) + "]";
+    const WeightDtype d = want.format.dtype;
+    if (stored.part == StoredTensor::Part::Values && (d == WeightDtype::Int4 || d == WeightDtype::Mxfp4)) {
+      why += " packed two a byte in 16-byte blocks of 32";
+    }
+  }
+  return why;
+}
+
 void check_tensors(const SafetensorsView &view, const LayerConfig &config, int64_t version) {
   const std::string where = "file '" + view.label() + "': ";
   const std::vector<ExpectedTensor> layout = native_tensor_layout(config, version);
-  std::set<std::string> expected_names;
+  std::map<std::string, const ExpectedTensor *> matrix_of;  // stored name -> its layout tensor
   for (const ExpectedTensor &want : layout) {
-    expected_names.insert(want.name);
-    const TensorInfo *have = view.find(want.name);
-    if (!have) {
-      fail(PIMOE_ERR_FORMAT, where, "tensor '", want.name, "' is missing (the metadata's layer needs it, shape ",
-           shape_text(want.shape), ")");
-    }
-    if (have->shape != want.shape) {
-      std::string why =
-          "hidden = " + std::to_string(config.hidden) + ", num_experts = " + std::to_string(config.router.num_experts);
-      if (want.expert >= 0) {
-        why += ", expert " + std::to_string(want.expert) +
-               " intermediate = " + std::to_string(config.experts[static_cast<size_t>(want.expert)].intermediate);
+    for (const StoredTensor &part : stored_tensors(want)) {
+      matrix_of[part.name] = &want;
+      const TensorInfo *have = view.find(part.name);
+      if (!have) {
+        fail(PIMOE_ERR_FORMAT, where, "tensor '", part.name, "' is missing (the metadata's layer needs it",
+             want.format.compact() ? std::string(", the ") + part_text(part.part) + " of " + want.format.name() +
+                                         " matrix '" + want.name + "'"
+                                   : std::string(),
+             ", ", dtype_name(part.dtype), " ", shape_text(part.shape), ")");
       }
-      fail(PIMOE_ERR_FORMAT, where, "tensor '", want.name, "' has shape ", shape_text(have->shape),
-           " but the metadata (", why, ") needs ", shape_text(want.shape));
-    }
-    if (have->dtype != DType::F32 && have->dtype != DType::BF16 && have->dtype != DType::F16) {
-      fail(PIMOE_ERR_UNSUPPORTED, where, "tensor '", want.name, "' has dtype ", dtype_name(have->dtype),
-           " (native files hold F32, BF16 or F16)");
+      if (have->shape != part.shape) {
+        fail(PIMOE_ERR_FORMAT, where, "tensor '", part.name, "' has shape ", shape_text(have->shape),
+             " but the metadata (", shape_reason(config, want, part), ") needs ", shape_text(part.shape));
+      }
+      if (!want.format.compact()) {
+        if (have->dtype != DType::F32 && have->dtype != DType::BF16 && have->dtype != DType::F16) {
+          fail(PIMOE_ERR_UNSUPPORTED, where, "tensor '", part.name, "' has dtype ", dtype_name(have->dtype),
+               " (native files hold fp32 tensors as F32, BF16 or F16; a compact matrix needs its format in the ",
+               "metadata)");
+        }
+      } else if (have->dtype != part.dtype) {
+        fail(PIMOE_ERR_FORMAT, where, "tensor '", part.name, "' has dtype ", dtype_name(have->dtype), " but ",
+             want.format.name(), " stores its ", part_text(part.part), " as ", dtype_name(part.dtype));
+      }
     }
   }
   for (const TensorInfo &t : view.tensors()) {
-    if (expected_names.count(t.name) == 0) {
-      fail(PIMOE_ERR_FORMAT, where, "unexpected tensor '", t.name, "' (not part of the layer the metadata describes)");
+    if (matrix_of.count(t.name)) continue;
+    // A scales or zero points tensor of a matrix whose format has none is named as such.
+    for (const char *suffix : {".scales", ".zeros"}) {
+      const size_t n = std::strlen(suffix);
+      if (t.name.size() <= n || t.name.compare(t.name.size() - n, n, suffix) != 0) continue;
+      const auto it = matrix_of.find(t.name.substr(0, t.name.size() - n));
+      if (it == matrix_of.end() || it->second->name != t.name.substr(0, t.name.size() - n)) continue;
+      fail(PIMOE_ERR_FORMAT, where, "unexpected tensor '", t.name, "': matrix '", it->second->name, "' is stored as ",
+           it->second->format.name(), ", which has no ", suffix + 1);
     }
+    fail(PIMOE_ERR_FORMAT, where, "unexpected tensor '", t.name, "' (not part of the layer the metadata describes)");
   }
+}
+
+// A weight_format metadata value (absent: fp32).
+WeightFormat read_format(MetadataReader &meta, const SafetensorsView &view, const std::string &key) {
+  WeightFormat f;
+  if (view.metadata().count(key) == 0) return f;
+  const std::string &value = meta.text(key);
+  if (!parse_weight_format(value, f)) {
+    fail(PIMOE_ERR_FORMAT, meta.where(), "metadata '", key, "' = '", value,
+         "' is not a weight format (fp32, bf16, fp16, int8, int4-g32, int4-g64, int4-g128, each int4 optionally "
+         "with -zp, fp8_e4m3, mxfp4)");
+  }
+  return f;
 }
 
 }  // namespace
@@ -132,8 +190,7 @@ std::map<std::string, std::string> native_metadata(const LayerConfig &config) {
   std::map<std::string, std::string> m;
   m[kPrefix + "format"] = kNativeFormatName;
   bool gated_bias = false;  // only version 2 describes these
-  for (const ExpertSpec &spec : config.experts)
-    gated_bias = gated_bias || (!spec.callback && spec.gated() && spec.bias);
+  for (const ExpertSpec &spec : config.experts) gated_bias = gated_bias || (!spec.callback && spec.gated() && spec.bias);
   m[kPrefix + "format_version"] = gated_bias ? "2" : "1";
   m[kPrefix + "library_version"] = PIMOE_VERSION_STRING;
   m[kPrefix + "hidden"] = std::to_string(config.hidden);
@@ -178,8 +235,7 @@ std::map<std::string, std::string> native_metadata(const LayerConfig &config) {
   }
   if (r.combine_attention_dim > 0) m[kPrefix + "combine_attention_dim"] = std::to_string(r.combine_attention_dim);
   bool oai = false;
-  for (const ExpertSpec &spec : config.experts)
-    oai = oai || (!spec.callback && spec.activation == PIMOE_ACT_SWIGLU_OAI);
+  for (const ExpertSpec &spec : config.experts) oai = oai || (!spec.callback && spec.activation == PIMOE_ACT_SWIGLU_OAI);
   if (oai || config.swiglu_alpha != 1.702 || config.swiglu_limit != 7.0) {  // always with swiglu_oai experts
     m[kPrefix + "swiglu_alpha"] = format_double(config.swiglu_alpha);
     m[kPrefix + "swiglu_limit"] = format_double(config.swiglu_limit);
@@ -195,7 +251,11 @@ std::map<std::string, std::string> native_metadata(const LayerConfig &config) {
     m[expert_key(id, "intermediate")] = std::to_string(spec.intermediate);
     m[expert_key(id, "pre_norm")] = spec.pre_norm ? "1" : "0";
     m[expert_key(id, "bias")] = spec.bias ? "1" : "0";
+    if (spec.format.compact()) m[expert_key(id, "weight_format")] = spec.format.name();
   }
+  // Storage formats, written only when not fp32 (an fp32 file stays as older libraries wrote it): the layer's (the
+  // shared expert's matrices, and the GPU backends' one type per layer) and each expert's (above).
+  if (config.weight_format.compact()) m[kPrefix + "weight_format"] = config.weight_format.name();
   return m;
 }
 
@@ -203,16 +263,19 @@ std::vector<ExpectedTensor> native_tensor_layout(const LayerConfig &config, int6
   const int64_t H = config.hidden;
   const int64_t E = config.router.num_experts;
   std::vector<ExpectedTensor> layout;
-  layout.push_back({"router.weight", {E, H}, -1});
-  if (config.router.logit_bias) layout.push_back({"router.bias", {E}, -1});
-  if (config.router.selection_bias) layout.push_back({"router.selection_bias", {E}, -1});
-  if (config.router.dynamic_capacity) layout.push_back({"router.load_ema", {E}, -1});
+  auto add = [&layout](std::string name, std::vector<int64_t> shape, int64_t expert, WeightFormat format = {}) {
+    layout.push_back({std::move(name), std::move(shape), expert, format});
+  };
+  add("router.weight", {E, H}, -1);
+  if (config.router.logit_bias) add("router.bias", {E}, -1);
+  if (config.router.selection_bias) add("router.selection_bias", {E}, -1);
+  if (config.router.dynamic_capacity) add("router.load_ema", {E}, -1);
   if (config.router.attention_heads > 0) {
     const int64_t D = config.router.attention_heads * config.router.attention_head_dim;
-    layout.push_back({"router.attention.q.weight", {D, H}, -1});
-    layout.push_back({"router.attention.k.weight", {D, H}, -1});
-    layout.push_back({"router.attention.v.weight", {D, H}, -1});
-    layout.push_back({"router.attention.o.weight", {H, D}, -1});
+    add("router.attention.q.weight", {D, H}, -1);
+    add("router.attention.k.weight", {D, H}, -1);
+    add("router.attention.v.weight", {D, H}, -1);
+    add("router.attention.o.weight", {H, D}, -1);
   }
   for (int64_t e = 0; e < E; ++e) {
     const ExpertSpec &spec = config.experts[static_cast<size_t>(e)];
@@ -220,28 +283,29 @@ std::vector<ExpectedTensor> native_tensor_layout(const LayerConfig &config, int6
     const std::string prefix = "experts." + std::to_string(e) + ".";
     const int64_t I = spec.intermediate;
     if (spec.pre_norm) {
-      layout.push_back({prefix + "norm.weight", {H}, e});
-      layout.push_back({prefix + "norm.bias", {H}, e});
+      add(prefix + "norm.weight", {H}, e);
+      add(prefix + "norm.bias", {H}, e);
     }
     const bool gate_up_bias = spec.bias && (!spec.gated() || version >= 2);
-    if (spec.gated()) layout.push_back({prefix + "gate.weight", {I, H}, e});
-    if (spec.gated() && gate_up_bias) layout.push_back({prefix + "gate.bias", {I}, e});
-    layout.push_back({prefix + "up.weight", {I, H}, e});
-    if (gate_up_bias) layout.push_back({prefix + "up.bias", {I}, e});
-    layout.push_back({prefix + "down.weight", {H, I}, e});
-    if (spec.bias) layout.push_back({prefix + "down.bias", {H}, e});
+    if (spec.gated()) add(prefix + "gate.weight", {I, H}, e, spec.format);
+    if (spec.gated() && gate_up_bias) add(prefix + "gate.bias", {I}, e);
+    add(prefix + "up.weight", {I, H}, e, spec.format);
+    if (gate_up_bias) add(prefix + "up.bias", {I}, e);
+    add(prefix + "down.weight", {H, I}, e, spec.format);
+    if (spec.bias) add(prefix + "down.bias", {H}, e);
   }
   if (config.shared.width > 0) {
     const int64_t Is = config.shared.width;
-    layout.push_back({"shared.gate.weight", {Is, H}, -1});
-    layout.push_back({"shared.up.weight", {Is, H}, -1});
-    layout.push_back({"shared.down.weight", {H, Is}, -1});
-    if (config.shared.gated) layout.push_back({"shared.score.weight", {1, H}, -1});
+    const WeightFormat &f = config.weight_format;
+    add("shared.gate.weight", {Is, H}, -1, f);
+    add("shared.up.weight", {Is, H}, -1, f);
+    add("shared.down.weight", {H, Is}, -1, f);
+    if (config.shared.gated) add("shared.score.weight", {1, H}, -1);
   }
   if (config.router.combine_attention_dim > 0) {
     const int64_t D = config.router.combine_attention_dim;
-    layout.push_back({"combine.q.weight", {D, H}, -1});
-    layout.push_back({"combine.k.weight", {D, H}, -1});
+    add("combine.q.weight", {D, H}, -1);
+    add("combine.k.weight", {D, H}, -1);
   }
   return layout;
 }
@@ -258,6 +322,31 @@ int64_t native_format_version(const SafetensorsView &view) {
     fail(PIMOE_ERR_FORMAT, "file '", view.label(), "': metadata 'pimoe.format_version' is missing or invalid");
   }
   return version;
+}
+
+std::vector<StoredTensor> stored_tensors(const ExpectedTensor &tensor) {
+  const WeightFormat &f = tensor.format;
+  if (!f.compact()) return {{tensor.name, tensor.shape, DType::F32, StoredTensor::Part::Values}};
+  const int64_t rows = tensor.shape[0], cols = tensor.shape[1];
+  const WeightFormatInfo &info = format_info(f.dtype);
+  std::vector<StoredTensor> out;
+  // Values: one element a value, or for the 4-bit formats the bytes of each row's 16-byte blocks.
+  const std::vector<int64_t> values_shape =
+      info.bits == 4 ? std::vector<int64_t>{rows, static_cast<int64_t>(CompactMatrix::values_bytes(f, 1, cols))}
+                     : tensor.shape;
+  DType values_dtype = DType::U8;
+  for (DType d : {DType::BF16, DType::F16, DType::I8, DType::U8, DType::F8_E4M3}) {
+    if (std::string(dtype_name(d)) == info.values_dtype) values_dtype = d;
+  }
+  out.push_back({tensor.name, values_shape, values_dtype, StoredTensor::Part::Values});
+  const std::vector<int64_t> scales_shape = CompactMatrix::scales_shape(f, rows, cols);
+  if (scales_shape.empty()) return out;
+  const DType scales_dtype = info.scale == ScaleKind::F16PerGroup ? DType::F16
+                             : info.scale == ScaleKind::E8M0Per32 ? DType::U8
+                                                                  : DType::F32;
+  out.push_back({tensor.name + ".scales", scales_shape, scales_dtype, StoredTensor::Part::Scales});
+  if (f.zero_point) out.push_back({tensor.name + ".zeros", scales_shape, DType::U8, StoredTensor::Part::Zeros});
+  return out;
 }
 
 LayerConfig native_config(const SafetensorsView &view, const Options &runtime) {
@@ -287,7 +376,6 @@ LayerConfig native_config(const SafetensorsView &view, const Options &runtime) {
   options.backend = runtime.backend;
   options.deterministic = runtime.deterministic;
   options.cpu_gemm = runtime.cpu_gemm;
-  options.weight_dtype = runtime.weight_dtype;
   options.tuning = runtime.tuning;
   options.seed = runtime.seed;
   auto set_int = [&](const char *name, pimoe_option key) {
@@ -355,6 +443,14 @@ LayerConfig native_config(const SafetensorsView &view, const Options &runtime) {
     o.pre_norm = meta.flag(expert_key(e, "pre_norm"));
     bias[static_cast<size_t>(e)] = meta.flag(expert_key(e, "bias"));
   }
+  // Storage formats (absent: fp32): the layer's (the shared expert's) and each expert's.
+  const WeightFormat layer_format = read_format(meta, view, kPrefix + "weight_format");
+  std::vector<WeightFormat> expert_format(static_cast<size_t>(options.num_experts));
+  for (int64_t e = 0; e < options.num_experts; ++e) {
+    if (options.callbacks.count(static_cast<int32_t>(e)) == 0) {
+      expert_format[static_cast<size_t>(e)] = read_format(meta, view, expert_key(e, "weight_format"));
+    }
+  }
   meta.reject_unused();
 
   LayerConfig config;
@@ -372,8 +468,32 @@ LayerConfig native_config(const SafetensorsView &view, const Options &runtime) {
     config = resolve_layer_config(options);
   }
 
-  for (size_t e = 0; e < bias.size(); ++e) config.experts[e].bias = bias[e];
+  for (size_t e = 0; e < bias.size(); ++e) {
+    config.experts[e].bias = bias[e];
+    if (!config.experts[e].callback) config.experts[e].format = expert_format[e];
+  }
+  config.weight_format = layer_format;
   check_tensors(view, config, version);
+  return config;
+}
+
+LayerConfig with_runtime_formats(const LayerConfig &stored, const Options &runtime) {
+  LayerConfig config = stored;
+  const WeightFormat layer = weight_format_of(runtime.weight_dtype, runtime);  // checks the group size
+  const bool layer_named = runtime.weight_dtype != WeightDtype::Auto;
+  if (layer_named) config.weight_format = layer;
+  for (size_t e = 0; e < config.experts.size(); ++e) {
+    ExpertSpec &spec = config.experts[e];
+    if (spec.callback) continue;
+    std::optional<WeightDtype> named = runtime.every_expert.weight_dtype;
+    const auto it = runtime.per_expert.find(static_cast<int32_t>(e));
+    if (it != runtime.per_expert.end() && it->second.weight_dtype) named = it->second.weight_dtype;
+    if (named) {
+      spec.format = weight_format_of(*named, runtime);
+    } else if (layer_named) {
+      spec.format = layer;
+    }
+  }
   return config;
 }
 
@@ -385,6 +505,26 @@ void read_native_tensor(const SafetensorsView &view, const TensorInfo &tensor, f
            std::isnan(out[i]) ? "NaN" : "Inf");
     }
   }
+}
+
+CompactMatrix read_native_compact(const SafetensorsView &view, const ExpectedTensor &tensor,
+                                  std::shared_ptr<const void> owner) {
+  CompactMatrix m;
+  m.format = tensor.format;
+  m.rows = tensor.shape[0];
+  m.cols = tensor.shape[1];
+  for (const StoredTensor &part : stored_tensors(tensor)) {
+    const TensorInfo *t = view.find(part.name);
+    if (!t) fail(PIMOE_ERR_INTERNAL, "file '", view.label(), "': tensor '", part.name, "' vanished");
+    ByteBuffer bytes(owner, view.bytes(*t), static_cast<size_t>(t->byte_size()));
+    switch (part.part) {
+      case StoredTensor::Part::Values: m.values = std::move(bytes); break;
+      case StoredTensor::Part::Scales: m.scales = std::move(bytes); break;
+      case StoredTensor::Part::Zeros: m.zeros = std::move(bytes); break;
+    }
+  }
+  m.check_codes("file '" + view.label() + "': tensor '" + tensor.name + "' (" + tensor.format.name() + ")");
+  return m;
 }
 
 }  // namespace pimoe

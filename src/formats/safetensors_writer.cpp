@@ -63,22 +63,22 @@ class TemporaryFile {
   bool committed_ = false;
 };
 
-int64_t element_count(const std::vector<int64_t> &shape) {
-  int64_t count = 1;
-  for (int64_t d : shape) count *= d;
-  return count;
+uint64_t byte_size(const TensorToWrite &t) {
+  uint64_t count = 1;
+  for (int64_t d : t.shape) count *= static_cast<uint64_t>(d);
+  return count * dtype_size(t.dtype);
 }
 
 }  // namespace
 
-void write_safetensors_f32(const std::string &path, const std::map<std::string, std::string> &metadata,
-                           const std::vector<TensorToWrite> &tensors) {
+void write_safetensors(const std::string &path, const std::map<std::string, std::string> &metadata,
+                       const std::vector<TensorToWrite> &tensors) {
   nlohmann::json header = nlohmann::json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;
   uint64_t offset = 0;
   for (const TensorToWrite &t : tensors) {
-    const uint64_t bytes = static_cast<uint64_t>(element_count(t.shape)) * sizeof(float);
-    header[t.name] = {{"dtype", "F32"}, {"shape", t.shape}, {"data_offsets", {offset, offset + bytes}}};
+    const uint64_t bytes = byte_size(t);
+    header[t.name] = {{"dtype", dtype_name(t.dtype)}, {"shape", t.shape}, {"data_offsets", {offset, offset + bytes}}};
     offset += bytes;
   }
   std::string text = header.dump();
@@ -90,11 +90,12 @@ void write_safetensors_f32(const std::string &path, const std::map<std::string, 
   for (int i = 0; i < 8; ++i) length[i] = static_cast<uint8_t>(static_cast<uint64_t>(text.size()) >> (8 * i));
   out.write(path, length, sizeof length);
   out.write(path, text.data(), text.size());
-  std::vector<float> buffer;
+  std::vector<uint64_t> buffer;  // 8-byte words: the fill writes any element type at an aligned address
   for (const TensorToWrite &t : tensors) {
-    buffer.assign(static_cast<size_t>(element_count(t.shape)), 0.0f);
+    const uint64_t bytes = byte_size(t);
+    buffer.assign(static_cast<size_t>((bytes + 7) / 8), 0);
     t.fill(buffer.data());
-    out.write(path, buffer.data(), buffer.size() * sizeof(float));
+    out.write(path, buffer.data(), static_cast<size_t>(bytes));
   }
   out.commit(path);
 }

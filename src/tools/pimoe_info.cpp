@@ -31,6 +31,12 @@ std::string meta(const SafetensorsView &view, const std::string &key) {
   return it == view.metadata().end() ? "?" : it->second;
 }
 
+// A matrix's storage format from the metadata: fp32 when the key is absent (docs/format.md).
+std::string format_of(const SafetensorsView &view, const std::string &key) {
+  const auto it = view.metadata().find("pimoe." + key);
+  return it == view.metadata().end() ? "fp32" : it->second;
+}
+
 void print_layer(const SafetensorsView &view) {
   if (view.metadata().count("pimoe.format") == 0) {
     std::printf("format:      not a libpimoe native file (no pimoe.format metadata)\n");
@@ -45,14 +51,57 @@ void print_layer(const SafetensorsView &view) {
               meta(view, "temperature").c_str(), meta(view, "renormalize").c_str(), capacity.c_str(),
               capacity == "0" ? " (dropless)" : "", meta(view, "aux_loss_coef").c_str());
   std::printf("layer_norm:  eps %s\n", meta(view, "layer_norm_eps").c_str());
-  std::printf("experts:     #  activation  intermediate  pre_norm  bias\n");
+  std::printf("experts:     #  activation  intermediate  pre_norm  bias  format\n");
   for (int e = 0;; ++e) {
     const std::string prefix = "experts." + std::to_string(e) + ".";
     if (view.metadata().count("pimoe." + prefix + "activation") == 0) break;
-    std::printf("             %-2d %-11s %-13s %-9s %s\n", e, meta(view, prefix + "activation").c_str(),
+    std::printf("             %-2d %-11s %-13s %-9s %-5s %s\n", e, meta(view, prefix + "activation").c_str(),
                 meta(view, prefix + "intermediate").c_str(), meta(view, prefix + "pre_norm").c_str(),
-                meta(view, prefix + "bias").c_str());
+                meta(view, prefix + "bias").c_str(), format_of(view, prefix + "weight_format").c_str());
   }
+  if (view.metadata().count("pimoe.shared_width")) {
+    std::printf("shared:      width %s, format %s\n", meta(view, "shared_width").c_str(),
+                format_of(view, "weight_format").c_str());
+  }
+}
+
+// The weight bytes of the expert and shared-expert matrices per storage format (values, scales and zero points),
+// and of every other tensor, as the file stores them.
+void print_weights(const SafetensorsView &view) {
+  std::map<std::string, std::pair<size_t, uint64_t>> by_format;  // format -> (matrices, bytes)
+  uint64_t other = 0;
+  for (const pimoe::TensorInfo &t : view.tensors()) {
+    std::string matrix = t.name;
+    for (const std::string suffix : {".scales", ".zeros"}) {
+      if (matrix.size() > suffix.size() && matrix.compare(matrix.size() - suffix.size(), suffix.size(), suffix) == 0) {
+        matrix.resize(matrix.size() - suffix.size());
+      }
+    }
+    std::string key;  // the metadata key of the matrix's format
+    const auto ends_with = [&](const char *tail) {
+      const std::string s(tail);
+      return matrix.size() > s.size() && matrix.compare(matrix.size() - s.size(), s.size(), s) == 0;
+    };
+    const bool projection = ends_with(".gate.weight") || ends_with(".up.weight") || ends_with(".down.weight");
+    if (projection && matrix.compare(0, 8, "experts.") == 0) {
+      key = matrix.substr(0, matrix.find('.', 8) + 1) + "weight_format";
+    } else if (projection && matrix.compare(0, 7, "shared.") == 0) {
+      key = "weight_format";
+    }
+    if (key.empty()) {
+      other += t.byte_size();
+      continue;
+    }
+    auto &entry = by_format[format_of(view, key)];
+    entry.first += matrix == t.name;
+    entry.second += t.byte_size();
+  }
+  std::string text;
+  for (const auto &item : by_format) {
+    text += item.first + ": " + std::to_string(item.second.first) + " matrices, " + std::to_string(item.second.second) +
+            " bytes; ";
+  }
+  std::printf("weights:     %sother tensors %llu bytes\n", text.c_str(), static_cast<unsigned long long>(other));
 }
 
 void print_tensors(const SafetensorsView &view, bool list) {
@@ -70,7 +119,7 @@ void print_tensors(const SafetensorsView &view, bool list) {
   std::printf("tensors:     %zu; dtype %s\n", view.tensors().size(), dtypes.empty() ? "-" : dtypes.c_str());
   if (!list) return;
   for (const pimoe::TensorInfo &t : view.tensors()) {
-    std::printf("  %-32s %-5s %-16s bytes [%llu, %llu)\n", t.name.c_str(), pimoe::dtype_name(t.dtype),
+    std::printf("  %-40s %-7s %-16s bytes [%llu, %llu)\n", t.name.c_str(), pimoe::dtype_name(t.dtype),
                 shape_text(t.shape).c_str(), static_cast<unsigned long long>(t.begin),
                 static_cast<unsigned long long>(t.end));
   }
@@ -107,6 +156,7 @@ int main(int argc, char **argv) {
                 static_cast<unsigned long long>(view.header_bytes()));
     print_layer(view);
     print_tensors(view, list);
+    if (view.metadata().count("pimoe.format")) print_weights(view);
   } catch (const std::exception &e) {
     std::printf("safetensors: invalid: %s\n", e.what());
   }

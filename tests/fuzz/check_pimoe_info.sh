@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# pimoe-info on a valid native file (describes it, says it loads, exits 0) and on a hostile one (says why it does not
-# load, exits 1), and on Hugging Face checkpoint folders (family, settings, which layers import).
+# pimoe-info on a valid native file (describes it, says it loads, exits 0), on one with compact matrices (each
+# expert's format, the weight bytes per format) and on hostile ones (says why it does not load, exits 1), and on Hugging Face checkpoint folders (family, settings, which layers import).
 # usage: check_pimoe_info.sh PIMOE_INFO CORPUS_DIR FIXTURES_DIR
 set -uo pipefail
 tool=${1:?pimoe-info}
@@ -16,11 +16,24 @@ out=$("$tool" --tensors "$corpus/valid_small.safetensors"); rc=$?
 expect valid "$out" "^format: +pimoe.moe version 1"
 expect valid "$out" "^layer: +hidden 8, 2 experts, top_k 1"
 expect valid "$out" "^router: +softmax, temperature 1, renormalize 1, capacity_factor 0 \(dropless\)"
-expect valid "$out" "^ +1 +gelu +4 +1 +1$"
+expect valid "$out" "^ +1 +gelu +4 +1 +1 +fp32$"
 expect valid "$out" "^tensors: +11; dtype F32 \(11 tensors, [0-9]+ bytes\)"
 expect valid "$out" "^  router.weight +F32 +\[2, 8\]"
 expect valid "$out" "^loads: +yes \(backend (cpu|cuda), 11 weight tensors\)"
 expect valid "$out" "^size: +[0-9]+ bytes"
+
+out=$("$tool" "$corpus/valid_compact_mixed.safetensors"); rc=$?
+[ $rc = 0 ] || { echo "FAIL: exit $rc on a valid compact file"; fail=1; }
+expect compact "$out" "^experts: +# +activation +intermediate +pre_norm +bias +format$"
+expect compact "$out" "^ +0 +gelu +48 +0 +0 +bf16$"
+expect compact "$out" "^ +2 +gelu +48 +0 +0 +fp32$"
+expect compact "$out" "^shared: +width 16, format int4-g32-zp$"
+expect compact "$out" "^weights: +bf16: 2 matrices, 7680 bytes; fp32: 2 matrices, 15360 bytes; int4-g32-zp: 5 matrices, [0-9]+ bytes; int8: 2 matrices, [0-9]+ bytes; other tensors [0-9]+ bytes$"
+expect compact "$out" "^loads: +yes"
+
+out=$("$tool" "$corpus/compact_int4_padding.safetensors"); rc=$?
+[ $rc = 1 ] || { echo "FAIL: exit $rc on a hostile compact file"; fail=1; }
+expect compact_hostile "$out" "^loads: +no: .*experts.0.up.weight.* \(int4-g32\): row 0 padding element 40"
 
 out=$("$tool" "$corpus/metadata_contradicts_shape.safetensors"); rc=$?
 [ $rc = 1 ] || { echo "FAIL: exit $rc on a hostile file"; fail=1; }
