@@ -72,12 +72,11 @@ class PanelMatrix {
   explicit PanelMatrix(PackedWeight w) : fp32_(std::move(w)) {}
   explicit PanelMatrix(CompactPanels w) : compact_(true), packed_(std::move(w)) {}
 
-  bool compact() const { return compact_; }
   int64_t panels() const { return compact_ ? packed_.panels() : fp32_.panels(); }
   size_t bytes() const { return compact_ ? packed_.bytes() : fp32_.bytes(); }
   void unpack(float *w) const { compact_ ? packed_.unpack(w) : fp32_.unpack(w); }
   bool is_compact() const { return compact_; }
-  const CompactPanels &compact() const { return packed_; }
+  const CompactPanels &compact_panels() const { return packed_; }
   // C[rows, panels p0..p1) of A * W^T (packed_gemm_tile / compact_gemm_tile).
   void tile(const float *A, int64_t lda, int64_t rows, int64_t p0, int64_t p1, float *C, int64_t ldc) const {
     if (compact_) return compact_gemm_tile(A, lda, rows, packed_, p0, p1, C, ldc);

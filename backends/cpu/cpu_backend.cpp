@@ -110,7 +110,7 @@ class CpuBackend final : public Backend {
   bool read_compact_weight(const NamedTensor &t, CompactMatrix &out) const override {
     const cpu::PanelMatrix &packed = *packed_of_.at(t.data);
     if (!packed.is_compact()) return false;
-    out = packed.compact().to_matrix();
+    out = packed.compact_panels().to_matrix();
     return true;
   }
 
@@ -240,7 +240,7 @@ class CpuBackend final : public Backend {
   const ExpertWeights &expert_weights(int64_t e) const { return weights_.experts[static_cast<size_t>(e)]; }
 
   // Tiles name the shared expert (when the layer has one) as expert index E: all T tokens of the call, SwiGLU.
-  int64_t tile_rows(int64_t e) const { return packed(e).up.compact() ? kCompactTileRows : kTileRows; }
+  int64_t tile_rows(int64_t e) const { return packed(e).up.is_compact() ? kCompactTileRows : kTileRows; }
 
   static bool has_compact(const LayerWeights &w) {
     for (const ExpertWeights &e : w.experts) {

@@ -29,6 +29,8 @@ WType wtype_of(WeightDtype d) {
       return WType::F16;
     case WeightDtype::F32:
       break;
+    default:  // the compact formats: expand_for_float_backend refused them before the backend was made
+      fail(PIMOE_ERR_INTERNAL, "cuda: weight_dtype '", enum_name(d), "' reached the device weights");
   }
   return WType::F32;
 }
