@@ -75,7 +75,8 @@ TEST_P(CompactWeightsKeepParity, Case) {
     for (int64_t tokens : {1, 7, 256}) {
       // GPU tensor cores round activations on large calls with bf16/fp16 weights (pimoe.h): 1e-5 holds below.
       if (FloatOnlyBackend() && tokens > 7 && f.dtype != std::string("fp32")) continue;
-      CheckLayer(  // on a GPU backend, a layer it refuses (swiglu_oai, biased gated experts) is checked refusedl, 1, tokens, 3101 + static_cast<uint64_t>(tokens));
+      // On a GPU backend, a layer it refuses (swiglu_oai, biased gated experts) is checked to be refused.
+      CheckLayer(l, 1, tokens, 3101 + static_cast<uint64_t>(tokens));
     }
   }
 }
