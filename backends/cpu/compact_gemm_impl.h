@@ -147,9 +147,12 @@ struct Int8Decoder {
         s1(load8(reinterpret_cast<const float *>(scales) + 8)) {}
   static constexpr int64_t chunk = kDepthBlock;
   void setup(int64_t) {}
+  // Depth k of the 16 features: byte k % 4 of each feature's 32-bit lane in the [16][4] block, sign-extended.
   void load(int64_t k, v8 &b0, v8 &b1) const {
-    b0 = __builtin_convertvector(widen_i8(values + 16 * k), v8) * s0;
-    b1 = __builtin_convertvector(widen_i8(values + 16 * k + 8), v8) * s1;
+    const uint8_t *block = values + 64 * (k >> 2);
+    const int up = 24 - 8 * static_cast<int>(k & 3);
+    b0 = __builtin_convertvector((load_vec<v8i>(block) << up) >> 24, v8) * s0;
+    b1 = __builtin_convertvector((load_vec<v8i>(block + 32) << up) >> 24, v8) * s1;
   }
 };
 // (u - z) * s as u * s + (-z * s): both products are exact (4-bit integers times an fp16 scale) and so is their sum,
@@ -172,10 +175,12 @@ struct Int4Decoder {
     zs0 = -(z0 * s0);
     zs1 = -(z1 * s1);
   }
+  // Depth k of the 16 features: the nibble of byte k % 4 (low for k % 8 < 4) of each feature's 32-bit lane.
   void load(int64_t k, v8 &b0, v8 &b1) const {
-    const v8i b = widen_u8(values + 8 * k);
-    b0 = __builtin_convertvector(b & 15, v8) * s0 + zs0;
-    b1 = __builtin_convertvector(b >> 4, v8) * s1 + zs1;
+    const uint8_t *block = values + 64 * (k >> 3);
+    const int down = 8 * static_cast<int>(k & 3) + 4 * static_cast<int>((k >> 2) & 1);
+    b0 = __builtin_convertvector((load_vec<v8i>(block) >> down) & 15, v8) * s0 + zs0;
+    b1 = __builtin_convertvector((load_vec<v8i>(block + 32) >> down) & 15, v8) * s1 + zs1;
   }
 };
 struct Fp8Decoder {

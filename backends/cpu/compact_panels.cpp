@@ -43,9 +43,9 @@ CompactPanels::CompactPanels(const CompactMatrix &m) : format_(m.format), n_(m.r
   switch (d) {
     case WeightDtype::BF16:
     case WeightDtype::F16: values_per_panel_ = static_cast<size_t>(K * kW * 2); break;
-    case WeightDtype::Int8:
+    case WeightDtype::Int8: values_per_panel_ = static_cast<size_t>(ceil_div(K, 4) * 64); break;
     case WeightDtype::Fp8E4M3: values_per_panel_ = static_cast<size_t>(K * kW); break;
-    case WeightDtype::Int4:
+    case WeightDtype::Int4: values_per_panel_ = static_cast<size_t>(ceil_div(K, 8) * 64); break;
     case WeightDtype::Mxfp4: values_per_panel_ = static_cast<size_t>(K * kW / 2); break;
     default: fail(PIMOE_ERR_INTERNAL, "CompactPanels: format ", format_.name(), " is not compact");
   }
@@ -76,18 +76,24 @@ CompactPanels::CompactPanels(const CompactMatrix &m) : format_(m.format), n_(m.r
         break;
       case WeightDtype::Int8:
         std::memcpy(s + 4 * c, ssrc + 4 * n, 4);
-        [[fallthrough]];
+        for (int64_t k = 0; k < K; ++k) v[int8_value_offset(k, c)] = row[k];
+        break;
       case WeightDtype::Fp8E4M3:
         for (int64_t k = 0; k < K; ++k) v[k * kW + c] = row[k];
-        if (d == WeightDtype::Fp8E4M3 && c == 0) {  // a 128-row scale block covers whole panels
+        if (c == 0) {  // a 128-row scale block covers whole panels
           for (int64_t g = 0; g < groups; ++g) std::memcpy(s + 4 * g, ssrc + 4 * ((n / 128) * groups + g), 4);
         }
         break;
       case WeightDtype::Int4:
       case WeightDtype::Mxfp4: {
         for (int64_t k = 0; k < K; ++k) {
-          uint8_t &b = v[k * (kW / 2) + c % 8];
           const uint8_t u = source_nibble(row, k);
+          if (d == WeightDtype::Int4) {
+            uint8_t &b = v[int4_value_offset(k, c)];
+            b = int4_high_nibble(k) ? static_cast<uint8_t>((b & 0x0f) | (u << 4)) : static_cast<uint8_t>((b & 0xf0) | u);
+            continue;
+          }
+          uint8_t &b = v[k * (kW / 2) + c % 8];
           b = c < 8 ? static_cast<uint8_t>((b & 0xf0) | u) : static_cast<uint8_t>((b & 0x0f) | (u << 4));
         }
         const size_t scale_bytes = d == WeightDtype::Int4 ? 2 : 1;
@@ -126,10 +132,11 @@ CompactMatrix CompactPanels::to_matrix() const {
         break;
       case WeightDtype::Int8:
         std::memcpy(sdst + 4 * n, s + 4 * c, 4);
-        [[fallthrough]];
+        for (int64_t k = 0; k < K; ++k) row[k] = v[int8_value_offset(k, c)];
+        break;
       case WeightDtype::Fp8E4M3:
         for (int64_t k = 0; k < K; ++k) row[k] = v[k * kW + c];
-        if (d == WeightDtype::Fp8E4M3 && n % 128 == 0) {  // the panel starting a 128-row block holds its scales
+        if (n % 128 == 0) {  // the panel starting a 128-row block holds its scales
           for (int64_t g = 0; g < groups; ++g) std::memcpy(sdst + 4 * ((n / 128) * groups + g), s + 4 * g, 4);
         }
         break;
@@ -144,7 +151,10 @@ CompactMatrix CompactPanels::to_matrix() const {
         const uint8_t zero = d == WeightDtype::Mxfp4 ? 0 : zeros_per_panel_ ? zdst[n * groups + groups - 1] : 8;
         for (int64_t k = 0; k < static_cast<int64_t>(rb) * 2; ++k) {
           uint8_t u = zero;
-          if (k < K) {
+          if (k < K && d == WeightDtype::Int4) {
+            const uint8_t b = v[int4_value_offset(k, c)];
+            u = int4_high_nibble(k) ? static_cast<uint8_t>(b >> 4) : static_cast<uint8_t>(b & 0x0f);
+          } else if (k < K) {
             const uint8_t b = v[k * (kW / 2) + c % 8];
             u = c < 8 ? static_cast<uint8_t>(b & 0x0f) : static_cast<uint8_t>(b >> 4);
           }

@@ -4,8 +4,13 @@
 // nothing of the matrix is ever held in fp32 beyond one 16 x 256 block per thread.
 //
 // Panel p (output features 16p .. 16p+15; features past the matrix's rows have scale 0, so they read as 0):
-//   values  bf16/fp16: [K][16] u16;  int8, fp8_e4m3: [K][16] bytes;
-//           int4, mxfp4: [K][8] bytes, byte j of depth k holding feature j (low nibble) and feature j+8 (high)
+//   values  bf16/fp16: [K][16] u16;  fp8_e4m3: [K][16] bytes;
+//           int8: [ceil(K/4)][16][4] bytes: four consecutive depths of a feature side by side, the operand of the
+//                 integer dot-product instructions (vpmaddubsw, vpdpbusd: four bytes into one 32-bit sum);
+//           int4: [ceil(K/8)][16][4] bytes: byte 4c + j of depth chunk k/8 holds feature c's depth 8(k/8) + j in its
+//                 low nibble and depth 8(k/8) + 4 + j in its high nibble, so a mask and a shift give two int8-like
+//                 [16][4] blocks; padding depths hold code 0;
+//           mxfp4: [K][8] bytes, byte j of depth k holding feature j (low nibble) and feature j+8 (high)
 //   scales  int8: [16] f32;  int4: [K/group][16] f16 (+ zero points [K/group][16] u8);
 //           fp8_e4m3: [ceil(K/128)] f32 (a 128-row scale block holds whole panels);  mxfp4: [ceil(K/32)][16] e8m0
 // The value of an element is the reference dequantiser's (compact_matrix.h), bit for bit.
@@ -20,6 +25,11 @@
 #include "src/compact_matrix.h"
 
 namespace pimoe::cpu {
+
+// Where depth k of panel feature c lives in an int8 or int4 panel's values (layouts above).
+inline int64_t int8_value_offset(int64_t k, int64_t c) { return 64 * (k / 4) + 4 * c + k % 4; }
+inline int64_t int4_value_offset(int64_t k, int64_t c) { return 64 * (k / 8) + 4 * c + k % 4; }
+inline bool int4_high_nibble(int64_t k) { return k % 8 >= 4; }
 
 class CompactPanels {
  public:
