@@ -181,6 +181,8 @@ LayerConfig resolve_layer_config(const Options &options) {
   config.deterministic = options.deterministic;
   config.cpu_gemm = options.cpu_gemm;
   config.weight_format = weight_format_of(options.weight_dtype, options);
+  config.activation_dtype =
+      options.activation_dtype == ActivationDtype::F32 ? ActivationDtype::F32 : ActivationDtype::Int8;
   config.backend = options.backend;
   config.tuning = apply_tuning_environment(options.tuning);
 

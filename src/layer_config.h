@@ -105,6 +105,8 @@ struct LayerConfig {
   // Storage of expert and shared-expert matrices: the layer's format (never "auto" once resolved); experts may
   // override it (ExpertSpec::format); the shared expert uses the layer's.
   WeightFormat weight_format;
+  // The CPU backend's activations for int8/int4 matrices (never Auto once resolved).
+  ActivationDtype activation_dtype = ActivationDtype::Int8;
   // The experimental options with the environment's overrides applied (option_table.h; not saved with the layer).
   BackendTuning tuning;
 };

@@ -49,6 +49,10 @@ PIMOE_DEFINE_ENUM(GroupScore, PIMOE_GROUP_SCORE_VALUES)
   V(Auto, "auto") V(F32, "fp32") V(BF16, "bf16") V(F16, "fp16") V(Int8, "int8") V(Int4, "int4")            \
   V(Fp8E4M3, "fp8_e4m3") V(Mxfp4, "mxfp4")
 PIMOE_DEFINE_ENUM(WeightDtype, PIMOE_WEIGHT_DTYPE_VALUES)
+// How the CPU backend multiplies int8 and int4 weights: "auto" (int8 there), on fp32 activations ("fp32": exact
+// arithmetic on the dequantised weights) or on activations quantised to int8 per row ("int8": integer dot products).
+#define PIMOE_ACTIVATION_DTYPE_VALUES(V) V(Auto, "auto") V(F32, "fp32") V(Int8, "int8")
+PIMOE_DEFINE_ENUM(ActivationDtype, PIMOE_ACTIVATION_DTYPE_VALUES)
 #define PIMOE_ROUTING_MODE_VALUES(V) V(TokenChoice, "token_choice") V(ExpertChoice, "expert_choice")
 PIMOE_DEFINE_ENUM(RoutingMode, PIMOE_ROUTING_MODE_VALUES)
 
@@ -126,7 +130,9 @@ const char *enum_name(E value) {
   X(PIMOE_OPT_WEIGHT_ZERO_POINT, "weight_zero_point", bool, weight_zero_point, false, 0, 1, nullptr)              \
   X(PIMOE_OPT_ROUTER_LOGIT_BIAS, "router_logit_bias", bool, router_logit_bias, false, 0, 1, nullptr)              \
   X(PIMOE_OPT_SWIGLU_ALPHA, "swiglu_alpha", double, swiglu_alpha, 1.702, 1e-6, 1e6, nullptr)                      \
-  X(PIMOE_OPT_SWIGLU_LIMIT, "swiglu_limit", double, swiglu_limit, 7.0, 1e-6, 1e6, nullptr)
+  X(PIMOE_OPT_SWIGLU_LIMIT, "swiglu_limit", double, swiglu_limit, 7.0, 1e-6, 1e6, nullptr)                      \
+  X(PIMOE_OPT_ACTIVATION_DTYPE, "activation_dtype", ActivationDtype, activation_dtype, ActivationDtype::Auto, 0, 0, \
+    nullptr)
 
 // Experimental options: backend tuning knobs that were environment variables only. They may change or disappear in
 // any release. Their fields live in BackendTuning (Options::tuning, LayerConfig::tuning); the defaults are what the

@@ -1,2 +1,3 @@
 #define PIMOE_ISA avx512
 #include "compact_gemm_impl.h"
+#include "compact_int_gemm_impl.h"

@@ -1,7 +1,9 @@
 #include "compact_panels.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "cpu_isa.h"
 #include "src/error.h"
@@ -13,6 +15,8 @@ namespace pimoe::cpu {
   void dequantize_panel_block(const CompactPanels &W, int64_t p, int64_t k0, int64_t kd, float *out);              \
   void compact_gemm_tile(const float *A, int64_t lda, int64_t rows, const CompactPanels &W, int64_t p0, int64_t p1, \
                          float *C, int64_t ldc);                                                                    \
+  void compact_int_gemm_tile(const QuantizedRows &A, int64_t rows, const CompactPanels &W, int64_t p0, int64_t p1,  \
+                             float *C, int64_t ldc);                                                                \
   }
 PIMOE_DECLARE_COMPACT_GEMM(generic)
 #if defined(PIMOE_HAVE_X86_ISAS)
@@ -200,6 +204,54 @@ void compact_gemm_tile(const float *A, int64_t lda, int64_t rows, const CompactP
     case Isa::Avx2: return avx2::compact_gemm_tile(A, lda, rows, W, p0, p1, C, ldc);
 #endif
     default: return generic::compact_gemm_tile(A, lda, rows, W, p0, p1, C, ldc);
+  }
+}
+
+}  // namespace pimoe::cpu
+
+namespace pimoe::cpu {
+
+void compact_int_gemm_tile(const QuantizedRows &A, int64_t rows, const CompactPanels &W, int64_t p0, int64_t p1,
+                           float *C, int64_t ldc) {
+  switch (isa()) {
+#if defined(PIMOE_HAVE_X86_ISAS)
+    case Isa::Avx512: return avx512::compact_int_gemm_tile(A, rows, W, p0, p1, C, ldc);
+    case Isa::Avx2: return avx2::compact_int_gemm_tile(A, rows, W, p0, p1, C, ldc);
+#endif
+    default: return generic::compact_int_gemm_tile(A, rows, W, p0, p1, C, ldc);
+  }
+}
+
+void quantize_rows(const float *A, int64_t lda, int64_t rows, int64_t k, int8_t *q, int64_t ld, float *scale,
+                   float *scaled_sums) {
+  // Adding and subtracting 1.5 * 2^23 rounds a float of size below 2^22 to the nearest integer, ties to even (the
+  // default rounding mode), in plain arithmetic the compiler vectorises.
+  constexpr float kRound = 12582912.0f;
+  const int64_t blocks = ld / 32;
+  for (int64_t r = 0; r < rows; ++r) {
+    const float *a = A + r * lda;
+    int8_t *out = q + r * ld;
+    for (int64_t b = 0; b < blocks; ++b) {
+      const int64_t n = std::max<int64_t>(0, std::min<int64_t>(32, k - 32 * b));
+      const float *src = a + 32 * b;
+      int8_t *dst = out + 32 * b;
+      float amax = 0.0f, probe = 0.0f;  // probe: NaN when some element is NaN or infinite (x * 0)
+      for (int64_t i = 0; i < n; ++i) {
+        amax = std::max(amax, std::fabs(src[i]));
+        probe += src[i] * 0.0f;
+      }
+      // A block with a NaN or an infinity gets codes 0 and a NaN scale: its outputs are NaN, as fp32 arithmetic's.
+      if (probe != 0.0f) amax = std::numeric_limits<float>::quiet_NaN();
+      const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+      int32_t sum = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        dst[i] = static_cast<int8_t>(static_cast<int32_t>((src[i] * inv + kRound) - kRound));
+        sum += dst[i];
+      }
+      std::fill(dst + n, dst + 32, int8_t{0});
+      scale[r * blocks + b] = amax / 127.0f;
+      scaled_sums[r * blocks + b] = amax / 127.0f * static_cast<float>(sum);
+    }
   }
 }
 

@@ -71,6 +71,28 @@ void dequantize_panel_block(const CompactPanels &W, int64_t p, int64_t k0, int64
 void compact_gemm_tile(const float *A, int64_t lda, int64_t rows, const CompactPanels &W, int64_t p0, int64_t p1,
                        float *C, int64_t ldc);
 
+// Rows of activations quantised to int8 for the integer path of int8 and int4 weights (compact_int_gemm_impl.h), in
+// blocks of 32 along the row (ggml's Q8_0 granularity: one outlier costs only its block precision): block b's codes
+// are round-to-nearest-even(a * 127 / m_b), m_b = max|a| over the block (all 0 for a zero block), so |code| <= 127
+// and a ~= code * scale_b with scale_b = m_b / 127, each element off by at most scale_b / 2.
+struct QuantizedRows {
+  const int8_t *q = nullptr;             // [rows][ld] codes; zero from the depth up to ld
+  int64_t ld = 0;                        // a multiple of 32
+  const float *scale = nullptr;          // [rows][ld / 32] scale_b
+  const float *scaled_sums = nullptr;    // [rows][ld / 32] scale_b * (sum of the block's codes): int4 zero points
+};
+
+// The padded row length of depth k.
+inline int64_t quantized_ld(int64_t k) { return (k + 31) / 32 * 32; }
+// Quantises rows [0, rows) of A (depth k) into q (row stride ld >= quantized_ld(k)), scale and scaled_sums.
+void quantize_rows(const float *A, int64_t lda, int64_t rows, int64_t k, int8_t *q, int64_t ld, float *scale,
+                   float *scaled_sums);
+// Whether W's format has the integer path (int8, int4).
+inline bool has_int_path(const WeightFormat &f) { return f.dtype == WeightDtype::Int8 || f.dtype == WeightDtype::Int4; }
+// C[rows, panels p0..p1) of A * W^T on the integer path (W int8 or int4): exact integer sums, fp32 scales.
+void compact_int_gemm_tile(const QuantizedRows &A, int64_t rows, const CompactPanels &W, int64_t p0, int64_t p1,
+                           float *C, int64_t ldc);
+
 }  // namespace pimoe::cpu
 
 namespace pimoe::cpu {
@@ -80,21 +102,28 @@ class PanelMatrix {
  public:
   PanelMatrix() = default;
   explicit PanelMatrix(PackedWeight w) : fp32_(std::move(w)) {}
-  explicit PanelMatrix(CompactPanels w) : compact_(true), packed_(std::move(w)) {}
+  // int_path: int8/int4 weights computed on int8 activations (tile_int) instead of fp32 ones (tile).
+  PanelMatrix(CompactPanels w, bool int_path)
+      : compact_(true), int_path_(int_path && has_int_path(w.format())), packed_(std::move(w)) {}
 
   int64_t panels() const { return compact_ ? packed_.panels() : fp32_.panels(); }
   size_t bytes() const { return compact_ ? packed_.bytes() : fp32_.bytes(); }
   void unpack(float *w) const { compact_ ? packed_.unpack(w) : fp32_.unpack(w); }
   bool is_compact() const { return compact_; }
+  bool int_path() const { return int_path_; }
   const CompactPanels &compact_panels() const { return packed_; }
   // C[rows, panels p0..p1) of A * W^T (packed_gemm_tile / compact_gemm_tile).
   void tile(const float *A, int64_t lda, int64_t rows, int64_t p0, int64_t p1, float *C, int64_t ldc) const {
     if (compact_) return compact_gemm_tile(A, lda, rows, packed_, p0, p1, C, ldc);
     packed_gemm_tile(A, lda, rows, fp32_, p0, p1, C, ldc);
   }
+  // The same from quantised rows (int_path() only).
+  void tile_int(const QuantizedRows &A, int64_t rows, int64_t p0, int64_t p1, float *C, int64_t ldc) const {
+    compact_int_gemm_tile(A, rows, packed_, p0, p1, C, ldc);
+  }
 
  private:
-  bool compact_ = false;
+  bool compact_ = false, int_path_ = false;
   PackedWeight fp32_;
   CompactPanels packed_;
 };

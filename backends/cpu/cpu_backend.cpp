@@ -68,11 +68,18 @@ struct CpuScratch final : BackendScratch {
   std::vector<float> shared_hidden;    // [T, Is] shared expert: up projection, then silu(gate) * up
   std::vector<float> shared_gate;      // [T, Is] shared expert: gate projection
   std::vector<float> shared_out;       // [T, H]  shared expert output before its gate
+  // The integer path's inputs (int8/int4 matrices, activation_dtype int8): gathered rows, then hidden rows, each
+  // quantised (cpu::quantize_rows) to [kept][ld] codes, [kept][ld / 32] block scales and scaled code sums.
+  std::vector<int8_t> rows_q, hidden_q;
+  std::vector<float> rows_scale, hidden_scale, rows_sums, hidden_sums;
+  int64_t rows_ld = 0, hidden_ld = 0;
 
   size_t bytes() const override {
     return sizeof(*this) + vector_bytes(row_token) + vector_bytes(row_expert) + vector_bytes(no_rows) + vector_bytes(rows) +
            vector_bytes(hidden) + vector_bytes(gate) + vector_bytes(out) + vector_bytes(hidden_offset) +
-           vector_bytes(tiles) + vector_bytes(shared_hidden) + vector_bytes(shared_gate) + vector_bytes(shared_out);
+           vector_bytes(tiles) + vector_bytes(shared_hidden) + vector_bytes(shared_gate) + vector_bytes(shared_out) +
+           vector_bytes(rows_q) + vector_bytes(hidden_q) + vector_bytes(rows_scale) + vector_bytes(hidden_scale) +
+           vector_bytes(rows_sums) + vector_bytes(hidden_sums);
   }
 };
 
@@ -225,6 +232,7 @@ class CpuBackend final : public Backend {
     }
 
     gather(g, s.x, s);
+    if (int_up_) quantize_gathered(g, s);
     if (openblas_) {
       for (int64_t e = 0; e < E; ++e) {
         if (g.count(e) > 0) run_expert_openblas(g, e, s);
@@ -232,6 +240,7 @@ class CpuBackend final : public Backend {
       if (Is > 0) run_shared_openblas(s.x, T, s);
     } else {
       up_projection(g, s.x, s);
+      if (int_down_) quantize_hidden(g, s);
       down_projection(g, s);
     }
   }
@@ -256,7 +265,7 @@ class CpuBackend final : public Backend {
   // or the compact one), so that packing never holds two full copies (pimoe_tensor_read unpacks via read_weight()).
   void pack(std::vector<float> &w, CompactMatrix &compact, int64_t n, int64_t k, cpu::PanelMatrix &packed) {
     if (!compact.empty()) {
-      packed = cpu::PanelMatrix(cpu::CompactPanels(compact));
+      packed = cpu::PanelMatrix(cpu::CompactPanels(compact), config_.activation_dtype == ActivationDtype::Int8);
       compact = CompactMatrix();
     } else {
       packed = cpu::PanelMatrix(cpu::PackedWeight(w.data(), n, k));
@@ -277,6 +286,8 @@ class CpuBackend final : public Backend {
       if (config_.experts[e].callback) continue;
       pack(w.up_weight, w.up_compact, I, H, packed_[e].up);
       pack(w.down_weight, w.down_compact, H, I, packed_[e].down);
+      int_up_ = int_up_ || packed_[e].up.int_path();
+      int_down_ = int_down_ || packed_[e].down.int_path();
     }
     if (config_.shared.width > 0) {
       const int64_t Is = config_.shared.width;
@@ -296,6 +307,47 @@ class CpuBackend final : public Backend {
       const int64_t begin = c * per, end = std::min(n, begin + per);
       if (begin < end) body(begin, end);
     });
+  }
+
+  // The integer path's inputs: every gathered row quantised (routed experts; the shared expert reads fp32 x).
+  void quantize_gathered(const Groups &g, CpuScratch &s) const {
+    const int64_t H = config_.hidden, kept = g.rows(), ld = cpu::quantized_ld(H);
+    s.rows_ld = ld;
+    s.rows_q.resize(static_cast<size_t>(kept * ld));
+    s.rows_scale.resize(static_cast<size_t>(kept * ld / 32));
+    s.rows_sums.resize(static_cast<size_t>(kept * ld / 32));
+    parallel_chunks(kept, 16, [&](int64_t begin, int64_t end) {
+      cpu::quantize_rows(s.rows.data() + begin * H, H, end - begin, H, s.rows_q.data() + begin * ld, ld,
+                         s.rows_scale.data() + begin * (ld / 32), s.rows_sums.data() + begin * (ld / 32));
+    });
+  }
+
+  // The hidden rows (after the activation) quantised for the down projection, at the widest width's stride.
+  void quantize_hidden(const Groups &g, CpuScratch &s) const {
+    const int64_t kept = g.rows();
+    int64_t widest = 0;
+    for (int64_t e = 0; e < g.experts; ++e) {
+      if (g.count(e) > 0) widest = std::max(widest, spec(e).intermediate);
+    }
+    const int64_t ld = cpu::quantized_ld(widest);
+    s.hidden_ld = ld;
+    s.hidden_q.resize(static_cast<size_t>(kept * ld));
+    s.hidden_scale.resize(static_cast<size_t>(kept * ld / 32));
+    s.hidden_sums.resize(static_cast<size_t>(kept * ld / 32));
+    parallel_chunks(kept, 16, [&](int64_t begin, int64_t end) {
+      for (int64_t p = begin; p < end; ++p) {
+        const int64_t e = g.row_expert[p], I = spec(e).intermediate;
+        if (!packed_[e].down.int_path()) continue;
+        cpu::quantize_rows(s.hidden.data() + s.hidden_offset[e] + (p - g.offsets[e]) * I, I, 1, I,
+                           s.hidden_q.data() + p * ld, ld, s.hidden_scale.data() + p * (ld / 32),
+                           s.hidden_sums.data() + p * (ld / 32));
+      }
+    });
+  }
+
+  static cpu::QuantizedRows quantized(const std::vector<int8_t> &q, const std::vector<float> &scale,
+                                      const std::vector<float> &sums, int64_t ld, int64_t row) {
+    return {q.data() + row * ld, ld, scale.data() + row * (ld / 32), sums.data() + row * (ld / 32)};
   }
 
   void gather(const Groups &g, const float *x, CpuScratch &s) const {
@@ -381,8 +433,15 @@ class CpuBackend final : public Backend {
       float *hidden = s.hidden.data() + s.hidden_offset[t.expert] + t.row0 * I;
       float *gate = spec(t.expert).gated() ? s.gate.data() + s.hidden_offset[t.expert] + t.row0 * I : nullptr;
       const ExpertPacked &w = packed_[t.expert];
-      w.up.tile(rows, H, t.rows, t.panel0, t.panel1, hidden, I);
-      if (gate) w.gate.tile(rows, H, t.rows, t.panel0, t.panel1, gate, I);
+      if (w.up.int_path()) {
+        const cpu::QuantizedRows q =
+            quantized(s.rows_q, s.rows_scale, s.rows_sums, s.rows_ld, g.offsets[t.expert] + t.row0);
+        w.up.tile_int(q, t.rows, t.panel0, t.panel1, hidden, I);
+        if (gate) w.gate.tile_int(q, t.rows, t.panel0, t.panel1, gate, I);
+      } else {
+        w.up.tile(rows, H, t.rows, t.panel0, t.panel1, hidden, I);
+        if (gate) w.gate.tile(rows, H, t.rows, t.panel0, t.panel1, gate, I);
+      }
       const int64_t col0 = t.panel0 * cpu::kPanelWidth;
       activate_rows(t.expert, hidden, gate, t.rows, col0, std::min(I, t.panel1 * cpu::kPanelWidth) - col0);
     });
@@ -416,7 +475,13 @@ class CpuBackend final : public Backend {
       const int64_t I = spec(t.expert).intermediate;
       const float *hidden = s.hidden.data() + s.hidden_offset[t.expert] + t.row0 * I;
       float *out = s.out.data() + (g.offsets[t.expert] + t.row0) * H;
-      packed_[t.expert].down.tile(hidden, I, t.rows, t.panel0, t.panel1, out, H);
+      const cpu::PanelMatrix &down = packed_[t.expert].down;
+      if (down.int_path()) {
+        const cpu::QuantizedRows q =
+            quantized(s.hidden_q, s.hidden_scale, s.hidden_sums, s.hidden_ld, g.offsets[t.expert] + t.row0);
+        return down.tile_int(q, t.rows, t.panel0, t.panel1, out, H);
+      }
+      down.tile(hidden, I, t.rows, t.panel0, t.panel1, out, H);
     });
   }
 
@@ -500,6 +565,7 @@ class CpuBackend final : public Backend {
   cpu::PanelMatrix router_packed_;
   std::vector<ExpertPacked> packed_;
   ExpertPacked shared_packed_;
+  bool int_up_ = false, int_down_ = false;  // some routed expert's up (gate) / down matrix is on the integer path
   std::unordered_map<const std::vector<float> *, const cpu::PanelMatrix *> packed_of_;
 };
 

@@ -92,6 +92,7 @@ type Options struct {
 	CombineAttentionDim int     // "combine_attention_dim": cross-expert attention combine width (0: off)
 	WeightGroupSize     int     // "weight_group_size": elements per int4 scale, 32 (default), 64 or 128
 	WeightZeroPoint     bool    // "weight_zero_point": int4 groups carry a zero point (asymmetric)
+	ActivationDtype     string  // "activation_dtype": the CPU's int8/int4 matrices on "int8" (auto) or "fp32" inputs
 
 	// gpt-oss's block (pimoe.h): the router's logit bias, SwiGLU-OAI's alpha and limit (0: the defaults).
 	RouterLogitBias bool    // "router_logit_bias": logits z = W_g x + c (tensor "router.bias")
@@ -218,6 +219,7 @@ const (
 	optRouterLogitBias     = 37
 	optSwigluAlpha         = 38
 	optSwigluLimit         = 39
+	optActivationDtype     = 40
 )
 
 // callbacks are the cgo handles of the Go expert callbacks given to one C options object, by expert.
@@ -328,6 +330,7 @@ func (o *Options) apply(h uintptr, cbs callbacks) error {
 		{optRouterScoring, o.RouterScoring},
 		{optGroupScore, o.GroupScore},
 		{optWeightDtype, o.WeightDtype},
+		{optActivationDtype, o.ActivationDtype},
 		{optRoutingMode, o.RoutingMode},
 		{optGroupLevels, o.GroupLevels},
 	}

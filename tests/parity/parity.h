@@ -69,6 +69,10 @@ struct Layer {
   int64_t weight_group_size = 32;     // int4's group (runtime, like weight_dtype)
   bool weight_zero_point = false;     // int4's zero point (runtime)
   std::vector<std::pair<int32_t, std::string>> expert_weight_dtypes;  // per-expert storage overrides
+  // The CPU backend's activations for int8/int4 matrices (runtime). The harness default is "fp32", the exact path
+  // whose oracle is the dequantised layer at kOutputTol; "int8" layers are checked at output_tol (of the RMS).
+  std::string activation_dtype = "fp32";
+  double output_tol = kOutputTol;
   bool set_layer_options = true;      // false: leave every layer option at its default (except threads and backend)
   po::SpecResolver overrides;         // per-expert calls, replayed in order before the layer options are set
 
@@ -112,7 +116,8 @@ struct CheckSummary {
 
 // One forward through the library and the oracle on input x [batch*seq, H]; compares output and routing.
 void ForwardAndCompare(pimoe_model *m, const po::Weights &w, const po::Hyper &hp, int64_t batch, int64_t seq,
-                       const std::vector<float> &x, CheckSummary *summary);
+                       const std::vector<float> &x, CheckSummary *summary,
+                       double output_tol = kOutputTol);
 // Creates the layer and checks one forward of shape [batch, seq] against the oracle.
 void CheckLayer(const Layer &l, int64_t batch, int64_t seq, uint64_t input_seed, CheckSummary *summary = nullptr);
 void ExpectRel(double actual, double expected, double rel, double abs_tol, const char *what);

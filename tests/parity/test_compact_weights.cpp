@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <algorithm>
 #include <cstdio>
 #include <string>
 #include <tuple>
@@ -89,6 +90,90 @@ INSTANTIATE_TEST_SUITE_P(
     [](const ::testing::TestParamInfo<std::tuple<Format, pimoe_activation>> &p) {
       return std::string(std::get<0>(p.param).name) + "_" + ActivationName(std::get<1>(p.param));
     });
+
+// The integer path (activation_dtype "int8", the default for int8 and int4 on the CPU): inputs quantised per row,
+// exact integer sums. Its oracle is still the dequantised layer with fp32 activations; the difference is the
+// activations' rounding, which pimoe.h bounds per output and which measures below kInt8ActivationTol of the output RMS
+// on these layers (the worst case seen over this sweep is printed).
+constexpr double kInt8ActivationTol = 6e-2;
+
+const Format kIntFormats[] = {
+    {"int8", "int8", 32, false}, {"int4_g32", "int4", 32, false},
+    {"int4_g64_zp", "int4", 64, true}, {"int4_g128", "int4", 128, false},
+};
+
+class CompactWeightsInt8Activations : public ::testing::TestWithParam<std::tuple<Format, pimoe_activation>> {};
+
+TEST_P(CompactWeightsInt8Activations, Case) {
+  const Format f = std::get<0>(GetParam());
+  Layer l;
+  ApplyFormat(f, l);
+  l.activation_dtype = "int8";
+  l.output_tol = kInt8ActivationTol;
+  l.activation = std::get<1>(GetParam());
+  l.hidden = 72;  // not a multiple of 32: padded depth chunks and activation blocks
+  l.intermediate = 200;
+  l.experts = 6;
+  l.top_k = 2;
+  l.shared_width = 24;  // the shared expert stays on fp32 activations
+  l.pre_norm = l.activation == PIMOE_ACT_GELU;
+  l.expert_bias = l.activation != PIMOE_ACT_SWIGLU;
+  l.seed = 3500;
+  if (FloatOnlyBackend()) return ExpectRefused(l);
+  double worst = 0.0;
+  for (int threads : {1, 2}) {
+    l.threads = threads;
+    for (int64_t tokens : {1, 7, 256}) {
+      CheckSummary s;
+      CheckLayer(l, 1, tokens, 3501 + static_cast<uint64_t>(tokens), &s);
+      worst = std::max(worst, s.max_abs_err / s.rms);
+    }
+  }
+  std::printf("  %s %s: worst |error| / RMS %.3g\n", f.name, ActivationName(l.activation).c_str(), worst);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Formats, CompactWeightsInt8Activations,
+    ::testing::Combine(::testing::ValuesIn(kIntFormats),
+                       ::testing::Values(PIMOE_ACT_GELU, PIMOE_ACT_SILU, PIMOE_ACT_RELU, PIMOE_ACT_SWIGLU,
+                                         PIMOE_ACT_SWIGLU_OAI)),
+    [](const ::testing::TestParamInfo<std::tuple<Format, pimoe_activation>> &p) {
+      return std::string(std::get<0>(p.param).name) + "_" + ActivationName(std::get<1>(p.param));
+    });
+
+// The integer path really runs by default and "fp32" turns it off: the default's output differs from the exact
+// path's, by less than the tolerance.
+TEST(CompactWeights, Int8ActivationsAreTheDefaultAndFp32TurnsThemOff) {
+  if (FloatOnlyBackend()) GTEST_SKIP() << "the CPU backend's option (GPU backends refuse int8/int4 weights)";
+  for (const char *dtype : {"int8", "int4"}) {
+    Layer l;
+    l.weight_dtype = dtype;
+    l.hidden = 64;
+    l.intermediate = 96;
+    l.activation = PIMOE_ACT_SILU;
+    l.seed = 3600;
+    Layer exact = l;
+    l.activation_dtype = "auto";
+    ModelPtr fast, slow;
+    ASSERT_NO_FATAL_FAILURE(Create(l, &fast));
+    ASSERT_NO_FATAL_FAILURE(Create(exact, &slow));
+    const int64_t tokens = 5;
+    std::vector<float> x = RandomInput(static_cast<size_t>(tokens * l.hidden), 3601);
+    std::vector<float> ya(x.size()), yb(x.size());
+    PIMOE_ASSERT_OK(
+        pimoe_forward(fast.get(), x.data(), x.size(), 1, tokens, ya.data(), ya.size(), nullptr, nullptr, 0));
+    PIMOE_ASSERT_OK(
+        pimoe_forward(slow.get(), x.data(), x.size(), 1, tokens, yb.data(), yb.size(), nullptr, nullptr, 0));
+    double sum_sq = 0.0, max_diff = 0.0;
+    for (size_t i = 0; i < x.size(); ++i) {
+      sum_sq += static_cast<double>(yb[i]) * yb[i];
+      max_diff = std::max(max_diff, std::fabs(static_cast<double>(ya[i]) - yb[i]));
+    }
+    const double rms = std::sqrt(sum_sq / static_cast<double>(x.size()));
+    EXPECT_GT(max_diff, 1e-6 * rms) << dtype << ": the default computed exactly what fp32 activations compute";
+    EXPECT_LT(max_diff, kInt8ActivationTol * rms) << dtype;
+  }
+}
 
 // Per-expert overrides: a hot expert kept at higher precision in an int4 layer, the others in every other format.
 TEST(CompactWeights, MixedPerExpertFormatsKeepParity) {

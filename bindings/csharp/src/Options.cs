@@ -108,6 +108,10 @@ namespace Pimoe
         /// backend takes every format, in any mix per expert (<see cref="SetExpertWeightDtype"/>); the GPU backends
         /// fp32, bf16 or fp16, one per layer.</summary>
         public Options SetWeightDtype(string dtype) { return Set(OptionKey.WeightDtype, dtype); }
+        /// <summary>What the CPU backend multiplies int8 and int4 expert matrices with: "auto" (default: "int8"),
+        /// "int8" (inputs quantised to int8 in blocks of 32, integer dot products) or "fp32" (exact arithmetic on
+        /// the dequantised weights).</summary>
+        public Options SetActivationDtype(string dtype) { return Set(OptionKey.ActivationDtype, dtype); }
 
         /// <summary>int4's group: 32 (default), 64 or 128 elements along the input dimension per scale (the
         /// setter takes 32 to 128; the model creation checks it is one of the three).</summary>

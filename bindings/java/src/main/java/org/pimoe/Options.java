@@ -179,6 +179,14 @@ public final class Options {
     return setString(OptionKey.WEIGHT_DTYPE, dtype);
   }
 
+  /**
+   * What the CPU backend multiplies int8 and int4 expert matrices with: "auto" (default: "int8"), "int8" (inputs
+   * quantised to int8 in blocks of 32, integer dot products) or "fp32" (exact arithmetic on the dequantised weights).
+   */
+  public Options activationDtype(String dtype) {
+    return setString(OptionKey.ACTIVATION_DTYPE, dtype);
+  }
+
   /** int4's group: 32 (default), 64 or 128 elements along the input dimension per scale. */
   public Options weightGroupSize(int groupSize) {
     return setInt(OptionKey.WEIGHT_GROUP_SIZE, groupSize);

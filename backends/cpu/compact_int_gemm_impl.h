@@ -1,0 +1,243 @@
+// The integer path of int8 and int4 weights: activations quantised to int8 in blocks of 32 (quantize_rows), products
+// summed exactly in 32-bit integers per block (AVX2 vpmaddubsw + vpmaddwd; the portable path in plain loops), the
+// block's activation scale and the weight scales applied in fp32. Included once per instruction set by
+// compact_gemm_<isa>.cpp after compact_gemm_impl.h, with PIMOE_ISA naming the namespace.
+//
+// For output feature f of a row (weight codes q or u, activation codes a, block scales t_b, compact_panels.h):
+//   int8:  C = s_f * sum_b t_b * float(sum_{k in b} a_k q_fk)
+//   int4:  C = sum_g s_fg * (sum_{b in g} t_b * float(sum_{k in b} a_k u_fk) - z_fg * sum_{b in g} t_b * sum_{k in b} a_k)
+//          (u the 4-bit code, z its zero point: 8 if symmetric)
+// The integer sums are exact, so every instruction set computes the same sums; the fp32 steps may round differently
+// (an instruction set with FMA fuses multiplies and adds).
+#include <cstdint>
+#include <cstring>
+
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
+#include "compact_panels.h"
+
+namespace pimoe::cpu::PIMOE_ISA {
+namespace {
+
+// Rows per register block: each row keeps 4 accumulators (the block's integer sums and fp32 totals, 16 features).
+constexpr int64_t kInt8Rows = 2;
+constexpr int64_t kInt4Rows = 2;
+// Depth chunks (64 bytes each) the decode loop prefetches ahead: 3 KB, one line per chunk.
+constexpr int64_t kIntPrefetchChunks = 48;
+
+#if defined(__AVX2__)
+
+__attribute__((always_inline)) inline __m256i load256(const uint8_t *p) {
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i *>(p));
+}
+__attribute__((always_inline)) inline __m256i broadcast4(const int8_t *p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm256_set1_epi32(v);
+}
+
+// MR rows times one int8 panel (16 features), all of the depth. The weights are signed, vpmaddubsw wants its first
+// operand unsigned: |w| times a carrying w's sign (vpsignb), whose pair sums (at most 2 * 127 * 127) fit int16.
+template <int MR>
+void int8_block(const QuantizedRows &A, int64_t r0, const uint8_t *values, const float *wscale, int64_t K, float *C,
+                int64_t ldc, int64_t cols, bool prefetch) {
+  __m256 acc[MR][2];
+  for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+  const __m256i ones = _mm256_set1_epi16(1);
+  const int64_t chunks = (K + 3) / 4, blocks = (K + 31) / 32, sld = A.ld / 32;
+  for (int64_t b = 0; b < blocks; ++b) {
+    __m256i part[MR][2];
+    for (int r = 0; r < MR; ++r) part[r][0] = part[r][1] = _mm256_setzero_si256();
+    const int64_t c1 = 8 * b + 8 < chunks ? 8 * b + 8 : chunks;
+    for (int64_t c = 8 * b; c < c1; ++c) {
+      if (prefetch) __builtin_prefetch(values + 64 * (c + kIntPrefetchChunks));
+      const __m256i w0 = load256(values + 64 * c), w1 = load256(values + 64 * c + 32);
+      const __m256i u0 = _mm256_sign_epi8(w0, w0), u1 = _mm256_sign_epi8(w1, w1);
+      for (int r = 0; r < MR; ++r) {
+        const __m256i a = broadcast4(A.q + (r0 + r) * A.ld + 4 * c);
+        part[r][0] = _mm256_add_epi32(part[r][0],
+                                      _mm256_madd_epi16(_mm256_maddubs_epi16(u0, _mm256_sign_epi8(a, w0)), ones));
+        part[r][1] = _mm256_add_epi32(part[r][1],
+                                      _mm256_madd_epi16(_mm256_maddubs_epi16(u1, _mm256_sign_epi8(a, w1)), ones));
+      }
+    }
+    for (int r = 0; r < MR; ++r) {
+      const __m256 t = _mm256_set1_ps(A.scale[(r0 + r) * sld + b]);
+      acc[r][0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(part[r][0]), t, acc[r][0]);
+      acc[r][1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(part[r][1]), t, acc[r][1]);
+    }
+  }
+  const __m256 s0 = _mm256_loadu_ps(wscale), s1 = _mm256_loadu_ps(wscale + 8);
+  for (int r = 0; r < MR; ++r) {
+    alignas(32) float out[16];
+    _mm256_store_ps(out, _mm256_mul_ps(acc[r][0], s0));
+    _mm256_store_ps(out + 8, _mm256_mul_ps(acc[r][1], s1));
+    std::memcpy(C + r * ldc, out, static_cast<size_t>(cols) * sizeof(float));
+  }
+}
+
+// MR rows times one int4 panel. The 4-bit codes are unsigned (0..15) and so directly vpmaddubsw's first operand;
+// its int16 pair sums (at most 2 * 15 * 127 in size) are added over one 32-depth block (8 of them: at most 30480,
+// inside int16) before vpmaddwd widens them; the zero point comes off once per group through the activation sums.
+template <int MR>
+void int4_block(const QuantizedRows &A, int64_t r0, const CompactPanels &W, int64_t p, float *C, int64_t ldc,
+                int64_t cols, bool prefetch) {
+  const uint8_t *values = W.values(p), *scales = W.scales(p);
+  const uint8_t *zeros = W.format().zero_point ? W.zeros(p) : nullptr;
+  const int64_t K = W.depth(), group = W.group(), chunks = (K + 7) / 8;
+  const int64_t sld = A.ld / 32;
+  __m256 acc[MR][2];
+  for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+  const __m256i ones = _mm256_set1_epi16(1), low = _mm256_set1_epi8(0x0f);
+  for (int64_t g0 = 0, gi = 0; g0 < K; g0 += group, ++gi) {
+    const __m256 s0 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i *>(scales + 32 * gi)));
+    const __m256 s1 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i *>(scales + 32 * gi + 16)));
+    const __m256 z0 = zeros ? _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(
+                                  reinterpret_cast<const __m128i *>(zeros + 16 * gi))))
+                            : _mm256_set1_ps(8.0f);
+    const __m256 z1 = zeros ? _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(
+                                  reinterpret_cast<const __m128i *>(zeros + 16 * gi + 8))))
+                            : _mm256_set1_ps(8.0f);
+    const __m256 zs0 = _mm256_sub_ps(_mm256_setzero_ps(), _mm256_mul_ps(z0, s0));
+    const __m256 zs1 = _mm256_sub_ps(_mm256_setzero_ps(), _mm256_mul_ps(z1, s1));
+    const int64_t g1 = g0 + group < K ? g0 + group : K;
+    for (int r = 0; r < MR; ++r) {
+      float asum = 0.0f;
+      for (int64_t b = g0 / 32; b < (g1 + 31) / 32; ++b) asum += A.scaled_sums[(r0 + r) * sld + b];
+      const __m256 as = _mm256_set1_ps(asum);
+      acc[r][0] = _mm256_fmadd_ps(zs0, as, acc[r][0]);
+      acc[r][1] = _mm256_fmadd_ps(zs1, as, acc[r][1]);
+    }
+    for (int64_t b0 = g0; b0 < g1; b0 += 32) {
+      __m256i part[MR][2];
+      for (int r = 0; r < MR; ++r) part[r][0] = part[r][1] = _mm256_setzero_si256();
+      const int64_t c1 = (b0 + 32 < g1 ? b0 + 32 : g1 + 7) / 8;
+      for (int64_t c = b0 / 8; c < c1 && c < chunks; ++c) {
+        if (prefetch) __builtin_prefetch(values + 64 * (c + kIntPrefetchChunks));
+        const __m256i v0 = load256(values + 64 * c), v1 = load256(values + 64 * c + 32);
+        const __m256i lo0 = _mm256_and_si256(v0, low), hi0 = _mm256_and_si256(_mm256_srli_epi16(v0, 4), low);
+        const __m256i lo1 = _mm256_and_si256(v1, low), hi1 = _mm256_and_si256(_mm256_srli_epi16(v1, 4), low);
+        for (int r = 0; r < MR; ++r) {
+          const int8_t *a = A.q + (r0 + r) * A.ld + 8 * c;
+          const __m256i al = broadcast4(a), ah = broadcast4(a + 4);
+          part[r][0] = _mm256_add_epi16(
+              part[r][0], _mm256_add_epi16(_mm256_maddubs_epi16(lo0, al), _mm256_maddubs_epi16(hi0, ah)));
+          part[r][1] = _mm256_add_epi16(
+              part[r][1], _mm256_add_epi16(_mm256_maddubs_epi16(lo1, al), _mm256_maddubs_epi16(hi1, ah)));
+        }
+      }
+      for (int r = 0; r < MR; ++r) {
+        const __m256 t = _mm256_set1_ps(A.scale[(r0 + r) * sld + b0 / 32]);
+        const __m256 t0 = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(part[r][0], ones)), t);
+        const __m256 t1 = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(part[r][1], ones)), t);
+        acc[r][0] = _mm256_fmadd_ps(t0, s0, acc[r][0]);
+        acc[r][1] = _mm256_fmadd_ps(t1, s1, acc[r][1]);
+      }
+    }
+  }
+  for (int r = 0; r < MR; ++r) {
+    alignas(32) float out[16];
+    _mm256_store_ps(out, acc[r][0]);
+    _mm256_store_ps(out + 8, acc[r][1]);
+    std::memcpy(C + r * ldc, out, static_cast<size_t>(cols) * sizeof(float));
+  }
+}
+
+#else  // the portable path: the same integer sums in plain loops
+
+float f16_at(const uint8_t *p, int64_t i) {
+  uint16_t h;
+  std::memcpy(&h, p + 2 * i, 2);
+  return fp16_bits_to_float(h);
+}
+
+template <int MR>
+void int8_block(const QuantizedRows &A, int64_t r0, const uint8_t *values, const float *wscale, int64_t K, float *C,
+                int64_t ldc, int64_t cols, bool) {
+  const int64_t sld = A.ld / 32;
+  for (int r = 0; r < MR; ++r) {
+    const int8_t *a = A.q + (r0 + r) * A.ld;
+    for (int64_t f = 0; f < cols; ++f) {
+      float acc = 0.0f;
+      for (int64_t b0 = 0; b0 < K; b0 += 32) {
+        int32_t part = 0;
+        for (int64_t k = b0; k < b0 + 32 && k < K; ++k) part += a[k] * static_cast<int8_t>(values[int8_value_offset(k, f)]);
+        acc += static_cast<float>(part) * A.scale[(r0 + r) * sld + b0 / 32];
+      }
+      C[r * ldc + f] = acc * wscale[f];
+    }
+  }
+}
+
+template <int MR>
+void int4_block(const QuantizedRows &A, int64_t r0, const CompactPanels &W, int64_t p, float *C, int64_t ldc,
+                int64_t cols, bool) {
+  const uint8_t *values = W.values(p), *scales = W.scales(p);
+  const uint8_t *zeros = W.format().zero_point ? W.zeros(p) : nullptr;
+  const int64_t K = W.depth(), group = W.group(), sld = A.ld / 32;
+  for (int r = 0; r < MR; ++r) {
+    const int8_t *a = A.q + (r0 + r) * A.ld;
+    for (int64_t f = 0; f < cols; ++f) {
+      float acc = 0.0f;
+      for (int64_t g0 = 0, gi = 0; g0 < K; g0 += group, ++gi) {
+        const float s = f16_at(scales, gi * kPanelWidth + f);
+        const float z = zeros ? static_cast<float>(zeros[gi * kPanelWidth + f]) : 8.0f;
+        const int64_t g1 = g0 + group < K ? g0 + group : K;
+        float asum = 0.0f;
+        for (int64_t b = g0 / 32; b < (g1 + 31) / 32; ++b) asum += A.scaled_sums[(r0 + r) * sld + b];
+        acc += (-(z * s)) * asum;
+        for (int64_t b0 = g0; b0 < g1; b0 += 32) {
+          int32_t part = 0;
+          for (int64_t k = b0; k < b0 + 32 && k < g1; ++k) {
+            const uint8_t byte = values[int4_value_offset(k, f)];
+            part += a[k] * (int4_high_nibble(k) ? byte >> 4 : byte & 15);
+          }
+          acc += static_cast<float>(part) * A.scale[(r0 + r) * sld + b0 / 32] * s;
+        }
+      }
+      C[r * ldc + f] = acc;
+    }
+  }
+}
+
+#endif
+
+template <int MR>
+void int_block(const QuantizedRows &A, int64_t r0, const CompactPanels &W, int64_t p, float *C, int64_t ldc,
+               int64_t cols, bool prefetch) {
+  if (W.format().dtype == WeightDtype::Int8) {
+    return int8_block<MR>(A, r0, W.values(p), reinterpret_cast<const float *>(W.scales(p)), W.depth(), C, ldc, cols,
+                          prefetch);
+  }
+  int4_block<MR>(A, r0, W, p, C, ldc, cols, prefetch);
+}
+
+// Rows [0, rows) in blocks of MR (the tail one by one).
+template <int MR>
+void int_rows(const QuantizedRows &A, int64_t rows, const CompactPanels &W, int64_t p, float *C, int64_t ldc,
+              int64_t cols) {
+  const bool prefetch = rows <= MR;  // decode streams the panel once; prefill rereads it from cache
+  int64_t r = 0;
+  for (; r + MR <= rows; r += MR) int_block<MR>(A, r, W, p, C + r * ldc, ldc, cols, prefetch);
+  for (; r < rows; ++r) int_block<1>(A, r, W, p, C + r * ldc, ldc, cols, prefetch);
+}
+
+}  // namespace
+
+void compact_int_gemm_tile(const QuantizedRows &A, int64_t rows, const CompactPanels &W, int64_t p0, int64_t p1,
+                           float *C, int64_t ldc) {
+  const int64_t N = W.rows();
+  for (int64_t p = p0; p < p1; ++p) {
+    const int64_t col = p * kPanelWidth;
+    const int64_t cols = N - col < kPanelWidth ? N - col : kPanelWidth;
+    if (W.format().dtype == WeightDtype::Int8) {
+      int_rows<kInt8Rows>(A, rows, W, p, C + col, ldc, cols);
+    } else {
+      int_rows<kInt4Rows>(A, rows, W, p, C + col, ldc, cols);
+    }
+  }
+}
+
+}  // namespace pimoe::cpu::PIMOE_ISA
