@@ -1,6 +1,7 @@
 // C shims for version, errors, model lifetime, forward, stats and backend queries.
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstring>
 #include <limits>
 
@@ -190,6 +191,14 @@ pimoe_status pimoe_model_reset_adaptive_state(pimoe_model *model) {
   });
 }
 
+// The snapshot is versioned by struct_size: fields are only ever appended, so a program built against an older
+// header finds every field it knows where it was. Pinned here, so that an edit moving one fails the build.
+static_assert(offsetof(pimoe_stats_snapshot, weight_bytes) == 80, "pimoe_stats_snapshot's layout moved");
+static_assert(offsetof(pimoe_stats_snapshot, z_loss) == 152, "pimoe_stats_snapshot's layout moved");
+static_assert(offsetof(pimoe_stats_snapshot, weight_quant_rel_rms_error) == 160, "pimoe_stats_snapshot's layout moved");
+static_assert(offsetof(pimoe_stats_snapshot, weight_quant_max_abs_error) == 168, "pimoe_stats_snapshot's layout moved");
+static_assert(sizeof(pimoe_stats_snapshot) == 176, "pimoe_stats_snapshot: a field was added without pinning it here");
+
 pimoe_status pimoe_stats(const pimoe_model *model, pimoe_stats_snapshot *out) {
   return guarded(model, [&] {
     require(model, "pimoe_stats", "model");
@@ -203,6 +212,8 @@ pimoe_status pimoe_stats(const pimoe_model *model, pimoe_stats_snapshot *out) {
     pimoe_stats_snapshot full = model->model.stats().snapshot();
     full.weight_bytes = model->model.weight_bytes();
     full.workspace_bytes = model->model.workspace_bytes();
+    full.weight_quant_rel_rms_error = model->model.quant_error().rel_rms();
+    full.weight_quant_max_abs_error = model->model.quant_error().max_abs();
     const size_t copied = std::min(size, sizeof full);
     full.struct_size = static_cast<uint32_t>(copied);
     std::memcpy(out, &full, copied);

@@ -55,6 +55,8 @@ class Model {
   // A compact matrix (t.format.compact()) exactly as stored (interchange layout, the codes the layer computes with).
   CompactMatrix read_compact(const NamedTensor &t) const;
   size_t weight_bytes() const;
+  // The expert matrices' quantisation error against the fp32 weights they came from (pimoe.h defines it).
+  const QuantError &quant_error() const { return weights_.quant_error; }
   size_t workspace_bytes() const { return workspaces_.bytes(); }
   Stats &stats() { return stats_; }
   const Stats &stats() const { return stats_; }

@@ -19,7 +19,7 @@ class Stats {
   void record(const RouteResult &route, double latency_seconds);
   void reset();
 
-  // Every field but struct_size, weight_bytes and workspace_bytes.
+  // Every field but struct_size, weight_bytes, workspace_bytes and the weight_quant_* errors (the model's).
   pimoe_stats_snapshot snapshot() const;
   void expert_loads(uint64_t *out) const;
 

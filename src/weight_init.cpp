@@ -45,13 +45,14 @@ std::vector<NamedTensor> allocate_weights(const LayerConfig &config, LayerWeight
     int64_t count = 1;
     for (int64_t d : shape) count *= d;
     data.assign(static_cast<size_t>(count), 0.0f);
-    tensors.push_back({std::move(name), std::move(shape), &data, fan_in, WeightFormat{}, nullptr});
+    tensors.push_back({std::move(name), std::move(shape), &data, fan_in, WeightFormat{}, nullptr, nullptr});
   };
   // An expert or shared-expert matrix, stored in `format` (compact_matrices quantises it once it is filled).
   auto add_matrix = [&](std::string name, int64_t rows, int64_t cols, std::vector<float> &data, CompactMatrix &compact,
                         const WeightFormat &format) {
     add(std::move(name), {rows, cols}, data, cols);
     tensors.back().format = format;
+    tensors.back().quant_error = &weights.quant_error;
     if (format.compact()) {  // filled one at a time through fill_buffer / finish_filling, never all in fp32
       tensors.back().compact = &compact;
       std::vector<float>().swap(data);

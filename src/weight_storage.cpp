@@ -18,7 +18,12 @@ void finish_filling(const NamedTensor &t) {
   } catch (const Error &e) {
     fail(e.status(), "tensor '", t.name, "': ", e.what());
   }
+  if (t.quant_error) t.quant_error->add(t.data->data(), *t.compact);
   std::vector<float>().swap(*t.data);
+}
+
+void mark_quantised_source(const NamedTensor &t) {
+  if (t.quant_error) t.quant_error->mark_unknown();
 }
 
 void compact_matrices(const std::vector<NamedTensor> &tensors) {

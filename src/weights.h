@@ -7,6 +7,7 @@
 
 #include "compact_matrix.h"
 #include "layer_config.h"
+#include "quant_error.h"
 
 namespace pimoe {
 
@@ -35,6 +36,8 @@ struct LayerWeights {
   std::vector<float> attention_q, attention_k, attention_v;  // [nh*dh, H] attention router
   std::vector<float> attention_o;                            // [H, nh*dh]
   std::vector<float> combine_q, combine_k;                   // [d_c, H] attention combine
+  // What storing the expert and shared-expert matrices in their formats cost, against the fp32 values they came as.
+  QuantError quant_error;
 };
 
 // A named view of one weight tensor, as listed by pimoe_tensor_name().
@@ -46,6 +49,9 @@ struct NamedTensor {
   // Expert and shared-expert matrices: their storage format, and where the compact form lives (null otherwise).
   WeightFormat format;
   CompactMatrix *compact = nullptr;
+  // Expert and shared-expert matrices (any format): the layer's quantisation error, which finish_filling adds to and
+  // mark_quantised_source marks unknown (null otherwise).
+  QuantError *quant_error = nullptr;
 
   int64_t element_count() const {
     int64_t count = 1;
@@ -59,12 +65,17 @@ std::vector<NamedTensor> allocate_weights(const LayerConfig &config, LayerWeight
 
 // Filling a layer (the seeded initialisation, a loader), one tensor at a time: fill_buffer gives the tensor's fp32
 // values to write (allocating them for a compact matrix, which holds none until then); finish_filling then quantises
-// a compact matrix into its format and frees the fp32 values, so a layer never holds more than one matrix in fp32
-// beyond its fp32 tensors. A loader that has the compact form already writes *t.compact instead.
+// a compact matrix into its format, adds what that lost to the layer's QuantError and frees the fp32 values, so a
+// layer never holds more than one matrix in fp32 beyond its fp32 tensors. A loader that has the compact form already
+// writes *t.compact instead; one whose values were quantised before (even if it hands them over in fp32) calls
+// mark_quantised_source.
 std::vector<float> &fill_buffer(const NamedTensor &t);
 void finish_filling(const NamedTensor &t);
 // finish_filling for every tensor (what the model does once the filler returns; a no-op for finished tensors).
 void compact_matrices(const std::vector<NamedTensor> &tensors);
+// A loader says that t's values come from quantised data (a compact file, an FP8 or MXFP4 checkpoint), whether it
+// writes *t.compact or dequantises them into fill_buffer: the layer's quantisation error is then unknown.
+void mark_quantised_source(const NamedTensor &t);
 
 // For a backend that computes with fp32 matrices and stores them as fp32, bf16 or fp16 (one type per layer): puts
 // bf16/fp16 compact matrices back into their fp32 vectors (exact), after checking that the layer's formats are ones

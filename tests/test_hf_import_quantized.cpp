@@ -232,6 +232,64 @@ TEST(HfQuantized, AutoHoldsTheCompactFormats) {
   }
 }
 
+pimoe_stats_snapshot Stats(const pimoe_model *m) {
+  pimoe_stats_snapshot s{};
+  s.struct_size = sizeof s;
+  EXPECT_EQ(pimoe_stats(m, &s), PIMOE_OK);
+  return s;
+}
+
+// The stats' quantisation error (pimoe.h): unknown (NaN) for a checkpoint that ships quantised matrices, whatever
+// weight_dtype imports it; for a float checkpoint imported into int8, the relative RMS and max abs error of the expert
+// and shared-expert matrices against the fp32 import's, by hand; 0 for the fp32 import.
+TEST(HfQuantized, QuantErrorUnknownForQuantisedCheckpointsMeasuredForFloatOnes) {
+  for (const char *family : {kFp8, kGptOss}) {
+    for (const char *dtype : {static_cast<const char *>(nullptr), "fp32", "int8"}) {
+      SCOPED_TRACE(std::string(family) + " as " + (dtype ? dtype : "auto"));
+      pimoe_model *m = Import(kFixtures + "/" + family, dtype);
+      ASSERT_NE(m, nullptr);
+      const pimoe_stats_snapshot s = Stats(m);
+      EXPECT_TRUE(std::isnan(s.weight_quant_rel_rms_error)) << s.weight_quant_rel_rms_error;
+      EXPECT_TRUE(std::isnan(s.weight_quant_max_abs_error)) << s.weight_quant_max_abs_error;
+      pimoe_destroy(m);
+    }
+  }
+  pimoe_model *fp32 = Import(kFixtures + "/deepseek_v3", "fp32");
+  pimoe_model *int8 = Import(kFixtures + "/deepseek_v3", "int8");
+  ASSERT_NE(fp32, nullptr);
+  ASSERT_NE(int8, nullptr);
+  EXPECT_EQ(Stats(fp32).weight_quant_rel_rms_error, 0.0);
+  EXPECT_EQ(Stats(fp32).weight_quant_max_abs_error, 0.0);
+  double err2 = 0, w2 = 0, max_abs = 0;
+  int matrices = 0;
+  for (int64_t i = 0; i < pimoe_tensor_count(int8); ++i) {
+    const std::string name = pimoe_tensor_name(int8, i);
+    const bool expert = name.rfind("experts.", 0) == 0 || name.rfind("shared.", 0) == 0;
+    const size_t dot = name.rfind('.', name.size() - std::strlen(".weight") - 1);
+    const std::string proj = dot == std::string::npos ? "" : name.substr(dot);
+    if (!expert || (proj != ".gate.weight" && proj != ".up.weight" && proj != ".down.weight")) continue;
+    const std::vector<float> w = Tensor(fp32, name), q = Tensor(int8, name);
+    ASSERT_EQ(w.size(), q.size()) << name;
+    for (size_t j = 0; j < w.size(); ++j) {
+      const double d = double(w[j]) - double(q[j]);
+      err2 += d * d;
+      w2 += double(w[j]) * double(w[j]);
+      max_abs = std::max(max_abs, std::fabs(d));
+    }
+    ++matrices;
+  }
+  EXPECT_GE(matrices, 3 * 16 + 3);  // 16 routed experts and the shared expert
+  const pimoe_stats_snapshot s = Stats(int8);
+  const double want = std::sqrt(err2 / w2);
+  EXPECT_GT(want, 0.0);
+  EXPECT_NEAR(s.weight_quant_rel_rms_error, want, 1e-9 * want);
+  EXPECT_NEAR(s.weight_quant_max_abs_error, max_abs, 1e-9 * max_abs);
+  std::printf("deepseek_v3 as int8: rel RMS error %.6g, max abs error %.6g over %d matrices\n",
+              s.weight_quant_rel_rms_error, s.weight_quant_max_abs_error, matrices);
+  pimoe_destroy(fp32);
+  pimoe_destroy(int8);
+}
+
 // Any other weight_dtype dequantises and stores in that format: each matrix holds what that format's rule makes of
 // the dequantised matrix (the oracle's StoredValues), fp32 exactly the fixture's oracle. A format the checkpoint
 // ships is taken as it is: the same outputs as "auto".

@@ -8,8 +8,11 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <iomanip>
 #include <string>
 #include <vector>
+
+#include <unistd.h>
 
 #include "api/api_test_util.h"
 
@@ -449,4 +452,200 @@ TEST(Stats, LatencyPercentilesOverManyCalls) {
   EXPECT_NEAR(s.load_max_violation, 3.0, 1e-9);
   EXPECT_NEAR(s.load_jain_index, 0.25, 1e-9);
   EXPECT_NEAR(s.load_normalized_entropy, std::log(2.0) / std::log(8.0), 1e-9);
+}
+
+// ------------------------------------------------------------------------------------ weight quantisation error
+
+// weight_quant_rel_rms_error and weight_quant_max_abs_error, recomputed here from pimoe.h's definition: the fp32
+// weights w are the same seed's fp32 layer's (the seeded values do not depend on the storage format), deq(q(w)) what
+// pimoe_tensor_read gives of the compact layer; plain loops in double over every expert and shared-expert matrix.
+namespace quant {
+
+struct Format {
+  const char *name;  // test name part
+  const char *dtype;
+  int64_t group;
+  bool zero_point;
+};
+
+const Format kFormats[] = {
+    {"bf16", "bf16", 32, false},         {"fp16", "fp16", 32, false},       {"int8", "int8", 32, false},
+    {"int4_g32", "int4", 32, false},     {"int4_g64_zp", "int4", 64, true}, {"int4_g128", "int4", 128, false},
+    {"fp8_e4m3", "fp8_e4m3", 32, false}, {"mxfp4", "mxfp4", 32, false},
+};
+
+void PrintTo(const Format &f, std::ostream *os) { *os << f.name; }  // gtest's name of a failing parameter
+
+// SwiGLU experts (gate, up, down) and a shared expert; H = 40 pads the 4-bit blocks, I = 136 leaves a partial fp8
+// block. `dtype` null: the layer's weight_dtype is left at its default (fp32 for pimoe_create, "auto" for a load).
+OptionsPtr layer_options(const Format *f) {
+  SmallConfig cfg;
+  cfg.hidden = 40;
+  cfg.intermediate = 136;
+  cfg.experts = 4;
+  cfg.seed = 4100;
+  OptionsPtr o = small_options(cfg);
+  EXPECT_EQ(pimoe_options_set_int(o.get(), PIMOE_OPT_ACTIVATION, PIMOE_ACT_SWIGLU), PIMOE_OK) << last_error();
+  EXPECT_EQ(pimoe_options_set_int(o.get(), PIMOE_OPT_SHARED_WIDTH, 24), PIMOE_OK) << last_error();
+  if (f) {
+    EXPECT_EQ(pimoe_options_set_string(o.get(), PIMOE_OPT_WEIGHT_DTYPE, f->dtype), PIMOE_OK) << last_error();
+    EXPECT_EQ(pimoe_options_set_int(o.get(), PIMOE_OPT_WEIGHT_GROUP_SIZE, f->group), PIMOE_OK) << last_error();
+    EXPECT_EQ(pimoe_options_set_int(o.get(), PIMOE_OPT_WEIGHT_ZERO_POINT, f->zero_point), PIMOE_OK) << last_error();
+  }
+  return o;
+}
+
+bool ends_with(const std::string &s, const std::string &tail) {
+  return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+}
+
+bool is_expert_matrix(const std::string &name) {
+  const bool projection = ends_with(name, ".gate.weight") || ends_with(name, ".up.weight") ||
+                          ends_with(name, ".down.weight");
+  return projection && (name.rfind("experts.", 0) == 0 || name.rfind("shared.", 0) == 0);
+}
+
+struct Error {
+  double rel_rms, max_abs;
+  int matrices;
+};
+
+// Over the expert and shared-expert matrices of `stored` but those of the experts in `fp32_experts` (held in fp32:
+// not quantised, so not part of the measure).
+Error expected_error(const pimoe_model *fp32, const pimoe_model *stored, const std::vector<int> &fp32_experts = {}) {
+  double err2 = 0, w2 = 0, max_abs = 0;
+  int matrices = 0;
+  for (int64_t i = 0; i < pimoe_tensor_count(stored); ++i) {
+    const std::string name = pimoe_tensor_name(stored, i);
+    if (!is_expert_matrix(name)) continue;
+    bool skip = false;
+    for (int e : fp32_experts) skip = skip || name.rfind("experts." + std::to_string(e) + ".", 0) == 0;
+    if (skip) continue;
+    const std::vector<float> w = read_tensor(fp32, name.c_str()), q = read_tensor(stored, name.c_str());
+    EXPECT_EQ(w.size(), q.size()) << name;
+    for (size_t j = 0; j < w.size() && j < q.size(); ++j) {
+      const double d = static_cast<double>(w[j]) - static_cast<double>(q[j]);
+      err2 += d * d;
+      w2 += static_cast<double>(w[j]) * static_cast<double>(w[j]);
+      max_abs = std::max(max_abs, std::fabs(d));
+    }
+    ++matrices;
+  }
+  return {std::sqrt(err2 / w2), max_abs, matrices};
+}
+
+// Relative to `want` alone (rel_near above is absolute below 1, and these errors are far below 1).
+::testing::AssertionResult strictly_rel_near(double got, double want, const std::string &what) {
+  if (std::fabs(got - want) <= 1e-9 * std::fabs(want)) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << std::setprecision(17) << what << ": library " << got << ", by hand " << want;
+}
+
+void expect_error(const pimoe_model *m, const Error &want, const char *what) {
+  const pimoe_stats_snapshot s = get_stats(m);
+  EXPECT_GT(want.rel_rms, 0.0) << what << ": the seeded weights do not fit the format exactly";
+  EXPECT_TRUE(strictly_rel_near(s.weight_quant_rel_rms_error, want.rel_rms, std::string(what) + ", rel RMS"));
+  EXPECT_TRUE(strictly_rel_near(s.weight_quant_max_abs_error, want.max_abs, std::string(what) + ", max abs"));
+}
+
+void expect_unknown(const pimoe_model *m, const char *what) {
+  const pimoe_stats_snapshot s = get_stats(m);
+  EXPECT_TRUE(std::isnan(s.weight_quant_rel_rms_error)) << what << ": " << s.weight_quant_rel_rms_error;
+  EXPECT_TRUE(std::isnan(s.weight_quant_max_abs_error)) << what << ": " << s.weight_quant_max_abs_error;
+}
+
+ModelPtr load_file(const std::string &path, const pimoe_options *o) {
+  pimoe_model *m = nullptr;
+  const pimoe_status s = pimoe_load(path.c_str(), o, &m);
+  EXPECT_EQ(s, PIMOE_OK) << describe(s);
+  return ModelPtr(s == PIMOE_OK ? m : nullptr);
+}
+
+std::string temp_path(const std::string &name) {
+  return ::testing::TempDir() + "pimoe_stats_" + std::to_string(::getpid()) + "_" + name + ".safetensors";
+}
+
+}  // namespace quant
+
+class QuantError : public ::testing::TestWithParam<quant::Format> {};
+
+// Created in the format, and loaded from an fp32 file into it: the error against the fp32 weights; a file saved in
+// the format and loaded again: unknown, whatever weight_dtype it is loaded with.
+TEST_P(QuantError, MatchesHandComputationAndIsUnknownWhenLoadedQuantised) {
+  const quant::Format f = GetParam();
+  OptionsPtr fp32_options = quant::layer_options(nullptr);
+  OptionsPtr compact_options = quant::layer_options(&f);
+  ModelPtr fp32 = create_model(fp32_options.get());
+  ModelPtr compact = create_model(compact_options.get());
+  ASSERT_TRUE(fp32 && compact);
+
+  const quant::Error want = quant::expected_error(fp32.get(), compact.get());
+  EXPECT_EQ(want.matrices, 4 * 3 + 3);  // every expert's gate, up and down, and the shared expert's
+  quant::expect_error(compact.get(), want, "created");
+  // Fixed at creation: forward calls and a reset change nothing.
+  const std::vector<float> x = random_input(3 * 40, 5);
+  ASSERT_EQ(forward(compact.get(), x, 1, 3, 40, 2, false).status, PIMOE_OK) << last_error();
+  PIMOE_ASSERT_OK(pimoe_stats_reset(compact.get()));
+  quant::expect_error(compact.get(), want, "after a forward call and a reset");
+
+  const std::string fp32_path = quant::temp_path(std::string(f.name) + "_fp32");
+  PIMOE_ASSERT_OK(pimoe_save(fp32.get(), fp32_path.c_str()));
+  {
+    ModelPtr loaded = quant::load_file(fp32_path, compact_options.get());
+    ASSERT_TRUE(loaded);
+    quant::expect_error(loaded.get(), want, "an fp32 file loaded into the format");
+  }
+  std::remove(fp32_path.c_str());
+
+  const std::string compact_path = quant::temp_path(f.name);
+  PIMOE_ASSERT_OK(pimoe_save(compact.get(), compact_path.c_str()));
+  OptionsPtr as_stored = make_options();  // weight_dtype "auto": the file's format, its bytes kept
+  OptionsPtr as_fp32 = make_options();
+  PIMOE_ASSERT_OK(pimoe_options_set_string(as_fp32.get(), PIMOE_OPT_WEIGHT_DTYPE, "fp32"));
+  OptionsPtr as_int8 = make_options();
+  PIMOE_ASSERT_OK(pimoe_options_set_string(as_int8.get(), PIMOE_OPT_WEIGHT_DTYPE, "int8"));
+  for (const pimoe_options *o : {as_stored.get(), as_fp32.get(), as_int8.get()}) {
+    ModelPtr loaded = quant::load_file(compact_path, o);
+    ASSERT_TRUE(loaded);
+    quant::expect_unknown(loaded.get(), o == as_stored.get() ? "a compact file loaded as stored"
+                                        : o == as_fp32.get() ? "a compact file loaded into fp32"
+                                                             : "a compact file loaded into int8");
+  }
+  std::remove(compact_path.c_str());
+}
+
+INSTANTIATE_TEST_SUITE_P(Formats, QuantError, ::testing::ValuesIn(quant::kFormats),
+                         [](const ::testing::TestParamInfo<quant::Format> &p) { return std::string(p.param.name); });
+
+TEST(QuantErrorFp32, Fp32LayerReportsZero) {
+  OptionsPtr o = quant::layer_options(nullptr);
+  ModelPtr m = create_model(o.get());
+  ASSERT_TRUE(m);
+  const pimoe_stats_snapshot s = get_stats(m.get());
+  EXPECT_EQ(s.weight_quant_rel_rms_error, 0.0);
+  EXPECT_EQ(s.weight_quant_max_abs_error, 0.0);
+  // So does the fp32 layer loaded back from its fp32 file.
+  const std::string path = quant::temp_path("fp32_only");
+  PIMOE_ASSERT_OK(pimoe_save(m.get(), path.c_str()));
+  OptionsPtr auto_options = make_options();
+  ModelPtr loaded = quant::load_file(path, auto_options.get());
+  std::remove(path.c_str());
+  ASSERT_TRUE(loaded);
+  const pimoe_stats_snapshot l = get_stats(loaded.get());
+  EXPECT_EQ(l.weight_quant_rel_rms_error, 0.0);
+  EXPECT_EQ(l.weight_quant_max_abs_error, 0.0);
+}
+
+// Per-expert formats: an expert kept in fp32 takes no part in the measure (neither its error nor its weights).
+TEST(QuantErrorFp32, MixedFormatsMeasureTheQuantisedMatricesOnly) {
+  const quant::Format int4{"int4_g32", "int4", 32, false};
+  OptionsPtr fp32_options = quant::layer_options(nullptr);
+  OptionsPtr mixed_options = quant::layer_options(&int4);
+  PIMOE_ASSERT_OK(pimoe_options_set_expert_weight_dtype(mixed_options.get(), 0, "fp32"));
+  PIMOE_ASSERT_OK(pimoe_options_set_expert_weight_dtype(mixed_options.get(), 2, "bf16"));
+  ModelPtr fp32 = create_model(fp32_options.get());
+  ModelPtr mixed = create_model(mixed_options.get());
+  ASSERT_TRUE(fp32 && mixed);
+  const quant::Error want = quant::expected_error(fp32.get(), mixed.get(), {0});
+  EXPECT_EQ(want.matrices, 3 * 3 + 3);
+  quant::expect_error(mixed.get(), want, "int4 with expert 0 in fp32 and expert 2 in bf16");
 }

@@ -26,4 +26,8 @@ type Stats struct {
 	RoutingConfidence     float64 // mean top-1 router probability
 	AuxLoss               float64 // load-balancing auxiliary loss of the last call
 	ZLoss                 float64 // router z-loss of the last call
+	// Quantisation error of the expert matrices against the fp32 weights they were quantised from (NaN when they
+	// came already quantised: a compact file, an FP8/MXFP4 checkpoint; 0 for fp32 layers).
+	WeightQuantRelRMSError float64 // sqrt(sum (w - deq(q(w)))^2 / sum w^2)
+	WeightQuantMaxAbsError float64 // max |w - deq(q(w))|
 }

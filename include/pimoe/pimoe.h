@@ -686,7 +686,17 @@ PIMOE_API pimoe_status pimoe_import_hf(const char *checkpoint_dir, int32_t layer
  *              (with sigmoid scores, of s_i / sum_j s_j: the scores normalised per token)
  *   z_loss   = mean over tokens of (logsumexp(z))^2, z the raw router logits (no temperature)
  * Latency is wall time inside pimoe_forward; percentiles are over the most recent 1024 calls (nearest-rank).
- * tokens_per_second = tokens / (sum of latencies): throughput of forward time, not of wall time between calls. */
+ * tokens_per_second = tokens / (sum of latencies): throughput of forward time, not of wall time between calls.
+ * Quantisation error of the weights (fixed at creation or load; pimoe_stats_reset keeps it), over every expert and
+ * shared-expert matrix the library quantised from fp32 values w into a compact WEIGHT_DTYPE (or an expert's own
+ * format), deq(q(w)) being the stored value (what pimoe_tensor_read returns), the sums accumulated in double:
+ *   weight_quant_rel_rms_error = sqrt(sum (w - deq(q(w)))^2 / sum w^2)   (0 when nothing was lost)
+ *   weight_quant_max_abs_error = max |w - deq(q(w))|
+ * w are the seeded weights of pimoe_create, or the values of an F32 (or BF16/F16, converted exactly) tensor of a
+ * native file or checkpoint. Matrices held in fp32 take no part; a layer whose expert matrices are all fp32 reports
+ * 0 for both. When any expert or shared-expert matrix arrives already quantised, the fp32 weights behind it are
+ * unknown and both fields are NaN: a native file holding compact matrices (whatever WEIGHT_DTYPE loads it, fp32
+ * included), an FP8 or MXFP4 checkpoint (with any WEIGHT_DTYPE). */
 typedef struct pimoe_stats_snapshot {
   uint32_t struct_size;
   uint32_t num_experts;
@@ -710,6 +720,8 @@ typedef struct pimoe_stats_snapshot {
   double routing_confidence;
   double aux_loss;
   double z_loss;
+  double weight_quant_rel_rms_error; /* see above; NaN when unknown (weights loaded already quantised) */
+  double weight_quant_max_abs_error; /* see above; NaN when unknown */
 } pimoe_stats_snapshot;
 
 /* Fills the first out->struct_size bytes of *out (struct_size must be at least 8 bytes: the first two fields). */

@@ -244,6 +244,7 @@ CompactMatrix read_mxfp4_rows(const Source &src, int64_t rows, int64_t cols) {
 // Hands a matrix read in a compact format to its tensor: as it is when the tensor is stored in that format (no fp32
 // copy), else through fp32 into the tensor's format.
 void deliver(const NamedTensor &t, CompactMatrix &&c) {
+  mark_quantised_source(t);  // the checkpoint ships the codes, not the weights they were made from
   if (t.compact && t.format == c.format) {
     *t.compact = std::move(c);
     return;

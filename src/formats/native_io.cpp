@@ -72,6 +72,7 @@ std::unique_ptr<pimoe_model> load_native(const std::string &path, const Options 
       }
       const ExpectedTensor &want = layout[next++];
       if (want.format.compact()) {
+        mark_quantised_source(t);  // the fp32 weights the file's codes were made from are not in the file
         CompactMatrix m = read_native_compact(view, want, file);
         if (t.compact && t.format == want.format) {  // kept as stored: the file's bytes, never fp32
           *t.compact = std::move(m);

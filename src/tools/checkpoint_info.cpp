@@ -8,6 +8,8 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "tools/quant_error_text.h"
+
 namespace {
 
 using nlohmann::json;
@@ -32,7 +34,7 @@ uintmax_t safetensors_bytes(const std::filesystem::path &dir) {
 
 }  // namespace
 
-int describe_checkpoint(const std::string &dir) {
+int describe_checkpoint(const std::string &dir, const char *weight_dtype) {
   const std::filesystem::path config_path = std::filesystem::path(dir) / "config.json";
   json config;
   try {
@@ -70,7 +72,8 @@ int describe_checkpoint(const std::string &dir) {
   const std::string layers_text = first_of(config, {"num_hidden_layers"});
   const int64_t layers = layers_text == "-" ? 0 : std::strtoll(layers_text.c_str(), nullptr, 10);
   pimoe_options *options = nullptr;
-  if (pimoe_options_create(&options) != PIMOE_OK || pimoe_options_set_int(options, PIMOE_OPT_THREADS, 1) != PIMOE_OK) {
+  if (pimoe_options_create(&options) != PIMOE_OK || pimoe_options_set_int(options, PIMOE_OPT_THREADS, 1) != PIMOE_OK ||
+      (weight_dtype && pimoe_options_set_string(options, PIMOE_OPT_WEIGHT_DTYPE, weight_dtype) != PIMOE_OK)) {
     pimoe_options_destroy(options);
     std::printf("loads:       no: %s\n", pimoe_last_error());
     return 1;
@@ -87,9 +90,9 @@ int describe_checkpoint(const std::string &dir) {
     int64_t hidden = 0;
     int32_t experts = 0, top_k = 0;
     pimoe_model_dims(model, &hidden, &experts, &top_k);
-    std::printf("layer %-5lld loads: hidden %lld, %d experts, top_k %d, %lld weight tensors\n",
+    std::printf("layer %-5lld loads: hidden %lld, %d experts, top_k %d, %lld weight tensors; quant error %s\n",
                 static_cast<long long>(layer), static_cast<long long>(hidden), experts, top_k,
-                static_cast<long long>(pimoe_tensor_count(model)));
+                static_cast<long long>(pimoe_tensor_count(model)), quant_error_text(model).c_str());
     pimoe_destroy(model);
     ++loaded;
   }

@@ -1,5 +1,7 @@
 // pimoe-info: prints what a libpimoe native file, or a Hugging Face checkpoint folder, holds and whether it loads.
-//   usage: pimoe-info [--tensors] PATH
+//   usage: pimoe-info [--tensors] [--weight-dtype FMT] PATH
+// --weight-dtype loads it with that weight_dtype (as pimoe_load / pimoe_import_hf take it), so the quantisation error
+// printed is what storing the source's fp32 weights in FMT costs.
 // Exit status: 0 when the file (or at least one layer of the checkpoint) loads, 1 when not, 2 on a usage error.
 #include <pimoe/pimoe.h>
 
@@ -13,6 +15,7 @@
 #include "error.h"
 #include "formats/safetensors.h"
 #include "tools/checkpoint_info.h"
+#include "tools/quant_error_text.h"
 
 namespace {
 
@@ -126,7 +129,8 @@ void print_tensors(const SafetensorsView &view, bool list) {
 }
 
 int usage() {
-  std::fprintf(stderr, "usage: pimoe-info [--tensors] PATH   (a native .safetensors file or a checkpoint folder)\n");
+  std::fprintf(stderr, "usage: pimoe-info [--tensors] [--weight-dtype FMT] PATH   (a native .safetensors file or a "
+                       "checkpoint folder)\n");
   return 2;
 }
 
@@ -134,10 +138,13 @@ int usage() {
 
 int main(int argc, char **argv) {
   bool list = false;
-  const char *path = nullptr;
+  const char *path = nullptr, *weight_dtype = nullptr;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--tensors") == 0) {
       list = true;
+    } else if (std::strcmp(argv[i], "--weight-dtype") == 0) {
+      if (++i == argc) return usage();
+      weight_dtype = argv[i];
     } else if (std::strcmp(argv[i], "-h") == 0 || std::strcmp(argv[i], "--help") == 0 || path) {
       return usage();
     } else {
@@ -148,7 +155,7 @@ int main(int argc, char **argv) {
 
   std::printf("file:        %s\n", path);
   std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) return describe_checkpoint(path);
+  if (std::filesystem::is_directory(path, ec)) return describe_checkpoint(path, weight_dtype);
   try {
     const SafetensorsFile file(path);
     const SafetensorsView &view = file.view();
@@ -166,6 +173,9 @@ int main(int argc, char **argv) {
   pimoe_model *model = nullptr;
   pimoe_status status = pimoe_options_create(&options);
   if (status == PIMOE_OK) status = pimoe_options_set_int(options, PIMOE_OPT_THREADS, 1);
+  if (status == PIMOE_OK && weight_dtype) {
+    status = pimoe_options_set_string(options, PIMOE_OPT_WEIGHT_DTYPE, weight_dtype);
+  }
   if (status == PIMOE_OK) status = pimoe_load(path, options, &model);
   pimoe_options_destroy(options);
   if (status != PIMOE_OK) {
@@ -174,6 +184,7 @@ int main(int argc, char **argv) {
   }
   std::printf("loads:       yes (backend %s, %lld weight tensors)\n", pimoe_model_backend(model),
               static_cast<long long>(pimoe_tensor_count(model)));
+  std::printf("quant error: %s\n", quant_error_text(model).c_str());
   pimoe_destroy(model);
   return 0;
 }

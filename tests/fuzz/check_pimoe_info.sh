@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# pimoe-info on a valid native file (describes it, says it loads, exits 0), on one with compact matrices (each
-# expert's format, the weight bytes per format) and on hostile ones (says why it does not load, exits 1), and on Hugging Face checkpoint folders (family, settings, which layers import).
+# pimoe-info on a valid native file (describes it, says it loads, exits 0; its quantisation error, 0, and with
+# --weight-dtype int4 a non-zero one), on one with compact matrices (each expert's format, the weight bytes per
+# format, an unknown quantisation error) and on hostile ones (says why it does not load, exits 1), and on Hugging Face checkpoint folders (family, settings, which layers import).
 # usage: check_pimoe_info.sh PIMOE_INFO CORPUS_DIR FIXTURES_DIR
 set -uo pipefail
 tool=${1:?pimoe-info}
@@ -21,6 +22,12 @@ expect valid "$out" "^tensors: +11; dtype F32 \(11 tensors, [0-9]+ bytes\)"
 expect valid "$out" "^  router.weight +F32 +\[2, 8\]"
 expect valid "$out" "^loads: +yes \(backend (cpu|cuda), 11 weight tensors\)"
 expect valid "$out" "^size: +[0-9]+ bytes"
+expect valid "$out" "^quant error: +rel RMS 0, max abs 0 "
+
+# --weight-dtype loads the fp32 file into that format: the error of storing its weights so, a non-zero one.
+out=$("$tool" --weight-dtype int4 "$corpus/valid_small.safetensors"); rc=$?
+[ $rc = 0 ] || { echo "FAIL: exit $rc on a valid file loaded as int4"; fail=1; }
+expect as_int4 "$out" "^quant error: +rel RMS 0\.0*[1-9][0-9.e-]*, max abs 0\.0*[1-9][0-9.e-]* "
 
 out=$("$tool" "$corpus/valid_compact_mixed.safetensors"); rc=$?
 [ $rc = 0 ] || { echo "FAIL: exit $rc on a valid compact file"; fail=1; }
@@ -30,6 +37,7 @@ expect compact "$out" "^ +2 +gelu +48 +0 +0 +fp32$"
 expect compact "$out" "^shared: +width 16, format int4-g32-zp$"
 expect compact "$out" "^weights: +bf16: 2 matrices, 7680 bytes; fp32: 2 matrices, 15360 bytes; int4-g32-zp: 5 matrices, [0-9]+ bytes; int8: 2 matrices, [0-9]+ bytes; other tensors [0-9]+ bytes$"
 expect compact "$out" "^loads: +yes"
+expect compact "$out" "^quant error: +unknown "
 
 out=$("$tool" "$corpus/compact_int4_padding.safetensors"); rc=$?
 [ $rc = 1 ] || { echo "FAIL: exit $rc on a hostile compact file"; fail=1; }
@@ -49,7 +57,15 @@ out=$("$tool" "$fixtures/deepseek_v3"); rc=$?
 expect checkpoint "$out" "^family: +deepseek_v3 \(Hugging Face checkpoint\)"
 expect checkpoint "$out" "^router: +scoring sigmoid, norm_topk_prob true, n_group 4, topk_group 2"
 expect checkpoint "$out" "^layer 0 +no: .*dense"
-expect checkpoint "$out" "^layer 1 +loads: hidden 64, 16 experts, top_k 4"
+expect checkpoint "$out" "^layer 1 +loads: hidden 64, 16 experts, top_k 4, [0-9]+ weight tensors; quant error rel RMS 0, "
+
+out=$("$tool" --weight-dtype int8 "$fixtures/deepseek_v3"); rc=$?
+[ $rc = 0 ] || { echo "FAIL: exit $rc on a checkpoint folder imported as int8"; fail=1; }
+expect checkpoint_int8 "$out" "^layer 1 +loads: .*; quant error rel RMS 0\.0*[1-9][0-9.e-]*, max abs "
+
+out=$("$tool" "$fixtures/deepseek_v3_fp8"); rc=$?
+[ $rc = 0 ] || { echo "FAIL: exit $rc on an FP8 checkpoint folder"; fail=1; }
+expect checkpoint_fp8 "$out" "^layer 1 +loads: .*; quant error unknown "
 
 mkdir -p "${TMPDIR:-/tmp}/pimoe-info-empty.$$"
 out=$("$tool" "${TMPDIR:-/tmp}/pimoe-info-empty.$$"); rc=$?

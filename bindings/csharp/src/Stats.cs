@@ -30,6 +30,8 @@ namespace Pimoe
         private double routingConfidence;
         private double auxLoss;
         private double zLoss;
+        private double weightQuantRelRmsError;
+        private double weightQuantMaxAbsError;
 
         /// <summary>The size in bytes of this struct as given to the library (the snapshot's version).</summary>
         public uint StructSize { get { return structSize; } }
@@ -54,6 +56,12 @@ namespace Pimoe
         public double RoutingConfidence { get { return routingConfidence; } }
         public double AuxLoss { get { return auxLoss; } }
         public double ZLoss { get { return zLoss; } }
+        /// <summary>Relative RMS quantisation error of the expert matrices against the fp32 weights they were
+        /// quantised from: sqrt(sum (w - deq(q(w)))^2 / sum w^2). NaN when they came already quantised (a compact
+        /// file, an FP8/MXFP4 checkpoint); 0 for fp32 layers.</summary>
+        public double WeightQuantRelRmsError { get { return weightQuantRelRmsError; } }
+        /// <summary>Largest absolute quantisation error of an expert matrix element; NaN when unknown.</summary>
+        public double WeightQuantMaxAbsError { get { return weightQuantMaxAbsError; } }
 
         internal static Stats Empty()
         {

@@ -154,6 +154,8 @@ static void ref_stats_layout(size_t *o) {
   o[19] = offsetof(pimoe_stats_snapshot, routing_confidence);
   o[20] = offsetof(pimoe_stats_snapshot, aux_loss);
   o[21] = offsetof(pimoe_stats_snapshot, z_loss);
+  o[22] = offsetof(pimoe_stats_snapshot, weight_quant_rel_rms_error);
+  o[23] = offsetof(pimoe_stats_snapshot, weight_quant_max_abs_error);
 }
 */
 import "C"
@@ -381,7 +383,8 @@ func (m Model) Stats() ([]float64, Result) {
 		float64(s.tokens_per_second), float64(s.weight_bytes), float64(s.workspace_bytes),
 		float64(s.expert_utilization), float64(s.load_cv), float64(s.load_max_violation),
 		float64(s.load_jain_index), float64(s.load_normalized_entropy), float64(s.routing_confidence),
-		float64(s.aux_loss), float64(s.z_loss)}, r
+		float64(s.aux_loss), float64(s.z_loss), float64(s.weight_quant_rel_rms_error),
+		float64(s.weight_quant_max_abs_error)}, r
 }
 
 // ExpertLoads is pimoe_stats_expert_loads into counts.
@@ -424,7 +427,7 @@ func (m Model) TensorRead(name string, out []float32) Result {
 
 // StatsLayout gives sizeof(pimoe_stats_snapshot) then the offsetof of each field, in order.
 func StatsLayout() []uintptr {
-	var o [22]C.size_t
+	var o [24]C.size_t
 	C.ref_stats_layout(&o[0])
 	out := make([]uintptr, len(o))
 	for i, v := range o {

@@ -28,6 +28,14 @@ public final class Stats {
   public final double routingConfidence;
   public final double auxLoss;
   public final double zLoss;
+  /**
+   * Relative RMS quantisation error of the expert matrices against the fp32 weights they were quantised from,
+   * sqrt(sum (w - deq(q(w)))^2 / sum w^2): NaN when they came already quantised (a compact file, an FP8/MXFP4
+   * checkpoint), 0 for fp32 layers.
+   */
+  public final double weightQuantRelRmsError;
+  /** Largest absolute quantisation error of an expert matrix element; NaN when unknown. */
+  public final double weightQuantMaxAbsError;
 
   Stats(StatsSnapshotNative s) {
     structSize = s.getStructSize();
@@ -51,6 +59,8 @@ public final class Stats {
     routingConfidence = s.getRoutingConfidence();
     auxLoss = s.getAuxLoss();
     zLoss = s.getZLoss();
+    weightQuantRelRmsError = s.getWeightQuantRelRmsError();
+    weightQuantMaxAbsError = s.getWeightQuantMaxAbsError();
   }
 
   @Override
@@ -58,9 +68,9 @@ public final class Stats {
     return String.format(java.util.Locale.ROOT,
         "Stats{calls=%d, tokens=%d, dropped=%d, latency last/mean/p50/p95/p99 = %.4f/%.4f/%.4f/%.4f/%.4f ms, "
             + "tokens/s=%.1f, weightBytes=%d, workspaceBytes=%d, utilization=%.3f, cv=%.4f, maxViolation=%.4f, "
-            + "jain=%.4f, entropy=%.4f, confidence=%.4f, auxLoss=%.6f, zLoss=%.6f}",
+            + "jain=%.4f, entropy=%.4f, confidence=%.4f, auxLoss=%.6f, zLoss=%.6f, quantRelRms=%.4g, quantMaxAbs=%.4g}",
         forwardCalls, tokens, droppedTokens, latencyLastMs, latencyMeanMs, latencyP50Ms, latencyP95Ms, latencyP99Ms,
         tokensPerSecond, weightBytes, workspaceBytes, expertUtilization, loadCv, loadMaxViolation, loadJainIndex,
-        loadNormalizedEntropy, routingConfidence, auxLoss, zLoss);
+        loadNormalizedEntropy, routingConfidence, auxLoss, zLoss, weightQuantRelRmsError, weightQuantMaxAbsError);
   }
 }
