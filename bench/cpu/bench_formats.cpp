@@ -9,7 +9,8 @@
 // Usage: bench_formats [--shape S|F|M|all] [--formats fp32,int8,int4,...] [--tokens 1,256] [--threads 2]
 //                      [--rounds 5] [--min-time 0.3] [--cold-mb 256]
 // Formats: fp32, bf16, fp16, int8, int4 (group 32), int4-g64, int4-g128, int4-zp (group 32, zero point), fp8_e4m3,
-// mxfp4. Shapes (docs/design.md, "Standard shapes"): S = H 512, 8 experts of 2048, top-2, GELU; F = H 2048,
+// mxfp4; a name ending in "/a32" (e.g. int4/a32) runs int8/int4 on fp32 activations (activation_dtype fp32)
+// instead of the default int8 ones. Shapes (docs/design.md, "Standard shapes"): S = H 512, 8 experts of 2048, top-2, GELU; F = H 2048,
 // 128 experts of 768, top-8, SwiGLU; M = Mixtral-size, H 4096, 8 experts of 14336, top-2, SwiGLU.
 #include <pimoe/pimoe.h>
 
@@ -45,10 +46,16 @@ struct Format {
   std::string name, dtype;
   int64_t group = 32;
   bool zero_point = false;
+  std::string activations = "auto";  // activation_dtype: "/a32" after a name runs int8/int4 on fp32 activations
 };
 
-bool parse_format(const std::string &name, Format &f) {
-  f.name = name;
+bool parse_format(const std::string &full, Format &f) {
+  f.name = full;
+  std::string name = full;
+  if (name.size() > 4 && name.compare(name.size() - 4, 4, "/a32") == 0) {
+    name.resize(name.size() - 4);
+    f.activations = "fp32";
+  }
   if (name == "int4-g64" || name == "int4-g128") {
     f.dtype = "int4";
     f.group = name == "int4-g64" ? 64 : 128;
@@ -99,6 +106,7 @@ ModelPtr make_model(const Shape &sh, const Format &f, int threads, int64_t seed)
   check(pimoe_options_set_string(o, PIMOE_OPT_BACKEND, "cpu"), "backend");
   check(pimoe_options_set_string(o, PIMOE_OPT_WEIGHT_DTYPE, f.dtype.c_str()), "weight_dtype");
   check(pimoe_options_set_int(o, PIMOE_OPT_WEIGHT_GROUP_SIZE, f.group), "weight_group_size");
+  check(pimoe_options_set_string(o, PIMOE_OPT_ACTIVATION_DTYPE, f.activations.c_str()), "activation_dtype");
   check(pimoe_options_set_int(o, PIMOE_OPT_WEIGHT_ZERO_POINT, f.zero_point ? 1 : 0), "weight_zero_point");
   pimoe_model *m = nullptr;
   check(pimoe_create(o, &m), "pimoe_create");
