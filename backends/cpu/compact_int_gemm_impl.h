@@ -22,8 +22,8 @@ namespace pimoe::cpu::PIMOE_ISA {
 namespace {
 
 // Rows per register block: each row keeps 4 accumulators (the block's integer sums and fp32 totals, 16 features).
-constexpr int64_t kInt8Rows = 2;
-constexpr int64_t kInt4Rows = 2;
+constexpr int64_t kInt8Rows = 4;
+constexpr int64_t kInt4Rows = 4;
 // Depth chunks (64 bytes each) the decode loop prefetches ahead: 3 KB, one line per chunk.
 constexpr int64_t kIntPrefetchChunks = 48;
 
@@ -103,13 +103,6 @@ void int4_block(const QuantizedRows &A, int64_t r0, const CompactPanels &W, int6
     const __m256 zs0 = _mm256_sub_ps(_mm256_setzero_ps(), _mm256_mul_ps(z0, s0));
     const __m256 zs1 = _mm256_sub_ps(_mm256_setzero_ps(), _mm256_mul_ps(z1, s1));
     const int64_t g1 = g0 + group < K ? g0 + group : K;
-    for (int r = 0; r < MR; ++r) {
-      float asum = 0.0f;
-      for (int64_t b = g0 / 32; b < (g1 + 31) / 32; ++b) asum += A.scaled_sums[(r0 + r) * sld + b];
-      const __m256 as = _mm256_set1_ps(asum);
-      acc[r][0] = _mm256_fmadd_ps(zs0, as, acc[r][0]);
-      acc[r][1] = _mm256_fmadd_ps(zs1, as, acc[r][1]);
-    }
     for (int64_t b0 = g0; b0 < g1; b0 += 32) {
       __m256i part[MR][2];
       for (int r = 0; r < MR; ++r) part[r][0] = part[r][1] = _mm256_setzero_si256();
@@ -128,12 +121,15 @@ void int4_block(const QuantizedRows &A, int64_t r0, const CompactPanels &W, int6
               part[r][1], _mm256_add_epi16(_mm256_maddubs_epi16(lo1, al), _mm256_maddubs_epi16(hi1, ah)));
         }
       }
+      // One pass over the accumulators per block: this block's sums, and its share of the zero point's term
+      // (t_b * sum of the block's codes, times -z * s).
       for (int r = 0; r < MR; ++r) {
         const __m256 t = _mm256_set1_ps(A.scale[(r0 + r) * sld + b0 / 32]);
+        const __m256 as = _mm256_set1_ps(A.scaled_sums[(r0 + r) * sld + b0 / 32]);
         const __m256 t0 = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(part[r][0], ones)), t);
         const __m256 t1 = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(part[r][1], ones)), t);
-        acc[r][0] = _mm256_fmadd_ps(t0, s0, acc[r][0]);
-        acc[r][1] = _mm256_fmadd_ps(t1, s1, acc[r][1]);
+        acc[r][0] = _mm256_fmadd_ps(t0, s0, _mm256_fmadd_ps(zs0, as, acc[r][0]));
+        acc[r][1] = _mm256_fmadd_ps(t1, s1, _mm256_fmadd_ps(zs1, as, acc[r][1]));
       }
     }
   }
@@ -214,13 +210,16 @@ void int_block(const QuantizedRows &A, int64_t r0, const CompactPanels &W, int64
   int4_block<MR>(A, r0, W, p, C, ldc, cols, prefetch);
 }
 
-// Rows [0, rows) in blocks of MR (the tail one by one).
+// Rows [0, rows) in blocks of MR, then of 2, then one by one.
 template <int MR>
 void int_rows(const QuantizedRows &A, int64_t rows, const CompactPanels &W, int64_t p, float *C, int64_t ldc,
               int64_t cols) {
-  const bool prefetch = rows <= MR;  // decode streams the panel once; prefill rereads it from cache
+  const bool prefetch = rows <= 2;  // decode streams the panel once; prefill rereads it from cache
   int64_t r = 0;
   for (; r + MR <= rows; r += MR) int_block<MR>(A, r, W, p, C + r * ldc, ldc, cols, prefetch);
+  if constexpr (MR > 2) {
+    for (; r + 2 <= rows; r += 2) int_block<2>(A, r, W, p, C + r * ldc, ldc, cols, prefetch);
+  }
   for (; r < rows; ++r) int_block<1>(A, r, W, p, C + r * ldc, ldc, cols, prefetch);
 }
 
