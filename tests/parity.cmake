@@ -11,3 +11,7 @@ pimoe_add_gtest(test_parity
                 ${CMAKE_CURRENT_LIST_DIR}/parity/test_compact_weights.cpp
                 ${CMAKE_CURRENT_LIST_DIR}/parity/test_gpt_oss_features.cpp)
 target_include_directories(test_parity PRIVATE ${CMAKE_CURRENT_LIST_DIR}/parity ${CMAKE_CURRENT_LIST_DIR})
+# The compact-weight cases again on the portable kernels (what CPUs without AVX2 run), PIMOE_CPU_ISA lowering the
+# detected instruction set (backends/cpu/cpu_isa.cpp).
+add_test(NAME test_parity_compact_generic_isa COMMAND test_parity --gtest_filter=*CompactWeights*)
+set_tests_properties(test_parity_compact_generic_isa PROPERTIES ENVIRONMENT "PIMOE_CPU_ISA=generic")

@@ -1,5 +1,8 @@
 #include "cpu_isa.h"
 
+#include <cstdlib>
+#include <string>
+
 namespace pimoe::cpu {
 namespace {
 
@@ -16,10 +19,20 @@ Isa detect() {
   return Isa::Generic;
 }
 
+// PIMOE_CPU_ISA=generic|avx2 (read once) lowers the detected instruction set, never raises it: the tests run every
+// kernel family the machine can run, and a user can rule out a kernel when chasing a numeric difference.
+Isa lowered(Isa detected) {
+  const char *want = std::getenv("PIMOE_CPU_ISA");
+  if (!want) return detected;
+  const std::string w(want);
+  const Isa asked = w == "generic" ? Isa::Generic : w == "avx2" ? Isa::Avx2 : w == "avx512" ? Isa::Avx512 : detected;
+  return static_cast<int>(asked) < static_cast<int>(detected) ? asked : detected;
+}
+
 }  // namespace
 
 Isa isa() {
-  static const Isa detected = detect();  // computed once, then immutable
+  static const Isa detected = lowered(detect());  // computed once, then immutable
   return detected;
 }
 

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -173,6 +174,16 @@ TEST(CompactWeights, Int8ActivationsAreTheDefaultAndFp32TurnsThemOff) {
     EXPECT_GT(max_diff, 1e-6 * rms) << dtype << ": the default computed exactly what fp32 activations compute";
     EXPECT_LT(max_diff, kInt8ActivationTol * rms) << dtype;
   }
+}
+
+// ctest runs this binary's compact tests again with PIMOE_CPU_ISA=generic (tests/parity.cmake), so the portable
+// kernels that other CPUs run are checked here too: the variable must really have lowered the kernels.
+TEST(CompactWeights, KernelsFollowPimoeCpuIsa) {
+  const char *want = std::getenv("PIMOE_CPU_ISA");
+  if (FloatOnlyBackend() || !want) GTEST_SKIP() << "PIMOE_CPU_ISA is not set (the CPU's own kernels run)";
+  const char *device = pimoe_backend_device("cpu");
+  ASSERT_NE(device, nullptr);
+  EXPECT_NE(std::string(device).find(std::string("kernels ") + want), std::string::npos) << device;
 }
 
 // Per-expert overrides: a hot expert kept at higher precision in an int4 layer, the others in every other format.
