@@ -244,9 +244,13 @@ void quantize_rows(const float *A, int64_t lda, int64_t rows, int64_t k, int8_t 
       if (probe != 0.0f) amax = std::numeric_limits<float>::quiet_NaN();
       const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
       int32_t sum = 0;
-      for (int64_t i = 0; i < n; ++i) {
-        dst[i] = static_cast<int8_t>(static_cast<int32_t>((src[i] * inv + kRound) - kRound));
-        sum += dst[i];
+      if (inv > 0.0f) {  // never for a NaN scale: a NaN element must not reach the integer conversion
+        for (int64_t i = 0; i < n; ++i) {
+          dst[i] = static_cast<int8_t>(static_cast<int32_t>((src[i] * inv + kRound) - kRound));
+          sum += dst[i];
+        }
+      } else {
+        std::fill(dst, dst + n, int8_t{0});
       }
       std::fill(dst + n, dst + 32, int8_t{0});
       scale[r * blocks + b] = amax / 127.0f;
