@@ -2,8 +2,34 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <thread>
 
 namespace pimoe {
+namespace {
+
+constexpr int64_t kSpinMicroseconds = 100;
+
+void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#else
+  std::this_thread::yield();
+#endif
+}
+
+// Spins until ready() or kSpinMicroseconds pass; returns ready()'s last answer.
+template <typename Ready>
+bool spin_until(Ready ready) {
+  const auto end = std::chrono::steady_clock::now() + std::chrono::microseconds(kSpinMicroseconds);
+  for (int i = 0;; ++i) {
+    if (ready()) return true;
+    cpu_relax();
+    if ((i & 63) == 63 && std::chrono::steady_clock::now() >= end) return ready();
+  }
+}
+
+}  // namespace
 
 struct ThreadPool::Loop {
   Invoke invoke;
@@ -29,6 +55,7 @@ ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     stopping_ = true;
+    stopping_flag_.store(true, std::memory_order_release);
   }
   work_available_.notify_all();
   for (std::thread &worker : workers_) worker.join();
@@ -55,7 +82,7 @@ void ThreadPool::worker_main() {
   std::unique_lock<std::mutex> lock(mutex_);
   for (;;) {
     Loop *loop = nullptr;
-    work_available_.wait(lock, [&] {
+    auto found = [&] {
       if (stopping_) return true;
       for (Loop *candidate : loops_) {
         if (candidate->next.load(std::memory_order_relaxed) < candidate->n) {
@@ -64,7 +91,18 @@ void ThreadPool::worker_main() {
         }
       }
       return false;
-    });
+    };
+    if (!found()) {
+      // Nothing to do: watch for a new loop for a moment before sleeping (the predicate is checked again under
+      // the mutex below, so a loop posted meanwhile is never missed).
+      const uint64_t seen = posted_.load(std::memory_order_acquire);
+      lock.unlock();
+      spin_until([&] {
+        return posted_.load(std::memory_order_acquire) != seen || stopping_flag_.load(std::memory_order_acquire);
+      });
+      lock.lock();
+    }
+    work_available_.wait(lock, found);
     if (stopping_) return;
     // The owner removes its loop only after active_workers drops to zero, so `loop` stays alive while we use it.
     loop->active_workers.fetch_add(1, std::memory_order_acq_rel);
@@ -94,6 +132,7 @@ void ThreadPool::run(int64_t n, Invoke invoke, const void *context) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     loops_.push_back(&loop);
+    posted_.fetch_add(1, std::memory_order_release);
   }
   work_available_.notify_all();
   run_iterations(loop);
@@ -102,12 +141,15 @@ void ThreadPool::run(int64_t n, Invoke invoke, const void *context) {
     loops_.erase(std::find(loops_.begin(), loops_.end(), &loop));
   }
   {
-    // After removal no new worker can join; wait for every iteration and every worker that joined to leave.
-    std::unique_lock<std::mutex> lock(loop.done_mutex);
-    loop.done.wait(lock, [&] {
+    // After removal no new worker can join; wait for every iteration and every worker that joined to leave
+    // (spinning first: the last iterations usually end within microseconds).
+    auto drained = [&] {
       return loop.finished.load(std::memory_order_acquire) == n &&
              loop.active_workers.load(std::memory_order_acquire) == 0;
-    });
+    };
+    spin_until(drained);
+    std::unique_lock<std::mutex> lock(loop.done_mutex);
+    loop.done.wait(lock, drained);
   }
   if (loop.error) std::rethrow_exception(loop.error);
 }

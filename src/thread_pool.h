@@ -1,8 +1,10 @@
 // A fixed set of worker threads that runs parallel loops. Several callers may run loops at the same time (concurrent
 // pimoe_forward calls share one model's pool); each caller also works on its own loop, so progress never depends on
-// a free worker.
+// a free worker. Idle threads spin for a short while (kSpinMicroseconds) before they sleep: a decode call runs a few
+// loops of tens of microseconds each, and waking a sleeping thread costs about as much as such a loop.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <exception>
@@ -41,6 +43,8 @@ class ThreadPool {
 
   std::mutex mutex_;
   std::condition_variable work_available_;
+  std::atomic<uint64_t> posted_{0};      // loops ever posted: a spinning worker watches it change
+  std::atomic<bool> stopping_flag_{false};  // stopping_, readable without the mutex
   std::vector<Loop *> loops_;  // loops that may still have unclaimed iterations
   bool stopping_ = false;
   std::vector<std::thread> workers_;
