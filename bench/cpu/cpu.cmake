@@ -14,3 +14,8 @@ endif()
 add_executable(bench_formats ${CMAKE_CURRENT_LIST_DIR}/bench_formats.cpp)
 target_link_libraries(bench_formats PRIVATE pimoe::pimoe)
 target_compile_options(bench_formats PRIVATE ${PIMOE_WARNINGS})
+
+# bench_peer_method (bench/cpu/bench_peer_method.cpp): libpimoe timed with the peers' method, for the peer table.
+add_executable(bench_peer_method ${CMAKE_CURRENT_LIST_DIR}/bench_peer_method.cpp)
+target_link_libraries(bench_peer_method PRIVATE pimoe::pimoe)
+target_compile_options(bench_peer_method PRIVATE ${PIMOE_WARNINGS} -Wno-conversion)
