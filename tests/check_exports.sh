@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Checks the shared library's dynamic symbol table and SONAME against the public header.
-#   usage: check_exports.sh LIBRARY PIMOE_H PIMOE_VERSION_H
+#   usage: check_exports.sh LIBRARY PIMOE_H
 # - every defined dynamic symbol is pimoe_* (linker-generated _init/_fini/_edata/_end/__bss_start and the
 #   version-node symbol of the export map are ignored);
 # - every function the header declares with PIMOE_API is exported as a function;
-# - the SONAME is libpimoe.so.<PIMOE_ABI_VERSION>, the number in pimoe_version.h.
+# - the SONAME is libpimoe.so.<PIMOE_ABI_VERSION>, the number in pimoe.h.
 set -euo pipefail
 
 lib=${1:?library}
 header=${2:?pimoe.h}
-version_header=${3:?pimoe_version.h}
+version_header=$header
 fail=0
 
 command -v nm >/dev/null || { echo "nm not found"; exit 1; }

@@ -61,7 +61,7 @@ for f in "${files[@]}"; do
     [ -n "$hit" ] || continue
     target=${hit##*:}
     case "$target" in
-      pimoe/pimoe.h | pimoe/pimoe.hpp | pimoe/pimoe_cuda.h | pimoe/pimoe_export.h | pimoe/pimoe_version.h) ;;
+      pimoe/pimoe.h | pimoe/pimoe.hpp | pimoe/pimoe_cuda.h | pimoe/pimoe_export.h) ;;
       *) # a header of the binding's or example's own folder is fine; anything of the library's inside is not
          dir=$(dirname "$f")
          if [ -f "$dir/$target" ] && [[ "$(cd "$dir" && realpath "$target")" != "$(realpath "$root")"/src/* ]]; then :; else

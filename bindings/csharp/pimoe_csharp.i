@@ -311,6 +311,5 @@ static pimoe_status pimoe_csharp_forward_routing(pimoe_model *model, const float
 }
 %}
 
-%include <pimoe/pimoe_version.h>
 %include <pimoe/pimoe_export.h>
 %include <pimoe/pimoe.h>

@@ -52,7 +52,6 @@ add_custom_command(OUTPUT ${_go_gen}/pimoe.go ${_go_gen}/pimoe_wrap.c
                    DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/pimoe.i ${_go_src}/pimoe_go.i
                            ${PROJECT_SOURCE_DIR}/include/pimoe/pimoe.h
                            ${PROJECT_SOURCE_DIR}/include/pimoe/pimoe_export.h
-                           ${PROJECT_BINARY_DIR}/include/pimoe/pimoe_version.h
                    COMMENT "SWIG: generating the Go package internal/cpimoe")
 
 # ---------------------------------------------------------------- 2. build-tree pkg-config file

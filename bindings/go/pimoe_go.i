@@ -166,7 +166,6 @@ static int pimoe_go_expert_fn(void *user_data, int32_t expert, const float *inpu
 %ignore pimoe_stats_snapshot;
 
 %include <pimoe/pimoe_export.h>
-%include <pimoe/pimoe_version.h>
 %include <pimoe/pimoe.h>
 
 /* The helpers described above (after the header, so that its types are known). */

@@ -41,7 +41,6 @@
 #include <stdint.h>
 
 #include <pimoe/pimoe_export.h>
-#include <pimoe/pimoe_version.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -49,8 +48,16 @@ extern "C" {
 
 /* ============================================ version ============================================ */
 
-/* PIMOE_VERSION_MAJOR/MINOR/PATCH, PIMOE_VERSION_STRING and PIMOE_ABI_VERSION come from pimoe_version.h.
- * PIMOE_VERSION_NUMBER is major*10000 + minor*100 + patch, as in zstd. */
+/* The version of the headers you compile against (CMakeLists.txt reads it from here). PIMOE_VERSION_NUMBER is
+ * major*10000 + minor*100 + patch, as in zstd. PIMOE_ABI_VERSION is the N of libpimoe.so.N, bumped only when a
+ * binary-incompatible change is made. PIMOE_VERSION_STRING spells out MAJOR.MINOR.PATCH (a literal, so that bindings
+ * see it); CMakeLists.txt refuses to configure if the two differ. */
+#define PIMOE_VERSION_MAJOR 0
+#define PIMOE_VERSION_MINOR 1
+#define PIMOE_VERSION_PATCH 0
+#define PIMOE_ABI_VERSION 0
+#define PIMOE_VERSION_NUMBER (PIMOE_VERSION_MAJOR * 10000 + PIMOE_VERSION_MINOR * 100 + PIMOE_VERSION_PATCH)
+#define PIMOE_VERSION_STRING "0.1.0"
 
 /* The library's version as "MAJOR.MINOR.PATCH". Compare with PIMOE_VERSION_STRING to detect a header/library skew. */
 PIMOE_API const char *pimoe_version_string(void);

@@ -89,7 +89,7 @@ LIBDIR=$(dirname "$PC_DIR")
 CONFIG_FILE=$(find "$PREFIX" -name pimoeConfig.cmake | head -n 1)
 [ -n "$CONFIG_FILE" ] || fail "no pimoeConfig.cmake installed under $PREFIX"
 [ -f "$PREFIX/include/pimoe/pimoe.h" ] || fail "pimoe.h not installed in $PREFIX/include/pimoe"
-for h in pimoe.h pimoe_export.h pimoe_version.h pimoe.hpp; do
+for h in pimoe.h pimoe_export.h pimoe.hpp; do
   [ -f "$PREFIX/include/pimoe/$h" ] || fail "header $h not installed"
 done
 SHARED=
@@ -121,8 +121,8 @@ export PKG_CONFIG_PATH PKG_CONFIG_LIBDIR
 unset PKG_CONFIG_SYSROOT_DIR 2>/dev/null || true
 pkg-config --exists --print-errors pimoe || fail "pkg-config cannot read pimoe.pc"
 pc_version=$(pkg-config --modversion pimoe)
-header_version=$(sed -n 's/^#define PIMOE_VERSION_STRING "\(.*\)"$/\1/p' "$PREFIX/include/pimoe/pimoe_version.h")
-echo "pkg-config --modversion pimoe: $pc_version (pimoe_version.h: $header_version)"
+header_version=$(sed -n 's/^#define PIMOE_VERSION_STRING "\(.*\)"$/\1/p' "$PREFIX/include/pimoe/pimoe.h")
+echo "pkg-config --modversion pimoe: $pc_version (pimoe.h: $header_version)"
 [ "$pc_version" = "$header_version" ] || fail "pimoe.pc version $pc_version != header version $header_version"
 if [ -n "$VERSION" ]; then
   [ "$pc_version" = "$VERSION" ] || fail "pimoe.pc version $pc_version != project version $VERSION"
