@@ -1,6 +1,8 @@
 # Installed-package test: installs this build into a prefix under the build tree, then builds examples/c/demo.c and
 # examples/cpp/demo.cpp against the INSTALLED copy, once through pkg-config and once through find_package(pimoe)
-# (tests/consumer/CMakeLists.txt), runs them, and checks with ldd that the installed library is the one loaded.
+# (tests/consumer/CMakeLists.txt), runs them, and checks with ldd that the installed library is the one loaded; checks
+# share/doc/pimoe (LICENSE, CHANGELOG.md, the examples' sources); then copies the prefix elsewhere, hides the original,
+# and runs the copied pimoe-info (its RUNPATH) and pkg-config on the copied pimoe.pc (relocatable).
 set(_pimoe_consumer_flags "")
 if(PIMOE_SANITIZE)
   # A sanitized libpimoe needs sanitized executables (the runtime must come first).
@@ -15,7 +17,8 @@ add_test(NAME consumer_installed_package
                  "--cxx=${CMAKE_CXX_COMPILER}"
                  "--generator=${CMAKE_GENERATOR}"
                  "--flags=${_pimoe_consumer_flags}")
-# Installing overwrites the prefix: never run two copies at once. The build must be complete (ctest runs after it).
+# Installing overwrites the prefix, and every install writes the build tree's install_manifest.txt: never at the same
+# time as another installed-package test. The build must be complete (ctest runs after it).
 set_tests_properties(consumer_installed_package PROPERTIES LABELS consumer TIMEOUT 900
                      RESOURCE_LOCK pimoe_consumer_prefix)
 unset(_pimoe_consumer_flags)

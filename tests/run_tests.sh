@@ -16,7 +16,8 @@ run_suite() {  # name build-dir cmake-args...
   name=$1; dir=$2; shift 2
   echo "== [$name] configure and build in $dir"
   mkdir -p "$dir"
-  cmake -S "$root" -B "$dir" -DPIMOE_BUILD_BENCH=OFF "$@" >"$dir/configure.log" 2>&1 || { cat "$dir/configure.log"; exit 1; }
+  # PIMOE_BUILD_TESTS=ON: a missing GoogleTest stops here instead of leaving the suite out (its default is AUTO).
+  cmake -S "$root" -B "$dir" -DPIMOE_BUILD_BENCH=OFF -DPIMOE_BUILD_TESTS=ON "$@" >"$dir/configure.log" 2>&1 || { cat "$dir/configure.log"; exit 1; }
   cmake --build "$dir" -j "$jobs" >"$dir/build.log" 2>&1 || { tail -n 60 "$dir/build.log"; exit 1; }
   echo "== [$name] ctest"
   (cd "$dir" && ctest --output-on-failure -j "$jobs")

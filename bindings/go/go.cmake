@@ -109,7 +109,7 @@ if(PIMOE_BUILD_TESTS)
            COMMAND sh ${_go_src}/run_go_consumer.sh ${PROJECT_BINARY_DIR} ${PROJECT_SOURCE_DIR} ${CMAKE_COMMAND}
                    ${PIMOE_GO_EXECUTABLE} ${CMAKE_C_COMPILER})
   set_tests_properties(go_vet go_test go_example go_consumer_installed_package PROPERTIES LABELS go TIMEOUT 300)
-  # cmake --install rewrites <build>/pimoe.pc with the prefix of the moment: one install at a time.
+  # cmake --install of one build tree writes its install_manifest.txt there: one install at a time.
   set_tests_properties(go_consumer_installed_package PROPERTIES RESOURCE_LOCK pimoe_consumer_prefix)
 endif()
 

@@ -155,7 +155,7 @@ set_tests_properties(java_example_jar_natives PROPERTIES PASS_REGULAR_EXPRESSION
 add_test(NAME java_consumer_installed
          COMMAND sh ${_pj_src}/run_consumer_java.sh ${PROJECT_BINARY_DIR} ${PROJECT_SOURCE_DIR} ${CMAKE_COMMAND}
                  ${Java_JAVAC_EXECUTABLE} ${Java_JAVA_EXECUTABLE})
-# cmake --install rewrites the build tree's pimoe.pc: never at the same time as the C consumer test.
+# cmake --install of one build tree writes its install_manifest.txt there: never at the same time as another install.
 set_tests_properties(java_consumer_installed PROPERTIES RESOURCE_LOCK pimoe_consumer_prefix TIMEOUT 300)
 set_tests_properties(java_junit java_zero_copy java_example java_example_jar_natives java_consumer_installed
                      PROPERTIES LABELS java)

@@ -10,6 +10,10 @@
 #    Checks `pkg-config --static` too, and if a static libpimoe.a was installed, links and runs demo.c against it.
 # 3. Configures and builds tests/consumer (find_package(pimoe), pimoe::pimoe) with CMAKE_PREFIX_PATH at the prefix,
 #    building examples/c/demo.c and examples/cpp/demo.cpp, runs both, and checks with ldd again.
+# 4. Copies the prefix to another folder and hides the original: the copied pimoe-info must start (no
+#    LD_LIBRARY_PATH: its RUNPATH $ORIGIN/../<libdir>) and load the copy's libpimoe, and pkg-config reading the copy's
+#    pimoe.pc must give -I and -L flags into the copy.
+# Step 1 also checks share/doc/pimoe: LICENSE and CHANGELOG.md as in the source tree, and the examples' sources.
 # Everything happens under BUILD_DIR/consumer-test, wiped first, so it can run any number of times.
 set -eu
 
@@ -58,8 +62,10 @@ loaded_pimoe() {
   ldd "$1" | awk '/libpimoe/ { print $3 }'
 }
 
-# Fails unless executable $1 loads libpimoe from the prefix (not from the build tree or the system).
+# Fails unless executable $1 loads libpimoe from the prefix $2 (default: $PREFIX), not from the build tree or the
+# system.
 check_loads_installed() {
+  expected_prefix=${2:-$PREFIX}
   echo "ldd $1:"
   ldd "$1" | sed 's/^/    /'
   lib=$(loaded_pimoe "$1")
@@ -67,9 +73,18 @@ check_loads_installed() {
   [ -e "$lib" ] || fail "$1: libpimoe not found ($lib)"
   real=$(realpath "$lib")
   case $real in
-    "$PREFIX"/*) echo "ok: $1 loads the installed $real" ;;
-    *) fail "$1 loads $real, not the copy installed under $PREFIX" ;;
+    "$expected_prefix"/*) echo "ok: $1 loads the installed $real" ;;
+    *) fail "$1 loads $real, not the copy installed under $expected_prefix" ;;
   esac
+}
+
+# The real path of the one directory that pkg-config flag $2 (-I or -L) names in the flags $1; fails unless there is
+# exactly one.
+flag_dir() {
+  dirs=$(for f in $1; do case $f in "$2"*) echo "${f#"$2"}" ;; esac; done)
+  [ "$(echo "$dirs" | grep -c .)" = 1 ] || fail "expected one $2 flag in '$1', got: $(echo $dirs)"
+  [ -d "$dirs" ] || fail "$2$dirs: no such directory"
+  realpath "$dirs"
 }
 
 # ------------------------------------------------------------------------------------------------ 1. install
@@ -112,6 +127,40 @@ fi
 echo "installed files:"
 (cd "$PREFIX" && find . -type f -o -type l | sort | sed 's/^/    /')
 
+# share/doc/pimoe: the licence and the changelog as in the source tree, and exactly the examples' sources.
+DOCDIR=$PREFIX/share/doc/pimoe
+for f in LICENSE CHANGELOG.md; do
+  [ -f "$DOCDIR/$f" ] || fail "$f not installed in $DOCDIR"
+  cmp -s "$SOURCE_DIR/$f" "$DOCDIR/$f" || fail "the installed $DOCDIR/$f differs from the source tree's"
+done
+grep -q '^MIT License$' "$DOCDIR/LICENSE" || fail "the installed LICENSE is not the MIT licence"
+[ -d "$DOCDIR/examples" ] || fail "no examples installed in $DOCDIR/examples"
+example_sources() {  # the examples' sources under $1, as sorted relative paths
+  (cd "$1" && find . -type f \( -name '*.c' -o -name '*.cpp' -o -name '*.java' -o -name '*.cs' -o -name '*.go' \) |
+    sort)
+}
+want_examples=$(example_sources "$SOURCE_DIR/examples")
+[ -n "$want_examples" ] || fail "no example sources found under $SOURCE_DIR/examples"
+[ "$(example_sources "$DOCDIR/examples")" = "$want_examples" ] ||
+  fail "$DOCDIR/examples holds $(example_sources "$DOCDIR/examples" | tr '\n' ' ')instead of $(echo $want_examples)"
+for f in $want_examples; do
+  cmp -s "$SOURCE_DIR/examples/$f" "$DOCDIR/examples/$f" || fail "the installed example $f differs from its source"
+done
+echo "ok: $DOCDIR holds LICENSE, CHANGELOG.md and the examples:" $want_examples
+
+# pimoe-info: found through a RUNPATH relative to its own folder, never one into the build tree.
+INFO=$(find "$PREFIX" -type f -name pimoe-info -path '*/bin/*' | head -n 1)
+[ -n "$INFO" ] || fail "pimoe-info not installed under $PREFIX"
+info_runpath=$(readelf -d "$INFO" | sed -n 's/.*(\(RPATH\|RUNPATH\)).*\[\(.*\)\]/\2/p')
+echo "pimoe-info RUNPATH: ${info_runpath:-(none)}"
+case $info_runpath in *"$BUILD_DIR"*) fail "the installed pimoe-info keeps an RPATH into the build tree" ;; esac
+if [ -n "$SHARED" ]; then
+  case ":$info_runpath:" in
+    *':$ORIGIN/'*) echo "ok: pimoe-info finds libpimoe relative to its folder" ;;
+    *) fail "the installed pimoe-info has no \$ORIGIN-relative RUNPATH: it cannot start from a custom prefix" ;;
+  esac
+fi
+
 # ------------------------------------------------------------------------------------------------ 2. pkg-config
 step "pkg-config"
 # Only the prefix: never a system-wide pimoe.pc.
@@ -119,6 +168,7 @@ PKG_CONFIG_PATH=$PC_DIR
 PKG_CONFIG_LIBDIR=$PC_DIR
 export PKG_CONFIG_PATH PKG_CONFIG_LIBDIR
 unset PKG_CONFIG_SYSROOT_DIR 2>/dev/null || true
+command -v pkg-config >/dev/null || fail "pkg-config not found (Debian: pkg-config); this test uses it"
 pkg-config --exists --print-errors pimoe || fail "pkg-config cannot read pimoe.pc"
 pc_version=$(pkg-config --modversion pimoe)
 header_version=$(sed -n 's/^#define PIMOE_VERSION_STRING "\(.*\)"$/\1/p' "$PREFIX/include/pimoe/pimoe.h")
@@ -127,7 +177,8 @@ echo "pkg-config --modversion pimoe: $pc_version (pimoe.h: $header_version)"
 if [ -n "$VERSION" ]; then
   [ "$pc_version" = "$VERSION" ] || fail "pimoe.pc version $pc_version != project version $VERSION"
 fi
-# The .pc must describe the prefix it was installed to (cmake --install --prefix relocates the package).
+# The .pc must describe the prefix it was installed to (cmake --install --prefix relocates the package; pimoe.pc
+# finds its prefix from its own folder, step 4 moves it).
 pc_prefix=$(pkg-config --variable=prefix pimoe)
 pc_includedir=$(pkg-config --variable=includedir pimoe)
 pc_libdir=$(pkg-config --variable=libdir pimoe)
@@ -235,5 +286,51 @@ for exe in consumer_demo_c consumer_demo_cpp; do
   fi
 done
 
+# ------------------------------------------------------------------------------------------------ 4. moved prefix
+step "the prefix moved to another folder"
+MOVED=$WORK/moved/pimoe-prefix
+mkdir -p "$(dirname "$MOVED")"
+cp -a "$PREFIX" "$MOVED"
+# The original prefix is hidden while the copy runs, so that no absolute path into it can serve.
+mv "$PREFIX" "$PREFIX.hidden"
+(
+  moved_info=$MOVED${INFO#"$PREFIX"}
+  unset LD_LIBRARY_PATH
+  if [ -n "$SHARED" ]; then check_loads_installed "$moved_info" "$MOVED"; fi
+  echo "running $moved_info $SOURCE_DIR/tests/fixtures/mixtral"
+  rc=0
+  "$moved_info" "$SOURCE_DIR/tests/fixtures/mixtral" > "$WORK/moved-info.log" 2>&1 || rc=$?
+  if [ "$rc" != 0 ]; then
+    cat "$WORK/moved-info.log"
+    fail "pimoe-info from the moved prefix exited with $rc"
+  fi
+  sed 's/^/    /' "$WORK/moved-info.log"
+  grep -q '^loads: *yes' "$WORK/moved-info.log" || fail "pimoe-info from the moved prefix does not report 'loads: yes'"
+  echo "ok: pimoe-info runs from the moved prefix"
+
+  moved_pc_dir=$MOVED${PC_DIR#"$PREFIX"}
+  PKG_CONFIG_PATH=$moved_pc_dir
+  PKG_CONFIG_LIBDIR=$moved_pc_dir
+  export PKG_CONFIG_PATH PKG_CONFIG_LIBDIR
+  moved_cflags=$(pkg-config --cflags pimoe) || fail "pkg-config cannot read the moved pimoe.pc"
+  moved_libs=$(pkg-config --libs pimoe)
+  echo "--cflags: $moved_cflags"
+  echo "--libs:   $moved_libs"
+  [ "$(flag_dir "$moved_cflags" -I)" = "$MOVED/include" ] ||
+    fail "pkg-config --cflags of the moved pimoe.pc points at $(flag_dir "$moved_cflags" -I), not $MOVED/include"
+  [ "$(flag_dir "$moved_libs" -L)" = "$MOVED${LIBDIR#"$PREFIX"}" ] ||
+    fail "pkg-config --libs of the moved pimoe.pc points at $(flag_dir "$moved_libs" -L), not $MOVED${LIBDIR#"$PREFIX"}"
+  echo "ok: the moved pimoe.pc gives -I and -L into the moved prefix"
+  if [ -n "$SHARED" ]; then
+    # shellcheck disable=SC2086 # the flags are word lists
+    "$CC_BIN" -std=c99 $EXTRA_FLAGS "$SOURCE_DIR/examples/c/demo.c" $moved_cflags $moved_libs -o "$WORK/demo_moved" ||
+      fail "demo.c does not build with the moved pimoe.pc's flags"
+    LD_LIBRARY_PATH=$MOVED${LIBDIR#"$PREFIX"} "$WORK/demo_moved" 8 cpu 1 >/dev/null ||
+      fail "demo built against the moved prefix exited with $?"
+    echo "ok: demo.c builds and runs against the moved prefix"
+  fi
+) || { mv "$PREFIX.hidden" "$PREFIX"; exit 1; }
+mv "$PREFIX.hidden" "$PREFIX"
+
 echo
-echo "PASS: the installed libpimoe works through pkg-config and find_package"
+echo "PASS: the installed libpimoe works through pkg-config and find_package, and from a moved prefix"
