@@ -117,6 +117,8 @@ endif()
 install(DIRECTORY ${_go_mod}/ DESTINATION ${CMAKE_INSTALL_DATADIR}/pimoe/go
         FILES_MATCHING PATTERN "*.go" PATTERN "*.c" PATTERN "go.mod"
         PATTERN "*_test.go" EXCLUDE PATTERN "cref" EXCLUDE)
+# A Go module carries its licence at its root (the go tool and pkg.go.dev look for it there).
+install(FILES ${PROJECT_SOURCE_DIR}/LICENSE DESTINATION ${CMAKE_INSTALL_DATADIR}/pimoe/go)
 
 unset(_go_files)
 unset(_go_copy_commands)

@@ -3,7 +3,7 @@
 # copies NATIVE_FILES (a list of FILE=NAME) into CLASSES_DIR/org/pimoe/native/PLATFORM/ with an `index` listing
 # them in load order, and when JAR_FILE is set packs CLASSES_DIR into it.
 #   -DJAVAC= -DJAR= -DSOURCE_DIRS= -DCLASSES_DIR= [-DCLASSPATH=] [-DJAR_FILE=] [-DNATIVE_FILES=] [-DPLATFORM=]
-#   [-DJAVAC_FLAGS=] [-DSTAMP=]
+#   [-DJAVAC_FLAGS=] [-DSTAMP=] [-DLICENSE_FILE=]   (LICENSE_FILE: copied into the jar as META-INF/LICENSE)
 string(REPLACE "|" ";" SOURCE_DIRS "${SOURCE_DIRS}")
 string(REPLACE "|" ";" NATIVE_FILES "${NATIVE_FILES}")
 string(REPLACE "|" ";" JAVAC_FLAGS "${JAVAC_FLAGS}")
@@ -40,6 +40,10 @@ if(NATIVE_FILES)
     string(APPEND index "${name}\n")
   endforeach()
   file(WRITE "${native_dir}/index" "${index}")
+endif()
+if(LICENSE_FILE)
+  file(MAKE_DIRECTORY "${CLASSES_DIR}/META-INF")
+  file(COPY_FILE "${LICENSE_FILE}" "${CLASSES_DIR}/META-INF/LICENSE")
 endif()
 if(JAR_FILE)
   file(REMOVE "${JAR_FILE}")
