@@ -39,34 +39,54 @@ uint8_t source_nibble(const uint8_t *row, int64_t c) {
 
 }  // namespace
 
-CompactPanels::CompactPanels(const CompactMatrix &m) : format_(m.format), n_(m.rows), k_(m.cols) {
+CompactPanels::Layout CompactPanels::layout(const WeightFormat &format, int64_t K) {
+  const WeightDtype d = format.dtype;
+  Layout l;
+  switch (d) {
+    case WeightDtype::BF16:
+    case WeightDtype::F16: l.values = static_cast<size_t>(K * kW * 2); break;
+    case WeightDtype::Int8: l.values = static_cast<size_t>(ceil_div(K, 4) * 64); break;
+    case WeightDtype::Fp8E4M3: l.values = static_cast<size_t>(K * kW); break;
+    case WeightDtype::Int4: l.values = static_cast<size_t>(ceil_div(K, 8) * 64); break;
+    case WeightDtype::Mxfp4: l.values = static_cast<size_t>(K * kW / 2); break;
+    default: fail(PIMOE_ERR_INTERNAL, "CompactPanels: format ", format.name(), " is not compact");
+  }
+  l.group = d == WeightDtype::Int4 ? format.group : d == WeightDtype::Mxfp4 ? 32 : d == WeightDtype::Fp8E4M3 ? 128 : K;
+  const int64_t groups = ceil_div(K, l.group);
+  switch (d) {
+    case WeightDtype::Int8: l.scales = kW * 4; break;
+    case WeightDtype::Int4: l.scales = static_cast<size_t>(groups * kW * 2); break;
+    case WeightDtype::Fp8E4M3: l.scales = static_cast<size_t>(groups * 4); break;
+    case WeightDtype::Mxfp4: l.scales = static_cast<size_t>(groups * kW); break;
+    default: break;
+  }
+  if (d == WeightDtype::Int4 && format.zero_point) l.zeros = static_cast<size_t>(groups * kW);
+  return l;
+}
+
+size_t CompactPanels::arena_bytes(const WeightFormat &format, int64_t rows, int64_t depth) {
+  const Layout l = layout(format, depth);
+  const auto P = static_cast<size_t>(ceil_div(rows, kW));
+  return WeightArena::slice_bytes(l.values * P) + WeightArena::slice_bytes(l.scales * P) +
+         WeightArena::slice_bytes(l.zeros * P);
+}
+
+CompactPanels::CompactPanels(const CompactMatrix &m, WeightArena *arena) : format_(m.format), n_(m.rows), k_(m.cols) {
   const WeightDtype d = format_.dtype;
   const int64_t P = panels(), K = k_;
   const uint8_t *src = m.values.data(), *ssrc = m.scales.data(), *zsrc = m.zeros.data();
   const size_t rb = m.row_bytes();
-  switch (d) {
-    case WeightDtype::BF16:
-    case WeightDtype::F16: values_per_panel_ = static_cast<size_t>(K * kW * 2); break;
-    case WeightDtype::Int8: values_per_panel_ = static_cast<size_t>(ceil_div(K, 4) * 64); break;
-    case WeightDtype::Fp8E4M3: values_per_panel_ = static_cast<size_t>(K * kW); break;
-    case WeightDtype::Int4: values_per_panel_ = static_cast<size_t>(ceil_div(K, 8) * 64); break;
-    case WeightDtype::Mxfp4: values_per_panel_ = static_cast<size_t>(K * kW / 2); break;
-    default: fail(PIMOE_ERR_INTERNAL, "CompactPanels: format ", format_.name(), " is not compact");
-  }
-  group_ = d == WeightDtype::Int4 ? format_.group : d == WeightDtype::Mxfp4 ? 32 : d == WeightDtype::Fp8E4M3 ? 128 : K;
+  const Layout l = layout(format_, K);
+  values_per_panel_ = l.values;
+  scales_per_panel_ = l.scales;
+  zeros_per_panel_ = l.zeros;
+  group_ = l.group;
   const int64_t groups = ceil_div(K, group_);
-  switch (d) {
-    case WeightDtype::Int8: scales_per_panel_ = kW * 4; break;
-    case WeightDtype::Int4: scales_per_panel_ = static_cast<size_t>(groups * kW * 2); break;
-    case WeightDtype::Fp8E4M3: scales_per_panel_ = static_cast<size_t>(groups * 4); break;
-    case WeightDtype::Mxfp4: scales_per_panel_ = static_cast<size_t>(groups * kW); break;
-    default: break;
-  }
-  if (d == WeightDtype::Int4 && format_.zero_point) zeros_per_panel_ = static_cast<size_t>(groups * kW);
-  // Padding features read as 0: zero codes where the code alone gives the value, zero scales elsewhere.
-  values_.assign(values_per_panel_ * static_cast<size_t>(P), 0);
-  scales_.assign(scales_per_panel_ * static_cast<size_t>(P), 0);
-  zeros_.assign(zeros_per_panel_ * static_cast<size_t>(P), 0);
+  // Padding features read as 0: zero codes where the code alone gives the value, zero scales elsewhere (the buffers
+  // start as zeros).
+  values_ = PanelBytes(values_per_panel_ * static_cast<size_t>(P), arena);
+  scales_ = PanelBytes(scales_per_panel_ * static_cast<size_t>(P), arena);
+  zeros_ = PanelBytes(zeros_per_panel_ * static_cast<size_t>(P), arena);
 
   for (int64_t n = 0; n < n_; ++n) {
     const int64_t p = n / kW, c = n % kW;
@@ -103,7 +123,7 @@ CompactPanels::CompactPanels(const CompactMatrix &m) : format_(m.format), n_(m.r
         const size_t scale_bytes = d == WeightDtype::Int4 ? 2 : 1;
         for (int64_t g = 0; g < groups; ++g) {
           std::memcpy(s + scale_bytes * (g * kW + c), ssrc + scale_bytes * (n * groups + g), scale_bytes);
-          if (zeros_per_panel_) zeros_[p * zeros_per_panel_ + g * kW + c] = zsrc[n * groups + g];
+          if (zeros_per_panel_) zeros_.data()[p * zeros_per_panel_ + g * kW + c] = zsrc[n * groups + g];
         }
         break;
       }

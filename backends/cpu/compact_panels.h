@@ -34,14 +34,16 @@ inline bool int4_high_nibble(int64_t k) { return k % 8 >= 4; }
 class CompactPanels {
  public:
   CompactPanels() = default;
-  // Repacks m (any compact format; not fp32).
-  explicit CompactPanels(const CompactMatrix &m);
+  // Repacks m (any compact format; not fp32) into `arena` when one is given (it must outlive this), else the heap.
+  explicit CompactPanels(const CompactMatrix &m, WeightArena *arena = nullptr);
+  // The arena bytes CompactPanels(m, arena) takes for a matrix of this format and shape.
+  static size_t arena_bytes(const WeightFormat &format, int64_t rows, int64_t depth);
 
   const WeightFormat &format() const { return format_; }
   int64_t rows() const { return n_; }
   int64_t depth() const { return k_; }
   int64_t panels() const { return (n_ + kPanelWidth - 1) / kPanelWidth; }
-  size_t bytes() const { return values_.capacity() + scales_.capacity() + zeros_.capacity(); }
+  size_t bytes() const { return values_.size() + scales_.size() + zeros_.size(); }
 
   // Values, scales and zero points of panel p (layouts above).
   const uint8_t *values(int64_t p) const { return values_.data() + p * values_per_panel_; }
@@ -56,10 +58,17 @@ class CompactPanels {
   CompactMatrix to_matrix() const;
 
  private:
+  // Bytes per panel of the three buffers, and the depth elements per scale.
+  struct Layout {
+    size_t values = 0, scales = 0, zeros = 0;
+    int64_t group = 0;
+  };
+  static Layout layout(const WeightFormat &format, int64_t depth);
+
   WeightFormat format_;
   int64_t n_ = 0, k_ = 0, group_ = 0;
   size_t values_per_panel_ = 0, scales_per_panel_ = 0, zeros_per_panel_ = 0;
-  std::vector<uint8_t> values_, scales_, zeros_;
+  PanelBytes values_, scales_, zeros_;
 };
 
 // out[kd][16] = panel p's depth rows [k0, k0 + kd) dequantised (k0 a multiple of kDepthBlock).

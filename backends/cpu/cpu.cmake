@@ -7,7 +7,7 @@ pimoe_add_backend(cpu
           ${_cpu}/activation_avx2.cpp ${_cpu}/activation_avx512.cpp ${_cpu}/cpu_isa.cpp ${_cpu}/gemm.cpp
           ${_cpu}/packed_gemm.cpp ${_cpu}/packed_gemm_generic.cpp ${_cpu}/packed_gemm_avx2.cpp
           ${_cpu}/packed_gemm_avx512.cpp ${_cpu}/compact_panels.cpp ${_cpu}/compact_gemm_generic.cpp
-          ${_cpu}/compact_gemm_avx2.cpp ${_cpu}/compact_gemm_avx512.cpp
+          ${_cpu}/compact_gemm_avx2.cpp ${_cpu}/compact_gemm_avx512.cpp ${_cpu}/weight_arena.cpp
   CONFIGURE pimoe_configure_cpu)
 
 set(PIMOE_KERNEL_FLAGS -fno-trapping-math -fno-math-errno -ffp-contract=fast -Wno-psabi)

@@ -1,6 +1,7 @@
 #include "cpu_backend.h"
 
 #include <algorithm>
+#include <memory>
 #include <cmath>
 #include <thread>
 #include <unordered_map>
@@ -265,36 +266,54 @@ class CpuBackend final : public Backend {
   // or the compact one), so that packing never holds two full copies (pimoe_tensor_read unpacks via read_weight()).
   void pack(std::vector<float> &w, CompactMatrix &compact, int64_t n, int64_t k, cpu::PanelMatrix &packed) {
     if (!compact.empty()) {
-      packed = cpu::PanelMatrix(cpu::CompactPanels(compact), config_.activation_dtype == ActivationDtype::Int8);
+      packed = cpu::PanelMatrix(cpu::CompactPanels(compact, arena_.get()),
+                                config_.activation_dtype == ActivationDtype::Int8);
       compact = CompactMatrix();
     } else {
-      packed = cpu::PanelMatrix(cpu::PackedWeight(w.data(), n, k));
+      packed = cpu::PanelMatrix(cpu::PackedWeight(w.data(), n, k, arena_.get()));
       std::vector<float>().swap(w);
     }
     packed_of_[&w] = &packed;
   }
 
-  void pack_weights(LayerWeights &weights) {
+  // Calls fn(weight, compact, rows, depth, packed) for every projection the backend packs.
+  template <typename Fn>
+  void for_each_projection(LayerWeights &weights, Fn fn) {
     const int64_t H = config_.hidden;
     CompactMatrix fp32_router;  // the router is always fp32
-    pack(weights.router_weight, fp32_router, config_.router.num_experts, H, router_packed_);
+    fn(weights.router_weight, fp32_router, config_.router.num_experts, H, router_packed_);
     packed_.resize(weights.experts.size());
     for (size_t e = 0; e < packed_.size(); ++e) {
       ExpertWeights &w = weights.experts[e];
       const int64_t I = config_.experts[e].intermediate;
-      if (config_.experts[e].gated()) pack(w.gate_weight, w.gate_compact, I, H, packed_[e].gate);
+      if (config_.experts[e].gated()) fn(w.gate_weight, w.gate_compact, I, H, packed_[e].gate);
       if (config_.experts[e].callback) continue;
-      pack(w.up_weight, w.up_compact, I, H, packed_[e].up);
-      pack(w.down_weight, w.down_compact, H, I, packed_[e].down);
-      int_up_ = int_up_ || packed_[e].up.int_path();
-      int_down_ = int_down_ || packed_[e].down.int_path();
+      fn(w.up_weight, w.up_compact, I, H, packed_[e].up);
+      fn(w.down_weight, w.down_compact, H, I, packed_[e].down);
     }
     if (config_.shared.width > 0) {
       const int64_t Is = config_.shared.width;
       ExpertWeights &w = weights.shared;
-      pack(w.gate_weight, w.gate_compact, Is, H, shared_packed_.gate);
-      pack(w.up_weight, w.up_compact, Is, H, shared_packed_.up);
-      pack(w.down_weight, w.down_compact, H, Is, shared_packed_.down);
+      fn(w.gate_weight, w.gate_compact, Is, H, shared_packed_.gate);
+      fn(w.up_weight, w.up_compact, Is, H, shared_packed_.up);
+      fn(w.down_weight, w.down_compact, H, Is, shared_packed_.down);
+    }
+  }
+
+  // One arena for the whole layer (weight_arena.h: huge pages), sized first, then filled projection by projection.
+  void pack_weights(LayerWeights &weights) {
+    size_t bytes = 0;
+    for_each_projection(weights, [&](std::vector<float> &, CompactMatrix &compact, int64_t n, int64_t k,
+                                     cpu::PanelMatrix &) {
+      bytes += compact.empty() ? cpu::PackedWeight::arena_bytes(n, k)
+                               : cpu::CompactPanels::arena_bytes(compact.format, n, k);
+    });
+    arena_ = std::make_unique<cpu::WeightArena>(bytes);
+    for_each_projection(weights, [&](std::vector<float> &w, CompactMatrix &compact, int64_t n, int64_t k,
+                                     cpu::PanelMatrix &packed) { pack(w, compact, n, k, packed); });
+    for (const ExpertPacked &p : packed_) {
+      int_up_ = int_up_ || p.up.int_path();
+      int_down_ = int_down_ || p.down.int_path();
     }
   }
 
@@ -562,6 +581,7 @@ class CpuBackend final : public Backend {
   const LayerWeights &weights_;
   const bool openblas_;
   mutable ThreadPool pool_;
+  std::unique_ptr<cpu::WeightArena> arena_;  // the panels' bytes: declared before them, so it outlives them
   cpu::PanelMatrix router_packed_;
   std::vector<ExpertPacked> packed_;
   ExpertPacked shared_packed_;

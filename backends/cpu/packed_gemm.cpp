@@ -15,17 +15,23 @@ PIMOE_DECLARE_PACKED_GEMM(avx2)
 PIMOE_DECLARE_PACKED_GEMM(avx512)
 #endif
 
-PackedWeight::PackedWeight(const float *w, int64_t n, int64_t k) : n_(n), k_(k) {
-  data_.assign(static_cast<size_t>(panels() * kPanelWidth * k), 0.0f);
+size_t PackedWeight::arena_bytes(int64_t n, int64_t k) {
+  const int64_t panels = (n + kPanelWidth - 1) / kPanelWidth;
+  return WeightArena::slice_bytes(static_cast<size_t>(panels * kPanelWidth * k) * sizeof(float));
+}
+
+PackedWeight::PackedWeight(const float *w, int64_t n, int64_t k, WeightArena *arena)
+    : n_(n), k_(k), data_(static_cast<size_t>(panels() * kPanelWidth * k) * sizeof(float), arena) {
+  float *values = reinterpret_cast<float *>(data_.data());  // zeros: the padding past n stays 0
   for (int64_t row = 0; row < n; ++row) {
-    float *dst = data_.data() + (row / kPanelWidth) * kPanelWidth * k + row % kPanelWidth;
+    float *dst = values + (row / kPanelWidth) * kPanelWidth * k + row % kPanelWidth;
     for (int64_t d = 0; d < k; ++d) dst[d * kPanelWidth] = w[row * k + d];
   }
 }
 
 void PackedWeight::unpack(float *w) const {
   for (int64_t row = 0; row < n_; ++row) {
-    const float *src = data_.data() + (row / kPanelWidth) * kPanelWidth * k_ + row % kPanelWidth;
+    const float *src = values() + (row / kPanelWidth) * kPanelWidth * k_ + row % kPanelWidth;
     for (int64_t d = 0; d < k_; ++d) w[row * k_ + d] = src[d * kPanelWidth];
   }
 }

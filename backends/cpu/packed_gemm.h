@@ -11,6 +11,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "weight_arena.h"
+
 namespace pimoe::cpu {
 
 // Output columns per panel, and K per cache block: both fix the accumulation order, so they are constants.
@@ -20,20 +22,24 @@ constexpr int64_t kDepthBlock = 256;
 class PackedWeight {
  public:
   PackedWeight() = default;
-  // Packs W [n, k] (row-major): panel p holds columns [16p, 16p+16) as [k][16], zero-padded past n.
-  PackedWeight(const float *w, int64_t n, int64_t k);
+  // Packs W [n, k] (row-major): panel p holds columns [16p, 16p+16) as [k][16], zero-padded past n. The panels live
+  // in `arena` when one is given (it must outlive this), else on the heap.
+  PackedWeight(const float *w, int64_t n, int64_t k, WeightArena *arena = nullptr);
+  // The arena bytes PackedWeight(w, n, k, arena) takes.
+  static size_t arena_bytes(int64_t n, int64_t k);
 
   int64_t rows() const { return n_; }   // N: output features
   int64_t depth() const { return k_; }  // K: input features
   int64_t panels() const { return (n_ + kPanelWidth - 1) / kPanelWidth; }
-  const float *panel(int64_t p) const { return data_.data() + p * kPanelWidth * k_; }
-  size_t bytes() const { return data_.size() * sizeof(float); }
+  const float *panel(int64_t p) const { return values() + p * kPanelWidth * k_; }
+  size_t bytes() const { return data_.size(); }
   // The original W [n, k] back (for pimoe_tensor_read).
   void unpack(float *w) const;
 
  private:
+  const float *values() const { return reinterpret_cast<const float *>(data_.data()); }
   int64_t n_ = 0, k_ = 0;
-  std::vector<float> data_;
+  PanelBytes data_;  // [panels][k][16] f32
 };
 
 // C[rows, panels p0..p1) of A * W^T, where A has `rows` rows with leading dimension lda and C has leading dimension
