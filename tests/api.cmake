@@ -19,6 +19,21 @@ target_link_libraries(test_c99_header PRIVATE pimoe::pimoe m)
 add_test(NAME test_c99_header COMMAND test_c99_header)
 set_tests_properties(test_c99_header PROPERTIES LABELS "api" TIMEOUT 60)
 
+# Every public C header compiles alone as strict C99 (a build-time check: one unit per header that includes only it;
+# pimoe_export.h holds macros only, an empty unit to pedantic C, and is covered by the others).
+set(_pimoe_c99_alone)
+foreach(_h IN LISTS PIMOE_PUBLIC_C_HEADERS ITEMS ${PROJECT_SOURCE_DIR}/include/pimoe/pimoe_cuda.h)
+  get_filename_component(_name ${_h} NAME_WE)
+  if(NOT _name STREQUAL "pimoe_export")
+    file(CONFIGURE OUTPUT ${CMAKE_CURRENT_BINARY_DIR}/c99_alone/${_name}.c CONTENT "#include <pimoe/${_name}.h>\n")
+    list(APPEND _pimoe_c99_alone ${CMAKE_CURRENT_BINARY_DIR}/c99_alone/${_name}.c)
+  endif()
+endforeach()
+add_library(test_c99_headers_alone OBJECT ${_pimoe_c99_alone})
+set_target_properties(test_c99_headers_alone PROPERTIES C_STANDARD 99 C_STANDARD_REQUIRED ON C_EXTENSIONS OFF)
+target_include_directories(test_c99_headers_alone PRIVATE ${PROJECT_SOURCE_DIR}/include)
+target_compile_options(test_c99_headers_alone PRIVATE -std=c99 -Wall -Wextra -pedantic -Werror)
+
 # Exported symbols and SONAME of the shared library.
 if(PIMOE_BUILD_SHARED AND CMAKE_SYSTEM_NAME STREQUAL "Linux")
   add_test(NAME check_exports

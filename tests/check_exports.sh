@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# Checks the shared library's dynamic symbol table and SONAME against the public header.
+# Checks the shared library's dynamic symbol table and SONAME against the public headers.
 #   usage: check_exports.sh LIBRARY PIMOE_H
 # - every defined dynamic symbol is pimoe_* (linker-generated _init/_fini/_edata/_end/__bss_start and the
 #   version-node symbol of the export map are ignored);
-# - every function the header declares with PIMOE_API is exported as a function;
+# - every function that a public header (every *.h beside PIMOE_H: pimoe.h, the topic headers it includes,
+#   pimoe_cuda.h) declares with PIMOE_API is exported as a function;
 # - the SONAME is libpimoe.so.<PIMOE_ABI_VERSION>, the number in pimoe.h.
 set -euo pipefail
 
 lib=${1:?library}
-header=${2:?pimoe.h}
-version_header=$header
+version_header=${2:?pimoe.h}
+mapfile -t headers < <(find "$(dirname "$version_header")" -maxdepth 1 -name '*.h' | sort)
 fail=0
 
 command -v nm >/dev/null || { echo "nm not found"; exit 1; }
@@ -47,11 +48,11 @@ else
 fi
 
 # ----------------------------------------------------------------- header functions are exported
-# Join the header into one line, find "PIMOE_API <return type> pimoe_name(" declarations.
-mapfile -t declared < <(tr '\n' ' ' <"$header" | grep -oE 'PIMOE_API[^;(]*\(' | grep -oE 'pimoe_[A-Za-z0-9_]+[[:space:]]*\($' |
+# Join each header into one line, find "PIMOE_API <return type> pimoe_name(" declarations.
+mapfile -t declared < <(for h in "${headers[@]}"; do tr '\n' ' ' <"$h"; echo; done | grep -oE 'PIMOE_API[^;(]*\(' | grep -oE 'pimoe_[A-Za-z0-9_]+[[:space:]]*\($' |
   sed -E 's/[[:space:]]*\($//' | sort -u)
 if [ "${#declared[@]}" -lt 10 ]; then
-  echo "FAIL: found only ${#declared[@]} PIMOE_API functions in $header: the parser is broken"
+  echo "FAIL: found only ${#declared[@]} PIMOE_API functions in ${headers[*]}: the parser is broken"
   fail=1
 fi
 missing=()
@@ -59,11 +60,11 @@ for f in "${declared[@]}"; do
   [ -n "${exported_funcs[$f]:-}" ] || missing+=("$f")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
-  echo "FAIL: ${#missing[@]} function(s) declared in pimoe.h are not exported:"
+  echo "FAIL: ${#missing[@]} function(s) declared in the public headers are not exported:"
   printf '  %s\n' "${missing[@]}"
   fail=1
 else
-  echo "ok: all ${#declared[@]} functions declared in pimoe.h are exported"
+  echo "ok: all ${#declared[@]} functions declared in the ${#headers[@]} public headers are exported"
 fi
 # Exported but undeclared pimoe_* functions are not an error (the header may lag a private helper), but say so.
 declare -A declared_set=()
@@ -73,7 +74,7 @@ for f in "${!exported_funcs[@]}"; do
   [ -n "${declared_set[$f]:-}" ] || extra+=("$f")
 done
 if [ "${#extra[@]}" -gt 0 ]; then
-  echo "note: exported pimoe_* functions not declared in pimoe.h:"
+  echo "note: exported pimoe_* functions not declared in the public headers:"
   printf '  %s\n' "${extra[@]}" | sort
 fi
 

@@ -1,4 +1,4 @@
-# The option table (src/option_table.h) against pimoe.h, its documentation, the bindings' option lists and the
+# The option table (src/option_table.h) against pimoe_options.h, its documentation, the bindings' option lists and the
 # Vulkan tile choices, read as text from the source tree; and the setters generated from it.
 # Included from tests/CMakeLists.txt (pimoe_add_gtest is defined there).
 pimoe_add_gtest(test_option_table ${CMAKE_CURRENT_SOURCE_DIR}/test_option_table.cpp)

@@ -56,9 +56,9 @@ std::string source(const std::string &path) {
   return text.str();
 }
 
-// The text between `from` and `to` in pimoe.h.
+// The text between `from` and `to` in pimoe_options.h (the options' part of pimoe.h).
 std::string header_part(const std::string &from, const std::string &to) {
-  const std::string h = source("include/pimoe/pimoe.h");
+  const std::string h = source("include/pimoe/pimoe_options.h");
   const size_t begin = h.find(from), end = h.find(to, begin);
   EXPECT_NE(begin, std::string::npos) << from;
   EXPECT_NE(end, std::string::npos) << to;

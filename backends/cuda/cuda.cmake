@@ -34,6 +34,7 @@ if(PIMOE_WITH_CUDA)
         backends/cuda/routing.cu
         backends/cuda/elementwise.cu
         backends/cuda/gemv.cu
+        backends/cuda/gemv_stream.cu
         backends/cuda/grouped_gemm.cu)
     # The Hopper grouped GEMM (wgmma, TMA) exists only as sm_90a machine code, which runs on compute capability 9.0
     # alone: its own object, built for that target whatever CMAKE_CUDA_ARCHITECTURES says (CUDA_ARCHITECTURES OFF:

@@ -117,4 +117,43 @@ void launch_with_pdl(void (*kernel)(Arg), dim3 grid, dim3 block, size_t smem, bo
   cudaLaunchKernelEx(&config, kernel, arg);
 }
 
+// 16 bytes of weights (the GEMV kernels' unit): loaded raw (4 registers, so that many can be in flight), converted
+// to floats at use.
+template <typename WT>
+struct Vec;
+template <>
+struct Vec<float> {
+  static constexpr int n = 4;
+  __device__ static int4 load(const float *p) { return __ldcs(reinterpret_cast<const int4 *>(p)); }
+  __device__ static void convert(const int4 &v, float *w) {
+    w[0] = __int_as_float(v.x), w[1] = __int_as_float(v.y), w[2] = __int_as_float(v.z), w[3] = __int_as_float(v.w);
+  }
+  __device__ static void convert_quad(const int4 &v, int, float *w) { convert(v, w); }  // elements 4h .. 4h + 3
+};
+template <typename T, typename H2, float2 (*ToFloat2)(H2)>
+struct Vec16 {
+  static constexpr int n = 8;
+  __device__ static int4 load(const T *p) { return __ldcs(reinterpret_cast<const int4 *>(p)); }
+  __device__ static void convert(const int4 &v, float *w) {
+    const H2 *h = reinterpret_cast<const H2 *>(&v);
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const float2 f = ToFloat2(h[i]);
+      w[2 * i] = f.x;
+      w[2 * i + 1] = f.y;
+    }
+  }
+  __device__ static void convert_quad(const int4 &v, int h, float *w) {  // elements 4h .. 4h + 3
+    const H2 *q = reinterpret_cast<const H2 *>(&v) + 2 * h;
+    const float2 a = ToFloat2(q[0]), b = ToFloat2(q[1]);
+    w[0] = a.x, w[1] = a.y, w[2] = b.x, w[3] = b.y;
+  }
+};
+__device__ __forceinline__ float2 bf2_to_f2(__nv_bfloat162 v) { return __bfloat1622float2(v); }
+__device__ __forceinline__ float2 h2_to_f2(__half2 v) { return __half22float2(v); }
+template <>
+struct Vec<__nv_bfloat16> : Vec16<__nv_bfloat16, __nv_bfloat162, bf2_to_f2> {};
+template <>
+struct Vec<__half> : Vec16<__half, __half2, h2_to_f2> {};
+
 }  // namespace pimoe::cuda

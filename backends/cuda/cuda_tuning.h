@@ -14,7 +14,7 @@ namespace pimoe::cuda {
 constexpr int64_t kDecodeTokens = 16;
 static_assert(kDecodeTokens <= kDecodeMaxTokens, "the decode routing kernel sizes its accumulators by this");
 
-// Calls of at most this many tokens take the streaming GEMV kernel (gemv.cu: a grid the size of the GPU, weights
+// Calls of at most this many tokens take the streaming GEMV kernel (gemv_stream.cu: a grid the size of the GPU, weights
 // through a cp.async ring), larger decode calls the kernel of a block per 16 output rows. On an H100 the streaming
 // kernel won at 1 token (F: 86.6 -> 80.7 us) and lost at 16 (C: 2079 -> 2358 us; bench/cuda/RESULTS.md).
 // experimental.cuda_stream_tokens (PIMOE_CUDA_STREAM_TOKENS) moves the bound; its default is this one.

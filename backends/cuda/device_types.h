@@ -42,9 +42,10 @@ struct DevicePlan {
 
 namespace pimoe::cuda {
 
-// The weighted combine fused into a decode down projection (gemv.cu): the last block to finish a column slice of the
-// outputs writes y[t, slice] = sum_j weight(t, j) * (out[position(t, j), slice] + down_bias) in slot order, plus the
-// shared expert's row (ungated). counters[gridDim.y] hold 0 between launches; y null: no fused combine.
+// The weighted combine fused into a decode down projection (gemv.cu, gemv_stream.cu): the last block to finish a
+// column slice of the outputs writes y[t, slice] = sum_j weight(t, j) * (out[position(t, j), slice] + down_bias) in
+// slot order, plus the shared expert's row (ungated). counters[gridDim.y] hold 0 between launches; y null: no fused
+// combine.
 struct FusedCombine {
   float *y = nullptr;
   unsigned int *counters = nullptr;
@@ -81,7 +82,7 @@ struct ProjectionArgs {
   // rows stream beside its up rows).
   int32_t inter_align = 1;
   bool gated = true;
-  bool streaming = true;  // may take the streaming kernel (gemv.cu); false: the kernel of a block per 16 rows
+  bool streaming = true;  // may take the streaming kernel (gemv_stream.cu); false: the kernel of a block per 16 rows
 };
 
 }  // namespace pimoe::cuda

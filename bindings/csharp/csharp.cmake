@@ -31,7 +31,7 @@ target_link_libraries(pimoe_csharp PRIVATE pimoe::pimoe)
 set_target_properties(pimoe_csharp PROPERTIES
                       LIBRARY_OUTPUT_DIRECTORY ${_cs_out}
                       INSTALL_RPATH "$ORIGIN"
-                      SWIG_DEPENDS "${_cs_dir}/pimoe_csharp.i")
+                      SWIG_DEPENDS "${_cs_dir}/pimoe_csharp.i;${CMAKE_CURRENT_SOURCE_DIR}/pimoe_headers.i")
 
 # ---------------------------------------------------------------- mcs: Pimoe.dll
 file(CONFIGURE OUTPUT ${_cs_out}/BuildConstants.cs CONTENT

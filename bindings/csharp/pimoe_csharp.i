@@ -311,5 +311,4 @@ static pimoe_status pimoe_csharp_forward_routing(pimoe_model *model, const float
 }
 %}
 
-%include <pimoe/pimoe_export.h>
-%include <pimoe/pimoe.h>
+%include "pimoe_headers.i"

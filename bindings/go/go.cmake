@@ -50,8 +50,7 @@ add_custom_command(OUTPUT ${_go_gen}/pimoe.go ${_go_gen}/pimoe_wrap.c
                            -I${PROJECT_SOURCE_DIR}/include -I${PROJECT_BINARY_DIR}/include
                            -outdir ${_go_gen} -o ${_go_gen}/pimoe_wrap.c ${CMAKE_CURRENT_SOURCE_DIR}/pimoe.i
                    DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/pimoe.i ${_go_src}/pimoe_go.i
-                           ${PROJECT_SOURCE_DIR}/include/pimoe/pimoe.h
-                           ${PROJECT_SOURCE_DIR}/include/pimoe/pimoe_export.h
+                           ${CMAKE_CURRENT_SOURCE_DIR}/pimoe_headers.i ${PIMOE_PUBLIC_C_HEADERS}
                    COMMENT "SWIG: generating the Go package internal/cpimoe")
 
 # ---------------------------------------------------------------- 2. build-tree pkg-config file

@@ -165,8 +165,7 @@ static int pimoe_go_expert_fn(void *user_data, int32_t expert, const float *inpu
 /* Filled through unsafe.Pointer (above); no SWIG proxy with one cgo call per field. */
 %ignore pimoe_stats_snapshot;
 
-%include <pimoe/pimoe_export.h>
-%include <pimoe/pimoe.h>
+%include "pimoe_headers.i"
 
 /* The helpers described above (after the header, so that its types are known). */
 %inline %{

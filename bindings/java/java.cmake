@@ -72,7 +72,7 @@ add_custom_target(pimoe_java_jar ALL DEPENDS ${_pj_jar})
 # What the jar is made of. Only pimoe_java_jar lists the jar itself (a custom command's output named by two targets
 # is built twice under make -j); the classes compiled against it depend on its inputs and on that target.
 set(_pj_jar_inputs ${_pj_main_sources} ${CMAKE_CURRENT_SOURCE_DIR}/pimoe.i ${_pj_src}/pimoe_java.i
-    ${_pj_src}/javac_jar.cmake)
+    ${CMAKE_CURRENT_SOURCE_DIR}/pimoe_headers.i ${_pj_src}/javac_jar.cmake)
 install(FILES ${_pj_jar} DESTINATION ${CMAKE_INSTALL_DATADIR}/java)
 
 # ---------------------------------------------------------------- example and benchmark

@@ -280,8 +280,7 @@ PIMOE_JAVA_DIRECT_WITH_COUNT(float, java.nio.FloatBuffer, direct_rprobs, rprobs_
 %ignore pimoe_options_set_expert_callback;
 %ignore pimoe_model_set_expert_callback;
 
-%include <pimoe/pimoe_export.h>
-%include <pimoe/pimoe.h>
+%include "pimoe_headers.i"
 
 %mutable;
 

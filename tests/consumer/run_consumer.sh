@@ -104,7 +104,8 @@ LIBDIR=$(dirname "$PC_DIR")
 CONFIG_FILE=$(find "$PREFIX" -name pimoeConfig.cmake | head -n 1)
 [ -n "$CONFIG_FILE" ] || fail "no pimoeConfig.cmake installed under $PREFIX"
 [ -f "$PREFIX/include/pimoe/pimoe.h" ] || fail "pimoe.h not installed in $PREFIX/include/pimoe"
-for h in pimoe.h pimoe_export.h pimoe.hpp; do
+for h in pimoe.h pimoe_status.h pimoe_options.h pimoe_model.h pimoe_stats.h pimoe_tensors.h pimoe_backends.h \
+         pimoe_export.h pimoe.hpp; do
   [ -f "$PREFIX/include/pimoe/$h" ] || fail "header $h not installed"
 done
 SHARED=

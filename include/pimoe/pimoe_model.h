@@ -1,0 +1,193 @@
+/*
+ * libpimoe public API: the model (create, forward, routing, save, load, Hugging Face import).
+ *
+ * Part of the public interface that <pimoe/pimoe.h> gathers (include that one); pimoe.h states the rules every call
+ * follows (threading, ownership, errors, tensors). This header compiles alone as strict C99.
+ */
+#ifndef PIMOE_MODEL_H
+#define PIMOE_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <pimoe/pimoe_export.h>
+#include <pimoe/pimoe_options.h>
+#include <pimoe/pimoe_status.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ============================================= model ============================================= */
+
+typedef struct pimoe_model pimoe_model;
+
+/* Creates a model from options, weights initialised from PIMOE_OPT_SEED. options may be NULL (all defaults).
+ * *out is set only on success; on failure pimoe_last_error() names the offending option. */
+PIMOE_API pimoe_status pimoe_create(const pimoe_options *options, pimoe_model **out);
+/* Destroys a model and everything it owns. NULL is a no-op. Must not race with other calls on the same model. */
+PIMOE_API void pimoe_destroy(pimoe_model *model);
+
+/* The last failure recorded on this model from any thread, or "". Valid until this thread's next pimoe_* call. */
+PIMOE_API const char *pimoe_model_last_error(const pimoe_model *model);
+
+/* Layer dimensions and routing settings of a model. Any out-pointer may be NULL. */
+PIMOE_API pimoe_status pimoe_model_dims(const pimoe_model *model, int64_t *hidden, int32_t *num_experts,
+                                        int32_t *top_k);
+/* Resolved spec of one expert (after presets and overrides). Any out-pointer may be NULL. A callback expert
+ * reports intermediate 0 and pre_norm 0. */
+PIMOE_API pimoe_status pimoe_model_expert(const pimoe_model *model, int32_t expert, pimoe_activation *activation,
+                                          int64_t *intermediate, int32_t *pre_norm);
+/* Name of the backend this model runs on ("cpu", ...). Static string. */
+PIMOE_API const char *pimoe_model_backend(const pimoe_model *model);
+
+/* Runs the MoE layer on input [batch, seq, hidden] into output of the same shape.
+ *   input_count and output_count are the buffers' element counts and must equal batch*seq*hidden.
+ *   expert_ids / expert_weights (both NULL, or both non-NULL with routing_count == batch*seq*top_k elements)
+ *   receive, per token t and slot j (index t*top_k + j, slots in descending router probability, or selection score
+ *   with a selection bias), the chosen expert and the weight its output was combined with (routed experts only;
+ *   the shared expert is not reported); a slot dropped by the capacity limit reports its expert with weight 0.
+ *   With expert-choice routing there are num_experts slots per token: routing_count == batch*seq*
+ *   pimoe_model_routing_slots() (see PIMOE_OPT_ROUTING_MODE); pimoe_forward_routing() also reports dropped flags and
+ *   the router's probabilities.
+ *   Every token is routed independently: one token's result does not depend on the others in the call, except
+ *   through the capacity limit (when set), expert-choice routing (the whole call) and the attention router (the
+ *   token's sequence); with adaptive bias or dynamic capacity it also depends on earlier calls.
+ * Input with NaN or Inf is rejected (PIMOE_ERR_NON_FINITE_INPUT, naming the first bad element) before any work.
+ * On failure the output and routing buffers may hold partial results; the model and its statistics are unchanged. */
+PIMOE_API pimoe_status pimoe_forward(pimoe_model *model, const float *input, size_t input_count, int64_t batch,
+                                     int64_t seq, float *output, size_t output_count, int32_t *expert_ids,
+                                     float *expert_weights, size_t routing_count);
+
+/* Routing slots per token in the routing outputs: top_k, or num_experts with expert-choice routing. 0 for NULL. */
+PIMOE_API int64_t pimoe_model_routing_slots(const pimoe_model *model);
+
+/* The full routing of one call (introspection). Versioned by its first field: set struct_size = sizeof(pimoe_routing);
+ * fields may only be appended. Every pointer may be NULL (not wanted). With T = batch*seq,
+ * S = pimoe_model_routing_slots():
+ *   expert_ids, weights, dropped hold T*S elements each (slot_count must equal T*S when any is non-NULL): per token t
+ *   and slot j (index t*S + j) the expert (-1 for an unused expert-choice slot), the weight its output was combined
+ *   with (0 when dropped or unused; the attention combine's w' when on), and 1 when the capacity limit dropped it.
+ *   probabilities holds T*E elements (probability_count must equal T*E when non-NULL): the router scores c of every
+ *   token and expert (softmax p or sigmoid s, before any bias or group mask). */
+typedef struct pimoe_routing {
+  size_t struct_size;
+  int32_t *expert_ids;
+  float *weights;
+  uint8_t *dropped;
+  size_t slot_count;
+  float *probabilities;
+  size_t probability_count;
+} pimoe_routing;
+
+/* pimoe_forward with the full routing (routing may be NULL: same as pimoe_forward without routing outputs). */
+PIMOE_API pimoe_status pimoe_forward_routing(pimoe_model *model, const float *input, size_t input_count, int64_t batch,
+                                             int64_t seq, float *output, size_t output_count, pimoe_routing *routing);
+
+/* Sets or replaces the callback of a callback expert (see pimoe_expert_fn), e.g. after pimoe_load. Errors:
+ * PIMOE_ERR_INVALID_ARGUMENT when expert is not a callback expert of this model, PIMOE_ERR_NULL_POINTER for fn.
+ * Must not race with pimoe_forward on the same model. */
+PIMOE_API pimoe_status pimoe_model_set_expert_callback(pimoe_model *model, int32_t expert, pimoe_expert_fn fn,
+                                                       void *user_data);
+
+/* Restores the adaptive routing state to its value at creation or load: the selection bias of ADAPTIVE_BIAS_RATE and
+ * the load average of DYNAMIC_CAPACITY. A no-op for a layer without them. Thread-safe. */
+PIMOE_API pimoe_status pimoe_model_reset_adaptive_state(pimoe_model *model);
+
+/* Saves a model to `path` in libpimoe's native format: a safetensors file whose "__metadata__" holds every
+ * layer-defining setting (hidden, num_experts, top_k, temperature, renormalize, capacity_factor, aux_loss_coef,
+ * layer_norm_eps, the router extensions and shared expert (router_scoring ... shared_gate, router_logit_bias,
+ * swiglu_alpha and swiglu_limit, written when not at their defaults), and per expert: activation, width, pre_norm,
+ * bias, and the storage formats when not fp32) and whose tensors are the model's weights, named as listed at
+ * pimoe_tensor_count(): fp32, except expert and shared-expert matrices of a compact WEIGHT_DTYPE, written in their
+ * format as the layer holds them (values, plus "<name>.scales" and "<name>.zeros" where the format has them).
+ * docs/format.md documents the keys, the byte layouts and the validation rules. The file declares format version 1,
+ * or 2 when a gated expert has biases (version 1 gave a SwiGLU expert with bias a down bias only: pimoe_load reads
+ * such a file with zero gate and up biases).
+ * The file appears only when complete (written next to it, then renamed); an existing file is replaced.
+ * Errors: PIMOE_ERR_IO (cannot create or write the file), with a message naming the file. */
+PIMOE_API pimoe_status pimoe_save(const pimoe_model *model, const char *path);
+
+/* Creates a model from a native file written by pimoe_save() (or by hand, following docs/format.md).
+ *   - The layer comes from the file: hidden, num_experts, top_k, temperature, renormalize, capacity_factor,
+ *     aux_loss_coef, layer_norm_eps, router_scoring, router_bias, routed_scaling_factor, num_groups, topk_groups,
+ *     group_score, shared_width, shared_gate, router_logit_bias, swiglu_alpha, swiglu_limit, the routing features (routing_mode, group_levels, the attention
+ *     router, adaptive_bias_rate, dynamic_capacity, capacity_momentum, combine_attention_dim; the adaptive state as
+ *     saved), every expert's activation, width, pre_norm and bias, and which experts are callback slots (their
+ *     functions are not saved: set them with pimoe_model_set_expert_callback). The same settings in `options` (and
+ *     its per-expert overrides but pimoe_options_set_expert_weight_dtype's, and its callbacks) are ignored.
+ *   - Runtime settings come from `options`: backend, threads, deterministic, cpu_gemm, weight_dtype (seed is unused:
+ *     the weights are the file's). options may be NULL: the defaults. deterministic with a file whose layer has
+ *     adaptive routing or dynamic capacity fails with PIMOE_ERR_INVALID_OPTION, as pimoe_create would.
+ *   - Storage formats: with WEIGHT_DTYPE "auto" (the default) every matrix keeps the file's format, its bytes used as
+ *     stored; a format named by WEIGHT_DTYPE (with WEIGHT_GROUP_SIZE and WEIGHT_ZERO_POINT for int4) or by
+ *     pimoe_options_set_expert_weight_dtype (for that expert, or every expert) that differs from the file's is
+ *     made from the file's values dequantised to fp32. (An override for an expert the file lacks is ignored.)
+ *   - Tensors stored as F32 load bit-exactly (save then load gives identical outputs), and so do matrices kept in
+ *     their compact format (saving the loaded model writes the same bytes); BF16 and F16 fp32 tensors are converted
+ *     to fp32.
+ * The file is memory-mapped read-only and validated completely before anything is used (header size and JSON,
+ * offsets, dtypes, shapes against the metadata, every required tensor present and no other, hyper-parameters in
+ * range, weights finite, compact codes valid); then the weights are copied into the model (a matrix kept in its
+ * compact format goes from the mapped file straight into the backend's form) and the file is unmapped.
+ * Errors (the message names the file, and the tensor or metadata key): PIMOE_ERR_IO (missing, unreadable, not a
+ * regular file), PIMOE_ERR_FORMAT (malformed or inconsistent contents, not a native file; a compact matrix whose
+ * scales, zero points, dtypes, packed shape or codes disagree with its format), PIMOE_ERR_UNSUPPORTED (a newer format
+ * version, an fp32 tensor of a dtype other than F32/BF16/F16), and those of pimoe_create() for the runtime options.
+ * *out is set only on success. The file must not be truncated by another process while pimoe_load() runs. */
+PIMOE_API pimoe_status pimoe_load(const char *path, const pimoe_options *options, pimoe_model **out);
+
+/* Creates a model from the MoE block of decoder layer `layer` (0-based) of a Hugging Face checkpoint folder:
+ * `checkpoint_dir` holds config.json and either model.safetensors or model.safetensors.index.json, whose
+ * "weight_map" names the shard (a file in the same folder) of every tensor; only the shards holding the layer's
+ * tensors are opened. config.json's "model_type" picks the family and its routing semantics:
+ *
+ *   model_type    router                                               experts (SwiGLU, silu)   shared expert
+ *   mixtral       softmax, top-k renormalised                          w1 = gate, w3 = up, w2    none
+ *   qwen2_moe     softmax, renormalised iff norm_topk_prob (def. 0)    gate/up/down_proj         gated by sigmoid
+ *   qwen3_moe     softmax, renormalised iff norm_topk_prob (def. 0)    gate/up/down_proj         none
+ *   olmoe         softmax, renormalised iff norm_topk_prob (def. 0)    gate/up/down_proj         none
+ *   deepseek_v2   softmax; topk_method greedy or group_limited_greedy  gate/up/down_proj         n_shared_experts
+ *                 (group score = max); renormalised iff norm_topk_prob                           x moe_intermediate
+ *                 and k > 1, else scaled by routed_scaling_factor
+ *   deepseek_v3   sigmoid, e_score_correction_bias for selection,      gate/up/down_proj         n_shared_experts
+ *                 n_group/topk_group (group score = sum of top 2),                                x moe_intermediate
+ *                 renormalised iff norm_topk_prob, x routed_scaling_factor
+ *   gpt_oss       router.weight + router.bias (ROUTER_LOGIT_BIAS), the  SWIGLU_OAI with biases:    none
+ *                 softmax of the top-k logits (= softmax,               fused MXFP4 *_blocks/
+ *                 renormalised); k = num_experts_per_tok (or            *_scales, gate = even rows
+ *                 experts_per_token)                                    of gate_up, up = odd rows;
+ *                                                                       swiglu_limit from config
+ *                                                                       (def. 7), swiglu_alpha 1.702
+ *
+ * The README's "Loading a Hugging Face MoE layer" lists the exact tensor names. Weights stored as F32 load exactly,
+ * BF16 and F16 ones are converted to fp32. Pre-quantised checkpoints load as they ship, named by config.json's
+ * quantization_config: "fp8" (fmt e4m3, weight_block_size [128, 128], activation_scheme dynamic: DeepSeek-V3,
+ * Qwen3-FP8), whose expert and shared-expert matrices are F8_E4M3 with an F32 (or BF16/F16) weight_scale_inv
+ * [ceil(out/128), ceil(in/128)], and "mxfp4" (gpt_oss only, which needs it). With WEIGHT_DTYPE "auto" (the default)
+ * those matrices are held as fp8_e4m3 / mxfp4, copied from the file without an fp32 copy (their values are exactly
+ * the checkpoint's dequantised ones; a matrix an fp8 checkpoint keeps in F32/BF16/F16 is rounded to fp8_e4m3); any
+ * other WEIGHT_DTYPE dequantises each matrix, then stores it in that format. The router and biases are fp32. Runtime
+ * settings come from `runtime_options` (backend, threads, deterministic, cpu_gemm, weight_dtype, weight_group_size,
+ * weight_zero_point; NULL: the defaults), every layer setting from config.json (capacity_factor is 0: dropless;
+ * aux_loss_coef is config.json's router_aux_loss_coef, else 1.0). A gpt_oss layer and a compact format run on the
+ * cpu backend only (a GPU backend, "auto" included, refuses them with PIMOE_ERR_UNSUPPORTED).
+ * Errors (the message names the file, and the config key or tensor): PIMOE_ERR_IO (no such folder, no config.json,
+ * neither model.safetensors nor an index, an unreadable shard), PIMOE_ERR_FORMAT (invalid JSON, a missing or
+ * mistyped config key, a missing tensor, a tensor whose shape contradicts config.json, a non-finite weight, a
+ * malformed safetensors file; quantised: missing scales, scales whose shape contradicts their matrix, an fp8 NaN
+ * code, a NaN or E8M0 0xff scale, a scale whose values overflow fp32), PIMOE_ERR_UNSUPPORTED (an unknown
+ * model_type, hidden_act other than silu, an unsupported topk_method or scoring_func, a quantization_config other
+ * than the two above (another quant_method, fmt, weight_block_size or activation_scheme; gpt_oss without mxfp4), a
+ * tensor dtype other than F32/BF16/F16 and the quantised ones above), PIMOE_ERR_INVALID_ARGUMENT
+ * (layer out of range, or a dense layer: DeepSeek's first_k_dense_replace / moe_layer_freq, Qwen2/3-MoE's
+ * mlp_only_layers / decoder_sparse_step), and those of pimoe_create() for the runtime options.
+ * *out is set only on success. */
+PIMOE_API pimoe_status pimoe_import_hf(const char *checkpoint_dir, int32_t layer, const pimoe_options *runtime_options,
+                                       pimoe_model **out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PIMOE_MODEL_H */
