@@ -9,8 +9,11 @@
 //          (u the 4-bit code, z its zero point: 8 if symmetric)
 // The integer sums are exact, so every instruction set computes the same sums; the fp32 steps may round differently
 // (an instruction set with FMA fuses multiplies and adds).
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 
 #if defined(__AVX2__)
 #include <immintrin.h>
@@ -223,6 +226,68 @@ void int_rows(const QuantizedRows &A, int64_t rows, const CompactPanels &W, int6
   for (; r < rows; ++r) int_block<1>(A, r, W, p, C + r * ldc, ldc, cols, prefetch);
 }
 
+// One block of quantize_rows (compact_panels.h): n <= 32 elements of src into dst[0, 32), its scale and scaled sum.
+void quantize_block_portable(const float *src, int64_t n, int8_t *dst, float *scale, float *scaled_sum) {
+  float amax = 0.0f, probe = 0.0f;  // probe: NaN when some element is NaN or infinite (x * 0)
+  for (int64_t i = 0; i < n; ++i) {
+    amax = std::max(amax, std::fabs(src[i]));
+    probe += src[i] * 0.0f;
+  }
+  // A block with a NaN or an infinity gets codes 0 and a NaN scale: its outputs are NaN, as fp32 arithmetic's.
+  if (probe != 0.0f) amax = std::numeric_limits<float>::quiet_NaN();
+  const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+  int32_t sum = 0;
+  if (inv > 0.0f) {  // never for a NaN scale: a NaN element must not reach the integer conversion
+    for (int64_t i = 0; i < n; ++i) {
+      // The product rounded to fp32, then to the nearest integer, ties to even (the default rounding mode); no add
+      // for -ffp-contract=fast to fuse the product into.
+      dst[i] = static_cast<int8_t>(std::nearbyint(src[i] * inv));
+      sum += dst[i];
+    }
+  } else {
+    std::fill(dst, dst + n, int8_t{0});
+  }
+  std::fill(dst + n, dst + 32, int8_t{0});
+  *scale = amax / 127.0f;
+  *scaled_sum = amax / 127.0f * static_cast<float>(sum);
+}
+
+#if defined(__AVX2__)
+// A whole block of 32 with the same arithmetic as quantize_block_portable: the same maximum, the same product
+// x * (127 / m) rounded once to fp32, then to the nearest integer, ties to even (vcvtps2dq in the default rounding
+// mode), so every instruction set gives the same codes.
+void quantize_block32(const float *src, int8_t *dst, float *scale, float *scaled_sum) {
+  const __m256 sign = _mm256_set1_ps(-0.0f), zero = _mm256_setzero_ps();
+  __m256 x[4];
+  for (int i = 0; i < 4; ++i) x[i] = _mm256_loadu_ps(src + 8 * i);
+  const __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, x[0]), _mm256_andnot_ps(sign, x[1])),
+                                 _mm256_max_ps(_mm256_andnot_ps(sign, x[2]), _mm256_andnot_ps(sign, x[3])));
+  const __m256 probe = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(x[0], zero), _mm256_mul_ps(x[1], zero)),
+                                     _mm256_add_ps(_mm256_mul_ps(x[2], zero), _mm256_mul_ps(x[3], zero)));
+  if (_mm256_movemask_ps(_mm256_cmp_ps(probe, probe, _CMP_UNORD_Q)) != 0) {
+    return quantize_block_portable(src, 32, dst, scale, scaled_sum);  // a NaN or an infinity
+  }
+  __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+  m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+  m4 = _mm_max_ss(m4, _mm_shuffle_ps(m4, m4, 1));
+  const float amax = _mm_cvtss_f32(m4);
+  if (!(amax > 0.0f)) return quantize_block_portable(src, 32, dst, scale, scaled_sum);  // all zeros
+  const __m256 inv = _mm256_set1_ps(127.0f / amax);
+  __m256i y[4];
+  for (int i = 0; i < 4; ++i) y[i] = _mm256_cvtps_epi32(_mm256_mul_ps(x[i], inv));
+  // packs work within 128-bit lanes: dwords come out as y0[0:4] y1[0:4] y2[0:4] y3[0:4] y0[4:8] ..., put back.
+  const __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(y[0], y[1]), _mm256_packs_epi32(y[2], y[3]));
+  _mm256_storeu_si256(reinterpret_cast<__m256i *>(dst),
+                      _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+  const __m256i s = _mm256_add_epi32(_mm256_add_epi32(y[0], y[1]), _mm256_add_epi32(y[2], y[3]));
+  __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+  s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, _MM_SHUFFLE(1, 0, 3, 2)));
+  s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, _MM_SHUFFLE(2, 3, 0, 1)));
+  *scale = amax / 127.0f;
+  *scaled_sum = amax / 127.0f * static_cast<float>(_mm_cvtsi128_si32(s4));
+}
+#endif
+
 }  // namespace
 
 void compact_int_gemm_tile(const QuantizedRows &A, int64_t rows, const CompactPanels &W, int64_t p0, int64_t p1,
@@ -235,6 +300,26 @@ void compact_int_gemm_tile(const QuantizedRows &A, int64_t rows, const CompactPa
       int_rows<kInt8Rows>(A, rows, W, p, C + col, ldc, cols);
     } else {
       int_rows<kInt4Rows>(A, rows, W, p, C + col, ldc, cols);
+    }
+  }
+}
+
+void quantize_rows(const float *A, int64_t lda, int64_t rows, int64_t k, int8_t *q, int64_t ld, float *scale,
+                   float *scaled_sums) {
+  const int64_t blocks = ld / 32;
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t b = 0; b < blocks; ++b) {
+      const int64_t n = std::max<int64_t>(0, std::min<int64_t>(32, k - 32 * b));
+      const float *src = A + r * lda + 32 * b;
+      int8_t *dst = q + r * ld + 32 * b;
+      float *s = scale + r * blocks + b, *ss = scaled_sums + r * blocks + b;
+#if defined(__AVX2__)
+      if (n == 32) {
+        quantize_block32(src, dst, s, ss);
+        continue;
+      }
+#endif
+      quantize_block_portable(src, n, dst, s, ss);
     }
   }
 }

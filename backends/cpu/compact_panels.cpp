@@ -17,6 +17,8 @@ namespace pimoe::cpu {
                          float *C, int64_t ldc);                                                                    \
   void compact_int_gemm_tile(const QuantizedRows &A, int64_t rows, const CompactPanels &W, int64_t p0, int64_t p1,  \
                              float *C, int64_t ldc);                                                                \
+  void quantize_rows(const float *A, int64_t lda, int64_t rows, int64_t k, int8_t *q, int64_t ld, float *scale,      \
+                     float *scaled_sums);                                                                           \
   }
 PIMOE_DECLARE_COMPACT_GEMM(generic)
 #if defined(PIMOE_HAVE_X86_ISAS)
@@ -244,38 +246,12 @@ void compact_int_gemm_tile(const QuantizedRows &A, int64_t rows, const CompactPa
 
 void quantize_rows(const float *A, int64_t lda, int64_t rows, int64_t k, int8_t *q, int64_t ld, float *scale,
                    float *scaled_sums) {
-  // Adding and subtracting 1.5 * 2^23 rounds a float of size below 2^22 to the nearest integer, ties to even (the
-  // default rounding mode), in plain arithmetic the compiler vectorises.
-  constexpr float kRound = 12582912.0f;
-  const int64_t blocks = ld / 32;
-  for (int64_t r = 0; r < rows; ++r) {
-    const float *a = A + r * lda;
-    int8_t *out = q + r * ld;
-    for (int64_t b = 0; b < blocks; ++b) {
-      const int64_t n = std::max<int64_t>(0, std::min<int64_t>(32, k - 32 * b));
-      const float *src = a + 32 * b;
-      int8_t *dst = out + 32 * b;
-      float amax = 0.0f, probe = 0.0f;  // probe: NaN when some element is NaN or infinite (x * 0)
-      for (int64_t i = 0; i < n; ++i) {
-        amax = std::max(amax, std::fabs(src[i]));
-        probe += src[i] * 0.0f;
-      }
-      // A block with a NaN or an infinity gets codes 0 and a NaN scale: its outputs are NaN, as fp32 arithmetic's.
-      if (probe != 0.0f) amax = std::numeric_limits<float>::quiet_NaN();
-      const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
-      int32_t sum = 0;
-      if (inv > 0.0f) {  // never for a NaN scale: a NaN element must not reach the integer conversion
-        for (int64_t i = 0; i < n; ++i) {
-          dst[i] = static_cast<int8_t>(static_cast<int32_t>((src[i] * inv + kRound) - kRound));
-          sum += dst[i];
-        }
-      } else {
-        std::fill(dst, dst + n, int8_t{0});
-      }
-      std::fill(dst + n, dst + 32, int8_t{0});
-      scale[r * blocks + b] = amax / 127.0f;
-      scaled_sums[r * blocks + b] = amax / 127.0f * static_cast<float>(sum);
-    }
+  switch (isa()) {
+#if defined(PIMOE_HAVE_X86_ISAS)
+    case Isa::Avx512: return avx512::quantize_rows(A, lda, rows, k, q, ld, scale, scaled_sums);
+    case Isa::Avx2: return avx2::quantize_rows(A, lda, rows, k, q, ld, scale, scaled_sums);
+#endif
+    default: return generic::quantize_rows(A, lda, rows, k, q, ld, scale, scaled_sums);
   }
 }
 
