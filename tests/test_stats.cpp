@@ -553,6 +553,13 @@ void expect_unknown(const pimoe_model *m, const char *what) {
   EXPECT_TRUE(std::isnan(s.weight_quant_max_abs_error)) << what << ": " << s.weight_quant_max_abs_error;
 }
 
+OptionsPtr cpu_load_options(const char *weight_dtype) {
+  OptionsPtr o = make_options();
+  EXPECT_EQ(pimoe_options_set_string(o.get(), PIMOE_OPT_BACKEND, "cpu"), PIMOE_OK) << last_error();
+  EXPECT_EQ(pimoe_options_set_string(o.get(), PIMOE_OPT_WEIGHT_DTYPE, weight_dtype), PIMOE_OK) << last_error();
+  return o;
+}
+
 ModelPtr load_file(const std::string &path, const pimoe_options *o) {
   pimoe_model *m = nullptr;
   const pimoe_status s = pimoe_load(path.c_str(), o, &m);
@@ -598,11 +605,10 @@ TEST_P(QuantError, MatchesHandComputationAndIsUnknownWhenLoadedQuantised) {
 
   const std::string compact_path = quant::temp_path(f.name);
   PIMOE_ASSERT_OK(pimoe_save(compact.get(), compact_path.c_str()));
-  OptionsPtr as_stored = make_options();  // weight_dtype "auto": the file's format, its bytes kept
-  OptionsPtr as_fp32 = make_options();
-  PIMOE_ASSERT_OK(pimoe_options_set_string(as_fp32.get(), PIMOE_OPT_WEIGHT_DTYPE, "fp32"));
-  OptionsPtr as_int8 = make_options();
-  PIMOE_ASSERT_OK(pimoe_options_set_string(as_int8.get(), PIMOE_OPT_WEIGHT_DTYPE, "int8"));
+  // On the CPU backend, as the layers above: "auto" would pick a GPU where there is one, which holds no int8.
+  OptionsPtr as_stored = quant::cpu_load_options("auto");  // the file's format, its bytes kept
+  OptionsPtr as_fp32 = quant::cpu_load_options("fp32");
+  OptionsPtr as_int8 = quant::cpu_load_options("int8");
   for (const pimoe_options *o : {as_stored.get(), as_fp32.get(), as_int8.get()}) {
     ModelPtr loaded = quant::load_file(compact_path, o);
     ASSERT_TRUE(loaded);
