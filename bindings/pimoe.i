@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* The one SWIG interface of libpimoe: it wraps the public C header only (never the C++ core). The parts that must
  * differ per language live in <language>/pimoe_<language>.i, included here (GDAL's layout). */
 %module pimoe

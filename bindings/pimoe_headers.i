@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* The public C headers that every binding wraps, in the order of <pimoe/pimoe.h> (SWIG does not follow #include,
  * so each is named here). Included by <language>/pimoe_<language>.i after its renames and %ignores. A new public
  * header goes here too, at its place in pimoe.h's list. */

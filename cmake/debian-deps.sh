@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Installs the Debian packages libpimoe's build and tests need, but only those that are missing.
 # Usage: cmake/debian-deps.sh [extra-package ...]
 set -eu

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # pimoe_add_backend(NAME SOURCES file... [CONFIGURE function]): the one way a backend joins the build.
 # Called from the backend's own CMake file (backends/<name>/<name>.cmake) once it has found what it needs:
 #   - its SOURCES are compiled into the library (PIMOE_BACKEND_SOURCES);

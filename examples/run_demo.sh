@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # The README's demo command: installs what is missing, builds libpimoe (Release, in build/) and runs the demo
 # layer (hidden 512, 8 experts, top-2) on the best available backend, printing its statistics.
 set -eu

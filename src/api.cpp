@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // C shims for version, errors, model lifetime, forward, stats and backend queries.
 #include <algorithm>
 #include <cmath>

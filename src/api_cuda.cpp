@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // C shim of include/pimoe/pimoe_cuda.h: the forward with device pointers. Compiled into every build (so that an
 // application links against any libpimoe); the model's backend decides whether it can take device pointers.
 #include "api_guard.h"

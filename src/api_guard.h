@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // The one place where C++ errors become C status codes: every exported function runs its body through guarded().
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // C shims for saving and loading models in the native format (docs/format.md).
 #include "api_guard.h"
 #include "formats/hf_import.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // C shims for pimoe_options.
 #include <cstring>
 

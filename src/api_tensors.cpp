@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // C shims for reading a model's weight tensors.
 #include <algorithm>
 

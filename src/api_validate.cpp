@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "api_validate.h"
 
 #include <cmath>

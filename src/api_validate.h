@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // The argument checks of the forward calls (pimoe_forward, pimoe_forward_routing, pimoe_forward_cuda): one set of
 // checks and messages for host and device calls.
 #pragma once

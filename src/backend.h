@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // The internal interface every compute backend implements, and the family object through which the registry finds
 // it (registry -> family -> backend, in the spirit of ggml-backend).
 //

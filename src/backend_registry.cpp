@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "backend_registry.h"
 
 #include <algorithm>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // The backend registry: which backends libpimoe knows, which this build has, which can run here, and how the
 // backend option's names ("auto", "cpu", "vulkan:1", ...) map onto them. backend_registry.cpp is the only file that
 // names backends; everything else goes through the families listed there.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "compact_matrix.h"
 
 #include <algorithm>

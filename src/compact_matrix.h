@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // Expert matrices in a storage format (weight_dtype): the formats' table, a matrix held in one of them, and the
 // reference quantiser and dequantiser every backend, file and test agrees with.
 //

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // fp32 <-> bf16 / fp16 conversions (round to nearest even), shared by the compact formats (compact_matrix.cpp) and
 // by the GPU backends that store weights in those types.
 #pragma once

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // Internal error type and the thread-local last-error message behind pimoe_last_error().
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The parts of a host-routed call that run on the host around the backend: callback experts and the attention
 // combine (pimoe.h documents both).
 #include <algorithm>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // Large host-memory passes (copies into and out of a GPU backend's staging memory, the front end's finite-input
 // check) split over a few threads. One memcpy or scan from one thread reaches only a fraction of a server's memory
 // bandwidth: 32 MiB of input then costs milliseconds, as much as the GPU's whole layer.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "layer_config.h"
 #include "options.h"
 

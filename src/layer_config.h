@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // The resolved, validated description of a layer: what a Model is built from.
 #pragma once
 

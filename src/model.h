@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // A layer: immutable config and weights, the backend that runs them, per-call workspaces and statistics.
 #pragma once
 

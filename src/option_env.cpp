@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The environment variables behind the experimental options (option_table.h): when one is set, its value overrides
 // the option, so that scripts and tests written against the variables keep working (pimoe.h documents this).
 #include <cstdint>

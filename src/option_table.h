@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // Every layer-wide option, once: its pimoe_option key, its name (as pimoe_options_set_by_name takes it), the C++
 // type of its Options field (which fixes the typed setter it takes), that field, its default and its bounds. From
 // these lists come the fields and defaults of Options and BackendTuning, the key table behind every setter, the

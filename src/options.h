@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // Layer options as set through the C API, and their validation.
 #pragma once
 

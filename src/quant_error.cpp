@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "quant_error.h"
 
 #include <algorithm>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // The quantisation error of a layer's expert and shared-expert matrices against the fp32 values they were quantised
 // from: what pimoe_stats_snapshot's weight_quant_rel_rms_error and weight_quant_max_abs_error report (pimoe.h
 // defines them).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // What routing decided for one forward call (RouteResult), and the dispatch plan the host router makes of it
 // (RoutePlan). Data only: the router's scratch is private to routing (router.h), and each type counts its own bytes.
 #pragma once

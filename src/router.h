@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // Top-k routing: softmax or sigmoid scores with temperature, selection bias, group-limited selection (one level or a
 // tree), expert choice, renormalisation, routed scaling and Switch capacity (pimoe.h documents the math).
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "routing_features.h"
 
 #include <algorithm>

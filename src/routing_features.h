@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // The routing features that run on the host around the backend (pimoe.h documents each formula): the attention
 // router's context, the attention combine, and the updates of the adaptive routing state.
 #pragma once

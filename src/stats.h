@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // Running statistics of a model's forward calls (pimoe_stats_snapshot documents every field).
 #pragma once
 

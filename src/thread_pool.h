@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // A fixed set of worker threads that runs parallel loops. Several callers may run loops at the same time (concurrent
 // pimoe_forward calls share one model's pool); each caller also works on its own loop, so progress never depends on
 // a free worker. Idle threads spin for a short while (kSpinMicroseconds) before they sleep: a decode call runs a few

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The expert matrices' storage step between filling a layer and handing it to a backend.
 #include <string>
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // Host-side fp32 weights of a layer, in PyTorch nn.Linear layout ([out, in], row-major), and their public names.
 #pragma once
 

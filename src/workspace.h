@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // The per-call working memory of a model, pooled so that concurrent calls each get their own and a steady stream of
 // calls allocates nothing. Every object counts its own bytes; the pool's total is what pimoe_stats reports.
 #pragma once

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # C-ABI behaviour tests: errors, basics, statistics, threading, a strict C99 consumer, and the exported symbols.
 # Included from tests/CMakeLists.txt (pimoe_add_gtest is defined there).
 
@@ -41,6 +42,10 @@ if(PIMOE_BUILD_SHARED AND CMAKE_SYSTEM_NAME STREQUAL "Linux")
                    ${PROJECT_SOURCE_DIR}/include/pimoe/pimoe.h)
   set_tests_properties(check_exports PROPERTIES LABELS "api" TIMEOUT 60)
 endif()
+
+# Every source file carries the licence's SPDX identifier.
+add_test(NAME check_spdx COMMAND bash ${PIMOE_API_TEST_DIR}/check_spdx.sh ${PROJECT_SOURCE_DIR})
+set_tests_properties(check_spdx PROPERTIES LABELS "api" TIMEOUT 60)
 
 # The layering of the source tree, by include scan (docs/design.md, "The rooms").
 add_test(NAME check_layering COMMAND bash ${PIMOE_API_TEST_DIR}/check_layering.sh ${PROJECT_SOURCE_DIR})

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // Shared by the oracle test suites that any backend can run (test_parity, test_routing_features): RAII handles, the
 // backend under test, and the skip rule that keeps a GPU suite from passing where it cannot run.
 #pragma once

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Checks the shared library's dynamic symbol table and SONAME against the public headers.
 #   usage: check_exports.sh LIBRARY PIMOE_H
 # - every defined dynamic symbol is pimoe_* (linker-generated _init/_fini/_edata/_end/__bss_start and the

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Checks the layering of the source tree by scanning #include lines (docs/design.md, "The rooms"):
 #   1. the C shims (src/api*.cpp, src/api*.h) include no backend header;
 #   2. only src/backend_registry.cpp names backends: no other file of src/ includes a backend's header or mentions a

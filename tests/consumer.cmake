@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Installed-package test: installs this build into a prefix under the build tree, then builds examples/c/demo.c and
 # examples/cpp/demo.cpp against the INSTALLED copy, once through pkg-config and once through find_package(pimoe)
 # (tests/consumer/CMakeLists.txt), runs them, and checks with ldd that the installed library is the one loaded; checks

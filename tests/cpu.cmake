@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Internal pieces of the CPU backend, built from their sources (as test_option_env is), without libpimoe.
 # Included from tests/CMakeLists.txt.
 # The weight arena (backends/cpu/weight_arena.h).

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # The native file format: round trips, BF16/F16 files, hostile files, the fuzz corpus as regression tests, compact
 # matrices (test_format_compact: every format's layout and round trip, loading into another format, hostile
 # quantised files), the pimoe-info CLI and (with clang) a bounded libFuzzer run. Included from tests/CMakeLists.txt.

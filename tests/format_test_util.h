@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // Helpers of the native format's tests (test_format.cpp, test_format_compact.cpp): a folder per test, files read and
 // written as bytes, a safetensors file parsed into its JSON header and data section to be edited and written back,
 // and pimoe_load on the CPU backend. Public C API only.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // Shared by the Hugging Face importer tests (test_hf_import: test_hf_import.cpp, test_hf_import_quantized.cpp): the
 // fixtures' folder, small file helpers, a private copy of a fixture folder to break, and the failure of an import.
 #pragma once

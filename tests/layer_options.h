@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // Shared by the two oracle suites (test_parity: tests/parity, test_routing_features: tests/routing_features): the
 // router and expert options both layer descriptions have (Layer, Cfg), set on a pimoe_options and copied into the
 // oracle's Hyper the same way, and the SplitMix64 inputs both draw (each suite with its own salt, so that their inputs

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # The option table (src/option_table.h) against pimoe_options.h, its documentation, the bindings' option lists and the
 # Vulkan tile choices, read as text from the source tree; and the setters generated from it.
 # Included from tests/CMakeLists.txt (pimoe_add_gtest is defined there).

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Parity of the library against the reference oracle (tests/oracle): router options, activations, presets, shapes,
 # thread counts, determinism and statistics, at fp32. One binary from the files of tests/parity (listed: a missing
 # file is a configure error); the Vulkan and CUDA parts run the same binary on their backend (PIMOE_TEST_BACKEND).

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # The README's test command: installs what is missing, then builds and runs the whole suite three times:
 #   1. Release build with OpenBLAS           (build/)        every test
 #   2. ASan + UBSan build                    (build-asan/)   every test

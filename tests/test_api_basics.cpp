@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // C-ABI basics: versions, build info, backend queries, option keys (typed and by name), expert presets and
 // overrides, the tensor naming scheme, and the seeded weight initialisation described in pimoe.h.
 #include "api/api_test_util.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // C-ABI error behaviour: every bad input gets its pimoe_status, a message naming the culprit, untouched
 // out-parameters, and leaves the model (and its statistics) exactly as it was. See the ERRORS section of pimoe.h.
 // This file: status texts, last errors, NULL pointers, options and creation; test_api_errors_calls.cpp: forward, stats

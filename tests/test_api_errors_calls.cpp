@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // C-ABI error behaviour of the calls on a model (the rest of test_api_errors): forward shapes, buffer lengths and
 // non-finite input, statistics struct sizes, expert and tensor queries, backend names.
 #include <gtest/gtest.h>

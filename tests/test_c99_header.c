@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The public header from a strict C99 program (built with -std=c99 -Wall -Wextra -pedantic -Werror):
  * create a model, run a forward, read statistics and tensors, destroy. Exit status 0 on success. */
 #include <pimoe/pimoe.h>

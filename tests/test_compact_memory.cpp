@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Resident memory of a compact layer after it is made: shape S (hidden 512, 8 experts of 2048, GELU) must hold at
 // most 10 MiB at int4 with groups of 32 and 17 MiB at int8 (its fp32 weights are 64 MiB), measured as the growth of
 // the process's resident set across pimoe_create (/proc/self/statm), not only by the statistics. The growth includes

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Threading contract (top of pimoe.h): one model handle shared by many threads, pimoe_forward concurrent with
 // itself and with every read-only call; statistics updated under a lock; reset atomic with respect to forwards.
 // Kept small so that it runs under ThreadSanitizer (PIMOE_SANITIZE=thread) in well under a minute.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The native file format (docs/format.md): save/load round trips, BF16/F16 files written by hand, every kind of
 // hostile file crafted byte by byte, and the fuzz corpus replayed as regression tests. Public C API only.
 #include <dirent.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Compact matrices in the native file format (docs/format.md, "Compact matrices"): every format saved as documented
 // (names, dtypes, shapes, byte layouts, decoded here independently of the library) and round-tripping bit-exactly
 // (tensor values, outputs, and the bytes of the file saved again); mixed per-expert formats; loading into another

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // pimoe_import_hf of pre-quantised checkpoints as they ship (tests/fixtures/deepseek_v3_fp8, tests/fixtures/gpt_oss):
 // the matrices are held in the checkpoint's format with weight_dtype "auto" (the values are the file's, decoded
 // here independently), any other weight_dtype goes through fp32, gpt-oss's block equals the oracle's, and hostile

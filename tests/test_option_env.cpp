@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The environment variables over the experimental options (src/option_env.cpp): the variable wins when set, read the
 // way the backends read it before it was an option; a value the option rejects is ignored. Built from the library's
 // sources (the function is internal), with a stub for the backend-name check as the fuzz target has.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Holds everything that lists the options to src/option_table.h: pimoe.h's enum and its documentation, each
 // binding's option list, and the Vulkan tile choices; then the setters' behaviour that the table generates.
 // The lists are read as text from the source tree (PIMOE_SOURCE_DIR), so adding an option to one place only fails here.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Self-tests of the reference oracle's routing features (tests/oracle/oracle_routing.cpp) on tiny hand-computed cases.
 // They build pimoe_oracle::Weights directly: no library model is involved, the oracle itself is under test.
 #include <gtest/gtest.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Statistics (pimoe_stats_snapshot): every value is recomputed here BY HAND from the routing the library reports
 // (expert ids / weights) and from router logits computed in double precision from "router.weight", using the
 // formulas written in pimoe.h. Nothing here uses the library's or the oracle's own metric code.

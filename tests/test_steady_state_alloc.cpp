@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Pins "no heap allocation per call in steady state": after warm-up calls of the largest shape, further forwards
 // (any token count up to that size, with or without routing output, from one or several pool threads) allocate
 // nothing. Counted by replacing the global operator new, which libpimoe's own allocations also go through.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The CPU backend's weight arena (backends/cpu/weight_arena.h): slices aligned, disjoint and zero; a full arena hands
 // out heap bytes instead; moves keep the bytes in place; the mapping starts on a 2 MiB boundary and, where the kernel
 // offers transparent huge pages on request, is eligible for them.

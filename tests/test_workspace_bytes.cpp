@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Pins "the workspace bytes pimoe_stats reports are the bytes the per-call scratch objects hold": the heap a model
 // keeps after its forward calls, counted by replacing the global operator new (libpimoe's allocations go through it
 // too), equals the reported workspace_bytes exactly, for every routing feature that brings scratch of its own.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # The Vulkan backend's tests, on Mesa's lavapipe (a CPU implementation of Vulkan: Debian mesa-vulkan-drivers) with
 # the Khronos validation layer on (vulkan-validationlayers), so that CI without a GPU runs every kernel:
 #   test_parity_vulkan       every parity case of test_parity against the oracle, routing on the device

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Run-time choice of the activation kernels' instruction set (one build serves every x86-64 CPU).
 #include "activation.h"
 

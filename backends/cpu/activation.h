@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // Element-wise expert activations over rows of the hidden layer, with the projection bias fused in.
 #pragma once
 

@@ -1,2 +1,3 @@
+// SPDX-License-Identifier: MIT
 #define PIMOE_ISA avx512
 #include "activation_impl.h"

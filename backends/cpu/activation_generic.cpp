@@ -1,2 +1,3 @@
+// SPDX-License-Identifier: MIT
 #define PIMOE_ISA generic
 #include "activation_impl.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // Included once per instruction set by activation_<isa>.cpp, with PIMOE_ISA naming the namespace, so that each
 // copy is compiled (and vectorised) for its own target; activation.cpp picks one at run time.
 #include <cmath>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // The compact-weight kernels: a panel's depth block dequantised to fp32 (in registers, 16 features at a time) and
 // the tile loop that feeds it to the packed GEMM's micro-kernel. Included once per instruction set by
 // compact_gemm_<isa>.cpp with PIMOE_ISA naming the namespace. Every value is computed as the reference dequantiser

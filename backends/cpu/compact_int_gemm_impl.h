@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // The integer path of int8 and int4 weights: activations quantised to int8 in blocks of 32 (quantize_rows), products
 // summed exactly in 32-bit integers per block (AVX2 vpmaddubsw + vpmaddwd; the portable path in plain loops), the
 // block's activation scale and the weight scales applied in fp32. Included once per instruction set by

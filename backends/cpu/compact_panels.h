@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // Expert matrices in a compact storage format (bf16, fp16, int8, int4, fp8_e4m3, mxfp4), repacked once into the
 // packed GEMM's panels: 16 output features per panel, depth-major, so a depth block of a panel dequantises into
 // exactly the fp32 block packed_gemm.h's micro-kernel reads. Decode streams each panel's compact bytes once;

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # The CPU backend (backends/cpu): always built. Kernels are compiled once per x86-64 instruction set and chosen at
 # run time (cpu_isa.h), so one binary serves every CPU. -fno-trapping-math lets the compiler if-convert their clamps
 # and selects, which vectorisation needs; the library never inspects floating-point exception flags.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // The CPU backend: OpenBLAS (or the built-in GEMM) for the projections, a thread pool for everything else.
 #pragma once
 

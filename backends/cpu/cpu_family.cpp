@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The CPU backend's family: one device (the host), always usable, "auto"'s last resort.
 #include "cpu_backend.h"
 #include "gemm.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // The x86-64 instruction set the CPU kernels use, detected once at run time.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "gemm.h"
 
 #ifdef PIMOE_HAVE_CBLAS

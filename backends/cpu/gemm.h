@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // OpenBLAS's sgemm in the one shape the CPU backend needs: C[M, N] = A[M, K] * B[N, K]^T, B in nn.Linear layout.
 #pragma once
 

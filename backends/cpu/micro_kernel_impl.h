@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // The packed GEMM's micro-kernel (acc[MR rows][16 cols] += A * panel over one depth block), shared by the fp32
 // and the compact-weight tile loops. Included once per instruction set (inside packed_gemm_impl.h and
 // compact_gemm_impl.h) with PIMOE_ISA naming the namespace; GCC vector extensions compile to AVX2/AVX-512/SSE2 code

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "packed_gemm.h"
 
 #include "cpu_isa.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // GEMM against weights packed once at load: C[M, N] = A[M, K] * W^T for W an nn.Linear weight [N, K].
 //
 // Why not OpenBLAS here: an MoE expert sees few rows per call (64 for the wishlist's layer at 256 tokens), where

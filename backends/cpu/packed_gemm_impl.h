@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // The packed GEMM's tile loop. Included once per instruction set by packed_gemm_<isa>.cpp with PIMOE_ISA naming
 // the namespace.
 #include "micro_kernel_impl.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // The bytes a CPU layer's packed weights live in: one anonymous mapping per layer, carved into 64-byte aligned slices
 // (one per buffer of each projection), with its whole 2 MiB pages advised as transparent huge pages.
 //

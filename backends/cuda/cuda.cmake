@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # The CUDA backend (backends/cuda), built when PIMOE_WITH_CUDA is ON and nvcc is found. Sets PIMOE_HAVE_CUDA and
 # PIMOE_CUDA_SOURCES; the library links the CUDA runtime statically (only the driver, libcuda.so.1, is needed at run
 # time, and only once the backend is used, so a CUDA build still loads and runs on the CPU where no driver exists).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The CUDA backend's orchestration: the steps of a call (backend.h) as launches of the kernels (routing.cu,
 // elementwise.cu, gemv.cu, grouped_gemm.cu) on the call's stream, over the scratch's buffers and the weights on the
 // device. Compiled by the C++ compiler against the CUDA runtime API (linked statically, so libpimoe needs only the

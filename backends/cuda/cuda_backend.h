@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // The CUDA backend: expert matrices on one GPU (fp32, bf16 or fp16), routing either on the host (the plan the model
 // builds) or fused on the device, grouped GEMMs over all experts, GEMV kernels for decode-sized calls.
 // Plain C++ (no CUDA header), so that the registry can include it.

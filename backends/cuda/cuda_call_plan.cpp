@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "cuda_call_plan.h"
 
 #include <cstring>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // The shape of one call's grouped work, where its plan and routing results live in the call buffer (CallLayout),
 // and the host side of the device plan: written from the host router's RoutePlan, from ExpertRows or for the shared
 // expert alone, and the routing the device made read back into a RouteResult.

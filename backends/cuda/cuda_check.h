@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // Turning the CUDA runtime's errors into pimoe errors (PIMOE_ERR_OUT_OF_MEMORY, PIMOE_ERR_BACKEND_UNAVAILABLE,
 // PIMOE_ERR_INTERNAL) whose message names what the backend was doing.
 #pragma once

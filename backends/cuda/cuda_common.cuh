@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Device helpers shared by the CUDA backend's kernels: weight-type conversions, activations, warp reductions.
 #pragma once
 

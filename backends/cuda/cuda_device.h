@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // The GPU the backend runs on: whether it can, what it is. The backend uses the process's first CUDA device only.
 #pragma once
 

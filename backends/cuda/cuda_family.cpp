@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The CUDA backend's family: one device (the process's first), which "auto" prefers over every other backend when
 // it is usable.
 #include <string>

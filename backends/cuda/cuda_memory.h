@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // Memory the backend owns: one RAII buffer type for device memory and for the two kinds of page-locked host memory.
 // Buffers only grow, and do not keep their contents when they do: per-call scratch sized by the largest call seen.
 #pragma once

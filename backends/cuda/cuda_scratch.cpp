@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "cuda_scratch.h"
 
 #include "cuda_check.h"

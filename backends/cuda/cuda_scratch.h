@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // The per-call scratch of the CUDA backend: a stream, the device buffers of a call, the page-locked memory its plan
 // and routing results pass through, the staging of large host inputs and outputs, and what set_input recorded.
 #pragma once

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // Copies between a caller's host buffers and device memory. Large ones go through page-locked staging memory in
 // chunks, copied there and back by several threads, so that the DMA runs at full speed (which it does not from
 // pageable memory) while the host copies the next chunk.

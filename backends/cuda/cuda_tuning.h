@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // The bounds by which the backend chooses its kernels for a call, and the experimental options that move them
 // (pimoe.h, EXPERIMENTAL_CUDA_*, each also set by its environment variable; for same-run comparisons).
 #pragma once

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // The layer's weights on the device: the experts' matrices in the layer's weight type, their descriptors (one
 // GroupDesc per routed expert and one for the shared expert), the router's fp32 copy, and what the host knows of
 // their shapes for choosing kernels.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // Plain structs shared by the CUDA backend's host code (cuda_*.cpp, compiled by the C++ compiler) and its
 // kernels (*.cu): the per-expert descriptors and the device form of a route plan.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "elementwise.cuh"
 
 #include <cmath>

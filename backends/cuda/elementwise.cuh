@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The memory-bound steps around the projections: gathering (and LayerNorm-ing) each row's input, the weighted
 // combine of the expert outputs with the shared expert, and the input check of the device-pointer entry point.
 #pragma once

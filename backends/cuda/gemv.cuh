@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Decode-sized projections: each output row of each touched expert is one warp's dot products against the few rows
 // routed to that expert, so every touched weight byte is read from memory once per call (GEMV-style streaming).
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The streaming GEMV of decode-sized projections: weights stream through shared memory with cp.async and the grid is
 // sized to the GPU, each warp taking an equal share of the call's tasks. launch_gemv (gemv.cuh) chooses it.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "grouped_gemm.cuh"
 
 #include "cuda_common.cuh"

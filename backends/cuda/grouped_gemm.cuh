@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Grouped GEMMs for larger calls: every group's row tiles of one projection in one launch (tiles of empty groups do
 // not exist; the tile list is built with the plan), the activation fused into the up projection's epilogue.
 //   simt: fp32 rows and outputs, weights of any type converted on load, fp32 FMA (exact fp32 path, any shape).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Hopper (sm_90a) grouped GEMM for the tensor-core path: the same job as mma_kernel in grouped_gemm.cu (every group's
 // row tiles of one projection in one launch, SwiGLU fused into the up projection, the tile list built with the plan
 // on the device), on wgmma and the bulk tensor copy engine (TMA) instead of mma.sync and cp.async.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The Hopper (sm_90a) form of the tensor-core grouped GEMM (grouped_gemm_sm90.cu): wgmma + TMA, same arguments and
 // results as launch_mma_gemm (grouped_gemm.cuh), bf16/fp16 only, tiles of kMmaTileRows rows. Built into its own
 // object for sm_90a alone (backends/cuda/cuda.cmake); the backend uses it only where sm90_gemm_supported() says so

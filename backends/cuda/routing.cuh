@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Fused on-device routing: scores, selection bias, group limit, top-k, renormalisation and scaling per token
 // (route), then the counting sort of the (token, slot) pairs by expert with the row schedules of the projections
 // (sort). Host-callable launchers; the kernels are in routing.cu.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // The host side of shaders/layout.h for one call: the push-constant block every kernel reads, and where the sections
 // of the per-call routing buffer B_ROUTE start for a call's tokens, slots and experts.
 #pragma once

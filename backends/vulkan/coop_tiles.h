@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // The tensor-core GEMM's tile choices (shaders/matmul_coop.comp, variants listed in vulkan.cmake as
 // matmul_<kernel>{up,down}_n{8,16}): what PIMOE_VULKAN_TILES calls them, their output tiles, the activations they
 // multiply and the shared memory they need. The geometry here must match the defines vulkan.cmake gives each kernel.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "vk_device.h"
 
 #include <algorithm>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // One Vulkan device as the backend uses it: the logical device and its compute queue (submissions serialised),
 // memory and buffers, the pipelines of the embedded shaders (created on first use, shared by every model on the
 // device), and blocking copies for weight upload and read-back.

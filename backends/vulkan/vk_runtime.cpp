@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "vk_runtime.h"
 
 #include <atomic>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // The process's Vulkan instance and the devices it sees. The loader (libvulkan.so.1) is opened on first use; where
 // it, a driver or a device is missing, callers get the reason instead of a crash, and the rest of libpimoe works.
 #pragma once

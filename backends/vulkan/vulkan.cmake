@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # The Vulkan backend (backends/vulkan): included from the top-level CMakeLists.txt before the library is defined.
 # Joins the build through pimoe_add_backend() (which sets PIMOE_HAVE_VULKAN) when everything it needs is found:
 #   - the Vulkan headers (Debian libvulkan-dev; the library itself is never linked: it is loaded at run time),

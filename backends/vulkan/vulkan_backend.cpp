@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The Vulkan backend's choices for its layer (kernels, tiles, whether it routes on the device) and the steps of a
 // call: set_input, then route_and_run, or router_logits and the passes routed on the host (run_experts, or run_rows
 // and run_shared for the attention combine). Each step is one command buffer and one submission.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // The Vulkan compute backend: expert and router weights in device-local memory (fp32, bf16 or fp16), each step of a
 // call as one command buffer (gather, grouped GEMMs with fused activation, weighted combine) and, for layers whose
 // routing the device can do, routing and per-expert counting on the device too (route_and_run).

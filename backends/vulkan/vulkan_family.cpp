@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The Vulkan backend family, as the registry sees it: the devices the Vulkan instance lists, which of them can run
 // the backend, their descriptions, the device "auto" would take (a hardware one only), and creation.
 #include <memory>

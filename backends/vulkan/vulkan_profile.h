@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // PIMOE_VULKAN_PROFILE: per model, the mean GPU time of every step of its command buffers, the wall time of each
 // submission and of each whole backend call, and the host time of a call's host steps, printed to stderr when the
 // model is destroyed. Calls of few tokens are kept apart by their token count (their times differ by far).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Recording a call's command buffer: the push constants every kernel reads, the choice of the projection kernels,
 // the dispatches (one barrier after each), and the layer's size limits.
 #include <algorithm>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // The per-call state of the Vulkan backend (BackendScratch): a command buffer, its fence and descriptor set, and the
 // call's buffers by slot, grown on demand so that a steady stream of calls allocates nothing.
 #pragma once

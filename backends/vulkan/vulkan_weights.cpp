@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The layer's weights on the device: every expert and shared-expert matrix packed into device-local arenas in the
 // model's weight type, the router in its own fp32 buffer, the small per-layer vectors and the per-segment metadata
 // the kernels read; their upload (the host copies freed as they go) and the read-back of a held tensor.

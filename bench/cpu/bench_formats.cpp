@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // bench_formats: the CPU backend's weight formats (weight_dtype) side by side, interleaved round by round, reported
 // as tokens/s medians and as ratios to fp32 in the same run.
 //

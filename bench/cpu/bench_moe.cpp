@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // bench_moe: libpimoe's CPU backend on the standard shapes (docs/design.md, "Standard shapes"), against
 // same-run references.
 //

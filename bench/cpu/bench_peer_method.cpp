@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // bench_peer_method: libpimoe timed exactly as the peers of the compact-weights comparison are timed
 // (bench/cpu/ort_qmoe_peer.py for ONNX Runtime; ggml with the same method, see bench/cpu/README.md), so its rows sit
 // in one table with theirs. Public C ABI, backend cpu, any weight_dtype. Decode (T = 1) cycles C independent model

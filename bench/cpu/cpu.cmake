@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # bench_moe (bench/cpu/bench_moe.cpp): the CPU backend on the standard shapes through the public C ABI and, in the
 # same run, the reference rates it is judged against: OpenBLAS sgemm on the dense GEMMs of the same FLOPs and a
 # memory copy/read bandwidth. It links OpenBLAS directly (not through libpimoe) for those references.

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """ONNX Runtime QMoE peer: the quantised MoE layer that libpimoe's compact weights (issue 15) are compared with.
 
 One MoE layer is one ONNX graph: the router is an fp32 MatMul [T,H]x[H,E] and its logits go into the com.microsoft

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # A/B of two builds on the CPU benchmark's main case, interleaved (A B A B ...), each result a same-run ratio to
 # OpenBLAS sgemm: used to show that a change did not slow the plain softmax top-k path down.
 #   bench/cpu/run_ab.sh OLD_BUILD_DIR NEW_BUILD_DIR [ROUNDS] [SHAPE] [TOKENS]     (defaults: 3 S-gelu 256)

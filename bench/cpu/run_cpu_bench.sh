@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The CPU benchmark of the issue "shape S at 256 tokens: >= 60% of same-run OpenBLAS sgemm, >= 3x PyTorch eager".
 #
 #   bench/cpu/run_cpu_bench.sh [BUILD_DIR]      (default BUILD_DIR: <repo>/build-bench, which must hold bench/bench_moe)

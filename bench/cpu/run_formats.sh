@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The weight formats' benchmark of issue 15 (compact weights), every number a same-run ratio to fp32:
 #   decode with cold weights, shapes S and F (T = 1); prefill S@256, F@512 and the Mixtral-size layer M@64.
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """PyTorch eager MoE block: the peer that bench_moe's libpimoe numbers are compared with.
 
 The block is written the way Hugging Face models run it on the CPU: router nn.Linear, softmax in fp32, top-k,

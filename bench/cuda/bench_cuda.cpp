@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // bench_cuda: libpimoe's CUDA backend on the standard shapes (docs/design.md, "Standard shapes"), against same-run
 // references.
 //

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # bench_cuda (bench/cuda/bench_cuda.cpp): the CUDA backend on the standard shapes with same-run copy and cuBLAS
 # references. It links the CUDA runtime and cuBLAS itself, for those references only.
 if(PIMOE_HAVE_CUDA)

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // host_copy_probe: the host-side rates that pimoe_forward's host-buffer path on the CUDA backend depends on, by thread
 // count: memcpy pageable -> page-locked and back, and a read-only scan like the front end's NaN/Inf check (GB/s of the
 // buffer); then cudaMemcpyAsync H2D/D2H from page-locked and from pageable memory. Medians of 15, 32 and 64 MiB.

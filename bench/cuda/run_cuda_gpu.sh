@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # The CUDA backend's one command on a GPU machine: configure and build (Release, with CUDA), ctest (the GPU tests
 # one at a time, since one of them fills the GPU's memory on purpose; then the rest of the suite but the
 # installed-package test), then bench_cuda and its PyTorch peers with the summary table. Logs go to LOG_DIR.

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """The PyTorch peers of bench_cuda, on the same GPU in the same run.
 
   eager       the loop-over-experts MoE block that Hugging Face models run (MixtralSparseMoeBlock, transformers >= 4.46:

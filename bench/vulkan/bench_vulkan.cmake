@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # bench_vulkan (bench/vulkan/bench_vulkan.cpp): the Vulkan backend on the standard shapes, with the device's
 # same-run copy bandwidth, which it measures itself through volk (compiled in, like the library does).
 add_executable(bench_vulkan ${CMAKE_CURRENT_LIST_DIR}/bench_vulkan.cpp ${PIMOE_VOLK_INCLUDE_DIR}/volk.c)

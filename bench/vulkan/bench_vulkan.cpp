@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // bench_vulkan: libpimoe's Vulkan backend on the standard shapes (docs/design.md, "Standard shapes"), against a
 // same-run reference: the device's own buffer-copy bandwidth, measured by this program with vkCmdCopyBuffer between two
 // device-local buffers on the same device (GPU timestamps), right before and right after the layer's timings.

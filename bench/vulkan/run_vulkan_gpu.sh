@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # One run on a GPU machine that has a Vulkan driver but no Vulkan packages: the Vulkan tests on the GPU with the
 # validation layer, then bench_vulkan. Everything it needs sits next to it (see bench/vulkan/README.md, "On a GPU
 # machine"): bin/ (test binaries, bench_vulkan, libhide_vulkan_loader.so), lib/ (libpimoe.so.0), vvl/ (Debian's

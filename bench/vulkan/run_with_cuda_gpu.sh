@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Both GPU backends of one build on a GPU machine without Vulkan packages: the CUDA tests (test_cuda, and test_parity
 # and test_routing_features on PIMOE_TEST_BACKEND=cuda), then run_vulkan_gpu.sh (the Vulkan tests with synchronisation
 # validation, bench_vulkan with the CUDA backend as same-run peer through the same call, a profiled bench), then

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # C# bindings: SWIG generates the P/Invoke layer and its C wrapper (libpimoe_csharp.so); Mono's mcs compiles the
 # generated code and the hand-written API (src/*.cs) into Pimoe.dll. Tests run with NUnit 2.6's console runner.
 # Included from bindings/CMakeLists.txt (so CMAKE_CURRENT_SOURCE_DIR is bindings/); everything here is labelled

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* The C# part of libpimoe's SWIG interface (included by ../pimoe.i under SWIGCSHARP).
  *
  * SWIG generates the P/Invoke layer only: an internal module class `pimoe` (PascalCase static methods, one per C

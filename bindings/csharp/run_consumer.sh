@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # The C# example built and run against the INSTALLED libpimoe: installs the build tree into a prefix under the build
 # directory, compiles examples/csharp/Example.cs against the installed Pimoe.dll, runs it with LD_LIBRARY_PATH set to
 # the prefix only, and checks (LD_DEBUG) that the libpimoe.so and libpimoe_csharp.so loaded are the installed ones.

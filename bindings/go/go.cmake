@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Go binding (included by bindings/CMakeLists.txt).
 #
 # CMake's UseSWIG cannot build Go (cgo must compile the wrapper), so this file:

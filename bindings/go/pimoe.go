@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: MIT
+
 // Package pimoe runs token-level routed Mixture-of-Experts layers through libpimoe's C API.
 //
 // It builds with cgo against an installed libpimoe found by pkg-config (`pkg-config pimoe`):

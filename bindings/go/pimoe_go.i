@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* Go part of bindings/pimoe.i (included under SWIGGO).
  *
  * SWIG generates the low-level package libpimoe.org/pimoe/internal/cpimoe (swig -go -cgo -intgosize 64

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Installed-package test of the Go binding (driven by go.cmake; runnable by hand):
 #
 #   run_go_consumer.sh BUILD_DIR SOURCE_DIR CMAKE GO [CC]

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 package pimoe
 
 // Stats is a snapshot of a model's statistics: every field of pimoe_stats_snapshot, in its order and layout (the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* Java part of the libpimoe SWIG interface (included by ../pimoe.i under SWIGJAVA).
  *
  * The generated classes (pimoe, pimoeJNI, StatsSnapshotNative) are package-private plumbing in org.pimoe; the public

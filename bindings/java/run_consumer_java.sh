@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Installed-package test of the Java binding (ctest java_consumer_installed; runnable by hand):
 #   run_consumer_java.sh BUILD_DIR SOURCE_DIR CMAKE JAVAC JAVA
 # 1. cmake --install BUILD_DIR into a fresh prefix BUILD_DIR/java-consumer/prefix; checks the jar and libraries.

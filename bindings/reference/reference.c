@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The C reference of the language bindings' tests: libpimoe's own outputs, computed through its C API only, for the
  * cases that the Java and C# tests run through their bindings and compare bit for bit (bindings/reference/README.md).
  *

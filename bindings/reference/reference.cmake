@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # The shared C reference of the bindings' tests (bindings/reference/README.md). Included by bindings/CMakeLists.txt
 # before the languages; a language whose tests compare against it calls pimoe_bindings_reference_fixture(<label>)
 # and then requires the ctest fixture pimoe_bindings_reference, whose output folder is PIMOE_BINDINGS_REFERENCE_DIR.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * libpimoe demo: the wishlist's default MoE layer (hidden 512, 8 experts, top-2) run from plain C99.
  *

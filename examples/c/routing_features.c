@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * libpimoe routing features, one after another, each printing what it does (pimoe.h documents every formula):
  *   1. routing introspection: a per-token routing table (experts, weights, dropped flags, router probabilities)

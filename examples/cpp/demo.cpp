@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // libpimoe C++ demo: the RAII wrapper of <pimoe/pimoe.hpp>.
 //
 // Builds the wishlist's default layer (hidden 512, 8 experts, top-2) with the builder-style pimoe::Options, runs a

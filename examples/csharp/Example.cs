@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // libpimoe from C#: build a small Mixture-of-Experts layer, run a batch through it, read the routing and statistics.
 // Build: mcs -r:Pimoe.dll Example.cs    Run: LD_LIBRARY_PATH=<dir of libpimoe_csharp.so> mono Example.exe
 using System;

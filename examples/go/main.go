@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: MIT
+
 // Go example for libpimoe: creates the default MoE layer (hidden 512, 8 experts, top-2) on the CPU, runs a few
 // tokens through it from several goroutines, and prints the routing, statistics and loads. It also shows a library
 // error as a Go value.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * libpimoe from Java: create a small MoE layer, run it on a float[] and on direct FloatBuffers, look at the routing
  * and the statistics, and see how errors arrive.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * libpimoe: token-level routed Mixture-of-Experts layers, fast, behind one stable C ABI.
  *

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // libpimoe: a header-only C++17 RAII wrapper over the C API in pimoe.h.
 //
 // Everything here is inline and lives on the caller's side of the ABI: the library itself only ever sees the C

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * libpimoe public API: the compiled-in backends and their devices.
  *

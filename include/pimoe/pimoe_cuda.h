@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libpimoe's CUDA entry point: the forward of a model created with backend "cuda", with input and output already in
  * GPU memory and the work ordered on the caller's CUDA stream, so a CUDA application pays no host copies.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Symbol visibility for libpimoe's public API. */
 #ifndef PIMOE_EXPORT_H
 #define PIMOE_EXPORT_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * libpimoe public API: the model (create, forward, routing, save, load, Hugging Face import).
  *

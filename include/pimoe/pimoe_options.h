@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * libpimoe public API: options (activations, expert presets, every option key with its semantics, setters, callback
  * experts).

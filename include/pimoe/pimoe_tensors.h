@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * libpimoe public API: a model's weight tensors (names, shapes, values).
  *

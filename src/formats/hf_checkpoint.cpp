@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "formats/hf_checkpoint.h"
 
 #include <sys/stat.h>

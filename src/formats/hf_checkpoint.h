@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // The weights of a Hugging Face checkpoint folder: one model.safetensors, or model.safetensors.index.json whose
 // "weight_map" sends each tensor name to a shard file in the same folder. Shards are opened (memory-mapped and
 // validated) only when one of their tensors is asked for, so importing one layer touches the shards that hold it.

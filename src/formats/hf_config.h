@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // Hugging Face config.json -> the MoE layer of one decoder layer: which family, the tensor-name prefix, and the
 // libpimoe Options that reproduce that family's routing semantics (pimoe_import_hf, README "Loading a Hugging Face
 // MoE layer").

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "formats/hf_import.h"
 
 #include <cfloat>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // Importing the MoE block of one decoder layer of a Hugging Face checkpoint (the body of pimoe_import_hf).
 #pragma once
 

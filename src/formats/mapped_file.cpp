@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "formats/mapped_file.h"
 
 #include <fcntl.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // A read-only memory map of a whole regular file (RAII: unmapped and closed on destruction).
 #pragma once
 

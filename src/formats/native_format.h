@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // libpimoe's native file format: a safetensors file whose __metadata__ describes the layer (docs/format.md).
 // This file maps metadata <-> LayerConfig and checks a file's tensors against it; it knows nothing of Model, so
 // the fuzz target can drive it alone.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "formats/native_io.h"
 
 #include <cstring>

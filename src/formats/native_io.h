@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // Saving a Model as a native file and creating one from a native file (the bodies of pimoe_save / pimoe_load).
 #pragma once
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // Reader for the safetensors format (https://github.com/huggingface/safetensors): an 8-byte little-endian header
 // length N, N bytes of JSON header, then the tensors' bytes. Shared by the native format and the importers.
 //

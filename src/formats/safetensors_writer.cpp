@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "formats/safetensors_writer.h"
 
 #include <stdlib.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // Writes tensors of any safetensors dtype and string metadata as a safetensors file.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "tools/checkpoint_info.h"
 
 #include <pimoe/pimoe.h>

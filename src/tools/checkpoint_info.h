@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // pimoe-info's view of a Hugging Face checkpoint folder: what config.json says, and which layers import.
 #pragma once
 

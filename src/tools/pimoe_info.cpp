@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // pimoe-info: prints what a libpimoe native file, or a Hugging Face checkpoint folder, holds and whether it loads.
 //   usage: pimoe-info [--tensors] [--weight-dtype FMT] PATH
 // --weight-dtype loads it with that weight_dtype (as pimoe_load / pimoe_import_hf take it), so the quantisation error

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // pimoe-info's wording of a loaded layer's quantisation error (pimoe_stats_snapshot's weight_quant_* fields), shared
 // by the native-file and the checkpoint paths.
 #pragma once

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // The shared part of test_api_errors' files: the failure matcher, a sentinel model pointer and the ModelErrors
 // fixture (a small model whose statistics and output every test must leave as they were).
 #pragma once

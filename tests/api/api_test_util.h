@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // Small helpers shared by the C-ABI behaviour tests (test_api_*.cpp, test_stats.cpp, test_concurrency.cpp).
 // They use only the public C header: these tests check the contract, not the implementation.
 #ifndef PIMOE_TESTS_API_TEST_UTIL_H

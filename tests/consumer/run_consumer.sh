@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Installed-package test for libpimoe (driven by tests/consumer.cmake; runnable by hand).
 #
 #   run_consumer.sh BUILD_DIR SOURCE_DIR CMAKE [--config=CFG] [--version=X.Y.Z] [--cc=CC] [--cxx=CXX]

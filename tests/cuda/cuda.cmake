@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # GPU tests of the CUDA backend, included from tests/CMakeLists.txt when the library has it (PIMOE_HAVE_CUDA). Where
 # no usable CUDA device exists each of them prints why and exits 77, which ctest reports as "Skipped"
 # (SKIP_RETURN_CODE), never as passed.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // CUDA backend tests beyond the shared parity suite (which ctest also runs with PIMOE_TEST_BACKEND=cuda):
 //   - bf16/fp16 weights on every kernel path (GEMV decode, tensor-core grouped GEMM, fused and host routing) against
 //     the double-precision oracle at 1e-2 of the output RMS;

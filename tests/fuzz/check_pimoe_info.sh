@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # pimoe-info on a valid native file (describes it, says it loads, exits 0; its quantisation error, 0, and with
 # --weight-dtype int4 a non-zero one), on one with compact matrices (each expert's format, the weight bytes per
 # format, an unknown quantisation error) and on hostile ones (says why it does not load, exits 1), and on Hugging Face checkpoint folders (family, settings, which layers import).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // libFuzzer target: the safetensors header parser, the native format's metadata and tensor validation, the fp32
 // conversion of every tensor, and the code checks and dequantisation of every compact matrix, on arbitrary bytes.
 // Any crash, sanitizer report or out-of-bounds read is a bug; a thrown pimoe::Error is the expected outcome for

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Link stubs for the fuzz target: options.cpp validates backend names through backend_registry.cpp, which drags in
 // every backend. The native format never sets the backend from a file, so the fuzzer links this instead.
 #include "backend_registry.h"

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Builds the safetensors/native-format fuzz target with clang++ (libFuzzer + ASan + UBSan) and runs it for a bounded
 # time over a copy of tests/fuzz/corpus.
 #   usage: run_fuzz.sh CLANGXX SOURCE_DIR GENERATED_INCLUDE_DIR WORK_DIR

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # The reference oracle (see oracle.h): a static library that tests link against. It reads weights through the public
 # C API only, so it links libpimoe; it shares no code with src/ or backends/.
 add_library(pimoe_oracle STATIC ${CMAKE_CURRENT_LIST_DIR}/oracle.cpp ${CMAKE_CURRENT_LIST_DIR}/oracle_routing.cpp

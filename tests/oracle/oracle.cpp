@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The reference oracle: see oracle.h. Plain loops, double accumulation, formulas straight from pimoe.h.
 #include "oracle.h"
 

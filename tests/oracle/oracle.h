@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // The reference oracle of libpimoe: an independent, plain-loop implementation of the MoE layer that the public
 // header (include/pimoe/pimoe.h) specifies, with double accumulation. It shares no code with src/ or backends/: it
 // only reads a model's weights and specs through the public C API, then recomputes everything from the header's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // The oracle of the storage formats: the values a matrix takes once stored in a weight_dtype, recomputed from
 // pimoe.h's rules (WEIGHT_DTYPE) with plain loops and brute-force searches over each format's code values. Shares no
 // code with src/: the library's quantiser and every backend's packed form are checked against it.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The reference oracle's routing and forward pass: see oracle.h. Plain loops, double accumulation, formulas straight
 // from pimoe.h (the option table's routing features and "Routing of one token, in full").
 #include <algorithm>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The harness of test_parity: see parity.h.
 #include <algorithm>
 #include <cctype>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // The harness of test_parity: parity of libpimoe against the reference oracle (tests/oracle), at fp32: every router
 // option, activation, expert preset and override rule, thread counts and shapes, determinism, and the statistics the
 // header defines. Defined in harness.cpp; the test files of this folder (one a topic) use it.

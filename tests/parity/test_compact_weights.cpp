@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Compact weight storage (weight_dtype bf16, fp16, int8, int4, fp8_e4m3, mxfp4): the oracle of a compact layer is the
 // same layer on its dequantised weights (what pimoe_tensor_read returns), at the fp32 tolerance, because the CPU
 // backend computes in fp32 on exactly those values. Every activation, a shared expert, expert norms and biases,

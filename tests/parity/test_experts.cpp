@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // test_parity: experts: every activation with and without bias and pre-norm, input scales, every preset, mixed
 // layers, and the override rules of the header (one instance a scenario). See parity.h.
 #include <algorithm>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // test_parity: the features of gpt-oss's MoE block, each against the oracle: the clamped SwiGLU (SWIGLU_OAI, its
 // alpha and limit), biases on gated experts' gate, up and down projections (EXPERT_BIAS), the router's logit bias
 // (ROUTER_LOGIT_BIAS) alone and with every other router option, and the whole block (threads 1 and 2, tokens 1, 7

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // test_parity: the oracle's own identities, the tensor list and initialisation of the header, and bf16/fp16 weight
 // storage (one instance a dtype and activation). See parity.h for the tolerances and the near-tie rule.
 #include <algorithm>

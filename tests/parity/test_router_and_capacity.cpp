@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // test_parity: the softmax router (temperature and renormalisation, top k from 1 to E, exact ties) and capacity
 // (factors, drops, admission order, capacity per call). See parity.h.
 #include <algorithm>

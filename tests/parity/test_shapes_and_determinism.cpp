@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // test_parity: thread counts and CPU GEMMs, batch/sequence shapes, hidden sizes and expert counts, the default shape;
 // determinism (batch invariance, thread counts, repeated calls); the statistics over calls. See parity.h.
 #include <algorithm>

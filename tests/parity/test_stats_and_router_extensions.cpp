@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // test_parity: the statistics over calls (one instance a router setting), and the router extensions of pimoe.h:
 // sigmoid scoring, selection bias, routed scaling, group-limited routing, the shared expert, DeepSeek-V3- and
 // Qwen2-MoE-like layers, capacity, statistics and determinism with them. See parity.h.

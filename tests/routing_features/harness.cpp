@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The harness of test_routing_features: see routing_features.h.
 #include <unistd.h>
 

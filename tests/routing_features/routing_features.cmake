@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # test_routing_features: every routing feature of the host router (expert choice, group trees, the attention router,
 # adaptive bias, dynamic capacity, the attention combine, callback experts) against the reference oracle, behaviour,
 # save/load, errors and concurrency. One binary from the files below (a missing file is a configure error); the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // The harness of test_routing_features (the routing features of issue 4: pimoe.h PIMOE_OPT_ROUTING_MODE ..
 // PIMOE_OPT_COMBINE_ATTENTION_DIM, callback experts, pimoe_forward_routing, pimoe_model_reset_adaptive_state): the layer
 // description Cfg, the callback experts, one call through pimoe_forward_routing, the comparison with the reference

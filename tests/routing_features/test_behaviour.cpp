@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // test_routing_features, behaviour: what each feature does, with numbers asserted (the "Done when"):
 // adaptive bias balances a skewed stream, reset restores the state, expert choice fills every expert to C, group
 // limits hold, dynamic capacity drops less, callback outputs appear exactly, the attention router sees the sequence,

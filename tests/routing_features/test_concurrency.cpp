@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // test_routing_features, concurrency: forwards from many threads on one model with callback experts, the attention
 // combine and the shared expert equal serial ones bit for bit; the adaptive state under concurrent forwards, reads
 // and resets. See routing_features.h.

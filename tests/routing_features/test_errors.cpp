@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // test_routing_features, errors: invalid option combinations at pimoe_create (one instance a combination), the
 // group_levels syntax (one instance a rejected text), failing and misregistered callbacks, routing buffers, loading a
 // stateful layer as deterministic, expert choice's slot count. See routing_features.h.

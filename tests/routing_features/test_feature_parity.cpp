@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // test_routing_features, parity per feature: each routing feature (expert choice, group trees, the attention router,
 // adaptive bias, dynamic capacity, the attention combine, callback experts), alone and in combination, against the
 // reference oracle over chained calls (RoutingParity/FeatureParity: one instance a feature, its table of layers

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // test_routing_features, save / load: every feature's layer round-trips through pimoe_save / pimoe_load (one instance
 // a feature: metadata, dims, expert specs, every tensor, the same next calls, callbacks re-registered, reset to the
 // loaded state), and the adaptive state round-trips exactly. See routing_features.h.

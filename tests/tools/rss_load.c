@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Measures resident memory after loading a ~1 GB fp32 layer (not a test: a measurement for the README / issue 3).
  *
  *   rss_load native DIR [cpu_gemm]   creates DIR/rss_native.safetensors (pimoe_save, in a child process) unless it

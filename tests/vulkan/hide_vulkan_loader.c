@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Preloaded (LD_PRELOAD) by the "no Vulkan loader" test: dlopen of any libvulkan fails, as on a machine where the
  * package is not installed. Every other dlopen goes to the C library's. */
 #define _GNU_SOURCE

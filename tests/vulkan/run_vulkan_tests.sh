@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # The Vulkan tests of tests/vulkan.cmake, outside ctest: for a copied build on a machine with a GPU (the build's
 # ctest files hold its own absolute paths), or to run them on any device:
 #   tests/vulkan/run_vulkan_tests.sh BIN_DIR [BACKEND] [LOG_DIR]

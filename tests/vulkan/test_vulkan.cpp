@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The Vulkan backend beyond oracle parity (test_parity runs every parity case on it): the device list and
 // selection rules, weights in device memory (read back, saved, fp16 storage), fused on-device routing against the
 // host-routed path, concurrent calls, and clean failures that leave the model usable.

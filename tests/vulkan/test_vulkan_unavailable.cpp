@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // libpimoe where Vulkan cannot run: ctest runs this binary with the loader hidden (hide_vulkan_loader.so preloaded,
 // so dlopen("libvulkan.so.1") fails as on a machine without the package) and with no driver (VK_DRIVER_FILES naming
 // no ICD). The library must load, report the Vulkan backend unavailable with the reason

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #version 450
 // y[t] = sum over the token's slots j, in slot order, of w[t, j] * (out[row(t, j)] + down_bias[expert]), plus
 // g * shared_out[t] when the call includes the shared expert (g = 1, or sigmoid(shared.score.weight . x_t)); slots

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Declarations shared by every kernel: the bindings and push constants of layout.h, activations, helpers.
 // A kernel declares the buffers it uses with the BUFFER_* macros below (unused bindings stay undeclared).
 #extension GL_GOOGLE_include_directive : require

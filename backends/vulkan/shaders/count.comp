@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #version 450
 // Per-expert counting of the fused path, one workgroup per expert e:
 //  1. capacity: the assignments choosing e are admitted first-choice-first (all tokens' slot 0 in token order, then

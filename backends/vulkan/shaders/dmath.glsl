@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Double-precision helpers of routing on the device (route_token.glsl, route_small.comp): the host router's
 // arithmetic needs exp in double, which GLSL lacks. Kernels that include this need the device's shaderFloat64.
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #version 450
 // Gathers the input row of every kept (token, slot) assignment, and of every token for the shared expert, into
 // B_ROWS grouped by segment, applying the expert's pre-LayerNorm when it has one; pads each row with zeros to

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // The interface between the Vulkan backend's C++ side and its shaders, in the common subset of C++ and GLSL:
 // descriptor bindings, the push-constant block, the per-expert metadata table, the sections of the per-call
 // routing buffer and the kernels' tile sizes. Included by the backend (call_layout.h) and by common.glsl, so both

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #version 450
 // The grouped GEMM of the layer: one dispatch per projection covers every segment (workgroup z = segment: the
 // routed experts, then the shared expert), each workgroup one BM x BN output tile of its segment; tiles past a

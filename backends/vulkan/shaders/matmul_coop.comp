@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #version 450
 // The grouped GEMM of the two expert projections on tensor cores (VK_NV_cooperative_matrix), for fp16 weights: one
 // dispatch per projection covers every segment with rows (workgroup z, as matmul.comp), each workgroup one output

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // One depth step of matmul_coop.comp: the fragments of shared buffer `buf` multiplied into the accumulators
 // (included where the loop needs it; the prefetching loop includes it twice, unrolled by two).
 const uint abase = buf * BM * SROW, bbase = buf * BNW * SROW;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #version 450
 // The small-row (decode) path of the grouped projections: for segments of at most MV_MAX_ROWS rows, each weight row
 // is streamed once and dotted with every row of the segment. A workgroup owns MV_NPW output columns of one segment

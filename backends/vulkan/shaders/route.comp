@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #version 450
 // Routing on the device (fused path, calls of many tokens), one invocation per token: see route_token() in
 // route_token.glsl. Capacity and counting follow in count.comp, offsets and statistics in scan.comp.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #version 450
 // Routing on the device for a decode step (at most MV_MAX_ROWS tokens; the other limits are in layout.h), in one
 // workgroup and one dispatch, with every score in shared memory: for so few tokens the launches and global-memory

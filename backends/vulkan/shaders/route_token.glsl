@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Routing of one token on the device, included by route.comp (which declares B_LOGITS, B_PROBS as
 // doubles and B_ROUTE). The same arithmetic as the host router (src/router.cpp), in double precision and in
 // the same order, with an exp of its own (GLSL has none for doubles): a token's experts and weights come out as the

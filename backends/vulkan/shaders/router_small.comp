@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #version 450
 // Router logits for calls of at most MV_MAX_ROWS tokens: logits[t, e] = x[t] . router[e] (fp32), one workgroup per
 // expert with the depth (H) split over its ROUTER_THREADS invocations, then a fixed tree over them. A decode step

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Routing on the device, shared by scan.comp (calls of many tokens) and route_small.comp (calls of at most
 // MV_MAX_ROWS tokens, one workgroup): the serial end of routing. The including kernel declares B_ROUTE.
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #version 450
 // The last step of routing on the device (calls of many tokens), in one workgroup: the sums over tokens of lse^2
 // (z-loss) and of the top-1 scores, in a fixed tree so that they repeat exactly, then finish_routing() (routing.glsl):

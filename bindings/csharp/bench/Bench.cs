@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Overhead of one C# Model.Forward call over the C call pimoe_forward, at 1 token.
 // Both are timed in the same process on the same model handle and the same buffers, in alternating rounds
 // (C, C#, C, C#, ...); the report gives the medians of the per-round means and of the per-round differences.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The C side of the C# overhead benchmark (Bench.cs): times pimoe_forward called from C on the very model handle and
  * buffers the C# side uses, so that both timings see the same model, memory and machine state. */
 #include <pimoe/pimoe.h>

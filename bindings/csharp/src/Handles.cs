@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // SafeHandles over libpimoe's opaque pointers. The P/Invoke marshaller AddRefs a SafeHandle for the duration of each
 // call that takes it and calls ReleaseHandle() only once the last call has returned, so disposing a Model while
 // another thread is inside Forward() cannot free the model under it; calls made after Dispose() throw

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Compact weights: SetWeightDtype's formats, SetWeightGroupSize, SetWeightZeroPoint and SetExpertWeightDtype, bit for
 // bit against the C library (records "compact:*" written by bindings/reference/reference.c, put_compact).
 using System;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 using System.Threading.Tasks;
 using NUnit.Framework;
 using Pimoe;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Every error path of the API surfaces as PimoeException with the library's status and message; a failed call
 // leaves the model usable and its statistics unchanged.
 using System;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Real numbers: the binding's results on the fixed model and input must equal, bit for bit, what the C library
 // itself produced for them (bindings/reference/reference.c, run by ctest as the fixture bindings_reference).
 using System.Runtime.InteropServices;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Forward(float[]) hands libpimoe the managed arrays' own memory: an LD_PRELOAD interposer on pimoe_forward
 // (tests/forward_spy.c, preloaded by ctest) records the addresses that reach the C function, and they must equal the
 // arrays' pinned addresses. A marshalling copy would show up as a different (native heap) address.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // ForwardRouting (pimoe_forward_routing), the routing-feature options, ResetAdaptiveState and callback experts, bit
 // for bit against the C library (records written by bindings/reference/reference.c).
 using System;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* LD_PRELOAD interposer on pimoe_forward, for the C# no-copy test (NoCopyTests.cs): it records, per thread, the
  * input/output addresses that reached libpimoe's pimoe_forward, then calls the real one (dlsym RTLD_NEXT).
  * If the binding copied the managed array (marshalling), the recorded address would differ from the array's pinned

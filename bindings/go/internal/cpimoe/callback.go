@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 package cpimoe
 
 // The Go side of callback experts (pimoe_expert_fn). The C side is in ../../pimoe_go.i: pimoe_go_expert_fn calls

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: MIT
+
 // Package cref calls libpimoe's C API directly through cgo, with no SWIG and no Go layer in between. The tests of
 // package pimoe use it as the reference: the same call made through the binding must give the same numbers, the same
 // status and the same message. (Test files cannot use cgo themselves, hence this package.) Each wrapper captures

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* C baseline of the Java forward-overhead benchmark: pimoe_forward at shape S (hidden 512, 8 experts, top-2,
  * intermediate 2048), 1 token per call, timed from C exactly like ForwardOverhead.java times it from Java.
  * Also on a tiny layer (hidden 8, 2 experts, top-1, intermediate 8) where the layer's own work is negligible, so the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Zero-copy probe for the Java binding's tests (LD_PRELOAD it into the JVM).
  *
  * It defines pimoe_forward, so the JNI library's calls land here first (a preloaded library comes first in symbol

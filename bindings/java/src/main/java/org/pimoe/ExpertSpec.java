@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 package org.pimoe;
 
 /** The resolved spec of one expert: activation, intermediate width, pre-LayerNorm. */
