@@ -13,4 +13,6 @@
 %include "csharp/pimoe_csharp.i"
 #elif defined(SWIGGO)
 %include "go/pimoe_go.i"
+#elif defined(SWIGPYTHON)
+%include "python/pimoe_python.i"
 #endif
