@@ -70,14 +70,15 @@ class SwigBuildExt(build_ext):
 INCLUDE_DIRS, library_dirs, libraries, other_flags = library_flags()
 EXTENSION = Extension(
     "pimoe._cpimoe",
-    sources=[INTERFACE],  # replaced by the generated wrapper in SwigBuildExt
+    # setuptools wants paths relative to setup.py here; the sources are replaced by the wrapper in SwigBuildExt
+    sources=["../pimoe.i"],
     include_dirs=INCLUDE_DIRS,
     library_dirs=library_dirs,
     libraries=libraries,
     runtime_library_dirs=[d for d in library_dirs if os.path.realpath(d) not in SYSTEM_LIB_DIRS],
     extra_compile_args=[f for f in other_flags if not f.startswith("-Wl,")],
     extra_link_args=[f for f in other_flags if f.startswith("-Wl,")],
-    depends=[INTERFACE, os.path.join(BINDINGS, "pimoe_headers.i"), os.path.join(HERE, "pimoe_python.i")],
+    depends=["../pimoe.i", "../pimoe_headers.i", "pimoe_python.i"],
 )
 
 
