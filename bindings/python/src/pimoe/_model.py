@@ -161,9 +161,11 @@ class Model:
         if lock is None:  # construction failed before the handle existed
             return
         with lock:
+            # Refuse new calls first, then wait for those in flight (waiting for a moment with no call running
+            # could wait forever while other threads keep calling).
+            handle, self._handle = self._handle, None
             while self._calls > 0:
                 lock.wait()
-            handle, self._handle = self._handle, None
         if handle is not None:
             cpimoe.pimoe_destroy(handle)
 
