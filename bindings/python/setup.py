@@ -35,9 +35,9 @@ def library_flags():
     include_dirs, library_dirs, libraries, other = [], [], [], []
     for flag in shlex.split(pkg_config("--cflags", "--libs")):
         if flag.startswith("-I"):
-            include_dirs.append(flag[2:])
+            include_dirs.append(os.path.normpath(flag[2:]))
         elif flag.startswith("-L"):
-            library_dirs.append(flag[2:])
+            library_dirs.append(os.path.normpath(flag[2:]))  # normalised: it becomes the RPATH
         elif flag.startswith("-l"):
             libraries.append(flag[2:])
         else:
