@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: MIT
 """Threads: 8 Python threads calling forward on one model get exactly the serial results; close() waits for the calls
-in flight, and later calls fail with the library's "model is closed" status."""
+in flight, and later calls fail with the library's "model is closed" status; forward releases the GIL."""
 import threading
 
 import numpy as np
@@ -89,3 +89,36 @@ def test_close_waits_for_running_calls_and_later_calls_fail():
         assert not t.is_alive()
     assert not unexpected, unexpected
     assert m.closed
+
+
+def test_forward_releases_the_gil_during_the_c_call():
+    """With a switch interval of 10 s, a thread that holds the GIL keeps it: the main thread below can run while the
+    worker is inside forward only if forward released it. The worker records the main thread's counter after each
+    call; it must have moved."""
+    import sys
+    import time
+
+    with pimoe.Model(hidden=256, num_experts=4, top_k=2, intermediate=1024, backend="cpu", threads=1) as m:
+        x = random_input((16, 256), 9)
+        counter = 0
+        seen = []
+        done = threading.Event()
+
+        def work():
+            for _ in range(20):
+                m.forward(x)
+                seen.append(counter)
+            done.set()
+
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(10.0)
+        try:
+            worker = threading.Thread(target=work)
+            worker.start()
+            while not done.is_set():
+                counter += 1
+                time.sleep(0)  # releases the GIL, so that the worker can take it back after each call
+            worker.join()
+        finally:
+            sys.setswitchinterval(interval)
+        assert seen[-1] > seen[0], f"the main thread never ran during the worker's calls: {seen}"

@@ -9,7 +9,7 @@ import numpy as np
 from . import cpimoe
 from ._arrays import checked
 from ._errors import Error, Status
-from ._options import Activation, native_options
+from ._options import Activation, Options, native_options
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,8 +99,6 @@ class Model:
 
     def __init__(self, options=None, **settings):
         if settings:
-            from ._options import Options
-
             if options is not None:
                 raise TypeError("Model: pass options or keyword settings, not both")
             options = Options(**settings)
