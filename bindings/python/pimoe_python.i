@@ -62,9 +62,9 @@ static void pimoe_py_raise(pimoe_status status, const char *message) {
 /* ---------------------------------------------------------------- out-handles */
 %define PIMOE_PY_OUT_HANDLE(TYPE)
 %typemap(in, numinputs=0) TYPE **out (TYPE *handle_ = NULL) %{ $1 = &handle_; %}
-%typemap(argout) TYPE **out %{
-  $result = SWIG_Python_AppendOutput($result, SWIG_NewPointerObj(SWIG_as_voidptr(handle_$argnum), $*1_descriptor, 0));
-%}
+%typemap(argout) TYPE **out {
+  %append_output(SWIG_NewPointerObj(SWIG_as_voidptr(handle_$argnum), $*1_descriptor, 0));
+}
 %enddef
 PIMOE_PY_OUT_HANDLE(pimoe_model)
 PIMOE_PY_OUT_HANDLE(pimoe_options)
@@ -76,34 +76,40 @@ PIMOE_PY_OUT_HANDLE(pimoe_options)
 %apply int32_t *OUTPUT { int32_t *num_experts, int32_t *top_k, int32_t *pre_norm, int32_t *usable };
 %typemap(in, numinputs=0) pimoe_activation *activation (pimoe_activation activation_ = PIMOE_ACT_GELU)
   %{ $1 = &activation_; %}
-%typemap(argout) pimoe_activation *activation %{
-  $result = SWIG_Python_AppendOutput($result, PyLong_FromLong((long)activation_$argnum));
-%}
+%typemap(argout) pimoe_activation *activation {
+  %append_output(PyLong_FromLong((long)activation_$argnum));
+}
 /* pimoe_tensor_shape: (ndim, dims[4]) -> a tuple of the ndim dimensions. */
 %typemap(in, numinputs=0) (int32_t *ndim, int64_t dims[4]) (int32_t ndim_ = 0, int64_t dims_[4] = {0, 0, 0, 0})
   %{ $1 = &ndim_; $2 = dims_; %}
-%typemap(argout) (int32_t *ndim, int64_t dims[4]) %{
-  {
-    PyObject *shape_ = PyTuple_New(ndim_$argnum);
-    if (!shape_) SWIG_fail;
-    for (int32_t i_ = 0; i_ < ndim_$argnum; ++i_) PyTuple_SET_ITEM(shape_, i_, PyLong_FromLongLong(dims_$argnum[i_]));
-    $result = SWIG_Python_AppendOutput($result, shape_);
+%typemap(argout) (int32_t *ndim, int64_t dims[4]) {
+  PyObject *shape_ = PyTuple_New(ndim_$argnum);
+  if (!shape_) SWIG_fail;
+  for (int32_t i_ = 0; i_ < ndim_$argnum; ++i_) {
+    PyObject *dim_ = PyLong_FromLongLong(dims_$argnum[i_]);
+    if (!dim_) {
+      Py_DECREF(shape_);
+      SWIG_fail;
+    }
+    PyTuple_SET_ITEM(shape_, i_, dim_);
   }
-%}
+  %append_output(shape_);
+}
 /* pimoe_stats: a new snapshot object (owned by Python) with struct_size set to this build's size. */
 %typemap(in, numinputs=0) pimoe_stats_snapshot *out (pimoe_stats_snapshot snapshot_) %{
   memset(&snapshot_, 0, sizeof snapshot_);
   snapshot_.struct_size = (uint32_t)sizeof snapshot_;
   $1 = &snapshot_;
 %}
-%typemap(argout) pimoe_stats_snapshot *out %{
-  {
-    pimoe_stats_snapshot *copy_ = (pimoe_stats_snapshot *)malloc(sizeof *copy_);
-    if (!copy_) { PyErr_NoMemory(); SWIG_fail; }
-    *copy_ = snapshot_$argnum;
-    $result = SWIG_Python_AppendOutput($result, SWIG_NewPointerObj(copy_, $1_descriptor, SWIG_POINTER_OWN));
+%typemap(argout) pimoe_stats_snapshot *out {
+  pimoe_stats_snapshot *copy_ = (pimoe_stats_snapshot *)malloc(sizeof *copy_);
+  if (!copy_) {
+    PyErr_NoMemory();
+    SWIG_fail;
   }
-%}
+  *copy_ = snapshot_$argnum;
+  %append_output(SWIG_NewPointerObj(copy_, $1_descriptor, SWIG_POINTER_OWN));
+}
 
 /* ---------------------------------------------------------------- replaced and unwrapped functions */
 %ignore pimoe_forward;
