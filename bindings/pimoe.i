@@ -13,4 +13,6 @@
 %include "csharp/pimoe_csharp.i"
 #elif defined(SWIGGO)
 %include "go/pimoe_go.i"
+#elif defined(SWIGPYTHON) /* swig -python -threads -module cpimoe: bindings/python/setup.py */
+%include "python/pimoe_python.i"
 #endif

@@ -1,14 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /* The C reference of the language bindings' tests: libpimoe's own outputs, computed through its C API only, for the
- * cases that the Java and C# tests run through their bindings and compare bit for bit (bindings/reference/README.md).
+ * cases that the Java, C# and Python tests run through their bindings and compare bit for bit
+ * (bindings/reference/README.md).
  *
  *   pimoe_bindings_reference OUT_DIR
  *
  * Writes, into OUT_DIR (created if missing):
- *   binary records (read by bindings/java/src/test/java/org/pimoe/Reference.java), in the machine's byte order:
+ *   binary records (read by bindings/java/src/test/java/org/pimoe/Reference.java and bindings/python/tests/conftest.py),
+ *   in the machine's byte order:
  *     case_<name>.bin          per model case: the input, the output, the routing, per-expert loads, the statistics
  *                              and the router weights after one forward call (write_case)
- *     case_<name>.safetensors  that model, saved (the Java tests load it)
+ *     case_<name>.safetensors  that model, saved (the Java and Python tests load it)
  *     routing_<name>.bin       the full routing of several calls, then of call 0 again after a reset of the adaptive
  *                              state (write_routing_case)
  *     errors.txt               "name<TAB>status<TAB>message" per error scenario (write_errors)
@@ -73,7 +75,8 @@ static pimoe_options *options_basic(void) {
   return o;
 }
 
-/* Every option key and every kind of per-expert override (the Java test builds the same with typed setters). */
+/* Every option key and every kind of per-expert override (the Java test builds the same with typed setters, the
+ * Python test by name: bindings/python/tests/conftest.py). */
 static pimoe_options *options_rich(void) {
   pimoe_options *o = NULL;
   CHECK(pimoe_options_create(&o));
@@ -129,7 +132,7 @@ static void write_case(const char *dir, const char *name, pimoe_options *o, int6
   CHECK(pimoe_tensor_read(m, "router.weight", router, rw));
   int64_t tensors = pimoe_tensor_count(m);
   char path[4096];
-  snprintf(path, sizeof path, "%s/case_%s.safetensors", dir, name); /* the Java test loads it */
+  snprintf(path, sizeof path, "%s/case_%s.safetensors", dir, name); /* the Java and Python tests load it */
   CHECK(pimoe_save(m, path));
 
   snprintf(path, sizeof path, "%s/case_%s.bin", dir, name);
@@ -238,7 +241,7 @@ static void add_compact_weights(pimoe_options *o) {
   CHECK(pimoe_options_set_expert_weight_dtype(o, 3, "int8"));
 }
 
-/* The routing features on the basic model (Java). */
+/* The routing features on the basic model (Java, Python). */
 static pimoe_options *options_features(void) {
   pimoe_options *o = options_basic();
   CHECK(pimoe_options_set_by_name(o, "deterministic", "0")); /* not promisable with adaptive routing */
@@ -262,7 +265,7 @@ static pimoe_options *options_router_extensions(void) {
 }
 
 
-/* Compact weights on the basic model (Java). */
+/* Compact weights on the basic model (Java, Python). */
 static pimoe_options *options_compact(void) {
   pimoe_options *o = options_basic();
   add_compact_weights(o);
@@ -631,7 +634,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   mkdir(argv[1], 0777); /* may exist already; fopen reports any real problem */
-  /* Binary records (Java). */
+  /* Binary records (Java, Python). */
   write_case(argv[1], "basic", options_basic(), 2, 3, 42);
   write_case(argv[1], "rich", options_rich(), 3, 5, 43);
   write_case(argv[1], "compact", options_compact(), 2, 3, 44);

@@ -138,8 +138,8 @@ done
 grep -q '^MIT License$' "$DOCDIR/LICENSE" || fail "the installed LICENSE is not the MIT licence"
 [ -d "$DOCDIR/examples" ] || fail "no examples installed in $DOCDIR/examples"
 example_sources() {  # the examples' sources under $1, as sorted relative paths
-  (cd "$1" && find . -type f \( -name '*.c' -o -name '*.cpp' -o -name '*.java' -o -name '*.cs' -o -name '*.go' \) |
-    sort)
+  (cd "$1" && find . -type f \( -name '*.c' -o -name '*.cpp' -o -name '*.java' -o -name '*.cs' -o -name '*.go' \
+    -o -name '*.py' \) | sort)
 }
 want_examples=$(example_sources "$SOURCE_DIR/examples")
 [ -n "$want_examples" ] || fail "no example sources found under $SOURCE_DIR/examples"
