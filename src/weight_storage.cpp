@@ -31,17 +31,24 @@ void compact_matrices(const std::vector<NamedTensor> &tensors) {
   for (const NamedTensor &t : tensors) finish_filling(t);
 }
 
-void expand_for_float_backend(const LayerConfig &config, LayerWeights &weights, const char *backend) {
+void require_one_format_per_layer(const LayerConfig &config, const char *backend) {
   const WeightFormat &f = config.weight_format;
-  auto unsupported = [&](const WeightFormat &g, const std::string &where) {
-    fail(PIMOE_ERR_UNSUPPORTED, "backend '", backend, "' holds expert weights in fp32, bf16 or fp16, one type per layer; ",
-         where, "weight_dtype '", g.name(), "' runs on the cpu backend");
-  };
-  if (f.dtype != WeightDtype::F32 && f.dtype != WeightDtype::BF16 && f.dtype != WeightDtype::F16) unsupported(f, "");
   for (size_t e = 0; e < config.experts.size(); ++e) {
     const ExpertSpec &spec = config.experts[e];
-    if (!spec.callback && spec.format != f) unsupported(spec.format, "expert " + std::to_string(e) + " has ");
+    if (!spec.callback && spec.format != f) {
+      fail(PIMOE_ERR_UNSUPPORTED, "backend '", backend, "' holds one weight_dtype per layer; expert ", e, " has '",
+           spec.format.name(), "' in a layer of '", f.name(), "' (per-expert formats run on the cpu backend)");
+    }
   }
+}
+
+void expand_for_float_backend(const LayerConfig &config, LayerWeights &weights, const char *backend) {
+  const WeightFormat &f = config.weight_format;
+  if (f.dtype != WeightDtype::F32 && f.dtype != WeightDtype::BF16 && f.dtype != WeightDtype::F16) {
+    fail(PIMOE_ERR_UNSUPPORTED, "backend '", backend, "' holds expert weights in fp32, bf16 or fp16; weight_dtype '",
+         f.name(), "' runs on the cpu backend");
+  }
+  require_one_format_per_layer(config, backend);
   auto expand = [](std::vector<float> &v, CompactMatrix &m) {
     if (m.empty()) return;
     v.resize(static_cast<size_t>(m.rows * m.cols));

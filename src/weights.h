@@ -78,6 +78,10 @@ void compact_matrices(const std::vector<NamedTensor> &tensors);
 // writes *t.compact or dequantises them into fill_buffer: the layer's quantisation error is then unknown.
 void mark_quantised_source(const NamedTensor &t);
 
+// For a backend that holds one storage format per layer: PIMOE_ERR_UNSUPPORTED naming the backend, the first expert
+// whose format differs from the layer's, and both formats.
+void require_one_format_per_layer(const LayerConfig &config, const char *backend);
+
 // For a backend that computes with fp32 matrices and stores them as fp32, bf16 or fp16 (one type per layer): puts
 // bf16/fp16 compact matrices back into their fp32 vectors (exact), after checking that the layer's formats are ones
 // it holds (PIMOE_ERR_UNSUPPORTED naming `backend` and the format otherwise).

@@ -45,7 +45,7 @@ class CudaBackend final : public Backend {
  public:
   CudaBackend(const LayerConfig &config, LayerWeights &weights)
       : config_(on_usable_device(config)),
-        wtype_(wtype_of(config.weight_format.dtype)),
+        wtype_(wtype_of(config.weight_format)),
         H_(static_cast<int32_t>(config.hidden)),
         E_(static_cast<int32_t>(config.router.num_experts)),
         shared_(config.shared.width > 0),
@@ -64,6 +64,9 @@ class CudaBackend final : public Backend {
 
   bool holds_weight(const NamedTensor &t) const override { return weights_.holds(t); }
   void read_weight(const NamedTensor &t, float *out) const override { weights_.read(t, out); }
+  bool read_compact_weight(const NamedTensor &t, CompactMatrix &out) const override {
+    return weights_.read_compact(t, out);
+  }
   size_t weight_bytes() const override { return weights_.bytes(); }
 
   bool routes_on_device() const override { return routes_on_device_; }
@@ -225,9 +228,11 @@ class CudaBackend final : public Backend {
     return true;
   }
 
+  // Compact weights: the streaming GEMV (decoded in registers) up to kDecodeTokens, else the SIMT GEMM (decoded into
+  // its fp32 tiles); both compute in fp32 on exactly the stored values.
   Path choose_path(int64_t tokens) const {
     if (!config_.deterministic && tokens <= kDecodeTokens && !decode_gemm(tokens)) return Path::Gemv;
-    if (wtype_ != WType::F32 && shapes_.tensor_dims_ok) return Path::Mma;
+    if ((wtype_ == WType::BF16 || wtype_ == WType::F16) && shapes_.tensor_dims_ok) return Path::Mma;
     return Path::Simt;
   }
 
@@ -338,6 +343,7 @@ void CudaBackend::run_layer(CudaScratch &s, float *y, const CallShape &shape, co
   up.streaming = T <= tuning_.stream_tokens;
   up.gated = shapes_.gated;
   up.inter_align = shapes_.inter_align;
+  up.quant_group = static_cast<int32_t>(config_.weight_format.group);
   up.hidden = H_;
   up.max_n = shapes_.max_inter;
   up.in = gather ? s.rows.get() : x;

@@ -37,7 +37,14 @@ std::unique_ptr<Backend> create(const LayerConfig &config, LayerWeights &weights
   std::string why;
   if (!usable(device, why)) fail(PIMOE_ERR_BACKEND_UNAVAILABLE, why);
   refuse_cpu_only_expert_features(config, "cuda");
-  expand_for_float_backend(config, weights, "cuda");
+  // Every weight_dtype runs on the device in its own form (compact matrices stay compact, compact_codec.cuh), one
+  // format per layer; bf16 and fp16 layers are held from their fp32 values as before.
+  const WeightDtype d = config.weight_format.dtype;
+  if (d == WeightDtype::F32 || d == WeightDtype::BF16 || d == WeightDtype::F16) {
+    expand_for_float_backend(config, weights, "cuda");
+  } else {
+    require_one_format_per_layer(config, "cuda");
+  }
   return cuda::create_backend(config, weights);
 }
 

@@ -22,16 +22,24 @@ std::string expert_name(int64_t e, int64_t experts, const char *what) {
 
 }  // namespace
 
-WType wtype_of(WeightDtype d) {
-  switch (d) {
+WType wtype_of(const WeightFormat &f) {
+  switch (f.dtype) {
     case WeightDtype::BF16:
       return WType::BF16;
     case WeightDtype::F16:
       return WType::F16;
+    case WeightDtype::Int8:
+      return WType::I8;
+    case WeightDtype::Int4:
+      return f.zero_point ? WType::I4Z : WType::I4;
+    case WeightDtype::Fp8E4M3:
+      return WType::FP8;
+    case WeightDtype::Mxfp4:
+      return WType::MXFP4;
     case WeightDtype::F32:
       break;
-    default:  // the compact formats: expand_for_float_backend refused them before the backend was made
-      fail(PIMOE_ERR_INTERNAL, "cuda: weight_dtype '", enum_name(d), "' reached the device weights");
+    default:
+      fail(PIMOE_ERR_INTERNAL, "cuda: weight_dtype '", f.name(), "' has no device type");
   }
   return WType::F32;
 }
@@ -56,9 +64,7 @@ DeviceWeights::DeviceWeights(const LayerConfig &config, LayerWeights &w, WType w
     g.activation = spec.activation;
     if (spec.callback) continue;  // computed on the host by the model; never has rows here
     ExpertWeights &x = w.experts[static_cast<size_t>(e)];
-    g.gate = hold(x.gate_weight, wtype, expert_name(e, E, "gate.weight"));
-    g.up = hold(x.up_weight, wtype, expert_name(e, E, "up.weight"));
-    g.down = hold(x.down_weight, wtype, expert_name(e, E, "down.weight"));
+    set_matrices(g, x, wtype, e, E);
     g.up_bias = static_cast<const float *>(hold(x.up_bias, WType::F32, expert_name(e, E, "up.bias")));
     g.down_bias = static_cast<const float *>(hold(x.down_bias, WType::F32, expert_name(e, E, "down.bias")));
     g.norm_weight = static_cast<const float *>(hold(x.norm_weight, WType::F32, expert_name(e, E, "norm.weight")));
@@ -73,9 +79,7 @@ DeviceWeights::DeviceWeights(const LayerConfig &config, LayerWeights &w, WType w
     GroupDesc &g = groups[static_cast<size_t>(E)];
     g.inter = static_cast<int32_t>(config.shared.width);
     g.activation = PIMOE_ACT_SWIGLU;
-    g.gate = hold(w.shared.gate_weight, wtype, expert_name(E, E, "gate.weight"));
-    g.up = hold(w.shared.up_weight, wtype, expert_name(E, E, "up.weight"));
-    g.down = hold(w.shared.down_weight, wtype, expert_name(E, E, "down.weight"));
+    set_matrices(g, w.shared, wtype, E, E);
     shared_score_ = static_cast<const float *>(hold(w.shared_score_weight, WType::F32, "shared.score.weight"));
     imax = std::max(imax, config.shared.width);
     s.tensor_dims_ok = s.tensor_dims_ok && config.shared.width % 8 == 0;
@@ -87,12 +91,19 @@ DeviceWeights::DeviceWeights(const LayerConfig &config, LayerWeights &w, WType w
   groups_.reserve(sizeof(GroupDesc) * groups.size(), "expert descriptors");
   check(cudaMemcpy(groups_.get(), groups.data(), sizeof(GroupDesc) * groups.size(), cudaMemcpyHostToDevice),
         "uploading expert descriptors");
-  if (tensor_maps_allowed && wtype != WType::F32 && s.tensor_dims_ok) upload_tensor_maps(groups, H, wtype);
+  const bool tensor_core_type = wtype == WType::BF16 || wtype == WType::F16;
+  if (tensor_maps_allowed && tensor_core_type && s.tensor_dims_ok) upload_tensor_maps(groups, H, wtype);
 }
 
 void DeviceWeights::read(const NamedTensor &t, float *out) const {
   const DeviceTensor &d = *held_.at(t.data);
   select_device();
+  if (is_compact(d.type)) {
+    CompactMatrix m;
+    read_compact(t, m);
+    m.dequantize_rows(0, m.rows, out);
+    return;
+  }
   if (d.type == WType::F32) {
     check(cudaMemcpy(out, d.memory.get(), sizeof(float) * d.count, cudaMemcpyDeviceToHost), "reading a weight back");
     return;
@@ -130,6 +141,101 @@ const void *DeviceWeights::hold(std::vector<float> &host, WType type, const std:
   tensors_.push_back(std::move(t));
   std::vector<float>().swap(host);
   return ptr;
+}
+
+DeviceMatrix DeviceWeights::hold_matrix(std::vector<float> &host, CompactMatrix &compact, WType type,
+                                        const std::string &name) {
+  DeviceMatrix m;
+  if (compact.empty()) {
+    m.values = hold(host, type, name);
+    return m;
+  }
+  if (!is_compact(type) || wtype_of(compact.format) != type) {
+    fail(PIMOE_ERR_INTERNAL, "cuda: matrix '", name, "' is '", compact.format.name(), "' in a layer of another type");
+  }
+  auto t = std::make_unique<DeviceTensor>();
+  t->type = type;
+  t->format = compact.format;
+  t->rows = compact.rows;
+  t->cols = compact.cols;
+  t->count = compact.rows * compact.cols;
+  // Rows padded to the kernels' 16-byte chunks with the code of zero (byte 0 for int8 and fp8, whose rows are the
+  // only ones that need it: a 4-bit row is whole 16-byte blocks already).
+  const size_t src_row = compact.row_bytes();
+  const auto dst_row = static_cast<size_t>(device_row_bytes(type, compact.cols));
+  const auto rows = static_cast<size_t>(compact.rows);
+  if (src_row == dst_row) {
+    upload(t->memory, compact.values.data(), compact.values.size(), compact.values.size(), name);
+  } else {
+    std::vector<uint8_t> padded(dst_row * rows, 0);
+    for (size_t r = 0; r < rows; ++r) {
+      std::copy_n(compact.values.data() + r * src_row, src_row, padded.data() + r * dst_row);
+    }
+    upload(t->memory, padded.data(), padded.size(), padded.size(), name);
+  }
+  auto pad16 = [](size_t n) { return (n + 15) / 16 * 16; };
+  upload(t->scales, compact.scales.data(), compact.scales.size(), pad16(compact.scales.size()), name + " scales");
+  if (!compact.zeros.empty()) {
+    upload(t->zeros, compact.zeros.data(), compact.zeros.size(), pad16(compact.zeros.size()), name + " zero points");
+  }
+  bytes_ += t->memory.bytes() + t->scales.bytes() + t->zeros.bytes();
+  m.values = t->memory.get();
+  m.scales = t->scales.get();
+  m.zeros = static_cast<const uint8_t *>(t->zeros.get());
+  held_[&host] = t.get();
+  tensors_.push_back(std::move(t));
+  compact = CompactMatrix();
+  std::vector<float>().swap(host);
+  return m;
+}
+
+// `bytes` of src into a new device buffer of `padded` bytes (the padding zeroed).
+void DeviceWeights::upload(DeviceMemory &dst, const uint8_t *src, size_t bytes, size_t padded, const std::string &name) {
+  if (padded == 0) return;
+  dst.reserve(padded, name);
+  if (padded > bytes) check(cudaMemset(dst.get(), 0, padded), ("clearing " + name).c_str());
+  check(cudaMemcpy(dst.get(), src, bytes, cudaMemcpyHostToDevice), ("uploading " + name).c_str());
+}
+
+bool DeviceWeights::read_compact(const NamedTensor &t, CompactMatrix &out) const {
+  const DeviceTensor &d = *held_.at(t.data);
+  if (!is_compact(d.type)) return false;
+  select_device();
+  CompactMatrix m;
+  m.format = d.format;
+  m.rows = d.rows;
+  m.cols = d.cols;
+  m.values = ByteBuffer(CompactMatrix::values_bytes(d.format, d.rows, d.cols));
+  m.scales = ByteBuffer(CompactMatrix::scales_bytes(d.format, d.rows, d.cols));
+  m.zeros = ByteBuffer(CompactMatrix::zeros_bytes(d.format, d.rows, d.cols));
+  const size_t src_row = m.row_bytes();
+  const auto dst_row = static_cast<size_t>(device_row_bytes(d.type, d.cols));
+  check(cudaMemcpy2D(m.values.mutable_data(), src_row, d.memory.get(), dst_row, src_row, static_cast<size_t>(d.rows),
+                     cudaMemcpyDeviceToHost),
+        ("reading back " + t.name).c_str());
+  check(cudaMemcpy(m.scales.mutable_data(), d.scales.get(), m.scales.size(), cudaMemcpyDeviceToHost),
+        ("reading back the scales of " + t.name).c_str());
+  if (!m.zeros.empty()) {
+    check(cudaMemcpy(m.zeros.mutable_data(), d.zeros.get(), m.zeros.size(), cudaMemcpyDeviceToHost),
+          ("reading back the zero points of " + t.name).c_str());
+  }
+  out = std::move(m);
+  return true;
+}
+
+void DeviceWeights::set_matrices(GroupDesc &g, ExpertWeights &x, WType wtype, int64_t e, int64_t experts) {
+  const DeviceMatrix gate = hold_matrix(x.gate_weight, x.gate_compact, wtype, expert_name(e, experts, "gate.weight"));
+  const DeviceMatrix up = hold_matrix(x.up_weight, x.up_compact, wtype, expert_name(e, experts, "up.weight"));
+  const DeviceMatrix down = hold_matrix(x.down_weight, x.down_compact, wtype, expert_name(e, experts, "down.weight"));
+  g.gate = gate.values;
+  g.up = up.values;
+  g.down = down.values;
+  g.gate_scales = gate.scales;
+  g.up_scales = up.scales;
+  g.down_scales = down.scales;
+  g.gate_zeros = gate.zeros;
+  g.up_zeros = up.zeros;
+  g.down_zeros = down.zeros;
 }
 
 // A device copy of a tensor the host keeps.

@@ -17,14 +17,28 @@
 
 namespace pimoe::cuda {
 
-WType wtype_of(WeightDtype d);
+// The device type of a layer's storage format.
+WType wtype_of(const WeightFormat &f);
+// Bytes of an element of a float type (the compact types have none).
 size_t wtype_size(WType t);
 
-// One weight the backend holds in place of the model's host copy.
+// One weight the backend holds in place of the model's host copy. A compact matrix keeps its codes (rows padded to
+// device_row_bytes), its scales and zero points as compact_matrix.h lays them out (padded to 16 bytes), and the shape
+// and format that turn them back into the CompactMatrix the backend was given.
 struct DeviceTensor {
   DeviceMemory memory;
   WType type = WType::F32;
   int64_t count = 0;
+  DeviceMemory scales, zeros;  // compact types
+  WeightFormat format;         // compact types
+  int64_t rows = 0, cols = 0;  // compact types
+};
+
+// Where a held matrix lives on the device.
+struct DeviceMatrix {
+  const void *values = nullptr;
+  const void *scales = nullptr;
+  const uint8_t *zeros = nullptr;
 };
 
 // What the host knows of the uploaded experts (routed and shared).
@@ -46,6 +60,8 @@ class DeviceWeights {
 
   bool holds(const NamedTensor &t) const { return held_.count(t.data) > 0; }
   void read(const NamedTensor &t, float *out) const;  // nn.Linear layout, fp32
+  // A held compact matrix as the interchange form it was given as; false for a float tensor.
+  bool read_compact(const NamedTensor &t, CompactMatrix &out) const;
   size_t bytes() const { return bytes_; }
 
   const ExpertShapes &shapes() const { return shapes_; }
@@ -58,6 +74,10 @@ class DeviceWeights {
 
  private:
   const void *hold(std::vector<float> &host, WType type, const std::string &name);
+  // An expert matrix: its compact form when it has one (the host's is freed), else hold(host).
+  DeviceMatrix hold_matrix(std::vector<float> &host, CompactMatrix &compact, WType type, const std::string &name);
+  void upload(DeviceMemory &dst, const uint8_t *src, size_t bytes, size_t padded, const std::string &name);
+  void set_matrices(GroupDesc &g, ExpertWeights &x, WType wtype, int64_t e, int64_t experts);
   void copy_up(DeviceMemory &dst, const std::vector<float> &host, const char *name);
   void upload_tensor_maps(const std::vector<GroupDesc> &groups, int32_t hidden, WType wtype);
 

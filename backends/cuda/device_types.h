@@ -7,14 +7,57 @@
 
 namespace pimoe::cuda {
 
-enum class WType : int32_t { F32 = 0, BF16 = 1, F16 = 2 };
+// The weight types of the experts' matrices on the device: the float types (also the activations' types of the
+// tensor-core path), and the compact formats (compact_codec.cuh decodes them; compact_matrix.h has their layouts).
+enum class WType : int32_t {
+  F32 = 0,
+  BF16 = 1,
+  F16 = 2,
+  I8 = 3,     // int8, one f32 scale a row
+  I4 = 4,     // int4, one f16 scale a group of a row (implicit zero point 8)
+  I4Z = 5,    // int4 with a u8 zero point a group
+  FP8 = 6,    // fp8_e4m3, one f32 scale a 128 x 128 block
+  MXFP4 = 7,  // OCP MX e2m1, one e8m0 exponent a 32 elements of a row
+};
+
+constexpr bool is_compact(WType t) { return static_cast<int32_t>(t) >= static_cast<int32_t>(WType::I8); }
+
+#if defined(__CUDACC__)
+#define PIMOE_HOST_DEVICE __host__ __device__
+#else
+#define PIMOE_HOST_DEVICE
+#endif
+
+// Bytes of a row of K elements of type w on the device: compact rows are padded to whole 16-byte chunks (the
+// kernels' unit) with the code of zero; the float types' rows are their elements.
+PIMOE_HOST_DEVICE inline int64_t device_row_bytes(WType w, int64_t K) {
+  switch (w) {
+    case WType::F32:
+      return 4 * K;
+    case WType::BF16:
+    case WType::F16:
+      return 2 * K;
+    case WType::I8:
+    case WType::FP8:
+      return (K + 15) / 16 * 16;
+    case WType::I4:
+    case WType::I4Z:
+    case WType::MXFP4:
+      return (K + 31) / 32 * 16;
+  }
+  return 0;
+}
 
 // One group of the grouped projections: a routed expert, or (index E) the shared expert, which sees every token.
-// Matrices are in nn.Linear layout ([out, in], row-major) and in the layer's weight type; vectors are fp32.
+// Matrices are in nn.Linear layout ([out, in], row-major) and in the layer's weight type; vectors are fp32. A compact
+// matrix's rows are padded to whole 16-byte chunks (compact_codec.cuh: row_bytes), and its scales (and zero points)
+// are in the layout of compact_matrix.h, padded to 16 bytes.
 struct GroupDesc {
   const void *gate = nullptr;  // [I, H], SwiGLU only
   const void *up = nullptr;    // [I, H]
   const void *down = nullptr;  // [H, I]
+  const void *gate_scales = nullptr, *up_scales = nullptr, *down_scales = nullptr;  // compact types only
+  const uint8_t *gate_zeros = nullptr, *up_zeros = nullptr, *down_zeros = nullptr;  // I4Z only
   const float *up_bias = nullptr;    // [I] or null
   const float *down_bias = nullptr;  // [H] or null
   const float *norm_weight = nullptr;  // [H], pre-LayerNorm only (null: no norm)
@@ -84,6 +127,7 @@ struct ProjectionArgs {
   int32_t inter_align = 1;
   bool gated = true;
   bool streaming = true;  // may take the streaming kernel (gemv_stream.cu); false: the kernel of a block per 16 rows
+  int32_t quant_group = 0;  // I4/I4Z: elements a scale (32, 64 or 128)
 };
 
 }  // namespace pimoe::cuda

@@ -285,6 +285,10 @@ void launch_projection(const ProjectionArgs &args, WType w, bool pdl, cudaStream
 }  // namespace
 
 void launch_gemv(const ProjectionArgs &args, WType w, bool pdl, cudaStream_t stream) {
+  if (is_compact(w)) {  // any shape: the streaming kernel reads a compact row's partial last chunk
+    launch_gemv_stream(args, w, args.up && args.dense_rows == 0 && args.gated, pdl, stream);
+    return;
+  }
   switch (w) {
     case WType::F32:
       launch_projection<float>(args, w, pdl, stream);
@@ -294,6 +298,8 @@ void launch_gemv(const ProjectionArgs &args, WType w, bool pdl, cudaStream_t str
       break;
     case WType::F16:
       launch_projection<__half>(args, w, pdl, stream);
+      break;
+    default:
       break;
   }
 }

@@ -1,20 +1,23 @@
 // SPDX-License-Identifier: MIT
 #include "grouped_gemm.cuh"
 
+#include <type_traits>
+
+#include "compact_codec.cuh"
 #include "cuda_common.cuh"
 
 namespace pimoe::cuda {
 namespace {
 
-// Which rows and which matrix a block of a grouped projection works on.
-template <typename WT>
+// Which rows and which matrix a block of a grouped projection works on (matrices of the weight type of codec C).
+template <typename C>
 struct BlockJob {
   int64_t base = 0;       // first row of the group in the grouped buffers
   int32_t row0 = 0;       // first row of the tile inside the group
   int32_t count = 0;      // rows of the group
   int32_t K = 0, N = 0;
-  const WT *W = nullptr;   // up (up projection), down, or the dense weight
-  const WT *Wg = nullptr;  // gate (SwiGLU up projection only)
+  MatrixRef W;   // up (up projection), down, or the dense weight
+  MatrixRef Wg;  // gate (SwiGLU up projection only; values null otherwise)
   const float *bias = nullptr;
   int32_t act = -1;  // -1: no activation (down projection, dense)
 
@@ -26,7 +29,7 @@ struct BlockJob {
       count = a.dense_rows;
       K = a.dense_k;
       N = a.dense_n;
-      W = reinterpret_cast<const WT *>(a.dense_weight);
+      W = matrix(a.dense_weight, nullptr, nullptr, 0);
       return row0 < count;
     }
     if (static_cast<int32_t>(blockIdx.x) >= *a.list_count) return false;
@@ -37,13 +40,26 @@ struct BlockJob {
     count = a.offsets[g + 1] - a.offsets[g];
     K = a.up ? a.hidden : d.inter;
     N = a.up ? d.inter : a.hidden;
-    W = static_cast<const WT *>(a.up ? d.up : d.down);
+    W = a.up ? matrix(d.up, d.up_scales, d.up_zeros, a.quant_group)
+             : matrix(d.down, d.down_scales, d.down_zeros, a.quant_group);
     if (a.up) {
       act = d.activation;
-      if (act == kSwiglu) Wg = static_cast<const WT *>(d.gate);
+      if (act == kSwiglu) Wg = matrix(d.gate, d.gate_scales, d.gate_zeros, a.quant_group);
       bias = d.up_bias;
     }
     return true;
+  }
+
+  __device__ MatrixRef matrix(const void *values, const void *scales, const uint8_t *zeros, int32_t group) const {
+    MatrixRef m;
+    m.values = static_cast<const uint8_t *>(values);
+    m.scales = static_cast<const uint8_t *>(scales);
+    m.zeros = zeros;
+    m.row_bytes = device_row_bytes(C::kType, K);
+    m.K = K;
+    m.N = N;
+    m.group = group;
+    return m;
   }
 
   __device__ float epilogue(float acc, float gate_acc, int n) const {
@@ -57,16 +73,17 @@ struct BlockJob {
 constexpr int kSimtBM = kSimtTileRows, kSimtBN = 64, kSimtBK = 16, kSimtThreads = 256;
 
 // 64 x 64 outputs (per matrix: gate and up for SwiGLU) per block, 4 x 4 per thread. Each output accumulates over k
-// in order with fmaf, so a row's result does not depend on the other rows of the call (batch invariance).
-template <typename WT>
+// in order with fmaf, so a row's result does not depend on the other rows of the call (batch invariance). Weights of
+// any type are decoded element by element (C::element) into the fp32 tile.
+template <typename C>
 __global__ void __launch_bounds__(kSimtThreads) simt_kernel(ProjectionArgs a) {
   __shared__ __align__(16) float As[kSimtBK][kSimtBM + 4];
   __shared__ __align__(16) float Bs[2][kSimtBK][kSimtBN + 4];
-  BlockJob<WT> job;
+  BlockJob<C> job;
   if (!job.init(a, kSimtBM)) return;
   const int n0 = blockIdx.y * kSimtBN;
   if (n0 >= job.N) return;
-  const bool gated = job.Wg != nullptr;
+  const bool gated = job.Wg.values != nullptr;
   const float *in = static_cast<const float *>(a.in);
   const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
   const int rows = min(kSimtBM, job.count - job.row0);
@@ -79,8 +96,8 @@ __global__ void __launch_bounds__(kSimtThreads) simt_kernel(ProjectionArgs a) {
       As[kk][r] = (r < rows && k < job.K) ? in[(job.base + job.row0 + r) * a.in_stride + k] : 0.0f;
       const int n = n0 + r;
       const bool ok = n < job.N && k < job.K;
-      Bs[0][kk][r] = ok ? to_float(job.W[static_cast<int64_t>(n) * job.K + k]) : 0.0f;
-      if (gated) Bs[1][kk][r] = ok ? to_float(job.Wg[static_cast<int64_t>(n) * job.K + k]) : 0.0f;
+      Bs[0][kk][r] = ok ? C::element(job.W, n, k) : 0.0f;
+      if (gated) Bs[1][kk][r] = ok ? C::element(job.Wg, n, k) : 0.0f;
     }
     __syncthreads();
 #pragma unroll
@@ -167,9 +184,10 @@ __device__ __forceinline__ void mma16816<__half>(float (&c)[4], const uint32_t (
 template <typename T>
 __global__ void __launch_bounds__(kMmaThreads) mma_kernel(ProjectionArgs a) {
   extern __shared__ __align__(16) uint16_t smem[];
-  BlockJob<T> job;
+  BlockJob<Codec<std::is_same<T, __half>::value ? WType::F16 : WType::BF16>> job;
   if (!job.init(a, kBM)) return;
-  const bool gated = job.Wg != nullptr;
+  const T *W_up = reinterpret_cast<const T *>(job.W.values), *W_gate = reinterpret_cast<const T *>(job.Wg.values);
+  const bool gated = W_gate != nullptr;
   const int cols = gated ? 64 : 128;  // output columns per block
   const int n0 = blockIdx.y * cols;
   if (n0 >= job.N) return;
@@ -186,14 +204,14 @@ __global__ void __launch_bounds__(kMmaThreads) mma_kernel(ProjectionArgs a) {
       const int c = tid + kMmaThreads * i, r = c >> 2, kc = (c & 3) * 8, k = k0 + kc;
       const bool ok = r < rows && k < job.K;
       cp_async16(smem_addr(As + r * kLds + kc), ok ? in + r * a.in_stride + k : static_cast<const T *>(a.in), ok);
-      const T *W = job.W;
+      const T *W = W_up;
       int n = n0 + r;
       if (gated) {
-        W = r < 64 ? job.Wg : job.W;
+        W = r < 64 ? W_gate : W_up;
         n = n0 + (r & 63);
       }
       const bool okb = n < job.N && k < job.K;
-      cp_async16(smem_addr(Bs + r * kLds + kc), okb ? W + static_cast<int64_t>(n) * job.K + k : job.W, okb);
+      cp_async16(smem_addr(Bs + r * kLds + kc), okb ? W + static_cast<int64_t>(n) * job.K + k : W_up, okb);
     }
   };
 
@@ -298,17 +316,7 @@ void launch_simt_gemm(const ProjectionArgs &args, WType w, cudaStream_t stream) 
                                           : static_cast<unsigned>(args.max_list);
   const dim3 grid(gx, static_cast<unsigned>((n + kSimtBN - 1) / kSimtBN));
   if (grid.x == 0 || grid.y == 0) return;
-  switch (w) {
-    case WType::F32:
-      simt_kernel<float><<<grid, kSimtThreads, 0, stream>>>(args);
-      break;
-    case WType::BF16:
-      simt_kernel<__nv_bfloat16><<<grid, kSimtThreads, 0, stream>>>(args);
-      break;
-    case WType::F16:
-      simt_kernel<__half><<<grid, kSimtThreads, 0, stream>>>(args);
-      break;
-  }
+  with_codec(w, [&](auto codec) { simt_kernel<decltype(codec)><<<grid, kSimtThreads, 0, stream>>>(args); });
 }
 
 void launch_mma_gemm(const ProjectionArgs &args, WType w, cudaStream_t stream) {

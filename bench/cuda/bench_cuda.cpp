@@ -19,9 +19,13 @@
 //   cuBLAS    cublasGemmEx of the same FLOPs as dense GEMMs, M = T*(k + shared) rows: [M,H]x[H,2I] and [M,I]x[I,H],
 //             in the layer's weight type with fp32 accumulation (the machine's matrix rate at that size)
 // Weights are libpimoe's seeded initialisation (PIMOE_OPT_SEED); inputs are uniform in [-1, 1], several different
-// ones in rotation so that decode calls do not find "their" experts in the cache.
+// ones in rotation so that decode calls do not find "their" experts in the cache. --dtype takes a list of
+// weight_dtypes (bf16, fp16, fp32, int8, int4, fp8_e4m3, mxfp4), each run over every shape in turn in the same
+// process: an expert's bytes are what the backend holds for it (pimoe_stats' weight_bytes less the router, over the
+// experts), so wt GB/s counts codes, scales and zero points as read; cuBLAS runs in bf16 for the compact formats.
 //
-// Usage: bench_cuda [--shapes S,F,C,D] [--tokens 1,16,512,4096] [--dtype bf16|fp16|fp32] [--min-time S] [--json FILE]
+// Usage: bench_cuda [--shapes S,F,C,D] [--tokens 1,16,512,4096] [--dtype bf16[,int4,...]] [--min-time S]
+//                   [--json FILE]
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 #include <pimoe/pimoe.h>
@@ -182,18 +186,18 @@ double cublas_time(cublasHandle_t h, cudaStream_t st, const std::string &dtype, 
 }  // namespace
 
 int main(int argc, char **argv) {
-  std::string shapes = "S,F,C,D", tokens_arg = "1,16,512,4096", dtype = "bf16", json;
+  std::string shapes = "S,F,C,D", tokens_arg = "1,16,512,4096", dtypes = "bf16", json;
   double min_time = 0.3;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto next = [&] { return i + 1 < argc ? std::string(argv[++i]) : std::string(); };
     if (a == "--shapes") shapes = next();
     else if (a == "--tokens") tokens_arg = next();
-    else if (a == "--dtype") dtype = next();
+    else if (a == "--dtype") dtypes = next();
     else if (a == "--min-time") min_time = std::atof(next().c_str());
     else if (a == "--json") json = next();
     else {
-      std::fprintf(stderr, "usage: bench_cuda [--shapes S,F,C,D] [--tokens 1,16,512,4096] [--dtype bf16] "
+      std::fprintf(stderr, "usage: bench_cuda [--shapes S,F,C,D] [--tokens 1,16,512,4096] [--dtype bf16,int4] "
                            "[--min-time S] [--json FILE]\n");
       return 2;
     }
@@ -207,10 +211,11 @@ int main(int argc, char **argv) {
   std::printf("device: %s\n", pimoe_backend_device("cuda"));
   std::printf("copy bandwidth (D2D, read+write): %.1f GB/s\n", copy_bw / 1e9);
   FILE *out = json.empty() ? nullptr : std::fopen(json.c_str(), "w");
-  if (out) std::fprintf(out, "{\"copy_gbps\": %.3f, \"dtype\": \"%s\", \"cases\": [\n", copy_bw / 1e9, dtype.c_str());
+  if (out) std::fprintf(out, "{\"copy_gbps\": %.3f, \"cases\": [\n", copy_bw / 1e9);
   bool first = true;
-  std::printf("%-5s %6s %10s %12s %9s %10s %9s %11s %9s %9s %10s %9s %9s\n", "shape", "T", "us", "tok/s", "TFLOP/s",
-              "wt GB/s", "wt/copy", "cuBLAS TF", "vs cuBLAS", "floor x", "host us", "host/dev", "check us");
+  std::printf("%-9s %-5s %6s %10s %12s %9s %10s %9s %11s %9s %9s %10s %9s %9s\n", "dtype", "shape", "T", "us", "tok/s",
+              "TFLOP/s", "wt GB/s", "wt/copy", "cuBLAS TF", "vs cuBLAS", "floor x", "host us", "host/dev", "check us");
+  for (const std::string &dtype : split(dtypes))
   for (const std::string &name : split(shapes)) {
     const Shape *sh = nullptr;
     for (const Shape &s : kShapes) {
@@ -247,8 +252,12 @@ int main(int argc, char **argv) {
                 static_cast<long long>(sh->H), static_cast<long long>(sh->I), static_cast<long long>(sh->E),
                 static_cast<long long>(sh->k), sh->deepseek ? " sigmoid 8 groups/top-4 + 1 shared" : "",
                 now_s() - t_create);
-    const size_t es = dtype == "fp32" ? 4 : 2;
-    const double expert_bytes = 3.0 * sh->H * sh->I * es;
+    pimoe_stats_snapshot stats{};
+    stats.struct_size = sizeof stats;
+    PIMOE_OK_OR_DIE(pimoe_stats(m, &stats));
+    const double expert_bytes = (static_cast<double>(stats.weight_bytes) - 4.0 * sh->E * sh->H) / (sh->E + shared);
+    const bool float_type = dtype == "fp32" || dtype == "bf16" || dtype == "fp16";
+    const std::string blas_type = float_type ? dtype : "bf16";
     for (const std::string &tstr : split(tokens_arg)) {
       const int64_t T = std::atoll(tstr.c_str());
       const int pool = T <= 16 ? 32 : 2;
@@ -302,20 +311,20 @@ int main(int argc, char **argv) {
       });
       const double wt_bytes = touched_bytes_sum / calls + 4.0 * sh->E * sh->H + shared * expert_bytes;
       const double flops = 2.0 * T * (sh->k + shared) * sh->H * sh->I * 3 + 2.0 * T * sh->H * sh->E;
-      const double cublas_s = cublas_time(blas, st, dtype, T * (sh->k + shared), sh->H, sh->I);
+      const double cublas_s = cublas_time(blas, st, blas_type, T * (sh->k + shared), sh->H, sh->I);
       const double cublas_tf = (2.0 * T * (sh->k + shared) * sh->H * sh->I * 3) / cublas_s / 1e12;
       const double tf = flops / t / 1e12, wbw = wt_bytes / t;
       const double floor_s = wt_bytes / copy_bw;
-      std::printf("%-5s %6lld %10.1f %12.0f %9.2f %10.1f %9.3f %11.1f %9.3f %9.2f %10.1f %9.2f %9.1f\n",
-                  sh->name.c_str(), static_cast<long long>(T), t * 1e6, T / t, tf, wbw / 1e9, wbw / copy_bw, cublas_tf,
+      std::printf("%-9s %-5s %6lld %10.1f %12.0f %9.2f %10.1f %9.3f %11.1f %9.3f %9.2f %10.1f %9.2f %9.1f\n",
+                  dtype.c_str(), sh->name.c_str(), static_cast<long long>(T), t * 1e6, T / t, tf, wbw / 1e9, wbw / copy_bw, cublas_tf,
                   tf / cublas_tf, t / floor_s, t_host * 1e6, t_host / t, t_check * 1e6);
       std::fflush(stdout);
       if (out) {
         std::fprintf(out,
-                     "%s{\"shape\": \"%s\", \"tokens\": %lld, \"us\": %.3f, \"tflops\": %.4f, \"weight_gbps\": %.3f, "
+                     "%s{\"dtype\": \"%s\", \"shape\": \"%s\", \"tokens\": %lld, \"us\": %.3f, \"tflops\": %.4f, \"weight_gbps\": %.3f, "
                      "\"weight_bytes\": %.0f, \"cublas_tflops\": %.3f, \"calls\": %d, \"host_us\": %.3f, "
                      "\"host_ratio\": %.4f, \"check_us\": %.3f}",
-                     first ? "" : ",\n", sh->name.c_str(), static_cast<long long>(T), t * 1e6, tf, wbw / 1e9,
+                     first ? "" : ",\n", dtype.c_str(), sh->name.c_str(), static_cast<long long>(T), t * 1e6, tf, wbw / 1e9,
                      wt_bytes, cublas_tf, calls, t_host * 1e6, t_host / t, t_check * 1e6);
         first = false;
       }
