@@ -236,9 +236,9 @@ size_t Model::weight_bytes() const {
   return total;
 }
 
-void Model::record_error(const std::string &message) {
+void Model::record_error(const char *message) noexcept {
   std::lock_guard<std::mutex> lock(error_mutex_);
-  last_error_ = message;
+  assign_without_throwing(last_error_, message);
 }
 
 std::string Model::last_error() const {
