@@ -354,6 +354,7 @@ TEST(Concurrency, FullApiMixOnOneHandle) {
 
   constexpr int kForwarders = 3, kIters = 16;
   std::shared_mutex forward_gate;  // shared per forward, exclusive for pimoe_model_set_expert_callback
+  std::atomic<bool> swap_wanted{false};  // forwarders step aside while set (a reader-preferring lock starves writers)
   std::atomic<int> running{kForwarders};
   std::atomic<uint64_t> good_calls{0}, calls{0};
   std::atomic<int> stats_reads{0}, saves{0}, adaptive_resets{0}, swaps{0};
@@ -370,6 +371,7 @@ TEST(Concurrency, FullApiMixOnOneHandle) {
         const std::vector<float> x = random_input(static_cast<size_t>(seq * kH), 500 + tid * 100 + it);
         std::vector<float> y(x.size()), probabilities(static_cast<size_t>(seq * kE)), weights(seq * kK);
         std::vector<int32_t> ids(seq * kK);
+        while (swap_wanted.load()) std::this_thread::yield();
         std::shared_lock<std::shared_mutex> gate(forward_gate);
         pimoe_status s;
         if (it % 3 == 2) {
@@ -456,7 +458,9 @@ TEST(Concurrency, FullApiMixOnOneHandle) {
   // This thread: swap the callback function while no forward runs (the other threads go on).
   while (running.load() > 0) {
     {
+      swap_wanted = true;
       std::unique_lock<std::shared_mutex> gate(forward_gate);
+      swap_wanted = false;
       const pimoe_expert_fn fn = swaps.load() % 2 == 0 ? callback_b : callback_a;
       if (pimoe_model_set_expert_callback(m.get(), kCallbackExpert, fn, nullptr) != PIMOE_OK)
         f.add("set_expert_callback: " + last_error());
