@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstring>
 #include <limits>
+#include <new>
 
 #include "api_guard.h"
 #include "api_validate.h"
@@ -73,7 +74,11 @@ const char *pimoe_last_error(void) {
 
 const char *pimoe_model_last_error(const pimoe_model *model) {
   if (!model) return "";
-  thread_string() = model->model.last_error();
+  try {
+    thread_string() = model->model.last_error();
+  } catch (const std::bad_alloc &) {  // no exception crosses the C ABI, and this call has no status to report with
+    return "out of memory (copying the model's last error)";
+  }
   return thread_string().c_str();
 }
 

@@ -2,6 +2,7 @@
 // The one place where C++ errors become C status codes: every exported function runs its body through guarded().
 #pragma once
 
+#include <cstdio>
 #include <new>
 
 #include "error.h"
@@ -9,7 +10,9 @@
 
 namespace pimoe {
 
-inline pimoe_status report(const pimoe_model *model, pimoe_status status, const std::string &message) {
+// Records a failure on the thread and the model. Allocates nothing that can fail the report (it runs in the catch
+// handlers of a noexcept function, where a throw would terminate the process; memory may be exhausted right then).
+inline pimoe_status report(const pimoe_model *model, pimoe_status status, const char *message) noexcept {
   set_thread_error(message);
   if (model) const_cast<pimoe_model *>(model)->model.record_error(message);
   return status;
@@ -27,7 +30,9 @@ pimoe_status guarded(const pimoe_model *model, Body &&body) noexcept {
   } catch (const std::bad_alloc &) {
     return report(model, PIMOE_ERR_OUT_OF_MEMORY, "out of memory");
   } catch (const std::exception &e) {
-    return report(model, PIMOE_ERR_INTERNAL, std::string("internal error: ") + e.what());
+    char message[512];  // on the stack: building a std::string here could throw
+    std::snprintf(message, sizeof message, "internal error: %s", e.what());
+    return report(model, PIMOE_ERR_INTERNAL, message);
   } catch (...) {
     return report(model, PIMOE_ERR_INTERNAL, "internal error: unknown exception");
   }

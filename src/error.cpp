@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 #include "error.h"
 
+#include <algorithm>
 #include <cstdio>
+#include <cstring>
 
 namespace pimoe {
 namespace {
@@ -15,13 +17,21 @@ std::string to_message_part(double value) {
   return text;
 }
 
-void set_thread_error(const std::string &message) {
-  t_last_error = message;
+void assign_without_throwing(std::string &text, const char *message) noexcept {
+  try {
+    text.assign(message);
+  } catch (...) {
+    text.assign(message, std::min(std::strlen(message), text.capacity()));  // within capacity: no allocation
+  }
 }
-void clear_thread_error() {
+
+void set_thread_error(const char *message) noexcept {
+  assign_without_throwing(t_last_error, message);
+}
+void clear_thread_error() noexcept {
   t_last_error.clear();
 }
-const char *thread_error() {
+const char *thread_error() noexcept {
   return t_last_error.c_str();
 }
 

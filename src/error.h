@@ -40,9 +40,16 @@ template <typename... Parts>
   throw Error(status, std::move(message));
 }
 
-// The calling thread's last error message ("" after a success).
-void set_thread_error(const std::string &message);
-void clear_thread_error();
-const char *thread_error();
+// The calling thread's last error message ("" after a success). Never throws: reporting must work when memory is
+// exhausted, so a message that cannot be copied is kept cut to the bytes the thread's buffer already has (at least
+// the 15 of a short string: "out of memory" always fits).
+void set_thread_error(const char *message) noexcept;
+inline void set_thread_error(const std::string &message) noexcept { set_thread_error(message.c_str()); }
+void clear_thread_error() noexcept;
+const char *thread_error() noexcept;
+
+// Copies message into text without throwing: when the copy cannot be allocated, text keeps the message's first
+// text.capacity() bytes (a string's existing buffer is reused without allocating).
+void assign_without_throwing(std::string &text, const char *message) noexcept;
 
 }  // namespace pimoe

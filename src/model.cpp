@@ -85,8 +85,12 @@ void Model::set_callback(int32_t expert, const ExpertCallback &callback) {
 
 void Model::reset_adaptive_state() {
   std::lock_guard<std::mutex> lock(adaptive_mutex_);
-  if (config_.router.adaptive_bias_rate > 0.0) weights_.selection_bias = initial_bias_;
-  if (config_.router.dynamic_capacity) weights_.load_ema = initial_ema_;
+  // Element by element into the same storage: a vector assignment also rewrites the vector's own pointers, which
+  // pimoe_stats reads without this lock (weight_bytes: the tensors' sizes, which never change).
+  if (config_.router.adaptive_bias_rate > 0.0) {
+    std::copy(initial_bias_.begin(), initial_bias_.end(), weights_.selection_bias.begin());
+  }
+  if (config_.router.dynamic_capacity) std::copy(initial_ema_.begin(), initial_ema_.end(), weights_.load_ema.begin());
 }
 
 // The one forward pipeline: route (on the device when the backend routes this layer there, else router logits and
@@ -236,9 +240,9 @@ size_t Model::weight_bytes() const {
   return total;
 }
 
-void Model::record_error(const std::string &message) {
+void Model::record_error(const char *message) noexcept {
   std::lock_guard<std::mutex> lock(error_mutex_);
-  last_error_ = message;
+  assign_without_throwing(last_error_, message);
 }
 
 std::string Model::last_error() const {

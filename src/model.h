@@ -64,7 +64,7 @@ class Model {
   // Threads for the front end's passes over a call's whole input (the finite check).
   const HostParallel &host_parallel() const { return host_parallel_; }
 
-  void record_error(const std::string &message);
+  void record_error(const char *message) noexcept;  // keeps what fits when memory is exhausted
   std::string last_error() const;
 
  private:

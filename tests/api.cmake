@@ -43,6 +43,22 @@ if(PIMOE_BUILD_SHARED AND CMAKE_SYSTEM_NAME STREQUAL "Linux")
   set_tests_properties(check_exports PROPERTIES LABELS "api" TIMEOUT 60)
 endif()
 
+# The ABI against the committed baseline (tests/abi/): abidw reads the library's DWARF, so the check is registered in
+# builds that compile with -g: RelWithDebInfo and Debug, and every sanitizer build (which adds -g), such as the ASan and
+# TSan suites of tests/run_tests.sh. A Release build has no debug info and no check_abi (compiling the library once
+# more with -g for it would cost CI minutes that the sanitizer suites' libraries already paid).
+if(PIMOE_BUILD_SHARED AND CMAKE_SYSTEM_NAME STREQUAL "Linux")
+  string(TOUPPER "${CMAKE_BUILD_TYPE}" _pimoe_config)
+  if(PIMOE_SANITIZE OR " ${CMAKE_CXX_FLAGS} ${CMAKE_CXX_FLAGS_${_pimoe_config}} " MATCHES " -g[0-9]? ")
+    add_test(NAME check_abi
+             COMMAND sh ${PIMOE_API_TEST_DIR}/abi/check_abi.sh $<TARGET_FILE:pimoe> ${PROJECT_SOURCE_DIR}/include/pimoe
+                     ${PIMOE_API_TEST_DIR}/abi/libpimoe.abi)
+    set_tests_properties(check_abi PROPERTIES LABELS "api" TIMEOUT 120 SKIP_RETURN_CODE 77)
+  else()
+    message(STATUS "libpimoe: no check_abi in this build (no -g: build RelWithDebInfo or Debug to have it)")
+  endif()
+endif()
+
 # Every source file carries the licence's SPDX identifier.
 add_test(NAME check_spdx COMMAND bash ${PIMOE_API_TEST_DIR}/check_spdx.sh ${PROJECT_SOURCE_DIR})
 set_tests_properties(check_spdx PROPERTIES LABELS "api" TIMEOUT 60)

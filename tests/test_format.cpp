@@ -456,6 +456,8 @@ std::vector<Hostile> hostile_files(const Bytes &valid) {
   out.push_back({"zero_header", raw_file(0, "", {}), PIMOE_ERR_FORMAT, {"does not start with '{'"}});
   out.push_back({"invalid_json", raw_text("{\"a\": [1, 2,"), PIMOE_ERR_FORMAT, {"not valid JSON"}});
   out.push_back({"json_trailing_garbage", raw_text("{} xx"), PIMOE_ERR_FORMAT, {"not valid JSON"}});
+  out.push_back({"json_nested_too_deep", raw_text("{\"a\": " + std::string(100, '[') + std::string(100, ']') + "}"),
+                 PIMOE_ERR_FORMAT, {"nests deeper than 64 levels"}});
   out.push_back({"array_json", raw_text("[1, 2]"), PIMOE_ERR_FORMAT, {"does not start with '{'"}});
   out.push_back({"empty_object", raw_text("{}"), PIMOE_ERR_FORMAT, {"not a libpimoe native file"}});
   const std::string bad_utf8 = "{\"\xff\": 1}";

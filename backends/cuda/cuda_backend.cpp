@@ -501,6 +501,7 @@ SortArgs CudaBackend::sort_args(CudaScratch &s, const CallLayout &layout, const 
 }  // namespace
 
 std::unique_ptr<Backend> create_backend(const LayerConfig &config, LayerWeights &weights) {
+  arm_allocation_fault_from_environment();  // a test hook: see cuda_memory.h
   return std::make_unique<CudaBackend>(config, weights);
 }
 

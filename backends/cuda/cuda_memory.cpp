@@ -3,12 +3,28 @@
 
 #include <cuda_runtime_api.h>
 
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+
 #include "cuda_check.h"
 #include "cuda_device.h"
 #include "src/error.h"
 
 namespace pimoe::cuda {
 namespace {
+
+// The test hook's count (see arm_allocation_fault_from_environment): 0 disarmed, else the required growths left
+// until the one that fails.
+std::atomic<long long> g_fault_countdown{0};
+
+bool injected_fault() {
+  long long left = g_fault_countdown.load(std::memory_order_relaxed);
+  while (left > 0) {
+    if (g_fault_countdown.compare_exchange_weak(left, left - 1, std::memory_order_relaxed)) return left == 1;
+  }
+  return false;
+}
 
 cudaError_t allocate(MemoryKind kind, size_t bytes, void **ptr, void **device) {
   cudaError_t e = cudaSuccess;
@@ -71,9 +87,18 @@ int CudaBuffer<Kind>::grow(size_t bytes) {
   return e;
 }
 
+void arm_allocation_fault_from_environment() {
+  const char *n = std::getenv("PIMOE_TEST_CUDA_FAIL_ALLOC");
+  g_fault_countdown.store(n != nullptr ? std::max(0LL, std::atoll(n)) : 0, std::memory_order_relaxed);
+}
+
 template <MemoryKind Kind>
 void CudaBuffer<Kind>::reserve(size_t bytes, const std::string &what) {
   if (bytes <= bytes_) return;
+  if (injected_fault()) {
+    release();
+    fail_allocation(Kind, cudaErrorMemoryAllocation, bytes, what);
+  }
   const int e = grow(bytes);
   if (e != cudaSuccess) fail_allocation(Kind, static_cast<cudaError_t>(e), bytes, what);
 }

@@ -49,6 +49,15 @@ class CudaBuffer {
   size_t bytes_ = 0;
 };
 
+// Test hook, for tests only (docs/conventions.md, "Out of memory, lost devices, and how the tests provoke them"):
+// when the environment variable PIMOE_TEST_CUDA_FAIL_ALLOC holds a number N >= 1 as a CUDA backend is created, the
+// N-th growth of a buffer that must succeed (reserve: device or page-locked memory) made in this process from then on
+// fails, once, as cudaMalloc failing with cudaErrorMemoryAllocation would. Read at every backend creation, which
+// re-arms the count (or disarms it when the variable is unset); the count is process-wide, the one piece of global
+// mutable state of this backend, so a test arms it for one model at a time. try_reserve (memory the caller can do
+// without) is never failed by it.
+void arm_allocation_fault_from_environment();
+
 using DeviceMemory = CudaBuffer<MemoryKind::Device>;
 using MappedHostMemory = CudaBuffer<MemoryKind::MappedHost>;
 using StagingMemory = CudaBuffer<MemoryKind::StagingHost>;

@@ -4,12 +4,11 @@
 #include <sys/stat.h>
 
 #include <charconv>
-#include <fstream>
 #include <limits>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "error.h"
+#include "formats/json_document.h"
 
 namespace pimoe {
 namespace {
@@ -111,16 +110,15 @@ class ConfigReader {
   std::string prefix_;
 };
 
-json read_json(const std::string &path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(PIMOE_ERR_IO, "cannot open '", path, "'");
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) fail(PIMOE_ERR_IO, "cannot read '", path, "'");
-  json root = json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
-  if (root.is_discarded()) fail(PIMOE_ERR_FORMAT, "file '", path, "': not valid JSON");
-  if (!root.is_object()) fail(PIMOE_ERR_FORMAT, "file '", path, "': not a JSON object");
-  return root;
+JsonDocument read_json(const std::string &path) {
+  const std::string text = read_json_text(path);
+  JsonDocument document(text.data(), text.size());
+  if (document.too_deep()) {
+    fail(PIMOE_ERR_FORMAT, "file '", path, "': JSON nested deeper than ", JsonDocument::kMaxDepth, " levels");
+  }
+  if (!document.valid()) fail(PIMOE_ERR_FORMAT, "file '", path, "': not valid JSON");
+  if (!document.root().is_object()) fail(PIMOE_ERR_FORMAT, "file '", path, "': not a JSON object");
+  return document;
 }
 
 // Runs an Options setter, reporting its range errors as errors of config.json's key.
@@ -215,7 +213,8 @@ HfLayerConfig read_hf_config(const std::string &dir, int32_t layer, const Option
 
   HfLayerConfig out;
   out.config_path = dir + "/config.json";
-  const json root = read_json(out.config_path);
+  const JsonDocument document = read_json(out.config_path);
+  const json &root = document.root();
   const ConfigReader config(root, out.config_path);
   if (config.absent("model_type")) fail(PIMOE_ERR_FORMAT, config.where(), "required key 'model_type' is missing");
   out.family = family_of(config.text("model_type", ""), config);

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "error.h"
+#include "formats/json_document.h"
 
 // Tensor bytes are little-endian; the decoders below copy them as host words.
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the safetensors reader assumes a little-endian host");
@@ -214,8 +215,13 @@ SafetensorsView SafetensorsView::parse(const uint8_t *data, size_t size, const s
     fail(PIMOE_ERR_FORMAT, "file '", label, "': the safetensors header does not start with '{'");
   }
   // No exceptions: a hostile header is an expected input, not an exceptional one.
-  const json header = json::parse(text, text + header_bytes, nullptr, /*allow_exceptions=*/false);
-  if (header.is_discarded()) fail(PIMOE_ERR_FORMAT, "file '", label, "': the safetensors header is not valid JSON");
+  const JsonDocument document(text, header_bytes);
+  if (document.too_deep()) {
+    fail(PIMOE_ERR_FORMAT, "file '", label, "': the safetensors header nests deeper than ", JsonDocument::kMaxDepth,
+         " levels");
+  }
+  if (!document.valid()) fail(PIMOE_ERR_FORMAT, "file '", label, "': the safetensors header is not valid JSON");
+  const json &header = document.root();
   if (!header.is_object()) fail(PIMOE_ERR_FORMAT, "file '", label, "': the safetensors header is not a JSON object");
 
   SafetensorsView view;

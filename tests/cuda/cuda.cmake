@@ -13,3 +13,7 @@ set_tests_properties(test_parity_cuda PROPERTIES LABELS "cuda" TIMEOUT 900 SKIP_
 add_test(NAME test_routing_features_cuda COMMAND test_routing_features)
 set_tests_properties(test_routing_features_cuda PROPERTIES LABELS "cuda" TIMEOUT 900 SKIP_RETURN_CODE 77
                      ENVIRONMENT "PIMOE_TEST_BACKEND=cuda")
+# Device-memory failure swept over every N on create, load and forward (the backend's test hook, cuda_memory.h).
+pimoe_add_gtest(test_cuda_alloc_failure ${CMAKE_CURRENT_LIST_DIR}/test_cuda_alloc_failure.cpp)
+target_link_libraries(test_cuda_alloc_failure PRIVATE CUDA::cudart_static)
+set_tests_properties(test_cuda_alloc_failure PROPERTIES LABELS "cuda;faults" TIMEOUT 300 SKIP_RETURN_CODE 77)

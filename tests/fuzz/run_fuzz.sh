@@ -18,7 +18,8 @@ mkdir -p "$work/findings" "$work/corpus"
 binary="$work/fuzz_safetensors"
 sources=(
   "$src/tests/fuzz/fuzz_safetensors.cpp" "$src/tests/fuzz/fuzz_stubs.cpp"
-  "$src/src/formats/safetensors.cpp" "$src/src/formats/mapped_file.cpp" "$src/src/formats/native_format.cpp" "$src/src/error.cpp"
+  "$src/src/formats/safetensors.cpp" "$src/src/formats/json_document.cpp" "$src/src/formats/mapped_file.cpp"
+  "$src/src/formats/native_format.cpp" "$src/src/error.cpp"
   "$src/src/options.cpp" "$src/src/option_env.cpp" "$src/src/layer_config.cpp" "$src/src/compact_matrix.cpp"
   "$src/src/dtype.cpp"
 )
