@@ -7,6 +7,8 @@ set -eu
 packages="cmake make g++ pkg-config libopenblas-dev libgtest-dev binutils nlohmann-json3-dev clang libclang-rt-14-dev $*"
 # The ABI check (ctest check_abi): abidw and abidiff.
 packages="$packages abigail-tools"
+# The docs: Doxygen for the C API reference (the doxygen_api_docs test), man and groff to check the man pages.
+packages="$packages doxygen man-db groff-base"
 # The Vulkan backend: headers, volk and glslc to build it; lavapipe and the validation layer to test it without a GPU.
 packages="$packages libvulkan-dev libvulkan-volk-dev glslc spirv-tools mesa-vulkan-drivers vulkan-validationlayers"
 missing=""

@@ -2,7 +2,8 @@
 # Installed-package test: installs this build into a prefix under the build tree, then builds examples/c/demo.c and
 # examples/cpp/demo.cpp against the INSTALLED copy, once through pkg-config and once through find_package(pimoe)
 # (tests/consumer/CMakeLists.txt), runs them, and checks with ldd that the installed library is the one loaded; checks
-# share/doc/pimoe (LICENSE, CHANGELOG.md, the examples' sources); then copies the prefix elsewhere, hides the original,
+# share/doc/pimoe (LICENSE, CHANGELOG.md, the examples' sources) and share/man/man1 (a page per program, linted and
+# rendered by man); then copies the prefix elsewhere, hides the original,
 # and runs the copied pimoe-info (its RUNPATH) and pkg-config on the copied pimoe.pc (relocatable).
 set(_pimoe_consumer_flags "")
 if(PIMOE_SANITIZE)

@@ -97,7 +97,7 @@ TEST(OptionTable, HeaderEnumMatchesTable) {
 }
 
 TEST(OptionTable, HeaderDocumentsEveryOptionAndValue) {
-  const std::string doc = header_part("/* Layer-wide option keys.", "typedef enum pimoe_option {");
+  const std::string doc = header_part("/** Layer-wide option keys.", "typedef enum pimoe_option {");
   for (const Row &r : rows()) {
     const std::string entry = suffix(r.id) + " \"" + r.name + "\"";
     EXPECT_NE(doc.find(entry), std::string::npos) << "pimoe.h's option documentation lacks " << entry;

@@ -1,8 +1,8 @@
 # SPDX-License-Identifier: MIT
 # C# bindings: SWIG generates the P/Invoke layer and its C wrapper (libpimoe_csharp.so); Mono's mcs compiles the
-# generated code and the hand-written API (src/*.cs) into Pimoe.dll. Tests run with NUnit 2.6's console runner.
-# Included from bindings/CMakeLists.txt (so CMAKE_CURRENT_SOURCE_DIR is bindings/); everything here is labelled
-# "csharp". Toolchain packages: bindings/csharp/debian-packages.
+# generated code and the hand-written API (src/*.cs) into Pimoe.dll, with its XML documentation Pimoe.xml. Tests run
+# with NUnit 2.6's console runner. Included from bindings/CMakeLists.txt (so CMAKE_CURRENT_SOURCE_DIR is bindings/);
+# everything here is labelled "csharp". Toolchain packages: bindings/csharp/debian-packages.
 set(_cs_dir ${CMAKE_CURRENT_LIST_DIR})
 set(_cs_out ${CMAKE_CURRENT_BINARY_DIR}/csharp)
 
@@ -40,17 +40,21 @@ file(CONFIGURE OUTPUT ${_cs_out}/BuildConstants.cs CONTENT
 file(GLOB _cs_sources CONFIGURE_DEPENDS ${_cs_dir}/src/*.cs)
 set(PIMOE_MCS_FLAGS -nologo -warn:4 -warnaserror+ -unsafe -optimize+ -debug- CACHE STRING "Flags for mcs")
 set(_cs_dll ${_cs_out}/Pimoe.dll)
+# Pimoe.xml: the XML documentation of the assembly (from the /// comments), installed beside it where IDEs look for
+# it. Under -warnaserror+ a malformed comment or a cref that resolves to nothing fails the build; a public member
+# without a comment is not reported (-nowarn:1591: the enums SWIG generates carry none).
+set(_cs_doc ${_cs_out}/Pimoe.xml)
 add_custom_command(
-  OUTPUT ${_cs_dll}
-  COMMAND ${PIMOE_MCS} ${PIMOE_MCS_FLAGS} -target:library -out:${_cs_dll}
+  OUTPUT ${_cs_dll} ${_cs_doc}
+  COMMAND ${PIMOE_MCS} ${PIMOE_MCS_FLAGS} -target:library -out:${_cs_dll} -doc:${_cs_doc} -nowarn:1591
           "-recurse:${_cs_out}/generated/*.cs" ${_cs_out}/BuildConstants.cs ${_cs_sources}
   DEPENDS pimoe_csharp ${_cs_sources} ${_cs_out}/BuildConstants.cs
   COMMENT "mcs: Pimoe.dll"
   VERBATIM)
-add_custom_target(pimoe_csharp_assembly ALL DEPENDS ${_cs_dll})
+add_custom_target(pimoe_csharp_assembly ALL DEPENDS ${_cs_dll} ${_cs_doc})
 
 install(TARGETS pimoe_csharp LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
-install(FILES ${_cs_dll} DESTINATION ${CMAKE_INSTALL_LIBDIR}/cli/pimoe)
+install(FILES ${_cs_dll} ${_cs_doc} DESTINATION ${CMAKE_INSTALL_LIBDIR}/cli/pimoe)
 
 # NuGet-layout package (not built by default): cmake --build <dir> --target pimoe_csharp_nupkg
 set(_cs_nupkg ${_cs_out}/Pimoe.${PROJECT_VERSION}.nupkg)
@@ -111,6 +115,12 @@ add_test(NAME csharp_consumer_installed
                  ${PIMOE_MCS} ${PIMOE_MONO} ${_cs_out}/consumer "$<CONFIG>")
 set_tests_properties(csharp_consumer_installed PROPERTIES LABELS "csharp;consumer" TIMEOUT 300
                      RESOURCE_LOCK pimoe_consumer_prefix)
+
+# The XML documentation: every public member of the hand-written API (src/*.cs) has its comment (seconds).
+add_test(NAME csharp_xml_docs
+         COMMAND sh ${_cs_dir}/check_xml_docs.sh ${PIMOE_MCS} ${_cs_out}/xml-docs-check ${_cs_dir}/src
+                 ${_cs_out}/generated ${_cs_out}/BuildConstants.cs)
+set_tests_properties(csharp_xml_docs PROPERTIES LABELS csharp TIMEOUT 120)
 
 if(NOT PIMOE_NUNIT_CONSOLE OR NOT PIMOE_NUNIT_FRAMEWORK)
   message(STATUS "libpimoe: C# unit tests skipped (need nunit-console and libnunit-cil-dev)")

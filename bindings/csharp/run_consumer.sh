@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 # The C# example built and run against the INSTALLED libpimoe: installs the build tree into a prefix under the build
 # directory, compiles examples/csharp/Example.cs against the installed Pimoe.dll, runs it with LD_LIBRARY_PATH set to
-# the prefix only, and checks (LD_DEBUG) that the libpimoe.so and libpimoe_csharp.so loaded are the installed ones.
+# the prefix only, and checks (LD_DEBUG) that the libpimoe.so and libpimoe_csharp.so loaded are the installed ones;
+# and that the assembly's XML documentation, Pimoe.xml, is installed beside Pimoe.dll.
 # Usage: run_consumer.sh BUILD_DIR SOURCE_DIR CMAKE MCS MONO WORK_DIR [CONFIG]
 set -eu
 build=$1 src=$2 cmake=$3 mcs=$4 mono=$5 work=$6 config=${7:-}
@@ -19,6 +20,9 @@ libdir=$(cd "$prefix" && ls -d lib lib64 lib/* 2>/dev/null | while read -r d; do
 [ -n "$libdir" ] || { echo "libpimoe_csharp.so not installed under $prefix"; cat "$work/install.log"; exit 1; }
 dll=$libdir/cli/pimoe/Pimoe.dll
 [ -f "$dll" ] || { echo "Pimoe.dll not installed at $dll"; exit 1; }
+# Its XML documentation beside it, where IDEs look for it.
+grep -qF '<member name="T:Pimoe.Model">' "${dll%.dll}.xml" ||
+  { echo "Pimoe.xml (the assembly's documentation) not installed beside $dll, or without Pimoe.Model"; exit 1; }
 
 # Build from the installed assembly only (a copy beside the program, as an application would ship it).
 mkdir -p "$work/app"

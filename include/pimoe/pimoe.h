@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/*
+/** \file
  * libpimoe: token-level routed Mixture-of-Experts layers, fast, behind one stable C ABI.
  *
  * This header, with the topic headers it includes (listed at its end), is the whole public interface and its
@@ -34,6 +34,7 @@
  *     their element count, which the library checks.
  *   - Weights follow PyTorch's nn.Linear layout ([out_features, in_features], row-major) and are named as listed at
  *     pimoe_tensor_count().
+ *
  * ---------------------------------------------------------------------------------------------------------------
  */
 #ifndef PIMOE_PIMOE_H
@@ -50,24 +51,26 @@ extern "C" {
 
 /* ============================================ version ============================================ */
 
-/* The version of the headers you compile against (CMakeLists.txt reads it from here). PIMOE_VERSION_NUMBER is
+/** The version of the headers you compile against (CMakeLists.txt reads it from here). PIMOE_VERSION_NUMBER is
  * major*10000 + minor*100 + patch, as in zstd. PIMOE_ABI_VERSION is the N of libpimoe.so.N, bumped only when a
  * binary-incompatible change is made. PIMOE_VERSION_STRING spells out MAJOR.MINOR.PATCH (a literal, so that bindings
  * see it); CMakeLists.txt refuses to configure if the two differ. */
+/** @{ */
 #define PIMOE_VERSION_MAJOR 0
 #define PIMOE_VERSION_MINOR 1
 #define PIMOE_VERSION_PATCH 0
 #define PIMOE_ABI_VERSION 0
 #define PIMOE_VERSION_NUMBER (PIMOE_VERSION_MAJOR * 10000 + PIMOE_VERSION_MINOR * 100 + PIMOE_VERSION_PATCH)
 #define PIMOE_VERSION_STRING "0.1.0"
+/** @} */
 
-/* The library's version as "MAJOR.MINOR.PATCH". Compare with PIMOE_VERSION_STRING to detect a header/library skew. */
+/** The library's version as "MAJOR.MINOR.PATCH". Compare with PIMOE_VERSION_STRING to detect a header/library skew. */
 PIMOE_API const char *pimoe_version_string(void);
-/* The library's PIMOE_VERSION_NUMBER. */
+/** The library's PIMOE_VERSION_NUMBER. */
 PIMOE_API uint32_t pimoe_version_number(void);
-/* The library's ABI major version (the number in its SONAME, libpimoe.so.N). */
+/** The library's ABI major version (the number in its SONAME, libpimoe.so.N). */
 PIMOE_API uint32_t pimoe_abi_version(void);
-/* One line describing the build: compiled backends, BLAS vendor and core, compiler. Static string. */
+/** One line describing the build: compiled backends, BLAS vendor and core, compiler. Static string. */
 PIMOE_API const char *pimoe_build_info(void);
 
 #ifdef __cplusplus

@@ -1,9 +1,21 @@
 /* SPDX-License-Identifier: MIT */
-/* libpimoe's CUDA entry point: the forward of a model created with backend "cuda", with input and output already in
+/** \file
+ * libpimoe's CUDA entry point: the forward of a model created with backend "cuda", with input and output already in
  * GPU memory and the work ordered on the caller's CUDA stream, so a CUDA application pays no host copies.
  *
  * This header needs no CUDA header: the stream is passed as void * (a cudaStream_t; NULL is the legacy default
  * stream). Every build of libpimoe exports the function; without the CUDA backend it fails with PIMOE_ERR_UNSUPPORTED.
+ */
+#ifndef PIMOE_CUDA_H
+#define PIMOE_CUDA_H
+
+#include "pimoe.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** The forward of a model created with backend "cuda", on buffers in GPU memory, in order on cuda_stream.
  *
  * Contract of pimoe_forward_cuda (otherwise as pimoe_forward in pimoe.h, whose shape and routing rules apply):
  *   - d_input and d_output are device pointers (cudaMalloc'd, or managed) on the CUDA device the model runs on
@@ -23,15 +35,6 @@
  *     PIMOE_ERR_NON_FINITE_INPUT, PIMOE_ERR_OUT_OF_MEMORY (device scratch memory), PIMOE_ERR_INTERNAL (a CUDA call or
  *     kernel failed; the message names it). A pointer that is not device memory of this device is a caller error that
  *     CUDA may report as PIMOE_ERR_INTERNAL or not detect. */
-#ifndef PIMOE_CUDA_H
-#define PIMOE_CUDA_H
-
-#include "pimoe.h"
-
-#ifdef __cplusplus
-extern "C" {
-#endif
-
 PIMOE_API pimoe_status pimoe_forward_cuda(pimoe_model *model, const float *d_input, size_t input_count,
                                           int64_t batch, int64_t seq, float *d_output, size_t output_count,
                                           int32_t *expert_ids, float *expert_weights, size_t routing_count,

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* Symbol visibility for libpimoe's public API. */
+/** \file
+ * Symbol visibility for libpimoe's public API. */
 #ifndef PIMOE_EXPORT_H
 #define PIMOE_EXPORT_H
 

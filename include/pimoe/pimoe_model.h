@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/*
+/** \file
  * libpimoe public API: the model (create, forward, routing, save, load, Hugging Face import).
  *
  * Part of the public interface that <pimoe/pimoe.h> gathers (include that one); pimoe.h states the rules every call
@@ -21,28 +21,30 @@ extern "C" {
 
 /* ============================================= model ============================================= */
 
+/** A model: one routed MoE layer (its weights, settings, statistics and adaptive routing state), made by
+ * pimoe_create(), pimoe_load() or pimoe_import_hf() and destroyed by pimoe_destroy(). Opaque. */
 typedef struct pimoe_model pimoe_model;
 
-/* Creates a model from options, weights initialised from PIMOE_OPT_SEED. options may be NULL (all defaults).
+/** Creates a model from options, weights initialised from PIMOE_OPT_SEED. options may be NULL (all defaults).
  * *out is set only on success; on failure pimoe_last_error() names the offending option. */
 PIMOE_API pimoe_status pimoe_create(const pimoe_options *options, pimoe_model **out);
-/* Destroys a model and everything it owns. NULL is a no-op. Must not race with other calls on the same model. */
+/** Destroys a model and everything it owns. NULL is a no-op. Must not race with other calls on the same model. */
 PIMOE_API void pimoe_destroy(pimoe_model *model);
 
-/* The last failure recorded on this model from any thread, or "". Valid until this thread's next pimoe_* call. */
+/** The last failure recorded on this model from any thread, or "". Valid until this thread's next pimoe_* call. */
 PIMOE_API const char *pimoe_model_last_error(const pimoe_model *model);
 
-/* Layer dimensions and routing settings of a model. Any out-pointer may be NULL. */
+/** Layer dimensions and routing settings of a model. Any out-pointer may be NULL. */
 PIMOE_API pimoe_status pimoe_model_dims(const pimoe_model *model, int64_t *hidden, int32_t *num_experts,
                                         int32_t *top_k);
-/* Resolved spec of one expert (after presets and overrides). Any out-pointer may be NULL. A callback expert
+/** Resolved spec of one expert (after presets and overrides). Any out-pointer may be NULL. A callback expert
  * reports intermediate 0 and pre_norm 0. */
 PIMOE_API pimoe_status pimoe_model_expert(const pimoe_model *model, int32_t expert, pimoe_activation *activation,
                                           int64_t *intermediate, int32_t *pre_norm);
-/* Name of the backend this model runs on ("cpu", ...). Static string. */
+/** Name of the backend this model runs on ("cpu", ...). Static string. */
 PIMOE_API const char *pimoe_model_backend(const pimoe_model *model);
 
-/* Runs the MoE layer on input [batch, seq, hidden] into output of the same shape.
+/** Runs the MoE layer on input [batch, seq, hidden] into output of the same shape.
  *   input_count and output_count are the buffers' element counts and must equal batch*seq*hidden.
  *   expert_ids / expert_weights (both NULL, or both non-NULL with routing_count == batch*seq*top_k elements)
  *   receive, per token t and slot j (index t*top_k + j, slots in descending router probability, or selection score
@@ -60,10 +62,10 @@ PIMOE_API pimoe_status pimoe_forward(pimoe_model *model, const float *input, siz
                                      int64_t seq, float *output, size_t output_count, int32_t *expert_ids,
                                      float *expert_weights, size_t routing_count);
 
-/* Routing slots per token in the routing outputs: top_k, or num_experts with expert-choice routing. 0 for NULL. */
+/** Routing slots per token in the routing outputs: top_k, or num_experts with expert-choice routing. 0 for NULL. */
 PIMOE_API int64_t pimoe_model_routing_slots(const pimoe_model *model);
 
-/* The full routing of one call (introspection). Versioned by its first field: set struct_size = sizeof(pimoe_routing);
+/** The full routing of one call (introspection). Versioned by its first field: set struct_size = sizeof(pimoe_routing);
  * fields may only be appended. Every pointer may be NULL (not wanted). With T = batch*seq,
  * S = pimoe_model_routing_slots():
  *   expert_ids, weights, dropped hold T*S elements each (slot_count must equal T*S when any is non-NULL): per token t
@@ -72,30 +74,30 @@ PIMOE_API int64_t pimoe_model_routing_slots(const pimoe_model *model);
  *   probabilities holds T*E elements (probability_count must equal T*E when non-NULL): the router scores c of every
  *   token and expert (softmax p or sigmoid s, before any bias or group mask). */
 typedef struct pimoe_routing {
-  size_t struct_size;
-  int32_t *expert_ids;
-  float *weights;
-  uint8_t *dropped;
-  size_t slot_count;
-  float *probabilities;
-  size_t probability_count;
+  size_t struct_size;       /**< sizeof(pimoe_routing), set by the caller */
+  int32_t *expert_ids;      /**< [T*S] the expert of each slot (-1: an unused expert-choice slot), or NULL */
+  float *weights;           /**< [T*S] the weight each slot's output was combined with, or NULL */
+  uint8_t *dropped;         /**< [T*S] 1 when the capacity limit dropped the slot, else 0; or NULL */
+  size_t slot_count;        /**< elements of expert_ids, weights and dropped: T*S when any is non-NULL */
+  float *probabilities;     /**< [T*E] the router scores c of every token and expert, or NULL */
+  size_t probability_count; /**< elements of probabilities: T*E when it is non-NULL */
 } pimoe_routing;
 
-/* pimoe_forward with the full routing (routing may be NULL: same as pimoe_forward without routing outputs). */
+/** pimoe_forward with the full routing (routing may be NULL: same as pimoe_forward without routing outputs). */
 PIMOE_API pimoe_status pimoe_forward_routing(pimoe_model *model, const float *input, size_t input_count, int64_t batch,
                                              int64_t seq, float *output, size_t output_count, pimoe_routing *routing);
 
-/* Sets or replaces the callback of a callback expert (see pimoe_expert_fn), e.g. after pimoe_load. Errors:
+/** Sets or replaces the callback of a callback expert (see pimoe_expert_fn), e.g. after pimoe_load. Errors:
  * PIMOE_ERR_INVALID_ARGUMENT when expert is not a callback expert of this model, PIMOE_ERR_NULL_POINTER for fn.
  * Must not race with pimoe_forward on the same model. */
 PIMOE_API pimoe_status pimoe_model_set_expert_callback(pimoe_model *model, int32_t expert, pimoe_expert_fn fn,
                                                        void *user_data);
 
-/* Restores the adaptive routing state to its value at creation or load: the selection bias of ADAPTIVE_BIAS_RATE and
+/** Restores the adaptive routing state to its value at creation or load: the selection bias of ADAPTIVE_BIAS_RATE and
  * the load average of DYNAMIC_CAPACITY. A no-op for a layer without them. Thread-safe. */
 PIMOE_API pimoe_status pimoe_model_reset_adaptive_state(pimoe_model *model);
 
-/* Saves a model to `path` in libpimoe's native format: a safetensors file whose "__metadata__" holds every
+/** Saves a model to `path` in libpimoe's native format: a safetensors file whose "__metadata__" holds every
  * layer-defining setting (hidden, num_experts, top_k, temperature, renormalize, capacity_factor, aux_loss_coef,
  * layer_norm_eps, the router extensions and shared expert (router_scoring ... shared_gate, router_logit_bias,
  * swiglu_alpha and swiglu_limit, written when not at their defaults), and per expert: activation, width, pre_norm,
@@ -109,14 +111,15 @@ PIMOE_API pimoe_status pimoe_model_reset_adaptive_state(pimoe_model *model);
  * Errors: PIMOE_ERR_IO (cannot create or write the file), with a message naming the file. */
 PIMOE_API pimoe_status pimoe_save(const pimoe_model *model, const char *path);
 
-/* Creates a model from a native file written by pimoe_save() (or by hand, following docs/format.md).
+/** Creates a model from a native file written by pimoe_save() (or by hand, following docs/format.md).
  *   - The layer comes from the file: hidden, num_experts, top_k, temperature, renormalize, capacity_factor,
  *     aux_loss_coef, layer_norm_eps, router_scoring, router_bias, routed_scaling_factor, num_groups, topk_groups,
- *     group_score, shared_width, shared_gate, router_logit_bias, swiglu_alpha, swiglu_limit, the routing features (routing_mode, group_levels, the attention
- *     router, adaptive_bias_rate, dynamic_capacity, capacity_momentum, combine_attention_dim; the adaptive state as
- *     saved), every expert's activation, width, pre_norm and bias, and which experts are callback slots (their
- *     functions are not saved: set them with pimoe_model_set_expert_callback). The same settings in `options` (and
- *     its per-expert overrides but pimoe_options_set_expert_weight_dtype's, and its callbacks) are ignored.
+ *     group_score, shared_width, shared_gate, router_logit_bias, swiglu_alpha, swiglu_limit, the routing features
+ *     (routing_mode, group_levels, the attention router, adaptive_bias_rate, dynamic_capacity, capacity_momentum,
+ *     combine_attention_dim; the adaptive state as saved), every expert's activation, width, pre_norm and bias, and
+ *     which experts are callback slots (their functions are not saved: set them with pimoe_model_set_expert_callback).
+ *     The same settings in `options` (and its per-expert overrides but pimoe_options_set_expert_weight_dtype's, and its
+ *     callbacks) are ignored.
  *   - Runtime settings come from `options`: backend, threads, deterministic, cpu_gemm, weight_dtype (seed is unused:
  *     the weights are the file's). options may be NULL: the defaults. deterministic with a file whose layer has
  *     adaptive routing or dynamic capacity fails with PIMOE_ERR_INVALID_OPTION, as pimoe_create would.
@@ -138,11 +141,12 @@ PIMOE_API pimoe_status pimoe_save(const pimoe_model *model, const char *path);
  * *out is set only on success. The file must not be truncated by another process while pimoe_load() runs. */
 PIMOE_API pimoe_status pimoe_load(const char *path, const pimoe_options *options, pimoe_model **out);
 
-/* Creates a model from the MoE block of decoder layer `layer` (0-based) of a Hugging Face checkpoint folder:
+/** Creates a model from the MoE block of decoder layer `layer` (0-based) of a Hugging Face checkpoint folder:
  * `checkpoint_dir` holds config.json and either model.safetensors or model.safetensors.index.json, whose
  * "weight_map" names the shard (a file in the same folder) of every tensor; only the shards holding the layer's
  * tensors are opened. config.json's "model_type" picks the family and its routing semantics:
  *
+ * <pre>
  *   model_type    router                                               experts (SwiGLU, silu)   shared expert
  *   mixtral       softmax, top-k renormalised                          w1 = gate, w3 = up, w2    none
  *   qwen2_moe     softmax, renormalised iff norm_topk_prob (def. 0)    gate/up/down_proj         gated by sigmoid
@@ -160,6 +164,7 @@ PIMOE_API pimoe_status pimoe_load(const char *path, const pimoe_options *options
  *                 experts_per_token)                                    of gate_up, up = odd rows;
  *                                                                       swiglu_limit from config
  *                                                                       (def. 7), swiglu_alpha 1.702
+ * </pre>
  *
  * The README's "Loading a Hugging Face MoE layer" lists the exact tensor names. Weights stored as F32 load exactly,
  * BF16 and F16 ones are converted to fp32. Pre-quantised checkpoints load as they ship, named by config.json's

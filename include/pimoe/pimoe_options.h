@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/*
+/** \file
  * libpimoe public API: options (activations, expert presets, every option key with its semantics, setters, callback
  * experts).
  *
@@ -20,23 +20,24 @@ extern "C" {
 
 /* ============================================ options ============================================ */
 
-/* Activation functions of an expert FFN: y = down(act(up(x))), or gated (SWIGLU, SWIGLU_OAI): y = down(glu(gate(x),
+/** Activation functions of an expert FFN: y = down(act(up(x))), or gated (SWIGLU, SWIGLU_OAI): y = down(glu(gate(x),
  * up(x))), with gate(x) = W_gate x (+ b_gate), up(x) = W_up x (+ b_up) (biases with PIMOE_OPT_EXPERT_BIAS). */
 typedef enum pimoe_activation {
-  PIMOE_ACT_GELU = 0,      /* x/2 * (1 + erf(x/sqrt(2)))            (PyTorch GELU(approximate='none')) */
-  PIMOE_ACT_GELU_TANH = 1, /* x/2 * (1 + tanh(sqrt(2/pi)(x + 0.044715 x^3)))   (approximate='tanh') */
-  PIMOE_ACT_SILU = 2,      /* x * sigmoid(x) */
-  PIMOE_ACT_RELU = 3,      /* max(x, 0) */
-  PIMOE_ACT_TANH = 4,      /* tanh(x) */
-  PIMOE_ACT_SWIGLU = 5,    /* gated: silu(gate(x)) * up(x); the expert has a third projection "gate" */
-  PIMOE_ACT_SWIGLU_OAI = 6 /* gated and clamped, gpt-oss's (named as ggml's swiglu_oai): with a = SWIGLU_ALPHA and
+  PIMOE_ACT_GELU = 0,      /**< x/2 * (1 + erf(x/sqrt(2)))            (PyTorch GELU(approximate='none')) */
+  PIMOE_ACT_GELU_TANH = 1, /**< x/2 * (1 + tanh(sqrt(2/pi)(x + 0.044715 x^3)))   (approximate='tanh') */
+  PIMOE_ACT_SILU = 2,      /**< x * sigmoid(x) */
+  PIMOE_ACT_RELU = 3,      /**< max(x, 0) */
+  PIMOE_ACT_TANH = 4,      /**< tanh(x) */
+  PIMOE_ACT_SWIGLU = 5,    /**< gated: silu(gate(x)) * up(x); the expert has a third projection "gate" */
+  PIMOE_ACT_SWIGLU_OAI = 6 /**< gated and clamped, gpt-oss's (named as ggml's swiglu_oai): with a = SWIGLU_ALPHA and
                               L = SWIGLU_LIMIT, g = min(gate(x), L), u = clamp(up(x), -L, L),
                               glu = (u + 1) * g * sigmoid(a * g) */
 } pimoe_activation;
 
-/* Named expert presets (the wishlist's expert types). Each is a fixed (activation, width, pre-LayerNorm) triple;
+/** Named expert presets (the wishlist's expert types). Each is a fixed (activation, width, pre-LayerNorm) triple;
  * "width" is a multiple of the layer's intermediate size (PIMOE_OPT_INTERMEDIATE):
  *
+ * <pre>
  *   preset         activation    width   pre-LayerNorm   why
  *   GENERIC        layer default  1x     layer default   whatever PIMOE_OPT_ACTIVATION / PIMOE_OPT_PRE_NORM say
  *   REASONING      GELU (erf)     1x     yes             normalised input, smooth activation (BERT/GPT-2 block)
@@ -46,6 +47,7 @@ typedef enum pimoe_activation {
  *   LANGUAGE       SwiGLU         1x     no              the gated FFN of current language models (Llama, Mixtral)
  *   CREATIVE       GELU (tanh)    1x     yes             the approximate GELU of GPT-2 with a normalised input
  *   ANALYTICAL     ReLU           1x     yes             sparse, piecewise-linear responses on a normalised input
+ * </pre>
  */
 typedef enum pimoe_expert_preset {
   PIMOE_PRESET_GENERIC = 0,
@@ -58,10 +60,11 @@ typedef enum pimoe_expert_preset {
   PIMOE_PRESET_ANALYTICAL = 7
 } pimoe_expert_preset;
 
-/* Layer-wide option keys. Each key has one type; setting it through the wrong typed setter is
+/** Layer-wide option keys. Each key has one type; setting it through the wrong typed setter is
  * PIMOE_ERR_INVALID_OPTION. New keys are only ever appended. The same options are settable by name (the name is
  * given in quotes) through pimoe_options_set_by_name(), which parses the value from a string.
  *
+ * \code{.unparsed}
  *   key                          type    default   meaning
  *   HIDDEN "hidden"              int     512       model width H (1 .. 65536)
  *   NUM_EXPERTS "num_experts"    int     8         routed experts E (1 .. 4096)
@@ -261,6 +264,7 @@ typedef enum pimoe_expert_preset {
  *                                                  The routing outputs report w'. o_j includes the expert's biases.
  *                                                  w' sums to 1 over a token's kept slots, so routed_scaling_factor
  *                                                  and RENORMALIZE have no effect on the output with it.
+ * \endcode
  * Callback experts (pimoe_options_set_expert_callback) are routed like any expert; see pimoe_expert_fn.
  *
  * Experimental options (keys 1000 and up, names "experimental.*"): backend tuning knobs for comparisons, and a way
@@ -271,6 +275,7 @@ typedef enum pimoe_expert_preset {
  * value, OVERRIDES the option (existing scripts keep working), read when a model is created or loaded; a value the
  * option would reject is ignored (a number is the non-negative number it starts with; "0" turns a 0/1 knob off and
  * any other value on).
+ * <pre>
  *   EXPERIMENTAL_CUDA_NO_WGMMA "experimental.cuda_no_wgmma" int 0   env PIMOE_CUDA_NO_WGMMA. 1: CUDA keeps the
  *                                                  mma.sync grouped GEMM on compute capability 9.0 instead of the
  *                                                  Hopper wgmma one
@@ -305,6 +310,7 @@ typedef enum pimoe_expert_preset {
  *   EXPERIMENTAL_VULKAN_PROFILE "experimental.vulkan_profile" int 0   env PIMOE_VULKAN_PROFILE. 1: Vulkan prints
  *                                                  the GPU time of every step of a call, per model, when the model
  *                                                  is destroyed
+ * </pre>
  *
  * Routing of one token, in full: logits z = W_g x (+ c with ROUTER_LOGIT_BIAS); scores c_i (softmax p_i or sigmoid
  * s_i of z/tau); selection scores q_i = c_i + b_i (b = 0 without ROUTER_BIAS); with G > 1 groups, each group's score
@@ -374,42 +380,49 @@ typedef enum pimoe_option {
   PIMOE_OPT_EXPERIMENTAL_VULKAN_PROFILE = 1007
 } pimoe_option;
 
-/* Opaque, growable set of options (zstd/ONNX Runtime style: typed setters keyed by an enum, so new options never
+/** Opaque, growable set of options (zstd/ONNX Runtime style: typed setters keyed by an enum, so new options never
  * change a struct layout). An unknown key or a wrong value fails at the setter, naming the key. */
 typedef struct pimoe_options pimoe_options;
 
-/* Creates options holding every default listed above. *out is set only on success. */
+/** Creates options holding every default listed above. *out is set only on success. */
 PIMOE_API pimoe_status pimoe_options_create(pimoe_options **out);
-/* Destroys options. NULL is a no-op. */
+/** Destroys options. NULL is a no-op. */
 PIMOE_API void pimoe_options_destroy(pimoe_options *options);
 
+/** Sets a layer-wide option through the setter of its type (int, float or string: the table at pimoe_option).
+ * Another type's setter, or a value out of the key's range, is PIMOE_ERR_INVALID_OPTION; a key this library does
+ * not know is PIMOE_ERR_UNKNOWN_OPTION. */
+/** @{ */
 PIMOE_API pimoe_status pimoe_options_set_int(pimoe_options *options, pimoe_option key, int64_t value);
 PIMOE_API pimoe_status pimoe_options_set_float(pimoe_options *options, pimoe_option key, double value);
 PIMOE_API pimoe_status pimoe_options_set_string(pimoe_options *options, pimoe_option key, const char *value);
-/* Sets any layer-wide option by its quoted name, parsing value as the key's type, e.g. ("top_k", "2"),
+/** @} */
+/** Sets any layer-wide option by its quoted name, parsing value as the key's type, e.g. ("top_k", "2"),
  * ("activation", "swiglu"), ("temperature", "0.7"), ("backend", "cpu"). */
 PIMOE_API pimoe_status pimoe_options_set_by_name(pimoe_options *options, const char *key, const char *value);
 
-/* Per-expert overrides. expert is an index in [0, num_experts) as known at pimoe_create(), or -1 for every expert.
+/** Per-expert overrides. expert is an index in [0, num_experts) as known at pimoe_create(), or -1 for every expert.
  * An index >= num_experts is reported by pimoe_create() (the expert count may be set after the override).
  * At pimoe_create() each expert starts from the layer defaults; then the settings given for every expert (-1) are
  * applied, then those given for that expert. Within one of these two steps, a preset is applied first (it sets
  * activation, width and norm), then any explicit activation, width (absolute intermediate size) or norm flag,
  * whatever the order of the calls; a later call replaces an earlier one for the same field. */
+/** @{ */
 PIMOE_API pimoe_status pimoe_options_set_expert_preset(pimoe_options *options, int32_t expert,
                                                        pimoe_expert_preset preset);
 PIMOE_API pimoe_status pimoe_options_set_expert_activation(pimoe_options *options, int32_t expert,
                                                            pimoe_activation activation);
 PIMOE_API pimoe_status pimoe_options_set_expert_width(pimoe_options *options, int32_t expert, int64_t intermediate);
 PIMOE_API pimoe_status pimoe_options_set_expert_pre_norm(pimoe_options *options, int32_t expert, int32_t enabled);
-/* The expert's storage format, overriding WEIGHT_DTYPE for its matrices (e.g. a hot expert kept at "bf16" in an
+/** @} */
+/** The expert's storage format, overriding WEIGHT_DTYPE for its matrices (e.g. a hot expert kept at "bf16" in an
  * "int4" layer): any WEIGHT_DTYPE value but "auto"; int4 takes the layer's WEIGHT_GROUP_SIZE and WEIGHT_ZERO_POINT.
  * The CPU backend takes any mix; the GPU backends one format per layer. pimoe_load keeps each expert's format from
  * the file unless this call or WEIGHT_DTYPE says otherwise. */
 PIMOE_API pimoe_status pimoe_options_set_expert_weight_dtype(pimoe_options *options, int32_t expert,
                                                              const char *weight_dtype);
 
-/* A physically isolated expert (the PiMoE idea): an expert slot computed by the host instead of a neural network,
+/** A physically isolated expert (the PiMoE idea): an expert slot computed by the host instead of a neural network,
  * e.g. an exact arithmetic unit. libpimoe routes tokens to it like any expert, gathers the rows it receives and calls
  *   fn(user_data, expert, input, rows, hidden, output)
  * with input [rows, hidden] (the tokens' x, in token order; LayerNorm is not applied) and output [rows, hidden]
@@ -426,7 +439,7 @@ PIMOE_API pimoe_status pimoe_options_set_expert_weight_dtype(pimoe_options *opti
  * kept token to that expert fails with PIMOE_ERR_CALLBACK (calls that route nothing to it succeed). */
 typedef int (*pimoe_expert_fn)(void *user_data, int32_t expert, const float *input, int64_t rows, int64_t hidden,
                                float *output);
-/* Makes `expert` (in [0, num_experts), checked at pimoe_create) a callback expert computed by fn. fn must not be NULL;
+/** Makes `expert` (in [0, num_experts), checked at pimoe_create) a callback expert computed by fn. fn must not be NULL;
  * user_data is passed through untouched and must outlive every model created from these options. */
 PIMOE_API pimoe_status pimoe_options_set_expert_callback(pimoe_options *options, int32_t expert, pimoe_expert_fn fn,
                                                          void *user_data);

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/*
+/** \file
  * libpimoe public API: a model's weight tensors (names, shapes, values).
  *
  * Part of the public interface that <pimoe/pimoe.h> gathers (include that one); pimoe.h states the rules every call
@@ -21,9 +21,10 @@ extern "C" {
 
 /* ============================================ tensors ============================================ */
 
-/* The model's weight tensors, read as fp32 (an expert or shared-expert matrix held in a compact WEIGHT_DTYPE reads as
+/** The model's weight tensors, read as fp32 (an expert or shared-expert matrix held in a compact WEIGHT_DTYPE reads as
  * its dequantised values, the values the layer computes with), in this order and with these names (e in [0, E),
  * I_e the expert's width):
+ * <pre>
  *   "router.weight"               [E, H]
  *   "router.bias"                 [E]      only with PIMOE_OPT_ROUTER_LOGIT_BIAS (seeded like a bias of fan_in H)
  *   "router.selection_bias"       [E]      only with PIMOE_OPT_ROUTER_BIAS or ADAPTIVE_BIAS_RATE > 0 (seeded like
@@ -47,14 +48,15 @@ extern "C" {
  *   "shared.score.weight"         [1, H]   only with PIMOE_OPT_SHARED_GATE
  *   "combine.q.weight"            [d_c, H] only with COMBINE_ATTENTION_DIM = d_c > 0
  *   "combine.k.weight"            [d_c, H] only with COMBINE_ATTENTION_DIM > 0
+ * </pre>
  * (The shared expert has no biases. A callback expert has no tensors.) */
 PIMOE_API int64_t pimoe_tensor_count(const pimoe_model *model);
-/* Name of tensor i, or NULL when i is out of range. Valid for the model's lifetime. */
+/** Name of tensor i, or NULL when i is out of range. Valid for the model's lifetime. */
 PIMOE_API const char *pimoe_tensor_name(const pimoe_model *model, int64_t index);
-/* Shape of a tensor: *ndim receives the rank (1 or 2), dims[0 .. rank-1] its extents; dims must hold 4 values. */
+/** Shape of a tensor: *ndim receives the rank (1 or 2), dims[0 .. rank-1] its extents; dims must hold 4 values. */
 PIMOE_API pimoe_status pimoe_tensor_shape(const pimoe_model *model, const char *name, int32_t *ndim,
                                           int64_t dims[4]);
-/* Copies a tensor's values (row-major fp32; a compact matrix dequantised) into out; count must equal the tensor's
+/** Copies a tensor's values (row-major fp32; a compact matrix dequantised) into out; count must equal the tensor's
  * element count. */
 PIMOE_API pimoe_status pimoe_tensor_read(const pimoe_model *model, const char *name, float *out, size_t count);
 

@@ -14,7 +14,8 @@
 # 4. Copies the prefix to another folder and hides the original: the copied pimoe-info must start (no
 #    LD_LIBRARY_PATH: its RUNPATH $ORIGIN/../<libdir>) and load the copy's libpimoe, and pkg-config reading the copy's
 #    pimoe.pc must give -I and -L flags into the copy.
-# Step 1 also checks share/doc/pimoe: LICENSE and CHANGELOG.md as in the source tree, and the examples' sources.
+# Step 1 also checks share/doc/pimoe: LICENSE and CHANGELOG.md as in the source tree, and the examples' sources; and
+# share/man/man1: a man page for every installed program, linted by groff and rendered by man (MANPATH at the prefix).
 # Everything happens under BUILD_DIR/consumer-test, wiped first, so it can run any number of times.
 set -eu
 
@@ -162,6 +163,42 @@ if [ -n "$SHARED" ]; then
     *) fail "the installed pimoe-info has no \$ORIGIN-relative RUNPATH: it cannot start from a custom prefix" ;;
   esac
 fi
+
+# share/man/man1: a page for every program installed into bin/. groff's lint finds nothing in it (-ww: every warning;
+# -z: no output), man finds it through MANPATH (as `man NAME` does once the prefix's share/man is on it) and renders it
+# without a warning, its NAME section names the program, and its OPTIONS section has an entry for every option of the
+# program's usage line.
+MANDIR=$PREFIX/share/man
+command -v man >/dev/null || fail "man not found (Debian: man-db); this test renders the installed man pages"
+command -v groff >/dev/null || fail "groff not found (Debian: groff-base); this test lints the installed man pages"
+programs=0
+for prog in "$PREFIX"/bin/*; do
+  [ -f "$prog" ] && [ -x "$prog" ] || continue
+  name=$(basename "$prog")
+  programs=$((programs + 1))
+  page=$MANDIR/man1/$name.1
+  [ -f "$page" ] || fail "no man page for the installed program $name: $page"
+  lint=$(groff -man -ww -z "$page" 2>&1) || fail "groff -man -ww -z $page exited with $?: $lint"
+  [ -z "$lint" ] || fail "groff -man -ww -z $page: $lint"
+  rc=0
+  LC_ALL=C MANWIDTH=80 MANPATH=$MANDIR man --warnings -P cat "$name" >"$WORK/man-$name.txt" 2>"$WORK/man-$name.err" ||
+    rc=$?
+  [ "$rc" = 0 ] || fail "MANPATH=$MANDIR man $name exited with $rc: $(cat "$WORK/man-$name.err")"
+  [ ! -s "$WORK/man-$name.err" ] || fail "man $name warns: $(cat "$WORK/man-$name.err")"
+  grep -A1 '^NAME' "$WORK/man-$name.txt" | grep -q "^ *$name  *- " ||
+    fail "man $name: its NAME section does not name $name"
+  usage=$("$prog" --help 2>&1 >/dev/null) || true
+  options=$(echo "$usage" | grep -oE '[[ ]--?[a-z][a-z-]*' | cut -c2- | sort -u)
+  [ -n "$options" ] || fail "$name --help prints no usage line with options: '$usage'"
+  # Each option heads an entry of the OPTIONS section ("--opt", "--opt ARG" or "-o, --opt" at the line's start).
+  sed -n '/^OPTIONS/,/^[A-Z]/p' "$WORK/man-$name.txt" >"$WORK/man-$name.options"
+  for option in $options; do
+    grep -qE -e "^ +(-[a-z], )?$option( |,|$)" "$WORK/man-$name.options" ||
+      fail "man $name has no entry for $option in its OPTIONS section (its usage: $usage)"
+  done
+  echo "ok: man $name renders (lines: $(wc -l <"$WORK/man-$name.txt")) and documents" $options
+done
+[ "$programs" -gt 0 ] || fail "no program installed in $PREFIX/bin"
 
 # ------------------------------------------------------------------------------------------------ 2. pkg-config
 step "pkg-config"

@@ -7,6 +7,7 @@ namespace Pimoe
     /// <summary>The resolved spec of one expert (after presets and overrides).</summary>
     public struct ExpertInfo
     {
+        /// <summary>An expert's spec: its activation, width and whether it normalises its input.</summary>
         public ExpertInfo(ActivationFunction activation, long intermediate, bool preNorm) : this()
         {
             Activation = activation;
@@ -14,10 +15,14 @@ namespace Pimoe
             PreNorm = preNorm;
         }
 
+        /// <summary>The expert's activation function.</summary>
         public ActivationFunction Activation { get; private set; }
+        /// <summary>The expert's intermediate width (0 for a callback expert).</summary>
         public long Intermediate { get; private set; }
+        /// <summary>Whether the expert applies LayerNorm to its input (false for a callback expert).</summary>
         public bool PreNorm { get; private set; }
 
+        /// <summary>"activation xwidth", with " (pre-LayerNorm)" when it has one.</summary>
         public override string ToString()
         {
             return Activation + " x" + Intermediate + (PreNorm ? " (pre-LayerNorm)" : "");

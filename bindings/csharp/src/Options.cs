@@ -7,8 +7,8 @@ namespace Pimoe
     /// Layer options (pimoe_options): every key of <see cref="OptionKey"/>, settable typed or by name, plus per-expert
     /// overrides. Each setter is checked by the library at once and throws <see cref="PimoeException"/> naming the key.
     /// Setters return this object, so they chain. An Options object is not thread-safe: build it on one thread, then
-    /// pass it to <see cref="Model(Options)"/>, which copies what it needs. Dispose it when done (a finalizer frees it
-    /// otherwise).
+    /// pass it to <see cref="M:Pimoe.Model.#ctor(Pimoe.Options)"/>, which copies what it needs. Dispose it when done
+    /// (a finalizer frees it otherwise).
     /// </summary>
     public sealed class Options : IDisposable
     {
@@ -74,6 +74,7 @@ namespace Pimoe
             return this;
         }
 
+        /// <summary>Sets one expert's activation, or every expert's with <see cref="AllExperts"/>.</summary>
         public Options SetExpertActivation(int expert, ActivationFunction activation)
         {
             pimoe.PimoeOptionsSetExpertActivation(handle, expert, activation);
@@ -87,6 +88,7 @@ namespace Pimoe
             return this;
         }
 
+        /// <summary>Gives one expert (or every expert) a LayerNorm on its input, or takes it away.</summary>
         public Options SetExpertPreNorm(int expert, bool enabled)
         {
             pimoe.PimoeOptionsSetExpertPreNorm(handle, expert, enabled ? 1 : 0);

@@ -11,6 +11,7 @@ namespace Pimoe
     [Serializable]
     public class PimoeException : Exception
     {
+        /// <summary>A failure with this status and message (the status's text when the message is empty).</summary>
         public PimoeException(Status status, string message)
             : base(string.IsNullOrEmpty(message) ? Library.StatusString(status) : message)
         {
@@ -30,6 +31,7 @@ namespace Pimoe
         /// <summary>The library's static text for <see cref="Status"/>, e.g. "a size or value is out of range".</summary>
         public string StatusText { get { return Library.StatusString(Status); } }
 
+        /// <summary>"Pimoe.PimoeException: status: message".</summary>
         public override string ToString()
         {
             return "Pimoe.PimoeException: " + Status + ": " + Message;

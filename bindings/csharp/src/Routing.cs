@@ -30,9 +30,13 @@ namespace Pimoe
             return new Routing(new int[r], new float[r], new byte[r], new float[p]);
         }
 
+        /// <summary>[T*S] the expert of each slot (-1: an unused expert-choice slot), or null.</summary>
         public int[] ExpertIds { get; private set; }
+        /// <summary>[T*S] the weight each slot's output was combined with, or null.</summary>
         public float[] Weights { get; private set; }
+        /// <summary>[T*S] 1 when the capacity limit dropped the slot, else 0; or null.</summary>
         public byte[] Dropped { get; private set; }
+        /// <summary>[T*NumExperts] the router scores of every token and expert, or null.</summary>
         public float[] Probabilities { get; private set; }
 
         /// <summary>Whether slot <paramref name="index"/> (t*S + j) was dropped by the capacity limit.</summary>
