@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "fifo_util.h"
 #include "format_test_util.h"
 
 using namespace pimoe_test;
@@ -231,6 +232,14 @@ TEST(HostileFiles, PathsThatAreNotFiles) {
   EXPECT_TRUE(contains(last_error(), missing) && contains(last_error(), "No such file")) << last_error();
   EXPECT_EQ(pimoe_load("/dev/null", nullptr, &m), PIMOE_ERR_IO);
   EXPECT_TRUE(contains(last_error(), "not a regular file")) << last_error();
+  const std::string fifo = dir + "/fifo.safetensors";  // open() of a FIFO without a writer would block
+  ASSERT_TRUE(pimoe_fifo_test::make_fifo(fifo));
+  const pimoe_status s = pimoe_fifo_test::returns_without_blocking(fifo, [&] {
+    const pimoe_status status = pimoe_load(fifo.c_str(), nullptr, &m);
+    EXPECT_TRUE(contains(last_error(), fifo) && contains(last_error(), "not a regular file")) << last_error();
+    return status;
+  });
+  EXPECT_EQ(s, PIMOE_ERR_IO) << describe(s);
   EXPECT_EQ(pimoe_load(nullptr, nullptr, &m), PIMOE_ERR_NULL_POINTER);
   EXPECT_EQ(pimoe_load(missing.c_str(), nullptr, nullptr), PIMOE_ERR_NULL_POINTER);
   EXPECT_EQ(m, nullptr);

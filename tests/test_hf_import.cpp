@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <pimoe/pimoe.h>
 
+#include <cctype>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -12,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "fifo_util.h"
 #include "hf_import_util.h"
 
 using namespace pimoe_hf_test;
@@ -127,6 +129,44 @@ TEST(HfImport, TensorAbsentFromIndexIsMissing) {
   EXPECT_EQ(f.status, PIMOE_ERR_FORMAT) << f.message;
   EXPECT_NE(f.message.find("model.layers.1.mlp.shared_expert_gate.weight"), std::string::npos) << f.message;
 }
+
+// Each file the importer reads, replaced by something that is not a regular file: PIMOE_ERR_IO naming the file,
+// and never a blocking open() (a FIFO without a writer) or a FORMAT error (a directory read as JSON).
+struct ReadFile {
+  const char *family;
+  const char *file;
+};
+void PrintTo(const ReadFile &f, std::ostream *os) { *os << f.family << "/" << f.file; }
+class HfNotARegularFile : public ::testing::TestWithParam<ReadFile> {};
+
+TEST_P(HfNotARegularFile, FifoIsIoErrorWithoutBlocking) {
+  Scratch s(GetParam().family);
+  const std::string path = s.dir() + "/" + GetParam().file;
+  ASSERT_TRUE(pimoe_fifo_test::make_fifo(path)) << path;
+  const Failure f = pimoe_fifo_test::returns_without_blocking(path, [&] { return import_failure(s.dir(), 1); });
+  EXPECT_EQ(f.status, PIMOE_ERR_IO) << f.message;
+  EXPECT_NE(f.message.find(path + "' is not a regular file"), std::string::npos) << f.message;
+}
+
+TEST_P(HfNotARegularFile, DirectoryIsIoError) {
+  Scratch s(GetParam().family);
+  const std::string path = s.dir() + "/" + GetParam().file;
+  fs::remove(path);
+  fs::create_directory(path);
+  const Failure f = import_failure(s.dir(), 1);
+  EXPECT_EQ(f.status, PIMOE_ERR_IO) << f.message;
+  EXPECT_NE(f.message.find(path + "' is a directory"), std::string::npos) << f.message;
+}
+
+INSTANTIATE_TEST_SUITE_P(Files, HfNotARegularFile,
+                         ::testing::Values(ReadFile{"mixtral", "config.json"}, ReadFile{"mixtral", "model.safetensors"},
+                                           ReadFile{"qwen2_moe", "model.safetensors.index.json"},
+                                           ReadFile{"qwen2_moe", "model-00002-of-00002.safetensors"}),
+                         [](const auto &param_info) {
+                           std::string name = std::string(param_info.param.family) + "_" + param_info.param.file;
+                           for (char &c : name) c = std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+                           return name;
+                         });
 
 TEST(HfImport, NullArguments) {
   pimoe_model *model = nullptr;

@@ -3,11 +3,10 @@
 
 #include <sys/stat.h>
 
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "error.h"
+#include "formats/mapped_file.h"
 
 namespace pimoe {
 namespace {
@@ -33,11 +32,8 @@ HfCheckpoint::HfCheckpoint(const std::string &dir) : dir_(dir) {
   }
   sharded_ = true;
   source_ = index_path;
-  std::ifstream in(index_path, std::ios::binary);
-  if (!in) fail(PIMOE_ERR_IO, "cannot open '", index_path, "'");
-  std::ostringstream text;
-  text << in.rdbuf();
-  const nlohmann::json root = nlohmann::json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
+  const std::string text = read_text_file(index_path);
+  const nlohmann::json root = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (root.is_discarded() || !root.is_object()) fail(PIMOE_ERR_FORMAT, "file '", index_path, "': not a JSON object");
   const auto map = root.find("weight_map");
   if (map == root.end() || !map->is_object()) {

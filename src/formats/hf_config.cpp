@@ -4,12 +4,11 @@
 #include <sys/stat.h>
 
 #include <charconv>
-#include <fstream>
 #include <limits>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "error.h"
+#include "formats/mapped_file.h"
 
 namespace pimoe {
 namespace {
@@ -112,12 +111,8 @@ class ConfigReader {
 };
 
 json read_json(const std::string &path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(PIMOE_ERR_IO, "cannot open '", path, "'");
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) fail(PIMOE_ERR_IO, "cannot read '", path, "'");
-  json root = json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
+  const std::string text = read_text_file(path);
+  json root = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (root.is_discarded()) fail(PIMOE_ERR_FORMAT, "file '", path, "': not valid JSON");
   if (!root.is_object()) fail(PIMOE_ERR_FORMAT, "file '", path, "': not a JSON object");
   return root;

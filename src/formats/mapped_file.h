@@ -29,6 +29,16 @@ class MappedFile {
   size_t size_ = 0;
 };
 
+// Opens `path` read-only and non-blocking (a FIFO or a device never blocks open()) and checks with fstat() that it
+// is a regular file before anything is read. Throws PIMOE_ERR_IO naming the file when it does not exist, cannot be
+// opened (a symlink loop, no permission), is a directory or is not a regular file. Returns the descriptor (the
+// caller closes it) and its size.
+int open_regular_file(const std::string &path, size_t &size);
+
+// The whole contents of the regular file `path` (opened by open_regular_file), for small text files such as
+// config.json and a shard index.
+std::string read_text_file(const std::string &path);
+
 // Tells the kernel that the mapped pages inside [begin, begin + length) will not be read again soon: for a
 // read-only file mapping they leave the process's resident set and come back from the file if touched. Loaders call
 // it after copying a tensor, so loading a file never holds the whole file and the whole model at once.
