@@ -168,6 +168,40 @@ INSTANTIATE_TEST_SUITE_P(Files, HfNotARegularFile,
                            return name;
                          });
 
+// config.json and the index are read whole: one past the 64 MiB cap (sparse, never read) is FORMAT naming the file
+// and the cap; one linked to /dev/zero is IO (not a regular file). Both fail at once.
+class HfJsonFile : public ::testing::TestWithParam<ReadFile> {};
+
+TEST_P(HfJsonFile, LargerThanTheCapFailsBeforeReading) {
+  Scratch s(GetParam().family);
+  const std::string path = s.dir() + "/" + GetParam().file;
+  ASSERT_EQ(::truncate(path.c_str(), (off_t{64} << 20) + 1), 0) << path;
+  const Failure f = import_failure(s.dir(), 1);
+  EXPECT_EQ(f.status, PIMOE_ERR_FORMAT) << f.message;
+  EXPECT_NE(f.message.find("'" + path + "' is 67108865 bytes, more than the limit of 67108864 bytes"),
+            std::string::npos)
+      << f.message;
+}
+
+TEST_P(HfJsonFile, LinkToDevZeroIsIoError) {
+  Scratch s(GetParam().family);
+  const std::string path = s.dir() + "/" + GetParam().file;
+  fs::remove(path);
+  fs::create_symlink("/dev/zero", path);
+  const Failure f = import_failure(s.dir(), 1);
+  EXPECT_EQ(f.status, PIMOE_ERR_IO) << f.message;
+  EXPECT_NE(f.message.find(path + "' is not a regular file"), std::string::npos) << f.message;
+}
+
+INSTANTIATE_TEST_SUITE_P(Files, HfJsonFile,
+                         ::testing::Values(ReadFile{"mixtral", "config.json"},
+                                           ReadFile{"qwen2_moe", "model.safetensors.index.json"}),
+                         [](const auto &param_info) {
+                           std::string name = std::string(param_info.param.family) + "_" + param_info.param.file;
+                           for (char &c : name) c = std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+                           return name;
+                         });
+
 TEST(HfImport, NullArguments) {
   pimoe_model *model = nullptr;
   EXPECT_EQ(pimoe_import_hf(nullptr, 1, nullptr, &model), PIMOE_ERR_NULL_POINTER);

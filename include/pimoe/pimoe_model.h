@@ -174,7 +174,8 @@ PIMOE_API pimoe_status pimoe_load(const char *path, const pimoe_options *options
  * aux_loss_coef is config.json's router_aux_loss_coef, else 1.0). A gpt_oss layer and a compact format run on the
  * cpu backend only (a GPU backend, "auto" included, refuses them with PIMOE_ERR_UNSUPPORTED).
  * Errors (the message names the file, and the config key or tensor): PIMOE_ERR_IO (no such folder, no config.json,
- * neither model.safetensors nor an index, an unreadable shard), PIMOE_ERR_FORMAT (invalid JSON, a missing or
+ * neither model.safetensors nor an index, an unreadable shard, any of these files not a regular file: a directory,
+ * FIFO or device), PIMOE_ERR_FORMAT (config.json or the index larger than 64 MiB, invalid JSON, a missing or
  * mistyped config key, a missing tensor, a tensor whose shape contradicts config.json, a non-finite weight, a
  * malformed safetensors file; quantised: missing scales, scales whose shape contradicts their matrix, an fp8 NaN
  * code, a NaN or E8M0 0xff scale, a scale whose values overflow fp32), PIMOE_ERR_UNSUPPORTED (an unknown

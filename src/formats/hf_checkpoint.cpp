@@ -32,7 +32,7 @@ HfCheckpoint::HfCheckpoint(const std::string &dir) : dir_(dir) {
   }
   sharded_ = true;
   source_ = index_path;
-  const std::string text = read_text_file(index_path);
+  const std::string text = read_text_file(index_path, kMaxJsonFileBytes);
   const nlohmann::json root = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (root.is_discarded() || !root.is_object()) fail(PIMOE_ERR_FORMAT, "file '", index_path, "': not a JSON object");
   const auto map = root.find("weight_map");

@@ -111,7 +111,7 @@ class ConfigReader {
 };
 
 json read_json(const std::string &path) {
-  const std::string text = read_text_file(path);
+  const std::string text = read_text_file(path, kMaxJsonFileBytes);
   json root = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (root.is_discarded()) fail(PIMOE_ERR_FORMAT, "file '", path, "': not valid JSON");
   if (!root.is_object()) fail(PIMOE_ERR_FORMAT, "file '", path, "': not a JSON object");

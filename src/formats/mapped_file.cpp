@@ -37,9 +37,13 @@ int open_regular_file(const std::string &path, size_t &size) {
   return std::exchange(file.fd, -1);
 }
 
-std::string read_text_file(const std::string &path) {
+std::string read_text_file(const std::string &path, size_t max_bytes) {
   size_t size = 0;
   FileDescriptor file{open_regular_file(path, size)};
+  if (size > max_bytes) {
+    fail(PIMOE_ERR_FORMAT, "file '", path, "' is ", size, " bytes, more than the limit of ", max_bytes,
+         " bytes for a file read whole");
+  }
   std::string text(size, '\0');
   size_t done = 0;
   while (done < size) {

@@ -35,9 +35,14 @@ class MappedFile {
 // caller closes it) and its size.
 int open_regular_file(const std::string &path, size_t &size);
 
+// The largest JSON file read whole (config.json, a shard index): 64 MiB, far above any real one (DeepSeek-V3's index
+// is ~9 MB), so that a huge or sparse file fails before it is read.
+constexpr size_t kMaxJsonFileBytes = size_t{64} << 20;
+
 // The whole contents of the regular file `path` (opened by open_regular_file), for small text files such as
-// config.json and a shard index.
-std::string read_text_file(const std::string &path);
+// config.json and a shard index. A file larger than `max_bytes` is PIMOE_ERR_FORMAT naming the file, its size and
+// the limit, before anything is read.
+std::string read_text_file(const std::string &path, size_t max_bytes);
 
 // Tells the kernel that the mapped pages inside [begin, begin + length) will not be read again soon: for a
 // read-only file mapping they leave the process's resident set and come back from the file if touched. Loaders call
