@@ -202,6 +202,21 @@ INSTANTIATE_TEST_SUITE_P(Files, HfJsonFile,
                            return name;
                          });
 
+// n_shared_experts * moe_intermediate_size (32) = 2^62 * 32 wraps to 0 in 64 bits: FORMAT naming both keys, never a
+// layer imported without its shared expert.
+TEST(HfImport, SharedExpertWidthOverflowIsFormatError) {
+  Scratch s("deepseek_v3");
+  json config = s.config();
+  config["n_shared_experts"] = int64_t{1} << 62;
+  s.set_config(config);
+  const Failure f = import_failure(s.dir(), 1);
+  EXPECT_EQ(f.status, PIMOE_ERR_FORMAT) << f.message;
+  EXPECT_NE(f.message.find(s.dir() + "/config.json"), std::string::npos) << f.message;
+  EXPECT_NE(f.message.find("'n_shared_experts' (4611686018427387904) * 'moe_intermediate_size' (32)"),
+            std::string::npos)
+      << f.message;
+}
+
 TEST(HfImport, NullArguments) {
   pimoe_model *model = nullptr;
   EXPECT_EQ(pimoe_import_hf(nullptr, 1, nullptr, &model), PIMOE_ERR_NULL_POINTER);

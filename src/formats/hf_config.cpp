@@ -342,7 +342,11 @@ HfLayerConfig read_hf_config(const std::string &dir, int32_t layer, const Option
   };
   if (out.family == HfFamily::DeepseekV2 || out.family == HfFamily::DeepseekV3) {
     const bool v3 = out.family == HfFamily::DeepseekV3;
-    out.shared_width = config.at_least("n_shared_experts", 0) * out.expert_width;
+    const int64_t shared_experts = config.at_least("n_shared_experts", 0);
+    if (__builtin_mul_overflow(shared_experts, out.expert_width, &out.shared_width)) {
+      fail(PIMOE_ERR_FORMAT, config.where(), "keys 'n_shared_experts' (", shared_experts, ") * '", width_key, "' (",
+           out.expert_width, "): the shared expert's width overflows a 64-bit integer");
+    }
     out.shared_width_key = "n_shared_experts * moe_intermediate_size";
     const std::string scoring = config.text("scoring_func", v3 ? "sigmoid" : "softmax");
     if (scoring != "softmax" && scoring != "sigmoid") {
