@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <pimoe/pimoe.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdint>
 #include <cstdlib>
@@ -229,7 +230,11 @@ TEST(HostileFiles, PathsThatAreNotFiles) {
   EXPECT_TRUE(contains(last_error(), dir) && contains(last_error(), "is a directory")) << last_error();
   const std::string missing = dir + "/missing.safetensors";
   EXPECT_EQ(pimoe_load(missing.c_str(), nullptr, &m), PIMOE_ERR_IO);
-  EXPECT_TRUE(contains(last_error(), missing) && contains(last_error(), "No such file")) << last_error();
+  EXPECT_TRUE(contains(last_error(), missing + "': it does not exist")) << last_error();
+  const std::string loop = dir + "/loop.safetensors";  // ELOOP is a link loop, not a missing file
+  ASSERT_EQ(::symlink("loop.safetensors", loop.c_str()), 0) << loop;
+  EXPECT_EQ(pimoe_load(loop.c_str(), nullptr, &m), PIMOE_ERR_IO);
+  EXPECT_TRUE(contains(last_error(), loop + "': symbolic link loop")) << last_error();
   EXPECT_EQ(pimoe_load("/dev/null", nullptr, &m), PIMOE_ERR_IO);
   EXPECT_TRUE(contains(last_error(), "not a regular file")) << last_error();
   const std::string fifo = dir + "/fifo.safetensors";  // open() of a FIFO without a writer would block

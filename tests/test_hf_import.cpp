@@ -158,6 +158,18 @@ TEST_P(HfNotARegularFile, DirectoryIsIoError) {
   EXPECT_NE(f.message.find(path + "' is a directory"), std::string::npos) << f.message;
 }
 
+// A link to itself: ELOOP reported as a symbolic link loop naming the file, never as a file that is absent (the
+// shard index would then be skipped for model.safetensors).
+TEST_P(HfNotARegularFile, SymlinkLoopIsIoErrorNamingTheLoop) {
+  Scratch s(GetParam().family);
+  const std::string path = s.dir() + "/" + GetParam().file;
+  fs::remove(path);
+  fs::create_symlink(GetParam().file, path);
+  const Failure f = import_failure(s.dir(), 1);
+  EXPECT_EQ(f.status, PIMOE_ERR_IO) << f.message;
+  EXPECT_NE(f.message.find(path + "': symbolic link loop"), std::string::npos) << f.message;
+}
+
 INSTANTIATE_TEST_SUITE_P(Files, HfNotARegularFile,
                          ::testing::Values(ReadFile{"mixtral", "config.json"}, ReadFile{"mixtral", "model.safetensors"},
                                            ReadFile{"qwen2_moe", "model.safetensors.index.json"},
@@ -227,7 +239,17 @@ TEST(HfImport, MissingDirectory) {
   const std::string dir = ::testing::TempDir() + "pimoe_hf_no_such_dir_" + std::to_string(::getpid());
   const Failure f = import_failure(dir, 1);
   EXPECT_EQ(f.status, PIMOE_ERR_IO) << f.message;
-  EXPECT_NE(f.message.find(dir), std::string::npos) << f.message;
+  EXPECT_NE(f.message.find("'" + dir + "': it does not exist"), std::string::npos) << f.message;
+}
+
+TEST(HfImport, CheckpointDirectoryThatIsASymlinkLoop) {
+  const std::string dir = ::testing::TempDir() + "pimoe_hf_loop_" + std::to_string(::getpid());
+  fs::remove(dir);
+  fs::create_symlink(dir, dir);
+  const Failure f = import_failure(dir, 1);
+  fs::remove(dir);
+  EXPECT_EQ(f.status, PIMOE_ERR_IO) << f.message;
+  EXPECT_NE(f.message.find("'" + dir + "': symbolic link loop"), std::string::npos) << f.message;
 }
 
 TEST(HfImport, MissingConfigAndWeights) {

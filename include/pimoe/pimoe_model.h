@@ -131,11 +131,12 @@ PIMOE_API pimoe_status pimoe_save(const pimoe_model *model, const char *path);
  * offsets, dtypes, shapes against the metadata, every required tensor present and no other, hyper-parameters in
  * range, weights finite, compact codes valid); then the weights are copied into the model (a matrix kept in its
  * compact format goes from the mapped file straight into the backend's form) and the file is unmapped.
- * Errors (the message names the file, and the tensor or metadata key): PIMOE_ERR_IO (missing, unreadable, not a
- * regular file), PIMOE_ERR_FORMAT (malformed or inconsistent contents, not a native file; a compact matrix whose
- * scales, zero points, dtypes, packed shape or codes disagree with its format), PIMOE_ERR_UNSUPPORTED (a newer format
- * version, an fp32 tensor of a dtype other than F32/BF16/F16), and those of pimoe_create() for the runtime options.
- * *out is set only on success. The file must not be truncated by another process while pimoe_load() runs. */
+ * Errors (the message names the file, and the tensor or metadata key): PIMOE_ERR_IO (missing, unreadable, a
+ * symbolic link loop, not a regular file), PIMOE_ERR_FORMAT (malformed or inconsistent contents, not a native file;
+ * a compact matrix whose scales, zero points, dtypes, packed shape or codes disagree with its format),
+ * PIMOE_ERR_UNSUPPORTED (a newer format version, an fp32 tensor of a dtype other than F32/BF16/F16), and those of
+ * pimoe_create() for the runtime options. *out is set only on success. The file must not be truncated by another
+ * process while pimoe_load() runs. */
 PIMOE_API pimoe_status pimoe_load(const char *path, const pimoe_options *options, pimoe_model **out);
 
 /* Creates a model from the MoE block of decoder layer `layer` (0-based) of a Hugging Face checkpoint folder:

@@ -3,6 +3,7 @@
 
 #include <sys/stat.h>
 
+#include <cerrno>
 #include <nlohmann/json.hpp>
 
 #include "error.h"
@@ -14,9 +15,11 @@ namespace {
 const char *const kSingle = "model.safetensors";
 const char *const kIndex = "model.safetensors.index.json";
 
+// Whether the name is there: a path stat() fails on for any reason but ENOENT (a symbolic link loop, no permission)
+// exists, so that opening it reports that reason instead of the file reading as absent.
 bool exists(const std::string &path) {
   struct stat info {};
-  return ::stat(path.c_str(), &info) == 0;
+  return ::stat(path.c_str(), &info) == 0 || errno != ENOENT;
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 
 #include <sys/stat.h>
 
+#include <cerrno>
 #include <charconv>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -205,7 +206,9 @@ const char *hf_model_type(HfFamily family) {
 
 HfLayerConfig read_hf_config(const std::string &dir, int32_t layer, const Options &runtime) {
   struct stat info {};
-  if (::stat(dir.c_str(), &info) != 0) fail(PIMOE_ERR_IO, "checkpoint directory '", dir, "' does not exist");
+  if (::stat(dir.c_str(), &info) != 0) {
+    fail(PIMOE_ERR_IO, "checkpoint directory '", dir, "': ", path_error_text(errno));
+  }
   if (!S_ISDIR(info.st_mode)) fail(PIMOE_ERR_IO, "checkpoint '", dir, "' is not a directory");
 
   HfLayerConfig out;

@@ -25,10 +25,21 @@ struct FileDescriptor {
 
 }  // namespace
 
+std::string path_error_text(int error) {
+  switch (error) {
+    case ENOENT:
+      return "it does not exist";
+    case ELOOP:
+      return "symbolic link loop (too many levels of symbolic links)";
+    default:
+      return std::strerror(error);
+  }
+}
+
 int open_regular_file(const std::string &path, size_t &size) {
   // O_NONBLOCK: open() of a FIFO without a writer would otherwise wait forever; regular files ignore the flag.
   FileDescriptor file{::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK)};
-  if (file.fd < 0) fail(PIMOE_ERR_IO, "cannot open '", path, "': ", std::string(std::strerror(errno)));
+  if (file.fd < 0) fail(PIMOE_ERR_IO, "cannot open '", path, "': ", path_error_text(errno));
   struct stat info {};
   if (::fstat(file.fd, &info) != 0) fail(PIMOE_ERR_IO, "cannot stat '", path, "': ", std::string(std::strerror(errno)));
   if (S_ISDIR(info.st_mode)) fail(PIMOE_ERR_IO, "'", path, "' is a directory, not a file");

@@ -29,6 +29,10 @@ class MappedFile {
   size_t size_ = 0;
 };
 
+// Why a path could not be opened or stat()ed, from errno: "it does not exist" (ENOENT), "symbolic link loop (...)"
+// (ELOOP: a link that points back at itself must not read as a missing file), else strerror's text.
+std::string path_error_text(int error);
+
 // Opens `path` read-only and non-blocking (a FIFO or a device never blocks open()) and checks with fstat() that it
 // is a regular file before anything is read. Throws PIMOE_ERR_IO naming the file when it does not exist, cannot be
 // opened (a symlink loop, no permission), is a directory or is not a regular file. Returns the descriptor (the
