@@ -65,6 +65,19 @@ std::vector<Hostile> hostile_files(const Bytes &valid) {
   trailing.push_back(0);
   out.push_back({"trailing_bytes", trailing, PIMOE_ERR_FORMAT, {"belong to no tensor"}});
 
+  // A name given twice (nlohmann's parse keeps the last): the file is ambiguous, even when both entries agree.
+  const std::string router_entry = base.header["router.weight"].dump();
+  const std::string twice = header.substr(0, header.size() - 1) + ",\"router.weight\":" + router_entry + "}";
+  out.push_back({"duplicate_tensor_name",
+                 raw_file(twice.size(), twice, base.data),
+                 PIMOE_ERR_FORMAT,
+                 {"header names 'router.weight' twice"}});
+  const std::string meta_prefix = "{\"__metadata__\":{";  // dump() sorts keys: __metadata__ comes first
+  const std::string meta_twice = meta_prefix + "\"pimoe.hidden\":\"9\"," + header.substr(meta_prefix.size());
+  out.push_back({"duplicate_metadata_key",
+                 raw_file(meta_twice.size(), meta_twice, base.data),
+                 PIMOE_ERR_FORMAT,
+                 {"header names 'pimoe.hidden' twice"}});
   edit("metadata_not_object", PIMOE_ERR_FORMAT, {"__metadata__ is not a JSON object"},
        [](Crafted &c) { c.header["__metadata__"] = json::array({1}); });
   edit("metadata_value_not_string", PIMOE_ERR_FORMAT, {"'pimoe.hidden' is not a string"},

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "error.h"
 
@@ -48,6 +49,24 @@ bool as_unsigned(const json &value, uint64_t &out) {
     return true;
   }
   return false;
+}
+
+// Parses JSON text, recording in `duplicate` the first key that an object holds twice (at any depth): nlohmann keeps
+// the last value of a repeated key, so a second entry of a tensor name would silently replace the first.
+json parse_rejecting_duplicate_keys(const char *begin, const char *end, std::string &duplicate) {
+  std::vector<std::set<std::string>> open_objects;  // the keys seen so far in each object being parsed
+  const json::parser_callback_t note_keys = [&](int, json::parse_event_t event, json &parsed) {
+    if (event == json::parse_event_t::object_start) {
+      open_objects.emplace_back();
+    } else if (event == json::parse_event_t::object_end) {
+      if (!open_objects.empty()) open_objects.pop_back();
+    } else if (event == json::parse_event_t::key && !open_objects.empty() && duplicate.empty()) {
+      const std::string &key = parsed.get_ref<const std::string &>();
+      if (!open_objects.back().insert(key).second) duplicate = key;
+    }
+    return true;
+  };
+  return json::parse(begin, end, note_keys, /*allow_exceptions=*/false);
 }
 
 std::string shape_text(const std::vector<int64_t> &shape) {
@@ -214,7 +233,12 @@ SafetensorsView SafetensorsView::parse(const uint8_t *data, size_t size, const s
     fail(PIMOE_ERR_FORMAT, "file '", label, "': the safetensors header does not start with '{'");
   }
   // No exceptions: a hostile header is an expected input, not an exceptional one.
-  const json header = json::parse(text, text + header_bytes, nullptr, /*allow_exceptions=*/false);
+  std::string duplicate;
+  const json header = parse_rejecting_duplicate_keys(text, text + header_bytes, duplicate);
+  if (!duplicate.empty()) {
+    fail(PIMOE_ERR_FORMAT, "file '", label, "': the safetensors header names '", duplicate,
+         "' twice (which entry is meant is ambiguous)");
+  }
   if (header.is_discarded()) fail(PIMOE_ERR_FORMAT, "file '", label, "': the safetensors header is not valid JSON");
   if (!header.is_object()) fail(PIMOE_ERR_FORMAT, "file '", label, "': the safetensors header is not a JSON object");
 
