@@ -311,9 +311,14 @@ TEST(Options, OutOfRangeSizes) {
       {PIMOE_OPT_THREADS, -1, "threads"},
   };
   for (const Case &c : cases) {
-    EXPECT_TRUE(failed_with(pimoe_options_set_int(o.get(), c.key, c.value), {PIMOE_ERR_INVALID_OPTION}, {c.name}))
+    // The value is printed as the integer it is (never "1e+12" through a double).
+    const std::string value_text = " = " + std::to_string(c.value) + " is out of range";
+    EXPECT_TRUE(failed_with(pimoe_options_set_int(o.get(), c.key, c.value), {PIMOE_ERR_INVALID_OPTION},
+                            {c.name, value_text.c_str()}))
         << c.name << " = " << c.value;
   }
+  EXPECT_TRUE(failed_with(pimoe_options_set_int(o.get(), PIMOE_OPT_SEED, -1), {PIMOE_ERR_INVALID_OPTION},
+                          {"'seed' = -1 is out of range [0, 9200000000000000000]"}));
   EXPECT_TRUE(failed_with(pimoe_options_set_int(o.get(), PIMOE_OPT_ACTIVATION, 42), {PIMOE_ERR_INVALID_OPTION},
                           {"activation", "42"}));
   // The option set survives: all defaults, so the model is the default one.

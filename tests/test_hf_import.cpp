@@ -229,6 +229,19 @@ TEST(HfImport, SharedExpertWidthOverflowIsFormatError) {
       << f.message;
 }
 
+// A config value beyond an option's range is reported as the integer it is: 2^40, never "1.09951e+12".
+TEST(HfImport, OutOfRangeIntegerIsPrintedAsAnInteger) {
+  Scratch s("mixtral");
+  json config = s.config();
+  config["hidden_size"] = int64_t{1} << 40;
+  s.set_config(config);
+  const Failure f = import_failure(s.dir(), 1);
+  EXPECT_EQ(f.status, PIMOE_ERR_FORMAT) << f.message;
+  EXPECT_NE(f.message.find("key 'hidden_size': option 'hidden' = 1099511627776 is out of range [1, 65536]"),
+            std::string::npos)
+      << f.message;
+}
+
 TEST(HfImport, NullArguments) {
   pimoe_model *model = nullptr;
   EXPECT_EQ(pimoe_import_hf(nullptr, 1, nullptr, &model), PIMOE_ERR_NULL_POINTER);
