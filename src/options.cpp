@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: MIT
 #include "options.h"
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
-#include <algorithm>
 #include <iterator>
 #include <type_traits>
 
@@ -276,18 +277,23 @@ void Options::set_by_name(const char *key, const char *value) {
   if (found->activation_names) {
     return set_int(found->key, parse_activation(value, ("option '" + std::string(key) + "'").c_str()));
   }
+  // The number is the whole value, as a name is: strtoll/strtod would skip leading whitespace (" 8") while the end
+  // check refuses trailing whitespace ("8 "), so both are refused here alike.
+  const bool padded = *value != '\0' && (std::isspace(static_cast<unsigned char>(value[0])) ||
+                                         std::isspace(static_cast<unsigned char>(value[std::strlen(value) - 1])));
+  const char *const padding_note = padded ? " (no whitespace is allowed around the number)" : "";
   char *end = nullptr;
   errno = 0;
   if (found->kind == Kind::Int) {
     long long parsed = std::strtoll(value, &end, 10);
-    if (end == value || *end != '\0' || errno == ERANGE) {
-      fail(PIMOE_ERR_INVALID_OPTION, "option '", key, "': '", value, "' is not an integer");
+    if (padded || end == value || *end != '\0' || errno == ERANGE) {
+      fail(PIMOE_ERR_INVALID_OPTION, "option '", key, "': '", value, "' is not an integer", padding_note);
     }
     return set_int(found->key, parsed);
   }
   double parsed = std::strtod(value, &end);
-  if (end == value || *end != '\0') {
-    fail(PIMOE_ERR_INVALID_OPTION, "option '", key, "': '", value, "' is not a number");
+  if (padded || end == value || *end != '\0') {
+    fail(PIMOE_ERR_INVALID_OPTION, "option '", key, "': '", value, "' is not a number", padding_note);
   }
   set_float(found->key, parsed);
 }

@@ -286,6 +286,20 @@ TEST(Options, UnknownKeys) {
   EXPECT_TRUE(failed_with(pimoe_options_set_by_name(o.get(), "TOP_K_X", "1"), {PIMOE_ERR_UNKNOWN_OPTION}, {"TOP_K_X"}));
 }
 
+// A number given by name is the whole value: whitespace before it is refused as whitespace after it is (strtoll
+// alone would take " 8" and refuse "8 "), for integer and real keys alike.
+TEST(Options, NumbersByNameRefuseWhitespaceOnEitherSide) {
+  OptionsPtr o = make_options();
+  for (const char *key : {"top_k", "temperature"}) {
+    for (const char *value : {" 2", "2 ", "\t2", "2\n", " 2 "}) {
+      EXPECT_TRUE(failed_with(pimoe_options_set_by_name(o.get(), key, value), {PIMOE_ERR_INVALID_OPTION},
+                              {key, "no whitespace"}))
+          << key << " = '" << value << "'";
+    }
+    EXPECT_EQ(pimoe_options_set_by_name(o.get(), key, "2"), PIMOE_OK) << key << ": " << last_error();
+  }
+}
+
 TEST(Options, OutOfRangeSizes) {
   OptionsPtr o = make_options();
   struct Case {
