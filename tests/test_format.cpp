@@ -3,6 +3,7 @@
 // test_format_hostile.cpp). Public C API only.
 #include <dirent.h>
 #include <pimoe/pimoe.h>
+#include <sys/stat.h>
 
 #include <cmath>
 #include <cstdint>
@@ -310,6 +311,31 @@ TEST(RoundTripFormat, SaveErrors) {
   EXPECT_TRUE(contains(last_error(), "pimoe_save")) << last_error();
   EXPECT_TRUE(contains(pimoe_model_last_error(m.get()), bad));
 }
+
+// A saved file gets the mode a new file of the process gets (0666 less the umask), not mkstemp's 0600; nothing of
+// the temporary file is left. The umask is process-wide: each case sets it and the old one comes back.
+class SavedFileMode : public ::testing::TestWithParam<mode_t> {};
+
+TEST_P(SavedFileMode, IsTheUmasksModeForANewFile) {
+  const std::string dir = test_dir();
+  ModelPtr m = small_model();
+  const std::string path = dir + "/mode_" + std::to_string(GetParam()) + ".safetensors";
+  const mode_t previous = ::umask(GetParam());
+  const pimoe_status status = pimoe_save(m.get(), path.c_str());
+  ::umask(previous);
+  ASSERT_EQ(status, PIMOE_OK) << last_error();
+  struct stat info {};
+  ASSERT_EQ(::stat(path.c_str(), &info), 0) << path;
+  EXPECT_EQ(info.st_mode & 07777, 0666 & ~GetParam()) << std::oct << "umask 0" << GetParam();
+  size_t entries = 0;
+  DIR *d = ::opendir(dir.c_str());
+  ASSERT_NE(d, nullptr);
+  while (const dirent *entry = ::readdir(d)) entries += entry->d_name[0] != '.';
+  ::closedir(d);
+  EXPECT_EQ(entries, 1u) << "a temporary file was left in " << dir;
+}
+
+INSTANTIATE_TEST_SUITE_P(Umasks, SavedFileMode, ::testing::Values(mode_t{022}, mode_t{0}, mode_t{077}, mode_t{027}));
 
 // ------------------------------------------------------------------------------------------------ BF16 / F16
 

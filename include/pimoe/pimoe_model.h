@@ -105,7 +105,8 @@ PIMOE_API pimoe_status pimoe_model_reset_adaptive_state(pimoe_model *model);
  * docs/format.md documents the keys, the byte layouts and the validation rules. The file declares format version 1,
  * or 2 when a gated expert has biases (version 1 gave a SwiGLU expert with bias a down bias only: pimoe_load reads
  * such a file with zero gate and up biases).
- * The file appears only when complete (written next to it, then renamed); an existing file is replaced.
+ * The file appears only when complete (written next to it, then renamed); an existing file is replaced. It gets
+ * the mode of any new file of the process (0666 less the umask: 0644 under umask 022).
  * Errors: PIMOE_ERR_IO (cannot create or write the file), with a message naming the file. */
 PIMOE_API pimoe_status pimoe_save(const pimoe_model *model, const char *path);
 
