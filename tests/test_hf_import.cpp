@@ -242,6 +242,89 @@ TEST(HfImport, OutOfRangeIntegerIsPrintedAsAnInteger) {
       << f.message;
 }
 
+// The routed-expert count under every name the family's transformers config class accepts: the class's attribute
+// and the names its attribute_map sends there (transformers 5.25: MixtralConfig and GptOssConfig map num_experts to
+// num_local_experts, Qwen3MoeConfig num_experts to num_local_experts, OlmoeConfig num_local_experts to num_experts,
+// DeepseekV2Config num_experts and DeepseekV3Config num_local_experts to n_routed_experts).
+struct Spelling {
+  const char *family;
+  const char *fixture_key;  // the key the fixture's config.json has
+  const char *other_key;    // another spelling of it
+};
+void PrintTo(const Spelling &s, std::ostream *os) {
+  *os << s.family << ": " << s.other_key;
+}
+class HfExpertCountSpelling : public ::testing::TestWithParam<Spelling> {};
+
+TEST_P(HfExpertCountSpelling, ImportsUnderTheOtherSpelling) {
+  Scratch s(GetParam().family);
+  json config = s.config();
+  const int32_t experts = config[GetParam().fixture_key].get<int32_t>();
+  config.erase(GetParam().fixture_key);
+  config[GetParam().other_key] = experts;
+  s.set_config(config);
+  pimoe_model *model = nullptr;
+  ASSERT_EQ(pimoe_import_hf(s.dir().c_str(), 1, nullptr, &model), PIMOE_OK) << pimoe_last_error();
+  int64_t hidden = 0;
+  int32_t got = 0, top_k = 0;
+  EXPECT_EQ(pimoe_model_dims(model, &hidden, &got, &top_k), PIMOE_OK);
+  EXPECT_EQ(got, experts);
+  pimoe_destroy(model);
+}
+
+TEST_P(HfExpertCountSpelling, TwoSpellingsThatDisagreeAreFormatError) {
+  Scratch s(GetParam().family);
+  json config = s.config();
+  config[GetParam().other_key] = config[GetParam().fixture_key].get<int32_t>() + 1;
+  s.set_config(config);
+  const Failure f = import_failure(s.dir(), 1);
+  EXPECT_EQ(f.status, PIMOE_ERR_FORMAT) << f.message;
+  EXPECT_NE(f.message.find("disagree"), std::string::npos) << f.message;
+  EXPECT_NE(f.message.find(std::string("'") + GetParam().fixture_key + "'"), std::string::npos) << f.message;
+  EXPECT_NE(f.message.find(std::string("'") + GetParam().other_key + "'"), std::string::npos) << f.message;
+}
+
+TEST_P(HfExpertCountSpelling, NoneThereNamesEveryKeyLookedFor) {
+  Scratch s(GetParam().family);
+  json config = s.config();
+  config.erase(GetParam().fixture_key);
+  s.set_config(config);
+  const Failure f = import_failure(s.dir(), 1);
+  EXPECT_EQ(f.status, PIMOE_ERR_FORMAT) << f.message;
+  const size_t looked_for = f.message.find("looked for ");
+  ASSERT_NE(looked_for, std::string::npos) << f.message;
+  EXPECT_NE(f.message.find(std::string("'") + GetParam().fixture_key + "'", looked_for), std::string::npos)
+      << f.message;
+  EXPECT_NE(f.message.find(std::string("'") + GetParam().other_key + "'", looked_for), std::string::npos) << f.message;
+}
+
+INSTANTIATE_TEST_SUITE_P(AttributeMaps, HfExpertCountSpelling,
+                         ::testing::Values(Spelling{"mixtral", "num_local_experts", "num_experts"},
+                                           Spelling{"qwen3_moe", "num_experts", "num_local_experts"},
+                                           Spelling{"olmoe", "num_experts", "num_local_experts"},
+                                           Spelling{"deepseek_v2", "n_routed_experts", "num_experts"},
+                                           Spelling{"deepseek_v3", "n_routed_experts", "num_local_experts"},
+                                           Spelling{"gpt_oss", "num_local_experts", "num_experts"}),
+                         [](const auto &param_info) { return std::string(param_info.param.family); });
+
+// A name the family's config class does not map is not the setting (transformers would keep its default): the key
+// the class reads is missing.
+TEST(HfImport, SpellingOfAnotherFamilyIsNotAccepted) {
+  for (const Spelling &other : {Spelling{"qwen2_moe", "num_experts", "num_local_experts"},
+                                Spelling{"deepseek_v2", "n_routed_experts", "num_local_experts"},
+                                Spelling{"deepseek_v3", "n_routed_experts", "num_experts"}}) {
+    Scratch s(other.family);
+    json config = s.config();
+    config[other.other_key] = config[other.fixture_key];
+    config.erase(other.fixture_key);
+    s.set_config(config);
+    const Failure f = import_failure(s.dir(), 1);
+    EXPECT_EQ(f.status, PIMOE_ERR_FORMAT) << other.family << ": " << f.message;
+    EXPECT_NE(f.message.find(std::string("required key '") + other.fixture_key + "' is missing"), std::string::npos)
+        << f.message;
+  }
+}
+
 TEST(HfImport, NullArguments) {
   pimoe_model *model = nullptr;
   EXPECT_EQ(pimoe_import_hf(nullptr, 1, nullptr, &model), PIMOE_ERR_NULL_POINTER);

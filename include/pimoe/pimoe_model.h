@@ -163,6 +163,11 @@ PIMOE_API pimoe_status pimoe_load(const char *path, const pimoe_options *options
  *                                                                       swiglu_limit from config
  *                                                                       (def. 7), swiglu_alpha 1.702
  *
+ * A setting config.json may spell in several ways is read under every spelling the family's transformers config
+ * class accepts (its attribute_map): the routed-expert count is num_local_experts or num_experts (mixtral, qwen3_moe,
+ * olmoe, gpt_oss), num_experts only (qwen2_moe), n_routed_experts or num_experts (deepseek_v2), n_routed_experts or
+ * num_local_experts (deepseek_v3); two spellings that disagree are PIMOE_ERR_FORMAT, and when none is present the
+ * message names every key looked for.
  * The README's "Loading a Hugging Face MoE layer" lists the exact tensor names. Weights stored as F32 load exactly,
  * BF16 and F16 ones are converted to fp32. Pre-quantised checkpoints load as they ship, named by config.json's
  * quantization_config: "fp8" (fmt e4m3, weight_block_size [128, 128], activation_scheme dynamic: DeepSeek-V3,

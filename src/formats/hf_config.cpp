@@ -93,6 +93,33 @@ class ConfigReader {
     return value.get<std::string>();
   }
 
+  // A setting spelled in several ways (formats/hf_keys.h): the value of the spellings config.json has, each at least
+  // `minimum`; `used` names the first. FORMAT when none is there (naming every key looked for) or two disagree.
+  int64_t at_least_of(const HfSpellings &spellings, int64_t minimum, std::string &used) const {
+    const char *found = nullptr;
+    int64_t value = 0;
+    std::string looked_for;
+    for (const char *key : spellings.keys) {
+      if (!key) break;
+      looked_for += (looked_for.empty() ? "'" : ", '") + std::string(key) + "'";
+      if (absent(key)) continue;
+      const int64_t spelled = at_least(key, minimum);
+      if (!found) {
+        found = key;
+        value = spelled;
+      } else if (spelled != value) {
+        fail(PIMOE_ERR_FORMAT, where(), "keys '", prefix_, found, "' (", value, ") and '", prefix_, key, "' (", spelled,
+             ") disagree (both name the same setting)");
+      }
+    }
+    if (!found) {
+      fail(PIMOE_ERR_FORMAT, where(), "required key '", prefix_, spellings.keys[0], "' is missing (looked for ",
+           looked_for, ")");
+    }
+    used = found;
+    return value;
+  }
+
   std::vector<int64_t> integer_list(const char *key) const {
     std::vector<int64_t> out;
     if (absent(key)) return out;
@@ -130,12 +157,12 @@ void checked(const ConfigReader &config, const std::string &key, Set &&set) {
 }
 
 HfFamily family_of(const std::string &model_type, const ConfigReader &config) {
-  for (HfFamily f : {HfFamily::Mixtral, HfFamily::Qwen2Moe, HfFamily::Qwen3Moe, HfFamily::Olmoe, HfFamily::DeepseekV2,
-                     HfFamily::DeepseekV3, HfFamily::GptOss}) {
-    if (model_type == hf_model_type(f)) return f;
-  }
-  fail(PIMOE_ERR_UNSUPPORTED, config.where(), "model_type '", model_type,
-       "' is not supported (supported: mixtral, qwen2_moe, qwen3_moe, olmoe, deepseek_v2, deepseek_v3, gpt_oss)");
+  HfFamily family = HfFamily::Mixtral;
+  if (hf_family_of(model_type.c_str(), family)) return family;
+  std::string supported;
+  for (const HfFamilyName &f : kHfFamilies) supported += (supported.empty() ? "" : ", ") + std::string(f.model_type);
+  fail(PIMOE_ERR_UNSUPPORTED, config.where(), "model_type '", model_type, "' is not supported (supported: ", supported,
+       ")");
 }
 
 // config.json's quantization_config: absent (the weights are F32, BF16 or F16), DeepSeek-V3's FP8 blocks, or
@@ -185,21 +212,8 @@ void dense_layer(const ConfigReader &config, int32_t layer, const std::string &w
 }  // namespace
 
 const char *hf_model_type(HfFamily family) {
-  switch (family) {
-    case HfFamily::Mixtral:
-      return "mixtral";
-    case HfFamily::Qwen2Moe:
-      return "qwen2_moe";
-    case HfFamily::Qwen3Moe:
-      return "qwen3_moe";
-    case HfFamily::Olmoe:
-      return "olmoe";
-    case HfFamily::DeepseekV2:
-      return "deepseek_v2";
-    case HfFamily::DeepseekV3:
-      return "deepseek_v3";
-    case HfFamily::GptOss:
-      return "gpt_oss";
+  for (const HfFamilyName &f : kHfFamilies) {
+    if (f.family == family) return f.model_type;
   }
   return "unknown";
 }
@@ -253,14 +267,10 @@ HfLayerConfig read_hf_config(const std::string &dir, int32_t layer, const Option
   o.weight_group_size = runtime.weight_group_size;
   o.weight_zero_point = runtime.weight_zero_point;
 
-  const char *experts_key = "num_experts";
-  const char *width_key = "moe_intermediate_size";
   bool renormalize = false;
   std::string prefix = "model.layers." + std::to_string(layer) + ".mlp.";
   switch (out.family) {
     case HfFamily::Mixtral:
-      experts_key = "num_local_experts";
-      width_key = "intermediate_size";
       renormalize = true;  // MixtralSparseMoeBlock always divides the top-k weights by their sum
       prefix = "model.layers." + std::to_string(layer) + ".block_sparse_moe.";
       break;
@@ -285,14 +295,11 @@ HfLayerConfig read_hf_config(const std::string &dir, int32_t layer, const Option
       break;
     }
     case HfFamily::Olmoe:
-      width_key = "intermediate_size";
       renormalize = config.flag("norm_topk_prob", false);
       break;
     case HfFamily::GptOss:
       // GptOssTopKRouter: logits = x W^T + b, the top-k logits softmaxed among themselves (= softmax, renormalised);
       // GptOssExperts: the clamped SwiGLU on interleaved gate/up rows, biases on both projections.
-      experts_key = "num_local_experts";
-      width_key = "intermediate_size";
       renormalize = true;
       o.activation = PIMOE_ACT_SWIGLU_OAI;
       o.expert_bias = true;
@@ -306,7 +313,6 @@ HfLayerConfig read_hf_config(const std::string &dir, int32_t layer, const Option
       break;
     case HfFamily::DeepseekV2:
     case HfFamily::DeepseekV3: {
-      experts_key = "n_routed_experts";
       const int64_t first_dense = config.integer("first_k_dense_replace", 0);
       const int64_t freq = config.integer("moe_layer_freq", 1);
       if (freq < 1) fail(PIMOE_ERR_FORMAT, config.where(), "key 'moe_layer_freq' = ", freq, " must be >= 1");
@@ -319,19 +325,13 @@ HfLayerConfig read_hf_config(const std::string &dir, int32_t layer, const Option
     }
   }
   out.prefix = prefix;
-  out.width_key = width_key;
-  out.hidden = config.at_least("hidden_size", 1);
-  out.num_experts = config.at_least(experts_key, 1);
-  out.expert_width = config.at_least(width_key, 1);
-  const char *top_k_key = "num_experts_per_tok";
-  if (out.family == HfFamily::GptOss && config.absent(top_k_key)) top_k_key = "experts_per_token";  // openai's name
-  const int64_t top_k = config.at_least(top_k_key, 1);
-  if (out.family == HfFamily::GptOss && !config.absent("experts_per_token") &&
-      config.integer("experts_per_token") != top_k) {
-    fail(PIMOE_ERR_FORMAT, config.where(), "keys 'num_experts_per_tok' (", top_k, ") and 'experts_per_token' (",
-         config.integer("experts_per_token"), ") disagree");
-  }
-  checked(config, "hidden_size", [&] { o.set_int(PIMOE_OPT_HIDDEN, out.hidden); });
+  std::string hidden_key, top_k_key;
+  out.hidden = config.at_least_of(hf_spellings(out.family, HfSetting::Hidden), 1, hidden_key);
+  out.num_experts = config.at_least_of(hf_spellings(out.family, HfSetting::NumExperts), 1, out.experts_key);
+  out.expert_width = config.at_least_of(hf_spellings(out.family, HfSetting::ExpertWidth), 1, out.width_key);
+  const int64_t top_k = config.at_least_of(hf_spellings(out.family, HfSetting::TopK), 1, top_k_key);
+  const std::string &experts_key = out.experts_key, &width_key = out.width_key;
+  checked(config, hidden_key, [&] { o.set_int(PIMOE_OPT_HIDDEN, out.hidden); });
   checked(config, experts_key, [&] { o.set_int(PIMOE_OPT_NUM_EXPERTS, out.num_experts); });
   checked(config, top_k_key, [&] { o.set_int(PIMOE_OPT_TOP_K, top_k); });
   checked(config, width_key, [&] { o.set_int(PIMOE_OPT_INTERMEDIATE, out.expert_width); });
