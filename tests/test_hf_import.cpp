@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <limits>
 #include <set>
 #include <string>
 #include <vector>
@@ -472,6 +473,19 @@ TEST(HfImport, DenseOrOutOfRangeLayer) {
   f = import_failure(s.dir(), 0);
   EXPECT_EQ(f.status, PIMOE_ERR_INVALID_ARGUMENT) << f.message;
   EXPECT_NE(f.message.find("decoder_sparse_step"), std::string::npos) << f.message;
+}
+
+// The last int32 layer of a config claiming 2^40 layers: decoder_sparse_step's (layer + 1) overflowed int32 (undefined
+// behaviour, reported by UBSan); the layer is sparse (2 divides 2^31) and its tensors are missing.
+TEST(HfImport, LastInt32LayerOfAHugeConfig) {
+  Scratch s("qwen3_moe");
+  json config = s.config();
+  config["num_hidden_layers"] = int64_t{1} << 40;
+  config["decoder_sparse_step"] = 2;
+  s.set_config(config);
+  const Failure f = import_failure(s.dir(), std::numeric_limits<int32_t>::max());
+  EXPECT_EQ(f.status, PIMOE_ERR_FORMAT) << f.message;
+  EXPECT_NE(f.message.find("model.layers.2147483647.mlp."), std::string::npos) << f.message;
 }
 
 TEST(HfImport, UnsupportedActivationAndMethod) {

@@ -283,7 +283,7 @@ HfLayerConfig read_hf_config(const std::string &dir, int32_t layer, const Option
       }
       const int64_t step = config.integer("decoder_sparse_step", 1);
       if (step < 1) fail(PIMOE_ERR_FORMAT, config.where(), "key 'decoder_sparse_step' = ", step, " must be >= 1");
-      if ((layer + 1) % step != 0) {
+      if ((int64_t{layer} + 1) % step != 0) {  // int64: layer + 1 overflows int32 for the last int32 layer
         dense_layer(config, layer,
                     "(layer + 1) % decoder_sparse_step != 0, decoder_sparse_step = " + std::to_string(step));
       }
