@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: MIT
 #include "options.h"
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
-#include <algorithm>
 #include <iterator>
 #include <type_traits>
 
@@ -63,6 +64,20 @@ constexpr bool keys_ascend_and_names_unique() {
 }
 static_assert(keys_ascend_and_names_unique(), "option_table.h: keys must ascend, names be unique, string keys have bounds 0, 0");
 
+// check_int_range compares and prints an integer key's bounds as int64_t.
+constexpr bool integer_bounds_are_whole() {
+  for (const KeyInfo &info : kKeys) {
+    if (info.kind != Kind::Int) continue;
+    for (double bound : {info.min, info.max}) {
+      if (!(bound >= -9.2e18 && bound <= 9.2e18) || static_cast<double>(static_cast<int64_t>(bound)) != bound)
+        return false;
+    }
+  }
+  return true;
+}
+static_assert(integer_bounds_are_whole(),
+              "option_table.h: an integer key's bounds must be whole numbers within int64_t");
+
 const KeyInfo &key_info(int key) {
   for (const KeyInfo &info : kKeys) {
     if (info.key == key) return info;
@@ -93,6 +108,15 @@ void check_range(const KeyInfo &info, double value) {
   if (!std::isfinite(value) || value < info.min || value > info.max) {
     fail(PIMOE_ERR_INVALID_OPTION, "option '", info.name, "' = ", value, " is out of range [", info.min, ", ", info.max,
          "]");
+  }
+}
+
+// An integer key's check, in integers: a value or bound printed through double would read 2^40 as "1.09951e+12".
+// An integer key's bounds in option_table.h are whole numbers within int64_t.
+void check_int_range(const KeyInfo &info, int64_t value) {
+  const auto min = static_cast<int64_t>(info.min), max = static_cast<int64_t>(info.max);
+  if (value < min || value > max) {
+    fail(PIMOE_ERR_INVALID_OPTION, "option '", info.name, "' = ", value, " is out of range [", min, ", ", max, "]");
   }
 }
 
@@ -188,7 +212,7 @@ void check_group_levels(const char *value) {
 void Options::set_int(int raw_key, int64_t value) {
   const KeyInfo &info = key_info(raw_key);
   expect_kind(info, Kind::Int);
-  check_range(info, static_cast<double>(value));
+  check_int_range(info, value);
   Given given;
   given.integer = value;
   store(*this, info, given);
@@ -253,18 +277,23 @@ void Options::set_by_name(const char *key, const char *value) {
   if (found->activation_names) {
     return set_int(found->key, parse_activation(value, ("option '" + std::string(key) + "'").c_str()));
   }
+  // The number is the whole value, as a name is: strtoll/strtod would skip leading whitespace (" 8") while the end
+  // check refuses trailing whitespace ("8 "), so both are refused here alike.
+  const bool padded = *value != '\0' && (std::isspace(static_cast<unsigned char>(value[0])) ||
+                                         std::isspace(static_cast<unsigned char>(value[std::strlen(value) - 1])));
+  const char *const padding_note = padded ? " (no whitespace is allowed around the number)" : "";
   char *end = nullptr;
   errno = 0;
   if (found->kind == Kind::Int) {
     long long parsed = std::strtoll(value, &end, 10);
-    if (end == value || *end != '\0' || errno == ERANGE) {
-      fail(PIMOE_ERR_INVALID_OPTION, "option '", key, "': '", value, "' is not an integer");
+    if (padded || end == value || *end != '\0' || errno == ERANGE) {
+      fail(PIMOE_ERR_INVALID_OPTION, "option '", key, "': '", value, "' is not an integer", padding_note);
     }
     return set_int(found->key, parsed);
   }
   double parsed = std::strtod(value, &end);
-  if (end == value || *end != '\0') {
-    fail(PIMOE_ERR_INVALID_OPTION, "option '", key, "': '", value, "' is not a number");
+  if (padded || end == value || *end != '\0') {
+    fail(PIMOE_ERR_INVALID_OPTION, "option '", key, "': '", value, "' is not a number", padding_note);
   }
   set_float(found->key, parsed);
 }

@@ -5,7 +5,7 @@
 
 set(PIMOE_FORMAT_TEST_DIR ${CMAKE_CURRENT_SOURCE_DIR})
 
-pimoe_add_gtest(test_format ${PIMOE_FORMAT_TEST_DIR}/test_format.cpp)
+pimoe_add_gtest(test_format ${PIMOE_FORMAT_TEST_DIR}/test_format.cpp ${PIMOE_FORMAT_TEST_DIR}/test_format_hostile.cpp)
 target_include_directories(test_format PRIVATE ${PIMOE_FORMAT_TEST_DIR})
 target_link_libraries(test_format PRIVATE nlohmann_json::nlohmann_json)
 target_compile_definitions(test_format PRIVATE PIMOE_FUZZ_CORPUS_DIR="${PIMOE_FORMAT_TEST_DIR}/fuzz/corpus")

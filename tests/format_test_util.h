@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-// Helpers of the native format's tests (test_format.cpp, test_format_compact.cpp): a folder per test, files read and
+// Helpers of the native format's tests (test_format.cpp, test_format_hostile.cpp, test_format_compact.cpp): a folder per test, files read and
 // written as bytes, a safetensors file parsed into its JSON header and data section to be edited and written back,
 // and pimoe_load on the CPU backend. Public C API only.
 #pragma once
@@ -52,6 +52,10 @@ inline Bytes raw_file(uint64_t declared_length, const std::string &header, const
   out.insert(out.end(), data.begin(), data.end());
   return out;
 }
+
+// A small valid native file (2 experts, one with LayerNorm, biases, H=8, I=4) saved in `dir`; its path. Defined in
+// test_format.cpp (both parts of test_format use it).
+std::string save_small(const std::string &dir);
 
 inline Bytes raw_text(const std::string &header) {
   return raw_file(header.size(), header, {});

@@ -286,6 +286,20 @@ TEST(Options, UnknownKeys) {
   EXPECT_TRUE(failed_with(pimoe_options_set_by_name(o.get(), "TOP_K_X", "1"), {PIMOE_ERR_UNKNOWN_OPTION}, {"TOP_K_X"}));
 }
 
+// A number given by name is the whole value: whitespace before it is refused as whitespace after it is (strtoll
+// alone would take " 8" and refuse "8 "), for integer and real keys alike.
+TEST(Options, NumbersByNameRefuseWhitespaceOnEitherSide) {
+  OptionsPtr o = make_options();
+  for (const char *key : {"top_k", "temperature"}) {
+    for (const char *value : {" 2", "2 ", "\t2", "2\n", " 2 "}) {
+      EXPECT_TRUE(failed_with(pimoe_options_set_by_name(o.get(), key, value), {PIMOE_ERR_INVALID_OPTION},
+                              {key, "no whitespace"}))
+          << key << " = '" << value << "'";
+    }
+    EXPECT_EQ(pimoe_options_set_by_name(o.get(), key, "2"), PIMOE_OK) << key << ": " << last_error();
+  }
+}
+
 TEST(Options, OutOfRangeSizes) {
   OptionsPtr o = make_options();
   struct Case {
@@ -311,9 +325,14 @@ TEST(Options, OutOfRangeSizes) {
       {PIMOE_OPT_THREADS, -1, "threads"},
   };
   for (const Case &c : cases) {
-    EXPECT_TRUE(failed_with(pimoe_options_set_int(o.get(), c.key, c.value), {PIMOE_ERR_INVALID_OPTION}, {c.name}))
+    // The value is printed as the integer it is (never "1e+12" through a double).
+    const std::string value_text = " = " + std::to_string(c.value) + " is out of range";
+    EXPECT_TRUE(failed_with(pimoe_options_set_int(o.get(), c.key, c.value), {PIMOE_ERR_INVALID_OPTION},
+                            {c.name, value_text.c_str()}))
         << c.name << " = " << c.value;
   }
+  EXPECT_TRUE(failed_with(pimoe_options_set_int(o.get(), PIMOE_OPT_SEED, -1), {PIMOE_ERR_INVALID_OPTION},
+                          {"'seed' = -1 is out of range [0, 9200000000000000000]"}));
   EXPECT_TRUE(failed_with(pimoe_options_set_int(o.get(), PIMOE_OPT_ACTIVATION, 42), {PIMOE_ERR_INVALID_OPTION},
                           {"activation", "42"}));
   // The option set survives: all defaults, so the model is the default one.

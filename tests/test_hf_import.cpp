@@ -5,13 +5,16 @@
 #include <gtest/gtest.h>
 #include <pimoe/pimoe.h>
 
+#include <cctype>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <limits>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "fifo_util.h"
 #include "hf_import_util.h"
 
 using namespace pimoe_hf_test;
@@ -128,6 +131,201 @@ TEST(HfImport, TensorAbsentFromIndexIsMissing) {
   EXPECT_NE(f.message.find("model.layers.1.mlp.shared_expert_gate.weight"), std::string::npos) << f.message;
 }
 
+// Each file the importer reads, replaced by something that is not a regular file: PIMOE_ERR_IO naming the file,
+// and never a blocking open() (a FIFO without a writer) or a FORMAT error (a directory read as JSON).
+struct ReadFile {
+  const char *family;
+  const char *file;
+};
+void PrintTo(const ReadFile &f, std::ostream *os) { *os << f.family << "/" << f.file; }
+class HfNotARegularFile : public ::testing::TestWithParam<ReadFile> {};
+
+TEST_P(HfNotARegularFile, FifoIsIoErrorWithoutBlocking) {
+  Scratch s(GetParam().family);
+  const std::string path = s.dir() + "/" + GetParam().file;
+  ASSERT_TRUE(pimoe_fifo_test::make_fifo(path)) << path;
+  const Failure f = pimoe_fifo_test::returns_without_blocking(path, [&] { return import_failure(s.dir(), 1); });
+  EXPECT_EQ(f.status, PIMOE_ERR_IO) << f.message;
+  EXPECT_NE(f.message.find(path + "' is not a regular file"), std::string::npos) << f.message;
+}
+
+TEST_P(HfNotARegularFile, DirectoryIsIoError) {
+  Scratch s(GetParam().family);
+  const std::string path = s.dir() + "/" + GetParam().file;
+  fs::remove(path);
+  fs::create_directory(path);
+  const Failure f = import_failure(s.dir(), 1);
+  EXPECT_EQ(f.status, PIMOE_ERR_IO) << f.message;
+  EXPECT_NE(f.message.find(path + "' is a directory"), std::string::npos) << f.message;
+}
+
+// A link to itself: ELOOP reported as a symbolic link loop naming the file, never as a file that is absent (the
+// shard index would then be skipped for model.safetensors).
+TEST_P(HfNotARegularFile, SymlinkLoopIsIoErrorNamingTheLoop) {
+  Scratch s(GetParam().family);
+  const std::string path = s.dir() + "/" + GetParam().file;
+  fs::remove(path);
+  fs::create_symlink(GetParam().file, path);
+  const Failure f = import_failure(s.dir(), 1);
+  EXPECT_EQ(f.status, PIMOE_ERR_IO) << f.message;
+  EXPECT_NE(f.message.find(path + "': symbolic link loop"), std::string::npos) << f.message;
+}
+
+INSTANTIATE_TEST_SUITE_P(Files, HfNotARegularFile,
+                         ::testing::Values(ReadFile{"mixtral", "config.json"}, ReadFile{"mixtral", "model.safetensors"},
+                                           ReadFile{"qwen2_moe", "model.safetensors.index.json"},
+                                           ReadFile{"qwen2_moe", "model-00002-of-00002.safetensors"}),
+                         [](const auto &param_info) {
+                           std::string name = std::string(param_info.param.family) + "_" + param_info.param.file;
+                           for (char &c : name) c = std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+                           return name;
+                         });
+
+// config.json and the index are read whole: one past the 64 MiB cap (sparse, never read) is FORMAT naming the file
+// and the cap; one linked to /dev/zero is IO (not a regular file). Both fail at once.
+class HfJsonFile : public ::testing::TestWithParam<ReadFile> {};
+
+TEST_P(HfJsonFile, LargerThanTheCapFailsBeforeReading) {
+  Scratch s(GetParam().family);
+  const std::string path = s.dir() + "/" + GetParam().file;
+  ASSERT_EQ(::truncate(path.c_str(), (off_t{64} << 20) + 1), 0) << path;
+  const Failure f = import_failure(s.dir(), 1);
+  EXPECT_EQ(f.status, PIMOE_ERR_FORMAT) << f.message;
+  EXPECT_NE(f.message.find("'" + path + "' is 67108865 bytes, more than the limit of 67108864 bytes"),
+            std::string::npos)
+      << f.message;
+}
+
+TEST_P(HfJsonFile, LinkToDevZeroIsIoError) {
+  Scratch s(GetParam().family);
+  const std::string path = s.dir() + "/" + GetParam().file;
+  fs::remove(path);
+  fs::create_symlink("/dev/zero", path);
+  const Failure f = import_failure(s.dir(), 1);
+  EXPECT_EQ(f.status, PIMOE_ERR_IO) << f.message;
+  EXPECT_NE(f.message.find(path + "' is not a regular file"), std::string::npos) << f.message;
+}
+
+INSTANTIATE_TEST_SUITE_P(Files, HfJsonFile,
+                         ::testing::Values(ReadFile{"mixtral", "config.json"},
+                                           ReadFile{"qwen2_moe", "model.safetensors.index.json"}),
+                         [](const auto &param_info) {
+                           std::string name = std::string(param_info.param.family) + "_" + param_info.param.file;
+                           for (char &c : name) c = std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+                           return name;
+                         });
+
+// n_shared_experts * moe_intermediate_size (32) = 2^62 * 32 wraps to 0 in 64 bits: FORMAT naming both keys, never a
+// layer imported without its shared expert.
+TEST(HfImport, SharedExpertWidthOverflowIsFormatError) {
+  Scratch s("deepseek_v3");
+  json config = s.config();
+  config["n_shared_experts"] = int64_t{1} << 62;
+  s.set_config(config);
+  const Failure f = import_failure(s.dir(), 1);
+  EXPECT_EQ(f.status, PIMOE_ERR_FORMAT) << f.message;
+  EXPECT_NE(f.message.find(s.dir() + "/config.json"), std::string::npos) << f.message;
+  EXPECT_NE(f.message.find("'n_shared_experts' (4611686018427387904) * 'moe_intermediate_size' (32)"),
+            std::string::npos)
+      << f.message;
+}
+
+// A config value beyond an option's range is reported as the integer it is: 2^40, never "1.09951e+12".
+TEST(HfImport, OutOfRangeIntegerIsPrintedAsAnInteger) {
+  Scratch s("mixtral");
+  json config = s.config();
+  config["hidden_size"] = int64_t{1} << 40;
+  s.set_config(config);
+  const Failure f = import_failure(s.dir(), 1);
+  EXPECT_EQ(f.status, PIMOE_ERR_FORMAT) << f.message;
+  EXPECT_NE(f.message.find("key 'hidden_size': option 'hidden' = 1099511627776 is out of range [1, 65536]"),
+            std::string::npos)
+      << f.message;
+}
+
+// The routed-expert count under every name the family's transformers config class accepts: the class's attribute
+// and the names its attribute_map sends there (transformers 5.25: MixtralConfig and GptOssConfig map num_experts to
+// num_local_experts, Qwen3MoeConfig num_experts to num_local_experts, OlmoeConfig num_local_experts to num_experts,
+// DeepseekV2Config num_experts and DeepseekV3Config num_local_experts to n_routed_experts).
+struct Spelling {
+  const char *family;
+  const char *fixture_key;  // the key the fixture's config.json has
+  const char *other_key;    // another spelling of it
+};
+void PrintTo(const Spelling &s, std::ostream *os) {
+  *os << s.family << ": " << s.other_key;
+}
+class HfExpertCountSpelling : public ::testing::TestWithParam<Spelling> {};
+
+TEST_P(HfExpertCountSpelling, ImportsUnderTheOtherSpelling) {
+  Scratch s(GetParam().family);
+  json config = s.config();
+  const int32_t experts = config[GetParam().fixture_key].get<int32_t>();
+  config.erase(GetParam().fixture_key);
+  config[GetParam().other_key] = experts;
+  s.set_config(config);
+  pimoe_model *model = nullptr;
+  ASSERT_EQ(pimoe_import_hf(s.dir().c_str(), 1, nullptr, &model), PIMOE_OK) << pimoe_last_error();
+  int64_t hidden = 0;
+  int32_t got = 0, top_k = 0;
+  EXPECT_EQ(pimoe_model_dims(model, &hidden, &got, &top_k), PIMOE_OK);
+  EXPECT_EQ(got, experts);
+  pimoe_destroy(model);
+}
+
+TEST_P(HfExpertCountSpelling, TwoSpellingsThatDisagreeAreFormatError) {
+  Scratch s(GetParam().family);
+  json config = s.config();
+  config[GetParam().other_key] = config[GetParam().fixture_key].get<int32_t>() + 1;
+  s.set_config(config);
+  const Failure f = import_failure(s.dir(), 1);
+  EXPECT_EQ(f.status, PIMOE_ERR_FORMAT) << f.message;
+  EXPECT_NE(f.message.find("disagree"), std::string::npos) << f.message;
+  EXPECT_NE(f.message.find(std::string("'") + GetParam().fixture_key + "'"), std::string::npos) << f.message;
+  EXPECT_NE(f.message.find(std::string("'") + GetParam().other_key + "'"), std::string::npos) << f.message;
+}
+
+TEST_P(HfExpertCountSpelling, NoneThereNamesEveryKeyLookedFor) {
+  Scratch s(GetParam().family);
+  json config = s.config();
+  config.erase(GetParam().fixture_key);
+  s.set_config(config);
+  const Failure f = import_failure(s.dir(), 1);
+  EXPECT_EQ(f.status, PIMOE_ERR_FORMAT) << f.message;
+  const size_t looked_for = f.message.find("looked for ");
+  ASSERT_NE(looked_for, std::string::npos) << f.message;
+  EXPECT_NE(f.message.find(std::string("'") + GetParam().fixture_key + "'", looked_for), std::string::npos)
+      << f.message;
+  EXPECT_NE(f.message.find(std::string("'") + GetParam().other_key + "'", looked_for), std::string::npos) << f.message;
+}
+
+INSTANTIATE_TEST_SUITE_P(AttributeMaps, HfExpertCountSpelling,
+                         ::testing::Values(Spelling{"mixtral", "num_local_experts", "num_experts"},
+                                           Spelling{"qwen3_moe", "num_experts", "num_local_experts"},
+                                           Spelling{"olmoe", "num_experts", "num_local_experts"},
+                                           Spelling{"deepseek_v2", "n_routed_experts", "num_experts"},
+                                           Spelling{"deepseek_v3", "n_routed_experts", "num_local_experts"},
+                                           Spelling{"gpt_oss", "num_local_experts", "num_experts"}),
+                         [](const auto &param_info) { return std::string(param_info.param.family); });
+
+// A name the family's config class does not map is not the setting (transformers would keep its default): the key
+// the class reads is missing.
+TEST(HfImport, SpellingOfAnotherFamilyIsNotAccepted) {
+  for (const Spelling &other : {Spelling{"qwen2_moe", "num_experts", "num_local_experts"},
+                                Spelling{"deepseek_v2", "n_routed_experts", "num_local_experts"},
+                                Spelling{"deepseek_v3", "n_routed_experts", "num_experts"}}) {
+    Scratch s(other.family);
+    json config = s.config();
+    config[other.other_key] = config[other.fixture_key];
+    config.erase(other.fixture_key);
+    s.set_config(config);
+    const Failure f = import_failure(s.dir(), 1);
+    EXPECT_EQ(f.status, PIMOE_ERR_FORMAT) << other.family << ": " << f.message;
+    EXPECT_NE(f.message.find(std::string("required key '") + other.fixture_key + "' is missing"), std::string::npos)
+        << f.message;
+  }
+}
+
 TEST(HfImport, NullArguments) {
   pimoe_model *model = nullptr;
   EXPECT_EQ(pimoe_import_hf(nullptr, 1, nullptr, &model), PIMOE_ERR_NULL_POINTER);
@@ -138,7 +336,17 @@ TEST(HfImport, MissingDirectory) {
   const std::string dir = ::testing::TempDir() + "pimoe_hf_no_such_dir_" + std::to_string(::getpid());
   const Failure f = import_failure(dir, 1);
   EXPECT_EQ(f.status, PIMOE_ERR_IO) << f.message;
-  EXPECT_NE(f.message.find(dir), std::string::npos) << f.message;
+  EXPECT_NE(f.message.find("'" + dir + "': it does not exist"), std::string::npos) << f.message;
+}
+
+TEST(HfImport, CheckpointDirectoryThatIsASymlinkLoop) {
+  const std::string dir = ::testing::TempDir() + "pimoe_hf_loop_" + std::to_string(::getpid());
+  fs::remove(dir);
+  fs::create_symlink(dir, dir);
+  const Failure f = import_failure(dir, 1);
+  fs::remove(dir);
+  EXPECT_EQ(f.status, PIMOE_ERR_IO) << f.message;
+  EXPECT_NE(f.message.find("'" + dir + "': symbolic link loop"), std::string::npos) << f.message;
 }
 
 TEST(HfImport, MissingConfigAndWeights) {
@@ -265,6 +473,19 @@ TEST(HfImport, DenseOrOutOfRangeLayer) {
   f = import_failure(s.dir(), 0);
   EXPECT_EQ(f.status, PIMOE_ERR_INVALID_ARGUMENT) << f.message;
   EXPECT_NE(f.message.find("decoder_sparse_step"), std::string::npos) << f.message;
+}
+
+// The last int32 layer of a config claiming 2^40 layers: decoder_sparse_step's (layer + 1) overflowed int32 (undefined
+// behaviour, reported by UBSan); the layer is sparse (2 divides 2^31) and its tensors are missing.
+TEST(HfImport, LastInt32LayerOfAHugeConfig) {
+  Scratch s("qwen3_moe");
+  json config = s.config();
+  config["num_hidden_layers"] = int64_t{1} << 40;
+  config["decoder_sparse_step"] = 2;
+  s.set_config(config);
+  const Failure f = import_failure(s.dir(), std::numeric_limits<int32_t>::max());
+  EXPECT_EQ(f.status, PIMOE_ERR_FORMAT) << f.message;
+  EXPECT_NE(f.message.find("model.layers.2147483647.mlp."), std::string::npos) << f.message;
 }
 
 TEST(HfImport, UnsupportedActivationAndMethod) {

@@ -107,7 +107,8 @@ PIMOE_API pimoe_status pimoe_model_reset_adaptive_state(pimoe_model *model);
  * docs/format.md documents the keys, the byte layouts and the validation rules. The file declares format version 1,
  * or 2 when a gated expert has biases (version 1 gave a SwiGLU expert with bias a down bias only: pimoe_load reads
  * such a file with zero gate and up biases).
- * The file appears only when complete (written next to it, then renamed); an existing file is replaced.
+ * The file appears only when complete (written next to it, then renamed); an existing file is replaced. It gets
+ * the mode of any new file of the process (0666 less the umask: 0644 under umask 022).
  * Errors: PIMOE_ERR_IO (cannot create or write the file), with a message naming the file. */
 PIMOE_API pimoe_status pimoe_save(const pimoe_model *model, const char *path);
 
@@ -134,11 +135,12 @@ PIMOE_API pimoe_status pimoe_save(const pimoe_model *model, const char *path);
  * offsets, dtypes, shapes against the metadata, every required tensor present and no other, hyper-parameters in
  * range, weights finite, compact codes valid); then the weights are copied into the model (a matrix kept in its
  * compact format goes from the mapped file straight into the backend's form) and the file is unmapped.
- * Errors (the message names the file, and the tensor or metadata key): PIMOE_ERR_IO (missing, unreadable, not a
- * regular file), PIMOE_ERR_FORMAT (malformed or inconsistent contents, not a native file; a compact matrix whose
- * scales, zero points, dtypes, packed shape or codes disagree with its format), PIMOE_ERR_UNSUPPORTED (a newer format
- * version, an fp32 tensor of a dtype other than F32/BF16/F16), and those of pimoe_create() for the runtime options.
- * *out is set only on success. The file must not be truncated by another process while pimoe_load() runs. */
+ * Errors (the message names the file, and the tensor or metadata key): PIMOE_ERR_IO (missing, unreadable, a
+ * symbolic link loop, not a regular file), PIMOE_ERR_FORMAT (malformed or inconsistent contents, not a native file;
+ * a compact matrix whose scales, zero points, dtypes, packed shape or codes disagree with its format),
+ * PIMOE_ERR_UNSUPPORTED (a newer format version, an fp32 tensor of a dtype other than F32/BF16/F16), and those of
+ * pimoe_create() for the runtime options. *out is set only on success. The file must not be truncated by another
+ * process while pimoe_load() runs. */
 PIMOE_API pimoe_status pimoe_load(const char *path, const pimoe_options *options, pimoe_model **out);
 
 /** Creates a model from the MoE block of decoder layer `layer` (0-based) of a Hugging Face checkpoint folder:
@@ -166,6 +168,11 @@ PIMOE_API pimoe_status pimoe_load(const char *path, const pimoe_options *options
  *                                                                       (def. 7), swiglu_alpha 1.702
  * </pre>
  *
+ * A setting config.json may spell in several ways is read under every spelling the family's transformers config
+ * class accepts (its attribute_map): the routed-expert count is num_local_experts or num_experts (mixtral, qwen3_moe,
+ * olmoe, gpt_oss), num_experts only (qwen2_moe), n_routed_experts or num_experts (deepseek_v2), n_routed_experts or
+ * num_local_experts (deepseek_v3); two spellings that disagree are PIMOE_ERR_FORMAT, and when none is present the
+ * message names every key looked for.
  * The README's "Loading a Hugging Face MoE layer" lists the exact tensor names. Weights stored as F32 load exactly,
  * BF16 and F16 ones are converted to fp32. Pre-quantised checkpoints load as they ship, named by config.json's
  * quantization_config: "fp8" (fmt e4m3, weight_block_size [128, 128], activation_scheme dynamic: DeepSeek-V3,
@@ -179,7 +186,8 @@ PIMOE_API pimoe_status pimoe_load(const char *path, const pimoe_options *options
  * aux_loss_coef is config.json's router_aux_loss_coef, else 1.0). A gpt_oss layer and a compact format run on the
  * cpu backend only (a GPU backend, "auto" included, refuses them with PIMOE_ERR_UNSUPPORTED).
  * Errors (the message names the file, and the config key or tensor): PIMOE_ERR_IO (no such folder, no config.json,
- * neither model.safetensors nor an index, an unreadable shard), PIMOE_ERR_FORMAT (invalid JSON, a missing or
+ * neither model.safetensors nor an index, an unreadable shard, any of these files not a regular file: a directory,
+ * FIFO or device), PIMOE_ERR_FORMAT (config.json or the index larger than 64 MiB, invalid JSON, a missing or
  * mistyped config key, a missing tensor, a tensor whose shape contradicts config.json, a non-finite weight, a
  * malformed safetensors file; quantised: missing scales, scales whose shape contradicts their matrix, an fp8 NaN
  * code, a NaN or E8M0 0xff scale, a scale whose values overflow fp32), PIMOE_ERR_UNSUPPORTED (an unknown

@@ -398,7 +398,9 @@ PIMOE_API pimoe_status pimoe_options_set_float(pimoe_options *options, pimoe_opt
 PIMOE_API pimoe_status pimoe_options_set_string(pimoe_options *options, pimoe_option key, const char *value);
 /** @} */
 /** Sets any layer-wide option by its quoted name, parsing value as the key's type, e.g. ("top_k", "2"),
- * ("activation", "swiglu"), ("temperature", "0.7"), ("backend", "cpu"). */
+ * ("activation", "swiglu"), ("temperature", "0.7"), ("backend", "cpu"). The value is the whole string: an integer
+ * in base 10 or a number as strtod() reads it, with no whitespace before or after (" 8" and "8 " are both
+ * PIMOE_ERR_INVALID_OPTION, as " cpu" is for a name). */
 PIMOE_API pimoe_status pimoe_options_set_by_name(pimoe_options *options, const char *key, const char *value);
 
 /** Per-expert overrides. expert is an index in [0, num_experts) as known at pimoe_create(), or -1 for every expert.

@@ -3,10 +3,12 @@
 
 #include <sys/stat.h>
 
+#include <cerrno>
 #include <nlohmann/json.hpp>
 
 #include "error.h"
 #include "formats/json_document.h"
+#include "formats/mapped_file.h"
 
 namespace pimoe {
 namespace {
@@ -14,9 +16,11 @@ namespace {
 const char *const kSingle = "model.safetensors";
 const char *const kIndex = "model.safetensors.index.json";
 
+// Whether the name is there: a path stat() fails on for any reason but ENOENT (a symbolic link loop, no permission)
+// exists, so that opening it reports that reason instead of the file reading as absent.
 bool exists(const std::string &path) {
   struct stat info {};
-  return ::stat(path.c_str(), &info) == 0;
+  return ::stat(path.c_str(), &info) == 0 || errno != ENOENT;
 }
 
 }  // namespace
@@ -32,7 +36,7 @@ HfCheckpoint::HfCheckpoint(const std::string &dir) : dir_(dir) {
   }
   sharded_ = true;
   source_ = index_path;
-  const std::string text = read_json_text(index_path);
+  const std::string text = read_text_file(index_path, kMaxJsonFileBytes);
   const JsonDocument document(text.data(), text.size());
   if (document.too_deep()) {
     fail(PIMOE_ERR_FORMAT, "file '", index_path, "': JSON nested deeper than ", JsonDocument::kMaxDepth, " levels");

@@ -3,12 +3,14 @@
 
 #include <sys/stat.h>
 
+#include <cerrno>
 #include <charconv>
 #include <limits>
 #include <nlohmann/json.hpp>
 
 #include "error.h"
 #include "formats/json_document.h"
+#include "formats/mapped_file.h"
 
 namespace pimoe {
 namespace {
@@ -92,6 +94,33 @@ class ConfigReader {
     return value.get<std::string>();
   }
 
+  // A setting spelled in several ways (formats/hf_keys.h): the value of the spellings config.json has, each at least
+  // `minimum`; `used` names the first. FORMAT when none is there (naming every key looked for) or two disagree.
+  int64_t at_least_of(const HfSpellings &spellings, int64_t minimum, std::string &used) const {
+    const char *found = nullptr;
+    int64_t value = 0;
+    std::string looked_for;
+    for (const char *key : spellings.keys) {
+      if (!key) break;
+      looked_for += (looked_for.empty() ? "'" : ", '") + std::string(key) + "'";
+      if (absent(key)) continue;
+      const int64_t spelled = at_least(key, minimum);
+      if (!found) {
+        found = key;
+        value = spelled;
+      } else if (spelled != value) {
+        fail(PIMOE_ERR_FORMAT, where(), "keys '", prefix_, found, "' (", value, ") and '", prefix_, key, "' (", spelled,
+             ") disagree (both name the same setting)");
+      }
+    }
+    if (!found) {
+      fail(PIMOE_ERR_FORMAT, where(), "required key '", prefix_, spellings.keys[0], "' is missing (looked for ",
+           looked_for, ")");
+    }
+    used = found;
+    return value;
+  }
+
   std::vector<int64_t> integer_list(const char *key) const {
     std::vector<int64_t> out;
     if (absent(key)) return out;
@@ -111,7 +140,7 @@ class ConfigReader {
 };
 
 JsonDocument read_json(const std::string &path) {
-  const std::string text = read_json_text(path);
+  const std::string text = read_text_file(path, kMaxJsonFileBytes);
   JsonDocument document(text.data(), text.size());
   if (document.too_deep()) {
     fail(PIMOE_ERR_FORMAT, "file '", path, "': JSON nested deeper than ", JsonDocument::kMaxDepth, " levels");
@@ -132,12 +161,12 @@ void checked(const ConfigReader &config, const std::string &key, Set &&set) {
 }
 
 HfFamily family_of(const std::string &model_type, const ConfigReader &config) {
-  for (HfFamily f : {HfFamily::Mixtral, HfFamily::Qwen2Moe, HfFamily::Qwen3Moe, HfFamily::Olmoe, HfFamily::DeepseekV2,
-                     HfFamily::DeepseekV3, HfFamily::GptOss}) {
-    if (model_type == hf_model_type(f)) return f;
-  }
-  fail(PIMOE_ERR_UNSUPPORTED, config.where(), "model_type '", model_type,
-       "' is not supported (supported: mixtral, qwen2_moe, qwen3_moe, olmoe, deepseek_v2, deepseek_v3, gpt_oss)");
+  HfFamily family = HfFamily::Mixtral;
+  if (hf_family_of(model_type.c_str(), family)) return family;
+  std::string supported;
+  for (const HfFamilyName &f : kHfFamilies) supported += (supported.empty() ? "" : ", ") + std::string(f.model_type);
+  fail(PIMOE_ERR_UNSUPPORTED, config.where(), "model_type '", model_type, "' is not supported (supported: ", supported,
+       ")");
 }
 
 // config.json's quantization_config: absent (the weights are F32, BF16 or F16), DeepSeek-V3's FP8 blocks, or
@@ -187,28 +216,17 @@ void dense_layer(const ConfigReader &config, int32_t layer, const std::string &w
 }  // namespace
 
 const char *hf_model_type(HfFamily family) {
-  switch (family) {
-    case HfFamily::Mixtral:
-      return "mixtral";
-    case HfFamily::Qwen2Moe:
-      return "qwen2_moe";
-    case HfFamily::Qwen3Moe:
-      return "qwen3_moe";
-    case HfFamily::Olmoe:
-      return "olmoe";
-    case HfFamily::DeepseekV2:
-      return "deepseek_v2";
-    case HfFamily::DeepseekV3:
-      return "deepseek_v3";
-    case HfFamily::GptOss:
-      return "gpt_oss";
+  for (const HfFamilyName &f : kHfFamilies) {
+    if (f.family == family) return f.model_type;
   }
   return "unknown";
 }
 
 HfLayerConfig read_hf_config(const std::string &dir, int32_t layer, const Options &runtime) {
   struct stat info {};
-  if (::stat(dir.c_str(), &info) != 0) fail(PIMOE_ERR_IO, "checkpoint directory '", dir, "' does not exist");
+  if (::stat(dir.c_str(), &info) != 0) {
+    fail(PIMOE_ERR_IO, "checkpoint directory '", dir, "': ", path_error_text(errno));
+  }
   if (!S_ISDIR(info.st_mode)) fail(PIMOE_ERR_IO, "checkpoint '", dir, "' is not a directory");
 
   HfLayerConfig out;
@@ -254,14 +272,10 @@ HfLayerConfig read_hf_config(const std::string &dir, int32_t layer, const Option
   o.weight_group_size = runtime.weight_group_size;
   o.weight_zero_point = runtime.weight_zero_point;
 
-  const char *experts_key = "num_experts";
-  const char *width_key = "moe_intermediate_size";
   bool renormalize = false;
   std::string prefix = "model.layers." + std::to_string(layer) + ".mlp.";
   switch (out.family) {
     case HfFamily::Mixtral:
-      experts_key = "num_local_experts";
-      width_key = "intermediate_size";
       renormalize = true;  // MixtralSparseMoeBlock always divides the top-k weights by their sum
       prefix = "model.layers." + std::to_string(layer) + ".block_sparse_moe.";
       break;
@@ -274,7 +288,7 @@ HfLayerConfig read_hf_config(const std::string &dir, int32_t layer, const Option
       }
       const int64_t step = config.integer("decoder_sparse_step", 1);
       if (step < 1) fail(PIMOE_ERR_FORMAT, config.where(), "key 'decoder_sparse_step' = ", step, " must be >= 1");
-      if ((layer + 1) % step != 0) {
+      if ((int64_t{layer} + 1) % step != 0) {  // int64: layer + 1 overflows int32 for the last int32 layer
         dense_layer(config, layer,
                     "(layer + 1) % decoder_sparse_step != 0, decoder_sparse_step = " + std::to_string(step));
       }
@@ -286,14 +300,11 @@ HfLayerConfig read_hf_config(const std::string &dir, int32_t layer, const Option
       break;
     }
     case HfFamily::Olmoe:
-      width_key = "intermediate_size";
       renormalize = config.flag("norm_topk_prob", false);
       break;
     case HfFamily::GptOss:
       // GptOssTopKRouter: logits = x W^T + b, the top-k logits softmaxed among themselves (= softmax, renormalised);
       // GptOssExperts: the clamped SwiGLU on interleaved gate/up rows, biases on both projections.
-      experts_key = "num_local_experts";
-      width_key = "intermediate_size";
       renormalize = true;
       o.activation = PIMOE_ACT_SWIGLU_OAI;
       o.expert_bias = true;
@@ -307,7 +318,6 @@ HfLayerConfig read_hf_config(const std::string &dir, int32_t layer, const Option
       break;
     case HfFamily::DeepseekV2:
     case HfFamily::DeepseekV3: {
-      experts_key = "n_routed_experts";
       const int64_t first_dense = config.integer("first_k_dense_replace", 0);
       const int64_t freq = config.integer("moe_layer_freq", 1);
       if (freq < 1) fail(PIMOE_ERR_FORMAT, config.where(), "key 'moe_layer_freq' = ", freq, " must be >= 1");
@@ -320,19 +330,13 @@ HfLayerConfig read_hf_config(const std::string &dir, int32_t layer, const Option
     }
   }
   out.prefix = prefix;
-  out.width_key = width_key;
-  out.hidden = config.at_least("hidden_size", 1);
-  out.num_experts = config.at_least(experts_key, 1);
-  out.expert_width = config.at_least(width_key, 1);
-  const char *top_k_key = "num_experts_per_tok";
-  if (out.family == HfFamily::GptOss && config.absent(top_k_key)) top_k_key = "experts_per_token";  // openai's name
-  const int64_t top_k = config.at_least(top_k_key, 1);
-  if (out.family == HfFamily::GptOss && !config.absent("experts_per_token") &&
-      config.integer("experts_per_token") != top_k) {
-    fail(PIMOE_ERR_FORMAT, config.where(), "keys 'num_experts_per_tok' (", top_k, ") and 'experts_per_token' (",
-         config.integer("experts_per_token"), ") disagree");
-  }
-  checked(config, "hidden_size", [&] { o.set_int(PIMOE_OPT_HIDDEN, out.hidden); });
+  std::string hidden_key, top_k_key;
+  out.hidden = config.at_least_of(hf_spellings(out.family, HfSetting::Hidden), 1, hidden_key);
+  out.num_experts = config.at_least_of(hf_spellings(out.family, HfSetting::NumExperts), 1, out.experts_key);
+  out.expert_width = config.at_least_of(hf_spellings(out.family, HfSetting::ExpertWidth), 1, out.width_key);
+  const int64_t top_k = config.at_least_of(hf_spellings(out.family, HfSetting::TopK), 1, top_k_key);
+  const std::string &experts_key = out.experts_key, &width_key = out.width_key;
+  checked(config, hidden_key, [&] { o.set_int(PIMOE_OPT_HIDDEN, out.hidden); });
   checked(config, experts_key, [&] { o.set_int(PIMOE_OPT_NUM_EXPERTS, out.num_experts); });
   checked(config, top_k_key, [&] { o.set_int(PIMOE_OPT_TOP_K, top_k); });
   checked(config, width_key, [&] { o.set_int(PIMOE_OPT_INTERMEDIATE, out.expert_width); });
@@ -346,7 +350,11 @@ HfLayerConfig read_hf_config(const std::string &dir, int32_t layer, const Option
   };
   if (out.family == HfFamily::DeepseekV2 || out.family == HfFamily::DeepseekV3) {
     const bool v3 = out.family == HfFamily::DeepseekV3;
-    out.shared_width = config.at_least("n_shared_experts", 0) * out.expert_width;
+    const int64_t shared_experts = config.at_least("n_shared_experts", 0);
+    if (__builtin_mul_overflow(shared_experts, out.expert_width, &out.shared_width)) {
+      fail(PIMOE_ERR_FORMAT, config.where(), "keys 'n_shared_experts' (", shared_experts, ") * '", width_key, "' (",
+           out.expert_width, "): the shared expert's width overflows a 64-bit integer");
+    }
     out.shared_width_key = "n_shared_experts * moe_intermediate_size";
     const std::string scoring = config.text("scoring_func", v3 ? "sigmoid" : "softmax");
     if (scoring != "softmax" && scoring != "sigmoid") {

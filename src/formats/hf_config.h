@@ -7,11 +7,10 @@
 #include <cstdint>
 #include <string>
 
+#include "formats/hf_keys.h"
 #include "options.h"
 
 namespace pimoe {
-
-enum class HfFamily { Mixtral, Qwen2Moe, Qwen3Moe, Olmoe, DeepseekV2, DeepseekV3, GptOss };
 
 // How a checkpoint stores its expert matrices, from config.json's quantization_config.
 enum class HfQuant {
@@ -37,6 +36,7 @@ struct HfLayerConfig {
   bool router_logit_bias = false;  // gpt-oss's router.bias
   HfQuant quant = HfQuant::None;
   std::string width_key;         // the config.json key expert_width came from (for messages)
+  std::string experts_key;       // the key num_experts came from
   std::string shared_width_key;  // the key(s) shared_width came from
   // Layer-defining fields from config.json; runtime fields (backend, threads, deterministic, cpu_gemm, seed) from
   // the caller's options. Not yet resolved (resolve_layer_config checks the cross-field constraints).

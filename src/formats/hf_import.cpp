@@ -32,7 +32,7 @@ std::string shape_reason(const HfLayerConfig &layer, const HfTensorMapping &m) {
   const std::string &native_name = m.native_name;
   std::string why = "hidden_size = " + std::to_string(layer.hidden);
   if (native_name.rfind("router.", 0) == 0 || m.expert >= 0) {
-    why += ", experts = " + std::to_string(layer.num_experts);
+    why += ", " + layer.experts_key + " = " + std::to_string(layer.num_experts);
   }
   if (native_name.rfind("experts.", 0) == 0) {
     why += ", " + layer.width_key + " = " + std::to_string(layer.expert_width);

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT
 #include "formats/json_document.h"
 
-#include <fstream>
+#include <set>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "error.h"
 
@@ -13,7 +14,8 @@ namespace {
 using json = nlohmann::json;
 
 // nlohmann's DOM builder behind a depth limit: a SAX handler that forwards every event and stops the parse (returns
-// false) at the first container that would nest deeper than kMaxDepth.
+// false) at the first container that would nest deeper than kMaxDepth. It also notes the first key an object names
+// twice (nlohmann keeps the last value of a repeated key, silently).
 class DepthLimitedDom {
  public:
   using number_integer_t = json::number_integer_t;
@@ -31,10 +33,18 @@ class DepthLimitedDom {
   bool number_float(number_float_t v, const string_t &s) { return dom_.number_float(v, s); }
   bool string(string_t &v) { return dom_.string(v); }
   bool binary(binary_t &v) { return dom_.binary(v); }
-  bool key(string_t &v) { return dom_.key(v); }
-  bool start_object(std::size_t n) { return deeper() && dom_.start_object(n); }
+  bool key(string_t &v) {
+    if (!open_objects_.empty() && !open_objects_.back().insert(v).second && duplicate_.empty()) duplicate_ = v;
+    return dom_.key(v);
+  }
+  bool start_object(std::size_t n) {
+    if (!deeper()) return false;
+    open_objects_.emplace_back();
+    return dom_.start_object(n);
+  }
   bool end_object() {
     --depth_;
+    if (!open_objects_.empty()) open_objects_.pop_back();
     return dom_.end_object();
   }
   bool start_array(std::size_t n) { return deeper() && dom_.start_array(n); }
@@ -47,6 +57,7 @@ class DepthLimitedDom {
   }
 
   bool too_deep() const { return too_deep_; }
+  std::string take_duplicate_key() { return std::move(duplicate_); }  // moved: allocates nothing
 
  private:
   bool deeper() {
@@ -58,6 +69,8 @@ class DepthLimitedDom {
   nlohmann::detail::json_sax_dom_parser<json> dom_;
   int depth_ = 0;
   bool too_deep_ = false;
+  std::vector<std::set<std::string>> open_objects_;  // the keys seen so far in each object being parsed
+  std::string duplicate_;
 };
 
 // Empties every container of j, deepest first, without allocating (see the header); j keeps its type, now empty.
@@ -85,26 +98,19 @@ JsonDocument::JsonDocument(const char *text, size_t size) {
     throw;
   }
   too_deep_ = dom.too_deep();
+  duplicate_key_ = dom.take_duplicate_key();
   if (!valid_) dismantle(root_);
 }
 
 JsonDocument::JsonDocument(JsonDocument &&other) noexcept
-    : root_(std::move(other.root_)), valid_(other.valid_), too_deep_(other.too_deep_) {}
+    : root_(std::move(other.root_)),
+      valid_(other.valid_),
+      too_deep_(other.too_deep_),
+      duplicate_key_(std::move(other.duplicate_key_)) {}
 
 JsonDocument::~JsonDocument() {
   dismantle(root_);
 }
 
-std::string read_json_text(const std::string &path) {
-  std::ifstream in(path, std::ios::binary | std::ios::ate);
-  if (!in) fail(PIMOE_ERR_IO, "cannot open '", path, "'");
-  const std::streamoff size = in.tellg();
-  if (size < 0) fail(PIMOE_ERR_IO, "cannot read '", path, "'");
-  std::string text(static_cast<size_t>(size), '\0');
-  in.seekg(0);
-  in.read(text.data(), size);
-  if (in.gcount() != size) fail(PIMOE_ERR_IO, "cannot read '", path, "'");
-  return text;
-}
 
 }  // namespace pimoe

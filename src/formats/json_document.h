@@ -40,16 +40,16 @@ class JsonDocument {
   // Whether parsing stopped because the text nests deeper than kMaxDepth (valid() is false then).
   bool too_deep() const { return too_deep_; }
   const nlohmann::json &root() const { return root_; }
+  // The first key that an object of the text names twice ("" when none): root() holds its last value, as nlohmann
+  // keeps; a reader for which the repetition is ambiguous (a safetensors header) refuses the file.
+  const std::string &duplicate_key() const { return duplicate_key_; }
 
  private:
   nlohmann::json root_;
   bool valid_ = false;
   bool too_deep_ = false;
+  std::string duplicate_key_;
 };
 
-// The whole of a small JSON file (config.json, a shard index), read into a string of the file's size: an
-// ostringstream would swallow a failed allocation and hand back a truncated text, later reported as invalid JSON
-// instead of out of memory. Errors: PIMOE_ERR_IO naming the file; std::bad_alloc.
-std::string read_json_text(const std::string &path);
 
 }  // namespace pimoe

@@ -25,15 +25,54 @@ struct FileDescriptor {
 
 }  // namespace
 
-MappedFile::MappedFile(const std::string &path) : path_(path) {
-  FileDescriptor file{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
-  if (file.fd < 0) fail(PIMOE_ERR_IO, "cannot open '", path, "': ", std::string(std::strerror(errno)));
+std::string path_error_text(int error) {
+  switch (error) {
+    case ENOENT:
+      return "it does not exist";
+    case ELOOP:
+      return "symbolic link loop (too many levels of symbolic links)";
+    default:
+      return std::strerror(error);
+  }
+}
+
+int open_regular_file(const std::string &path, size_t &size) {
+  // O_NONBLOCK: open() of a FIFO without a writer would otherwise wait forever; regular files ignore the flag.
+  FileDescriptor file{::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK)};
+  if (file.fd < 0) fail(PIMOE_ERR_IO, "cannot open '", path, "': ", path_error_text(errno));
   struct stat info {};
   if (::fstat(file.fd, &info) != 0) fail(PIMOE_ERR_IO, "cannot stat '", path, "': ", std::string(std::strerror(errno)));
   if (S_ISDIR(info.st_mode)) fail(PIMOE_ERR_IO, "'", path, "' is a directory, not a file");
   if (!S_ISREG(info.st_mode)) fail(PIMOE_ERR_IO, "'", path, "' is not a regular file");
-  if (info.st_size <= 0) return;  // mmap of 0 bytes is an error; an empty file is the parser's to reject
-  size_ = static_cast<size_t>(info.st_size);
+  size = info.st_size > 0 ? static_cast<size_t>(info.st_size) : 0;
+  return std::exchange(file.fd, -1);
+}
+
+std::string read_text_file(const std::string &path, size_t max_bytes) {
+  size_t size = 0;
+  FileDescriptor file{open_regular_file(path, size)};
+  if (size > max_bytes) {
+    fail(PIMOE_ERR_FORMAT, "file '", path, "' is ", size, " bytes, more than the limit of ", max_bytes,
+         " bytes for a file read whole");
+  }
+  std::string text(size, '\0');
+  size_t done = 0;
+  while (done < size) {
+    const ssize_t n = ::read(file.fd, &text[done], size - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) fail(PIMOE_ERR_IO, "cannot read '", path, "': ", std::string(std::strerror(errno)));
+    if (n == 0) break;  // the file shrank since fstat()
+    done += static_cast<size_t>(n);
+  }
+  text.resize(done);
+  return text;
+}
+
+MappedFile::MappedFile(const std::string &path) : path_(path) {
+  size_t size = 0;
+  FileDescriptor file{open_regular_file(path, size)};
+  if (size == 0) return;  // mmap of 0 bytes is an error; an empty file is the parser's to reject
+  size_ = size;
   void *mapped = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, file.fd, 0);
   if (mapped == MAP_FAILED) {
     size_ = 0;

@@ -29,6 +29,25 @@ class MappedFile {
   size_t size_ = 0;
 };
 
+// Why a path could not be opened or stat()ed, from errno: "it does not exist" (ENOENT), "symbolic link loop (...)"
+// (ELOOP: a link that points back at itself must not read as a missing file), else strerror's text.
+std::string path_error_text(int error);
+
+// Opens `path` read-only and non-blocking (a FIFO or a device never blocks open()) and checks with fstat() that it
+// is a regular file before anything is read. Throws PIMOE_ERR_IO naming the file when it does not exist, cannot be
+// opened (a symlink loop, no permission), is a directory or is not a regular file. Returns the descriptor (the
+// caller closes it) and its size.
+int open_regular_file(const std::string &path, size_t &size);
+
+// The largest JSON file read whole (config.json, a shard index): 64 MiB, far above any real one (DeepSeek-V3's index
+// is ~9 MB), so that a huge or sparse file fails before it is read.
+constexpr size_t kMaxJsonFileBytes = size_t{64} << 20;
+
+// The whole contents of the regular file `path` (opened by open_regular_file), for small text files such as
+// config.json and a shard index. A file larger than `max_bytes` is PIMOE_ERR_FORMAT naming the file, its size and
+// the limit, before anything is read.
+std::string read_text_file(const std::string &path, size_t max_bytes);
+
 // Tells the kernel that the mapped pages inside [begin, begin + length) will not be read again soon: for a
 // read-only file mapping they leave the process's resident set and come back from the file if touched. Loaders call
 // it after copying a tensor, so loading a file never holds the whole file and the whole model at once.

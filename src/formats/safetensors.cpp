@@ -6,6 +6,7 @@
 #include <cstring>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "error.h"
 #include "formats/json_document.h"
@@ -221,6 +222,10 @@ SafetensorsView SafetensorsView::parse(const uint8_t *data, size_t size, const s
          " levels");
   }
   if (!document.valid()) fail(PIMOE_ERR_FORMAT, "file '", label, "': the safetensors header is not valid JSON");
+  if (!document.duplicate_key().empty()) {
+    fail(PIMOE_ERR_FORMAT, "file '", label, "': the safetensors header names '", document.duplicate_key(),
+         "' twice (which entry is meant is ambiguous)");
+  }
   const json &header = document.root();
   if (!header.is_object()) fail(PIMOE_ERR_FORMAT, "file '", label, "': the safetensors header is not a JSON object");
 

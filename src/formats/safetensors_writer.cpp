@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "formats/safetensors_writer.h"
 
-#include <stdlib.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -9,6 +9,7 @@
 #include <cstring>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <random>
 
 #include "error.h"
 
@@ -23,8 +24,19 @@ using FilePtr = std::unique_ptr<std::FILE, FileCloser>;
 // Removes the temporary file unless the write completed and it was renamed into place.
 class TemporaryFile {
  public:
-  explicit TemporaryFile(const std::string &target) : name_(target + ".tmp-XXXXXX") {
-    const int fd = ::mkstemp(name_.data());
+  // Created with open(O_CREAT | O_EXCL, 0666) under a fresh name, not mkstemp(): mkstemp's files are 0600 whatever the
+  // umask, and the saved file must get the mode any new file of the caller's gets (0644 under umask 022). The kernel
+  // applies the umask (and a default ACL), so it is never read or changed here: umask() is process-wide.
+  explicit TemporaryFile(const std::string &target) {
+    std::random_device entropy;
+    int fd = -1;
+    for (int attempt = 0; attempt < 100 && fd < 0; ++attempt) {
+      char suffix[16];
+      std::snprintf(suffix, sizeof suffix, ".tmp-%08x", static_cast<unsigned>(entropy()));
+      name_ = target + suffix;
+      fd = ::open(name_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+      if (fd < 0 && errno != EEXIST) break;
+    }
     if (fd < 0) fail(PIMOE_ERR_IO, "cannot create a file next to '", target, "': ", std::string(std::strerror(errno)));
     file_.reset(::fdopen(fd, "wb"));
     if (!file_) {

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 # pimoe-info on a valid native file (describes it, says it loads, exits 0; its quantisation error, 0, and with
 # --weight-dtype int4 a non-zero one), on one with compact matrices (each expert's format, the weight bytes per
-# format, an unknown quantisation error) and on hostile ones (says why it does not load, exits 1), and on Hugging Face checkpoint folders (family, settings, which layers import).
+# format, an unknown quantisation error) and on hostile ones (says why it does not load, exits 1), and on Hugging Face
+# checkpoint folders (family, settings, which layers import; a hostile config.json fails at once, naming it).
 # usage: check_pimoe_info.sh PIMOE_INFO CORPUS_DIR FIXTURES_DIR
 set -uo pipefail
 tool=${1:?pimoe-info}
@@ -72,7 +73,30 @@ mkdir -p "${TMPDIR:-/tmp}/pimoe-info-empty.$$"
 out=$("$tool" "${TMPDIR:-/tmp}/pimoe-info-empty.$$"); rc=$?
 rmdir "${TMPDIR:-/tmp}/pimoe-info-empty.$$"
 [ $rc = 1 ] || { echo "FAIL: exit $rc on a folder without config.json"; fail=1; }
-expect no_config "$out" "no config.json"
+expect no_config "$out" "^checkpoint: +cannot open '.*/config.json': it does not exist"
+
+# Counts read from config.json bound the work before it starts: num_hidden_layers = 2^40 is refused at once (it
+# looped, casting the layer to int32), naming the file and the key; a config.json that is a FIFO fails without
+# blocking, a directory as one.
+scratch="${TMPDIR:-/tmp}/pimoe-info-hostile.$$"
+mkdir -p "$scratch"
+cp "$fixtures/mixtral/config.json" "$fixtures/mixtral/model.safetensors" "$scratch/"
+sed -i 's/"num_hidden_layers": *[0-9]*/"num_hidden_layers": 1099511627776/' "$scratch/config.json"
+grep -q '"num_hidden_layers": 1099511627776' "$scratch/config.json" || { echo "FAIL: could not edit config.json"; fail=1; }
+out=$(timeout 20 "$tool" "$scratch"); rc=$?
+[ $rc = 1 ] || { echo "FAIL: exit $rc on num_hidden_layers = 2^40 (124: it did not stop)"; fail=1; }
+expect huge_layers "$out" "^checkpoint: +file '.*/config.json': key 'num_hidden_layers' = 1099511627776 is not an integer in \[1, 1024\]"
+rm "$scratch/config.json"
+mkfifo "$scratch/config.json"
+out=$(timeout 20 "$tool" "$scratch"); rc=$?
+[ $rc = 1 ] || { echo "FAIL: exit $rc on a FIFO config.json (124: it blocked)"; fail=1; }
+expect fifo_config "$out" "^checkpoint: +'.*/config.json' is not a regular file"
+rm "$scratch/config.json"
+mkdir "$scratch/config.json"
+out=$(timeout 20 "$tool" "$scratch"); rc=$?
+[ $rc = 1 ] || { echo "FAIL: exit $rc on a directory config.json"; fail=1; }
+expect dir_config "$out" "^checkpoint: +'.*/config.json' is a directory"
+rm -r "$scratch"
 
 "$tool" >/dev/null 2>&1; rc=$?
 [ $rc = 2 ] || { echo "FAIL: exit $rc without arguments (expected 2)"; fail=1; }
