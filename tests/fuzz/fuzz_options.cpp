@@ -130,8 +130,9 @@ void run_line(pimoe_options *options, const std::string &line, LayerSize &size) 
   if (line.empty()) return;
   const size_t eq = line.find('=');
   if (eq == std::string::npos) return;
-  const std::string head = line.substr(0, eq), value = line.substr(eq + 1);
-  const std::string rest = head.substr(1);
+  // As the C API sees them: each up to its first NUL.
+  const std::string head = line.substr(0, eq).c_str(), value = line.substr(eq + 1).c_str();
+  const std::string rest = head.empty() ? head : head.substr(1);  // "=value" sets the option named ""
   // A C caller may pass any int as a key; in C++ an enum holds only the values of its bits (0 .. 1023 here).
   const auto key = static_cast<pimoe_option>(std::strtoll(rest.c_str(), nullptr, 10) & 1023);
   switch (line[0]) {
@@ -172,7 +173,7 @@ void forward_once(pimoe_model *model, const LayerSize &size) {
   const int64_t slots = pimoe_model_routing_slots(model);
   std::vector<int32_t> ids(static_cast<size_t>(tokens * slots));
   std::vector<float> weights(ids.size());
-  // A failure is a status (a callback expert without a GPU backend, ...); fuzz_status.h checks which.
+  // A failure must be a status with a message (fuzz_status.h), like any other call.
   ok(pimoe_forward(model, input.data(), input.size(), 1, tokens, output.data(), output.size(), ids.data(),
                    weights.data(), ids.size()),
      "pimoe_forward");
@@ -196,6 +197,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   FuzzInput in(data, size);
   while (!in.empty()) run_line(options.p, in.text('\n', 512), layer);
   if (!layer.small()) return 0;
+  // The backend name was parsed above; the layer is built on the CPU, the one backend of the fuzz build, so that a
+  // replay in a build with GPU backends does the same work (and "auto" cannot pick a GPU there).
+  ok(pimoe_options_set_by_name(options.p, "backend", "cpu"), "set backend");
 
   ModelHandle model;
   if (!ok(pimoe_create(options.p, &model.p), "pimoe_create")) return 0;

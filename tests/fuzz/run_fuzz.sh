@@ -133,8 +133,9 @@ case $command in
       (cd "$work/logs" && "$binary" -max_total_time="$s" -max_len="${max_len[$t]}" -timeout=10 -rss_limit_mb=2048 \
         -print_final_stats=1 -artifact_prefix="$work/findings/$t/" $(dict_of "$t") "${parallel[@]}" \
         "$work/corpus/$t" "$fuzz_dir/corpus/$t") >"$work/logs/$t.log" 2>&1 || rc=$?
-      grep -E "^#[0-9]+ +(DONE|INITED)|cov: .*corp:|^stat::|ERROR|FUZZ FINDING|SUMMARY|Test unit written" \
-        "$work/logs/$t.log" | tail -n 14
+      # The final coverage (the last progress line, also in fork mode), libFuzzer's final stats and any report.
+      grep -E "cov: .*corp:" "$work/logs/$t.log" | tail -n 1 || true
+      grep -E "^stat::|ERROR|FUZZ FINDING|SUMMARY|Test unit written|artifact" "$work/logs/$t.log" | tail -n 12 || true
       findings=$(find "$work/findings/$t" -type f | wc -l)
       if [ "$rc" != 0 ] || [ "$findings" != 0 ]; then
         echo "FAIL: $t: exit $rc, $findings finding(s) in $work/findings/$t/ (log: $work/logs/$t.log)"
