@@ -101,8 +101,8 @@ void choose_layer(FuzzInput &in, pimoe_options *o, Runtime &runtime) {
     ok(pimoe_options_set_by_name(o, "weight_dtype", in.pick(kWeightDtypes)), "set weight_dtype");
     ok(pimoe_options_set_int(o, PIMOE_OPT_WEIGHT_GROUP_SIZE, 32 << in.in_range(0, 2)), "set weight_group_size");
     ok(pimoe_options_set_int(o, PIMOE_OPT_WEIGHT_ZERO_POINT, in.flag()), "set weight_zero_point");
-    ok(pimoe_options_set_expert_weight_dtype(o, static_cast<int32_t>(in.in_range(-1, 8)), in.pick(kWeightDtypes)),
-       "set_expert_weight_dtype");
+    const auto expert = static_cast<int32_t>(in.in_range(-1, 8));
+    ok(pimoe_options_set_expert_weight_dtype(o, expert, in.pick(kWeightDtypes)), "set_expert_weight_dtype");
   }
   if (b & 32) ok(pimoe_options_set_int(o, PIMOE_OPT_ROUTER_LOGIT_BIAS, 1), "set router_logit_bias");
   if (b & 64) {
@@ -110,8 +110,8 @@ void choose_layer(FuzzInput &in, pimoe_options *o, Runtime &runtime) {
        "set_expert_callback");
   }
   if (b & 128) {
-    ok(pimoe_options_set_expert_preset(o, static_cast<int32_t>(in.in_range(-1, 8)),
-                                       static_cast<pimoe_expert_preset>(in.in_range(0, 7))),
+    const auto expert = static_cast<int32_t>(in.in_range(-1, 8));
+    ok(pimoe_options_set_expert_preset(o, expert, static_cast<pimoe_expert_preset>(in.in_range(0, 7))),
        "set_expert_preset");
   }
   runtime.threads = in.in_range(1, 2);
@@ -133,7 +133,10 @@ std::vector<float> some_input(FuzzInput &in, size_t n) {
   std::vector<float> x(n);
   const uint8_t seed = in.byte();
   for (size_t i = 0; i < n; ++i) x[i] = std::sin(0.1f * static_cast<float>(i + seed)) * (1 + seed % 7);
-  if (n > 0 && in.byte() >= 240) x[in.in_range(0, static_cast<int64_t>(n) - 1)] = in.any_float();
+  if (n > 0 && in.byte() >= 240) {
+    const int64_t at = in.in_range(0, static_cast<int64_t>(n) - 1);
+    x[static_cast<size_t>(at)] = in.any_float();
+  }
   return x;
 }
 
@@ -259,8 +262,8 @@ void save_and_load(FuzzInput &in, ModelHandle &model, const Runtime &runtime, co
 
 void set_callback(FuzzInput &in, pimoe_model *model) {
   pimoe_expert_fn fns[] = {copy_expert, failing_expert, nullptr};
-  ok(pimoe_model_set_expert_callback(model, static_cast<int32_t>(in.in_range(-1, 8)), in.pick(fns), nullptr),
-     "pimoe_model_set_expert_callback");
+  const auto expert = static_cast<int32_t>(in.in_range(-1, 8));
+  ok(pimoe_model_set_expert_callback(model, expert, in.pick(fns), nullptr), "pimoe_model_set_expert_callback");
 }
 
 void describe(FuzzInput &in, pimoe_model *model) {

@@ -3,6 +3,8 @@
 // fuzz_options). It plays the part of libFuzzer's FuzzedDataProvider, written out here so that the targets also build
 // with g++ (the corpus replay of the normal build, fuzz_replay_main.cpp) and so that a committed corpus keeps its
 // meaning whatever clang version fuzzes it. Reading past the end gives zeros: every input is a complete program.
+// Read one value a statement: the order in which a call's arguments are evaluated is unspecified (clang goes left to
+// right, g++ right to left), and an input must mean the same program in the fuzz build and in the replay.
 #pragma once
 
 #include <cstddef>
