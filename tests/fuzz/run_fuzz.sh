@@ -13,7 +13,7 @@
 #                      (libFuzzer -fork, carrying on past a finding); --jobs N runs N independent fuzzers
 #                      (-jobs=N -workers=N, logs in WORK/logs)
 #     replay TARGET... run each target's binary once over its committed corpus (-runs=0)
-#     merge TARGET...  add to the committed corpus the inputs of WORK/corpus/TARGET that reach new coverage
+#     merge TARGET...  add to the committed corpus the inputs of WORK/corpus/TARGET that reach new edges
 #                      (-merge=1: the committed files stay, the merge adds the fewest, smallest new ones)
 #   WORK defaults to .dev/fuzz in the source tree. A finding is saved in WORK/findings/TARGET/: once fixed, copy it
 #   into tests/fuzz/corpus/TARGET/ so that the replay tests keep it fixed.
@@ -154,7 +154,9 @@ case $command in
     for t in "${targets[@]}"; do
       binary=$(binary_of "$t")
       before=$(ls "$fuzz_dir/corpus/$t" | wc -l)
-      "$binary" -merge=1 -max_len="${max_len[$t]}" -timeout=10 -rss_limit_mb=2048 $(dict_of "$t") \
+      # -use_counters=0: an input joins for a new edge only (not for another hit count of one), so the committed corpus
+      # keeps every edge the campaign reached in a few hundred small files; WORK/corpus keeps the rest for the next run.
+      "$binary" -merge=1 -use_counters=0 -max_len="${max_len[$t]}" -timeout=10 -rss_limit_mb=2048 $(dict_of "$t") \
         "$fuzz_dir/corpus/$t" "$work/corpus/$t" >"$work/logs/$t-merge.log" 2>&1 || { tail "$work/logs/$t-merge.log"; status=1; }
       echo "== $t: committed corpus $before -> $(ls "$fuzz_dir/corpus/$t" | wc -l) files"
     done
