@@ -12,3 +12,8 @@ set_tests_properties(test_hf_import PROPERTIES LABELS "format;hf" TIMEOUT 120)
 # (run: tests/rss_load native|hf /tmp [packed|openblas]).
 add_executable(rss_load ${CMAKE_CURRENT_LIST_DIR}/tools/rss_load.c)
 target_link_libraries(rss_load PRIVATE pimoe::pimoe)
+
+# pimoe_load and pimoe_import_hf take every runtime setting from the caller (activation_dtype: a fuzz finding).
+pimoe_add_gtest(test_runtime_options ${CMAKE_CURRENT_LIST_DIR}/test_runtime_options.cpp)
+target_compile_definitions(test_runtime_options PRIVATE PIMOE_HF_FIXTURE_DIR="${CMAKE_CURRENT_LIST_DIR}/fixtures")
+set_tests_properties(test_runtime_options PROPERTIES LABELS "format;hf" TIMEOUT 120)

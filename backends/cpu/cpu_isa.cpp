@@ -4,18 +4,26 @@
 #include <cstdlib>
 #include <string>
 
+#if defined(PIMOE_HAVE_X86_ISAS)
+#include <cpuid.h>
+#endif
+
 namespace pimoe::cpu {
 namespace {
+
+#if defined(PIMOE_HAVE_X86_ISAS)
+// F16C from CPUID leaf 1 (ECX bit 29): clang before 15 has no "f16c" feature for __builtin_cpu_supports.
+bool has_f16c() {
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  return __get_cpuid(1, &a, &b, &c, &d) != 0 && (c & bit_F16C) != 0;
+}
+#endif
 
 Isa detect() {
 #if defined(PIMOE_HAVE_X86_ISAS)
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-      __builtin_cpu_supports("f16c"))
-    return Isa::Avx512;
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-      __builtin_cpu_supports("f16c"))
-    return Isa::Avx2;
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") && has_f16c()) return Isa::Avx512;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && has_f16c()) return Isa::Avx2;
 #endif
   return Isa::Generic;
 }

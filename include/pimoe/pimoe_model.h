@@ -121,9 +121,9 @@ PIMOE_API pimoe_status pimoe_save(const pimoe_model *model, const char *path);
  *     which experts are callback slots (their functions are not saved: set them with pimoe_model_set_expert_callback).
  *     The same settings in `options` (and its per-expert overrides but pimoe_options_set_expert_weight_dtype's, and its
  *     callbacks) are ignored.
- *   - Runtime settings come from `options`: backend, threads, deterministic, cpu_gemm, weight_dtype (seed is unused:
- *     the weights are the file's). options may be NULL: the defaults. deterministic with a file whose layer has
- *     adaptive routing or dynamic capacity fails with PIMOE_ERR_INVALID_OPTION, as pimoe_create would.
+ *   - Runtime settings come from `options`: backend, threads, deterministic, cpu_gemm, activation_dtype, weight_dtype
+ *     (seed is unused: the weights are the file's). options may be NULL: the defaults. deterministic with a file whose
+ *     layer has adaptive routing or dynamic capacity fails with PIMOE_ERR_INVALID_OPTION, as pimoe_create would.
  *   - Storage formats: with WEIGHT_DTYPE "auto" (the default) every matrix keeps the file's format, its bytes used as
  *     stored; a format named by WEIGHT_DTYPE (with WEIGHT_GROUP_SIZE and WEIGHT_ZERO_POINT for int4) or by
  *     pimoe_options_set_expert_weight_dtype (for that expert, or every expert) that differs from the file's is
@@ -181,10 +181,11 @@ PIMOE_API pimoe_status pimoe_load(const char *path, const pimoe_options *options
  * those matrices are held as fp8_e4m3 / mxfp4, copied from the file without an fp32 copy (their values are exactly
  * the checkpoint's dequantised ones; a matrix an fp8 checkpoint keeps in F32/BF16/F16 is rounded to fp8_e4m3); any
  * other WEIGHT_DTYPE dequantises each matrix, then stores it in that format. The router and biases are fp32. Runtime
- * settings come from `runtime_options` (backend, threads, deterministic, cpu_gemm, weight_dtype, weight_group_size,
- * weight_zero_point; NULL: the defaults), every layer setting from config.json (capacity_factor is 0: dropless;
- * aux_loss_coef is config.json's router_aux_loss_coef, else 1.0). A gpt_oss layer and a compact format run on the
- * cpu backend only (a GPU backend, "auto" included, refuses them with PIMOE_ERR_UNSUPPORTED).
+ * settings come from `runtime_options` (backend, threads, deterministic, cpu_gemm, activation_dtype, weight_dtype,
+ * weight_group_size, weight_zero_point; NULL: the defaults), every layer setting from config.json (capacity_factor is
+ * 0: dropless; aux_loss_coef is config.json's router_aux_loss_coef, else 1.0). A gpt_oss layer runs on the cpu
+ * backend only, a compact format on the cpu and cuda backends (another backend, "auto" included, refuses them with
+ * PIMOE_ERR_UNSUPPORTED).
  * Errors (the message names the file, and the config key or tensor): PIMOE_ERR_IO (no such folder, no config.json,
  * neither model.safetensors nor an index, an unreadable shard, any of these files not a regular file: a directory,
  * FIFO or device), PIMOE_ERR_FORMAT (config.json or the index larger than 64 MiB, invalid JSON, a missing or

@@ -256,6 +256,7 @@ HfLayerConfig read_hf_config(const std::string &dir, int32_t layer, const Option
   o.backend = runtime.backend;
   o.deterministic = runtime.deterministic;
   o.cpu_gemm = runtime.cpu_gemm;
+  o.activation_dtype = runtime.activation_dtype;
   o.weight_dtype = runtime.weight_dtype;
   o.tuning = runtime.tuning;
   o.seed = runtime.seed;

@@ -377,6 +377,7 @@ LayerConfig native_config(const SafetensorsView &view, const Options &runtime) {
   options.backend = runtime.backend;
   options.deterministic = runtime.deterministic;
   options.cpu_gemm = runtime.cpu_gemm;
+  options.activation_dtype = runtime.activation_dtype;
   options.tuning = runtime.tuning;
   options.seed = runtime.seed;
   auto set_int = [&](const char *name, pimoe_option key) {
