@@ -8,7 +8,8 @@
 #      (apt fetches their dependencies), plus gcc, pkg-config and cmake;
 #   4. in that root: checks the files each package must hold, builds the packaged C example with
 #      `cc ... $(pkg-config --cflags --libs pimoe)` and a CMake project with find_package(pimoe), runs both and checks
-#      that they load /usr/lib/<triplet>/libpimoe.so.0, and runs `pimoe-info --version` (the changelog's version).
+#      that they load /usr/lib/<triplet>/libpimoe.so.0 built with the Vulkan backend and OpenBLAS, and runs
+#      `pimoe-info --version` (the changelog's version).
 # Needs: root (debootstrap, chroot, mount), the Build-Depends of debian/control, dpkg-dev, debhelper, lintian,
 # debootstrap, and the Debian archive over the network (debootstrap, and apt inside the new root). A full package
 # build plus a root: about 20 minutes on 2 cores, so CI does not run it: run it by hand before changing debian/.
@@ -133,10 +134,15 @@ out=$(in_root "mkdir /root/app && cd /root/app
 cc -std=c99 /usr/share/doc/libpimoe-dev/examples/c/demo.c \$(pkg-config --cflags --libs pimoe) -o demo
 ./demo 64 cpu 3
 ldd ./demo") || { echo "$out"; fail "the C program did not build or run"; }
-echo "$out"
-grep -qE "libpimoe\.so\.0 => /usr/lib/$triplet/libpimoe\.so\.0" <<<"$out" ||
-  fail "the C program does not load /usr/lib/$triplet/libpimoe.so.0"
-echo "ok: demo built with pkg-config, ran, loaded /usr/lib/$triplet/libpimoe.so.0"
+# /lib is /usr/lib in Debian 12 (merged /usr), so the loader may name either.
+loaded=$(grep -E "^[[:space:]]*libpimoe\.so\.0 => " <<<"$out" || true)
+grep -qE "=> (/usr)?/lib/$triplet/libpimoe\.so\.0 " <<<"$loaded" ||
+  { echo "$out"; fail "the C program does not load /usr/lib/$triplet/libpimoe.so.0"; }
+grep -E "^(libpimoe|build|backend|layer|ran) " <<<"$out" || true
+# The package is built with the backends debian/rules asks for (the demo prints pimoe_build_info()).
+grep -qE "^build .* backends=vulkan,cpu cpu_gemm=packed,openblas " <<<"$out" ||
+  fail "the packaged library is not built with the Vulkan backend and OpenBLAS (see the 'build' line above)"
+echo "ok: demo built with pkg-config, ran, loaded${loaded#*=>}"
 
 step "a CMake project through find_package(pimoe)"
 mkdir "$root/root/cmake-app"
