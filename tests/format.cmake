@@ -18,5 +18,5 @@ set_tests_properties(test_format_compact PROPERTIES LABELS "format" TIMEOUT 300)
 
 add_test(NAME pimoe_info_cli
          COMMAND bash ${PIMOE_FORMAT_TEST_DIR}/fuzz/check_pimoe_info.sh $<TARGET_FILE:pimoe-info>
-                 ${PIMOE_FORMAT_TEST_DIR}/fuzz/corpus/safetensors ${PIMOE_FORMAT_TEST_DIR}/fixtures)
+                 ${PIMOE_FORMAT_TEST_DIR}/fuzz/corpus/safetensors ${PIMOE_FORMAT_TEST_DIR}/fixtures ${PROJECT_VERSION})
 set_tests_properties(pimoe_info_cli PROPERTIES LABELS "format" TIMEOUT 60)

@@ -1,8 +1,11 @@
 // SPDX-License-Identifier: MIT
 // pimoe-info: prints what a libpimoe native file, or a Hugging Face checkpoint folder, holds and whether it loads.
 //   usage: pimoe-info [--tensors] [--weight-dtype FMT] PATH
+//          pimoe-info --version
 // --weight-dtype loads it with that weight_dtype (as pimoe_load / pimoe_import_hf take it), so the quantisation error
 // printed is what storing the source's fp32 weights in FMT costs.
+// --version prints the version of the libpimoe it runs with (pimoe_version_string(), not the headers it was built
+// with), so that an installed package can be checked in one command.
 // Exit status: 0 when the file (or at least one layer of the checkpoint) loads, 1 when not, 2 on a usage error.
 #include <pimoe/pimoe.h>
 
@@ -131,7 +134,7 @@ void print_tensors(const SafetensorsView &view, bool list) {
 
 int usage() {
   std::fprintf(stderr, "usage: pimoe-info [--tensors] [--weight-dtype FMT] PATH   (a native .safetensors file or a "
-                       "checkpoint folder)\n");
+                       "checkpoint folder)\n       pimoe-info --version\n");
   return 2;
 }
 
@@ -141,7 +144,11 @@ int main(int argc, char **argv) {
   bool list = false;
   const char *path = nullptr, *weight_dtype = nullptr;
   for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--tensors") == 0) {
+    if (std::strcmp(argv[i], "--version") == 0) {
+      if (argc != 2) return usage();
+      std::printf("pimoe-info (libpimoe) %s\n", pimoe_version_string());
+      return 0;
+    } else if (std::strcmp(argv[i], "--tensors") == 0) {
       list = true;
     } else if (std::strcmp(argv[i], "--weight-dtype") == 0) {
       if (++i == argc) return usage();

@@ -3,16 +3,24 @@
 # pimoe-info on a valid native file (describes it, says it loads, exits 0; its quantisation error, 0, and with
 # --weight-dtype int4 a non-zero one), on one with compact matrices (each expert's format, the weight bytes per
 # format, an unknown quantisation error) and on hostile ones (says why it does not load, exits 1), and on Hugging Face
-# checkpoint folders (family, settings, which layers import; a hostile config.json fails at once, naming it).
-# usage: check_pimoe_info.sh PIMOE_INFO CORPUS_DIR FIXTURES_DIR
+# checkpoint folders (family, settings, which layers import; a hostile config.json fails at once, naming it);
+# --version prints the library's VERSION and exits 0.
+# usage: check_pimoe_info.sh PIMOE_INFO CORPUS_DIR FIXTURES_DIR VERSION
 set -uo pipefail
 tool=${1:?pimoe-info}
 corpus=${2:?corpus dir}
 fixtures=${3:?fixtures dir}
+version=${4:?version}
 fail=0
 expect() {  # expect NAME OUTPUT PATTERN
   if grep -qE -- "$3" <<<"$2"; then echo "ok: $1: /$3/"; else echo "FAIL: $1: no /$3/ in:"; echo "$2"; fail=1; fi
 }
+
+out=$("$tool" --version); rc=$?
+[ $rc = 0 ] || { echo "FAIL: exit $rc for --version"; fail=1; }
+expect version "$out" "^pimoe-info \(libpimoe\) ${version//./\\.}$"
+"$tool" --version extra >/dev/null 2>&1; rc=$?
+[ $rc = 2 ] || { echo "FAIL: exit $rc for --version with an extra argument (expected 2)"; fail=1; }
 
 out=$("$tool" --tensors "$corpus/valid_small.safetensors"); rc=$?
 [ $rc = 0 ] || { echo "FAIL: exit $rc on a valid file"; fail=1; }
