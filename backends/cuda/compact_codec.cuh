@@ -222,6 +222,21 @@ struct Codec<WType::MXFP4> {
   }
 };
 
+// The MatrixRef of a matrix of codec C's type with K columns and N rows (both kernels build theirs here).
+template <typename C>
+__device__ MatrixRef matrix_ref(const void *values, const void *scales, const uint8_t *zeros, int32_t K, int32_t N,
+                                int32_t group) {
+  MatrixRef m;
+  m.values = static_cast<const uint8_t *>(values);
+  m.scales = static_cast<const uint8_t *>(scales);
+  m.zeros = zeros;
+  m.row_bytes = device_row_bytes(C::kType, K);
+  m.K = K;
+  m.N = N;
+  m.group = group;
+  return m;
+}
+
 // Calls f(Codec<w>{}) for the runtime type w: the one switch over the weight types.
 template <typename F>
 void with_codec(WType w, F &&f) {

@@ -67,20 +67,6 @@ struct StreamGroup {
 
 // The plan is read through L2 (__ldcg): a down projection reads it before its dependency wait (see the kernel).
 template <typename C>
-__device__ MatrixRef matrix_ref(const void *values, const void *scales, const uint8_t *zeros, int32_t K, int32_t N,
-                                int32_t group) {
-  MatrixRef m;
-  m.values = static_cast<const uint8_t *>(values);
-  m.scales = static_cast<const uint8_t *>(scales);
-  m.zeros = zeros;
-  m.row_bytes = device_row_bytes(C::kType, K);
-  m.K = K;
-  m.N = N;
-  m.group = group;
-  return m;
-}
-
-template <typename C>
 __device__ StreamGroup stream_group(const ProjectionArgs &a, int32_t i) {
   StreamGroup s;
   if (a.dense_rows > 0) {

@@ -51,15 +51,7 @@ struct BlockJob {
   }
 
   __device__ MatrixRef matrix(const void *values, const void *scales, const uint8_t *zeros, int32_t group) const {
-    MatrixRef m;
-    m.values = static_cast<const uint8_t *>(values);
-    m.scales = static_cast<const uint8_t *>(scales);
-    m.zeros = zeros;
-    m.row_bytes = device_row_bytes(C::kType, K);
-    m.K = K;
-    m.N = N;
-    m.group = group;
-    return m;
+    return matrix_ref<C>(values, scales, zeros, K, N, group);
   }
 
   __device__ float epilogue(float acc, float gate_acc, int n) const {
