@@ -83,8 +83,17 @@ void *allocate_nothrow(std::size_t size, std::size_t alignment) noexcept {
 
 using MmapFn = void *(*)(void *, size_t, int, int, int, off_t);
 
+// Looked up on first use without a function-local static: the sanitizers' start-up maps memory through this mmap
+// before their runtime can serve the static's guard (__cxa_guard_*, intercepted by ThreadSanitizer). Two threads that
+// race here store the same address.
+std::atomic<MmapFn> g_next_mmap{nullptr};
+
 MmapFn next_mmap() {
-  static const MmapFn next = reinterpret_cast<MmapFn>(dlsym(RTLD_NEXT, "mmap"));
+  MmapFn next = g_next_mmap.load(std::memory_order_acquire);
+  if (next == nullptr) {
+    next = reinterpret_cast<MmapFn>(dlsym(RTLD_NEXT, "mmap"));
+    g_next_mmap.store(next, std::memory_order_release);
+  }
   return next;
 }
 
