@@ -55,28 +55,7 @@ file(CONFIGURE OUTPUT ${PIMOE_VULKAN_GEN_DIR}/pimoe_volk_rename.h CONTENT "${_vo
 # Shader variants: NAME SOURCE [DEFINES...]. One source per kernel family; variants differ only in -D defines.
 set(_vk_variants
     "matmul_router|matmul.comp|MODE_ROUTER"
-    "matmul_up_f32|matmul.comp|MODE_UP,WTYPE_F32"
-    "matmul_up_f16|matmul.comp|MODE_UP,WTYPE_F16"
-    "matmul_up_bf16|matmul.comp|MODE_UP,WTYPE_BF16"
-    "matmul_down_f32|matmul.comp|MODE_DOWN,WTYPE_F32"
-    "matmul_down_f16|matmul.comp|MODE_DOWN,WTYPE_F16"
-    "matmul_down_bf16|matmul.comp|MODE_DOWN,WTYPE_BF16"
-    "matmul_up_f32_large|matmul.comp|MODE_UP,WTYPE_F32,TILE_LARGE"
-    "matmul_up_f16_large|matmul.comp|MODE_UP,WTYPE_F16,TILE_LARGE"
-    "matmul_up_bf16_large|matmul.comp|MODE_UP,WTYPE_BF16,TILE_LARGE"
-    "matmul_down_f32_large|matmul.comp|MODE_DOWN,WTYPE_F32,TILE_LARGE"
-    "matmul_down_f16_large|matmul.comp|MODE_DOWN,WTYPE_F16,TILE_LARGE"
-    "matmul_down_bf16_large|matmul.comp|MODE_DOWN,WTYPE_BF16,TILE_LARGE"
     "matvec_router|router_small.comp|"
-    "matvec_up_f32|matvec.comp|MODE_UP,WTYPE_F32"
-    "matvec_up_f16|matvec.comp|MODE_UP,WTYPE_F16"
-    "matvec_up_bf16|matvec.comp|MODE_UP,WTYPE_BF16"
-    "matvec_upx_f32|matvec.comp|MODE_UP,X_DIRECT,WTYPE_F32"
-    "matvec_upx_f16|matvec.comp|MODE_UP,X_DIRECT,WTYPE_F16"
-    "matvec_upx_bf16|matvec.comp|MODE_UP,X_DIRECT,WTYPE_BF16"
-    "matvec_down_f32|matvec.comp|MODE_DOWN,WTYPE_F32"
-    "matvec_down_f16|matvec.comp|MODE_DOWN,WTYPE_F16"
-    "matvec_down_bf16|matvec.comp|MODE_DOWN,WTYPE_BF16"
     "gather|gather.comp|"
     "gather_h|gather.comp|ROWS_F16"
     "combine|combine.comp|"
@@ -84,6 +63,21 @@ set(_vk_variants
     "route_small|route_small.comp|"
     "count|count.comp|"
     "scan|scan.comp|")
+# The expert projections, one set per weight type: SUFFIX=DEFINE, the suffixes of vulkan_weight_type()'s table in
+# vulkan_weights.cpp (the backend looks the variants up by that suffix).
+foreach(_wt f32=WTYPE_F32 f16=WTYPE_F16 bf16=WTYPE_BF16 i8=WTYPE_I8 i4=WTYPE_I4 fp8=WTYPE_FP8 mxfp4=WTYPE_MXFP4)
+  string(REPLACE "=" ";" _wt "${_wt}")
+  list(GET _wt 0 _sfx)
+  list(GET _wt 1 _def)
+  list(APPEND _vk_variants
+       "matmul_up_${_sfx}|matmul.comp|MODE_UP,${_def}"
+       "matmul_down_${_sfx}|matmul.comp|MODE_DOWN,${_def}"
+       "matmul_up_${_sfx}_large|matmul.comp|MODE_UP,${_def},TILE_LARGE"
+       "matmul_down_${_sfx}_large|matmul.comp|MODE_DOWN,${_def},TILE_LARGE"
+       "matvec_up_${_sfx}|matvec.comp|MODE_UP,${_def}"
+       "matvec_upx_${_sfx}|matvec.comp|MODE_UP,X_DIRECT,${_def}"
+       "matvec_down_${_sfx}|matvec.comp|MODE_DOWN,${_def}")
+endforeach()
 # The tensor-core GEMM (matmul_coop.comp) needs GL_NV_cooperative_matrix, which glslc compiles only from shaderc
 # 2019 on (GL_KHR_cooperative_matrix, not used here, needs a newer glslang than Debian 12's): probe the compiler
 # with a tiny shader and build those variants only where it accepts it. The backend looks the variants up at run

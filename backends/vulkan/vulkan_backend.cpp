@@ -22,10 +22,8 @@ VulkanBackend::VulkanBackend(const LayerConfig &config, LayerWeights &weights, i
     : config_(config),
       device_(Device::get(device_index, config.tuning)),
       dtype_(config.weight_format.dtype),
-      vw_(config.weight_format.dtype == WeightDtype::F32 ? 4 : 8),
-      variant_(config.weight_format.dtype == WeightDtype::F32    ? "f32"
-               : config.weight_format.dtype == WeightDtype::BF16 ? "bf16"
-                                                          : "f16") {
+      wtype_(vulkan_weight_type(config.weight_format.dtype)),
+      variant_(wtype_.variant) {
   // The experimental options (pimoe.h; their environment variables already applied in config.tuning).
   const BackendTuning &tuning = config.tuning;
   host_routing_only_ = tuning.vulkan_routing == VulkanRouting::Host;

@@ -23,13 +23,28 @@
 
 namespace pimoe {
 
-// Where one weight matrix (nn.Linear layout [rows, cols]) lives: rows padded to PAD elements, in 16-byte words.
+// How the kernels hold one weight_dtype: the shader variants' suffix (vulkan.cmake builds matmul_up_<suffix>, ...)
+// and the elements a 16-byte word of a row holds.
+struct VulkanWeightType {
+  WeightDtype dtype;
+  const char *variant;
+  int64_t per_word;  // 4 fp32, 8 bf16/fp16, 16 int8/fp8 codes, 32 int4/mxfp4 codes
+  bool compact;      // codes with scales (compact_codes.glsl), kept in the file's layout
+};
+// The row of `dtype` in the table (vulkan_weights.cpp); PIMOE_ERR_INTERNAL for Auto.
+const VulkanWeightType &vulkan_weight_type(WeightDtype dtype);
+
+// Where one weight matrix (nn.Linear layout [rows, cols]) lives: rows padded to PAD elements (a compact format's to
+// whole 16-byte words of codes), in 16-byte words; a compact matrix's scales and zero points follow its codes.
 struct Placement {
   uint32_t arena = 0;     // index into the arenas, or kRouterArena for the router buffer
   uint64_t offset = 0;    // first word
   int64_t rows = 0, cols = 0;
   int64_t stride = 0;     // words per row
   bool fp32 = true;       // the router is always fp32; expert matrices follow weight_dtype
+  WeightFormat format;    // compact formats: the format, and where its scales (and zero points) start
+  uint64_t scale_offset = 0, zero_offset = 0;  // first words
+  size_t scale_bytes = 0, zero_bytes = 0;
 };
 constexpr uint32_t kRouterArena = 0xffffffffu;
 
@@ -47,6 +62,7 @@ class VulkanBackend final : public Backend {
 
   bool holds_weight(const NamedTensor &t) const override { return held_.count(t.data) > 0; }
   void read_weight(const NamedTensor &t, float *out) const override;
+  bool read_compact_weight(const NamedTensor &t, CompactMatrix &out) const override;
   size_t weight_bytes() const override { return static_cast<size_t>(device_bytes_); }
 
   bool routes_on_device() const override { return routes_on_device_; }
@@ -71,6 +87,11 @@ class VulkanBackend final : public Backend {
   // Packs the matrices into arenas (placements only); returns the bytes of each arena.
   std::vector<VkDeviceSize> place_matrices(LayerWeights &weights);
   void write_matrix(Uploader &up, const Placement &p, const std::vector<float> &w) const;
+  void write_compact(Uploader &up, const Placement &p, const CompactMatrix &m) const;
+  // Words of a weight row of `cols` elements in the layer's type.
+  int64_t row_words(int64_t cols) const {
+    return wtype_.compact ? (cols + wtype_.per_word - 1) / wtype_.per_word : round_up(cols, PAD) / wtype_.per_word;
+  }
   // The layer's buffers, as every scratch's descriptor set binds them.
   LayerBindings layer_bindings() const;
 
@@ -130,7 +151,7 @@ class VulkanBackend final : public Backend {
   const LayerConfig &config_;
   std::shared_ptr<vk::Device> device_;
   const WeightDtype dtype_;
-  const int64_t vw_;  // weights per 16-byte word
+  const VulkanWeightType &wtype_;
   const char *variant_;
   // Shader variant names of the projections for this model's weight type (vulkan.cmake lists them).
   const std::string up_mv_ = std::string("matvec_up_") + variant_, down_mv_ = std::string("matvec_down_") + variant_;

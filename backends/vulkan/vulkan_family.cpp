@@ -64,7 +64,13 @@ int vulkan_auto_rank(int *device) {
 
 std::unique_ptr<Backend> vulkan_create(const LayerConfig &config, LayerWeights &weights, int device) {
   refuse_cpu_only_expert_features(config, "vulkan");
-  expand_for_float_backend(config, weights, "vulkan");
+  // bf16 and fp16 arrive as exact fp32 values (the kernels hold them as the model's type again); the other formats
+  // keep their codes (compact_codes.glsl). One format per layer either way.
+  if (vulkan_weight_type(config.weight_format.dtype).compact) {
+    require_one_format_per_layer(config, "vulkan");
+  } else {
+    expand_for_float_backend(config, weights, "vulkan");
+  }
   return std::make_unique<VulkanBackend>(config, weights, device);
 }
 

@@ -7,7 +7,8 @@
 // everything included: upload of the input, one submission, read-back of the output and the routing), and
 //   tokens/s        T / median time
 //   weight GB/s     bytes of the weights the call had to read / median time: the router (fp32) and every expert
-//                   the call's tokens were routed to (gate, up, down in the storage type), each counted once
+//                   the call's tokens were routed to (gate, up, down as the backend holds them: codes, scales and
+//                   zero points for the compact formats, from pimoe_stats' weight_bytes), each counted once
 //   vs copy         weight GB/s / copy GB/s, the copy counting the bytes it read and wrote (what HBM moved), so
 //                   1.0 would mean the layer streamed its weights as fast as the memory moves data
 //   TFLOP/s         useful FLOPs (2*T*k*H*I*3 for SwiGLU, plus the router's 2*T*H*E) / median time
@@ -16,8 +17,9 @@
 //   peer ms         its median wall time of pimoe_forward()
 //   x peer          peer ms / Vulkan ms (above 1: Vulkan is faster)
 //
-// Usage: bench_vulkan [--device vulkan:N] [--shape C,F,S|all] [--tokens 1,4096] [--dtype fp16|bf16|fp32]
-//                     [--peer BACKEND] [--peer-dtype fp16|bf16|fp32] [--min-time SECONDS] [--min-reps N]
+// Usage: bench_vulkan [--device vulkan:N] [--shape C,F,S|all] [--tokens 1,4096]
+//                     [--dtype fp16|bf16|fp32|int8|int4|fp8_e4m3|mxfp4] [--peer BACKEND]
+//                     [--peer-dtype fp16|bf16|fp32|...] [--min-time SECONDS] [--min-reps N]
 //                     [--json FILE]
 #include <pimoe/pimoe.h>
 
@@ -334,7 +336,16 @@ int main(int argc, char **argv) {
     const double load_s = std::chrono::duration<double>(Clock::now() - start).count();
     std::fprintf(stderr, "shape %s: created in %.1f s\n", s.name.c_str(), load_s);
     pimoe_model *peer_model = peer.empty() ? nullptr : create(s, peer, peer_dtype);
-    const int64_t value_bytes = dtype == "fp32" ? 4 : 2;
+    // An expert's bytes as the backend holds them: the layer's weight bytes less the fp32 router, over the experts.
+    pimoe_stats_snapshot stats{};
+    stats.struct_size = sizeof stats;
+    if (pimoe_stats(m, &stats) != PIMOE_OK) {
+      std::fprintf(stderr, "pimoe_stats: %s\n", pimoe_last_error());
+      return 1;
+    }
+    const double expert_bytes =
+        (static_cast<double>(stats.weight_bytes) - 4.0 * static_cast<double>(s.experts * s.hidden)) /
+        static_cast<double>(s.experts);
     for (int64_t T : token_counts) {
       const std::vector<float> x = random_input(static_cast<size_t>(T * s.hidden), 7 + static_cast<uint64_t>(T));
       std::vector<float> y(x.size());
@@ -344,8 +355,7 @@ int main(int argc, char **argv) {
       const double peer_t = peer_model ? time_forward(peer_model, x, T, y, peer_ids, min_time, min_reps) : NAN;
       const std::set<int32_t> touched(ids.begin(), ids.end());
       const double H = static_cast<double>(s.hidden), I = static_cast<double>(s.intermediate);
-      const double weight_bytes = static_cast<double>(s.experts) * H * 4 +
-                                  static_cast<double>(touched.size()) * 3.0 * H * I * static_cast<double>(value_bytes);
+      const double weight_bytes = static_cast<double>(s.experts) * H * 4 + static_cast<double>(touched.size()) * expert_bytes;
       const double tokens = static_cast<double>(T);
       const double flops = 2.0 * tokens * static_cast<double>(s.top_k) * H * I * 3 +
                            2.0 * tokens * H * static_cast<double>(s.experts);

@@ -160,8 +160,7 @@ typedef enum pimoe_expert_preset {
  *                                                  pimoe_tensor_read returns. CUDA holds
  *                                                  every format at its size (one per layer) and computes in fp32
  *                                                  on the same dequantised values (ACTIVATION_DTYPE does not apply
- *                                                  there); Vulkan holds fp32, bf16 or fp16 (one per layer) and
- *                                                  refuses the others (PIMOE_ERR_UNSUPPORTED). docs/format.md
+ *                                                  there), and so does Vulkan. docs/format.md
  *                                                  gives the byte layouts.
  *                                                  (CPU_GEMM "openblas" takes fp32 only.) Every backend computes
  *                                                  with the same weight values, in fp32, except on the GPU

@@ -53,8 +53,16 @@ float activate(uint act, float v) {
   return v;
 }
 
-// Weights are stored as uvec4 words: 4 fp32, or 8 fp16 / bf16 values (WTYPE_* picks the decoding).
-#if defined(WTYPE_F16) || defined(WTYPE_BF16)
+// Weights are stored in units of VW consecutive elements of a row: a uvec4 word of 4 fp32 or 8 fp16 / bf16 values,
+// or, for the compact formats (WTYPE_I8, WTYPE_FP8: 16 bytes; WTYPE_I4, WTYPE_MXFP4: 16 nibbles, half a uvec4), 16
+// codes that share one scale (and zero point). Rows start on a uvec4 word; `stride` is a row's length in words.
+#if defined(WTYPE_I8) || defined(WTYPE_FP8) || defined(WTYPE_I4) || defined(WTYPE_MXFP4)
+#define COMPACT 1
+#define VW 16
+#if defined(WTYPE_I4) || defined(WTYPE_MXFP4)
+#define NIBBLES 1
+#endif
+#elif defined(WTYPE_F16) || defined(WTYPE_BF16)
 #define VW 8
 #else
 #define VW 4
@@ -69,7 +77,7 @@ void decode(uvec4 q, out float v[VW]) {
   v[2] = uintBitsToFloat(q.y << 16); v[3] = uintBitsToFloat(q.y & 0xffff0000u);
   v[4] = uintBitsToFloat(q.z << 16); v[5] = uintBitsToFloat(q.z & 0xffff0000u);
   v[6] = uintBitsToFloat(q.w << 16); v[7] = uintBitsToFloat(q.w & 0xffff0000u);
-#else
+#elif !defined(COMPACT)
   vec4 f = uintBitsToFloat(q);
   v[0] = f.x; v[1] = f.y; v[2] = f.z; v[3] = f.w;
 #endif

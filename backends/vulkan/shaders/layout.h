@@ -24,8 +24,9 @@
 
 // ---------------------------------------------------------------- per-segment metadata (uint), META_STRIDE each
 // A segment is one routed expert (0 .. E-1) or the shared expert (E). Offsets into arenas and row strides are in
-// 16-byte units (one uvec4: 4 fp32 or 8 fp16/bf16 weights); offsets into B_SMALL are in floats (NONE: absent).
-#define META_STRIDE 16
+// 16-byte units (one uvec4: 4 fp32, 8 fp16/bf16 weights, or 16 or 32 codes of a compact format); offsets into B_SMALL
+// are in floats (NONE: absent).
+#define META_STRIDE 24
 #define META_I 0          // intermediate width I
 #define META_IP 1         // I rounded up to a multiple of 16 (row stride of the hidden activations)
 #define META_ACT 2        // pimoe_activation
@@ -40,6 +41,15 @@
 #define META_NORM_B 11
 #define META_UP_B 12
 #define META_DOWN_B 13
+// Compact formats (compact_codes.glsl): where each matrix's scales and int4 zero points start (NONE: none), and the
+// int4 group size.
+#define META_UP_SCALE 14
+#define META_GATE_SCALE 15
+#define META_DOWN_SCALE 16
+#define META_UP_ZERO 17
+#define META_GATE_ZERO 18
+#define META_DOWN_ZERO 19
+#define META_GROUP 20
 #define META_NONE 0xffffffffu
 
 #define EXPERT_GATED 1u

@@ -24,6 +24,7 @@ BUFFER_LOGITS(writeonly)
 #else
 BUFFER_ROUTE(readonly)
 BUFFER_WEIGHTS
+#include "compact_codes.glsl"
 #if defined(MODE_UP)
 BUFFER_ROWS(readonly)
 BUFFER_HIDDEN(writeonly)
@@ -61,12 +62,22 @@ shared float b_tile[MM_BK][BN];
 shared float g_tile[MM_BK][BN];
 #endif
 
+#if defined(COMPACT)
+// The segment's compact matrices (main sets them): their scales and zero points, columns and int4 group. With VW = 16
+// = MM_BK, a weight row's depth step is one unit of codes and one scale.
+uint wscale, gscale, wzero, gzero, wcols, wgroup;
+#endif
+
 // Loads depth step k0 from global memory into registers: A is BM rows x MM_BK depth (rows past the segment read
 // as 0; the router's x is not padded, so its depth is bounded too), B is BN weight rows as uvec4 words of VW weights
 // (rows past N read as 0; weight rows are zero padded to a multiple of MM_BK).
 void load_step(uint k0, uint m0, uint n0, uint rows, uint N, uint K, uint row0, uint hid0, uint Ip, uint ar,
                uint wbase, uint gbase, uint wstride, bool gated, out float a_reg[A_PER], out uvec4 b_reg[B_PER],
-               out uvec4 g_reg[B_PER]) {
+               out uvec4 g_reg[B_PER]
+#if defined(COMPACT)
+               , out UnitScale b_scale[B_PER], out UnitScale g_scale[B_PER]
+#endif
+               ) {
   const uint tid = gl_LocalInvocationIndex;
   for (uint q = 0u; q < A_PER; ++q) {
     const uint idx = tid + q * MM_THREADS;
@@ -88,9 +99,20 @@ void load_step(uint k0, uint m0, uint n0, uint rows, uint N, uint K, uint row0, 
     const uint n = n0 + r;
     b_reg[q] = uvec4(0u);
     g_reg[q] = uvec4(0u);
+#if defined(COMPACT)
+    b_scale[q] = UnitScale(0.0, 0.0);  // rows past N decode to zeros
+    g_scale[q] = UnitScale(0.0, 0.0);
+#endif
     if (word < B_WORDS && n < N) {
 #if defined(MODE_ROUTER)
       b_reg[q] = router_w[n * wstride + k0 / 4u + c];
+#elif defined(COMPACT)
+      b_reg[q] = unit_codes(ar, wbase, wstride, n, k0 / VW);
+      b_scale[q] = unit_scale(ar, wscale, wzero, n, k0 / VW, wcols, wgroup);
+      if (gated) {
+        g_reg[q] = unit_codes(ar, gbase, wstride, n, k0 / VW);
+        g_scale[q] = unit_scale(ar, gscale, gzero, n, k0 / VW, wcols, wgroup);
+      }
 #else
       b_reg[q] = arena[ar].w[wbase + n * wstride + k0 / VW + c];
       if (gated) g_reg[q] = arena[ar].w[gbase + n * wstride + k0 / VW + c];
@@ -124,9 +146,24 @@ void main() {
   const uint N = I, NP = Ip, K = pc.hidden_pad;
   const uint wbase = meta_of(s, META_UP), gbase = meta_of(s, META_GATE), wstride = meta_of(s, META_UP_STRIDE);
   const bool gated = (meta_of(s, META_FLAGS) & EXPERT_GATED) != 0u;
+#if defined(COMPACT)
+  wcols = pc.hidden;
+  wscale = meta_of(s, META_UP_SCALE);
+  gscale = meta_of(s, META_GATE_SCALE);
+  wzero = meta_of(s, META_UP_ZERO);
+  gzero = meta_of(s, META_GATE_ZERO);
+#endif
 #else
   const uint N = pc.hidden, NP = pc.hidden, K = Ip;
   const uint wbase = meta_of(s, META_DOWN), wstride = meta_of(s, META_DOWN_STRIDE);
+#if defined(COMPACT)
+  wcols = I;
+  wscale = meta_of(s, META_DOWN_SCALE);
+  wzero = meta_of(s, META_DOWN_ZERO);
+#endif
+#endif
+#if defined(COMPACT)
+  wgroup = meta_of(s, META_GROUP);
 #endif
 #endif
   if (m0 >= rows || n0 >= NP) return;  // whole workgroup: past this segment's rows or columns
@@ -148,6 +185,12 @@ void main() {
   // next step is loaded while the current one is multiplied.
   float a_reg[A_PER];
   uvec4 b_reg[B_PER], g_reg[B_PER];
+#if defined(COMPACT)
+  UnitScale b_scale[B_PER], g_scale[B_PER];
+#define SCALES , b_scale, g_scale
+#else
+#define SCALES
+#endif
 #if defined(MODE_ROUTER)
   const uint row0 = 0u, hid0 = 0u, Ip = 0u, ar = 0u, wbase = 0u, gbase = 0u;
   const bool gated = false;
@@ -155,7 +198,7 @@ void main() {
   const uint gbase = 0u;
   const bool gated = false;
 #endif
-  load_step(0u, m0, n0, rows, N, K, row0, hid0, Ip, ar, wbase, gbase, wstride, gated, a_reg, b_reg, g_reg);
+  load_step(0u, m0, n0, rows, N, K, row0, hid0, Ip, ar, wbase, gbase, wstride, gated, a_reg, b_reg, g_reg SCALES);
 
   for (uint k0 = 0u; k0 < K; k0 += MM_BK) {
     barrier();  // the previous step's multiplications are done with the shared tiles
@@ -168,18 +211,27 @@ void main() {
       if (word >= B_WORDS) continue;
       const uint r = word / (MM_BK / VW), c = word % (MM_BK / VW);
       float v[VW];
+#if defined(COMPACT)
+      decode_codes(b_reg[q], b_scale[q], v);
+#else
       decode(b_reg[q], v);
+#endif
       for (uint i = 0u; i < VW; ++i) b_tile[c * VW + i][r] = v[i];
 #if defined(MODE_UP)
       if (gated) {
+#if defined(COMPACT)
+        decode_codes(g_reg[q], g_scale[q], v);
+#else
         decode(g_reg[q], v);
+#endif
         for (uint i = 0u; i < VW; ++i) g_tile[c * VW + i][r] = v[i];
       }
 #endif
     }
     barrier();
     if (k0 + MM_BK < K) {
-      load_step(k0 + MM_BK, m0, n0, rows, N, K, row0, hid0, Ip, ar, wbase, gbase, wstride, gated, a_reg, b_reg, g_reg);
+      load_step(k0 + MM_BK, m0, n0, rows, N, K, row0, hid0, Ip, ar, wbase, gbase, wstride, gated, a_reg, b_reg, g_reg
+                SCALES);
     }
     for (uint kk = 0u; kk < MM_BK; ++kk) {
       float a[TM], b[TN];

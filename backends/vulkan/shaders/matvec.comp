@@ -3,7 +3,8 @@
 // The small-row (decode) path of the grouped projections: for segments of at most MV_MAX_ROWS rows, each weight row
 // is streamed once and dotted with every row of the segment. A workgroup owns MV_NPW output columns of one segment
 // (workgroup z = segment), 32 lanes per column reading consecutive uvec4 words (coalesced), then a tree reduction
-// over the lanes in shared memory. Bound by weight bandwidth, which is what a 1-token call is about.
+// over the lanes in shared memory (a lane's step is one unit of VW weights: compact_codes.glsl for the compact
+// formats). Bound by weight bandwidth, which is what a 1-token call is about.
 //   MODE_UP     hidden[r, n] = act(rows[r] . up[n] + up_bias[n]), or silu(rows[r] . gate[n]) * (rows[r] . up[n])
 //   MODE_DOWN   out[r, n]    = hidden[r] . down[n]
 // X_DIRECT (MODE_UP, decode steps routed by route_small, no pre-norm experts, H a multiple of 4): row r of a segment
@@ -22,6 +23,7 @@ layout(local_size_x = MV_THREADS) in;
 
 BUFFER_ROUTE(readonly)
 BUFFER_WEIGHTS
+#include "compact_codes.glsl"
 // The rows (up) and hidden activations (down) are read four floats at a time: their rows are padded to 16 floats.
 #if defined(MODE_UP) && defined(X_DIRECT)
 layout(set = 0, binding = B_X) readonly buffer X4 { vec4 in4[]; };
@@ -54,10 +56,20 @@ void main() {
   const uint N = I, NP = Ip, K = pc.hidden_pad;
   const uint wbase = meta_of(s, META_UP), gbase = meta_of(s, META_GATE), wstride = meta_of(s, META_UP_STRIDE);
   const bool gated = (meta_of(s, META_FLAGS) & EXPERT_GATED) != 0u;
+#if defined(COMPACT)
+  const uint cols = pc.hidden, group = meta_of(s, META_GROUP);
+  const uint wscale = meta_of(s, META_UP_SCALE), gscale = meta_of(s, META_GATE_SCALE);
+  const uint wzero = meta_of(s, META_UP_ZERO), gzero = meta_of(s, META_GATE_ZERO);
+#endif
 #else
   const uint N = pc.hidden, NP = pc.hidden, K = Ip;
   const uint wbase = meta_of(s, META_DOWN), gbase = 0u, wstride = meta_of(s, META_DOWN_STRIDE);
   const bool gated = false;
+#if defined(COMPACT)
+  const uint cols = I, group = meta_of(s, META_GROUP);
+  const uint wscale = meta_of(s, META_DOWN_SCALE), gscale = META_NONE;
+  const uint wzero = meta_of(s, META_DOWN_ZERO), gzero = META_NONE;
+#endif
 #endif
   if (rows == 0u || gl_WorkGroupID.x * MV_NPW >= NP) return;  // whole workgroup
 
@@ -76,8 +88,13 @@ void main() {
     const uint words = K / VW;
     for (uint q = lane; q < words; q += 32u) {
       float wv[VW], gv[VW];
+#if defined(COMPACT)
+      weight_unit(ar, wbase, wstride, wscale, wzero, n, q, cols, group, wv);
+      if (gated) weight_unit(ar, gbase, wstride, gscale, gzero, n, q, cols, group, gv);
+#else
       decode(arena[ar].w[wbase + n * wstride + q], wv);
       if (gated) decode(arena[ar].w[gbase + n * wstride + q], gv);
+#endif
       for (uint r = 0u; r < MV_MAX_ROWS; ++r) {
         if (r >= rows) break;
         float a[VW];
