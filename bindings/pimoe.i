@@ -7,6 +7,11 @@
 #include <pimoe/pimoe.h>
 %}
 
+/* Not bound yet in any language (each binding's idiomatic layer would expose it as Model.prune): pruning. */
+%ignore pimoe_prune;
+%ignore pimoe_prune_report;
+%ignore pimoe_prune_method;
+
 #if defined(SWIGJAVA)
 %include "java/pimoe_java.i"
 #elif defined(SWIGCSHARP)

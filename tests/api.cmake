@@ -4,7 +4,7 @@
 
 set(PIMOE_API_TEST_DIR ${CMAKE_CURRENT_SOURCE_DIR})
 
-foreach(t test_api_errors test_api_basics test_stats test_concurrency)
+foreach(t test_api_errors test_api_basics test_stats test_concurrency test_prune)
   pimoe_add_gtest(${t} ${PIMOE_API_TEST_DIR}/${t}.cpp)
   target_include_directories(${t} PRIVATE ${PIMOE_API_TEST_DIR})
   set_tests_properties(${t} PROPERTIES LABELS "api" TIMEOUT 300)

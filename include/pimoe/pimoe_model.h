@@ -184,7 +184,7 @@ PIMOE_API pimoe_status pimoe_load(const char *path, const pimoe_options *options
  * settings come from `runtime_options` (backend, threads, deterministic, cpu_gemm, activation_dtype, weight_dtype,
  * weight_group_size, weight_zero_point; NULL: the defaults), every layer setting from config.json (capacity_factor is
  * 0: dropless; aux_loss_coef is config.json's router_aux_loss_coef, else 1.0). A gpt_oss layer runs on the cpu
- * backend only, a compact format on the cpu and cuda backends (another backend, "auto" included, refuses them with
+ * backend only, a compact format on the cpu, cuda and vulkan backends (another backend refuses them with
  * PIMOE_ERR_UNSUPPORTED).
  * Errors (the message names the file, and the config key or tensor): PIMOE_ERR_IO (no such folder, no config.json,
  * neither model.safetensors nor an index, an unreadable shard, any of these files not a regular file: a directory,
@@ -200,6 +200,56 @@ PIMOE_API pimoe_status pimoe_load(const char *path, const pimoe_options *options
  * *out is set only on success. */
 PIMOE_API pimoe_status pimoe_import_hf(const char *checkpoint_dir, int32_t layer, const pimoe_options *runtime_options,
                                        pimoe_model **out);
+
+/* ============================================ pruning ============================================ */
+
+/** What pimoe_prune() removes. */
+typedef enum pimoe_prune_method {
+  /** Routed experts with the least routing mass on the calibration tokens (the sum of the weights the router gave
+   * each expert over every token and slot, dropped assignments excluded); ties drop the higher index. */
+  PIMOE_PRUNE_EXPERTS_BY_MASS = 0,
+  /** Routed experts chosen at random from `seed` (the baseline the routing-mass rule is measured against). */
+  PIMOE_PRUNE_EXPERTS_RANDOM = 1,
+  /** In every routed expert, the intermediate channels (rows of gate and up, columns of down, entries of the gate
+   * and up biases) whose weight norm is smallest: channel j scores |gate_j| * |up_j| * |down_:,j| (|up_j| * |down_:,j|
+   * for ungated experts), Euclidean norms; ties drop the higher index. Experts keep at least one channel. */
+  PIMOE_PRUNE_CHANNELS_BY_NORM = 2
+} pimoe_prune_method;
+
+/** What pimoe_prune() did. Versioned like pimoe_stats_snapshot: the caller sets struct_size to
+ * sizeof(pimoe_prune_report) of its header; fields are only ever appended. */
+typedef struct pimoe_prune_report {
+  uint32_t struct_size;          /**< sizeof(pimoe_prune_report), set by the caller */
+  int32_t experts_before;        /**< routed experts of `model` */
+  int32_t experts_after;         /**< routed experts of the copy */
+  int64_t channels_before;       /**< the routed experts' intermediate widths, summed, in `model` */
+  int64_t channels_after;        /**< the same in the copy */
+  uint64_t weight_bytes_before;  /**< `model`'s weight bytes, as pimoe_stats reports them */
+  uint64_t weight_bytes_after;   /**< the copy's */
+  /** RMS(copy's output - model's output) / RMS(model's output) over the calibration tokens (0 when both are 0). */
+  double output_error;
+} pimoe_prune_report;
+
+/** Makes a pruned copy of `model` (offline and deterministic: the same model, arguments and calibration give the same
+ * pruned layer): the fraction `fraction` (in (0, 1)) of the routed experts, rounded to the nearest count and at least
+ * one, or of each routed expert's channels, is removed as `method` says, and the rest is copied exactly (a compact
+ * matrix keeps its codes). Dropping experts renumbers the others in order and removes their router rows (and their
+ * router.bias, router.selection_bias and router.load_ema entries): the softmax then spreads each token's probability
+ * over the experts that remain. The copy runs on the same backend with the same runtime settings; pimoe_save() writes
+ * it like any model, and saving is how a pruned layer is kept.
+ * `calibration` holds `tokens` rows of H floats (calibration_count = tokens * H). They run once through `model` (an
+ * ordinary forward call: it counts in the model's statistics and moves an adaptive layer's state) and once through the
+ * copy, for the routing mass and for report->output_error. report may be NULL.
+ * Errors: PIMOE_ERR_NULL_POINTER (model, calibration or out NULL), PIMOE_ERR_INVALID_ARGUMENT (fraction outside (0,
+ * 1); tokens < 1 or calibration_count != tokens * H; a non-finite calibration value; an unknown method; dropping
+ * experts would leave fewer than top_k; report->struct_size below the first version's), PIMOE_ERR_UNSUPPORTED
+ * (dropping experts from a layer with group-limited routing (num_groups > 1 or group_levels), whose groups it would
+ * break, or with callback experts; dropping channels from a layer whose routed experts hold int8, int4, fp8_e4m3 or
+ * mxfp4, whose scales cover the channels together), and those of pimoe_create(). *out and *report are written only on
+ * success. */
+PIMOE_API pimoe_status pimoe_prune(pimoe_model *model, pimoe_prune_method method, double fraction, uint64_t seed,
+                                   const float *calibration, size_t calibration_count, int64_t tokens,
+                                   pimoe_model **out, pimoe_prune_report *report);
 
 #ifdef __cplusplus
 }
