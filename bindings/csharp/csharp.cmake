@@ -38,8 +38,29 @@ set_target_properties(pimoe_csharp PROPERTIES
                       SWIG_DEPENDS "${_cs_dir}/pimoe_csharp.i;${CMAKE_CURRENT_SOURCE_DIR}/pimoe_headers.i")
 
 # ---------------------------------------------------------------- mcs: Pimoe.dll
+# PIMOE_CSHARP_KEYFILE: a key pair (sn -k) that strong-names Pimoe.dll, as a global assembly cache needs (the Debian
+# package signs it with debian/pimoe.snk and installs it into Mono's GAC); the tests and the benchmark, which see the
+# assembly's internals, are signed with it too. Empty (the default): not signed.
+set(PIMOE_CSHARP_KEYFILE "" CACHE FILEPATH "Key pair (sn -k) that strong-names Pimoe.dll; empty: not signed")
+set(_cs_sign "")
+set(_cs_friend_key "")
+if(PIMOE_CSHARP_KEYFILE)
+  find_program(PIMOE_SN sn REQUIRED)
+  execute_process(COMMAND ${PIMOE_SN} -q -p ${PIMOE_CSHARP_KEYFILE} ${_cs_out}/Pimoe.pub COMMAND_ERROR_IS_FATAL ANY)
+  execute_process(COMMAND ${PIMOE_SN} -tp ${_cs_out}/Pimoe.pub OUTPUT_VARIABLE _cs_sn_out COMMAND_ERROR_IS_FATAL ANY)
+  string(REGEX MATCH "Public Key:[ \t\r\n]*([0-9a-fA-F \t\r\n]+)Public Key Token" _cs_match "${_cs_sn_out}")
+  string(REGEX REPLACE "[ \t\r\n]" "" _cs_public_key "${CMAKE_MATCH_1}")
+  if(NOT _cs_public_key)
+    message(FATAL_ERROR "libpimoe: no public key in ${PIMOE_CSHARP_KEYFILE} (sn -tp printed: ${_cs_sn_out})")
+  endif()
+  set(_cs_sign -keyfile:${PIMOE_CSHARP_KEYFILE})
+  set(_cs_friend_key ", PublicKey=${_cs_public_key}")
+  message(STATUS "libpimoe: Pimoe.dll strong-named with ${PIMOE_CSHARP_KEYFILE}")
+endif()
 file(CONFIGURE OUTPUT ${_cs_out}/BuildConstants.cs CONTENT
-"namespace Pimoe { internal static class BuildConstants { internal const string Version = \"${PROJECT_VERSION}\"; } }\n")
+"[assembly: System.Runtime.CompilerServices.InternalsVisibleTo(\"PimoeTests${_cs_friend_key}\")]
+[assembly: System.Runtime.CompilerServices.InternalsVisibleTo(\"PimoeBench${_cs_friend_key}\")]
+namespace Pimoe { internal static class BuildConstants { internal const string Version = \"${PROJECT_VERSION}\"; } }\n")
 file(GLOB _cs_sources CONFIGURE_DEPENDS ${_cs_dir}/src/*.cs)
 set(PIMOE_MCS_FLAGS -nologo -warn:4 -warnaserror+ -unsafe -optimize+ -debug- CACHE STRING "Flags for mcs")
 set(_cs_dll ${_cs_out}/Pimoe.dll)
@@ -49,7 +70,7 @@ set(_cs_dll ${_cs_out}/Pimoe.dll)
 set(_cs_doc ${_cs_out}/Pimoe.xml)
 add_custom_command(
   OUTPUT ${_cs_dll} ${_cs_doc}
-  COMMAND ${PIMOE_MCS} ${PIMOE_MCS_FLAGS} -target:library -out:${_cs_dll} -doc:${_cs_doc} -nowarn:1591
+  COMMAND ${PIMOE_MCS} ${PIMOE_MCS_FLAGS} ${_cs_sign} -target:library -out:${_cs_dll} -doc:${_cs_doc} -nowarn:1591
           "-recurse:${_cs_out}/generated/*.cs" ${_cs_out}/BuildConstants.cs ${_cs_sources}
   DEPENDS pimoe_csharp ${_cs_sources} ${_cs_out}/BuildConstants.cs
   COMMENT "mcs: Pimoe.dll"
@@ -103,7 +124,7 @@ set_target_properties(pimoe_csharp_bench_native PROPERTIES LIBRARY_OUTPUT_DIRECT
 set(_cs_bench ${_cs_out}/PimoeBench.exe)
 add_custom_command(
   OUTPUT ${_cs_bench}
-  COMMAND ${PIMOE_MCS} ${PIMOE_MCS_FLAGS} -target:exe -out:${_cs_bench} -r:${_cs_dll} ${_cs_dir}/bench/Bench.cs
+  COMMAND ${PIMOE_MCS} ${PIMOE_MCS_FLAGS} ${_cs_sign} -target:exe -out:${_cs_bench} -r:${_cs_dll} ${_cs_dir}/bench/Bench.cs
   DEPENDS ${_cs_dll} ${_cs_dir}/bench/Bench.cs pimoe_csharp_bench_native
   COMMENT "mcs: PimoeBench.exe"
   VERBATIM)
@@ -162,7 +183,7 @@ set(_cs_tests_dll ${_cs_out}/PimoeTests.dll)
 add_custom_command(
   OUTPUT ${_cs_tests_dll}
   COMMAND ${CMAKE_COMMAND} -E copy ${PIMOE_NUNIT_FRAMEWORK} ${_cs_out}/
-  COMMAND ${PIMOE_MCS} ${PIMOE_MCS_FLAGS} -target:library -out:${_cs_tests_dll} -r:${_cs_dll}
+  COMMAND ${PIMOE_MCS} ${PIMOE_MCS_FLAGS} ${_cs_sign} -target:library -out:${_cs_tests_dll} -r:${_cs_dll}
           -r:${PIMOE_NUNIT_FRAMEWORK} ${_cs_test_sources}
   DEPENDS ${_cs_dll} ${_cs_test_sources}
   COMMENT "mcs: PimoeTests.dll"
