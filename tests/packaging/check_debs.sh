@@ -76,7 +76,10 @@ if [ -z "$debs" ]; then
   step "building the packages in $work/libpimoe-$upstream"
   mkdir "$work/libpimoe-$upstream"
   (cd "$src" && git ls-files -co --exclude-standard -z | tar -c --null -T -) | tar -x -C "$work/libpimoe-$upstream"
-  (cd "$work/libpimoe-$upstream" && DEB_BUILD_OPTIONS=${DEB_BUILD_OPTIONS:-parallel=2} dpkg-buildpackage -b -us -uc) \
+  # Debian's tools only (an interpreter or compiler of /usr/local or of a version manager on PATH would be built
+  # against instead of Debian's python3, javac or go).
+  (cd "$work/libpimoe-$upstream" && PATH=/usr/sbin:/usr/bin:/sbin:/bin \
+    DEB_BUILD_OPTIONS=${DEB_BUILD_OPTIONS:-parallel=2} dpkg-buildpackage -b -us -uc) \
     >"$work/dpkg-buildpackage.log" 2>&1 || { tail -n 40 "$work/dpkg-buildpackage.log"; fail "dpkg-buildpackage failed"; }
   debs=$work
 fi
@@ -138,7 +141,7 @@ for expect in "libpimoe0 /usr/lib/$triplet/libpimoe.so.0" \
               "libpimoe-java /usr/share/doc/libpimoe-java/examples/java/pom.xml" \
               "libpimoe-cil /usr/lib/cli/pimoe-${upstream%.*}/Pimoe.dll" \
               "libpimoe-cil /usr/lib/cli/pimoe-${upstream%.*}/libpimoe_csharp.so" \
-              "libpimoe-cil-dev /usr/lib/pkgconfig/pimoe-sharp.pc" \
+              "libpimoe-cil-dev /usr/share/pkgconfig/pimoe-sharp.pc" \
               "libpimoe-cil-dev /usr/share/pimoe/nuget/Pimoe.$upstream.nupkg" \
               "golang-libpimoe-pimoe-dev /usr/share/gocode/src/libpimoe.org/pimoe/go.mod" \
               "golang-libpimoe-pimoe-dev /usr/share/gocode/src/libpimoe.org/pimoe/internal/cpimoe/pimoe_wrap.c" \
