@@ -119,7 +119,7 @@ in_root "cd /root/debs && apt install -y $(printf './%s ' $files)" >"$work/apt.l
 # The consumers' toolchains: C, Java + Maven with Debian's plugins (maven-debian-helper: settings-debian.xml),
 # Mono's compiler, xbuild and nuget, Go.
 toolchains="gcc libc6-dev pkg-config cmake make default-jdk-headless maven maven-debian-helper libexec-maven-plugin-java
-mono-mcs mono-xbuild nuget golang-go"
+mono-devel mono-xbuild nuget golang-go"
 in_root "apt-get install -y -qq --no-install-recommends $(echo $toolchains)" >>"$work/apt.log" 2>&1 ||
   { tail -n 30 "$work/apt.log"; fail "apt install of the toolchains ($(echo $toolchains)) failed"; }
 echo "ok: installed$files"
