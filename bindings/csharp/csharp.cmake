@@ -32,11 +32,36 @@ target_link_libraries(pimoe_csharp PRIVATE pimoe::pimoe)
 set_target_properties(pimoe_csharp PROPERTIES
                       LIBRARY_OUTPUT_DIRECTORY ${_cs_out}
                       INSTALL_RPATH "$ORIGIN"
+                      # $ORIGIN in the build tree too: the NuGet package takes this file, beside libpimoe.so.N
+                      # (the build tree's tests set LD_LIBRARY_PATH).
+                      BUILD_WITH_INSTALL_RPATH TRUE
                       SWIG_DEPENDS "${_cs_dir}/pimoe_csharp.i;${CMAKE_CURRENT_SOURCE_DIR}/pimoe_headers.i")
 
 # ---------------------------------------------------------------- mcs: Pimoe.dll
+# PIMOE_CSHARP_KEYFILE: a key pair (sn -k) that strong-names Pimoe.dll, as a global assembly cache needs (the Debian
+# package signs it with debian/pimoe.snk and installs it into Mono's GAC); the tests and the benchmark, which see the
+# assembly's internals, are signed with it too. Empty (the default): not signed.
+set(PIMOE_CSHARP_KEYFILE "" CACHE FILEPATH "Key pair (sn -k) that strong-names Pimoe.dll; empty: not signed")
+set(_cs_sign "")
+set(_cs_friend_key "")
+if(PIMOE_CSHARP_KEYFILE)
+  find_program(PIMOE_SN sn REQUIRED)
+  file(MAKE_DIRECTORY ${_cs_out})
+  execute_process(COMMAND ${PIMOE_SN} -q -p ${PIMOE_CSHARP_KEYFILE} ${_cs_out}/Pimoe.pub COMMAND_ERROR_IS_FATAL ANY)
+  execute_process(COMMAND ${PIMOE_SN} -tp ${_cs_out}/Pimoe.pub OUTPUT_VARIABLE _cs_sn_out COMMAND_ERROR_IS_FATAL ANY)
+  string(REGEX MATCH "Public Key:[ \t\r\n]*([0-9a-fA-F \t\r\n]+)Public Key Token" _cs_match "${_cs_sn_out}")
+  string(REGEX REPLACE "[ \t\r\n]" "" _cs_public_key "${CMAKE_MATCH_1}")
+  if(NOT _cs_public_key)
+    message(FATAL_ERROR "libpimoe: no public key in ${PIMOE_CSHARP_KEYFILE} (sn -tp printed: ${_cs_sn_out})")
+  endif()
+  set(_cs_sign -keyfile:${PIMOE_CSHARP_KEYFILE})
+  set(_cs_friend_key ", PublicKey=${_cs_public_key}")
+  message(STATUS "libpimoe: Pimoe.dll strong-named with ${PIMOE_CSHARP_KEYFILE}")
+endif()
 file(CONFIGURE OUTPUT ${_cs_out}/BuildConstants.cs CONTENT
-"namespace Pimoe { internal static class BuildConstants { internal const string Version = \"${PROJECT_VERSION}\"; } }\n")
+"[assembly: System.Runtime.CompilerServices.InternalsVisibleTo(\"PimoeTests${_cs_friend_key}\")]
+[assembly: System.Runtime.CompilerServices.InternalsVisibleTo(\"PimoeBench${_cs_friend_key}\")]
+namespace Pimoe { internal static class BuildConstants { internal const string Version = \"${PROJECT_VERSION}\"; } }\n")
 file(GLOB _cs_sources CONFIGURE_DEPENDS ${_cs_dir}/src/*.cs)
 set(PIMOE_MCS_FLAGS -nologo -warn:4 -warnaserror+ -unsafe -optimize+ -debug- CACHE STRING "Flags for mcs")
 set(_cs_dll ${_cs_out}/Pimoe.dll)
@@ -46,7 +71,7 @@ set(_cs_dll ${_cs_out}/Pimoe.dll)
 set(_cs_doc ${_cs_out}/Pimoe.xml)
 add_custom_command(
   OUTPUT ${_cs_dll} ${_cs_doc}
-  COMMAND ${PIMOE_MCS} ${PIMOE_MCS_FLAGS} -target:library -out:${_cs_dll} -doc:${_cs_doc} -nowarn:1591
+  COMMAND ${PIMOE_MCS} ${PIMOE_MCS_FLAGS} ${_cs_sign} -target:library -out:${_cs_dll} -doc:${_cs_doc} -nowarn:1591
           "-recurse:${_cs_out}/generated/*.cs" ${_cs_out}/BuildConstants.cs ${_cs_sources}
   DEPENDS pimoe_csharp ${_cs_sources} ${_cs_out}/BuildConstants.cs
   COMMENT "mcs: Pimoe.dll"
@@ -56,21 +81,31 @@ add_custom_target(pimoe_csharp_assembly ALL DEPENDS ${_cs_dll} ${_cs_doc})
 install(TARGETS pimoe_csharp LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
 install(FILES ${_cs_dll} ${_cs_doc} DESTINATION ${CMAKE_INSTALL_LIBDIR}/cli/pimoe)
 
-# NuGet-layout package (not built by default): cmake --build <dir> --target pimoe_csharp_nupkg
-set(_cs_nupkg ${_cs_out}/Pimoe.${PROJECT_VERSION}.nupkg)
+# The NuGet package (part of the build when nuget is found; a second): cmake --build <dir> --target pimoe_csharp_nupkg, made by `nuget pack`
+# (Debian: nuget) from Pimoe.nuspec.in: lib/net45/Pimoe.dll (+ Pimoe.xml), runtimes/linux-x64/native/ (the glue and
+# libpimoe.so.N), build/net45/Pimoe.targets (copies the natives beside a packages.config project's program), LICENSE.
+find_program(PIMOE_NUGET nuget)
+set(_cs_nupkg ${_cs_out}/nupkg/Pimoe.${PROJECT_VERSION}.nupkg)
+set(_cs_stage ${_cs_out}/nupkg/stage)
 configure_file(${_cs_dir}/Pimoe.nuspec.in ${_cs_out}/nupkg/Pimoe.nuspec @ONLY)
-add_custom_command(
-  OUTPUT ${_cs_nupkg}
-  COMMAND ${CMAKE_COMMAND} -E make_directory lib/net45 runtimes/linux-x64/native
-  COMMAND ${CMAKE_COMMAND} -E copy ${_cs_dll} lib/net45/
-  COMMAND ${CMAKE_COMMAND} -E copy $<TARGET_FILE:pimoe_csharp> runtimes/linux-x64/native/
-  COMMAND ${CMAKE_COMMAND} -E copy $<TARGET_SONAME_FILE:pimoe> runtimes/linux-x64/native/
-  COMMAND ${CMAKE_COMMAND} -E tar cf ${_cs_nupkg} --format=zip Pimoe.nuspec lib runtimes
-  WORKING_DIRECTORY ${_cs_out}/nupkg
-  DEPENDS ${_cs_dll} pimoe_csharp pimoe
-  COMMENT "NuGet layout: Pimoe.${PROJECT_VERSION}.nupkg"
-  VERBATIM)
-add_custom_target(pimoe_csharp_nupkg DEPENDS ${_cs_nupkg})
+if(PIMOE_NUGET)
+  add_custom_command(
+    OUTPUT ${_cs_nupkg}
+    COMMAND ${CMAKE_COMMAND} -E rm -rf ${_cs_stage} ${_cs_nupkg}
+    COMMAND ${CMAKE_COMMAND} -E make_directory ${_cs_stage}/native
+    COMMAND ${CMAKE_COMMAND} -E copy ${_cs_dll} ${_cs_doc} ${_cs_dir}/Pimoe.targets ${PROJECT_SOURCE_DIR}/LICENSE
+            ${_cs_stage}/
+    COMMAND ${CMAKE_COMMAND} -E copy $<TARGET_FILE:pimoe_csharp> $<TARGET_SONAME_FILE:pimoe> ${_cs_stage}/native/
+    COMMAND ${PIMOE_NUGET} pack ${_cs_out}/nupkg/Pimoe.nuspec -BasePath ${_cs_stage}
+            -OutputDirectory ${_cs_out}/nupkg -NonInteractive -NoPackageAnalysis
+    WORKING_DIRECTORY ${_cs_out}/nupkg
+    DEPENDS ${_cs_dll} ${_cs_doc} pimoe_csharp pimoe ${_cs_out}/nupkg/Pimoe.nuspec ${_cs_dir}/Pimoe.targets
+    COMMENT "nuget pack: Pimoe.${PROJECT_VERSION}.nupkg"
+    VERBATIM)
+  add_custom_target(pimoe_csharp_nupkg ALL DEPENDS ${_cs_nupkg})
+else()
+  message(STATUS "libpimoe: C# NuGet package skipped (nuget not found; Debian: nuget)")
+endif()
 
 # ---------------------------------------------------------------- example (examples/csharp)
 set(_cs_example ${_cs_out}/Example.exe)
@@ -90,7 +125,7 @@ set_target_properties(pimoe_csharp_bench_native PROPERTIES LIBRARY_OUTPUT_DIRECT
 set(_cs_bench ${_cs_out}/PimoeBench.exe)
 add_custom_command(
   OUTPUT ${_cs_bench}
-  COMMAND ${PIMOE_MCS} ${PIMOE_MCS_FLAGS} -target:exe -out:${_cs_bench} -r:${_cs_dll} ${_cs_dir}/bench/Bench.cs
+  COMMAND ${PIMOE_MCS} ${PIMOE_MCS_FLAGS} ${_cs_sign} -target:exe -out:${_cs_bench} -r:${_cs_dll} ${_cs_dir}/bench/Bench.cs
   DEPENDS ${_cs_dll} ${_cs_dir}/bench/Bench.cs pimoe_csharp_bench_native
   COMMENT "mcs: PimoeBench.exe"
   VERBATIM)
@@ -110,9 +145,18 @@ set_tests_properties(csharp_example csharp_bench_smoke PROPERTIES LABELS csharp 
 set_tests_properties(csharp_example PROPERTIES PASS_REGULAR_EXPRESSION "libpimoe [0-9]+\\.[0-9]+\\.[0-9]+.*ok")
 
 # The consumer test: the example built and run against the INSTALLED library and assembly.
+# With nuget and xbuild, it also restores the NuGet package from a folder feed into examples/csharp/Example.csproj,
+# builds that with xbuild and runs it (Debian: nuget, mono-xbuild).
+find_program(PIMOE_XBUILD xbuild)
+set(_cs_nuget_args "")
+if(PIMOE_NUGET AND PIMOE_XBUILD)
+  set(_cs_nuget_args ${PIMOE_NUGET} ${PIMOE_XBUILD} ${_cs_nupkg})
+else()
+  message(STATUS "libpimoe: C# NuGet consumer test skipped (needs nuget and xbuild: bindings/csharp/debian-packages)")
+endif()
 add_test(NAME csharp_consumer_installed
          COMMAND sh ${_cs_dir}/run_consumer.sh ${PROJECT_BINARY_DIR} ${PROJECT_SOURCE_DIR} ${CMAKE_COMMAND}
-                 ${PIMOE_MCS} ${PIMOE_MONO} ${_cs_out}/consumer "$<CONFIG>")
+                 ${PIMOE_MCS} ${PIMOE_MONO} ${_cs_out}/consumer "$<CONFIG>" ${_cs_nuget_args})
 set_tests_properties(csharp_consumer_installed PROPERTIES LABELS "csharp;consumer" TIMEOUT 300
                      RESOURCE_LOCK pimoe_consumer_prefix)
 
@@ -140,7 +184,7 @@ set(_cs_tests_dll ${_cs_out}/PimoeTests.dll)
 add_custom_command(
   OUTPUT ${_cs_tests_dll}
   COMMAND ${CMAKE_COMMAND} -E copy ${PIMOE_NUNIT_FRAMEWORK} ${_cs_out}/
-  COMMAND ${PIMOE_MCS} ${PIMOE_MCS_FLAGS} -target:library -out:${_cs_tests_dll} -r:${_cs_dll}
+  COMMAND ${PIMOE_MCS} ${PIMOE_MCS_FLAGS} ${_cs_sign} -target:library -out:${_cs_tests_dll} -r:${_cs_dll}
           -r:${PIMOE_NUNIT_FRAMEWORK} ${_cs_test_sources}
   DEPENDS ${_cs_dll} ${_cs_test_sources}
   COMMENT "mcs: PimoeTests.dll"

@@ -1,18 +1,23 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
 # Installed-package test of the Java binding (ctest java_consumer_installed; runnable by hand):
-#   run_consumer_java.sh BUILD_DIR SOURCE_DIR CMAKE JAVAC JAVA
+#   run_consumer_java.sh BUILD_DIR SOURCE_DIR CMAKE JAVAC JAVA [MVN]
 # 1. cmake --install BUILD_DIR into a fresh prefix BUILD_DIR/java-consumer/prefix; checks the jar and libraries.
 # 2. Compiles examples/java/PimoeExample.java against PREFIX/share/java/pimoe.jar only.
 # 3. Runs it with -Djava.library.path=PREFIX/lib (jar extraction off), then with LD_LIBRARY_PATH=PREFIX/lib alone,
 #    and checks each time (LD_DEBUG) that the JNI library and libpimoe were loaded from the prefix.
+# 4. With MVN (and Debian's Maven plugins in /usr/share/maven-repo): the README's Maven commands, offline:
+#    `mvn install:install-file` of BUILD_DIR/bindings/java/maven/ (jar, pom, javadoc jar) into a fresh local
+#    repository, then examples/java/pom.xml built and run (`mvn package exec:java`) against it, its natives coming
+#    out of the jar; every repository is mirrored by file:///usr/share/maven-repo (maven-settings.xml).
 set -eu
-[ $# -eq 5 ] || { echo "usage: $0 BUILD_DIR SOURCE_DIR CMAKE JAVAC JAVA" >&2; exit 2; }
+[ $# -eq 5 ] || [ $# -eq 6 ] || { echo "usage: $0 BUILD_DIR SOURCE_DIR CMAKE JAVAC JAVA [MVN]" >&2; exit 2; }
 BUILD_DIR=$(cd "$1" && pwd -P)
 SOURCE_DIR=$(cd "$2" && pwd -P)
 CMAKE=$3
 JAVAC=$4
 JAVA=$5
+MVN=${6:-}
 WORK=$BUILD_DIR/java-consumer
 PREFIX=$WORK/prefix
 fail() { echo "FAIL: $*" >&2; exit 1; }
@@ -54,4 +59,29 @@ LD_LIBRARY_PATH=$LIBDIR LD_DEBUG=files LD_DEBUG_OUTPUT=$WORK/ld2 "$JAVA" -Dpimoe
 grep -q "java example OK" "$WORK/run2.log" || fail "run 2 did not finish"
 cat "$WORK"/ld2.* >"$WORK/ld2.log"
 check_loaded "$WORK/ld2.log"
+
+if [ -n "$MVN" ]; then
+  VERSION=$(sed -nE 's|^  <version>([0-9.]+)</version>$|\1|p' "$BUILD_DIR"/bindings/java/maven/*.pom)
+  ART=$BUILD_DIR/bindings/java/maven/pimoe-$VERSION
+  for f in "$ART.jar" "$ART.pom" "$ART-javadoc.jar"; do [ -f "$f" ] || fail "no Maven artifact $f"; done
+  grep -q "<version>$VERSION</version>" "$SOURCE_DIR/examples/java/pom.xml" ||
+    fail "examples/java/pom.xml does not depend on org.pimoe:pimoe:$VERSION (this build's version)"
+  SETTINGS=$SOURCE_DIR/bindings/java/maven-settings.xml
+  REPO=$WORK/m2
+  echo "==== mvn install:install-file org.pimoe:pimoe:$VERSION into $REPO (offline)"
+  "$MVN" -B -q -s "$SETTINGS" -Dmaven.repo.local="$REPO" install:install-file \
+    -Dfile="$ART.jar" -DpomFile="$ART.pom" -Djavadoc="$ART-javadoc.jar" >"$WORK/mvn-install.log" 2>&1 ||
+    { cat "$WORK/mvn-install.log"; fail "mvn install:install-file"; }
+  for f in pimoe-$VERSION.jar pimoe-$VERSION.pom pimoe-$VERSION-javadoc.jar; do
+    [ -f "$REPO/org/pimoe/pimoe/$VERSION/$f" ] || fail "$f is not in the local repository"
+  done
+  echo "==== mvn package exec:java of examples/java/pom.xml"
+  mkdir -p "$WORK/maven-app"
+  cp "$SOURCE_DIR/examples/java/pom.xml" "$SOURCE_DIR/examples/java/PimoeExample.java" "$WORK/maven-app/"
+  (cd "$WORK/maven-app" && "$MVN" -B -q -s "$SETTINGS" -Dmaven.repo.local="$REPO" package exec:java) \
+    >"$WORK/mvn-app.log" 2>&1 || { cat "$WORK/mvn-app.log"; fail "mvn package exec:java"; }
+  cat "$WORK/mvn-app.log"
+  grep -q "natives: jar:" "$WORK/mvn-app.log" || fail "the Maven build did not load the natives bundled in the jar"
+  grep -q "java example OK" "$WORK/mvn-app.log" || fail "the Maven build's example did not finish"
+fi
 echo "==== java consumer OK"
