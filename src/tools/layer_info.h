@@ -23,9 +23,6 @@ nlohmann::json describe_checkpoint_layer(const std::string &dir, int32_t layer);
 // not (dense, unsupported), from config.json alone.
 nlohmann::json describe_checkpoint(const std::string &dir);
 
-// The first MoE layer of a checkpoint (what `pimoe run DIR` and `pimoe bench DIR` take without --layer); -1 if none.
-int32_t first_moe_layer(const nlohmann::json &checkpoint);
-
 // Loads the layer through the C API (pimoe_load, or pimoe_import_hf for `layer` >= 0) and adds "load": {"ok", the
 // backend, the tensor count, the quantisation error} or {"ok": false, "error"} to `info`. Returns whether it loaded.
 bool add_load_verdict(nlohmann::json &info, const std::string &path, int32_t layer);

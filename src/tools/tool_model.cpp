@@ -20,10 +20,6 @@ ModelPtr open_model(const std::string &path, int32_t layer, const RuntimeChoice 
     throw ToolError("'" + path + "' is a native file, which holds one layer: --layer " + std::to_string(layer) +
                     " applies to checkpoint folders");
   }
-  if (folder && layer < 0) {
-    layer = first_moe_layer(describe_checkpoint(path));
-    if (layer < 0) throw ToolError("checkpoint '" + path + "' has no MoE layer libpimoe imports (pimoe info lists why)");
-  }
   pimoe_options *raw = nullptr;
   check(pimoe_options_create(&raw), "pimoe_options_create");
   const std::unique_ptr<pimoe_options, void (*)(pimoe_options *)> options(raw, pimoe_options_destroy);
@@ -34,6 +30,20 @@ ModelPtr open_model(const std::string &path, int32_t layer, const RuntimeChoice 
           "--dtype " + runtime.weight_dtype);
   }
   pimoe_model *model = nullptr;
+  if (folder && layer < 0) {
+    // The first MoE layer whose weights the folder holds: config.json names the MoE layers, but a checkpoint cut to
+    // a few layers (tests/fixtures) lacks some; pimoe_import_hf checks every tensor before it allocates anything.
+    std::string first_error;
+    const nlohmann::json checkpoint = describe_checkpoint(path);
+    for (const nlohmann::json &l : checkpoint.at("layers")) {
+      if (!l.at("moe").get<bool>()) continue;
+      const int32_t index = l.at("layer").get<int32_t>();
+      if (pimoe_import_hf(path.c_str(), index, raw, &model) == PIMOE_OK) return ModelPtr(model);
+      if (first_error.empty()) first_error = "layer " + std::to_string(index) + ": " + pimoe_last_error();
+    }
+    throw ToolError("checkpoint '" + path + "' has no MoE layer libpimoe imports" +
+                    (first_error.empty() ? std::string(" (pimoe info lists why)") : " (" + first_error + ")"));
+  }
   if (folder) {
     check(pimoe_import_hf(path.c_str(), layer, raw, &model), "importing layer " + std::to_string(layer) + " of '" + path + "'");
   } else {

@@ -28,8 +28,8 @@ struct RuntimeChoice {
   std::string weight_dtype;  // empty: "auto"
 };
 
-// Opens MODEL: a native file (layer must be -1 or 0) or a checkpoint folder's layer `layer` (-1: its first MoE layer,
-// found from config.json). Throws ToolError naming the path and pimoe_last_error().
+// Opens MODEL: a native file (layer must be -1 or 0) or a checkpoint folder's layer `layer` (-1: the first MoE layer
+// config.json names whose weights the folder holds). Throws ToolError naming the path and pimoe_last_error().
 ModelPtr open_model(const std::string &path, int32_t layer, const RuntimeChoice &runtime);
 
 // Throws ToolError "WHAT: pimoe_last_error() (status)" unless status is PIMOE_OK.
