@@ -275,7 +275,8 @@ void add_bench_command(CLI::App &app, int &status) {
       ->check(CLI::PositiveNumber)->capture_default_str();
   cmd->add_option("--min-time", args->min_time, "Seconds per timed batch of calls within a round")
       ->check(CLI::PositiveNumber)->capture_default_str();
-  cmd->add_flag("!--no-reference", args->references, "Skip the sgemm rate and memory bandwidth references");
+  cmd->add_flag_callback("--no-reference", [args] { args->references = false; },
+                         "Skip the sgemm rate and memory bandwidth references");
   cmd->add_option("-o,--output-format", args->format, "Output: md (a Markdown table), json or csv")
       ->check(CLI::IsMember({"md", "json", "csv"}))->capture_default_str();
   cmd->callback([args, &status] { status = run_bench(*args); });

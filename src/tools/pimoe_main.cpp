@@ -8,9 +8,23 @@
 
 #include <cstdio>
 #include <exception>
+#include <memory>
 #include <string>
 
 #include "tools/commands.h"
+
+namespace {
+// "-o, --output-format" rather than CLI11's "-o,--output-format": the form man pages use, and that the installed-package
+// test looks for in the generated page's OPTIONS section.
+class Formatter : public CLI::Formatter {
+ public:
+  std::string make_option_name(const CLI::Option *opt, bool is_positional) const override {
+    std::string name = CLI::Formatter::make_option_name(opt, is_positional);
+    for (size_t at = name.find(','); at != std::string::npos; at = name.find(',', at + 2)) name.insert(at + 1, " ");
+    return name;
+  }
+};
+}  // namespace
 
 int main(int argc, char **argv) {
   CLI::App app{"pimoe: inspect, run and benchmark routed Mixture-of-Experts layers with libpimoe", "pimoe"};
@@ -18,11 +32,12 @@ int main(int argc, char **argv) {
   app.set_version_flag("--version", std::string("pimoe (libpimoe) ") + pimoe_version_string(),
                        "Print the version of libpimoe and exit");
   app.require_subcommand(1);
-  app.footer("Run 'pimoe SUBCOMMAND --help' for the options of each subcommand.");
+  app.formatter(std::make_shared<Formatter>());  // before the subcommands: they take the application's formatter
   int status = 0;
   pimoe_tools::add_info_command(app, status);
   pimoe_tools::add_run_command(app, status);
   pimoe_tools::add_bench_command(app, status);
+  app.footer("Run 'pimoe SUBCOMMAND --help' for the options of each subcommand.");  // after them: theirs stay empty
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp &e) {

@@ -9,7 +9,7 @@
 #   4. in that root: checks the files each package must hold, builds the packaged C example with
 #      `cc ... $(pkg-config --cflags --libs pimoe)` and a CMake project with find_package(pimoe), runs both and checks
 #      that they load /usr/lib/<triplet>/libpimoe.so.0 built with the Vulkan backend and OpenBLAS, and runs
-#      `pimoe-info --version` (the changelog's version).
+#      `pimoe-info --version` and `pimoe --version` (the changelog's version).
 # Needs: root (debootstrap, chroot, mount), the Build-Depends of debian/control, dpkg-dev, debhelper, lintian,
 # debootstrap, and the Debian archive over the network (debootstrap, and apt inside the new root). A full package
 # build plus a root: 11 to 15 minutes on 2 cores, so CI does not run it: run it by hand after changing debian/.
@@ -119,7 +119,8 @@ for expect in "libpimoe0 /usr/lib/$triplet/libpimoe.so.0" \
               "libpimoe-dev /usr/lib/$triplet/pkgconfig/pimoe.pc" \
               "libpimoe-dev /usr/lib/$triplet/cmake/pimoe/pimoeConfig.cmake" \
               "libpimoe-dev /usr/share/doc/libpimoe-dev/examples/c/demo.c" \
-              "pimoe-tools /usr/bin/pimoe-info"; do
+              "pimoe-tools /usr/bin/pimoe-info" \
+              "pimoe-tools /usr/bin/pimoe"; do
   set -- $expect
   in_root "dpkg -L $1 | grep -qx '$2'" || fail "package $1 does not hold $2"
   echo "ok: $1 holds $2"
@@ -162,4 +163,7 @@ out=$(in_root "pimoe-info --version") || fail "pimoe-info --version failed"
 echo "$out"
 [ "$out" = "pimoe-info (libpimoe) $upstream" ] || fail "pimoe-info --version printed '$out', expected the version $upstream"
 echo "ok: pimoe-info --version"
+out=$(in_root "pimoe --version") || fail "pimoe --version failed"
+[ "$out" = "pimoe (libpimoe) $upstream" ] || fail "pimoe --version printed '$out', expected the version $upstream"
+echo "ok: pimoe --version"
 echo "PASS: the Debian packages $version build, pass lintian, install in a fresh Debian 12 root and work there"
