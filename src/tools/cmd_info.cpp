@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
-// pimoe info PATH [--layer N] [--json] [--load]: what a native file's layer, or a checkpoint's layer, is
-// (layer_info.h); for a checkpoint folder without --layer, its MoE layers, from config.json alone.
+// pimoe info PATH [--layer N] [--json] [--load [--dtype FMT]]: what a native file's layer, or a checkpoint's layer,
+// is (layer_info.h); for a checkpoint folder without --layer, its MoE layers, from config.json alone. With --load,
+// the C API's verdict too: whether it loads, and the quantisation error.
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -18,6 +19,7 @@ struct InfoArgs {
   int32_t layer = -1;
   bool json = false;
   bool load = false;
+  std::string weight_dtype;
 };
 
 int run_info(const InfoArgs &a) {
@@ -34,7 +36,11 @@ int run_info(const InfoArgs &a) {
     info = describe_checkpoint_layer(a.path, a.layer);
   }
   bool loads = true;
-  if (a.load && (!folder || a.layer >= 0)) loads = add_load_verdict(info, a.path, folder ? a.layer : -1);
+  if (a.load && folder && a.layer < 0) {
+    loads = add_import_verdicts(info, a.weight_dtype) > 0;
+  } else if (a.load) {
+    loads = add_load_verdict(info, a.path, folder ? a.layer : -1, a.weight_dtype);
+  }
   const std::string out = a.json ? info.dump(2) + "\n" : layer_text(info);
   std::fwrite(out.data(), 1, out.size(), stdout);
   return loads ? 0 : 1;
@@ -52,8 +58,12 @@ void add_info_command(CLI::App &app, int &status) {
       ->check(CLI::NonNegativeNumber);
   cmd->add_flag("--json", args->json, "Print JSON (the fields are listed in the man page) instead of text");
   cmd->add_flag("--load", args->load,
-                "Also load the layer through the C API (pimoe_load or pimoe_import_hf) and report whether it loads "
-                "and its quantisation error; exit status 1 when it does not load");
+                "Also load the layer through the C API (pimoe_load or pimoe_import_hf; for a checkpoint folder "
+                "without --layer, each MoE layer in turn) and report whether it loads and its quantisation error; "
+                "exit status 1 when it (or every layer) does not load");
+  cmd->add_option("--dtype", args->weight_dtype,
+                  "With --load: load with this weight_dtype (auto, fp32, bf16, fp16, int8, int4, fp8_e4m3, mxfp4): "
+                  "the quantisation error is then what storing the weights so costs");
   cmd->callback([args, &status] { status = run_info(*args); });
 }
 

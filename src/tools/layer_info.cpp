@@ -306,11 +306,14 @@ int32_t first_moe_layer(const json &checkpoint) {
   return -1;
 }
 
-bool add_load_verdict(json &info, const std::string &path, int32_t layer) {
+bool add_load_verdict(json &info, const std::string &path, int32_t layer, const std::string &weight_dtype) {
   pimoe_options *options = nullptr;
   pimoe_model *model = nullptr;
   pimoe_status status = pimoe_options_create(&options);
   if (status == PIMOE_OK) status = pimoe_options_set_int(options, PIMOE_OPT_THREADS, 1);
+  if (status == PIMOE_OK && !weight_dtype.empty()) {
+    status = pimoe_options_set_string(options, PIMOE_OPT_WEIGHT_DTYPE, weight_dtype.c_str());
+  }
   if (status == PIMOE_OK) {
     status = layer >= 0 ? pimoe_import_hf(path.c_str(), layer, options, &model) : pimoe_load(path.c_str(), options, &model);
   }
@@ -331,6 +334,17 @@ bool add_load_verdict(json &info, const std::string &path, int32_t layer) {
                   {"quant_error", quant}};
   pimoe_destroy(model);
   return true;
+}
+
+int add_import_verdicts(json &checkpoint, const std::string &weight_dtype) {
+  const std::string dir = checkpoint.at("source").at("path");
+  int loaded = 0;
+  for (json &layer : checkpoint.at("layers")) {
+    if (layer.at("moe").get<bool>()) {
+      loaded += add_load_verdict(layer, dir, layer.at("layer").get<int32_t>(), weight_dtype);
+    }
+  }
+  return loaded;
 }
 
 }  // namespace pimoe_tools

@@ -23,11 +23,18 @@ nlohmann::json describe_checkpoint_layer(const std::string &dir, int32_t layer);
 // not (dense, unsupported), from config.json alone.
 nlohmann::json describe_checkpoint(const std::string &dir);
 
-// Loads the layer through the C API (pimoe_load, or pimoe_import_hf for `layer` >= 0) and adds "load": {"ok", the
-// backend, the tensor count, the quantisation error} or {"ok": false, "error"} to `info`. Returns whether it loaded.
-bool add_load_verdict(nlohmann::json &info, const std::string &path, int32_t layer);
+// Loads the layer through the C API (pimoe_load, or pimoe_import_hf for `layer` >= 0; with `weight_dtype` as
+// pimoe_options takes it, unless empty) and adds "load": {"ok", the backend, the tensor count, the quantisation error
+// (null: unknown)} or {"ok": false, "status", "error"} to `info`. Returns whether it loaded.
+bool add_load_verdict(nlohmann::json &info, const std::string &path, int32_t layer, const std::string &weight_dtype);
 
-// `info` (any of the above) as the aligned text `pimoe info` prints without --json.
+// For a checkpoint (describe_checkpoint): imports each MoE layer in turn (one at a time: never two in memory) and adds
+// its verdict to its entry of "layers". Returns how many imported.
+int add_import_verdicts(nlohmann::json &checkpoint, const std::string &weight_dtype);
+
+// `info` (any of the above) as the aligned text `pimoe info` prints without --json (pimoe-info prints it too).
 std::string layer_text(const nlohmann::json &info);
+// The "loads:" and "quant error:" lines of a load verdict (add_load_verdict's "load").
+std::string load_text(const nlohmann::json &load);
 
 }  // namespace pimoe_tools

@@ -18,6 +18,15 @@ std::string text(const json &value) {
   return value.dump();
 }
 
+// The quantisation error of a load verdict: pimoe_stats' weight_quant_* of the loaded layer.
+std::string quant_text(const json &quant) {
+  if (quant.is_null()) return "unknown (the expert matrices came quantised: their fp32 weights are not in the source)";
+  char text[160];
+  std::snprintf(text, sizeof text, "rel RMS %.4g, max abs %.4g (expert matrices against the source's fp32 values)",
+                quant.at("rel_rms").get<double>(), quant.at("max_abs").get<double>());
+  return text;
+}
+
 void line(std::string &out, const char *topic, const std::string &body) {
   char head[16];
   std::snprintf(head, sizeof head, "%-13s", topic);
@@ -36,20 +45,36 @@ void checkpoint_text(std::string &out, const json &info) {
                            text(c["shared_expert_intermediate_size"]));
   line(out, "dtype:", text(c["dtype"]));
   line(out, "size:", text(info["safetensors_bytes"]) + " bytes of safetensors");
-  int moe = 0;
+  int moe = 0, tried = 0, loaded = 0;
   for (const json &l : info.at("layers")) {
     char head[16];
     std::snprintf(head, sizeof head, "layer %-5s  ", text(l["layer"]).c_str());
-    if (l.at("moe").get<bool>()) {
-      ++moe;
-      out += head + ("MoE: hidden " + text(l["hidden"]) + ", " + text(l["num_experts"]) + " experts, top_k " +
-                     text(l["top_k"]) + ", width " + text(l["expert_width"]) + ", shared width " +
-                     text(l["shared_width"]) + ", storage " + text(l["quantization"])) + "\n";
-    } else {
-      out += head + ("not imported: " + text(l["why"])) + "\n";
+    if (!l.at("moe").get<bool>()) {
+      out += head + ("no MoE block: " + text(l["why"]) + " (" + text(l["status"]) + ")") + "\n";
+      continue;
     }
+    ++moe;
+    std::string body = "MoE: hidden " + text(l["hidden"]) + ", " + text(l["num_experts"]) + " experts, top_k " +
+                       text(l["top_k"]) + ", width " + text(l["expert_width"]) + ", shared width " +
+                       text(l["shared_width"]) + ", storage " + text(l["quantization"]);
+    if (l.contains("load")) {  // pimoe info --load, pimoe-info: each MoE layer imported
+      const json &load = l["load"];
+      ++tried;
+      if (load.at("ok").get<bool>()) {
+        ++loaded;
+        body += "; imports: " + text(load["weight_tensors"]) + " weight tensors, quant error " +
+                quant_text(load["quant_error"]);
+      } else {
+        body += "; does not import: " + text(load["error"]) + " (" + text(load["status"]) + ")";
+      }
+    }
+    out += head + body + "\n";
   }
   line(out, "moe layers:", std::to_string(moe) + " of " + text(c["num_hidden_layers"]));
+  if (tried || moe == 0) {
+    line(out, "loads:", std::string(loaded ? "yes" : "no") + " (" + std::to_string(loaded) + " of " +
+                            std::to_string(moe) + " MoE layers import)");
+  }
 }
 
 void layer_body_text(std::string &out, const json &info) {
@@ -98,7 +123,8 @@ void layer_body_text(std::string &out, const json &info) {
   }
   line(out, "weights:", formats + "other tensors " + text(info["other_bytes"]) + " bytes; total " +
                             text(info["total_bytes"]) + " bytes");
-  line(out, "tensors:", std::to_string(info.at("tensors").size()) + " (--json lists each: name, shape, format, bytes)");
+  line(out, "layout:", std::to_string(info.at("tensors").size()) +
+                          " tensors (pimoe info --json lists each: name, shape, format, bytes)");
 }
 
 }  // namespace
@@ -121,17 +147,18 @@ std::string layer_text(const json &info) {
     }
     layer_body_text(out, info);
   }
-  if (info.contains("load")) {
-    const json &load = info["load"];
-    if (load.at("ok").get<bool>()) {
-      const json &q = load["quant_error"];
-      line(out, "loads:", "yes (backend " + text(load["backend"]) + ", " + text(load["weight_tensors"]) +
-                              " weight tensors); quant error " +
-                              (q.is_null() ? std::string("unknown (the matrices came quantised)")
-                                           : "rel RMS " + text(q["rel_rms"]) + ", max abs " + text(q["max_abs"])));
-    } else {
-      line(out, "loads:", "no: " + text(load["error"]) + " (" + text(load["status"]) + ")");
-    }
+  if (info.contains("load") && kind != "hf_checkpoint") out += load_text(info["load"]);
+  return out;
+}
+
+std::string load_text(const json &load) {
+  std::string out;
+  if (load.at("ok").get<bool>()) {
+    line(out, "loads:", "yes (backend " + text(load["backend"]) + ", " + text(load["weight_tensors"]) +
+                            " weight tensors)");
+    line(out, "quant error:", quant_text(load["quant_error"]));
+  } else {
+    line(out, "loads:", "no: " + text(load["error"]) + " (" + text(load["status"]) + ")");
   }
   return out;
 }

@@ -16,8 +16,8 @@ target_include_directories(pimoe_layer_info PUBLIC ${PROJECT_SOURCE_DIR}/src PRI
 target_compile_options(pimoe_layer_info PRIVATE ${PIMOE_WARNINGS})
 target_link_libraries(pimoe_layer_info PUBLIC pimoe::pimoe nlohmann_json::nlohmann_json)
 
-# pimoe-info: what a native file holds and whether it loads.
-add_executable(pimoe-info src/tools/pimoe_info.cpp src/tools/checkpoint_info.cpp)
+# pimoe-info: what a native file or checkpoint holds and whether it loads (pimoe info --load, plus the file's own view).
+add_executable(pimoe-info src/tools/pimoe_info.cpp)
 target_compile_options(pimoe-info PRIVATE ${PIMOE_WARNINGS})
 target_link_libraries(pimoe-info PRIVATE pimoe_layer_info)
 pimoe_install_program(pimoe-info)
