@@ -152,6 +152,10 @@ json run_case(const BenchArgs &a, int64_t threads, int64_t tokens, const std::st
   const double med = median(ms), flops = flops_per_token(model.get()) * static_cast<double>(tokens);
   const auto number = [](double v) { return std::isfinite(v) ? json(v) : json(nullptr); };
   return {{"backend", pimoe_model_backend(model.get())},
+          {"hidden", hidden},
+          {"num_experts", experts},
+          {"top_k", top_k},
+          {"flops_per_token", flops / static_cast<double>(tokens)},
           {"threads", threads},
           {"tokens", tokens},
           {"dtype", dtype},
@@ -180,7 +184,16 @@ void print_table(const json &report, const std::string &format) {
   const char *sep = md ? " | " : ",";
   const std::vector<std::string> head = {"backend", "threads", "tokens", "dtype", "median ms", "min ms", "max ms",
                                          "tokens/s", "GFLOP/s", "of sgemm", "read GB/s", "others"};
-  std::string out = md ? "| " : "";
+  std::string out;
+  if (md) {  // what was measured, with which library
+    const json &src = report.at("source");
+    const json &first = report.at("cases").at(0);
+    out += "pimoe bench: " + (src.contains("shape") ? "shape " + src["shape"].get<std::string>()
+                                                      : src["model"].get<std::string>()) +
+           " (hidden " + std::to_string(first["hidden"].get<int64_t>()) + ", " +
+           std::to_string(first["num_experts"].get<int64_t>()) + " experts, top_k " +
+           std::to_string(first["top_k"].get<int64_t>()) + "); " + report["build"].get<std::string>() + "\n\n| ";
+  }
   for (size_t i = 0; i < head.size(); ++i) out += head[i] + (i + 1 < head.size() ? sep : "");
   out += md ? " |\n|" : "\n";
   if (md) {
@@ -198,7 +211,7 @@ void print_table(const json &report, const std::string &format) {
     for (size_t i = 0; i < cells.size(); ++i) out += cells[i] + (i + 1 < cells.size() ? sep : "");
     out += md ? " |\n" : "\n";
   }
-  if (md) {
+  if (md && report.at("machine").contains("sgemm_gflops_before")) {
     const json &m = report.at("machine");
     out += "\nsgemm 2048^3 (" + m["sgemm_core"].get<std::string>() + ", same run): before " +
            num_text(m["sgemm_gflops_before"]) + ", after " + num_text(m["sgemm_gflops_after"]) +
@@ -213,7 +226,8 @@ int run_bench(BenchArgs a) {
   if (a.threads.empty()) a.threads = {static_cast<int64_t>(std::max(1u, std::thread::hardware_concurrency()))};
   const size_t total = a.threads.size() * a.tokens.size() * a.dtypes.size();
   json report = {{"library", pimoe_version_string()}, {"build", pimoe_build_info()}};
-  report["source"] = a.model.empty() ? json{{"shape", a.shape}} : json{{"model", a.model}, {"layer", a.layer}};
+  report["source"] = a.model.empty() ? json{{"shape", a.shape}}
+                                      : json{{"model", a.model}, {"layer", a.layer < 0 ? json(nullptr) : json(a.layer)}};
   json machine = {{"sgemm_core", sgemm_core_name()}};
   const int ref_threads = static_cast<int>(a.threads.front());
   machine["sgemm_threads"] = ref_threads;

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
-// pimoe run MODEL [--layer N] --input X.npy --output Y.npy [--routing R.json] [--backend B] [--threads N]
-// [--dtype FMT]: one pimoe_forward (pimoe_forward_routing with --routing) of the layer on the input's tokens.
+// pimoe run MODEL [--layer N] --input X.npy|X.safetensors [--input-tensor NAME] --output Y.npy|Y.safetensors
+// [--routing R.json] [--backend B] [--threads N] [--dtype FMT]: one pimoe_forward (pimoe_forward_routing with
+// --routing) of the layer on the input's tokens.
 // Input [T, H] is one sequence of T tokens, [B, S, H] B sequences of S (what the attention router and expert-choice
 // routing see as a call), [H] one token; the output has the input's shape.
 #include <cstdio>
@@ -12,14 +13,14 @@
 #include <nlohmann/json.hpp>
 
 #include "tools/commands.h"
-#include "tools/npy.h"
+#include "tools/token_files.h"
 #include "tools/tool_model.h"
 
 namespace pimoe_tools {
 
 namespace {
 struct RunArgs {
-  std::string model, input, output, routing;
+  std::string model, input, input_tensor, output, routing;
   int32_t layer = -1;
   RuntimeChoice runtime;
 };
@@ -49,7 +50,7 @@ void write_routing(const std::string &path, const pimoe_model *model, int64_t to
 }
 
 int run_run(const RunArgs &a) {
-  const NpyArray x = read_npy(a.input);
+  const NpyArray x = read_tokens(a.input, a.input_tensor);
   const ModelPtr model = open_model(a.model, a.layer, a.runtime);
   int64_t hidden = 0;
   int32_t experts = 0, top_k = 0;
@@ -63,7 +64,8 @@ int run_run(const RunArgs &a) {
   }
   const int64_t batch = shape.size() == 3 ? shape[0] : 1;
   const int64_t seq = shape.size() == 3 ? shape[1] : shape.size() == 2 ? shape[0] : 1;
-  std::vector<float> y(x.data.size());
+  NpyArray out{x.shape, std::vector<float>(x.data.size())};
+  std::vector<float> &y = out.data;
   const int64_t tokens = batch * seq, slots = pimoe_model_routing_slots(model.get());
   if (a.routing.empty()) {
     check(pimoe_forward(model.get(), x.data.data(), x.data.size(), batch, seq, y.data(), y.size(), nullptr, nullptr, 0),
@@ -84,7 +86,7 @@ int run_run(const RunArgs &a) {
           "pimoe_forward_routing on '" + a.input + "'");
     write_routing(a.routing, model.get(), tokens, slots, experts, ids, weights, dropped, probabilities);
   }
-  write_npy(a.output, shape, y.data());
+  write_tokens(a.output, out);
   return 0;
 }
 }  // namespace
@@ -96,8 +98,15 @@ void add_run_command(CLI::App &app, int &status) {
   cmd->add_option("MODEL", args->model, "A libpimoe native file, or a Hugging Face checkpoint folder")->required();
   cmd->add_option("--layer", args->layer, "Decoder layer of a checkpoint folder (default: its first MoE layer)")
       ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--input", args->input, "Input tokens: a float32 .npy of shape [H], [T, H] or [B, S, H]")->required();
-  cmd->add_option("--output", args->output, "Where to write the output: a float32 .npy of the input's shape")
+  cmd->add_option("--input", args->input,
+                  "Input tokens of shape [H], [T, H] or [B, S, H]: a float32 .npy, or a tensor of a .safetensors "
+                  "file (F32, BF16 or F16)")
+      ->required();
+  cmd->add_option("--input-tensor", args->input_tensor,
+                  "The tensor of a .safetensors input (default: 'input', or the file's only tensor)");
+  cmd->add_option("--output", args->output,
+                  "Where to write the output, of the input's shape: a float32 .npy, or a .safetensors file (tensor "
+                  "'output')")
       ->required();
   cmd->add_option("--routing", args->routing,
                   "Also write the routing as JSON: per token the experts, weights and dropped flags of its slots and "

@@ -27,7 +27,8 @@ find_package(CLI11 2 CONFIG QUIET)
 if(CLI11_FOUND)
   set(PIMOE_HAVE_CLI ON)
   add_executable(pimoe-cli src/tools/pimoe_main.cpp src/tools/cmd_info.cpp src/tools/cmd_run.cpp
-                           src/tools/cmd_bench.cpp src/tools/tool_model.cpp src/tools/npy.cpp src/tools/measure.cpp)
+                           src/tools/cmd_bench.cpp src/tools/tool_model.cpp src/tools/npy.cpp src/tools/token_files.cpp
+                           src/tools/measure.cpp src/formats/safetensors_writer.cpp)
   set_target_properties(pimoe-cli PROPERTIES OUTPUT_NAME pimoe)
   target_compile_options(pimoe-cli PRIVATE ${PIMOE_WARNINGS})
   target_link_libraries(pimoe-cli PRIVATE pimoe_layer_info CLI11::CLI11 Threads::Threads)

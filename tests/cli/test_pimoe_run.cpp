@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -12,6 +14,7 @@
 #include <vector>
 
 #include "cli_test_util.h"
+#include "hf_import_util.h"
 
 namespace {
 
@@ -130,6 +133,75 @@ INSTANTIATE_TEST_SUITE_P(Layers, RunMatchesForward,
                                            RunCase{"gpt_oss", "gpt_oss", 1, 7},
                                            RunCase{"attention_router_batch", "", 3, 4}),
                          [](const auto &p) { return std::string(p.param.name); });
+
+// Every importer family's fixture, its committed input (expected.safetensors' "input", read as a .safetensors token
+// file) written back as .safetensors: pimoe_forward's output on it bit for bit, and the transformers block's output
+// within the importer parity test's tolerance (test_hf_import's HfParity).
+struct FamilyRun {
+  const char *dir;
+  double tolerance;  // max |error| relative to the output's RMS
+};
+void PrintTo(const FamilyRun &f, std::ostream *os) { *os << f.dir; }
+
+class RunFamilyFixture : public ::testing::TestWithParam<FamilyRun> {};
+
+TEST_P(RunFamilyFixture, SafetensorsInAndOut) {
+  const std::string dir = std::string(PIMOE_HF_FIXTURE_DIR) + "/" + GetParam().dir;
+  Scratch scratch;
+  const Result r = run_pimoe(scratch, {"run", dir, "--layer", "1", "--threads", "1", "--backend", "cpu", "--input",
+                                       dir + "/expected.safetensors", "--output", scratch.path("y.safetensors")});
+  ASSERT_EQ(r.status, 0) << r.err;
+  auto expected = pimoe_hf_test::read_f32_safetensors(dir + "/expected.safetensors");
+  auto written = pimoe_hf_test::read_f32_safetensors(scratch.path("y.safetensors"));
+  ASSERT_EQ(written.count("output"), 1u);
+  const auto &x = expected["input"], &y_ref = expected["output"], &y = written["output"];
+  ASSERT_EQ(y.shape, x.shape);
+
+  pimoe_options *o = nullptr;
+  ASSERT_EQ(pimoe_options_create(&o), PIMOE_OK);
+  ASSERT_EQ(pimoe_options_set_int(o, PIMOE_OPT_THREADS, 1), PIMOE_OK);
+  ASSERT_EQ(pimoe_options_set_string(o, PIMOE_OPT_BACKEND, "cpu"), PIMOE_OK);
+  pimoe_model *model = nullptr;
+  ASSERT_EQ(pimoe_import_hf(dir.c_str(), 1, o, &model), PIMOE_OK) << pimoe_last_error();
+  pimoe_options_destroy(o);
+  std::vector<float> out(x.data.size());
+  ASSERT_EQ(pimoe_forward(model, x.data.data(), x.data.size(), 1, x.shape[0], out.data(), out.size(), nullptr,
+                          nullptr, 0),
+            PIMOE_OK);
+  pimoe_destroy(model);
+  ASSERT_EQ(std::memcmp(out.data(), y.data.data(), out.size() * sizeof(float)), 0) << "not pimoe_forward's output";
+  double rms = 0, worst = 0;
+  for (size_t i = 0; i < y.data.size(); ++i) {
+    rms += double(y_ref.data[i]) * y_ref.data[i];
+    worst = std::max(worst, std::abs(double(y.data[i]) - y_ref.data[i]));
+  }
+  rms = std::sqrt(rms / static_cast<double>(y.data.size()));
+  EXPECT_LE(worst, GetParam().tolerance * rms) << "against the transformers block";
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, RunFamilyFixture,
+                         ::testing::Values(FamilyRun{"mixtral", 1e-5}, FamilyRun{"qwen2_moe", 1e-5},
+                                           FamilyRun{"qwen3_moe", 1e-5}, FamilyRun{"olmoe", 1e-2},
+                                           FamilyRun{"deepseek_v2", 1e-5}, FamilyRun{"deepseek_v3", 1e-5},
+                                           FamilyRun{"deepseek_v3_fp8", 1e-5}, FamilyRun{"gpt_oss", 1e-5}),
+                         [](const auto &p) { return std::string(p.param.dir); });
+
+TEST(RunTokenFiles, SafetensorsInputNeedsItsTensor) {
+  Scratch scratch;
+  const std::string dir = std::string(PIMOE_HF_FIXTURE_DIR) + "/mixtral";
+  // expected.safetensors has "input" and "output": --input-tensor picks another, an absent one is named.
+  Result r = run_pimoe(scratch, {"run", dir, "--layer", "1", "--input", dir + "/expected.safetensors",
+                                 "--input-tensor", "nope", "--output", scratch.path("y.npy")});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("has no tensor 'nope'"), std::string::npos) << r.err;
+  r = run_pimoe(scratch, {"run", dir, "--layer", "1", "--input", dir + "/expected.safetensors", "--input-tensor",
+                          "output", "--output", scratch.path("y.npy")});
+  EXPECT_EQ(r.status, 0) << r.err;
+  r = run_pimoe(scratch, {"run", dir, "--layer", "1", "--input", dir + "/config.json", "--output",
+                          scratch.path("y.npy")});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("a token file is a .npy or a .safetensors file"), std::string::npos) << r.err;
+}
 
 // Hostile inputs: each refused with exit status 1 and a message naming the file and what is wrong.
 struct BadNpy {
