@@ -211,12 +211,15 @@ void print_table(const json &report, const std::string &format) {
     for (size_t i = 0; i < cells.size(); ++i) out += cells[i] + (i + 1 < cells.size() ? sep : "");
     out += md ? " |\n" : "\n";
   }
-  if (md && report.at("machine").contains("sgemm_gflops_before")) {
-    const json &m = report.at("machine");
-    out += "\nsgemm 2048^3 (" + m["sgemm_core"].get<std::string>() + ", same run): before " +
-           num_text(m["sgemm_gflops_before"]) + ", after " + num_text(m["sgemm_gflops_after"]) +
-           " GFLOP/s; of sgemm = GFLOP/s / the mean of the two; others = mean cores other processes used meanwhile "
-           "(> 0.2: the case was disturbed)\n";
+  if (md) {
+    for (const auto &[threads, ref] : report.at("machine").at("by_threads").items()) {
+      if (!ref.contains("sgemm_gflops_before")) continue;
+      out += "\n" + threads + " threads: sgemm 2048^3 (" + report["machine"]["sgemm_core"].get<std::string>() +
+             ", same run) before " + num_text(ref["sgemm_gflops_before"]) + ", after " +
+             num_text(ref["sgemm_gflops_after"]) + " GFLOP/s; memory read " + num_text(ref["read_gbs"]) + " GB/s";
+    }
+    out += "\nof sgemm = GFLOP/s / the mean of the two sgemm rates at its thread count; others = mean cores other "
+           "processes used meanwhile (> 0.2: the case was disturbed)\n";
   }
   std::fwrite(out.data(), 1, out.size(), stdout);
 }
@@ -228,35 +231,39 @@ int run_bench(BenchArgs a) {
   json report = {{"library", pimoe_version_string()}, {"build", pimoe_build_info()}};
   report["source"] = a.model.empty() ? json{{"shape", a.shape}}
                                       : json{{"model", a.model}, {"layer", a.layer < 0 ? json(nullptr) : json(a.layer)}};
-  json machine = {{"sgemm_core", sgemm_core_name()}};
-  const int ref_threads = static_cast<int>(a.threads.front());
-  machine["sgemm_threads"] = ref_threads;
+  // The references at each thread count, measured around that count's cases: sgemm before and after them (the
+  // machine's rate may drift while it is shared), the memory read bandwidth before them.
   const auto number = [](double v) { return std::isfinite(v) ? json(v) : json(nullptr); };
-  if (a.references) machine["sgemm_gflops_before"] = number(square_sgemm_gflops(ref_threads));
-  json read_gbs = json::object();
+  json by_threads = json::object();
   json cases = json::array();
   {
     Progress progress(total);
     for (int64_t threads : a.threads) {
-      if (a.references) read_gbs[std::to_string(threads)] = number(measure_membw(static_cast<int>(threads), 256, 5).read_gbs);
+      json ref = json::object();
+      const double before = a.references ? square_sgemm_gflops(static_cast<int>(threads)) : NAN;
+      if (a.references) ref["read_gbs"] = number(measure_membw(static_cast<int>(threads), 256, 5).read_gbs);
+      const size_t first = cases.size();
       for (const std::string &dtype : a.dtypes) {
         for (int64_t tokens : a.tokens) {
           progress.step("threads " + std::to_string(threads) + ", tokens " + std::to_string(tokens) + ", " + dtype);
           cases.push_back(run_case(a, threads, tokens, dtype));
         }
       }
+      const double after = a.references ? square_sgemm_gflops(static_cast<int>(threads)) : NAN;
+      if (a.references) {
+        ref["sgemm_gflops_before"] = number(before);
+        ref["sgemm_gflops_after"] = number(after);
+      }
+      for (size_t i = first; i < cases.size(); ++i) {
+        json &c = cases[i];
+        c["sgemm_gflops"] = number(0.5 * (before + after));
+        c["gemm_fraction"] = number(c["gflops"].get<double>() / (0.5 * (before + after)));
+        c["read_gbs"] = ref.value("read_gbs", json(nullptr));
+      }
+      by_threads[std::to_string(threads)] = ref;
     }
   }
-  if (a.references) machine["sgemm_gflops_after"] = number(square_sgemm_gflops(ref_threads));
-  machine["read_gbs_by_threads"] = read_gbs;
-  report["machine"] = machine;
-  const double before = machine.value("sgemm_gflops_before", json(nullptr)).is_number() ? machine["sgemm_gflops_before"].get<double>() : NAN;
-  const double after = machine.value("sgemm_gflops_after", json(nullptr)).is_number() ? machine["sgemm_gflops_after"].get<double>() : NAN;
-  for (json &c : cases) {
-    c["gemm_fraction"] = number(c["gflops"].get<double>() / (0.5 * (before + after)));
-    const json &bw = read_gbs.value(std::to_string(c["threads"].get<int64_t>()), json(nullptr));
-    c["read_gbs"] = bw;
-  }
+  report["machine"] = {{"sgemm_core", sgemm_core_name()}, {"by_threads", by_threads}};
   report["cases"] = cases;
   if (a.format == "json") {
     std::printf("%s\n", report.dump(2).c_str());

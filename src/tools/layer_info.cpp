@@ -222,10 +222,11 @@ json describe_native_file(const std::string &path) {
   const pimoe::SafetensorsFile file(path);
   const pimoe::SafetensorsView &view = file.view();
   const LayerConfig config = pimoe::native_config(view, pimoe::Options{});
+  const auto writer = view.metadata().find("pimoe.library_version");  // informational: a file may lack it
   json info = {{"source", {{"kind", "native"},
                            {"path", path},
                            {"format_version", pimoe::native_format_version(view)},
-                           {"library_version", view.metadata().at("pimoe.library_version")},
+                           {"library_version", writer == view.metadata().end() ? json(nullptr) : json(writer->second)},
                            {"file_bytes", view.total_bytes()}}}};
   info.update(layer_json(config));
   return info;

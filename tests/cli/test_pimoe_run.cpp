@@ -264,10 +264,16 @@ TEST(Bench, JsonOnATinyShapeHasTheCasesAndTheReferences) {
     EXPECT_GT(c["gflops"].get<double>(), 0.0);
     EXPECT_GT(c["read_gbs"].get<double>(), 0.0);
   }
-  EXPECT_GT(j["machine"]["read_gbs_by_threads"]["1"].get<double>(), 0.0);
+  const json &ref = j["machine"]["by_threads"]["1"];
+  EXPECT_GT(ref["read_gbs"].get<double>(), 0.0);
   if (!j["machine"]["sgemm_core"].get<std::string>().empty()) {  // a build with OpenBLAS
-    EXPECT_GT(j["machine"]["sgemm_gflops_before"].get<double>(), 0.0);
-    EXPECT_GT(j["machine"]["sgemm_gflops_after"].get<double>(), 0.0);
+    const double before = ref["sgemm_gflops_before"], after = ref["sgemm_gflops_after"];
+    EXPECT_GT(before, 0.0);
+    EXPECT_GT(after, 0.0);
+    for (const json &c : j["cases"]) {
+      EXPECT_DOUBLE_EQ(c["sgemm_gflops"].get<double>(), 0.5 * (before + after));
+      EXPECT_DOUBLE_EQ(c["gemm_fraction"].get<double>(), c["gflops"].get<double>() / (0.5 * (before + after)));
+    }
   }
   // Not a terminal: progress is plain lines on stderr, one per case.
   EXPECT_NE(r.err.find("case 1/2"), std::string::npos) << r.err;
