@@ -203,6 +203,36 @@ TEST(RunTokenFiles, SafetensorsInputNeedsItsTensor) {
   EXPECT_NE(r.err.find("a token file is a .npy or a .safetensors file"), std::string::npos) << r.err;
 }
 
+// Format 2.0 (a 4-byte header length, as numpy writes for a header past 64 KiB) and one token of shape [H]: the
+// output keeps the input's shape and is the layer's output on that token.
+TEST(RunNpy, Version2HeaderAndOneToken) {
+  Scratch scratch;
+  const std::string dir = std::string(PIMOE_HF_FIXTURE_DIR) + "/mixtral";
+  const std::vector<float> x = tokens(1, 64);
+  std::string v1 = npy_bytes("64,", x);
+  const size_t header = static_cast<uint8_t>(v1[8]) | static_cast<size_t>(static_cast<uint8_t>(v1[9])) << 8;
+  std::string v2 = "\x93NUMPY";
+  v2 += '\x02';
+  v2 += '\x00';
+  v2 += std::string(1, static_cast<char>(header & 0xff)) + static_cast<char>(header >> 8) + std::string(2, '\0');
+  v2 += v1.substr(10);
+  write(scratch.path("x.npy"), v2);
+  const Result r = run_pimoe(scratch, {"run", dir, "--layer", "1", "--threads", "1", "--backend", "cpu", "--input",
+                                       scratch.path("x.npy"), "--output", scratch.path("y.npy")});
+  ASSERT_EQ(r.status, 0) << r.err;
+  pimoe_options *o = nullptr;
+  ASSERT_EQ(pimoe_options_create(&o), PIMOE_OK);
+  ASSERT_EQ(pimoe_options_set_int(o, PIMOE_OPT_THREADS, 1), PIMOE_OK);
+  ASSERT_EQ(pimoe_options_set_string(o, PIMOE_OPT_BACKEND, "cpu"), PIMOE_OK);
+  pimoe_model *model = nullptr;
+  ASSERT_EQ(pimoe_import_hf(dir.c_str(), 1, o, &model), PIMOE_OK) << pimoe_last_error();
+  pimoe_options_destroy(o);
+  std::vector<float> y(x.size());
+  ASSERT_EQ(pimoe_forward(model, x.data(), x.size(), 1, 1, y.data(), y.size(), nullptr, nullptr, 0), PIMOE_OK);
+  pimoe_destroy(model);
+  EXPECT_EQ(read_file(scratch.path("y.npy")), npy_bytes("64,", y));
+}
+
 // Hostile inputs: each refused with exit status 1 and a message naming the file and what is wrong.
 struct BadNpy {
   const char *name;
