@@ -3,12 +3,17 @@
 #   docs              target: the C API reference in HTML, <build>/docs/html/index.html, made by Doxygen from the
 #                     public headers' comments (docs/doxygen/Doxyfile.in; Debian: doxygen). Optional: a build without
 #                     Doxygen has the target, which then fails saying what to install. Not part of `all`.
-#   man pages         docs/man/*.1, written by hand in man(7) troff, installed into share/man/man1: one per program
-#                     installed into bin/ (tests/consumer/run_consumer.sh checks that each renders).
+#   man pages         docs/man/*.1, installed into share/man/man1: one per program installed into bin/
+#                     (tests/consumer/run_consumer.sh checks that each renders). pimoe-info.1 is written by hand in
+#                     man(7) troff; pimoe.1 is generated from pimoe's --help by docs/man/make_pimoe_man.sh (help2man)
+#                     and committed (the ctest pimoe_man_page_current holds it to the program's help).
 # The ctest doxygen_api_docs (tests/docs.cmake) runs the same Doxygen configuration and fails on any warning.
 
 # ---------------------------------------------------------------- man pages, one per installed program
 set(PIMOE_MAN1_PAGES ${PROJECT_SOURCE_DIR}/docs/man/pimoe-info.1)
+if(PIMOE_HAVE_CLI)  # pimoe.1 is generated from pimoe's --help by docs/man/make_pimoe_man.sh (help2man), committed
+  list(APPEND PIMOE_MAN1_PAGES ${PROJECT_SOURCE_DIR}/docs/man/pimoe.1)
+endif()
 install(FILES ${PIMOE_MAN1_PAGES} DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
 
 # ---------------------------------------------------------------- the C API reference (Doxygen)

@@ -4,7 +4,7 @@
 # (tests/consumer/CMakeLists.txt), runs them, and checks with ldd that the installed library is the one loaded; checks
 # share/doc/pimoe (LICENSE, CHANGELOG.md, the examples' sources) and share/man/man1 (a page per program, linted and
 # rendered by man); then copies the prefix elsewhere, hides the original,
-# and runs the copied pimoe-info (its RUNPATH) and pkg-config on the copied pimoe.pc (relocatable).
+# and runs the copied pimoe-info and pimoe (their RUNPATH) and pkg-config on the copied pimoe.pc (relocatable).
 set(_pimoe_consumer_flags "")
 if(PIMOE_SANITIZE)
   # A sanitized libpimoe needs sanitized executables (the runtime must come first).
@@ -18,7 +18,8 @@ add_test(NAME consumer_installed_package
                  "--cc=${CMAKE_C_COMPILER}"
                  "--cxx=${CMAKE_CXX_COMPILER}"
                  "--generator=${CMAKE_GENERATOR}"
-                 "--flags=${_pimoe_consumer_flags}")
+                 "--flags=${_pimoe_consumer_flags}"
+                 "--with-cli=${PIMOE_HAVE_CLI}")
 # Installing overwrites the prefix, and every install writes the build tree's install_manifest.txt: never at the same
 # time as another installed-package test. The build must be complete (ctest runs after it).
 set_tests_properties(consumer_installed_package PROPERTIES LABELS consumer TIMEOUT 900

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 // The Hugging Face families libpimoe imports and the config.json keys each spells a setting with: the one table of
-// spellings, read by the importer (hf_config.cpp) and by pimoe-info (tools/checkpoint_info.cpp). Header-only, so
-// that pimoe-info reads the same table without linking the importer.
+// spellings, read by the importer (hf_config.cpp) and by the tools (tools/layer_info.cpp). Header-only, so
+// that the tools read the same table as the importer.
 #pragma once
 
 #include <cstring>

@@ -3,7 +3,7 @@
 # Installed-package test for libpimoe (driven by tests/consumer.cmake; runnable by hand).
 #
 #   run_consumer.sh BUILD_DIR SOURCE_DIR CMAKE [--config=CFG] [--version=X.Y.Z] [--cc=CC] [--cxx=CXX]
-#                   [--generator=GEN] [--flags=EXTRA_FLAGS]
+#                   [--generator=GEN] [--flags=EXTRA_FLAGS] [--with-cli=ON|OFF]
 #
 # 1. cmake --install BUILD_DIR into a fresh prefix BUILD_DIR/consumer-test/prefix, and checks the installed files.
 # 2. Compiles examples/c/demo.c with `pkg-config --cflags --libs pimoe` (PKG_CONFIG_PATH at the prefix only), runs it
@@ -11,9 +11,9 @@
 #    Checks `pkg-config --static` too, and if a static libpimoe.a was installed, links and runs demo.c against it.
 # 3. Configures and builds tests/consumer (find_package(pimoe), pimoe::pimoe) with CMAKE_PREFIX_PATH at the prefix,
 #    building examples/c/demo.c and examples/cpp/demo.cpp, runs both, and checks with ldd again.
-# 4. Copies the prefix to another folder and hides the original: the copied pimoe-info must start (no
-#    LD_LIBRARY_PATH: its RUNPATH $ORIGIN/../<libdir>) and load the copy's libpimoe, and pkg-config reading the copy's
-#    pimoe.pc must give -I and -L flags into the copy.
+# 4. Copies the prefix to another folder and hides the original: the copied pimoe-info and pimoe (--with-cli=ON: the
+#    build has the command) must start (no LD_LIBRARY_PATH: their RUNPATH $ORIGIN/../<libdir>) and load the copy's
+#    libpimoe, and pkg-config reading the copy's pimoe.pc must give -I and -L flags into the copy.
 # Step 1 also checks share/doc/pimoe: LICENSE and CHANGELOG.md as in the source tree, and the examples' sources; and
 # share/man/man1: a man page for every installed program, linted by groff and rendered by man (MANPATH at the prefix).
 # Everything happens under BUILD_DIR/consumer-test, wiped first, so it can run any number of times.
@@ -21,7 +21,7 @@ set -eu
 
 if [ $# -lt 3 ]; then
   echo "usage: $0 BUILD_DIR SOURCE_DIR CMAKE [--config=CFG] [--version=V] [--cc=CC] [--cxx=CXX]" \
-       "[--generator=GEN] [--flags=FLAGS]" >&2
+       "[--generator=GEN] [--flags=FLAGS] [--with-cli=ON|OFF]" >&2
   exit 2
 fi
 BUILD_DIR=$(cd "$1" && pwd -P)
@@ -34,6 +34,7 @@ CC_BIN=${CC:-cc}
 CXX_BIN=${CXX:-c++}
 GENERATOR=
 EXTRA_FLAGS=
+WITH_CLI=OFF
 for arg in "$@"; do
   case $arg in
     --config=*) CONFIG=${arg#--config=} ;;
@@ -42,6 +43,7 @@ for arg in "$@"; do
     --cxx=*) CXX_BIN=${arg#--cxx=} ;;
     --generator=*) GENERATOR=${arg#--generator=} ;;
     --flags=*) EXTRA_FLAGS=${arg#--flags=} ;;
+    --with-cli=*) WITH_CLI=${arg#--with-cli=} ;;
     *) echo "run_consumer.sh: unknown argument '$arg'" >&2; exit 2 ;;
   esac
 done
@@ -151,17 +153,29 @@ for f in $want_examples; do
 done
 echo "ok: $DOCDIR holds LICENSE, CHANGELOG.md and the examples:" $want_examples
 
-# pimoe-info: found through a RUNPATH relative to its own folder, never one into the build tree.
+# Every program in bin/ (pimoe-info, pimoe): found through a RUNPATH relative to its own folder, never one into the
+# build tree.
 INFO=$(find "$PREFIX" -type f -name pimoe-info -path '*/bin/*' | head -n 1)
 [ -n "$INFO" ] || fail "pimoe-info not installed under $PREFIX"
-info_runpath=$(readelf -d "$INFO" | sed -n 's/.*(\(RPATH\|RUNPATH\)).*\[\(.*\)\]/\2/p')
-echo "pimoe-info RUNPATH: ${info_runpath:-(none)}"
-case $info_runpath in *"$BUILD_DIR"*) fail "the installed pimoe-info keeps an RPATH into the build tree" ;; esac
-if [ -n "$SHARED" ]; then
-  case ":$info_runpath:" in
-    *':$ORIGIN/'*) echo "ok: pimoe-info finds libpimoe relative to its folder" ;;
-    *) fail "the installed pimoe-info has no \$ORIGIN-relative RUNPATH: it cannot start from a custom prefix" ;;
-  esac
+for prog in "$(dirname "$INFO")"/*; do
+  [ -f "$prog" ] && [ -x "$prog" ] || continue
+  name=$(basename "$prog")
+  runpath=$(readelf -d "$prog" | sed -n 's/.*(\(RPATH\|RUNPATH\)).*\[\(.*\)\]/\2/p')
+  echo "$name RUNPATH: ${runpath:-(none)}"
+  case $runpath in *"$BUILD_DIR"*) fail "the installed $name keeps an RPATH into the build tree" ;; esac
+  if [ -n "$SHARED" ]; then
+    case ":$runpath:" in
+      *':$ORIGIN/'*) echo "ok: $name finds libpimoe relative to its folder" ;;
+      *) fail "the installed $name has no \$ORIGIN-relative RUNPATH: it cannot start from a custom prefix" ;;
+    esac
+  fi
+done
+# pimoe, the command with subcommands, is built when CLI11 is found; this build says whether it was.
+CLI=$(dirname "$INFO")/pimoe
+if [ "$WITH_CLI" = ON ]; then
+  [ -x "$CLI" ] || fail "the build has the pimoe command (CLI11 found) but $CLI is not installed"
+else
+  [ ! -e "$CLI" ] || fail "$CLI is installed by a build without the pimoe command"
 fi
 
 # share/man/man1: a page for every program installed into bin/. groff's lint finds nothing in it (-ww: every warning;
@@ -187,7 +201,7 @@ for prog in "$PREFIX"/bin/*; do
   [ ! -s "$WORK/man-$name.err" ] || fail "man $name warns: $(cat "$WORK/man-$name.err")"
   grep -A1 '^NAME' "$WORK/man-$name.txt" | grep -q "^ *$name  *- " ||
     fail "man $name: its NAME section does not name $name"
-  usage=$("$prog" --help 2>&1 >/dev/null) || true
+  usage=$("$prog" --help 2>&1) || true  # pimoe-info prints it on stderr, pimoe (CLI11) on stdout
   options=$(echo "$usage" | grep -oE '[[ ]--?[a-z][a-z-]*' | cut -c2- | sort -u)
   [ -n "$options" ] || fail "$name --help prints no usage line with options: '$usage'"
   # Each option heads an entry of the OPTIONS section ("--opt", "--opt ARG" or "-o, --opt" at the line's start).
@@ -346,6 +360,17 @@ mv "$PREFIX" "$PREFIX.hidden"
   sed 's/^/    /' "$WORK/moved-info.log"
   grep -q '^loads: *yes' "$WORK/moved-info.log" || fail "pimoe-info from the moved prefix does not report 'loads: yes'"
   echo "ok: pimoe-info runs from the moved prefix"
+  if [ "$WITH_CLI" = ON ]; then
+    moved_cli=$MOVED${CLI#"$PREFIX"}
+    if [ -n "$SHARED" ]; then check_loads_installed "$moved_cli" "$MOVED"; fi
+    echo "running $moved_cli info $SOURCE_DIR/tests/fixtures/mixtral --layer 1 --load"
+    rc=0
+    "$moved_cli" info "$SOURCE_DIR/tests/fixtures/mixtral" --layer 1 --load > "$WORK/moved-cli.log" 2>&1 || rc=$?
+    sed 's/^/    /' "$WORK/moved-cli.log"
+    [ "$rc" = 0 ] || fail "pimoe info from the moved prefix exited with $rc"
+    grep -q '^loads: *yes' "$WORK/moved-cli.log" || fail "pimoe info from the moved prefix does not report 'loads: yes'"
+    echo "ok: pimoe runs from the moved prefix"
+  fi
 
   moved_pc_dir=$MOVED${PC_DIR#"$PREFIX"}
   PKG_CONFIG_PATH=$moved_pc_dir

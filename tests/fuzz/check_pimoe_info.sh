@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# pimoe-info on a valid native file (describes it, says it loads, exits 0; its quantisation error, 0, and with
-# --weight-dtype int4 a non-zero one), on one with compact matrices (each expert's format, the weight bytes per
-# format, an unknown quantisation error) and on hostile ones (says why it does not load, exits 1), and on Hugging Face
-# checkpoint folders (family, settings, which layers import; a hostile config.json fails at once, naming it);
+# pimoe-info on a valid native file (describes it as `pimoe info` does, says it loads, exits 0; its quantisation
+# error, 0, and with --weight-dtype int4 a non-zero one), on one with compact matrices (each expert's format, the
+# weight bytes per format, an unknown quantisation error) and on hostile ones (says why the layer is invalid, prints
+# its metadata as written, says why it does not load, exits 1), and on Hugging Face checkpoint folders (family,
+# settings, which layers import; a hostile config.json fails at once, naming it);
 # --version prints the library's VERSION and exits 0.
 # usage: check_pimoe_info.sh PIMOE_INFO CORPUS_DIR FIXTURES_DIR VERSION
 set -uo pipefail
@@ -26,7 +27,8 @@ out=$("$tool" --tensors "$corpus/valid_small.safetensors"); rc=$?
 [ $rc = 0 ] || { echo "FAIL: exit $rc on a valid file"; fail=1; }
 expect valid "$out" "^format: +pimoe.moe version 1"
 expect valid "$out" "^layer: +hidden 8, 2 experts, top_k 1"
-expect valid "$out" "^router: +softmax, temperature 1, renormalize 1, capacity_factor 0 \(dropless\)"
+expect valid "$out" "^router: +softmax, temperature 1\.0, renormalize true, capacity_factor 0\.0 \(dropless\)"
+expect valid "$out" "^features: +none \(softmax top-k\)$"
 expect valid "$out" "^ +1 +gelu +4 +1 +1 +fp32$"
 expect valid "$out" "^tensors: +11; dtype F32 \(11 tensors, [0-9]+ bytes\)"
 expect valid "$out" "^  router.weight +F32 +\[2, 8\]"
@@ -44,8 +46,8 @@ out=$("$tool" "$corpus/valid_compact_mixed.safetensors"); rc=$?
 expect compact "$out" "^experts: +# +activation +intermediate +pre_norm +bias +format$"
 expect compact "$out" "^ +0 +gelu +48 +0 +0 +bf16$"
 expect compact "$out" "^ +2 +gelu +48 +0 +0 +fp32$"
-expect compact "$out" "^shared: +width 16, format int4-g32-zp$"
-expect compact "$out" "^weights: +bf16: 2 matrices, 7680 bytes; fp32: 2 matrices, 15360 bytes; int4-g32-zp: 5 matrices, [0-9]+ bytes; int8: 2 matrices, [0-9]+ bytes; other tensors [0-9]+ bytes$"
+expect compact "$out" "^shared: +width 16, gated false, format int4-g32-zp$"
+expect compact "$out" "^weights: +bf16: 2 matrices, 7680 bytes; fp32: 2 matrices, 15360 bytes; int4-g32-zp: 5 matrices, [0-9]+ bytes; int8: 2 matrices, [0-9]+ bytes; other tensors [0-9]+ bytes; total [0-9]+ bytes$"
 expect compact "$out" "^loads: +yes"
 expect compact "$out" "^quant error: +unknown "
 
@@ -55,7 +57,8 @@ expect compact_hostile "$out" "^loads: +no: .*experts.0.up.weight.* \(int4-g32\)
 
 out=$("$tool" "$corpus/metadata_contradicts_shape.safetensors"); rc=$?
 [ $rc = 1 ] || { echo "FAIL: exit $rc on a hostile file"; fail=1; }
-expect hostile "$out" "^layer: +hidden 512"
+expect hostile "$out" "^layer: +invalid: .*router.weight.* has shape \[2, 8\]"
+expect hostile "$out" "^metadata: +pimoe.hidden = 512$"
 expect hostile "$out" "^loads: +no: .*router.weight.* has shape \[2, 8\] but the metadata"
 
 out=$("$tool" "$corpus/offsets_overlap.safetensors"); rc=$?
@@ -66,16 +69,17 @@ out=$("$tool" "$fixtures/deepseek_v3"); rc=$?
 [ $rc = 0 ] || { echo "FAIL: exit $rc on a checkpoint folder"; fail=1; }
 expect checkpoint "$out" "^family: +deepseek_v3 \(Hugging Face checkpoint\)"
 expect checkpoint "$out" "^router: +scoring sigmoid, norm_topk_prob true, n_group 4, topk_group 2"
-expect checkpoint "$out" "^layer 0 +no: .*dense"
-expect checkpoint "$out" "^layer 1 +loads: hidden 64, 16 experts, top_k 4, [0-9]+ weight tensors; quant error rel RMS 0, "
+expect checkpoint "$out" "^layer 0 +no MoE block: .*dense"
+expect checkpoint "$out" "^layer 1 +MoE: hidden 64, 16 experts, top_k 4, .*; imports: [0-9]+ weight tensors, quant error rel RMS 0, "
+expect checkpoint "$out" "^loads: +yes \(1 of 1 MoE layers import\)"
 
 out=$("$tool" --weight-dtype int8 "$fixtures/deepseek_v3"); rc=$?
 [ $rc = 0 ] || { echo "FAIL: exit $rc on a checkpoint folder imported as int8"; fail=1; }
-expect checkpoint_int8 "$out" "^layer 1 +loads: .*; quant error rel RMS 0\.0*[1-9][0-9.e-]*, max abs "
+expect checkpoint_int8 "$out" "^layer 1 +MoE: .*; imports: .*, quant error rel RMS 0\.0*[1-9][0-9.e-]*, max abs "
 
 out=$("$tool" "$fixtures/deepseek_v3_fp8"); rc=$?
 [ $rc = 0 ] || { echo "FAIL: exit $rc on an FP8 checkpoint folder"; fail=1; }
-expect checkpoint_fp8 "$out" "^layer 1 +loads: .*; quant error unknown "
+expect checkpoint_fp8 "$out" "^layer 1 +MoE: .*; imports: .*, quant error unknown "
 
 mkdir -p "${TMPDIR:-/tmp}/pimoe-info-empty.$$"
 out=$("$tool" "${TMPDIR:-/tmp}/pimoe-info-empty.$$"); rc=$?

@@ -10,7 +10,7 @@
 #   4. in that root: checks the files each package must hold, builds the packaged C example with
 #      `cc ... $(pkg-config --cflags --libs pimoe)` and a CMake project with find_package(pimoe), runs both and checks
 #      that they load /usr/lib/<triplet>/libpimoe.so.0 built with the Vulkan backend and OpenBLAS, and runs
-#      `pimoe-info --version` (the changelog's version);
+#      `pimoe-info --version` and `pimoe --version` (the changelog's version);
 #   5. in that root, with no network (unshare -n), each binding's packaged example through its ecosystem's own
 #      commands: a Maven project (`mvn -s /etc/maven/settings-debian.xml package exec:java`, Debian's offline Maven
 #      repository), a C# program (`mcs -pkg:pimoe-sharp`, the assembly from Mono's GAC) and a C# project restored
@@ -146,7 +146,8 @@ for expect in "libpimoe0 /usr/lib/$triplet/libpimoe.so.0" \
               "libpimoe-cil-dev /usr/share/pimoe/nuget/Pimoe.$upstream.nupkg" \
               "golang-libpimoe-pimoe-dev /usr/share/gocode/src/libpimoe.org/pimoe/go.mod" \
               "golang-libpimoe-pimoe-dev /usr/share/gocode/src/libpimoe.org/pimoe/internal/cpimoe/pimoe_wrap.c" \
-              "python3-pimoe /usr/lib/python3/dist-packages/pimoe/__init__.py"; do
+              "python3-pimoe /usr/lib/python3/dist-packages/pimoe/__init__.py" \
+              "pimoe-tools /usr/bin/pimoe"; do
   set -- $expect
   in_root "dpkg -L $1 | grep -qx '$2'" || fail "package $1 does not hold $2"
   echo "ok: $1 holds $2"
@@ -189,6 +190,9 @@ out=$(in_root "pimoe-info --version") || fail "pimoe-info --version failed"
 echo "$out"
 [ "$out" = "pimoe-info (libpimoe) $upstream" ] || fail "pimoe-info --version printed '$out', expected the version $upstream"
 echo "ok: pimoe-info --version"
+out=$(in_root "pimoe --version") || fail "pimoe --version failed"
+[ "$out" = "pimoe (libpimoe) $upstream" ] || fail "pimoe --version printed '$out', expected the version $upstream"
+echo "ok: pimoe --version"
 
 # ------------------------------------------------------------------ 5. the bindings, offline
 # Each consumer runs in a network namespace of its own with only a loopback device: nothing can be fetched.
