@@ -41,7 +41,10 @@ endif()
 # aarch64: Advanced SIMD (NEON) is part of the base architecture, so the compiler would vectorise the portable files
 # with it too; +nosimd keeps them the portable path (scalar fp32, as a C compiler without SIMD emits it), so that
 # PIMOE_CPU_ISA=generic runs other code than the NEON files (their __ARM_NEON branches) and tests it. The dot-product
-# file is the one place sdot/udot may appear (FEAT_DotProd, optional from ARMv8.2, checked at run time).
+# file is the one place sdot/udot may appear (FEAT_DotProd, optional from ARMv8.2, checked at run time). GCC 12 offers
+# the dot-product intrinsics only with armv8.2-a, whose other instructions (LSE atomics) an ARMv8.0 core lacks: the
+# file holds no inline function the linker could pick for callers elsewhere (its object has no weak symbol: `nm`),
+# so its code runs only when cpu_isa.cpp has chosen it.
 if(PIMOE_HAVE_ARM_ISAS)
   set_source_files_properties(${_cpu}/activation_generic.cpp ${_cpu}/packed_gemm_generic.cpp
                               ${_cpu}/compact_gemm_generic.cpp
