@@ -16,3 +16,9 @@ target_include_directories(test_parity PRIVATE ${CMAKE_CURRENT_LIST_DIR}/parity 
 # detected instruction set (backends/cpu/cpu_isa.cpp).
 add_test(NAME test_parity_compact_generic_isa COMMAND test_parity --gtest_filter=*CompactWeights*)
 set_tests_properties(test_parity_compact_generic_isa PROPERTIES ENVIRONMENT "PIMOE_CPU_ISA=generic")
+# On aarch64 the default is NEON with dot products where the CPU has them (qemu's default CPU does): the NEON
+# integer path without them (smull and pair adds) runs here.
+if(CMAKE_SYSTEM_PROCESSOR MATCHES "aarch64|arm64|ARM64")
+  add_test(NAME test_parity_compact_neon_isa COMMAND test_parity --gtest_filter=*CompactWeights*)
+  set_tests_properties(test_parity_compact_neon_isa PROPERTIES ENVIRONMENT "PIMOE_CPU_ISA=neon")
+endif()

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "format_test_util.h"
+#include "half_type.h"
 
 using namespace pimoe_test;
 using nlohmann::json;
@@ -354,13 +355,13 @@ float from_bf16(uint16_t h) {
   return f;
 }
 uint16_t to_f16(float f) {
-  const _Float16 h = static_cast<_Float16>(f);
+  const pimoe_test::Half h = static_cast<pimoe_test::Half>(f);
   uint16_t bits;
   std::memcpy(&bits, &h, 2);
   return bits;
 }
 float from_f16(uint16_t bits) {
-  _Float16 h;
+  pimoe_test::Half h;
   std::memcpy(&h, &bits, 2);
   return static_cast<float>(h);
 }

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "format_test_util.h"
+#include "half_type.h"
 
 using namespace pimoe_test;
 using nlohmann::json;
@@ -105,7 +106,7 @@ std::string recorded_format(Crafted &c, const std::string &matrix) {
 // ---- The documented layouts, decoded here from docs/format.md alone.
 
 float f16_value(uint16_t bits) {
-  _Float16 h;
+  pimoe_test::Half h;
   std::memcpy(&h, &bits, 2);
   return static_cast<float>(h);
 }

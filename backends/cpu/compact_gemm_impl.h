@@ -10,6 +10,9 @@
 #if defined(__AVX2__) || defined(__F16C__)
 #include <immintrin.h>
 #endif
+#if defined(__ARM_NEON)
+#include <arm_neon.h>
+#endif
 
 #include "compact_panels.h"
 #include "micro_kernel_impl.h"
@@ -30,11 +33,27 @@ __attribute__((always_inline)) inline V load_vec(const void *p) {
   std::memcpy(&v, p, sizeof v);
   return v;
 }
-// Eight bytes (or 16-bit values) widened to 32-bit lanes: vpmovsx/vpmovzx where AVX2 has them (GCC scalarises the
-// generic conversion of an 8-byte vector).
+#if defined(__ARM_NEON)
+// Two NEON registers as one 8-lane vector (GCC keeps a 32-byte vector in two q registers: no instruction).
+template <typename V, typename Q>
+__attribute__((always_inline)) inline V join(Q lo, Q hi) {
+  V v;
+  std::memcpy(&v, &lo, sizeof lo);
+  std::memcpy(reinterpret_cast<char *>(&v) + sizeof lo, &hi, sizeof hi);
+  return v;
+}
+__attribute__((always_inline)) inline v8i widen_s16(int16x8_t h) {
+  return join<v8i>(vmovl_s16(vget_low_s16(h)), vmovl_high_s16(h));
+}
+#endif
+
+// Eight bytes (or 16-bit values) widened to 32-bit lanes: vpmovsx/vpmovzx where AVX2 has them, sxtl/uxtl on NEON
+// (GCC scalarises the generic conversion of an 8-byte vector).
 __attribute__((always_inline)) inline v8i widen_i8(const uint8_t *p) {
 #if defined(__AVX2__)
   return (v8i)_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i *>(p)));
+#elif defined(__ARM_NEON)
+  return widen_s16(vmovl_s8(vld1_s8(reinterpret_cast<const int8_t *>(p))));
 #else
   return __builtin_convertvector(load_vec<i8x8>(p), v8i);
 #endif
@@ -42,6 +61,8 @@ __attribute__((always_inline)) inline v8i widen_i8(const uint8_t *p) {
 __attribute__((always_inline)) inline v8i widen_u8(const uint8_t *p) {
 #if defined(__AVX2__)
   return (v8i)_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i *>(p)));
+#elif defined(__ARM_NEON)
+  return widen_s16(vreinterpretq_s16_u16(vmovl_u8(vld1_u8(p))));  // 0..255: the same bits signed
 #else
   return __builtin_convertvector(load_vec<u8x8>(p), v8i);
 #endif
@@ -49,6 +70,11 @@ __attribute__((always_inline)) inline v8i widen_u8(const uint8_t *p) {
 __attribute__((always_inline)) inline v8u widen_u16(const uint8_t *p) {
 #if defined(__AVX2__)
   return (v8u)_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i *>(p)));
+#elif defined(__ARM_NEON)
+  uint16_t h[8];
+  std::memcpy(h, p, sizeof h);  // p need not be 2-byte aligned
+  const uint16x8_t v = vld1q_u16(h);
+  return join<v8u>(vmovl_u16(vget_low_u16(v)), vmovl_high_u16(v));
 #else
   return __builtin_convertvector(load_vec<u16x8>(p), v8u);
 #endif
@@ -68,6 +94,12 @@ __attribute__((always_inline)) inline v8 f16x8_to_float(const uint8_t *p) {
   const __m256 r = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i *>(p)));
   std::memcpy(&f, &r, sizeof f);
   return f;
+#elif defined(__ARM_NEON)
+  // fcvtl: exact, as the portable conversion (subnormals included).
+  uint16_t h[8];
+  std::memcpy(h, p, sizeof h);
+  const float16x8_t v = vreinterpretq_f16_u16(vld1q_u16(h));
+  return join<v8>(vcvt_f32_f16(vget_low_f16(v)), vcvt_high_f32_f16(v));
 #else
   float tmp[8];
   for (int i = 0; i < 8; ++i) {
@@ -99,6 +131,14 @@ __attribute__((always_inline)) inline void e2m1x16_doubled(const uint8_t *p, v8 
   const __m128i h = _mm_shuffle_epi8(lut, _mm_and_si128(_mm_srli_epi16(raw, 4), mask));
   lo = __builtin_convertvector((v8i)_mm256_cvtepi8_epi32(l), v8);
   hi = __builtin_convertvector((v8i)_mm256_cvtepi8_epi32(h), v8);
+#elif defined(__ARM_NEON)
+  static constexpr int8_t kDoubled[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
+  const int8x16_t lut = vld1q_s8(kDoubled);
+  const uint8x8_t raw = vld1_u8(p);
+  const int8x8_t l = vqtbl1_s8(lut, vand_u8(raw, vdup_n_u8(0x0f)));  // tbl: the nibble indexes the table
+  const int8x8_t h = vqtbl1_s8(lut, vshr_n_u8(raw, 4));
+  lo = __builtin_convertvector(widen_s16(vmovl_s8(l)), v8);
+  hi = __builtin_convertvector(widen_s16(vmovl_s8(h)), v8);
 #else
   static constexpr float kDoubled[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
   float a[8], b[8];

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 // The integer path of int8 and int4 weights: activations quantised to int8 in blocks of 32 (quantize_rows), products
-// summed exactly in 32-bit integers per block (AVX2 vpmaddubsw + vpmaddwd; the portable path in plain loops), the
-// block's activation scale and the weight scales applied in fp32. Included once per instruction set by
+// summed exactly in 32-bit integers per block (AVX2 vpmaddubsw + vpmaddwd; NEON sdot, or smull and pair adds; the
+// portable path in plain loops), the block's activation scale and the weight scales applied in fp32. Included once per instruction set by
 // compact_gemm_<isa>.cpp after compact_gemm_impl.h, with PIMOE_ISA naming the namespace.
 //
 // For output feature f of a row (weight codes q or u, activation codes a, block scales t_b, compact_panels.h):
@@ -19,6 +19,9 @@
 #if defined(__AVX2__)
 #include <immintrin.h>
 #endif
+#if defined(__ARM_NEON)
+#include <arm_neon.h>
+#endif
 
 #include "compact_panels.h"
 
@@ -26,8 +29,15 @@ namespace pimoe::cpu::PIMOE_ISA {
 namespace {
 
 // Rows per register block: each row keeps 4 accumulators (the block's integer sums and fp32 totals, 16 features).
+// NEON's registers are half as wide, 8 per row: with int8's 4 weight registers three rows fit its 32, with int4's
+// 8 codes and 8 scales two.
+#if defined(__ARM_NEON)
+constexpr int64_t kInt8Rows = 3;
+constexpr int64_t kInt4Rows = 2;
+#else
 constexpr int64_t kInt8Rows = 4;
 constexpr int64_t kInt4Rows = 4;
+#endif
 // Depth chunks (64 bytes each) the decode loop prefetches ahead: 3 KB, one line per chunk.
 constexpr int64_t kIntPrefetchChunks = 48;
 
@@ -141,6 +151,125 @@ void int4_block(const QuantizedRows &A, int64_t r0, const CompactPanels &W, int6
     alignas(32) float out[16];
     _mm256_store_ps(out, acc[r][0]);
     _mm256_store_ps(out + 8, acc[r][1]);
+    std::memcpy(C + r * ldc, out, static_cast<size_t>(cols) * sizeof(float));
+  }
+}
+
+#elif defined(__ARM_NEON)  // NEON: sdot where the file is built with the dot-product extension, else smull + pair adds
+
+__attribute__((always_inline)) inline int8x16_t broadcast4(const int8_t *p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return vreinterpretq_s8_s32(vdupq_n_s32(v));
+}
+
+// part += for each of the 4 features of w (4 consecutive int8 codes each), the dot product with a's 4 codes.
+__attribute__((always_inline)) inline int32x4_t dot4(int32x4_t part, int8x16_t w, int8x16_t a) {
+#if defined(__ARM_FEATURE_DOTPROD)
+  return vdotq_s32(part, w, a);
+#else
+  // Products fit int16 (|a| <= 127); pairwise widening adds, then the pairs of pairs.
+  const int16x8_t lo = vmull_s8(vget_low_s8(w), vget_low_s8(a));
+  const int16x8_t hi = vmull_high_s8(w, a);
+  return vaddq_s32(part, vpaddq_s32(vpaddlq_s16(lo), vpaddlq_s16(hi)));
+#endif
+}
+
+// MR rows times one int8 panel (16 features, 4 registers of [4 features][4 depths]), all of the depth.
+template <int MR>
+void int8_block(const QuantizedRows &A, int64_t r0, const uint8_t *values, const float *wscale, int64_t K, float *C,
+                int64_t ldc, int64_t cols, bool prefetch) {
+  float32x4_t acc[MR][4];
+  for (int r = 0; r < MR; ++r)
+    for (int j = 0; j < 4; ++j) acc[r][j] = vdupq_n_f32(0.0f);
+  const int64_t chunks = (K + 3) / 4, blocks = (K + 31) / 32, sld = A.ld / 32;
+  const int8_t *w8 = reinterpret_cast<const int8_t *>(values);
+  for (int64_t b = 0; b < blocks; ++b) {
+    int32x4_t part[MR][4];
+    for (int r = 0; r < MR; ++r)
+      for (int j = 0; j < 4; ++j) part[r][j] = vdupq_n_s32(0);
+    const int64_t c1 = 8 * b + 8 < chunks ? 8 * b + 8 : chunks;
+    for (int64_t c = 8 * b; c < c1; ++c) {
+      if (prefetch) __builtin_prefetch(values + 64 * (c + kIntPrefetchChunks));
+      int8x16_t w[4];
+      for (int j = 0; j < 4; ++j) w[j] = vld1q_s8(w8 + 64 * c + 16 * j);
+      for (int r = 0; r < MR; ++r) {
+        const int8x16_t a = broadcast4(A.q + (r0 + r) * A.ld + 4 * c);
+        for (int j = 0; j < 4; ++j) part[r][j] = dot4(part[r][j], w[j], a);
+      }
+    }
+    for (int r = 0; r < MR; ++r) {
+      const float t = A.scale[(r0 + r) * sld + b];
+      for (int j = 0; j < 4; ++j) acc[r][j] = vfmaq_n_f32(acc[r][j], vcvtq_f32_s32(part[r][j]), t);
+    }
+  }
+  for (int r = 0; r < MR; ++r) {
+    float out[16];
+    for (int j = 0; j < 4; ++j) vst1q_f32(out + 4 * j, vmulq_f32(acc[r][j], vld1q_f32(wscale + 4 * j)));
+    std::memcpy(C + r * ldc, out, static_cast<size_t>(cols) * sizeof(float));
+  }
+}
+
+// MR rows times one int4 panel. The 4-bit codes (0..15) are non-negative int8 values, so the signed dot product
+// takes them as they are; the zero point comes off once per group through the activation sums, as on AVX2.
+template <int MR>
+void int4_block(const QuantizedRows &A, int64_t r0, const CompactPanels &W, int64_t p, float *C, int64_t ldc,
+                int64_t cols, bool prefetch) {
+  const uint8_t *values = W.values(p), *scales = W.scales(p);
+  const uint8_t *zeros = W.format().zero_point ? W.zeros(p) : nullptr;
+  const int64_t K = W.depth(), group = W.group(), chunks = (K + 7) / 8;
+  const int64_t sld = A.ld / 32;
+  float32x4_t acc[MR][4];
+  for (int r = 0; r < MR; ++r)
+    for (int j = 0; j < 4; ++j) acc[r][j] = vdupq_n_f32(0.0f);
+  const uint8x16_t low = vdupq_n_u8(0x0f);
+  for (int64_t g0 = 0, gi = 0; g0 < K; g0 += group, ++gi) {
+    float32x4_t s[4], zs[4];
+    uint16_t h[16];
+    std::memcpy(h, scales + 32 * gi, sizeof h);
+    for (int j = 0; j < 4; ++j) s[j] = vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(h + 4 * j)));
+    for (int j = 0; j < 4; ++j) {
+      float32x4_t z = vdupq_n_f32(8.0f);
+      if (zeros) {
+        const uint16x8_t z16 = vmovl_u8(vld1_u8(zeros + 16 * gi + 8 * (j / 2)));
+        z = vcvtq_f32_u32(j % 2 ? vmovl_high_u16(z16) : vmovl_u16(vget_low_u16(z16)));
+      }
+      zs[j] = vnegq_f32(vmulq_f32(z, s[j]));
+    }
+    const int64_t g1 = g0 + group < K ? g0 + group : K;
+    for (int64_t b0 = g0; b0 < g1; b0 += 32) {
+      int32x4_t part[MR][4];
+      for (int r = 0; r < MR; ++r)
+        for (int j = 0; j < 4; ++j) part[r][j] = vdupq_n_s32(0);
+      const int64_t c1 = (b0 + 32 < g1 ? b0 + 32 : g1 + 7) / 8;
+      for (int64_t c = b0 / 8; c < c1 && c < chunks; ++c) {
+        if (prefetch) __builtin_prefetch(values + 64 * (c + kIntPrefetchChunks));
+        int8x16_t lo[4], hi[4];
+        for (int j = 0; j < 4; ++j) {
+          const uint8x16_t v = vld1q_u8(values + 64 * c + 16 * j);
+          lo[j] = vreinterpretq_s8_u8(vandq_u8(v, low));
+          hi[j] = vreinterpretq_s8_u8(vshrq_n_u8(v, 4));
+        }
+        for (int r = 0; r < MR; ++r) {
+          const int8_t *a = A.q + (r0 + r) * A.ld + 8 * c;
+          const int8x16_t al = broadcast4(a), ah = broadcast4(a + 4);
+          for (int j = 0; j < 4; ++j) part[r][j] = dot4(dot4(part[r][j], lo[j], al), hi[j], ah);
+        }
+      }
+      // One pass over the accumulators per block: this block's sums, and its share of the zero point's term.
+      for (int r = 0; r < MR; ++r) {
+        const float t = A.scale[(r0 + r) * sld + b0 / 32];
+        const float as = A.scaled_sums[(r0 + r) * sld + b0 / 32];
+        for (int j = 0; j < 4; ++j) {
+          const float32x4_t tj = vmulq_n_f32(vcvtq_f32_s32(part[r][j]), t);
+          acc[r][j] = vfmaq_f32(vfmaq_n_f32(acc[r][j], zs[j], as), tj, s[j]);
+        }
+      }
+    }
+  }
+  for (int r = 0; r < MR; ++r) {
+    float out[16];
+    for (int j = 0; j < 4; ++j) vst1q_f32(out + 4 * j, acc[r][j]);
     std::memcpy(C + r * ldc, out, static_cast<size_t>(cols) * sizeof(float));
   }
 }
@@ -287,6 +416,35 @@ void quantize_block32(const float *src, int8_t *dst, float *scale, float *scaled
   *scale = amax / 127.0f;
   *scaled_sum = amax / 127.0f * static_cast<float>(_mm_cvtsi128_si32(s4));
 }
+#elif defined(__ARM_NEON)
+// The same arithmetic on NEON: fcvtns rounds to the nearest integer, ties to even, as nearbyint does by default.
+void quantize_block32(const float *src, int8_t *dst, float *scale, float *scaled_sum) {
+  float32x4_t x[8];
+  for (int i = 0; i < 8; ++i) x[i] = vld1q_f32(src + 4 * i);
+  float32x4_t m = vabsq_f32(x[0]), probe = vmulq_n_f32(x[0], 0.0f);
+  for (int i = 1; i < 8; ++i) {
+    m = vmaxq_f32(m, vabsq_f32(x[i]));
+    probe = vaddq_f32(probe, vmulq_n_f32(x[i], 0.0f));
+  }
+  if (vmaxvq_u32(vmvnq_u32(vceqq_f32(probe, probe))) != 0) {
+    return quantize_block_portable(src, 32, dst, scale, scaled_sum);  // a NaN or an infinity
+  }
+  const float amax = vmaxvq_f32(m);
+  if (!(amax > 0.0f)) return quantize_block_portable(src, 32, dst, scale, scaled_sum);  // all zeros
+  const float inv = 127.0f / amax;
+  int32x4_t sum = vdupq_n_s32(0);
+  int16x8_t h[4];
+  for (int i = 0; i < 4; ++i) {
+    const int32x4_t y0 = vcvtnq_s32_f32(vmulq_n_f32(x[2 * i], inv));
+    const int32x4_t y1 = vcvtnq_s32_f32(vmulq_n_f32(x[2 * i + 1], inv));
+    sum = vaddq_s32(sum, vaddq_s32(y0, y1));
+    h[i] = vcombine_s16(vmovn_s32(y0), vmovn_s32(y1));  // |y| <= 127: narrowing keeps the value
+  }
+  vst1q_s8(dst, vcombine_s8(vmovn_s16(h[0]), vmovn_s16(h[1])));
+  vst1q_s8(dst + 16, vcombine_s8(vmovn_s16(h[2]), vmovn_s16(h[3])));
+  *scale = amax / 127.0f;
+  *scaled_sum = amax / 127.0f * static_cast<float>(vaddvq_s32(sum));
+}
 #endif
 
 }  // namespace
@@ -314,7 +472,7 @@ void quantize_rows(const float *A, int64_t lda, int64_t rows, int64_t k, int8_t 
       const float *src = A + r * lda + 32 * b;
       int8_t *dst = q + r * ld + 32 * b;
       float *s = scale + r * blocks + b, *ss = scaled_sums + r * blocks + b;
-#if defined(__AVX2__)
+#if defined(__AVX2__) || defined(__ARM_NEON)
       if (n == 32) {
         quantize_block32(src, dst, s, ss);
         continue;

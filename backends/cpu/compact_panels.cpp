@@ -26,6 +26,10 @@ PIMOE_DECLARE_COMPACT_GEMM(generic)
 PIMOE_DECLARE_COMPACT_GEMM(avx2)
 PIMOE_DECLARE_COMPACT_GEMM(avx512)
 #endif
+#if defined(PIMOE_HAVE_ARM_ISAS)
+PIMOE_DECLARE_COMPACT_GEMM(neon)
+PIMOE_DECLARE_COMPACT_GEMM(neon_dot)  // only its integer tile differs from neon's (sdot): the rest is not called
+#endif
 
 namespace {
 
@@ -215,6 +219,10 @@ void dequantize_panel_block(const CompactPanels &W, int64_t p, int64_t k0, int64
     case Isa::Avx512: return avx512::dequantize_panel_block(W, p, k0, kd, out);
     case Isa::Avx2: return avx2::dequantize_panel_block(W, p, k0, kd, out);
 #endif
+#if defined(PIMOE_HAVE_ARM_ISAS)
+    case Isa::NeonDot:
+    case Isa::Neon: return neon::dequantize_panel_block(W, p, k0, kd, out);
+#endif
     default: return generic::dequantize_panel_block(W, p, k0, kd, out);
   }
 }
@@ -225,6 +233,10 @@ void compact_gemm_tile(const float *A, int64_t lda, int64_t rows, const CompactP
 #if defined(PIMOE_HAVE_X86_ISAS)
     case Isa::Avx512: return avx512::compact_gemm_tile(A, lda, rows, W, p0, p1, C, ldc);
     case Isa::Avx2: return avx2::compact_gemm_tile(A, lda, rows, W, p0, p1, C, ldc);
+#endif
+#if defined(PIMOE_HAVE_ARM_ISAS)
+    case Isa::NeonDot:
+    case Isa::Neon: return neon::compact_gemm_tile(A, lda, rows, W, p0, p1, C, ldc);
 #endif
     default: return generic::compact_gemm_tile(A, lda, rows, W, p0, p1, C, ldc);
   }
@@ -241,6 +253,10 @@ void compact_int_gemm_tile(const QuantizedRows &A, int64_t rows, const CompactPa
     case Isa::Avx512: return avx512::compact_int_gemm_tile(A, rows, W, p0, p1, C, ldc);
     case Isa::Avx2: return avx2::compact_int_gemm_tile(A, rows, W, p0, p1, C, ldc);
 #endif
+#if defined(PIMOE_HAVE_ARM_ISAS)
+    case Isa::NeonDot: return neon_dot::compact_int_gemm_tile(A, rows, W, p0, p1, C, ldc);
+    case Isa::Neon: return neon::compact_int_gemm_tile(A, rows, W, p0, p1, C, ldc);
+#endif
     default: return generic::compact_int_gemm_tile(A, rows, W, p0, p1, C, ldc);
   }
 }
@@ -251,6 +267,10 @@ void quantize_rows(const float *A, int64_t lda, int64_t rows, int64_t k, int8_t 
 #if defined(PIMOE_HAVE_X86_ISAS)
     case Isa::Avx512: return avx512::quantize_rows(A, lda, rows, k, q, ld, scale, scaled_sums);
     case Isa::Avx2: return avx2::quantize_rows(A, lda, rows, k, q, ld, scale, scaled_sums);
+#endif
+#if defined(PIMOE_HAVE_ARM_ISAS)
+    case Isa::NeonDot:
+    case Isa::Neon: return neon::quantize_rows(A, lda, rows, k, q, ld, scale, scaled_sums);
 #endif
     default: return generic::quantize_rows(A, lda, rows, k, q, ld, scale, scaled_sums);
   }

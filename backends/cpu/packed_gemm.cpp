@@ -15,6 +15,9 @@ PIMOE_DECLARE_PACKED_GEMM(generic)
 PIMOE_DECLARE_PACKED_GEMM(avx2)
 PIMOE_DECLARE_PACKED_GEMM(avx512)
 #endif
+#if defined(PIMOE_HAVE_ARM_ISAS)
+PIMOE_DECLARE_PACKED_GEMM(neon)
+#endif
 
 size_t PackedWeight::arena_bytes(int64_t n, int64_t k) {
   const int64_t panels = (n + kPanelWidth - 1) / kPanelWidth;
@@ -45,6 +48,11 @@ void packed_gemm_tile(const float *A, int64_t lda, int64_t rows, const PackedWei
       return avx512::packed_gemm_tile(A, lda, rows, W, p0, p1, C, ldc);
     case Isa::Avx2:
       return avx2::packed_gemm_tile(A, lda, rows, W, p0, p1, C, ldc);
+#endif
+#if defined(PIMOE_HAVE_ARM_ISAS)
+    case Isa::NeonDot:  // the fp32 kernel has no integer dot products to use
+    case Isa::Neon:
+      return neon::packed_gemm_tile(A, lda, rows, W, p0, p1, C, ldc);
 #endif
     default:
       return generic::packed_gemm_tile(A, lda, rows, W, p0, p1, C, ldc);

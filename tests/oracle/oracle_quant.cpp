@@ -6,6 +6,8 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "half_type.h"
+
 namespace pimoe_oracle {
 namespace {
 
@@ -42,7 +44,7 @@ float ToBf16(float f) {  // round to nearest even on the 16 dropped bits
   return out;
 }
 
-float ToF16(float f) { return static_cast<float>(static_cast<_Float16>(f)); }  // the compiler's RNE conversion
+float ToF16(float f) { return static_cast<float>(static_cast<pimoe_test::Half>(f)); }  // the compiler's RNE conversion
 
 float Clamp(float x, float lo, float hi) { return std::min(hi, std::max(lo, x)); }
 

@@ -1,0 +1,3 @@
+// SPDX-License-Identifier: MIT
+#define PIMOE_ISA neon
+#include "activation_impl.h"
