@@ -24,6 +24,7 @@ namespace {
 struct Family {
   const char *name;
   double tolerance;  // of max |error| relative to the output RMS
+  const char *top_k = "/num_experts_per_tok";  // where config.json keeps top_k (a JSON pointer)
 };
 
 class HfParity : public ::testing::TestWithParam<Family> {};
@@ -53,7 +54,7 @@ TEST_P(HfParity, MatchesTransformers) {
   int32_t experts = 0, top_k = 0;
   ASSERT_EQ(pimoe_model_dims(model, &h, &experts, &top_k), PIMOE_OK);
   EXPECT_EQ(h, hidden);
-  EXPECT_EQ(top_k, config["num_experts_per_tok"].get<int32_t>());
+  EXPECT_EQ(top_k, config.at(json::json_pointer(family.top_k)).get<int32_t>());
   EXPECT_STREQ(pimoe_model_backend(model), "cpu");
 
   std::vector<float> out(x.data.size());
@@ -77,7 +78,13 @@ INSTANTIATE_TEST_SUITE_P(Families, HfParity,
                          ::testing::Values(Family{"mixtral", 1e-5}, Family{"qwen2_moe", 1e-5},
                                            Family{"qwen3_moe", 1e-5}, Family{"olmoe", 1e-2},
                                            Family{"deepseek_v2", 1e-5}, Family{"deepseek_v3", 1e-5},
-                                           Family{"deepseek_v3_fp8", 1e-5}, Family{"gpt_oss", 1e-5}),
+                                           Family{"deepseek_v3_fp8", 1e-5}, Family{"gpt_oss", 1e-5},
+                                           // make_family_fixtures.py
+                                           Family{"granitemoe", 1e-5}, Family{"dbrx", 1e-5, "/ffn_config/moe_top_k"},
+                                           Family{"glm4_moe", 1e-5}, Family{"ernie4_5_moe", 1e-5, "/moe_k"},
+                                           Family{"hunyuan_v1_moe", 1e-5, "/moe_topk/1"}, Family{"dots1", 1e-5},
+                                           Family{"jamba", 1e-5}, Family{"qwen3_next", 1e-5},
+                                           Family{"minimax", 1e-5}, Family{"minimax_m2", 1e-5}),
                          [](const ::testing::TestParamInfo<Family> &param) { return std::string(param.param.name); });
 
 TEST(HfImport, FixturesHaveTheAdvertisedLayouts) {
