@@ -110,8 +110,7 @@ class ConfigReader {
   // A setting spelled in several ways (formats/hf_keys.h): the value of the spellings config.json has, each at least
   // `minimum`; `used` names the first. FORMAT when none is there (naming every key looked for) or two disagree.
   // With list_index >= 0 a key may also hold a list of per-layer values, of which element list_index is read.
-  int64_t at_least_of(const HfSpellings &spellings, int64_t minimum, std::string &used,
-                      int64_t list_index = -1) const {
+  int64_t at_least_of(const HfSpellings &spellings, int64_t minimum, std::string &used, int64_t list_index = -1) const {
     const char *found = nullptr;
     int64_t value = 0;
     std::string looked_for;
@@ -119,8 +118,8 @@ class ConfigReader {
       if (!key) break;
       looked_for += (looked_for.empty() ? "'" : ", '") + std::string(key) + "'";
       if (absent(key)) continue;
-      const int64_t spelled = list_index >= 0 && get(key).is_array() ? list_element(key, list_index, minimum)
-                                                                     : at_least(key, minimum);
+      const int64_t spelled =
+          list_index >= 0 && get(key).is_array() ? list_element(key, list_index, minimum) : at_least(key, minimum);
       if (!found) {
         found = key;
         value = spelled;
@@ -141,8 +140,8 @@ class ConfigReader {
   int64_t list_element(const char *key, int64_t index, int64_t minimum) const {
     const json &list = get(key);
     if (index >= static_cast<int64_t>(list.size())) {
-      fail(PIMOE_ERR_FORMAT, where(), "key '", prefix_, key, "' lists ", list.size(), " per-layer values: none for layer ",
-           index);
+      fail(PIMOE_ERR_FORMAT, where(), "key '", prefix_, key, "' lists ", list.size(),
+           " per-layer values: none for layer ", index);
     }
     const json &value = list[static_cast<size_t>(index)];
     if (!value.is_number_integer() || value.get<int64_t>() < minimum) {
@@ -292,8 +291,10 @@ class MoeLayers {
       case HfFamily::DeepseekV3:
         first_ = config.integer("first_k_dense_replace", 0);
         step_ = positive("moe_layer_freq", 1);
-        rule_ = "a layer is sparse when layer >= first_k_dense_replace and layer % moe_layer_freq == 0, "
-                "first_k_dense_replace = " + std::to_string(first_) + ", moe_layer_freq = " + std::to_string(step_);
+        rule_ =
+            "a layer is sparse when layer >= first_k_dense_replace and layer % moe_layer_freq == 0, "
+            "first_k_dense_replace = " +
+            std::to_string(first_) + ", moe_layer_freq = " + std::to_string(step_);
         break;
       case HfFamily::Glm4Moe:
       case HfFamily::Dots1:
@@ -305,9 +306,11 @@ class MoeLayers {
         last_ = config.integer("moe_layer_end_index", -1);
         if (last_ == -1) last_ = layers - 1;  // Ernie4_5_MoeConfig: -1 is the last layer
         step_ = positive("moe_layer_interval", 1);
-        rule_ = "a layer is sparse when (layer + 1) % moe_layer_interval == 0 and moe_layer_start_index <= layer <= "
-                "moe_layer_end_index, moe_layer_interval = " + std::to_string(step_) + ", moe_layer_start_index = " +
-                std::to_string(first_) + ", moe_layer_end_index = " + std::to_string(last_);
+        rule_ =
+            "a layer is sparse when (layer + 1) % moe_layer_interval == 0 and moe_layer_start_index <= layer <= "
+            "moe_layer_end_index, moe_layer_interval = " +
+            std::to_string(step_) + ", moe_layer_start_index = " + std::to_string(first_) +
+            ", moe_layer_end_index = " + std::to_string(last_);
         break;
       case HfFamily::Jamba: {
         step_ = positive("expert_layer_period", 2);
@@ -316,8 +319,8 @@ class MoeLayers {
         const int64_t experts = config.at_least_of(hf_spellings(family, HfSetting::NumExperts), 1, key);
         dense_everywhere_ = experts == 1;  // JambaConfig.layers_num_experts: one expert is a dense MLP everywhere
         rule_ = "a layer is sparse when layer % expert_layer_period == expert_layer_offset and " + key +
-                " > 1, expert_layer_period = " + std::to_string(step_) + ", expert_layer_offset = " +
-                std::to_string(offset_) + ", " + key + " = " + std::to_string(experts);
+                " > 1, expert_layer_period = " + std::to_string(step_) +
+                ", expert_layer_offset = " + std::to_string(offset_) + ", " + key + " = " + std::to_string(experts);
         break;
       }
       default:

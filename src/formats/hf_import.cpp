@@ -149,8 +149,8 @@ void read_fused_floats(const Source &src, std::vector<float> &out, int64_t cols)
   const int64_t block = m.block_rows * m.block_cols;
   const int64_t rows = static_cast<int64_t>(out.size()) / cols;
   const bool fits = m.transpose ? m.col_offset + rows <= m.block_cols && cols == m.block_rows
-                                : cols == m.block_cols &&
-                                      (m.row_parity < 0 ? m.row_offset + rows <= m.block_rows : 2 * rows <= m.block_rows);
+                                : cols == m.block_cols && (m.row_parity < 0 ? m.row_offset + rows <= m.block_rows
+                                                                            : 2 * rows <= m.block_rows);
   if (!fits || (m.expert + 1) * block > static_cast<int64_t>(t.element_count)) {
     fail(PIMOE_ERR_INTERNAL, src.what(), ": the slice does not fit the tensor");
   }

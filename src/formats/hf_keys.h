@@ -35,12 +35,23 @@ struct HfFamilyName {
   const char *model_type;
 };
 constexpr HfFamilyName kHfFamilies[] = {
-    {HfFamily::Mixtral, "mixtral"}, {HfFamily::Qwen2Moe, "qwen2_moe"},     {HfFamily::Qwen3Moe, "qwen3_moe"},
-    {HfFamily::Olmoe, "olmoe"},     {HfFamily::DeepseekV2, "deepseek_v2"}, {HfFamily::DeepseekV3, "deepseek_v3"},
-    {HfFamily::GptOss, "gpt_oss"},  {HfFamily::GraniteMoe, "granitemoe"}, {HfFamily::Dbrx, "dbrx"},
-    {HfFamily::Glm4Moe, "glm4_moe"}, {HfFamily::Ernie45Moe, "ernie4_5_moe"}, {HfFamily::HunyuanV1Moe, "hunyuan_v1_moe"},
-    {HfFamily::Dots1, "dots1"},     {HfFamily::Jamba, "jamba"},             {HfFamily::Qwen3Next, "qwen3_next"},
-    {HfFamily::MiniMax, "minimax"}, {HfFamily::MiniMaxM2, "minimax_m2"},
+    {HfFamily::Mixtral, "mixtral"},
+    {HfFamily::Qwen2Moe, "qwen2_moe"},
+    {HfFamily::Qwen3Moe, "qwen3_moe"},
+    {HfFamily::Olmoe, "olmoe"},
+    {HfFamily::DeepseekV2, "deepseek_v2"},
+    {HfFamily::DeepseekV3, "deepseek_v3"},
+    {HfFamily::GptOss, "gpt_oss"},
+    {HfFamily::GraniteMoe, "granitemoe"},
+    {HfFamily::Dbrx, "dbrx"},
+    {HfFamily::Glm4Moe, "glm4_moe"},
+    {HfFamily::Ernie45Moe, "ernie4_5_moe"},
+    {HfFamily::HunyuanV1Moe, "hunyuan_v1_moe"},
+    {HfFamily::Dots1, "dots1"},
+    {HfFamily::Jamba, "jamba"},
+    {HfFamily::Qwen3Next, "qwen3_next"},
+    {HfFamily::MiniMax, "minimax"},
+    {HfFamily::MiniMaxM2, "minimax_m2"},
 };
 
 // The settings of a MoE layer that config.json may spell in more than one way.
@@ -160,7 +171,8 @@ constexpr bool every_pair_has_one_row() {
       if (rows != 1) return false;
     }
     int layer_rows = 0;  // Layers: at most one row (else num_hidden_layers)
-    for (const HfSpellings &row : kHfSpellings) layer_rows += row.family == f.family && row.setting == HfSetting::Layers;
+    for (const HfSpellings &row : kHfSpellings)
+      layer_rows += row.family == f.family && row.setting == HfSetting::Layers;
     if (layer_rows > 1) return false;
   }
   return true;

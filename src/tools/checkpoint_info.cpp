@@ -23,10 +23,20 @@ using pimoe::HfSetting;
 constexpr int64_t kMaxInspectedLayers = 1024;
 
 // The first of `keys` that config.json has, as text ("-" when none): the families name the same setting differently.
+// A key "outer.inner" is the member inner of the object outer (DBRX's "ffn_config.moe_num_experts", hf_keys.h).
 std::string first_of(const json &config, std::initializer_list<const char *> keys) {
   for (const char *key : keys) {
-    auto it = config.find(key);
-    if (it != config.end() && !it->is_null()) return it->is_string() ? it->get<std::string>() : it->dump();
+    const json *scope = &config;
+    std::string name = key;
+    const size_t dot = name.find('.');
+    if (dot != std::string::npos) {
+      const auto outer = config.find(name.substr(0, dot));
+      if (outer == config.end() || !outer->is_object()) continue;
+      scope = &*outer;
+      name = name.substr(dot + 1);
+    }
+    auto it = scope->find(name);
+    if (it != scope->end() && !it->is_null()) return it->is_string() ? it->get<std::string>() : it->dump();
   }
   return "-";
 }
@@ -63,7 +73,19 @@ uintmax_t safetensors_bytes(const std::filesystem::path &dir) {
 // config.json's num_hidden_layers (1 when absent): how many layers to try. An entry that is not an integer in
 // [1, kMaxInspectedLayers] is refused, naming the file and the key, before any layer is imported.
 bool layers_to_inspect(const json &config, const std::string &path, int64_t &layers) {
-  const auto it = config.find("num_hidden_layers");
+  const char *key = "num_hidden_layers";  // or the family's spelling (DBRX: n_layers)
+  const auto type = config.find("model_type");
+  pimoe::HfFamily family{};
+  if (type != config.end() && type->is_string() &&
+      pimoe::hf_family_of(type->get_ref<const std::string &>().c_str(), family)) {
+    for (const char *spelled : pimoe::hf_spellings(family, HfSetting::Layers).keys) {
+      if (spelled && config.contains(spelled)) {
+        key = spelled;
+        break;
+      }
+    }
+  }
+  const auto it = config.find(key);
   if (it == config.end() || it->is_null()) {
     layers = 1;
     return true;
@@ -73,9 +95,9 @@ bool layers_to_inspect(const json &config, const std::string &path, int64_t &lay
                                                            : it->get<int64_t>() <= kMaxInspectedLayers);
   if (!integer || it->get<int64_t>() < 1) {
     std::printf(
-        "checkpoint:  file '%s': key 'num_hidden_layers' = %s is not an integer in [1, %lld] (the layers "
+        "checkpoint:  file '%s': key '%s' = %s is not an integer in [1, %lld] (the layers "
         "pimoe-info inspects)\n",
-        path.c_str(), it->dump().c_str(), static_cast<long long>(kMaxInspectedLayers));
+        path.c_str(), key, it->dump().c_str(), static_cast<long long>(kMaxInspectedLayers));
     return false;
   }
   layers = it->get<int64_t>();

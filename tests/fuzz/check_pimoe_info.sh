@@ -77,6 +77,22 @@ out=$("$tool" "$fixtures/deepseek_v3_fp8"); rc=$?
 [ $rc = 0 ] || { echo "FAIL: exit $rc on an FP8 checkpoint folder"; fail=1; }
 expect checkpoint_fp8 "$out" "^layer 1 +loads: .*; quant error unknown "
 
+# The families of make_family_fixtures.py: the dims under each family's spellings (DBRX's nested ffn_config and its
+# n_layers, ERNIE's moe_k, Hunyuan's per-layer moe_topk), the dense layers refused with the rule, layer 1 loads.
+for family in granitemoe dbrx glm4_moe ernie4_5_moe hunyuan_v1_moe dots1 jamba qwen3_next minimax minimax_m2; do
+  out=$("$tool" "$fixtures/$family"); rc=$?
+  [ $rc = 0 ] || { echo "FAIL: exit $rc on the $family checkpoint folder"; fail=1; }
+  expect "$family" "$out" "^family: +$family \(Hugging Face checkpoint\)"
+  expect "$family" "$out" "^layer dims: +hidden 64, [0-9]+ routed experts, top_k [][0-9,]+, expert width [0-9]+$"
+  expect "$family" "$out" "^layer 1 +loads: hidden 64, "
+done
+out=$("$tool" "$fixtures/dbrx")
+expect dbrx_dims "$out" "^layer dims: +hidden 64, 8 routed experts, top_k 2, expert width 32$"
+expect dbrx_layers "$out" "^loads: +yes \(1 of 2 layers"  # n_layers = 2; the fixture holds layer 1 only
+expect dbrx_layer0 "$out" "^layer 0 +no: .*'transformer\.blocks\.0\.ffn\.router\.layer\.weight' is missing"
+out=$("$tool" "$fixtures/jamba")
+expect jamba_dense "$out" "^layer 0 +no: .*expert_layer_period = 2, expert_layer_offset = 1.*MoE layers: 1 of 2"
+
 mkdir -p "${TMPDIR:-/tmp}/pimoe-info-empty.$$"
 out=$("$tool" "${TMPDIR:-/tmp}/pimoe-info-empty.$$"); rc=$?
 rmdir "${TMPDIR:-/tmp}/pimoe-info-empty.$$"
