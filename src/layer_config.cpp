@@ -143,6 +143,11 @@ LayerConfig resolve_layer_config(const Options &options) {
          options.adaptive_bias_rate > 0.0 ? "adaptive_bias_rate > 0" : "dynamic_capacity (1)",
          ": outputs depend on earlier calls");
   }
+  if (options.expert_input_scaling && (options.combine_attention_dim > 0 || !options.callbacks.empty())) {
+    fail(PIMOE_ERR_INVALID_OPTION, "expert_input_scaling (1) cannot be combined with ",
+         options.combine_attention_dim > 0 ? "combine_attention_dim > 0" : "callback experts",
+         ": those weigh experts' outputs, and its outputs are unweighted");
+  }
   if (!options.callbacks.empty() && options.callbacks.rbegin()->first >= options.num_experts) {
     fail(PIMOE_ERR_INVALID_OPTION, "expert callback for expert ", options.callbacks.rbegin()->first,
          " but num_experts is ", options.num_experts);
@@ -177,6 +182,7 @@ LayerConfig resolve_layer_config(const Options &options) {
   config.swiglu_alpha = options.swiglu_alpha;
   config.swiglu_limit = options.swiglu_limit;
   config.router.logit_bias = options.router_logit_bias;
+  config.router.scale_input = options.expert_input_scaling;
   config.seed = options.seed;
   config.threads = options.threads;
   config.deterministic = options.deterministic;

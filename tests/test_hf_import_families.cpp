@@ -203,11 +203,39 @@ INSTANTIATE_TEST_SUITE_P(
         DenseCase{"qwen3_next", R"({"num_hidden_layers": 6, "decoder_sparse_step": 2})", 0, "decoder_sparse_step = 2",
                   "1, 3, 5 of 6"},
         DenseCase{"qwen3_next", R"({})", 0, "mlp_only_layers ([0])", "1 of 2"},
+        DenseCase{"llama4_text", R"({"num_hidden_layers": 6})", 2, "interleave_moe_layer_step = 2", "1, 3, 5 of 6"},
+        DenseCase{"llama4_text", R"({"moe_layers": [0, 3], "num_hidden_layers": 4})", 1, "in moe_layers ([0, 3])",
+                  "0, 3 of 4"},
         DenseCase{"granitemoe", R"({})", 2, "out of range (num_hidden_layers = 2)", "0-1 of 2"},
         DenseCase{"dbrx", R"({})", -1, "out of range (n_layers = 2)", "0-1 of 2"}),
     [](const auto &param_info) {
       return std::string(param_info.param.family) + "_" + std::to_string(param_info.index);
     });
+
+// Llama4Config (model_type llama4, the multimodal checkpoints): the text model's settings under "text_config", the
+// tensors under "language_model.".
+TEST(HfFamilies, Llama4MultimodalReadsTextConfig) {
+  Scratch s("llama4_text");
+  const json text = s.config();
+  s.set_config(json{{"model_type", "llama4"}, {"text_config", text}});
+  Failure f = import_failure(s.dir(), 1);
+  EXPECT_EQ(f.status, PIMOE_ERR_FORMAT) << f.message;
+  EXPECT_NE(f.message.find("'language_model.model.layers.1.feed_forward.router.weight' is missing"), std::string::npos)
+      << f.message;
+  f = import_failure(s.dir(), 0);
+  EXPECT_EQ(f.status, PIMOE_ERR_INVALID_ARGUMENT) << f.message;
+  EXPECT_NE(f.message.find("interleave_moe_layer_step = 2"), std::string::npos) << f.message;
+  json no_experts = text;
+  no_experts.erase("num_local_experts");
+  s.set_config(json{{"model_type", "llama4"}, {"text_config", no_experts}});
+  f = import_failure(s.dir(), 1);
+  EXPECT_EQ(f.status, PIMOE_ERR_FORMAT) << f.message;
+  EXPECT_NE(f.message.find("required key 'text_config.num_local_experts' is missing"), std::string::npos) << f.message;
+  s.set_config(json{{"model_type", "llama4"}});
+  f = import_failure(s.dir(), 1);
+  EXPECT_EQ(f.status, PIMOE_ERR_FORMAT) << f.message;
+  EXPECT_NE(f.message.find("required key 'text_config' is missing"), std::string::npos) << f.message;
+}
 
 // Settings each family's router reads, with its config class's default when config.json omits the key.
 TEST(HfFamilies, ErnieBiasedExpertsAndSharedCount) {

@@ -187,13 +187,19 @@ PIMOE_API pimoe_status pimoe_load(const char *path, const pimoe_options *options
  *   minimax       softmax, top-k renormalised                           w1 = gate, w3 = up, w2    none
  *   minimax_m2    sigmoid s; top-k of s + e_score_correction_bias       w1 = gate, w3 = up, w2    none
  *                 (ROUTER_BIAS); weights s / their sum
+ *   llama4_text   top-k of the logits, w = sigmoid(logit), not           fused: gate_up_proj         shared_expert,
+ *   (llama4: its  renormalised; EXPERT_INPUT_SCALING: each chosen        [E, H, 2I] (x @ W: gate =   ungated,
+ *   text_config,  expert runs on w * x, its output added                 columns [0, I), up =        intermediate_size
+ *   tensors under unweighted                                             [I, 2I)), down_proj
+ *   language_model.)                                                     [E, I, H]
  * </pre>
  *
  * Which layers are MoE layers follows each family's decoder layer: qwen2_moe, qwen3_moe, qwen3_next: not in
  * mlp_only_layers and (layer + 1) % decoder_sparse_step == 0; deepseek_v2/v3: layer >= first_k_dense_replace and
  * layer % moe_layer_freq == 0; glm4_moe (def. 1), dots1 (def. 0): layer >= first_k_dense_replace; ernie4_5_moe:
  * (layer + 1) % moe_layer_interval == 0 and moe_layer_start_index <= layer <= moe_layer_end_index (-1: the last);
- * jamba: layer % expert_layer_period == expert_layer_offset (and more than one expert); the others: every layer.
+ * jamba: layer % expert_layer_period == expert_layer_offset (and more than one expert); llama4_text / llama4: in
+ * moe_layers, else (layer + 1) % interleave_moe_layer_step == 0; the others: every layer.
  *
  * A setting config.json may spell in several ways is read under every spelling the family's transformers config
  * class accepts (its attribute_map): the routed-expert count is num_local_experts or num_experts (mixtral, qwen3_moe,

@@ -264,6 +264,12 @@ typedef enum pimoe_expert_preset {
  *                                                  The routing outputs report w'. o_j includes the expert's biases.
  *                                                  w' sums to 1 over a token's kept slots, so routed_scaling_factor
  *                                                  and RENORMALIZE have no effect on the output with it.
+ *   EXPERT_INPUT_SCALING "expert_input_scaling" int 0  1: each routed expert takes its token SCALED by the slot's
+ *                                                  routing weight and its output is added unweighted:
+ *                                                  y = sum_j expert_j(w_j * x) + g(x) * shared(x) (Llama 4's MoE:
+ *                                                  sigmoid top-1, routed_in = x * score). Every routing option
+ *                                                  applies to w_j as above; the routing outputs report w_j. Not
+ *                                                  with COMBINE_ATTENTION_DIM or callback experts.
  * \endcode
  * Callback experts (pimoe_options_set_expert_callback) are routed like any expert; see pimoe_expert_fn.
  *
@@ -369,6 +375,7 @@ typedef enum pimoe_option {
   PIMOE_OPT_SWIGLU_ALPHA = 38,
   PIMOE_OPT_SWIGLU_LIMIT = 39,
   PIMOE_OPT_ACTIVATION_DTYPE = 40,
+  PIMOE_OPT_EXPERT_INPUT_SCALING = 41,
   /* Experimental (see above): may change or disappear in any release. */
   PIMOE_OPT_EXPERIMENTAL_CUDA_NO_WGMMA = 1000,
   PIMOE_OPT_EXPERIMENTAL_CUDA_STREAM_TOKENS = 1001,

@@ -249,6 +249,13 @@ json with_nested(const json &top, const char *nested, const ConfigReader &config
   return flat;
 }
 
+// The object under `key`, FORMAT naming the key when it is absent or not an object.
+const json &nested_object(const ConfigReader &config, const char *key) {
+  const json &value = config.get(key);
+  if (!value.is_object()) fail(PIMOE_ERR_FORMAT, config.where(), "key '", key, "' is not an object");
+  return value;
+}
+
 // The experts' activation: hidden_act, or DBRX's ffn_config.ffn_act_fn {"name": ...} (default silu).
 std::string activation_of(const ConfigReader &config, HfFamily family) {
   if (family != HfFamily::Dbrx) return config.text("hidden_act", "silu");
@@ -323,6 +330,19 @@ class MoeLayers {
                 ", expert_layer_offset = " + std::to_string(offset_) + ", " + key + " = " + std::to_string(experts);
         break;
       }
+      case HfFamily::Llama4Text:
+      case HfFamily::Llama4:
+        // Llama4TextConfig: moe_layers, else every interleave_moe_layer_step-th layer from step - 1 on.
+        listed_ = !config.absent("moe_layers");
+        if (listed_) {
+          moe_listed_ = config.integer_list("moe_layers");
+          rule_ = "a layer is sparse when it is in moe_layers (" + list_text(moe_listed_) + ")";
+        } else {
+          step_ = positive("interleave_moe_layer_step", 1);
+          rule_ = "a layer is sparse when (layer + 1) % interleave_moe_layer_step == 0, interleave_moe_layer_step = " +
+                  std::to_string(step_);
+        }
+        break;
       default:
         rule_ = "every layer is sparse";
     }
@@ -347,6 +367,13 @@ class MoeLayers {
         return (layer + 1) % step_ == 0 && layer >= first_ && layer <= last_;
       case HfFamily::Jamba:
         return !dense_everywhere_ && layer % step_ == offset_;
+      case HfFamily::Llama4Text:
+      case HfFamily::Llama4:
+        if (!listed_) return (layer + 1) % step_ == 0;
+        for (int64_t l : moe_listed_) {
+          if (l == layer) return true;
+        }
+        return false;
       default:
         return true;
     }
@@ -384,9 +411,10 @@ class MoeLayers {
 
   HfFamily family_;
   int64_t layers_;
-  std::vector<int64_t> mlp_only_;
+  std::vector<int64_t> mlp_only_, moe_listed_;
   int64_t step_ = 1, first_ = 0, last_ = 0, offset_ = 0;
   bool dense_everywhere_ = false;
+  bool listed_ = false;  // llama4: moe_layers given
   std::string rule_;
 };
 
@@ -419,7 +447,12 @@ HfLayerConfig read_hf_config(const std::string &dir, int32_t layer, const Option
   const HfFamily family = out.family;
   // DBRX keeps its MoE settings in config.json's "ffn_config": read as "ffn_config.<key>" (hf_keys.h's spelling).
   const json root = family == HfFamily::Dbrx ? with_nested(top, "ffn_config", top_config) : json();
-  const ConfigReader config(family == HfFamily::Dbrx ? root : top, out.config_path);
+  // Llama4Config (model_type llama4, the multimodal checkpoints) keeps the text model's settings in "text_config".
+  const bool llama4 = family == HfFamily::Llama4 || family == HfFamily::Llama4Text;
+  const json &scope = family == HfFamily::Dbrx     ? root
+                      : family == HfFamily::Llama4 ? nested_object(top_config, "text_config")
+                                                   : top;
+  const ConfigReader config(scope, out.config_path, family == HfFamily::Llama4 ? "text_config." : "");
 
   std::string layers_key;
   const int64_t layers = config.at_least_of(hf_spellings(family, HfSetting::Layers), 1, layers_key);
@@ -503,6 +536,17 @@ HfLayerConfig read_hf_config(const std::string &dir, int32_t layer, const Option
     case HfFamily::Jamba:
       renormalize = false;  // JambaTopKRouter: the top-k softmax probabilities, not renormalised
       prefix = "model.layers." + L + ".feed_forward.";
+      break;
+    case HfFamily::Llama4Text:
+    case HfFamily::Llama4:
+      // Llama4TextMoe: top-k of the logits, score = sigmoid(logit) (sigmoid scoring selects the same experts), not
+      // renormalised; each chosen expert runs on x * score and its output is added unweighted (EXPERT_INPUT_SCALING);
+      // Llama4TextMLP beside it as the ungated shared expert, intermediate_size wide.
+      renormalize = false;
+      prefix =
+          std::string(family == HfFamily::Llama4 ? "language_model." : "") + "model.layers." + L + ".feed_forward.";
+      out.shared_width = config.at_least("intermediate_size", 1);
+      out.shared_width_key = "intermediate_size";
       break;
     case HfFamily::Qwen2Moe:
     case HfFamily::Qwen3Moe:
@@ -634,7 +678,8 @@ HfLayerConfig read_hf_config(const std::string &dir, int32_t layer, const Option
       set("routed_scaling_factor", "routed_scaling_factor", format_double(applied_scaling));
     }
   }
-  if (family == HfFamily::MiniMaxM2) set("model_type", "router_scoring", "sigmoid");
+  if (family == HfFamily::MiniMaxM2 || llama4) set("model_type", "router_scoring", "sigmoid");
+  if (llama4) set("model_type", "expert_input_scaling", "1");
   if (out.selection_bias) set("model_type", "router_bias", "1");
   if (family == HfFamily::GptOss) {
     const double limit = config.number("swiglu_limit", 7.0);

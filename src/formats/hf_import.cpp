@@ -367,6 +367,25 @@ std::vector<HfTensorMapping> hf_tensor_mapping(const HfLayerConfig &layer) {
     return out;
   }
 
+  if (layer.family == HfFamily::Llama4Text || layer.family == HfFamily::Llama4) {
+    // Llama4TextMoe: router [E, H]; experts.gate_up_proj [E, H, 2I] used as x @ W_e (gate = columns [0, I), up =
+    // [I, 2I), each transposed) and experts.down_proj [E, I, H] (down = its transpose); shared_expert.*_proj.
+    add("router.weight", p + "router.weight", {E, H});
+    for (int64_t e = 0; e < E; ++e) {
+      const std::string native = "experts." + std::to_string(e) + ".";
+      add_fused(native + "gate.weight", p + "experts.gate_up_proj", {E, H, 2 * I}, e, H, 2 * I).transpose = true;
+      HfTensorMapping &up_m = add_fused(native + "up.weight", p + "experts.gate_up_proj", {E, H, 2 * I}, e, H, 2 * I);
+      up_m.transpose = true;
+      up_m.col_offset = I;
+      add_fused(native + "down.weight", p + "experts.down_proj", {E, I, H}, e, I, H).transpose = true;
+    }
+    const int64_t S = layer.shared_width;
+    add_matrix("shared.gate.weight", p + "shared_expert.gate_proj.weight", S, H);
+    add_matrix("shared.up.weight", p + "shared_expert.up_proj.weight", S, H);
+    add_matrix("shared.down.weight", p + "shared_expert.down_proj.weight", H, S);
+    return out;
+  }
+
   const bool w123 = layer.family == HfFamily::Mixtral || layer.family == HfFamily::MiniMax ||
                     layer.family == HfFamily::MiniMaxM2;  // Mixtral's names: w1 gate, w3 up, w2 down
   const char *gate = w123 ? "w1" : "gate_proj";

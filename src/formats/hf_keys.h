@@ -27,6 +27,8 @@ enum class HfFamily {
   Qwen3Next,
   MiniMax,
   MiniMaxM2,
+  Llama4Text,
+  Llama4,
 };
 
 // Each family with its config.json "model_type".
@@ -52,6 +54,8 @@ constexpr HfFamilyName kHfFamilies[] = {
     {HfFamily::Qwen3Next, "qwen3_next"},
     {HfFamily::MiniMax, "minimax"},
     {HfFamily::MiniMaxM2, "minimax_m2"},
+    {HfFamily::Llama4Text, "llama4_text"},
+    {HfFamily::Llama4, "llama4"},
 };
 
 // The settings of a MoE layer that config.json may spell in more than one way.
@@ -76,7 +80,8 @@ struct HfSpellings {
 // Glm4MoeConfig {num_local_experts: n_routed_experts}, Ernie4_5_MoeConfig {num_experts: moe_num_experts,
 // num_experts_per_tok: moe_k}, HunYuanMoEV1Config {num_experts_per_tok: moe_topk, num_local_experts: num_experts},
 // Dots1Config {num_local_experts: n_routed_experts}, JambaConfig {num_local_experts: num_experts}, Qwen3NextConfig
-// {}, MiniMaxConfig and MiniMaxM2Config {num_experts: num_local_experts}. gpt-oss's own config.json (openai's
+// {}, MiniMaxConfig and MiniMaxM2Config {num_experts: num_local_experts}, Llama4TextConfig {} (Llama4Config nests it
+// as "text_config"). gpt-oss's own config.json (openai's
 // release) also names top_k experts_per_token. Every family but dbrx counts its decoder layers in
 // num_hidden_layers.
 constexpr HfSpellings kHfSpellings[] = {
@@ -149,6 +154,15 @@ constexpr HfSpellings kHfSpellings[] = {
     {HfFamily::MiniMaxM2, HfSetting::NumExperts, {"num_local_experts", "num_experts"}},
     {HfFamily::MiniMaxM2, HfSetting::TopK, {"num_experts_per_tok"}},
     {HfFamily::MiniMaxM2, HfSetting::ExpertWidth, {"intermediate_size"}},
+    {HfFamily::Llama4Text, HfSetting::Hidden, {"hidden_size"}},
+    {HfFamily::Llama4Text, HfSetting::NumExperts, {"num_local_experts"}},
+    {HfFamily::Llama4Text, HfSetting::TopK, {"num_experts_per_tok"}},
+    {HfFamily::Llama4Text, HfSetting::ExpertWidth, {"intermediate_size"}},
+    // llama4 (Llama4Config): the same keys, inside config.json's "text_config" (the importer reads that object).
+    {HfFamily::Llama4, HfSetting::Hidden, {"hidden_size"}},
+    {HfFamily::Llama4, HfSetting::NumExperts, {"num_local_experts"}},
+    {HfFamily::Llama4, HfSetting::TopK, {"num_experts_per_tok"}},
+    {HfFamily::Llama4, HfSetting::ExpertWidth, {"intermediate_size"}},
 };
 
 // The decoder-layer count of every family but dbrx (which has its row above): num_hidden_layers.

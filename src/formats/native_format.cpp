@@ -208,6 +208,7 @@ std::map<std::string, std::string> native_metadata(const LayerConfig &config) {
   if (r.scoring != RouterScoring::Softmax) m[kPrefix + "router_scoring"] = "sigmoid";
   if (r.selection_bias) m[kPrefix + "router_bias"] = "1";
   if (r.logit_bias) m[kPrefix + "router_logit_bias"] = "1";
+  if (r.scale_input) m[kPrefix + "expert_input_scaling"] = "1";
   if (r.routed_scaling_factor != 1.0) m[kPrefix + "routed_scaling_factor"] = format_double(r.routed_scaling_factor);
   if (r.num_groups != 1 || r.topk_groups != 1) {
     m[kPrefix + "num_groups"] = std::to_string(r.num_groups);
@@ -408,6 +409,7 @@ LayerConfig native_config(const SafetensorsView &view, const Options &runtime) {
   if (has("router_scoring")) set_string("router_scoring", PIMOE_OPT_ROUTER_SCORING);
   if (has("router_bias")) options.router_bias = meta.flag(kPrefix + "router_bias");
   if (has("router_logit_bias")) options.router_logit_bias = meta.flag(kPrefix + "router_logit_bias");
+  if (has("expert_input_scaling")) options.expert_input_scaling = meta.flag(kPrefix + "expert_input_scaling");
   if (has("swiglu_alpha")) set_float("swiglu_alpha", PIMOE_OPT_SWIGLU_ALPHA);
   if (has("swiglu_limit")) set_float("swiglu_limit", PIMOE_OPT_SWIGLU_LIMIT);
   if (has("routed_scaling_factor")) set_float("routed_scaling_factor", PIMOE_OPT_ROUTED_SCALING);

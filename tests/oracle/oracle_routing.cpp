@@ -498,8 +498,14 @@ Result Forward(const Weights &w, const Hyper &hp, const float *input, int64_t ba
       if (e < 0 || r.dropped[t * slots + j]) continue;
       const Expert &expert = w.experts[static_cast<size_t>(e)];
       if (expert.callback || hp.IsCallback(e)) continue;
-      outs[t * slots + j] =
-          ExpertForward(expert, w.hidden, hp.layer_norm_eps, input + t * hidden, hp.swiglu_alpha, hp.swiglu_limit);
+      const float *x = input + t * hidden;
+      std::vector<float> scaled;
+      if (hp.expert_input_scaling) {  // the expert's input is w_j * x (an fp32 product, as the library forms it)
+        scaled.resize(hidden);
+        for (size_t h = 0; h < hidden; ++h) scaled[h] = static_cast<float>(r.weights[t * slots + j]) * x[h];
+        x = scaled.data();
+      }
+      outs[t * slots + j] = ExpertForward(expert, w.hidden, hp.layer_norm_eps, x, hp.swiglu_alpha, hp.swiglu_limit);
     }
   }
   for (size_t e = 0; e < num_experts; ++e) {
@@ -547,7 +553,7 @@ Result Forward(const Weights &w, const Hyper &hp, const float *input, int64_t ba
     for (size_t j = 0; j < slots; ++j) {
       const std::vector<double> &y = outs[t * slots + j];
       if (y.empty()) continue;
-      const double wt = r.weights[t * slots + j];
+      const double wt = hp.expert_input_scaling ? 1.0 : r.weights[t * slots + j];
       for (size_t h = 0; h < hidden; ++h) r.output[t * hidden + h] += wt * y[h];
     }
   }
