@@ -103,8 +103,19 @@ INSTANTIATE_TEST_SUITE_P(Families, HfParity,
                                            Family{"hunyuan_v1_moe", 1e-5, "/moe_topk/1"}, Family{"dots1", 1e-5},
                                            Family{"jamba", 1e-5}, Family{"qwen3_next", 1e-5},
                                            Family{"minimax", 1e-5}, Family{"minimax_m2", 1e-5},
-                                           Family{"llama4_text", 1e-5}),
-                         [](const ::testing::TestParamInfo<Family> &param) { return std::string(param.param.name); });
+                                           Family{"llama4_text", 1e-5}, Family{"phimoe", 1e-5},
+                                           // the same generator under transformers 4.57.1 (its modules before the
+                                           // experts were fused)
+                                           Family{"transformers4/granitemoe", 1e-5},
+                                           Family{"transformers4/dbrx", 1e-5, "/ffn_config/moe_top_k"},
+                                           Family{"transformers4/jamba", 1e-5},
+                                           Family{"transformers4/llama4_text", 1e-5},
+                                           Family{"transformers4/phimoe", 1e-5}),
+                         [](const ::testing::TestParamInfo<Family> &param) {
+                           std::string name = param.param.name;
+                           for (char &c : name) c = c == '/' ? '_' : c;
+                           return name;
+                         });
 
 TEST(HfImport, FixturesHaveTheAdvertisedLayouts) {
   EXPECT_TRUE(fs::exists(kFixtures + "/qwen2_moe/model.safetensors.index.json"));

@@ -237,6 +237,40 @@ TEST(HfFamilies, Llama4MultimodalReadsTextConfig) {
   EXPECT_NE(f.message.find("required key 'text_config' is missing"), std::string::npos) << f.message;
 }
 
+// Phi-3.5-MoE: sparsemixer's eps is router_jitter_noise (PhimoeConfig's default 0.01 when absent; the weights then
+// differ from the fixture's 0.3), and it always routes to two experts.
+TEST(HfFamilies, PhimoeSparsemixerSettings) {
+  Scratch s("phimoe");
+  json config = s.config();
+  const auto forward = [&]() {
+    pimoe_model *model = nullptr;
+    EXPECT_EQ(pimoe_import_hf(s.dir().c_str(), 1, nullptr, &model), PIMOE_OK) << pimoe_last_error();
+    const auto expected = read_f32_safetensors(s.dir() + "/expected.safetensors");
+    const F32Tensor &x = expected.at("input");
+    std::vector<float> y(x.data.size(), 0.0f);
+    EXPECT_EQ(pimoe_forward(model, x.data.data(), x.data.size(), 1, x.shape[0], y.data(), y.size(), nullptr, nullptr,
+                            0),
+              PIMOE_OK);
+    pimoe_destroy(model);
+    return y;
+  };
+  const std::vector<float> wide = forward();
+  config.erase("router_jitter_noise");
+  s.set_config(config);
+  EXPECT_NE(forward(), wide);
+  config["router_jitter_noise"] = 0.0;
+  s.set_config(config);
+  Failure f = import_failure(s.dir(), 1);
+  EXPECT_EQ(f.status, PIMOE_ERR_UNSUPPORTED) << f.message;
+  EXPECT_NE(f.message.find("'router_jitter_noise'"), std::string::npos) << f.message;
+  config["router_jitter_noise"] = 0.3;
+  config["num_experts_per_tok"] = 3;
+  s.set_config(config);
+  f = import_failure(s.dir(), 1);
+  EXPECT_EQ(f.status, PIMOE_ERR_UNSUPPORTED) << f.message;
+  EXPECT_NE(f.message.find("exactly 2 experts"), std::string::npos) << f.message;
+}
+
 // Settings each family's router reads, with its config class's default when config.json omits the key.
 TEST(HfFamilies, ErnieBiasedExpertsAndSharedCount) {
   Scratch s("ernie4_5_moe");

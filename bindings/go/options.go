@@ -102,6 +102,8 @@ type Options struct {
 
 	// Llama 4's block: each routed expert takes x scaled by its routing weight, its output added unweighted.
 	ExpertInputScaling bool // "expert_input_scaling"
+	// Phi-3.5-MoE's routing: sparsemixer with this eps (0: off).
+	SparsemixerEps float64 // "sparsemixer_eps"
 
 	// Experts holds per-expert overrides (ExpertPreset, ExpertActivation, ExpertWidth, ExpertPreNorm,
 	// ExpertWeightDtype, ExpertCallback), applied in order with the C API's rules: every-expert settings first, then
@@ -225,6 +227,7 @@ const (
 	optSwigluLimit         = 39
 	optActivationDtype     = 40
 	optExpertInputScaling  = 41
+	optSparsemixerEps      = 42
 )
 
 // callbacks are the cgo handles of the Go expert callbacks given to one C options object, by expert.
@@ -319,6 +322,7 @@ func (o *Options) apply(h uintptr, cbs callbacks) error {
 		{optCapacityMomentum, o.CapacityMomentum},
 		{optSwigluAlpha, o.SwigluAlpha},
 		{optSwigluLimit, o.SwigluLimit},
+		{optSparsemixerEps, o.SparsemixerEps},
 	}
 	for _, s := range floats {
 		if s.v != 0 {

@@ -187,6 +187,9 @@ PIMOE_API pimoe_status pimoe_load(const char *path, const pimoe_options *options
  *   minimax       softmax, top-k renormalised                           w1 = gate, w3 = up, w2    none
  *   minimax_m2    sigmoid s; top-k of s + e_score_correction_bias       w1 = gate, w3 = up, w2    none
  *                 (ROUTER_BIAS); weights s / their sum
+ *   phimoe        sparsemixer (SPARSEMIXER_EPS = router_jitter_noise,   w1 = gate, w3 = up, w2    none
+ *                 def. 0.01): 2 experts, each weighted by the softmax
+ *                 of the logits within 2 eps (relative) of it
  *   llama4_text   top-k of the logits, w = sigmoid(logit), not           fused: gate_up_proj         shared_expert,
  *   (llama4: its  renormalised; EXPERT_INPUT_SCALING: each chosen        [E, H, 2I] (x @ W: gate =   ungated,
  *   text_config,  expert runs on w * x, its output added                 columns [0, I), up =        intermediate_size

@@ -501,6 +501,17 @@ HfLayerConfig read_hf_config(const std::string &dir, int32_t layer, const Option
   bool renormalize = false;
   std::string prefix = "model.layers." + L + ".mlp.";
   switch (family) {
+    case HfFamily::Phimoe: {
+      // PhimoeTopKRouter: sparsemixer(logits, router_jitter_noise) at inference, always two experts.
+      prefix = "model.layers." + L + ".block_sparse_moe.";
+      const double eps = config.number("router_jitter_noise", 0.01);
+      if (!(eps > 0.0)) {
+        fail(PIMOE_ERR_UNSUPPORTED, config.where(), "key 'router_jitter_noise' = ", format_double(eps),
+             ": sparsemixer routing needs eps > 0");
+      }
+      checked(config, "router_jitter_noise", [&] { o.set_float(PIMOE_OPT_SPARSEMIXER_EPS, eps); });
+      break;
+    }
     case HfFamily::Mixtral:
     case HfFamily::MiniMax:
     case HfFamily::GraniteMoe:
@@ -608,6 +619,10 @@ HfLayerConfig read_hf_config(const std::string &dir, int32_t layer, const Option
   // HunYuanMoEV1Config's moe_topk may list one value per layer.
   const int64_t top_k = config.at_least_of(hf_spellings(family, HfSetting::TopK), 1, top_k_key,
                                            family == HfFamily::HunyuanV1Moe ? layer : -1);
+  if (family == HfFamily::Phimoe && top_k != 2) {
+    fail(PIMOE_ERR_UNSUPPORTED, config.where(), "key '", top_k_key, "' = ", top_k,
+         ": phimoe's sparsemixer routes every token to exactly 2 experts");
+  }
   const std::string &experts_key = out.experts_key, &width_key = out.width_key;
   checked(config, hidden_key, [&] { o.set_int(PIMOE_OPT_HIDDEN, out.hidden); });
   checked(config, experts_key, [&] { o.set_int(PIMOE_OPT_NUM_EXPERTS, out.num_experts); });

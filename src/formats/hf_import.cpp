@@ -387,7 +387,8 @@ std::vector<HfTensorMapping> hf_tensor_mapping(const HfLayerConfig &layer) {
   }
 
   const bool w123 = layer.family == HfFamily::Mixtral || layer.family == HfFamily::MiniMax ||
-                    layer.family == HfFamily::MiniMaxM2;  // Mixtral's names: w1 gate, w3 up, w2 down
+                    layer.family == HfFamily::MiniMaxM2 ||
+                    layer.family == HfFamily::Phimoe;  // Mixtral's names: w1 gate, w3 up, w2 down
   const char *gate = w123 ? "w1" : "gate_proj";
   const char *up = w123 ? "w3" : "up_proj";
   const char *down = w123 ? "w2" : "down_proj";

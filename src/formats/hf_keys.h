@@ -29,6 +29,7 @@ enum class HfFamily {
   MiniMaxM2,
   Llama4Text,
   Llama4,
+  Phimoe,
 };
 
 // Each family with its config.json "model_type".
@@ -56,6 +57,7 @@ constexpr HfFamilyName kHfFamilies[] = {
     {HfFamily::MiniMaxM2, "minimax_m2"},
     {HfFamily::Llama4Text, "llama4_text"},
     {HfFamily::Llama4, "llama4"},
+    {HfFamily::Phimoe, "phimoe"},
 };
 
 // The settings of a MoE layer that config.json may spell in more than one way.
@@ -81,7 +83,7 @@ struct HfSpellings {
 // num_experts_per_tok: moe_k}, HunYuanMoEV1Config {num_experts_per_tok: moe_topk, num_local_experts: num_experts},
 // Dots1Config {num_local_experts: n_routed_experts}, JambaConfig {num_local_experts: num_experts}, Qwen3NextConfig
 // {}, MiniMaxConfig and MiniMaxM2Config {num_experts: num_local_experts}, Llama4TextConfig {} (Llama4Config nests it
-// as "text_config"). gpt-oss's own config.json (openai's
+// as "text_config"), PhimoeConfig {}. gpt-oss's own config.json (openai's
 // release) also names top_k experts_per_token. Every family but dbrx counts its decoder layers in
 // num_hidden_layers.
 constexpr HfSpellings kHfSpellings[] = {
@@ -163,6 +165,10 @@ constexpr HfSpellings kHfSpellings[] = {
     {HfFamily::Llama4, HfSetting::NumExperts, {"num_local_experts"}},
     {HfFamily::Llama4, HfSetting::TopK, {"num_experts_per_tok"}},
     {HfFamily::Llama4, HfSetting::ExpertWidth, {"intermediate_size"}},
+    {HfFamily::Phimoe, HfSetting::Hidden, {"hidden_size"}},
+    {HfFamily::Phimoe, HfSetting::NumExperts, {"num_local_experts"}},
+    {HfFamily::Phimoe, HfSetting::TopK, {"num_experts_per_tok"}},
+    {HfFamily::Phimoe, HfSetting::ExpertWidth, {"intermediate_size"}},
 };
 
 // The decoder-layer count of every family but dbrx (which has its row above): num_hidden_layers.

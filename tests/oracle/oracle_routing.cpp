@@ -127,7 +127,22 @@ TokenRoute RouteLogits(const Weights &w, const Hyper &hp, const std::vector<doub
     r.weights[j] = r.probs[static_cast<size_t>(r.order[j])];
     chosen += r.weights[j];
   }
-  if (hp.renormalize) {
+  if (hp.sparsemixer_eps > 0.0) {
+    // sparsemixer: weight j = softmax over the logits within 2 eps (relative) of the j-th pick, at that pick; the
+    // second pick's softmax leaves out the first pick.
+    for (size_t j = 0; j < 2; ++j) {
+      const size_t pick = static_cast<size_t>(r.order[j]);
+      const double m = r.logits[pick] / hp.temperature;
+      double sum = 0.0;
+      for (size_t e = 0; e < r.logits.size(); ++e) {
+        if (j == 1 && e == static_cast<size_t>(r.order[0])) continue;
+        const double s = r.logits[e] / hp.temperature;
+        if ((m - s) / std::max(std::fabs(s), m) > 2.0 * hp.sparsemixer_eps) continue;
+        sum += std::exp(s - m);
+      }
+      r.weights[j] = 1.0 / sum;
+    }
+  } else if (hp.renormalize) {
     const double denominator = hp.sigmoid ? chosen + 1e-20 : chosen;
     for (double &v : r.weights) v /= denominator;
   }

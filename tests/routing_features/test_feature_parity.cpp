@@ -377,6 +377,28 @@ std::vector<ParityRun> ExpertInputScalingRuns() {
   return {{configs, {{1, 29}, {2, 16}, {1, 1}}, 1, {1, 2}, false}};
 }
 
+// Sparsemixer routing (Phi-3.5-MoE): eps 0.01 as Phi-3.5-MoE ships, a wide one so that the masks keep several
+// experts, with temperature, capacity drops, scaling and the router's logit bias.
+std::vector<ParityRun> SparsemixerRuns() {
+  std::vector<Cfg> configs;
+  Cfg c;
+  c.sparsemixer_eps = 0.01;
+  c.activation = PIMOE_ACT_SWIGLU;
+  configs.push_back(c);
+  c.sparsemixer_eps = 0.5;
+  c.experts = 16;
+  c.shared_width = 16;
+  configs.push_back(c);
+  c = Cfg();
+  c.sparsemixer_eps = 0.2;
+  c.temperature = 0.7;
+  c.capacity_factor = 1.0;
+  c.routed_scaling = 1.5;
+  c.router_logit_bias = true;
+  configs.push_back(c);
+  return {{configs, {{1, 29}, {2, 16}, {1, 1}}, 1, {1, 2}, false}};
+}
+
 // ================================================================================================ what they must
 // exercise
 
@@ -430,6 +452,7 @@ const FeatureCase kFeatures[] = {
     {"AttentionCombine", AttentionCombineRuns, AttentionCombineExercised},
     {"CallbackExperts", CallbackExpertsRuns, CallbackExpertsExercised},
     {"ExpertInputScaling", ExpertInputScalingRuns, NoExpectations},
+    {"Sparsemixer", SparsemixerRuns, NoExpectations},
 };
 
 class FeatureParity : public ::testing::TestWithParam<FeatureCase> {};
