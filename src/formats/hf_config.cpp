@@ -3,171 +3,24 @@
 
 #include <sys/stat.h>
 
-#include <algorithm>
 #include <cerrno>
-#include <charconv>
-#include <limits>
 #include <nlohmann/json.hpp>
 #include <vector>
 
 #include "error.h"
+#include "formats/hf_config_reader.h"
+#include "formats/hf_moe_layers.h"
 #include "formats/json_document.h"
 #include "formats/mapped_file.h"
 
 namespace pimoe {
 namespace {
 
+using hf::checked;
+using hf::ConfigReader;
+using hf::format_double;
+using hf::MoeLayers;
 using nlohmann::json;
-
-// Shortest text that reads back to the same double (locale-independent).
-std::string format_double(double value) {
-  char text[64];
-  const auto result = std::to_chars(text, text + sizeof text, value);
-  return std::string(text, result.ptr);
-}
-
-// Typed access to config.json's top-level keys; every message names the file and the key.
-class ConfigReader {
- public:
-  // `prefix` names a nested object's keys in messages ("quantization_config.").
-  ConfigReader(const json &root, std::string path, std::string prefix = "")
-      : root_(root), path_(std::move(path)), prefix_(std::move(prefix)) {}
-
-  const std::string &path() const { return path_; }
-
-  std::string where() const { return "file '" + path_ + "': "; }
-
-  // A key that config.json has with the value null (some keys mean "off" by null).
-  bool present_but_null(const char *key) const {
-    const auto it = root_.find(key);
-    return it != root_.end() && it->is_null();
-  }
-
-  // A key that is absent or null.
-  bool absent(const char *key) const {
-    const auto it = root_.find(key);
-    return it == root_.end() || it->is_null();
-  }
-
-  const json &get(const char *key) const {
-    const auto it = root_.find(key);
-    if (it == root_.end() || it->is_null())
-      fail(PIMOE_ERR_FORMAT, where(), "required key '", prefix_, key, "' is missing");
-    return *it;
-  }
-
-  int64_t integer(const char *key) const {
-    const json &value = get(key);
-    if (value.is_number_unsigned()) {
-      if (value.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
-        fail(PIMOE_ERR_FORMAT, where(), "key '", prefix_, key, "' = ", value.dump(), " is out of range");
-      }
-      return static_cast<int64_t>(value.get<uint64_t>());
-    }
-    if (!value.is_number_integer())
-      fail(PIMOE_ERR_FORMAT, where(), "key '", prefix_, key, "' = ", value.dump(), " is not an integer");
-    return value.get<int64_t>();
-  }
-  int64_t integer(const char *key, int64_t fallback) const { return absent(key) ? fallback : integer(key); }
-
-  // An integer that must be >= minimum (sizes, counts).
-  int64_t at_least(const char *key, int64_t minimum) const {
-    const int64_t value = integer(key);
-    if (value < minimum)
-      fail(PIMOE_ERR_FORMAT, where(), "key '", prefix_, key, "' = ", value, " must be at least ", minimum);
-    return value;
-  }
-
-  // at_least with the config class's default for a key config.json may omit.
-  int64_t at_least_or(const char *key, int64_t minimum, int64_t fallback) const {
-    return absent(key) ? fallback : at_least(key, minimum);
-  }
-
-  double number(const char *key, double fallback) const {
-    if (absent(key)) return fallback;
-    const json &value = get(key);
-    if (!value.is_number())
-      fail(PIMOE_ERR_FORMAT, where(), "key '", prefix_, key, "' = ", value.dump(), " is not a number");
-    return value.get<double>();
-  }
-
-  bool flag(const char *key, bool fallback) const {
-    if (absent(key)) return fallback;
-    const json &value = get(key);
-    if (!value.is_boolean())
-      fail(PIMOE_ERR_FORMAT, where(), "key '", prefix_, key, "' = ", value.dump(), " is not a boolean");
-    return value.get<bool>();
-  }
-
-  std::string text(const char *key, const char *fallback) const {
-    if (absent(key)) return fallback;
-    const json &value = get(key);
-    if (!value.is_string())
-      fail(PIMOE_ERR_FORMAT, where(), "key '", prefix_, key, "' = ", value.dump(), " is not a string");
-    return value.get<std::string>();
-  }
-
-  // A setting spelled in several ways (formats/hf_keys.h): the value of the spellings config.json has, each at least
-  // `minimum`; `used` names the first. FORMAT when none is there (naming every key looked for) or two disagree.
-  // With list_index >= 0 a key may also hold a list of per-layer values, of which element list_index is read.
-  int64_t at_least_of(const HfSpellings &spellings, int64_t minimum, std::string &used, int64_t list_index = -1) const {
-    const char *found = nullptr;
-    int64_t value = 0;
-    std::string looked_for;
-    for (const char *key : spellings.keys) {
-      if (!key) break;
-      looked_for += (looked_for.empty() ? "'" : ", '") + std::string(key) + "'";
-      if (absent(key)) continue;
-      const int64_t spelled =
-          list_index >= 0 && get(key).is_array() ? list_element(key, list_index, minimum) : at_least(key, minimum);
-      if (!found) {
-        found = key;
-        value = spelled;
-      } else if (spelled != value) {
-        fail(PIMOE_ERR_FORMAT, where(), "keys '", prefix_, found, "' (", value, ") and '", prefix_, key, "' (", spelled,
-             ") disagree (both name the same setting)");
-      }
-    }
-    if (!found) {
-      fail(PIMOE_ERR_FORMAT, where(), "required key '", prefix_, spellings.keys[0], "' is missing (looked for ",
-           looked_for, ")");
-    }
-    used = found;
-    return value;
-  }
-
-  // Element `index` of a list of per-layer integers, at least `minimum`.
-  int64_t list_element(const char *key, int64_t index, int64_t minimum) const {
-    const json &list = get(key);
-    if (index >= static_cast<int64_t>(list.size())) {
-      fail(PIMOE_ERR_FORMAT, where(), "key '", prefix_, key, "' lists ", list.size(),
-           " per-layer values: none for layer ", index);
-    }
-    const json &value = list[static_cast<size_t>(index)];
-    if (!value.is_number_integer() || value.get<int64_t>() < minimum) {
-      fail(PIMOE_ERR_FORMAT, where(), "key '", prefix_, key, "' [", index, "] = ", value.dump(),
-           " is not an integer of at least ", minimum);
-    }
-    return value.get<int64_t>();
-  }
-
-  std::vector<int64_t> integer_list(const char *key) const {
-    std::vector<int64_t> out;
-    if (absent(key)) return out;
-    const json &value = get(key);
-    if (!value.is_array()) fail(PIMOE_ERR_FORMAT, where(), "key '", prefix_, key, "' is not a list");
-    for (const json &item : value) {
-      if (!item.is_number_integer()) fail(PIMOE_ERR_FORMAT, where(), "key '", prefix_, key, "' holds a non-integer");
-      out.push_back(item.get<int64_t>());
-    }
-    return out;
-  }
-
- private:
-  const json &root_;
-  std::string path_;
-  std::string prefix_;
-};
 
 JsonDocument read_json(const std::string &path) {
   const std::string text = read_text_file(path, kMaxJsonFileBytes);
@@ -178,16 +31,6 @@ JsonDocument read_json(const std::string &path) {
   if (!document.valid()) fail(PIMOE_ERR_FORMAT, "file '", path, "': not valid JSON");
   if (!document.root().is_object()) fail(PIMOE_ERR_FORMAT, "file '", path, "': not a JSON object");
   return document;
-}
-
-// Runs an Options setter, reporting its range errors as errors of config.json's key.
-template <typename Set>
-void checked(const ConfigReader &config, const std::string &key, Set &&set) {
-  try {
-    set();
-  } catch (const Error &e) {
-    fail(PIMOE_ERR_FORMAT, config.where(), "key '", key, "': ", e.what());
-  }
 }
 
 HfFamily family_of(const std::string &model_type, const ConfigReader &config) {
@@ -275,148 +118,6 @@ void multiply_width(const ConfigReader &config, int64_t count, const char *count
          "): the shared expert's width overflows a 64-bit integer");
   }
 }
-
-// Which decoder layers hold a MoE block, by each family's decoder-layer constructor in transformers.
-class MoeLayers {
- public:
-  MoeLayers(const ConfigReader &config, HfFamily family, int64_t layers) : family_(family), layers_(layers) {
-    auto positive = [&](const char *key, int64_t fallback) {
-      const int64_t value = config.integer(key, fallback);
-      if (value < 1) fail(PIMOE_ERR_FORMAT, config.where(), "key '", key, "' = ", value, " must be >= 1");
-      return value;
-    };
-    switch (family) {
-      case HfFamily::Qwen2Moe:
-      case HfFamily::Qwen3Moe:
-      case HfFamily::Qwen3Next:
-        mlp_only_ = config.integer_list("mlp_only_layers");
-        step_ = positive("decoder_sparse_step", 1);
-        rule_ = "a layer is sparse when it is not in mlp_only_layers (" + list_text(mlp_only_) +
-                ") and (layer + 1) % decoder_sparse_step == 0, decoder_sparse_step = " + std::to_string(step_);
-        break;
-      case HfFamily::DeepseekV2:
-      case HfFamily::DeepseekV3:
-        first_ = config.integer("first_k_dense_replace", 0);
-        step_ = positive("moe_layer_freq", 1);
-        rule_ =
-            "a layer is sparse when layer >= first_k_dense_replace and layer % moe_layer_freq == 0, "
-            "first_k_dense_replace = " +
-            std::to_string(first_) + ", moe_layer_freq = " + std::to_string(step_);
-        break;
-      case HfFamily::Glm4Moe:
-      case HfFamily::Dots1:
-        first_ = config.integer("first_k_dense_replace", family == HfFamily::Glm4Moe ? 1 : 0);
-        rule_ = "a layer is sparse when layer >= first_k_dense_replace = " + std::to_string(first_);
-        break;
-      case HfFamily::Ernie45Moe:
-        first_ = config.integer("moe_layer_start_index", 1);
-        last_ = config.integer("moe_layer_end_index", -1);
-        if (last_ == -1) last_ = layers - 1;  // Ernie4_5_MoeConfig: -1 is the last layer
-        step_ = positive("moe_layer_interval", 1);
-        rule_ =
-            "a layer is sparse when (layer + 1) % moe_layer_interval == 0 and moe_layer_start_index <= layer <= "
-            "moe_layer_end_index, moe_layer_interval = " +
-            std::to_string(step_) + ", moe_layer_start_index = " + std::to_string(first_) +
-            ", moe_layer_end_index = " + std::to_string(last_);
-        break;
-      case HfFamily::Jamba: {
-        step_ = positive("expert_layer_period", 2);
-        offset_ = config.integer("expert_layer_offset", 1);
-        std::string key;
-        const int64_t experts = config.at_least_of(hf_spellings(family, HfSetting::NumExperts), 1, key);
-        dense_everywhere_ = experts == 1;  // JambaConfig.layers_num_experts: one expert is a dense MLP everywhere
-        rule_ = "a layer is sparse when layer % expert_layer_period == expert_layer_offset and " + key +
-                " > 1, expert_layer_period = " + std::to_string(step_) +
-                ", expert_layer_offset = " + std::to_string(offset_) + ", " + key + " = " + std::to_string(experts);
-        break;
-      }
-      case HfFamily::Llama4Text:
-      case HfFamily::Llama4:
-        // Llama4TextConfig: moe_layers, else every interleave_moe_layer_step-th layer from step - 1 on.
-        listed_ = !config.absent("moe_layers");
-        if (listed_) {
-          moe_listed_ = config.integer_list("moe_layers");
-          rule_ = "a layer is sparse when it is in moe_layers (" + list_text(moe_listed_) + ")";
-        } else {
-          step_ = positive("interleave_moe_layer_step", 1);
-          rule_ = "a layer is sparse when (layer + 1) % interleave_moe_layer_step == 0, interleave_moe_layer_step = " +
-                  std::to_string(step_);
-        }
-        break;
-      default:
-        rule_ = "every layer is sparse";
-    }
-  }
-
-  bool sparse(int64_t layer) const {
-    switch (family_) {
-      case HfFamily::Qwen2Moe:
-      case HfFamily::Qwen3Moe:
-      case HfFamily::Qwen3Next:
-        for (int64_t l : mlp_only_) {
-          if (l == layer) return false;
-        }
-        return (layer + 1) % step_ == 0;  // int64: layer + 1 overflows int32 for the last int32 layer
-      case HfFamily::DeepseekV2:
-      case HfFamily::DeepseekV3:
-        return layer >= first_ && layer % step_ == 0;
-      case HfFamily::Glm4Moe:
-      case HfFamily::Dots1:
-        return layer >= first_;
-      case HfFamily::Ernie45Moe:
-        return (layer + 1) % step_ == 0 && layer >= first_ && layer <= last_;
-      case HfFamily::Jamba:
-        return !dense_everywhere_ && layer % step_ == offset_;
-      case HfFamily::Llama4Text:
-      case HfFamily::Llama4:
-        if (!listed_) return (layer + 1) % step_ == 0;
-        for (int64_t l : moe_listed_) {
-          if (l == layer) return true;
-        }
-        return false;
-      default:
-        return true;
-    }
-  }
-
-  const std::string &rule() const { return rule_; }
-
-  // The sparse layers of [0, layers) as ranges ("1-5, 7"); past kListed layers, "..." says the list goes on.
-  std::string list() const {
-    constexpr int64_t kListed = 4096;
-    std::string text;
-    int64_t begin = -1;
-    const int64_t end = std::min(layers_, kListed);
-    auto close = [&](int64_t last) {
-      text += (text.empty() ? "" : ", ") + std::to_string(begin);
-      if (last > begin) text += "-" + std::to_string(last);
-      begin = -1;
-    };
-    for (int64_t l = 0; l < end; ++l) {
-      if (sparse(l) && begin < 0) begin = l;
-      if (!sparse(l) && begin >= 0) close(l - 1);
-    }
-    if (begin >= 0) close(end - 1);
-    if (text.empty()) text = "none";
-    if (layers_ > kListed) text += ", ... (the first " + std::to_string(kListed) + " layers listed)";
-    return text + " of " + std::to_string(layers_);
-  }
-
- private:
-  static std::string list_text(const std::vector<int64_t> &values) {
-    std::string text = "[";
-    for (size_t i = 0; i < values.size(); ++i) text += (i ? ", " : "") + std::to_string(values[i]);
-    return text + "]";
-  }
-
-  HfFamily family_;
-  int64_t layers_;
-  std::vector<int64_t> mlp_only_, moe_listed_;
-  int64_t step_ = 1, first_ = 0, last_ = 0, offset_ = 0;
-  bool dense_everywhere_ = false;
-  bool listed_ = false;  // llama4: moe_layers given
-  std::string rule_;
-};
 
 }  // namespace
 
