@@ -125,6 +125,17 @@ int describe_checkpoint(const std::string &dir, const char *weight_dtype) {
     std::printf("checkpoint:  %s is not a JSON object\n", config_path.c_str());
     return 1;
   }
+  // Llama4Config (model_type llama4) keeps the text model's settings in "text_config", where the importer reads them:
+  // describe those (the top level's other keys beside them), under the checkpoint's model_type.
+  const auto text_config = config.find("text_config");
+  if (first_of(config, {"model_type"}) == "llama4" && text_config != config.end() && text_config->is_object()) {
+    json text = *text_config;
+    for (const auto &item : config.items()) {
+      if (item.key() != "text_config" && !text.contains(item.key())) text[item.key()] = item.value();
+    }
+    text["model_type"] = "llama4";
+    config = std::move(text);
+  }
   int64_t layers = 0;
   if (!layers_to_inspect(config, config_path, layers)) return 1;
   std::printf("family:      %s (Hugging Face checkpoint)\n", first_of(config, {"model_type"}).c_str());
