@@ -83,7 +83,9 @@ INSTANTIATE_TEST_SUITE_P(AttributeMaps, HfFamilySpelling,
                                            Spelling{"dots1", "n_routed_experts", "num_local_experts", false},
                                            Spelling{"jamba", "num_experts", "num_local_experts", false},
                                            Spelling{"minimax", "num_local_experts", "num_experts", false},
-                                           Spelling{"minimax_m2", "num_local_experts", "num_experts", false}),
+                                           Spelling{"minimax_m2", "num_local_experts", "num_experts", false},
+                      Spelling{"bailing_hybrid", "num_experts", "num_local_experts", false},
+                      Spelling{"bailing_hybrid", "num_experts_per_token", "num_experts_per_tok", true}),
                          [](const auto &param_info) {
                            return std::string(param_info.param.family) + "_" + param_info.param.other_key;
                          });
@@ -269,6 +271,38 @@ TEST(HfFamilies, PhimoeSparsemixerSettings) {
   f = import_failure(s.dir(), 1);
   EXPECT_EQ(f.status, PIMOE_ERR_UNSUPPORTED) << f.message;
   EXPECT_NE(f.message.find("exactly 2 experts"), std::string::npos) << f.message;
+}
+
+// Bailing (Ling) hybrid: the shared-expert count, group count and renormalisation under both of their names (the
+// attribute_map's and DeepSeek's), and the post-activation SwiGLU clamp libpimoe lacks refused per layer.
+TEST(HfFamilies, BailingHybridAliasesAndClamp) {
+  Scratch s("bailing_hybrid");
+  json config = s.config();
+  config["n_shared_experts"] = config["num_shared_experts"];
+  config.erase("num_shared_experts");
+  config["n_group"] = config["num_expert_group"];
+  config.erase("num_expert_group");
+  s.set_config(config);
+  pimoe_model *model = nullptr;
+  ASSERT_EQ(pimoe_import_hf(s.dir().c_str(), 1, nullptr, &model), PIMOE_OK) << pimoe_last_error();
+  pimoe_destroy(model);
+  config["num_expert_group"] = 2;  // disagrees with n_group 4
+  s.set_config(config);
+  Failure f = import_failure(s.dir(), 1);
+  EXPECT_EQ(f.status, PIMOE_ERR_FORMAT) << f.message;
+  EXPECT_NE(f.message.find("'num_expert_group' (2) and 'n_group' (4) disagree"), std::string::npos) << f.message;
+  config.erase("num_expert_group");
+  config["expert_swiglu_limit_list"] = json::array({0, 7.0});
+  s.set_config(config);
+  f = import_failure(s.dir(), 1);
+  EXPECT_EQ(f.status, PIMOE_ERR_UNSUPPORTED) << f.message;
+  EXPECT_NE(f.message.find("'expert_swiglu_limit_list' [1] = 7.0"), std::string::npos) << f.message;
+  config["expert_swiglu_limit_list"] = json::array({7.0, 0});  // layer 1 unclamped
+  config["mlp_layer_types"] = json::array({"sparse", "dense"});
+  s.set_config(config);
+  f = import_failure(s.dir(), 1);
+  EXPECT_EQ(f.status, PIMOE_ERR_INVALID_ARGUMENT) << f.message;
+  EXPECT_NE(f.message.find("MoE layers: 0 of 2"), std::string::npos) << f.message;
 }
 
 // Settings each family's router reads, with its config class's default when config.json omits the key.

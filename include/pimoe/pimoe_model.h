@@ -187,6 +187,10 @@ PIMOE_API pimoe_status pimoe_load(const char *path, const pimoe_options *options
  *   minimax       softmax, top-k renormalised                           w1 = gate, w3 = up, w2    none
  *   minimax_m2    sigmoid s; top-k of s + e_score_correction_bias       w1 = gate, w3 = up, w2    none
  *                 (ROUTER_BIAS); weights s / their sum
+ *   bailing_hybrid as deepseek_v3 (sigmoid, expert_bias for selection, gate/up/down_proj         num_shared_experts
+ *                 num_expert_group/topk_group, moe_renormalize def. 1,                            x moe_intermediate
+ *                 routed_scaling def. 2.5); layers whose SwiGLU clamp
+ *                 (expert_swiglu_limit_list) is non-zero are refused
  *   phimoe        sparsemixer (SPARSEMIXER_EPS = router_jitter_noise,   w1 = gate, w3 = up, w2    none
  *                 def. 0.01): 2 experts, each weighted by the softmax
  *                 of the logits within 2 eps (relative) of it
@@ -201,14 +205,17 @@ PIMOE_API pimoe_status pimoe_load(const char *path, const pimoe_options *options
  * mlp_only_layers and (layer + 1) % decoder_sparse_step == 0; deepseek_v2/v3: layer >= first_k_dense_replace and
  * layer % moe_layer_freq == 0; glm4_moe (def. 1), dots1 (def. 0): layer >= first_k_dense_replace; ernie4_5_moe:
  * (layer + 1) % moe_layer_interval == 0 and moe_layer_start_index <= layer <= moe_layer_end_index (-1: the last);
- * jamba: layer % expert_layer_period == expert_layer_offset (and more than one expert); llama4_text / llama4: in
+ * jamba: layer % expert_layer_period == expert_layer_offset (and more than one expert); bailing_hybrid:
+ * mlp_layer_types[layer] == "sparse", else layer >= first_k_dense_replace (def. 2); llama4_text / llama4: in
  * moe_layers, else (layer + 1) % interleave_moe_layer_step == 0; the others: every layer.
  *
  * A setting config.json may spell in several ways is read under every spelling the family's transformers config
  * class accepts (its attribute_map): the routed-expert count is num_local_experts or num_experts (mixtral, qwen3_moe,
  * olmoe, gpt_oss, jamba, hunyuan_v1_moe, minimax, minimax_m2), num_experts only (qwen2_moe, qwen3_next),
  * num_local_experts only (granitemoe), n_routed_experts or num_experts (deepseek_v2), n_routed_experts or
- * num_local_experts (deepseek_v3, glm4_moe, dots1), moe_num_experts or num_experts (ernie4_5_moe),
+ * num_local_experts (deepseek_v3, glm4_moe, dots1), moe_num_experts or num_experts (ernie4_5_moe), num_experts or
+ * num_local_experts (bailing_hybrid, whose top_k is num_experts_per_token or num_experts_per_tok, and whose shared
+ * experts, groups and renormalisation are num_shared_experts, num_expert_group, moe_renormalize or DeepSeek's names),
  * ffn_config.moe_num_experts (dbrx); top_k is moe_k (ernie4_5_moe) or moe_topk (hunyuan_v1_moe) or
  * num_experts_per_tok, ffn_config.moe_top_k (dbrx); dbrx's hidden size is d_model or hidden_size and its layer count
  * n_layers or num_hidden_layers. Two spellings that disagree are PIMOE_ERR_FORMAT, and when none is present the

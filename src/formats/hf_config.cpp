@@ -306,6 +306,20 @@ HfLayerConfig read_hf_config(const std::string &dir, int32_t layer, const Option
              "gpt-oss checkpoints as they ship, with MXFP4 experts");
       }
       break;
+    case HfFamily::BailingHybrid:
+      // BailingHybridExperts / BailingHybridMLP clamp silu(gate) and up after the activation when the layer's limit
+      // is non-zero: a clamp libpimoe lacks (SWIGLU_OAI clamps before it).
+      for (const char *key : {"expert_swiglu_limit_list", "share_expert_swiglu_limit_list"}) {
+        if (config.absent(key)) continue;
+        const json &limits = config.get(key);
+        if (!limits.is_array()) fail(PIMOE_ERR_FORMAT, config.where(), "key '", key, "' is not a list");
+        if (static_cast<int64_t>(limits.size()) > layer && !(limits[static_cast<size_t>(layer)] == 0)) {
+          fail(PIMOE_ERR_UNSUPPORTED, config.where(), "key '", key, "' [", layer,
+               "] = ", limits[static_cast<size_t>(layer)].dump(),
+               ": SwiGLU clamped after the activation is not supported (only 0, no clamp)");
+        }
+      }
+      break;
     case HfFamily::DeepseekV2:
     case HfFamily::DeepseekV3:
     case HfFamily::Glm4Moe:
@@ -342,14 +356,20 @@ HfLayerConfig read_hf_config(const std::string &dir, int32_t layer, const Option
     checked(config, key, [&] { o.set_by_name(name, value.c_str()); });
   };
   const bool deepseek = family == HfFamily::DeepseekV2 || family == HfFamily::DeepseekV3;
-  const bool v3_like = family == HfFamily::DeepseekV3 || family == HfFamily::Glm4Moe || family == HfFamily::Dots1;
+  const bool bailing = family == HfFamily::BailingHybrid;
+  const bool v3_like =
+      family == HfFamily::DeepseekV3 || family == HfFamily::Glm4Moe || family == HfFamily::Dots1 || bailing;
   if (deepseek || v3_like) {
-    const bool v3 = family == HfFamily::DeepseekV3;
-    // Dots1Config has no default for n_shared_experts; Glm4MoeConfig's is 1.
-    const int64_t shared_experts = family == HfFamily::Glm4Moe ? config.at_least_or("n_shared_experts", 0, 1)
-                                                               : config.at_least("n_shared_experts", 0);
-    multiply_width(config, shared_experts, "n_shared_experts", out.expert_width, width_key, out.shared_width);
-    out.shared_width_key = "n_shared_experts * moe_intermediate_size";
+    const bool v3 = family == HfFamily::DeepseekV3 || bailing;
+    // BailingHybridConfig stores n_shared_experts, n_group and norm_topk_prob under its attribute_map's names.
+    const char *shared_key = bailing ? config.spelled("num_shared_experts", "n_shared_experts") : "n_shared_experts";
+    const char *group_key = bailing ? config.spelled("num_expert_group", "n_group") : "n_group";
+    const char *norm_key = bailing ? config.spelled("moe_renormalize", "norm_topk_prob") : "norm_topk_prob";
+    // Dots1Config has no default for n_shared_experts; Glm4MoeConfig's and BailingHybridConfig's are 1.
+    const int64_t shared_experts =
+        family == HfFamily::Glm4Moe || bailing ? config.at_least_or(shared_key, 0, 1) : config.at_least(shared_key, 0);
+    multiply_width(config, shared_experts, shared_key, out.expert_width, width_key, out.shared_width);
+    out.shared_width_key = std::string(shared_key) + " * moe_intermediate_size";
     // Glm4MoeTopkRouter and Dots1TopkRouter are DeepSeek-V3's noaux_tc router, with no topk_method or scoring_func
     // to read (their config classes have none).
     const std::string scoring = deepseek ? config.text("scoring_func", v3 ? "sigmoid" : "softmax") : "sigmoid";
@@ -357,11 +377,13 @@ HfLayerConfig read_hf_config(const std::string &dir, int32_t layer, const Option
       fail(PIMOE_ERR_UNSUPPORTED, config.where(), "key 'scoring_func' = '", scoring, "' is not supported");
     }
     const std::string method = deepseek ? config.text("topk_method", v3 ? "noaux_tc" : "greedy") : "noaux_tc";
-    const int64_t groups = config.integer("n_group", 1);
-    const int64_t topk_groups = config.integer("topk_group", 1);
-    // Defaults of each config class: DeepseekV3Config 2.5 / true, Glm4MoeConfig 1.0 / true, Dots1Config 1.0 / false.
+    // BailingHybridConfig's defaults: 8 groups, 4 kept.
+    const int64_t groups = config.integer(group_key, bailing ? 8 : 1);
+    const int64_t topk_groups = config.integer("topk_group", bailing ? 4 : 1);
+    // Defaults of each config class: DeepseekV3Config 2.5 / true, Glm4MoeConfig 1.0 / true, Dots1Config 1.0 / false,
+    // BailingHybridConfig 2.5 / true.
     const double scaling = config.number("routed_scaling_factor", v3 ? 2.5 : 1.0);
-    const bool norm = config.flag("norm_topk_prob", v3 || family == HfFamily::Glm4Moe);
+    const bool norm = config.flag(norm_key, v3 || family == HfFamily::Glm4Moe);
     double applied_scaling = scaling;
     if (v3_like) {
       o.renormalize = norm;  // DeepSeek-V3: weights /= (sum + 1e-20) if norm_topk_prob, then *= scaling
@@ -378,7 +400,7 @@ HfLayerConfig read_hf_config(const std::string &dir, int32_t layer, const Option
              "' is not supported for deepseek_v3 (only 'noaux_tc')");
       }
       out.selection_bias = true;
-      set("n_group", "num_groups", std::to_string(groups));
+      set(group_key, "num_groups", std::to_string(groups));
       set("topk_group", "topk_groups", std::to_string(topk_groups));
       set("topk_method", "group_score", "top2_sum");
     } else if (method == "group_limited_greedy") {

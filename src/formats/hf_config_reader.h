@@ -43,6 +43,17 @@ class ConfigReader {
     return it != root_.end() && it->is_null();
   }
 
+  // Of two spellings of one setting (an attribute_map alias), the one config.json has (`first` when it has neither);
+  // FORMAT when it has both with different values.
+  const char *spelled(const char *first, const char *second) const {
+    if (absent(second)) return first;
+    if (!absent(first) && get(first) != get(second)) {
+      fail(PIMOE_ERR_FORMAT, where(), "keys '", prefix_, first, "' (", get(first).dump(), ") and '", prefix_, second,
+           "' (", get(second).dump(), ") disagree (both name the same setting)");
+    }
+    return absent(first) ? second : first;
+  }
+
   // A key that is absent or null.
   bool absent(const char *key) const {
     const auto it = root_.find(key);

@@ -410,6 +410,9 @@ std::vector<HfTensorMapping> hf_tensor_mapping(const HfLayerConfig &layer) {
       case HfFamily::MiniMaxM2:  // on the block, not the router
         add("router.selection_bias", p + "e_score_correction_bias", {E});
         break;
+      case HfFamily::BailingHybrid:  // the hub's name (transformers renames it e_score_correction_bias)
+        add("router.selection_bias", p + "gate.expert_bias", {E});
+        break;
       default:
         add("router.selection_bias", p + "gate.e_score_correction_bias", {E});
     }

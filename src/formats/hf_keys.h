@@ -30,6 +30,7 @@ enum class HfFamily {
   Llama4Text,
   Llama4,
   Phimoe,
+  BailingHybrid,
 };
 
 // Each family with its config.json "model_type".
@@ -58,6 +59,7 @@ constexpr HfFamilyName kHfFamilies[] = {
     {HfFamily::Llama4Text, "llama4_text"},
     {HfFamily::Llama4, "llama4"},
     {HfFamily::Phimoe, "phimoe"},
+    {HfFamily::BailingHybrid, "bailing_hybrid"},
 };
 
 // The settings of a MoE layer that config.json may spell in more than one way.
@@ -83,7 +85,9 @@ struct HfSpellings {
 // num_experts_per_tok: moe_k}, HunYuanMoEV1Config {num_experts_per_tok: moe_topk, num_local_experts: num_experts},
 // Dots1Config {num_local_experts: n_routed_experts}, JambaConfig {num_local_experts: num_experts}, Qwen3NextConfig
 // {}, MiniMaxConfig and MiniMaxM2Config {num_experts: num_local_experts}, Llama4TextConfig {} (Llama4Config nests it
-// as "text_config"), PhimoeConfig {}. gpt-oss's own config.json (openai's
+// as "text_config"), PhimoeConfig {}, BailingHybridConfig {num_local_experts: num_experts, num_experts_per_tok:
+// num_experts_per_token, n_shared_experts: num_shared_experts, n_group: num_expert_group, norm_topk_prob:
+// moe_renormalize} (the last three read in hf_config.cpp). gpt-oss's own config.json (openai's
 // release) also names top_k experts_per_token. Every family but dbrx counts its decoder layers in
 // num_hidden_layers.
 constexpr HfSpellings kHfSpellings[] = {
@@ -169,6 +173,10 @@ constexpr HfSpellings kHfSpellings[] = {
     {HfFamily::Phimoe, HfSetting::NumExperts, {"num_local_experts"}},
     {HfFamily::Phimoe, HfSetting::TopK, {"num_experts_per_tok"}},
     {HfFamily::Phimoe, HfSetting::ExpertWidth, {"intermediate_size"}},
+    {HfFamily::BailingHybrid, HfSetting::Hidden, {"hidden_size"}},
+    {HfFamily::BailingHybrid, HfSetting::NumExperts, {"num_experts", "num_local_experts"}},
+    {HfFamily::BailingHybrid, HfSetting::TopK, {"num_experts_per_token", "num_experts_per_tok"}},
+    {HfFamily::BailingHybrid, HfSetting::ExpertWidth, {"moe_intermediate_size"}},
 };
 
 // The decoder-layer count of every family but dbrx (which has its row above): num_hidden_layers.

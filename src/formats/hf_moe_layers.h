@@ -68,6 +68,19 @@ class MoeLayers {
                 ", expert_layer_offset = " + std::to_string(offset_) + ", " + key + " = " + std::to_string(experts);
         break;
       }
+      case HfFamily::BailingHybrid:
+        // BailingHybridConfig: mlp_layer_types ("sparse" / "dense"), else dense below first_k_dense_replace (2).
+        if (!config.absent("mlp_layer_types")) {
+          const json &types = config.get("mlp_layer_types");
+          if (!types.is_array()) fail(PIMOE_ERR_FORMAT, config.where(), "key 'mlp_layer_types' is not a list");
+          for (const json &t : types) moe_listed_.push_back(t == "sparse" ? 1 : 0);
+          listed_ = true;
+          rule_ = "a layer is sparse when mlp_layer_types says \"sparse\"";
+        } else {
+          first_ = config.integer("first_k_dense_replace", 2);
+          rule_ = "a layer is sparse when layer >= first_k_dense_replace = " + std::to_string(first_);
+        }
+        break;
       case HfFamily::Llama4Text:
       case HfFamily::Llama4:
         // Llama4TextConfig: moe_layers, else every interleave_moe_layer_step-th layer from step - 1 on.
@@ -105,6 +118,9 @@ class MoeLayers {
         return (layer + 1) % step_ == 0 && layer >= first_ && layer <= last_;
       case HfFamily::Jamba:
         return !dense_everywhere_ && layer % step_ == offset_;
+      case HfFamily::BailingHybrid:
+        if (!listed_) return layer >= first_;
+        return layer < static_cast<int64_t>(moe_listed_.size()) && moe_listed_[static_cast<size_t>(layer)] == 1;
       case HfFamily::Llama4Text:
       case HfFamily::Llama4:
         if (!listed_) return (layer + 1) % step_ == 0;

@@ -80,7 +80,7 @@ expect checkpoint_fp8 "$out" "^layer 1 +loads: .*; quant error unknown "
 # The families of make_family_fixtures.py: the dims under each family's spellings (DBRX's nested ffn_config and its
 # n_layers, ERNIE's moe_k, Hunyuan's per-layer moe_topk), the dense layers refused with the rule, layer 1 loads.
 for family in granitemoe dbrx glm4_moe ernie4_5_moe hunyuan_v1_moe dots1 jamba qwen3_next minimax minimax_m2 \
-    llama4_text phimoe; do
+    llama4_text phimoe bailing_hybrid; do
   out=$("$tool" "$fixtures/$family"); rc=$?
   [ $rc = 0 ] || { echo "FAIL: exit $rc on the $family checkpoint folder"; fail=1; }
   expect "$family" "$out" "^family: +$family \(Hugging Face checkpoint\)"
