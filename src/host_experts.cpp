@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
-// The parts of a host-routed call that run on the host around the backend: callback experts and the attention
-// combine (pimoe.h documents both).
+// The parts of a host-routed call that run on the host around the backend: callback experts, the attention combine
+// and expert input scaling (pimoe.h documents them).
 #include <algorithm>
 
 #include "error.h"
@@ -93,6 +93,44 @@ void Model::combine_with_attention(const float *x, Workspace &w, float *y) {
       if (!(ex.combined[j] > 0.0f)) continue;
       const float *o = ex.slot_outputs[j];
       for (int64_t c = 0; c < H; ++c) dst[c] += ex.combined[j] * o[c];
+    }
+  }
+}
+
+// Expert input scaling (pimoe.h, EXPERT_INPUT_SCALING): the shared expert of x first (run_shared, while x is the
+// backend's input), then the kept assignments' scaled tokens w_a * x_t become the backend's input, one row each in the
+// plan's expert order, and run_rows computes each expert on its rows; y (host memory) = shared + the outputs added
+// unweighted, per token in slot order.
+void Model::run_scaled_input(const float *x, Workspace &w, float *y) {
+  const RoutePlan &plan = w.plan;
+  HostExtrasScratch &ex = w.extras;
+  const int64_t H = config_.hidden, T = plan.tokens, S = plan.top_k, N = plan.kept();
+  backend_->run_shared(y, *w.scratch);
+  if (N == 0) return;
+  ex.callback_in.resize(static_cast<size_t>(N * H));  // the scaled rows (no callback experts with this option)
+  ex.row_token.resize(static_cast<size_t>(N));
+  for (int64_t i = 0; i < N; ++i) {
+    const int64_t a = plan.order[i];
+    const float wt = plan.weight[a];
+    const float *src = x + (a / S) * H;
+    float *dst = ex.callback_in.data() + i * H;
+    for (int64_t c = 0; c < H; ++c) dst[c] = wt * src[c];
+    ex.row_token[i] = i;
+  }
+  backend_->set_input(ex.callback_in.data(), N, *w.scratch, nullptr);
+  ex.row_out.resize(static_cast<size_t>(N * H));
+  ExpertRows rows;
+  rows.count = N;
+  rows.token = ex.row_token.data();
+  rows.offsets = plan.offsets.data();
+  backend_->run_rows(rows, ex.row_out.data(), *w.scratch);
+  for (int64_t t = 0; t < T; ++t) {
+    float *dst = y + t * H;
+    for (int64_t j = 0; j < S; ++j) {
+      const int64_t p = plan.position[t * S + j];
+      if (p < 0) continue;
+      const float *o = ex.row_out.data() + p * H;
+      for (int64_t c = 0; c < H; ++c) dst[c] += o[c];
     }
   }
 }

@@ -143,6 +143,20 @@ LayerConfig resolve_layer_config(const Options &options) {
          options.adaptive_bias_rate > 0.0 ? "adaptive_bias_rate > 0" : "dynamic_capacity (1)",
          ": outputs depend on earlier calls");
   }
+  if (options.sparsemixer_eps > 0.0) {
+    const char *conflict = options.top_k != 2                                       ? "top_k other than 2"
+                           : options.router_scoring != RouterScoring::Softmax       ? "router_scoring 'sigmoid'"
+                           : options.router_bias || options.adaptive_bias_rate > 0.0 ? "a selection bias"
+                           : num_groups > 1 || !levels.empty()                      ? "group-limited routing"
+                           : expert_choice                                          ? "routing_mode 'expert_choice'"
+                                                                                    : nullptr;
+    if (conflict) fail(PIMOE_ERR_INVALID_OPTION, "sparsemixer_eps (> 0) cannot be combined with ", conflict);
+  }
+  if (options.expert_input_scaling && (options.combine_attention_dim > 0 || !options.callbacks.empty())) {
+    fail(PIMOE_ERR_INVALID_OPTION, "expert_input_scaling (1) cannot be combined with ",
+         options.combine_attention_dim > 0 ? "combine_attention_dim > 0" : "callback experts",
+         ": those weigh experts' outputs, and its outputs are unweighted");
+  }
   if (!options.callbacks.empty() && options.callbacks.rbegin()->first >= options.num_experts) {
     fail(PIMOE_ERR_INVALID_OPTION, "expert callback for expert ", options.callbacks.rbegin()->first,
          " but num_experts is ", options.num_experts);
@@ -177,6 +191,8 @@ LayerConfig resolve_layer_config(const Options &options) {
   config.swiglu_alpha = options.swiglu_alpha;
   config.swiglu_limit = options.swiglu_limit;
   config.router.logit_bias = options.router_logit_bias;
+  config.router.scale_input = options.expert_input_scaling;
+  config.router.sparsemixer_eps = options.sparsemixer_eps;
   config.seed = options.seed;
   config.threads = options.threads;
   config.deterministic = options.deterministic;

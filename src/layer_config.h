@@ -59,6 +59,8 @@ struct RouterConfig {
   bool dynamic_capacity = false;    // per-expert capacity from router.load_ema
   double capacity_momentum = 0.9;
   int64_t combine_attention_dim = 0;  // attention combine d_c; 0 = off
+  bool scale_input = false;           // expert_input_scaling: y = sum_j expert_j(w_j x) (the model's run_scaled)
+  double sparsemixer_eps = 0.0;       // > 0: Phi-3.5-MoE's sparsemixer routing (router.cpp)
   bool has_callback_experts = false;
   std::vector<uint8_t> callback_expert;  // [E] 1: computed by a host callback (kept out of the backend's plan)
 
@@ -67,17 +69,18 @@ struct RouterConfig {
 
   // True when the layer uses a routing feature that only the host router implements (attention router, expert
   // choice, multi-level groups, adaptive bias, dynamic capacity, attention combine, callback experts, the router's
-  // logit bias): a backend's fused on-device routing must then leave routing to the model (router_logits +
-  // run_experts).
+  // logit bias, expert input scaling, sparsemixer): a backend's fused on-device routing must then leave routing to
+  // the model (router_logits + run_experts).
   bool needs_host_routing() const {
     return !group_levels.empty() || expert_choice || attention_heads > 0 || adaptive_bias_rate > 0.0 ||
-           dynamic_capacity || combine_attention_dim > 0 || has_callback_experts || logit_bias;
+           dynamic_capacity || combine_attention_dim > 0 || has_callback_experts || logit_bias || scale_input ||
+           sparsemixer_eps > 0.0;
   }
 
   // True when routing is plain softmax top-k (the default layer): the router's fast path.
   bool plain_softmax() const {
     return scoring == RouterScoring::Softmax && !selection_bias && num_groups == 1 && routed_scaling_factor == 1.0 &&
-           group_levels.empty() && !expert_choice;
+           group_levels.empty() && !expert_choice && sparsemixer_eps == 0.0;
   }
 };
 

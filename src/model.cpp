@@ -192,13 +192,17 @@ void Model::run_routed(const float *x, float *y, const DeviceCall *device, Works
   const bool callbacks = !plan.callback_order.empty();
   const size_t bytes = static_cast<size_t>(plan.tokens * config_.hidden) * sizeof(float);
   if (callbacks) run_callbacks(x, w);  // first: a failing callback leaves y untouched
-  if (config_.router.combine_attention_dim > 0) {
+  if (config_.router.combine_attention_dim > 0 || config_.router.scale_input) {
     float *host_y = y;
     if (device) {
       w.extras.host_y.resize(bytes / sizeof(float));
       host_y = w.extras.host_y.data();
     }
-    combine_with_attention(x, w, host_y);
+    if (config_.router.scale_input) {
+      run_scaled_input(x, w, host_y);
+    } else {
+      combine_with_attention(x, w, host_y);
+    }
     if (device) backend_->copy_to_device(y, host_y, bytes, *w.scratch);
     return;
   }

@@ -78,6 +78,7 @@ class Model {
   void run_callbacks(const float *x, Workspace &w);
   void add_callback_outputs(const RoutePlan &plan, const HostExtrasScratch &extras, float *y) const;
   void combine_with_attention(const float *x, Workspace &w, float *y);
+  void run_scaled_input(const float *x, Workspace &w, float *y);
   void update_adaptive_state(const RoutePlan &plan);
 
   LayerConfig config_;

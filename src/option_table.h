@@ -133,7 +133,9 @@ const char *enum_name(E value) {
   X(PIMOE_OPT_SWIGLU_ALPHA, "swiglu_alpha", double, swiglu_alpha, 1.702, 1e-6, 1e6, nullptr)                      \
   X(PIMOE_OPT_SWIGLU_LIMIT, "swiglu_limit", double, swiglu_limit, 7.0, 1e-6, 1e6, nullptr)                      \
   X(PIMOE_OPT_ACTIVATION_DTYPE, "activation_dtype", ActivationDtype, activation_dtype, ActivationDtype::Auto, 0, 0, \
-    nullptr)
+    nullptr)                                                                                                       \
+  X(PIMOE_OPT_EXPERT_INPUT_SCALING, "expert_input_scaling", bool, expert_input_scaling, false, 0, 1, nullptr)      \
+  X(PIMOE_OPT_SPARSEMIXER_EPS, "sparsemixer_eps", double, sparsemixer_eps, 0.0, 0, 1e6, nullptr)
 
 // Experimental options: backend tuning knobs that were environment variables only. They may change or disappear in
 // any release. Their fields live in BackendTuning (Options::tuning, LayerConfig::tuning); the defaults are what the

@@ -153,6 +153,37 @@ void apply_group_tree(const RouterConfig &config, RouterScratch &scratch) {
   }
 }
 
+// Phi-3.5-MoE's sparsemixer at inference (pimoe.h, SPARSEMIXER_EPS): the best and second-best logit, each weighted by
+// the softmax, evaluated at it, of the logits within 2 eps (relative) of it. The mask is computed in fp32, as
+// transformers computes it on fp32 logits; the softmax in double. Ties to the lower index (torch.max).
+void sparsemixer_token(const RouterConfig &config, const float *z, int32_t *ids, double *weights) {
+  const int64_t E = config.num_experts;
+  const auto inv_tau = static_cast<float>(1.0 / config.temperature);
+  const auto limit = static_cast<float>(2.0 * config.sparsemixer_eps);
+  auto s = [&](int64_t e) { return config.temperature == 1.0 ? z[e] : z[e] * inv_tau; };
+  int64_t first = 0;
+  for (int64_t e = 1; e < E; ++e) {
+    if (s(e) > s(first)) first = e;
+  }
+  int64_t second = first == 0 ? 1 : 0;
+  for (int64_t e = 0; e < E; ++e) {
+    if (e != first && s(e) > s(second)) second = e;
+  }
+  for (int slot = 0; slot < 2; ++slot) {
+    const int64_t chosen = slot == 0 ? first : second;
+    const float m = s(chosen);
+    double sum = 0.0;
+    for (int64_t e = 0; e < E; ++e) {
+      if (slot == 1 && e == first) continue;  // masked out before the second pick
+      const float factor = std::max(std::fabs(s(e)), m);
+      if ((m - s(e)) / factor > limit) continue;  // NaN (0 / 0) compares false: kept, as in torch
+      sum += std::exp(static_cast<double>(s(e)) - static_cast<double>(m));
+    }
+    ids[slot] = static_cast<int32_t>(chosen);
+    weights[slot] = 1.0 / sum;
+  }
+}
+
 // Scores, selects and weighs one token's experts for any router other than plain softmax top-k: softmax or sigmoid
 // scores, selection by score + bias within the best groups, weights from the unbiased scores.
 void route_token_general(const RouterConfig &config, const float *z, const float *bias, RoutePlan &plan,
@@ -184,6 +215,17 @@ void route_token_general(const RouterConfig &config, const float *z, const float
   for (int64_t e = 0; e < E; ++e) scores[e] = static_cast<float>(prob[e]);
   if (config.expert_choice) {  // experts pick tokens once every token is scored
     top1_sum += *std::max_element(prob.begin(), prob.begin() + E);
+    return;
+  }
+  if (config.sparsemixer_eps > 0.0) {
+    int32_t *ids = plan.expert.data() + t * k;
+    double weights[2];
+    sparsemixer_token(config, z, ids, weights);
+    top1_sum += prob[ids[0]];
+    for (int64_t j = 0; j < 2; ++j) {
+      plan.choice_count[ids[j]] += 1.0;
+      plan.weight[t * k + j] = static_cast<float>(weights[j] * config.routed_scaling_factor);
+    }
     return;
   }
 

@@ -3,7 +3,8 @@
 # tests/fixtures/make_fixtures.py and make_quantized_fixtures.py, committed; the tests only read them), the
 # pre-quantised checkpoints (FP8 blocks, gpt-oss's MXFP4) and the error cases.
 pimoe_add_gtest(test_hf_import ${CMAKE_CURRENT_LIST_DIR}/test_hf_import.cpp
-                ${CMAKE_CURRENT_LIST_DIR}/test_hf_import_quantized.cpp)
+                ${CMAKE_CURRENT_LIST_DIR}/test_hf_import_quantized.cpp
+                ${CMAKE_CURRENT_LIST_DIR}/test_hf_import_families.cpp)
 target_link_libraries(test_hf_import PRIVATE nlohmann_json::nlohmann_json)
 target_compile_definitions(test_hf_import PRIVATE PIMOE_HF_FIXTURE_DIR="${CMAKE_CURRENT_LIST_DIR}/fixtures")
 set_tests_properties(test_hf_import PROPERTIES LABELS "format;hf" TIMEOUT 120)

@@ -6,8 +6,10 @@
 #   test_parity_vulkan_large_tiles  the same through the large GEMM tiles only (by default small calls use the
 #                            small-row kernels and small tiles)
 #   test_routing_features_vulkan  every routing feature the host router has (attention router, expert choice,
-#                            multi-level groups, adaptive bias, dynamic capacity, attention combine, callback experts)
-#                            against the oracle, through router_logits + run_experts on the device
+#                            multi-level groups, adaptive bias, dynamic capacity, attention combine, callback experts,
+#                            expert input scaling) against the oracle, through router_logits + run_experts on the device
+#   test_hf_import_vulkan    every Hugging Face family's fixture against transformers (test_hf_import's HfParity); the
+#                            layers Vulkan refuses (gpt_oss's swiglu_oai, FP8 weights) must be refused
 #   test_vulkan              device list and selection, weights, fused vs host routing, concurrency, errors
 #   test_vulkan_no_loader    libvulkan.so.1 hidden: libpimoe loads, reports Vulkan unavailable, runs on the CPU
 #   test_vulkan_no_driver    no Vulkan driver: the same
@@ -54,10 +56,13 @@ add_test(NAME test_parity_vulkan_large_tiles COMMAND test_parity)
 set_tests_properties(test_parity_vulkan_large_tiles PROPERTIES ENVIRONMENT "${_lavapipe_env};PIMOE_VULKAN_TILES=large")
 add_test(NAME test_routing_features_vulkan COMMAND test_routing_features)
 set_tests_properties(test_routing_features_vulkan PROPERTIES ENVIRONMENT "${_lavapipe_env}")
+# The Hugging Face fixtures of every family against transformers' outputs, on Vulkan (test_hf_import's HfParity).
+add_test(NAME test_hf_import_vulkan COMMAND test_hf_import --gtest_filter=Families/HfParity.*)
+set_tests_properties(test_hf_import_vulkan PROPERTIES ENVIRONMENT "${_lavapipe_env}")
 add_test(NAME test_vulkan_lavapipe COMMAND test_vulkan)
 set_tests_properties(test_vulkan_lavapipe PROPERTIES ENVIRONMENT "${_lavapipe_env}")
 set_tests_properties(test_parity_vulkan test_parity_vulkan_host test_parity_vulkan_large_tiles
-                     test_routing_features_vulkan test_vulkan_lavapipe PROPERTIES
+                     test_routing_features_vulkan test_hf_import_vulkan test_vulkan_lavapipe PROPERTIES
                      LABELS "vulkan" TIMEOUT 900 FAIL_REGULAR_EXPRESSION "${_validation_fail}")
 
 add_test(NAME test_vulkan_no_loader COMMAND test_vulkan_unavailable)

@@ -253,6 +253,8 @@ PIMOE_OUT(int32_t, int, usable)
 %rename(SwigluAlpha) PIMOE_OPT_SWIGLU_ALPHA;
 %rename(SwigluLimit) PIMOE_OPT_SWIGLU_LIMIT;
 %rename(ActivationDtype) PIMOE_OPT_ACTIVATION_DTYPE;
+%rename(ExpertInputScaling) PIMOE_OPT_EXPERT_INPUT_SCALING;
+%rename(SparsemixerEps) PIMOE_OPT_SPARSEMIXER_EPS;
 /* Experimental keys (pimoe.h: may change or disappear in any release), set through Set(OptionKey, ...) or by name. */
 %rename(ExperimentalCudaNoWgmma) PIMOE_OPT_EXPERIMENTAL_CUDA_NO_WGMMA;
 %rename(ExperimentalCudaStreamTokens) PIMOE_OPT_EXPERIMENTAL_CUDA_STREAM_TOKENS;

@@ -100,6 +100,11 @@ type Options struct {
 	SwigluAlpha     float64 // "swiglu_alpha" of ActivationSwiGLUOAI experts (default 1.702)
 	SwigluLimit     float64 // "swiglu_limit" of ActivationSwiGLUOAI experts (default 7.0)
 
+	// Llama 4's block: each routed expert takes x scaled by its routing weight, its output added unweighted.
+	ExpertInputScaling bool // "expert_input_scaling"
+	// Phi-3.5-MoE's routing: sparsemixer with this eps (0: off).
+	SparsemixerEps float64 // "sparsemixer_eps"
+
 	// Experts holds per-expert overrides (ExpertPreset, ExpertActivation, ExpertWidth, ExpertPreNorm,
 	// ExpertWeightDtype, ExpertCallback), applied in order with the C API's rules: every-expert settings first, then
 	// per-expert ones; within each, presets first.
@@ -221,6 +226,8 @@ const (
 	optSwigluAlpha         = 38
 	optSwigluLimit         = 39
 	optActivationDtype     = 40
+	optExpertInputScaling  = 41
+	optSparsemixerEps      = 42
 )
 
 // callbacks are the cgo handles of the Go expert callbacks given to one C options object, by expert.
@@ -293,6 +300,7 @@ func (o *Options) apply(h uintptr, cbs callbacks) error {
 		{optWeightGroupSize, int64(o.WeightGroupSize), o.WeightGroupSize != 0},
 		{optWeightZeroPoint, 1, o.WeightZeroPoint},
 		{optRouterLogitBias, 1, o.RouterLogitBias},
+		{optExpertInputScaling, 1, o.ExpertInputScaling},
 	}
 	for _, s := range ints {
 		if s.set {
@@ -314,6 +322,7 @@ func (o *Options) apply(h uintptr, cbs callbacks) error {
 		{optCapacityMomentum, o.CapacityMomentum},
 		{optSwigluAlpha, o.SwigluAlpha},
 		{optSwigluLimit, o.SwigluLimit},
+		{optSparsemixerEps, o.SparsemixerEps},
 	}
 	for _, s := range floats {
 		if s.v != 0 {

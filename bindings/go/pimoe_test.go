@@ -222,6 +222,8 @@ func TestConstantsMatchC(t *testing.T) {
 		{optWeightGroupSize, int(cpimoe.PIMOE_OPT_WEIGHT_GROUP_SIZE)},
 		{optWeightZeroPoint, int(cpimoe.PIMOE_OPT_WEIGHT_ZERO_POINT)},
 		{optRouterLogitBias, int(cpimoe.PIMOE_OPT_ROUTER_LOGIT_BIAS)},
+		{optExpertInputScaling, int(cpimoe.PIMOE_OPT_EXPERT_INPUT_SCALING)},
+		{optSparsemixerEps, int(cpimoe.PIMOE_OPT_SPARSEMIXER_EPS)},
 		{optSwigluAlpha, int(cpimoe.PIMOE_OPT_SWIGLU_ALPHA)}, {optSwigluLimit, int(cpimoe.PIMOE_OPT_SWIGLU_LIMIT)},
 	}
 	for i, p := range pairs {

@@ -10,6 +10,8 @@
  *   7. cross-expert attention combine: router weights w versus combine weights w'
  *   8. shared experts: always-on, optionally gated
  *   9. a physically isolated expert: an exact host callback whose output appears in the layer's output
+ *  10. expert input scaling (Llama 4): the routing weight scales the expert's input, not its output
+ *  11. sparsemixer routing (Phi-3.5-MoE): top-2, each weight a softmax over the logits near its expert's
  *
  *   usage: routing_features [backend]          default: cpu
  *
@@ -349,6 +351,53 @@ static void callback_expert(void) {
   pimoe_destroy(m);
 }
 
+/* 10. Expert input scaling (Llama 4): sigmoid top-1, the expert runs on w * x; against the same layer weighing the
+ * expert's output instead. */
+static void expert_input_scaling(void) {
+  enum { T = 4 };
+  const char *const out_opts[] = {"top_k", "1", "router_scoring", "sigmoid", "renormalize", "0",
+                                  "activation", "swiglu"};
+  const char *const in_opts[] = {"top_k", "1", "router_scoring", "sigmoid", "renormalize", "0",
+                                 "activation", "swiglu", "expert_input_scaling", "1"};
+  pimoe_model *a = make_layer(out_opts, 8), *b = make_layer(in_opts, 10);
+  float x[T * H], ya[T * H], yb[T * H], w[T];
+  int32_t ids[T];
+  int t, i, differs = 0;
+  fill_input(x, T * H, 10);
+  CHECK(pimoe_forward(a, x, T * H, 1, T, ya, T * H, NULL, NULL, 0));
+  CHECK(pimoe_forward(b, x, T * H, 1, T, yb, T * H, ids, w, T));
+  section("10. expert input scaling (sigmoid top-1): y = expert(w * x) instead of w * expert(x)");
+  for (t = 0; t < T; ++t) {
+    double diff = 0.0;
+    for (i = 0; i < H; ++i) diff += fabs((double)yb[t * H + i] - ya[t * H + i]);
+    printf("token %d: e%d w %.4f, mean |expert(w x) - w expert(x)| = %.4f\n", t, ids[t], w[t], diff / H);
+    differs += diff > 0.0 && w[t] > 0.0f && w[t] < 1.0f;
+  }
+  expect(differs == T, "every token's output differs from the weighted output (sigmoid weights in (0, 1))");
+  pimoe_destroy(a);
+  pimoe_destroy(b);
+}
+
+/* 11. Sparsemixer (Phi-3.5-MoE): two experts, each weighted by a softmax over the logits near it. */
+static void sparsemixer(void) {
+  enum { T = 4 };
+  const char *const opts[] = {"sparsemixer_eps", "0.3"};
+  pimoe_model *m = make_layer(opts, 2);
+  float x[T * H], y[T * H], w[T * 2];
+  int32_t ids[T * 2];
+  int t, in_range = 1;
+  fill_input(x, T * H, 11);
+  CHECK(pimoe_forward(m, x, T * H, 1, T, y, T * H, ids, w, T * 2));
+  section("11. sparsemixer (eps 0.3): each weight a softmax over the logits within 2 eps (relative) of its expert's");
+  for (t = 0; t < T; ++t) {
+    printf("token %d: e%d w %.4f   e%d w %.4f\n", t, ids[t * 2], w[t * 2], ids[t * 2 + 1], w[t * 2 + 1]);
+    in_range = in_range && w[t * 2] > 0.0f && w[t * 2] <= 1.0f && w[t * 2 + 1] > 0.0f && w[t * 2 + 1] <= 1.0f &&
+               ids[t * 2] != ids[t * 2 + 1];
+  }
+  expect(in_range, "two distinct experts per token, each weight in (0, 1]");
+  pimoe_destroy(m);
+}
+
 int main(int argc, char **argv) {
   if (argc > 1) g_backend = argv[1];
   printf("libpimoe %s, routing features on backend \"%s\"\n", pimoe_version_string(), g_backend);
@@ -361,5 +410,7 @@ int main(int argc, char **argv) {
   attention_combine();
   shared_expert();
   callback_expert();
+  expert_input_scaling();
+  sparsemixer();
   return 0;
 }

@@ -166,12 +166,59 @@ PIMOE_API pimoe_status pimoe_load(const char *path, const pimoe_options *options
  *                 experts_per_token)                                    of gate_up, up = odd rows;
  *                                                                       swiglu_limit from config
  *                                                                       (def. 7), swiglu_alpha 1.702
+ *   granitemoe    softmax of the top-k logits (= softmax,               fused: input_linear        none
+ *                 renormalised)                                         [E, 2I, H], gate = rows
+ *                                                                       [0, I), up = [I, 2I);
+ *                                                                       output_linear [E, H, I]
+ *   dbrx          softmax, top-k divided by their p-norm, p =           fused [E*I, H]: w1 = gate, none
+ *                 ffn_config.moe_normalize_expert_weights: 1            v1 = up, w2 = down
+ *                 (= renormalised, the default) or null (not)           transposed
+ *   glm4_moe      as deepseek_v3 (noaux_tc, group score = sum of        gate/up/down_proj         n_shared_experts
+ *                 top 2); norm_topk_prob def. 1, routed_scaling                                   x moe_intermediate
+ *                 def. 1
+ *   dots1         as glm4_moe, norm_topk_prob def. 0                    gate/up/down_proj         as glm4_moe
+ *   ernie4_5_moe  softmax p; top-k of p + e_score_correction_bias       gate/up/down_proj         moe_num_shared_
+ *                 (ROUTER_BIAS); weights p / their sum                                            experts (def. 2)
+ *                                                                                                 x moe_intermediate
+ *   hunyuan_v1_moe softmax, top-k renormalised; k = moe_topk, one       gate/up/down_proj,        shared_mlp, ungated,
+ *                 value or one per layer                                width intermediate_size   intermediate_size
+ *   jamba         softmax, top-k, not renormalised                      gate/up/down_proj         none
+ *   qwen3_next    as qwen2_moe, norm_topk_prob def. 1                   gate/up/down_proj         gated by sigmoid
+ *   minimax       softmax, top-k renormalised                           w1 = gate, w3 = up, w2    none
+ *   minimax_m2    sigmoid s; top-k of s + e_score_correction_bias       w1 = gate, w3 = up, w2    none
+ *                 (ROUTER_BIAS); weights s / their sum
+ *   bailing_hybrid as deepseek_v3 (sigmoid, expert_bias for selection, gate/up/down_proj         num_shared_experts
+ *                 num_expert_group/topk_group, moe_renormalize def. 1,                            x moe_intermediate
+ *                 routed_scaling def. 2.5); layers whose SwiGLU clamp
+ *                 (expert_swiglu_limit_list) is non-zero are refused
+ *   phimoe        sparsemixer (SPARSEMIXER_EPS = router_jitter_noise,   w1 = gate, w3 = up, w2    none
+ *                 def. 0.01): 2 experts, each weighted by the softmax
+ *                 of the logits within 2 eps (relative) of it
+ *   llama4_text   top-k of the logits, w = sigmoid(logit), not           fused: gate_up_proj         shared_expert,
+ *   (llama4: its  renormalised; EXPERT_INPUT_SCALING: each chosen        [E, H, 2I] (x @ W: gate =   ungated,
+ *   text_config,  expert runs on w * x, its output added                 columns [0, I), up =        intermediate_size
+ *   tensors under unweighted                                             [I, 2I)), down_proj
+ *   language_model.)                                                     [E, I, H]
  * </pre>
+ *
+ * Which layers are MoE layers follows each family's decoder layer: qwen2_moe, qwen3_moe, qwen3_next: not in
+ * mlp_only_layers and (layer + 1) % decoder_sparse_step == 0; deepseek_v2/v3: layer >= first_k_dense_replace and
+ * layer % moe_layer_freq == 0; glm4_moe (def. 1), dots1 (def. 0): layer >= first_k_dense_replace; ernie4_5_moe:
+ * (layer + 1) % moe_layer_interval == 0 and moe_layer_start_index <= layer <= moe_layer_end_index (-1: the last);
+ * jamba: layer % expert_layer_period == expert_layer_offset (and more than one expert); bailing_hybrid:
+ * mlp_layer_types[layer] == "sparse", else layer >= first_k_dense_replace (def. 2); llama4_text / llama4: in
+ * moe_layers, else (layer + 1) % interleave_moe_layer_step == 0; the others: every layer.
  *
  * A setting config.json may spell in several ways is read under every spelling the family's transformers config
  * class accepts (its attribute_map): the routed-expert count is num_local_experts or num_experts (mixtral, qwen3_moe,
- * olmoe, gpt_oss), num_experts only (qwen2_moe), n_routed_experts or num_experts (deepseek_v2), n_routed_experts or
- * num_local_experts (deepseek_v3); two spellings that disagree are PIMOE_ERR_FORMAT, and when none is present the
+ * olmoe, gpt_oss, jamba, hunyuan_v1_moe, minimax, minimax_m2), num_experts only (qwen2_moe, qwen3_next),
+ * num_local_experts only (granitemoe), n_routed_experts or num_experts (deepseek_v2), n_routed_experts or
+ * num_local_experts (deepseek_v3, glm4_moe, dots1), moe_num_experts or num_experts (ernie4_5_moe), num_experts or
+ * num_local_experts (bailing_hybrid, whose top_k is num_experts_per_token or num_experts_per_tok, and whose shared
+ * experts, groups and renormalisation are num_shared_experts, num_expert_group, moe_renormalize or DeepSeek's names),
+ * ffn_config.moe_num_experts (dbrx); top_k is moe_k (ernie4_5_moe) or moe_topk (hunyuan_v1_moe) or
+ * num_experts_per_tok, ffn_config.moe_top_k (dbrx); dbrx's hidden size is d_model or hidden_size and its layer count
+ * n_layers or num_hidden_layers. Two spellings that disagree are PIMOE_ERR_FORMAT, and when none is present the
  * message names every key looked for.
  * The README's "Loading a Hugging Face MoE layer" lists the exact tensor names. Weights stored as F32 load exactly,
  * BF16 and F16 ones are converted to fp32. Pre-quantised checkpoints load as they ship, named by config.json's
@@ -192,11 +239,13 @@ PIMOE_API pimoe_status pimoe_load(const char *path, const pimoe_options *options
  * mistyped config key, a missing tensor, a tensor whose shape contradicts config.json, a non-finite weight, a
  * malformed safetensors file; quantised: missing scales, scales whose shape contradicts their matrix, an fp8 NaN
  * code, a NaN or E8M0 0xff scale, a scale whose values overflow fp32), PIMOE_ERR_UNSUPPORTED (an unknown
- * model_type, hidden_act other than silu, an unsupported topk_method or scoring_func, a quantization_config other
+ * model_type, hidden_act (dbrx: ffn_config.ffn_act_fn.name) other than silu, an unsupported topk_method or
+ * scoring_func, dbrx's moe_normalize_expert_weights other than 1 or null, ernie4_5_moe's use_bias true, a
+ * quantization_config other
  * than the two above (another quant_method, fmt, weight_block_size or activation_scheme; gpt_oss without mxfp4), a
  * tensor dtype other than F32/BF16/F16 and the quantised ones above), PIMOE_ERR_INVALID_ARGUMENT
- * (layer out of range, or a dense layer: DeepSeek's first_k_dense_replace / moe_layer_freq, Qwen2/3-MoE's
- * mlp_only_layers / decoder_sparse_step), and those of pimoe_create() for the runtime options.
+ * (layer out of range, or a dense layer by the rules above; the message states the rule with its values and lists
+ * the checkpoint's MoE layers), and those of pimoe_create() for the runtime options.
  * *out is set only on success. */
 PIMOE_API pimoe_status pimoe_import_hf(const char *checkpoint_dir, int32_t layer, const pimoe_options *runtime_options,
                                        pimoe_model **out);

@@ -263,6 +263,23 @@ typedef enum pimoe_expert_preset {
  *                                                  The routing outputs report w'. o_j includes the expert's biases.
  *                                                  w' sums to 1 over a token's kept slots, so routed_scaling_factor
  *                                                  and RENORMALIZE have no effect on the output with it.
+ *   EXPERT_INPUT_SCALING "expert_input_scaling" int 0  1: each routed expert takes its token SCALED by the slot's
+ *                                                  routing weight and its output is added unweighted:
+ *                                                  y = sum_j expert_j(w_j * x) + g(x) * shared(x) (Llama 4's MoE:
+ *                                                  sigmoid top-1, routed_in = x * score). Every routing option
+ *                                                  applies to w_j as above; the routing outputs report w_j. Not
+ *                                                  with COMBINE_ATTENTION_DIM or callback experts.
+ *   SPARSEMIXER_EPS "sparsemixer_eps" float 0     > 0: sparsemixer routing at inference (Phi-3.5-MoE, its
+ *                                                  router_jitter_noise eps; 0 = off; up to 1e6). With s = z/tau:
+ *                                                  expert 1 = argmax s (m1 = its s), weight 1 = e^(m1) / sum of
+ *                                                  e^(s_j) over the j with (m1 - s_j) / max(|s_j|, m1) <= 2 eps;
+ *                                                  expert 2 = argmax of s without expert 1 (m2), weight 2 =
+ *                                                  e^(m2) / sum of e^(s_j) over the j != expert 1 with
+ *                                                  (m2 - s_j) / max(|s_j|, m2) <= 2 eps (the mask in fp32, as
+ *                                                  transformers); ties to the lower index; weights then x
+ *                                                  routed_scaling_factor (RENORMALIZE does not apply). Needs
+ *                                                  top_k 2, softmax scoring, token choice, no selection bias and
+ *                                                  no groups.
  * \endcode
  * Callback experts (pimoe_options_set_expert_callback) are routed like any expert; see pimoe_expert_fn.
  *
@@ -368,6 +385,8 @@ typedef enum pimoe_option {
   PIMOE_OPT_SWIGLU_ALPHA = 38,
   PIMOE_OPT_SWIGLU_LIMIT = 39,
   PIMOE_OPT_ACTIVATION_DTYPE = 40,
+  PIMOE_OPT_EXPERT_INPUT_SCALING = 41,
+  PIMOE_OPT_SPARSEMIXER_EPS = 42,
   /* Experimental (see above): may change or disappear in any release. */
   PIMOE_OPT_EXPERIMENTAL_CUDA_NO_WGMMA = 1000,
   PIMOE_OPT_EXPERIMENTAL_CUDA_STREAM_TOKENS = 1001,

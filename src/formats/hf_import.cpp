@@ -21,6 +21,12 @@ int64_t ceil_div(int64_t a, int64_t b) {
   return (a + b - 1) / b;
 }
 
+uint64_t element_count(const std::vector<int64_t> &shape) {
+  uint64_t n = 1;
+  for (int64_t d : shape) n *= static_cast<uint64_t>(d);
+  return n;
+}
+
 std::string shape_text(const std::vector<int64_t> &shape) {
   std::string text = "[";
   for (size_t i = 0; i < shape.size(); ++i) text += (i ? ", " : "") + std::to_string(shape[i]);
@@ -135,23 +141,29 @@ void read_floats(const Source &src, std::vector<float> &out) {
   check_finite(out.data(), out.size(), src);
 }
 
-// Fused float tensors [E, R] (gpt-oss's biases), decoded once each.
-using FusedFloats = std::map<std::string, std::vector<float>>;
-
-// The expert's row slice of a fused float tensor (its even or odd elements with a row parity) into out.
-void read_fused_floats(const Source &src, FusedFloats &fused, std::vector<float> &out) {
+// The expert's slice of a fused float tensor (HfTensorMapping: its rows, even or odd rows, or columns transposed)
+// into out [rows, cols] (a vector: cols 1), read from the mapped file: no fp32 copy of the whole tensor.
+void read_fused_floats(const Source &src, std::vector<float> &out, int64_t cols) {
   const HfTensorMapping &m = *src.mapping;
-  std::vector<float> &all = fused[m.hf_name];
-  if (all.empty()) {
-    all.resize(static_cast<size_t>(src.values.tensor->element_count));
-    read_floats(src, all);
+  const TensorInfo &t = *src.values.tensor;
+  const int64_t block = m.block_rows * m.block_cols;
+  const int64_t rows = static_cast<int64_t>(out.size()) / cols;
+  const bool fits = m.transpose ? m.col_offset + rows <= m.block_cols && cols == m.block_rows
+                                : cols == m.block_cols && (m.row_parity < 0 ? m.row_offset + rows <= m.block_rows
+                                                                            : 2 * rows <= m.block_rows);
+  if (!fits || (m.expert + 1) * block > static_cast<int64_t>(t.element_count)) {
+    fail(PIMOE_ERR_INTERNAL, src.what(), ": the slice does not fit the tensor");
   }
-  const int64_t R = m.shape[1];
-  const float *row = all.data() + m.expert * R;
-  for (size_t i = 0; i < out.size(); ++i) {
-    const auto j = static_cast<int64_t>(i);
-    out[i] = row[m.row_parity < 0 ? j : 2 * j + m.row_parity];
+  const SafetensorsView &view = src.values.file->view();
+  const auto base = static_cast<size_t>(m.expert * block);
+  for (int64_t i = 0; i < rows; ++i) {
+    for (int64_t k = 0; k < cols; ++k) {
+      const int64_t row = m.row_parity < 0 ? m.row_offset + i : 2 * i + m.row_parity;
+      const int64_t at = m.transpose ? k * m.block_cols + m.col_offset + i : row * m.block_cols + k;
+      out[static_cast<size_t>(i * cols + k)] = decode_f32_element(view, t, base + static_cast<size_t>(at));
+    }
   }
+  check_finite(out.data(), out.size(), src);
 }
 
 // A compact matrix's values must be finite in fp32: check_codes rejects NaN codes and scales, and this the scales
@@ -304,23 +316,107 @@ std::vector<HfTensorMapping> hf_tensor_mapping(const HfLayerConfig &layer) {
         HfTensorMapping &b = add(native + (parity ? "up.bias" : "gate.bias"), x + "gate_up_proj_bias", {E, 2 * I});
         b.expert = e;
         b.row_parity = parity;
+        b.block_rows = 2 * I;
+        b.block_cols = 1;
       }
       HfTensorMapping &w = add(native + "down.weight", x + "down_proj_blocks", {E, H, gi, 16});
       w.storage = HfTensorMapping::Storage::Mxfp4;
       w.scale_name = x + "down_proj_scales";
       w.scale_shape = {E, H, gi};
       w.expert = e;
-      add(native + "down.bias", x + "down_proj_bias", {E, H}).expert = e;
+      HfTensorMapping &b = add(native + "down.bias", x + "down_proj_bias", {E, H});
+      b.expert = e;
+      b.block_rows = H;
+      b.block_cols = 1;
     }
     return out;
   }
 
-  const bool mixtral = layer.family == HfFamily::Mixtral;
-  const char *gate = mixtral ? "w1" : "gate_proj";
-  const char *up = mixtral ? "w3" : "up_proj";
-  const char *down = mixtral ? "w2" : "down_proj";
-  add("router.weight", p + "gate.weight", {E, H});
-  if (layer.selection_bias) add("router.selection_bias", p + "gate.e_score_correction_bias", {E});
+  // Every expert's matrices fused in one float tensor per projection (Granite, DBRX): expert e's slice.
+  auto add_fused = [&](std::string native, const std::string &hf, std::vector<int64_t> shape, int64_t e,
+                       int64_t block_rows, int64_t block_cols) -> HfTensorMapping & {
+    HfTensorMapping &m = add(std::move(native), hf, std::move(shape));
+    m.expert = e;
+    m.block_rows = block_rows;
+    m.block_cols = block_cols;
+    return m;
+  };
+  if (layer.family == HfFamily::GraniteMoe) {
+    // GraniteMoeMoE (the hub's names): router.layer [E, H]; input_linear [E, 2I, H], of which rows [0, I) are the
+    // gate and [I, 2I) the up projection (transformers' chunk(2)); output_linear [E, H, I].
+    add("router.weight", p + "router.layer.weight", {E, H});
+    for (int64_t e = 0; e < E; ++e) {
+      const std::string native = "experts." + std::to_string(e) + ".";
+      add_fused(native + "gate.weight", p + "input_linear.weight", {E, 2 * I, H}, e, 2 * I, H);
+      add_fused(native + "up.weight", p + "input_linear.weight", {E, 2 * I, H}, e, 2 * I, H).row_offset = I;
+      add_fused(native + "down.weight", p + "output_linear.weight", {E, H, I}, e, H, I);
+    }
+    return out;
+  }
+  if (layer.family == HfFamily::Dbrx) {
+    // DbrxFFN: router.layer [E, H]; experts.mlp.w1 (gate) and v1 (up) [E * I, H], expert e's rows [e I, (e + 1) I);
+    // w2 [E * I, H] likewise, used as h @ w2_e: down = w2_e transposed.
+    add("router.weight", p + "router.layer.weight", {E, H});
+    const std::string x = p + "experts.mlp.";
+    for (int64_t e = 0; e < E; ++e) {
+      const std::string native = "experts." + std::to_string(e) + ".";
+      add_fused(native + "gate.weight", x + "w1", {E * I, H}, e, I, H);
+      add_fused(native + "up.weight", x + "v1", {E * I, H}, e, I, H);
+      add_fused(native + "down.weight", x + "w2", {E * I, H}, e, I, H).transpose = true;
+    }
+    return out;
+  }
+
+  if (layer.family == HfFamily::Llama4Text || layer.family == HfFamily::Llama4) {
+    // Llama4TextMoe: router [E, H]; experts.gate_up_proj [E, H, 2I] used as x @ W_e (gate = columns [0, I), up =
+    // [I, 2I), each transposed) and experts.down_proj [E, I, H] (down = its transpose); shared_expert.*_proj.
+    add("router.weight", p + "router.weight", {E, H});
+    for (int64_t e = 0; e < E; ++e) {
+      const std::string native = "experts." + std::to_string(e) + ".";
+      add_fused(native + "gate.weight", p + "experts.gate_up_proj", {E, H, 2 * I}, e, H, 2 * I).transpose = true;
+      HfTensorMapping &up_m = add_fused(native + "up.weight", p + "experts.gate_up_proj", {E, H, 2 * I}, e, H, 2 * I);
+      up_m.transpose = true;
+      up_m.col_offset = I;
+      add_fused(native + "down.weight", p + "experts.down_proj", {E, I, H}, e, I, H).transpose = true;
+    }
+    const int64_t S = layer.shared_width;
+    add_matrix("shared.gate.weight", p + "shared_expert.gate_proj.weight", S, H);
+    add_matrix("shared.up.weight", p + "shared_expert.up_proj.weight", S, H);
+    add_matrix("shared.down.weight", p + "shared_expert.down_proj.weight", H, S);
+    return out;
+  }
+
+  const bool w123 = layer.family == HfFamily::Mixtral || layer.family == HfFamily::MiniMax ||
+                    layer.family == HfFamily::MiniMaxM2 ||
+                    layer.family == HfFamily::Phimoe;  // Mixtral's names: w1 gate, w3 up, w2 down
+  const char *gate = w123 ? "w1" : "gate_proj";
+  const char *up = w123 ? "w3" : "up_proj";
+  const char *down = w123 ? "w2" : "down_proj";
+  switch (layer.family) {
+    case HfFamily::HunyuanV1Moe:
+      add("router.weight", p + "gate.wg.weight", {E, H});
+      break;
+    case HfFamily::Jamba:
+      add("router.weight", p + "router.weight", {E, H});
+      break;
+    default:
+      add("router.weight", p + "gate.weight", {E, H});
+  }
+  if (layer.selection_bias) {
+    switch (layer.family) {
+      case HfFamily::Ernie45Moe:  // Ernie4_5_MoeStatics: [1, E] (one expert group)
+        add("router.selection_bias", p + "moe_statics.e_score_correction_bias", {1, E});
+        break;
+      case HfFamily::MiniMaxM2:  // on the block, not the router
+        add("router.selection_bias", p + "e_score_correction_bias", {E});
+        break;
+      case HfFamily::BailingHybrid:  // the hub's name (transformers renames it e_score_correction_bias)
+        add("router.selection_bias", p + "gate.expert_bias", {E});
+        break;
+      default:
+        add("router.selection_bias", p + "gate.e_score_correction_bias", {E});
+    }
+  }
   for (int64_t e = 0; e < E; ++e) {
     const std::string native = "experts." + std::to_string(e) + ".";
     const std::string hf = p + "experts." + std::to_string(e) + ".";
@@ -330,7 +426,10 @@ std::vector<HfTensorMapping> hf_tensor_mapping(const HfLayerConfig &layer) {
   }
   if (layer.shared_width > 0) {
     const int64_t S = layer.shared_width;
-    const std::string hf = p + (layer.family == HfFamily::Qwen2Moe ? "shared_expert." : "shared_experts.");
+    const char *shared = "shared_experts.";
+    if (layer.family == HfFamily::Qwen2Moe || layer.family == HfFamily::Qwen3Next) shared = "shared_expert.";
+    if (layer.family == HfFamily::HunyuanV1Moe) shared = "shared_mlp.";
+    const std::string hf = p + shared;
     add_matrix("shared.gate.weight", hf + "gate_proj.weight", S, H);
     add_matrix("shared.up.weight", hf + "up_proj.weight", S, H);
     add_matrix("shared.down.weight", hf + "down_proj.weight", H, S);
@@ -359,10 +458,10 @@ std::unique_ptr<pimoe_model> import_hf(const std::string &dir, int32_t layer_ind
     if (tensors.size() != mapping.size()) {
       fail(PIMOE_ERR_INTERNAL, "the layer has ", tensors.size(), " tensors but the importer maps ", mapping.size());
     }
-    FusedFloats fused;  // fused bias tensors, decoded once
     for (const NamedTensor &t : tensors) {
       const auto it = by_native.find(t.name);
-      if (it == by_native.end() || (it->second.mapping->expert < 0 && it->second.mapping->shape != t.shape)) {
+      if (it == by_native.end() ||
+          (it->second.mapping->expert < 0 && it->second.values.tensor->element_count != element_count(t.shape))) {
         fail(PIMOE_ERR_INTERNAL, "the importer has no mapping for tensor '", t.name, "' ", shape_text(t.shape));
       }
       const Source &src = it->second;
@@ -372,7 +471,7 @@ std::unique_ptr<pimoe_model> import_hf(const std::string &dir, int32_t layer_ind
       } else if (src.scales.file) {  // F8_E4M3 with its weight_scale_inv
         deliver(t, read_fp8(src, t.shape[0], t.shape[1]));
       } else if (m.expert >= 0) {
-        read_fused_floats(src, fused, fill_buffer(t));
+        read_fused_floats(src, fill_buffer(t), t.shape.size() > 1 ? t.shape[1] : 1);
         finish_filling(t);
       } else {
         read_floats(src, fill_buffer(t));

@@ -27,10 +27,20 @@ struct HfTensorMapping {
   Storage storage = Storage::Float;
   std::string scale_name;  // Fp8OrFloat, Mxfp4: the scales' tensor
   std::vector<int64_t> scale_shape;
-  // A fused tensor (gpt-oss: every expert in one, [E, R, ...]): the expert's slice, and of its R rows the even
-  // (row_parity 0: gate) or odd (1: up) ones, or all (-1). expert -1: the whole tensor is the native one.
+  // A fused tensor (every expert in one: gpt-oss [E, R, ...], Granite [E, R, C], DBRX [E * R, C]): the expert's
+  // slice, and of its R rows the even (row_parity 0: gate) or odd (1: up) ones, or all (-1). expert -1: the whole
+  // tensor is the native one (its elements in order; its shape may differ, e.g. ERNIE's bias [1, E] for [E]).
   int64_t expert = -1;
   int row_parity = -1;
+  // Float storage only: the expert's slice is the block_rows x block_cols matrix at element expert * block_rows *
+  // block_cols (a vector: block_cols 1); the native tensor is its rows from row_offset on (Granite's gate and up
+  // halves) or by row_parity, or with transpose its columns from col_offset on, transposed (DBRX's w2 [I, H] for
+  // down [H, I], Llama 4's gate_up_proj [H, 2I]).
+  int64_t block_rows = 0;
+  int64_t block_cols = 0;
+  int64_t row_offset = 0;
+  int64_t col_offset = 0;
+  bool transpose = false;
 };
 
 // Every tensor of the layer, in libpimoe's documented order, with its checkpoint name and the shape config.json

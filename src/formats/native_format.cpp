@@ -208,6 +208,8 @@ std::map<std::string, std::string> native_metadata(const LayerConfig &config) {
   if (r.scoring != RouterScoring::Softmax) m[kPrefix + "router_scoring"] = "sigmoid";
   if (r.selection_bias) m[kPrefix + "router_bias"] = "1";
   if (r.logit_bias) m[kPrefix + "router_logit_bias"] = "1";
+  if (r.scale_input) m[kPrefix + "expert_input_scaling"] = "1";
+  if (r.sparsemixer_eps > 0.0) m[kPrefix + "sparsemixer_eps"] = format_double(r.sparsemixer_eps);
   if (r.routed_scaling_factor != 1.0) m[kPrefix + "routed_scaling_factor"] = format_double(r.routed_scaling_factor);
   if (r.num_groups != 1 || r.topk_groups != 1) {
     m[kPrefix + "num_groups"] = std::to_string(r.num_groups);
@@ -408,6 +410,7 @@ LayerConfig native_config(const SafetensorsView &view, const Options &runtime) {
   if (has("router_scoring")) set_string("router_scoring", PIMOE_OPT_ROUTER_SCORING);
   if (has("router_bias")) options.router_bias = meta.flag(kPrefix + "router_bias");
   if (has("router_logit_bias")) options.router_logit_bias = meta.flag(kPrefix + "router_logit_bias");
+  if (has("expert_input_scaling")) options.expert_input_scaling = meta.flag(kPrefix + "expert_input_scaling");
   if (has("swiglu_alpha")) set_float("swiglu_alpha", PIMOE_OPT_SWIGLU_ALPHA);
   if (has("swiglu_limit")) set_float("swiglu_limit", PIMOE_OPT_SWIGLU_LIMIT);
   if (has("routed_scaling_factor")) set_float("routed_scaling_factor", PIMOE_OPT_ROUTED_SCALING);
@@ -422,6 +425,7 @@ LayerConfig native_config(const SafetensorsView &view, const Options &runtime) {
   if (has("router_attention_head_dim")) set_int("router_attention_head_dim", PIMOE_OPT_ATTENTION_HEAD_DIM);
   if (has("router_attention_causal")) set_int("router_attention_causal", PIMOE_OPT_ATTENTION_CAUSAL);
   if (has("adaptive_bias_rate")) set_float("adaptive_bias_rate", PIMOE_OPT_ADAPTIVE_BIAS_RATE);
+  if (has("sparsemixer_eps")) set_float("sparsemixer_eps", PIMOE_OPT_SPARSEMIXER_EPS);
   if (has("dynamic_capacity")) set_int("dynamic_capacity", PIMOE_OPT_DYNAMIC_CAPACITY);
   if (has("capacity_momentum")) set_float("capacity_momentum", PIMOE_OPT_CAPACITY_MOMENTUM);
   if (has("combine_attention_dim")) set_int("combine_attention_dim", PIMOE_OPT_COMBINE_ATTENTION_DIM);

@@ -287,6 +287,18 @@ void decode_to_f32(const SafetensorsView &view, const TensorInfo &tensor, float 
   }
 }
 
+float decode_f32_element(const SafetensorsView &view, const TensorInfo &tensor, size_t index) {
+  const uint8_t *src = view.bytes(tensor);
+  if (tensor.dtype == DType::F32) {
+    float value;
+    std::memcpy(&value, src + 4 * index, sizeof value);
+    return value;
+  }
+  uint16_t bits;
+  std::memcpy(&bits, src + 2 * index, sizeof bits);
+  return tensor.dtype == DType::BF16 ? bf16_to_f32(bits) : f16_to_f32(bits);
+}
+
 SafetensorsFile::SafetensorsFile(const std::string &path)
     : map_(path), view_(SafetensorsView::parse(map_.data(), map_.size(), path)) {}
 

@@ -66,6 +66,10 @@ class SafetensorsView {
 // rounded). count must equal the element count. Other dtypes: PIMOE_ERR_UNSUPPORTED naming the tensor.
 void decode_to_f32(const SafetensorsView &view, const TensorInfo &tensor, float *out, size_t count);
 
+// Element `index` (< element_count) of an F32, BF16 or F16 tensor as fp32 (the importers' strided reads of fused
+// tensors); the caller has checked the dtype.
+float decode_f32_element(const SafetensorsView &view, const TensorInfo &tensor, size_t index);
+
 // A memory-mapped, validated safetensors file. Tensor bytes stay valid while this object lives.
 class SafetensorsFile {
  public:

@@ -81,6 +81,31 @@ out=$("$tool" "$fixtures/deepseek_v3_fp8"); rc=$?
 [ $rc = 0 ] || { echo "FAIL: exit $rc on an FP8 checkpoint folder"; fail=1; }
 expect checkpoint_fp8 "$out" "^layer 1 +MoE: .*; imports: .*, quant error unknown "
 
+# The families of make_family_fixtures.py: the dims under each family's spellings (DBRX's nested ffn_config and its
+# n_layers, ERNIE's moe_k, Hunyuan's per-layer moe_topk), the dense layers refused with the rule, layer 1 loads.
+for family in granitemoe dbrx glm4_moe ernie4_5_moe hunyuan_v1_moe dots1 jamba qwen3_next minimax minimax_m2 \
+    llama4_text phimoe bailing_hybrid; do
+  out=$("$tool" "$fixtures/$family"); rc=$?
+  [ $rc = 0 ] || { echo "FAIL: exit $rc on the $family checkpoint folder"; fail=1; }
+  expect "$family" "$out" "^family: +$family \(Hugging Face checkpoint\)"
+  expect "$family" "$out" "^layer dims: +hidden 64, [0-9]+ routed experts, top_k [][0-9,]+, expert width [0-9]+$"
+  expect "$family" "$out" "^layer 1 +loads: hidden 64, "
+done
+out=$("$tool" "$fixtures/dbrx")
+expect dbrx_dims "$out" "^layer dims: +hidden 64, 8 routed experts, top_k 2, expert width 32$"
+expect dbrx_layers "$out" "^loads: +yes \(1 of 2 layers"  # n_layers = 2; the fixture holds layer 1 only
+expect dbrx_layer0 "$out" "^layer 0 +no: .*'transformer\.blocks\.0\.ffn\.router\.layer\.weight' is missing"
+# llama4 (the multimodal config): the text model's settings come from text_config, its tensors from language_model.
+llama4=$(mktemp -d)
+cp "$fixtures/llama4_text/model.safetensors" "$llama4/"
+printf '{"model_type": "llama4", "text_config": %s}\n' "$(cat "$fixtures/llama4_text/config.json")" >"$llama4/config.json"
+out=$("$tool" "$llama4")
+rm -rf "$llama4"
+expect llama4_dims "$out" "^layer dims: +hidden 64, 8 routed experts, top_k 1, expert width 32$"
+expect llama4_layer1 "$out" "^layer 1 +no: .*'language_model\.model\.layers\.1\.feed_forward\.router\.weight' is missing"
+out=$("$tool" "$fixtures/jamba")
+expect jamba_dense "$out" "^layer 0 +no: .*expert_layer_period = 2, expert_layer_offset = 1.*MoE layers: 1 of 2"
+
 mkdir -p "${TMPDIR:-/tmp}/pimoe-info-empty.$$"
 out=$("$tool" "${TMPDIR:-/tmp}/pimoe-info-empty.$$"); rc=$?
 rmdir "${TMPDIR:-/tmp}/pimoe-info-empty.$$"

@@ -55,6 +55,8 @@ struct Hyper {
   bool dynamic_capacity = false;    // PIMOE_OPT_DYNAMIC_CAPACITY (uses Weights::load_ema)
   double capacity_momentum = 0.9;   // PIMOE_OPT_CAPACITY_MOMENTUM
   int32_t combine_dim = 0;          // PIMOE_OPT_COMBINE_ATTENTION_DIM (0: plain weighted combine)
+  bool expert_input_scaling = false;  // PIMOE_OPT_EXPERT_INPUT_SCALING: y = sum_j expert_j(w_j x) (+ shared(x))
+  double sparsemixer_eps = 0.0;       // PIMOE_OPT_SPARSEMIXER_EPS (> 0: Phi-3.5-MoE's sparsemixer weights, top-2)
   // Callback experts (pimoe_options_set_expert_callback): their indices, and the function computing them
   // (the C callback without user_data). Returns 0 on success. An expert is a callback expert when it is listed
   // here or its Weights::experts entry has callback set.

@@ -127,7 +127,22 @@ TokenRoute RouteLogits(const Weights &w, const Hyper &hp, const std::vector<doub
     r.weights[j] = r.probs[static_cast<size_t>(r.order[j])];
     chosen += r.weights[j];
   }
-  if (hp.renormalize) {
+  if (hp.sparsemixer_eps > 0.0) {
+    // sparsemixer: weight j = softmax over the logits within 2 eps (relative) of the j-th pick, at that pick; the
+    // second pick's softmax leaves out the first pick.
+    for (size_t j = 0; j < 2; ++j) {
+      const size_t pick = static_cast<size_t>(r.order[j]);
+      const double m = r.logits[pick] / hp.temperature;
+      double sum = 0.0;
+      for (size_t e = 0; e < r.logits.size(); ++e) {
+        if (j == 1 && e == static_cast<size_t>(r.order[0])) continue;
+        const double s = r.logits[e] / hp.temperature;
+        if ((m - s) / std::max(std::fabs(s), m) > 2.0 * hp.sparsemixer_eps) continue;
+        sum += std::exp(s - m);
+      }
+      r.weights[j] = 1.0 / sum;
+    }
+  } else if (hp.renormalize) {
     const double denominator = hp.sigmoid ? chosen + 1e-20 : chosen;
     for (double &v : r.weights) v /= denominator;
   }
@@ -498,8 +513,14 @@ Result Forward(const Weights &w, const Hyper &hp, const float *input, int64_t ba
       if (e < 0 || r.dropped[t * slots + j]) continue;
       const Expert &expert = w.experts[static_cast<size_t>(e)];
       if (expert.callback || hp.IsCallback(e)) continue;
-      outs[t * slots + j] =
-          ExpertForward(expert, w.hidden, hp.layer_norm_eps, input + t * hidden, hp.swiglu_alpha, hp.swiglu_limit);
+      const float *x = input + t * hidden;
+      std::vector<float> scaled;
+      if (hp.expert_input_scaling) {  // the expert's input is w_j * x (an fp32 product, as the library forms it)
+        scaled.resize(hidden);
+        for (size_t h = 0; h < hidden; ++h) scaled[h] = static_cast<float>(r.weights[t * slots + j]) * x[h];
+        x = scaled.data();
+      }
+      outs[t * slots + j] = ExpertForward(expert, w.hidden, hp.layer_norm_eps, x, hp.swiglu_alpha, hp.swiglu_limit);
     }
   }
   for (size_t e = 0; e < num_experts; ++e) {
@@ -547,7 +568,7 @@ Result Forward(const Weights &w, const Hyper &hp, const float *input, int64_t ba
     for (size_t j = 0; j < slots; ++j) {
       const std::vector<double> &y = outs[t * slots + j];
       if (y.empty()) continue;
-      const double wt = r.weights[t * slots + j];
+      const double wt = hp.expert_input_scaling ? 1.0 : r.weights[t * slots + j];
       for (size_t h = 0; h < hidden; ++h) r.output[t * hidden + h] += wt * y[h];
     }
   }

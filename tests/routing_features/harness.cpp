@@ -102,6 +102,8 @@ po::Hyper Cfg::Hyper() const {
   h.dynamic_capacity = dynamic_capacity;
   h.capacity_momentum = capacity_momentum;
   h.combine_dim = combine_dim;
+  h.expert_input_scaling = expert_input_scaling;
+  h.sparsemixer_eps = sparsemixer_eps;
   h.callback_experts = callback_experts;
   h.callback = [](int32_t e, const float *in, int64_t rows, int64_t width, float *out) {
     return ComputeCallback(e, in, rows, width, out);
@@ -130,6 +132,8 @@ std::string Cfg::Describe() const {
   if (adaptive_bias_rate > 0.0) s << " adaptive=" << adaptive_bias_rate;
   if (dynamic_capacity) s << " dynamic(beta=" << capacity_momentum << ")";
   if (combine_dim > 0) s << " combine=" << combine_dim;
+  if (expert_input_scaling) s << " expert_input_scaling";
+  if (sparsemixer_eps > 0.0) s << " sparsemixer=" << sparsemixer_eps;
   if (!callback_experts.empty()) {
     s << " callbacks=";
     for (int32_t e : callback_experts) s << e << ";";
@@ -157,6 +161,8 @@ void MakeOptions(const Cfg &c, OptionsPtr *out) {
   PIMOE_ASSERT_OK(pimoe_options_set_int(p, PIMOE_OPT_DYNAMIC_CAPACITY, c.dynamic_capacity ? 1 : 0));
   PIMOE_ASSERT_OK(pimoe_options_set_float(p, PIMOE_OPT_CAPACITY_MOMENTUM, c.capacity_momentum));
   PIMOE_ASSERT_OK(pimoe_options_set_int(p, PIMOE_OPT_COMBINE_ATTENTION_DIM, c.combine_dim));
+  PIMOE_ASSERT_OK(pimoe_options_set_int(p, PIMOE_OPT_EXPERT_INPUT_SCALING, c.expert_input_scaling ? 1 : 0));
+  PIMOE_ASSERT_OK(pimoe_options_set_float(p, PIMOE_OPT_SPARSEMIXER_EPS, c.sparsemixer_eps));
   for (int32_t e : c.callback_experts) {
     PIMOE_ASSERT_OK(pimoe_options_set_expert_callback(p, e, TestCallback, c.callbacks));
   }

@@ -111,6 +111,8 @@ struct Cfg {
   bool dynamic_capacity = false;
   double capacity_momentum = 0.9;
   int32_t combine_dim = 0;
+  bool expert_input_scaling = false;
+  double sparsemixer_eps = 0.0;
   std::vector<int32_t> callback_experts;
   CallbackState *callbacks = &g_callbacks;
 

@@ -339,6 +339,66 @@ std::vector<ParityRun> CallbackExpertsRuns() {
   runs.push_back({configs, {{1, 29}, {2, 16}}, 1, {1, 2}, true});
   return runs;
 }
+// Expert input scaling (Llama 4: sigmoid top-1, the expert takes x * score, a shared expert beside).
+std::vector<ParityRun> ExpertInputScalingRuns() {
+  std::vector<Cfg> configs;
+  Cfg c;
+  c.expert_input_scaling = true;
+  c.sigmoid = true;
+  c.top_k = 1;
+  c.renormalize = false;
+  c.activation = PIMOE_ACT_SWIGLU;
+  c.shared_width = 24;
+  configs.push_back(c);
+  c.top_k = 2;
+  c.capacity_factor = 1.0;  // with drops
+  c.shared_gate = true;
+  configs.push_back(c);
+  c = Cfg();
+  c.expert_input_scaling = true;
+  c.activation = PIMOE_ACT_GELU;  // softmax top-2, renormalised, biases and LayerNorm on the scaled input
+  c.expert_bias = true;
+  c.pre_norm = true;
+  configs.push_back(c);
+  c = Cfg();
+  c.expert_input_scaling = true;
+  c.experts = 16;
+  c.top_k = 3;
+  c.sigmoid = true;
+  c.router_bias = true;
+  c.num_groups = 4;
+  c.topk_groups = 2;
+  c.routed_scaling = 2.5;
+  configs.push_back(c);
+  c = Cfg();
+  c.expert_input_scaling = true;
+  c.expert_choice = true;
+  configs.push_back(c);
+  return {{configs, {{1, 29}, {2, 16}, {1, 1}}, 1, {1, 2}, false}};
+}
+
+// Sparsemixer routing (Phi-3.5-MoE): eps 0.01 as Phi-3.5-MoE ships, a wide one so that the masks keep several
+// experts, with temperature, capacity drops, scaling and the router's logit bias.
+std::vector<ParityRun> SparsemixerRuns() {
+  std::vector<Cfg> configs;
+  Cfg c;
+  c.sparsemixer_eps = 0.01;
+  c.activation = PIMOE_ACT_SWIGLU;
+  configs.push_back(c);
+  c.sparsemixer_eps = 0.5;
+  c.experts = 16;
+  c.shared_width = 16;
+  configs.push_back(c);
+  c = Cfg();
+  c.sparsemixer_eps = 0.2;
+  c.temperature = 0.7;
+  c.capacity_factor = 1.0;
+  c.routed_scaling = 1.5;
+  c.router_logit_bias = true;
+  configs.push_back(c);
+  return {{configs, {{1, 29}, {2, 16}, {1, 1}}, 1, {1, 2}, false}};
+}
+
 // ================================================================================================ what they must
 // exercise
 
@@ -391,6 +451,8 @@ const FeatureCase kFeatures[] = {
     {"DynamicCapacity", DynamicCapacityRuns, DynamicCapacityExercised},
     {"AttentionCombine", AttentionCombineRuns, AttentionCombineExercised},
     {"CallbackExperts", CallbackExpertsRuns, CallbackExpertsExercised},
+    {"ExpertInputScaling", ExpertInputScalingRuns, NoExpectations},
+    {"Sparsemixer", SparsemixerRuns, NoExpectations},
 };
 
 class FeatureParity : public ::testing::TestWithParam<FeatureCase> {};

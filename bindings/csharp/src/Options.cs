@@ -152,6 +152,12 @@ namespace Pimoe
         /// <summary>Width d_c of the cross-expert attention combine (0: off).</summary>
         public Options SetCombineAttentionDim(int dim) { return Set(OptionKey.CombineAttentionDim, (long)dim); }
 
+        /// <summary>Expert input scaling (Llama 4): y = sum_j expert_j(w_j * x).</summary>
+        public Options SetExpertInputScaling(bool enabled) { return Set(OptionKey.ExpertInputScaling, enabled); }
+
+        /// <summary>Sparsemixer routing (Phi-3.5-MoE) with this eps; 0: off.</summary>
+        public Options SetSparsemixerEps(double eps) { return Set(OptionKey.SparsemixerEps, eps); }
+
         /// <summary>The router's logit bias (gpt-oss): z = W_g x + c, tensor "router.bias".</summary>
         public Options SetRouterLogitBias(bool enabled) { return Set(OptionKey.RouterLogitBias, enabled); }
 

@@ -243,6 +243,16 @@ public final class Options {
     return setInt(OptionKey.COMBINE_ATTENTION_DIM, dim);
   }
 
+  /** Expert input scaling (Llama 4): y = sum_j expert_j(w_j * x), the routing weight scaling the expert's input. */
+  public Options expertInputScaling(boolean enabled) {
+    return setInt(OptionKey.EXPERT_INPUT_SCALING, enabled ? 1 : 0);
+  }
+
+  /** Sparsemixer routing (Phi-3.5-MoE) with this eps; 0: off. */
+  public Options sparsemixerEps(double eps) {
+    return setFloat(OptionKey.SPARSEMIXER_EPS, eps);
+  }
+
   /** The router's logit bias (gpt-oss): z = W_g x + c, tensor "router.bias". */
   public Options routerLogitBias(boolean enabled) {
     return setInt(OptionKey.ROUTER_LOGIT_BIAS, enabled ? 1 : 0);
