@@ -9,7 +9,7 @@
 #                            multi-level groups, adaptive bias, dynamic capacity, attention combine, callback experts,
 #                            expert input scaling) against the oracle, through router_logits + run_experts on the device
 #   test_hf_import_vulkan    every Hugging Face family's fixture against transformers (test_hf_import's HfParity); the
-#                            layers Vulkan refuses (gpt_oss's swiglu_oai, FP8 weights) must be refused
+#                            layer Vulkan refuses (gpt_oss's swiglu_oai) must be refused; FP8 weights run there
 #   test_vulkan              device list and selection, weights, fused vs host routing, concurrency, errors
 #   test_vulkan_no_loader    libvulkan.so.1 hidden: libpimoe loads, reports Vulkan unavailable, runs on the CPU
 #   test_vulkan_no_driver    no Vulkan driver: the same

@@ -156,10 +156,20 @@ json layer_json(const LayerConfig &config) {
 }
 
 // The first of `keys` that config.json has (null when none): the families name the same setting differently.
+// A key "outer.inner" is the member inner of the object outer (DBRX's "ffn_config.moe_num_experts", hf_keys.h).
 json first_of(const json &config, std::initializer_list<const char *> keys) {
   for (const char *key : keys) {
-    auto it = config.find(key);
-    if (it != config.end() && !it->is_null()) return *it;
+    const json *scope = &config;
+    std::string name = key;
+    const size_t dot = name.find('.');
+    if (dot != std::string::npos) {
+      const auto outer = config.find(name.substr(0, dot));
+      if (outer == config.end() || !outer->is_object()) continue;
+      scope = &*outer;
+      name = name.substr(dot + 1);
+    }
+    auto it = scope->find(name);
+    if (it != scope->end() && !it->is_null()) return *it;
   }
   return nullptr;
 }
@@ -193,15 +203,28 @@ uint64_t safetensors_bytes(const std::filesystem::path &dir) {
   return total;
 }
 
-// config.json's num_hidden_layers (1 when absent), refused unless an integer in [1, kMaxInspectedLayers].
+// config.json's decoder-layer count under the family's spelling (num_hidden_layers; DBRX: n_layers; hf_keys.h), 1
+// when absent, refused unless an integer in [1, kMaxInspectedLayers].
 int64_t layer_count(const json &config, const std::string &path) {
-  const auto it = config.find("num_hidden_layers");
+  const char *key = "num_hidden_layers";
+  pimoe::HfFamily family{};
+  const auto type = config.find("model_type");
+  if (type != config.end() && type->is_string() &&
+      pimoe::hf_family_of(type->get_ref<const std::string &>().c_str(), family)) {
+    for (const char *spelled : pimoe::hf_spellings(family, pimoe::HfSetting::Layers).keys) {
+      if (spelled && config.contains(spelled)) {
+        key = spelled;
+        break;
+      }
+    }
+  }
+  const auto it = config.find(key);
   if (it == config.end() || it->is_null()) return 1;
   const bool integer =
       it->is_number_integer() && (it->is_number_unsigned() ? it->get<uint64_t>() <= uint64_t(kMaxInspectedLayers)
                                                            : it->get<int64_t>() <= kMaxInspectedLayers);
   if (!integer || it->get<int64_t>() < 1) {
-    pimoe::fail(PIMOE_ERR_FORMAT, "file '", path, "': key 'num_hidden_layers' = ", it->dump(),
+    pimoe::fail(PIMOE_ERR_FORMAT, "file '", path, "': key '", key, "' = ", it->dump(),
                 " is not an integer in [1, ", kMaxInspectedLayers, "] (the layers pimoe info inspects)");
   }
   return it->get<int64_t>();
@@ -254,9 +277,20 @@ json describe_checkpoint_layer(const std::string &dir, int32_t layer) {
 json describe_checkpoint(const std::string &dir) {
   const std::string path = (std::filesystem::path(dir) / "config.json").string();
   // The importer's reader: a regular file (never a FIFO or a directory), at most its size cap, read whole.
-  const json config = json::parse(pimoe::read_text_file(path, pimoe::kMaxJsonFileBytes), nullptr, false);
+  json config = json::parse(pimoe::read_text_file(path, pimoe::kMaxJsonFileBytes), nullptr, false);
   if (config.is_discarded()) pimoe::fail(PIMOE_ERR_FORMAT, "file '", path, "' is not valid JSON");
   if (!config.is_object()) pimoe::fail(PIMOE_ERR_FORMAT, "file '", path, "' is not a JSON object");
+  // Llama4Config (model_type llama4) keeps the text model's settings in "text_config", where the importer reads them:
+  // describe those (with the top level's other keys beside them), under the checkpoint's model_type.
+  const auto text_config = config.find("text_config");
+  if (first_of(config, {"model_type"}) == "llama4" && text_config != config.end() && text_config->is_object()) {
+    json text = *text_config;
+    for (const auto &item : config.items()) {
+      if (item.key() != "text_config" && !text.contains(item.key())) text[item.key()] = item.value();
+    }
+    text["model_type"] = "llama4";
+    config = std::move(text);
+  }
   const int64_t layers = layer_count(config, path);
   json info = {
       {"source", {{"kind", "hf_checkpoint"}, {"path", dir}, {"family", first_of(config, {"model_type"})}}},

@@ -89,12 +89,12 @@ for family in granitemoe dbrx glm4_moe ernie4_5_moe hunyuan_v1_moe dots1 jamba q
   [ $rc = 0 ] || { echo "FAIL: exit $rc on the $family checkpoint folder"; fail=1; }
   expect "$family" "$out" "^family: +$family \(Hugging Face checkpoint\)"
   expect "$family" "$out" "^layer dims: +hidden 64, [0-9]+ routed experts, top_k [][0-9,]+, expert width [0-9]+$"
-  expect "$family" "$out" "^layer 1 +loads: hidden 64, "
+  expect "$family" "$out" "^layer 1 +MoE: hidden 64, .*; imports: "
 done
 out=$("$tool" "$fixtures/dbrx")
 expect dbrx_dims "$out" "^layer dims: +hidden 64, 8 routed experts, top_k 2, expert width 32$"
-expect dbrx_layers "$out" "^loads: +yes \(1 of 2 layers"  # n_layers = 2; the fixture holds layer 1 only
-expect dbrx_layer0 "$out" "^layer 0 +no: .*'transformer\.blocks\.0\.ffn\.router\.layer\.weight' is missing"
+expect dbrx_layers "$out" "^loads: +yes \(1 of 2 MoE layers import\)"  # n_layers = 2; the fixture holds layer 1 only
+expect dbrx_layer0 "$out" "^layer 0 +MoE: .*does not import: .*'transformer\.blocks\.0\.ffn\.router\.layer\.weight' is missing"
 # llama4 (the multimodal config): the text model's settings come from text_config, its tensors from language_model.
 llama4=$(mktemp -d)
 cp "$fixtures/llama4_text/model.safetensors" "$llama4/"
@@ -102,9 +102,9 @@ printf '{"model_type": "llama4", "text_config": %s}\n' "$(cat "$fixtures/llama4_
 out=$("$tool" "$llama4")
 rm -rf "$llama4"
 expect llama4_dims "$out" "^layer dims: +hidden 64, 8 routed experts, top_k 1, expert width 32$"
-expect llama4_layer1 "$out" "^layer 1 +no: .*'language_model\.model\.layers\.1\.feed_forward\.router\.weight' is missing"
+expect llama4_layer1 "$out" "^layer 1 +MoE: .*does not import: .*'language_model\.model\.layers\.1\.feed_forward\.router\.weight' is missing"
 out=$("$tool" "$fixtures/jamba")
-expect jamba_dense "$out" "^layer 0 +no: .*expert_layer_period = 2, expert_layer_offset = 1.*MoE layers: 1 of 2"
+expect jamba_dense "$out" "^layer 0 +no MoE block: .*expert_layer_period = 2, expert_layer_offset = 1.*MoE layers: 1 of 2"
 
 mkdir -p "${TMPDIR:-/tmp}/pimoe-info-empty.$$"
 out=$("$tool" "${TMPDIR:-/tmp}/pimoe-info-empty.$$"); rc=$?
