@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdio>
+#include <cstring>
 #include <new>
 
 #include "error.h"
@@ -36,6 +37,16 @@ pimoe_status guarded(const pimoe_model *model, Body &&body) noexcept {
   } catch (...) {
     return report(model, PIMOE_ERR_INTERNAL, "internal error: unknown exception");
   }
+}
+
+// The raw value of an enum parameter, read without an enum-typed load: a C caller may pass any int, and loading an
+// out-of-range value as a C++ enum is undefined behaviour.
+template <typename Enum>
+int raw_value(const Enum &value) {
+  static_assert(sizeof(Enum) == sizeof(int), "C enums are int-sized here");
+  int raw;
+  std::memcpy(&raw, &value, sizeof raw);
+  return raw;
 }
 
 template <typename T>

@@ -22,16 +22,6 @@ void check_expert_index(int32_t expert, const char *function) {
   }
 }
 
-// The raw value of an enum parameter, read without an enum-typed load: a C caller may pass any int, and loading an
-// out-of-range value as a C++ enum is undefined behaviour.
-template <typename Enum>
-int raw_value(const Enum &value) {
-  static_assert(sizeof(Enum) == sizeof(int), "C enums are int-sized here");
-  int raw;
-  std::memcpy(&raw, &value, sizeof raw);
-  return raw;
-}
-
 }  // namespace
 
 extern "C" {

@@ -20,10 +20,10 @@ pimoe_status pimoe_prune(pimoe_model *model, pimoe_prune_method method, double f
     require(model, "pimoe_prune", "model");
     require(calibration, "pimoe_prune", "calibration");
     require(out, "pimoe_prune", "out");
-    if (method != PIMOE_PRUNE_EXPERTS_BY_MASS && method != PIMOE_PRUNE_EXPERTS_RANDOM &&
-        method != PIMOE_PRUNE_CHANNELS_BY_NORM) {
-      fail(PIMOE_ERR_INVALID_ARGUMENT, "pimoe_prune: method ", static_cast<int>(method),
-           " is not a pimoe_prune_method");
+    const int raw_method = raw_value(method);
+    if (raw_method != PIMOE_PRUNE_EXPERTS_BY_MASS && raw_method != PIMOE_PRUNE_EXPERTS_RANDOM &&
+        raw_method != PIMOE_PRUNE_CHANNELS_BY_NORM) {
+      fail(PIMOE_ERR_INVALID_ARGUMENT, "pimoe_prune: method ", raw_method, " is not a pimoe_prune_method");
     }
     if (!(fraction > 0.0 && fraction < 1.0)) {
       fail(PIMOE_ERR_INVALID_ARGUMENT, "pimoe_prune: fraction ", fraction, " is not in (0, 1)");
@@ -46,7 +46,7 @@ pimoe_status pimoe_prune(pimoe_model *model, pimoe_prune_method method, double f
            ") is below the minimum of ", kMinimum, " bytes; set it to sizeof(pimoe_prune_report)");
     }
     PruneRequest request;
-    request.method = method;
+    request.method = static_cast<pimoe_prune_method>(raw_method);
     request.fraction = fraction;
     request.seed = seed;
     request.calibration = calibration;
